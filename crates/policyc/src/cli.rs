@@ -1,0 +1,71 @@
+//! Command-line arguments.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Toolgate policy compiler: check and format `.policy` files.
+#[derive(Debug, Parser)]
+#[command(name = "policyc", version, about)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Check policy files for errors and warnings (exit 0: clean, 1: errors, 2: usage or I/O error).
+    Check(CheckArgs),
+    /// Rewrite policy files in the canonical layout.
+    Fmt(FmtArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// Files or directories (searched recursively for `*.policy`).
+    #[arg(default_value = ".")]
+    pub paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// Treat warnings as errors (exit 1 when there are any).
+    #[arg(long)]
+    pub deny_warnings: bool,
+    /// Colour in human output.
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct FmtArgs {
+    /// Files or directories (searched recursively for `*.policy`).
+    #[arg(default_value = ".")]
+    pub paths: Vec<PathBuf>,
+    /// Change nothing; list the files that would change and exit 1 if any would.
+    #[arg(long)]
+    pub check: bool,
+    /// Colour in error output.
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+}
+
+/// How `check` prints its findings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    /// miette's graphical report on stderr.
+    Human,
+    /// One JSON object on stdout.
+    Json,
+    /// SARIF 2.1.0 on stdout.
+    Sarif,
+}
+
+/// Whether to colour human output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Color {
+    /// When stderr is a terminal and `NO_COLOR` is unset.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}

@@ -1,0 +1,94 @@
+//! `policyc fmt`.
+
+use crate::cli::FmtArgs;
+use crate::diag;
+use crate::{files, Exit};
+use std::path::Path;
+
+/// What formatting one file came to.
+enum Outcome {
+    Unchanged,
+    Changed(String),
+    /// Not formattable: syntax errors (already rendered into the message).
+    Broken(String),
+}
+
+pub(crate) fn run(args: &FmtArgs) -> Exit {
+    let paths = match files::collect(&args.paths) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Usage;
+        }
+    };
+    let mut exit = Exit::Ok;
+    for path in &paths {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("error: cannot read `{}`: {e}", path.display());
+                exit = Exit::Usage;
+                continue;
+            }
+        };
+        match format_one(path, &bytes, args) {
+            Outcome::Unchanged => {}
+            Outcome::Changed(text) if args.check => {
+                println!("{}", path.display());
+                exit = worse(exit, Exit::Findings);
+                drop(text);
+            }
+            Outcome::Changed(text) => {
+                if let Err(e) = std::fs::write(path, text) {
+                    eprintln!("error: cannot write `{}`: {e}", path.display());
+                    exit = Exit::Usage;
+                }
+            }
+            Outcome::Broken(msg) => {
+                eprint!("{msg}");
+                exit = worse(exit, Exit::Findings);
+            }
+        }
+    }
+    exit
+}
+
+fn worse(a: Exit, b: Exit) -> Exit {
+    if a == Exit::Usage || b == Exit::Usage {
+        Exit::Usage
+    } else if a == Exit::Findings || b == Exit::Findings {
+        Exit::Findings
+    } else {
+        Exit::Ok
+    }
+}
+
+fn format_one(path: &Path, bytes: &[u8], args: &FmtArgs) -> Outcome {
+    let broken = |report: diag::FileReport| {
+        let mut out = format!("error: cannot format `{}`: it has syntax errors\n", path.display());
+        report.render_human(args.color, &mut out);
+        Outcome::Broken(out)
+    };
+    let Ok(src) = toolgate_syntax::decode(bytes) else { return broken(diag::analyze(path, bytes)) };
+    let parsed = toolgate_syntax::parse(src);
+    if !parsed.errors.is_empty() {
+        return broken(diag::analyze(path, bytes));
+    }
+    let text = toolgate_syntax::print(&parsed.file, src);
+    // Never write a file whose meaning or comments the printer changed.
+    let again = toolgate_syntax::parse(&text);
+    let same = again.errors.is_empty()
+        && again.file.items == parsed.file.items
+        && again.file.comments.len() == parsed.file.comments.len();
+    if !same {
+        return Outcome::Broken(format!(
+            "error: internal error: formatting `{}` would change its meaning; the file was left alone (please report this)\n",
+            path.display()
+        ));
+    }
+    if text == src {
+        Outcome::Unchanged
+    } else {
+        Outcome::Changed(text)
+    }
+}

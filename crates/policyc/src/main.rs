@@ -1,0 +1,40 @@
+//! `policyc`: the Toolgate policy compiler's command line. This file only
+//! parses arguments and dispatches; each command lives in its own module.
+
+mod check;
+mod cli;
+mod diag;
+mod files;
+mod fmt;
+
+use clap::Parser as _;
+use std::process::{ExitCode, Termination};
+
+/// The process exit status, one meaning each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Exit {
+    /// Nothing to report (warnings allowed unless `--deny-warnings`).
+    Ok,
+    /// Findings: errors in a policy, or files `fmt --check` would change.
+    Findings,
+    /// Bad usage or an I/O error: the tool could not do its job.
+    Usage,
+}
+
+impl Termination for Exit {
+    fn report(self) -> ExitCode {
+        ExitCode::from(match self {
+            Exit::Ok => 0,
+            Exit::Findings => 1,
+            Exit::Usage => 2,
+        })
+    }
+}
+
+fn main() -> Exit {
+    let cli = cli::Cli::parse();
+    match cli.command {
+        cli::Command::Check(args) => check::run(&args),
+        cli::Command::Fmt(args) => fmt::run(&args),
+    }
+}

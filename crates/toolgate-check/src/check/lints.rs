@@ -1,0 +1,83 @@
+//! Pass 3: whole-policy warnings that need every rule lowered first:
+//! unreachable grants, duplicate rules, inactive writes, unused constants.
+
+use super::Checker;
+use crate::err::CheckError;
+use crate::ir;
+use std::collections::HashMap;
+use toolgate_syntax::ast::{self, Span};
+
+impl Checker<'_> {
+    pub(super) fn lints(&mut self, file: &ast::File) {
+        self.unreachable();
+        self.duplicate_rules(file);
+        if self.writes.is_none() {
+            let dead: Vec<Span> = self
+                .rules
+                .iter()
+                .filter(|r| matches!(r.effect, ir::Effect::Write { .. }))
+                .map(|r| r.span)
+                .collect();
+            for span in dead {
+                self.diags.push(CheckError::DeadWrite { span: span.into() });
+            }
+        }
+        let mut unused: Vec<(String, Span)> =
+            self.constants.iter().filter(|(_, c)| !c.used).map(|(n, c)| (n.clone(), c.span)).collect();
+        unused.sort_by_key(|(_, s)| s.start);
+        for (name, span) in unused {
+            self.diags.push(CheckError::UnusedConstant { name, span: span.into() });
+        }
+    }
+
+    /// A grant all of whose tools an unconditional deny covers for its agents.
+    fn unreachable(&mut self) {
+        let mut global: HashMap<ir::ToolId, Span> = HashMap::new();
+        let mut per_agent: HashMap<(ir::AgentId, ir::ToolId), Span> = HashMap::new();
+        for r in self.rules.iter().filter(|r| r.effect == ir::Effect::Deny && r.condition.is_none()) {
+            for &t in &r.tools {
+                match r.agent {
+                    None => global.entry(t).or_insert(r.span),
+                    Some(a) => per_agent.entry((a, t)).or_insert(r.span),
+                };
+            }
+        }
+        let mut found = Vec::new();
+        for r in self.rules.iter().filter(|r| r.effect != ir::Effect::Deny && !r.tools.is_empty()) {
+            let deny_of = |t: &ir::ToolId| {
+                global.get(t).or_else(|| r.agent.and_then(|a| per_agent.get(&(a, *t))))
+            };
+            let denies: Option<Vec<&Span>> = r.tools.iter().map(deny_of).collect();
+            if let Some(first) = denies.and_then(|d| d.first().copied().copied()) {
+                found.push(CheckError::UnreachableRule { span: r.span.into(), deny: first.into() });
+            }
+        }
+        self.diags.extend(found);
+    }
+
+    /// The same rule twice in one block (top level counts as one block).
+    fn duplicate_rules(&mut self, file: &ast::File) {
+        let mut top: HashMap<&ast::Rule, Span> = HashMap::new();
+        for item in &file.items {
+            match &item.node {
+                ast::Item::Rule(rule) => self.same_rule(&mut top, rule, item.span),
+                ast::Item::Agent(block) => {
+                    let mut seen = HashMap::new();
+                    for rule in &block.rules {
+                        self.same_rule(&mut seen, &rule.node, rule.span);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn same_rule<'a>(&mut self, seen: &mut HashMap<&'a ast::Rule, Span>, rule: &'a ast::Rule, span: Span) {
+        match seen.get(rule) {
+            Some(&first) => self.diags.push(CheckError::DuplicateRule { span: span.into(), first: first.into() }),
+            None => {
+                seen.insert(rule, span);
+            }
+        }
+    }
+}

@@ -1,0 +1,375 @@
+//! Diagnostics of the check stage. Each variant has a stable code
+//! (`toolgate::check::*`, listed in docs/diagnostics.md), a label on the exact
+//! span, and a help line where there is something better to write.
+
+use miette::{Diagnostic, LabeledSpan, SourceSpan};
+use thiserror::Error;
+
+/// An error or warning found by the checker.
+#[derive(Clone, Debug, Error, Diagnostic, PartialEq, Eq)]
+pub enum CheckError {
+    /// A tool name that no `tool` declares.
+    #[error("undeclared tool `{name}`")]
+    #[diagnostic(code(toolgate::check::unknown_tool))]
+    UnknownTool {
+        /// The name as written.
+        name: String,
+        /// Where.
+        #[label("not declared")]
+        span: SourceSpan,
+        /// Did you mean.
+        #[help]
+        help: Option<String>,
+    },
+    /// An agent name in a condition that no `agent` block declares.
+    #[error("undeclared agent `{name}`")]
+    #[diagnostic(code(toolgate::check::unknown_agent))]
+    UnknownAgent {
+        /// The name as written.
+        name: String,
+        /// Where.
+        #[label("no `agent {name} {{ }}` block")]
+        span: SourceSpan,
+        /// Did you mean.
+        #[help]
+        help: Option<String>,
+    },
+    /// A name declared twice in the same place.
+    #[error("duplicate {what} `{name}`")]
+    #[diagnostic(code(toolgate::check::duplicate_declaration), help("remove one of them, or rename it"))]
+    Duplicate {
+        /// What kind of thing (tool, agent, constant, field, env, ...).
+        what: &'static str,
+        /// The name.
+        name: String,
+        /// The second declaration.
+        #[label(primary, "declared again here")]
+        span: SourceSpan,
+        /// The first declaration.
+        #[label("first declared here")]
+        first: SourceSpan,
+    },
+    /// `allow` on a write tool or `write` on a read tool.
+    #[error("`{keyword}` cannot grant {class} tool `{tool}`")]
+    #[diagnostic(code(toolgate::check::wrong_grant_keyword))]
+    WrongGrantKeyword {
+        /// `allow` or `write`.
+        keyword: &'static str,
+        /// `read` or `write`.
+        class: &'static str,
+        /// The tool.
+        tool: String,
+        /// Where the tool is named.
+        #[label(primary, "this is a {class} tool")]
+        span: SourceSpan,
+        /// Where the tool is declared.
+        #[label("declared `{class}` here")]
+        decl: SourceSpan,
+        /// The keyword to use.
+        #[help]
+        help: String,
+    },
+    /// A string compared with `env` that `envs` does not declare.
+    #[error("unknown env `{name}`")]
+    #[diagnostic(code(toolgate::check::unknown_env))]
+    UnknownEnv {
+        /// The env as written.
+        name: String,
+        /// Where.
+        #[label("not in `envs`")]
+        span: SourceSpan,
+        /// Did you mean / the declared envs.
+        #[help]
+        help: String,
+    },
+    /// `ctx.f` where the `context` block has no `f`.
+    #[error("unknown context field `{name}`")]
+    #[diagnostic(code(toolgate::check::unknown_context_field))]
+    UnknownContextField {
+        /// The field.
+        name: String,
+        /// Where.
+        #[label("not declared in `context`")]
+        span: SourceSpan,
+        /// Did you mean / how to declare it.
+        #[help]
+        help: String,
+    },
+    /// `args.f` where the tool's schema has no `f`.
+    #[error("unknown argument `{name}` for tool `{tool}`")]
+    #[diagnostic(code(toolgate::check::unknown_argument))]
+    UnknownArgument {
+        /// The path as written.
+        name: String,
+        /// The tool whose schema lacks it.
+        tool: String,
+        /// Where.
+        #[label("not in the schema of `{tool}`")]
+        span: SourceSpan,
+        /// Did you mean / `has` guard.
+        #[help]
+        help: String,
+    },
+    /// Operands of the wrong type.
+    #[error("{message}")]
+    #[diagnostic(code(toolgate::check::type_mismatch))]
+    TypeMismatch {
+        /// What does not fit.
+        message: String,
+        /// The operands and their types.
+        #[label(collection)]
+        labels: Vec<LabeledSpan>,
+        /// What would fit.
+        #[help]
+        help: Option<String>,
+    },
+    /// A `scope` built from model output.
+    #[error("credential scope cannot come from model output (`{path}`)")]
+    #[diagnostic(
+        code(toolgate::check::scope_from_args),
+        help("scope credentials by `tenant`, `env` or a `ctx.` field, which come from the trusted request context")
+    )]
+    ScopeFromArgs {
+        /// The path as written.
+        path: String,
+        /// Where.
+        #[label("`args` is written by the model")]
+        span: SourceSpan,
+    },
+    /// A `scope` item that is not `tenant`, `env` or `ctx.f`.
+    #[error("unknown scope `{path}`")]
+    #[diagnostic(code(toolgate::check::unknown_scope))]
+    UnknownScope {
+        /// The path as written.
+        path: String,
+        /// Where.
+        #[label("not a scope")]
+        span: SourceSpan,
+        /// What is allowed.
+        #[help]
+        help: String,
+    },
+    /// `auto-approve` with no budget.
+    #[error("`auto-approve` needs a limit")]
+    #[diagnostic(
+        code(toolgate::check::auto_approve_without_limit),
+        help("write a budget such as `auto-approve limit 10 per hour`; unlimited auto-approval is not allowed")
+    )]
+    AutoApproveWithoutLimit {
+        /// Where.
+        #[label("no `limit N per minute|hour|day`")]
+        span: SourceSpan,
+    },
+    /// A type name that does not exist.
+    #[error("unknown type `{name}`")]
+    #[diagnostic(code(toolgate::check::unknown_type))]
+    UnknownType {
+        /// The name.
+        name: String,
+        /// Where.
+        #[label("not a type")]
+        span: SourceSpan,
+        /// Did you mean.
+        #[help]
+        help: String,
+    },
+    /// A name in a condition that is neither a request value nor a constant.
+    #[error("unknown name `{name}`")]
+    #[diagnostic(code(toolgate::check::unknown_name))]
+    UnknownName {
+        /// The name.
+        name: String,
+        /// Where.
+        #[label("not a constant or request value")]
+        span: SourceSpan,
+        /// Did you mean.
+        #[help]
+        help: String,
+    },
+    /// A function that does not exist.
+    #[error("unknown function `{name}`")]
+    #[diagnostic(code(toolgate::check::unknown_function))]
+    UnknownFunction {
+        /// The name.
+        name: String,
+        /// Where.
+        #[label("not a function")]
+        span: SourceSpan,
+        /// Did you mean.
+        #[help]
+        help: String,
+    },
+    /// A `matches` pattern that is not a literal, does not compile, or is too large.
+    #[error("invalid {kind} pattern: {reason}")]
+    #[diagnostic(code(toolgate::check::invalid_pattern))]
+    InvalidPattern {
+        /// `regex` or `glob`.
+        kind: &'static str,
+        /// Why.
+        reason: String,
+        /// Where.
+        #[label("this pattern")]
+        span: SourceSpan,
+        /// What to write instead.
+        #[help]
+        help: String,
+    },
+    /// A clause on a rule kind that has no use for it.
+    #[error("`{clause}` is not allowed on `{kind}` rules")]
+    #[diagnostic(code(toolgate::check::clause_not_allowed))]
+    ClauseNotAllowed {
+        /// The clause keyword.
+        clause: &'static str,
+        /// The rule keyword.
+        kind: &'static str,
+        /// Where.
+        #[label("not allowed here")]
+        span: SourceSpan,
+        /// Why / what instead.
+        #[help]
+        help: String,
+    },
+    /// The same clause twice on one rule.
+    #[error("duplicate `{clause}` clause")]
+    #[diagnostic(code(toolgate::check::duplicate_clause), help("merge the two clauses into one"))]
+    DuplicateClause {
+        /// The clause keyword.
+        clause: &'static str,
+        /// The second one.
+        #[label(primary, "written again here")]
+        span: SourceSpan,
+        /// The first one.
+        #[label("first written here")]
+        first: SourceSpan,
+    },
+    /// Both `require` and `auto-approve` on one rule.
+    #[error("a rule cannot both `require` approval and `auto-approve`")]
+    #[diagnostic(
+        code(toolgate::check::conflicting_approval),
+        help("write two rules: one with `auto-approve limit ...` and one with `require approval`; the budgeted one is used first")
+    )]
+    ConflictingApproval {
+        /// The second of the two clauses.
+        #[label(primary, "conflicts")]
+        span: SourceSpan,
+        /// The first.
+        #[label("with this")]
+        first: SourceSpan,
+    },
+    /// A count, limit or expiry of zero.
+    #[error("{what} must be at least 1")]
+    #[diagnostic(code(toolgate::check::zero_value))]
+    ZeroValue {
+        /// What was zero.
+        what: &'static str,
+        /// Where.
+        #[label("zero")]
+        span: SourceSpan,
+        /// What instead.
+        #[help]
+        help: &'static str,
+    },
+    /// A grant that an unconditional deny always overrides.
+    #[error("rule can never grant anything: every tool it names is denied unconditionally")]
+    #[diagnostic(
+        code(toolgate::check::unreachable_rule),
+        severity(Warning),
+        help("remove this rule, or add a `when` condition to the deny")
+    )]
+    UnreachableRule {
+        /// The grant.
+        #[label(primary, "never applies")]
+        span: SourceSpan,
+        /// A deny that overrides it.
+        #[label("denied here")]
+        deny: SourceSpan,
+    },
+    /// The same rule written twice in the same block.
+    #[error("duplicate rule")]
+    #[diagnostic(code(toolgate::check::duplicate_rule), severity(Warning), help("remove one of the two copies"))]
+    DuplicateRule {
+        /// The second copy.
+        #[label(primary, "same as an earlier rule")]
+        span: SourceSpan,
+        /// The first copy.
+        #[label("first written here")]
+        first: SourceSpan,
+    },
+    /// A write rule in a policy without a `writes` statement.
+    #[error("write rule is inactive: the policy does not say `writes enabled;`")]
+    #[diagnostic(
+        code(toolgate::check::dead_write),
+        severity(Warning),
+        help("add `writes enabled;` to let write rules grant, or `writes disabled;` to keep them inactive on purpose")
+    )]
+    DeadWrite {
+        /// The rule.
+        #[label("never grants")]
+        span: SourceSpan,
+    },
+    /// `auto-approve` on a tool declared `irreversible`.
+    #[error("irreversible tool `{tool}` is auto-approved")]
+    #[diagnostic(
+        code(toolgate::check::irreversible_auto_approve),
+        severity(Warning),
+        help("irreversible writes should `require approval`; an auto-approved mistake cannot be undone")
+    )]
+    IrreversibleAutoApprove {
+        /// The tool.
+        tool: String,
+        /// The clause.
+        #[label(primary, "auto-approved")]
+        span: SourceSpan,
+        /// The tool's declaration.
+        #[label("declared `irreversible` here")]
+        decl: SourceSpan,
+    },
+    /// `allow *` or `write *`.
+    #[error("`{keyword} *` grants every {class} tool")]
+    #[diagnostic(
+        code(toolgate::check::wildcard_grant),
+        severity(Warning),
+        help("list the tools this rule should grant; new tools would otherwise be granted silently")
+    )]
+    WildcardGrant {
+        /// `allow` or `write`.
+        keyword: &'static str,
+        /// `read` or `write`.
+        class: &'static str,
+        /// Where.
+        #[label("every {class} tool")]
+        span: SourceSpan,
+    },
+    /// A tool pattern that matches nothing.
+    #[error("pattern `{pattern}` matches no {what}")]
+    #[diagnostic(code(toolgate::check::empty_pattern), severity(Warning))]
+    EmptyPattern {
+        /// The pattern.
+        pattern: String,
+        /// "declared tool", "read tool" or "write tool".
+        what: &'static str,
+        /// Where.
+        #[label("matches nothing")]
+        span: SourceSpan,
+        /// What instead.
+        #[help]
+        help: String,
+    },
+    /// A `let` constant that no condition uses.
+    #[error("constant `{name}` is never used")]
+    #[diagnostic(code(toolgate::check::unused_constant), severity(Warning), help("remove it, or use it in a `when` condition"))]
+    UnusedConstant {
+        /// The name.
+        name: String,
+        /// Where.
+        #[label("declared here")]
+        span: SourceSpan,
+    },
+}
+
+impl CheckError {
+    /// Whether this is a warning (anything else is an error).
+    pub fn is_warning(&self) -> bool {
+        matches!(self.severity(), Some(miette::Severity::Warning))
+    }
+}

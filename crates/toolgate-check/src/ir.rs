@@ -1,0 +1,310 @@
+//! The checked intermediate representation: what a policy means.
+//!
+//! Unlike the AST, names are resolved to typed ids, tool patterns are expanded,
+//! constants are inlined, defaults are filled in (approval, scope), and every
+//! condition is well typed. Later stages (engine, runtime) read only this.
+
+use toolgate_syntax::ast::Span;
+
+/// Index of a tool in [`Policy::tools`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ToolId(pub u32);
+
+/// Index of an agent in [`Policy::agents`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AgentId(pub u32);
+
+/// Index of a rule in [`Policy::rules`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RuleId(pub u32);
+
+/// A checked policy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Policy {
+    /// The `policy NAME;` name, if given.
+    pub name: Option<String>,
+    /// Declared environments (empty: none declared, any env accepted).
+    pub envs: Vec<String>,
+    /// Declared request-context fields (besides `tenant` and `env`).
+    pub context: Vec<Field>,
+    /// Declared tools, indexed by [`ToolId`].
+    pub tools: Vec<Tool>,
+    /// Agents that have a block, indexed by [`AgentId`].
+    pub agents: Vec<Agent>,
+    /// The `writes` statement.
+    pub writes: Writes,
+    /// Every rule in source order, indexed by [`RuleId`].
+    pub rules: Vec<Rule>,
+}
+
+impl Policy {
+    /// The tool with this name.
+    pub fn tool_id(&self, name: &str) -> Option<ToolId> {
+        self.tools.iter().position(|t| t.name == name).map(|i| ToolId(i as u32))
+    }
+
+    /// The agent with this name.
+    pub fn agent_id(&self, name: &str) -> Option<AgentId> {
+        self.agents.iter().position(|a| a.name == name).map(|i| AgentId(i as u32))
+    }
+}
+
+/// A declared tool.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tool {
+    /// Dotted name.
+    pub name: String,
+    /// Read or write.
+    pub class: ToolClass,
+    /// Declared `irreversible`.
+    pub irreversible: bool,
+    /// The argument schema; `None` accepts any arguments.
+    pub schema: Option<Vec<Field>>,
+    /// Where it was declared.
+    pub span: Span,
+}
+
+pub use toolgate_syntax::ast::ToolClass;
+
+/// A field of a record type.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Field {
+    /// Name.
+    pub name: String,
+    /// May be absent.
+    pub optional: bool,
+    /// Type.
+    pub ty: Type,
+}
+
+/// A value type.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Type {
+    /// A string.
+    String,
+    /// A 64-bit signed integer.
+    Int,
+    /// A boolean.
+    Bool,
+    /// A list whose elements all have this type.
+    List(Box<Type>),
+    /// A record with exactly these fields.
+    Record(Vec<Field>),
+}
+
+/// An agent (one per `agent NAME { }` block).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Agent {
+    /// Name.
+    pub name: String,
+    /// Where its block starts.
+    pub span: Span,
+}
+
+/// The `writes` statement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Writes {
+    /// `writes enabled;`: write rules may grant.
+    Enabled,
+    /// `writes disabled;`: write rules are inactive, on purpose.
+    Disabled,
+    /// No statement: write rules are inactive (the checker warns).
+    Unstated,
+}
+
+/// A rule, with its tool patterns expanded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rule {
+    /// Its index.
+    pub id: RuleId,
+    /// `None` for a top-level rule, which applies to every agent.
+    pub agent: Option<AgentId>,
+    /// The tools it names, patterns expanded (for grants: only tools of the right class).
+    pub tools: Vec<ToolId>,
+    /// What it does.
+    pub effect: Effect,
+    /// `when`, if any.
+    pub condition: Option<Expr>,
+    /// `reason`, if any.
+    pub reason: Option<String>,
+    /// Where it was written.
+    pub span: Span,
+    /// 1-based line of its first character.
+    pub line: usize,
+    /// 1-based column of its first character.
+    pub column: usize,
+}
+
+/// What a rule does when it matches.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// Grants a read tool.
+    Allow {
+        /// Credential scope.
+        scope: Vec<ScopeItem>,
+    },
+    /// Grants a write tool, with human approval or within a budget.
+    Write {
+        /// How the write is approved.
+        approval: Approval,
+        /// Credential scope.
+        scope: Vec<ScopeItem>,
+    },
+    /// Denies; overrides every grant.
+    Deny,
+}
+
+/// How a write is approved.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Approval {
+    /// A human must approve (the default for `write`).
+    Human {
+        /// The approvers' group, if named.
+        group: Option<String>,
+        /// How many distinct approvers.
+        count: u32,
+        /// How long an approval stays valid, in seconds.
+        expires_secs: Option<u64>,
+    },
+    /// Approved automatically within a budget.
+    Auto(Budget),
+}
+
+/// An auto-approval budget: at most `limit` calls per sliding `window_secs`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Budget {
+    /// Calls per window.
+    pub limit: u64,
+    /// Window length in seconds.
+    pub window_secs: u64,
+    /// What the budget is counted per.
+    pub key: BudgetKey,
+}
+
+/// What a budget is counted per (the rule is always part of the key).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BudgetKey {
+    /// The default: agent, tool and tenant.
+    AgentToolTenant,
+    /// `per tenant`: tool and tenant, shared by all agents.
+    ToolTenant,
+    /// `per agent`: agent and tool, shared by all tenants.
+    AgentTool,
+}
+
+/// One dimension of a credential scope. Never derived from arguments.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ScopeItem {
+    /// The request context's tenant.
+    Tenant,
+    /// The request context's env.
+    Env,
+    /// A declared request-context field.
+    Ctx(String),
+}
+
+/// The scope of a rule with no `scope` clause.
+pub fn default_scope() -> Vec<ScopeItem> {
+    vec![ScopeItem::Tenant, ScopeItem::Env]
+}
+
+/// A checked condition or operand.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expr {
+    /// What it is.
+    pub kind: ExprKind,
+    /// Where it was written.
+    pub span: Span,
+}
+
+/// The kinds of [`Expr`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExprKind {
+    /// A literal (constants are inlined to this).
+    Lit(Value),
+    /// A request value.
+    Path(Path),
+    /// The current element inside a quantifier.
+    Elem,
+    /// `len(x)`: characters of a string or elements of a list.
+    Len(Box<Expr>),
+    /// `lower(x)`.
+    Lower(Box<Expr>),
+    /// `host(url)`: the host of a URL, with or without a scheme.
+    Host(Box<Expr>),
+    /// `not x`.
+    Not(Box<Expr>),
+    /// All hold.
+    And(Vec<Expr>),
+    /// Any holds.
+    Or(Vec<Expr>),
+    /// The path is present.
+    Has(Path),
+    /// A binary comparison.
+    Binary(BinOp, Box<Expr>, Box<Expr>),
+    /// `x matches "glob"` (`*` any run of characters, `?` one character).
+    Glob(Box<Expr>, String),
+    /// `x matches regex "re"` (the `regex` crate's syntax; checked to compile).
+    Regex(Box<Expr>, String),
+    /// `all`/`any` element of the list satisfies the predicate (which reads [`ExprKind::Elem`]).
+    Quant(Quantifier, Box<Expr>, Box<Expr>),
+}
+
+pub use toolgate_syntax::ast::Quantifier;
+
+/// Binary operators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinOp {
+    /// `==`
+    Eq,
+    /// `!=`
+    Ne,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+    /// `in` a list
+    In,
+    /// `not in` a list
+    NotIn,
+    /// string prefix
+    StartsWith,
+    /// string suffix
+    EndsWith,
+    /// substring, or list membership
+    Contains,
+}
+
+/// A value read from the request.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Path {
+    /// `args.a.b`: model output, untrusted.
+    Args(Vec<String>),
+    /// `ctx.f`: trusted request context.
+    Ctx(String),
+    /// The trusted tenant.
+    Tenant,
+    /// The trusted env.
+    Env,
+    /// The calling agent's name.
+    Agent,
+    /// The called tool's name.
+    Tool,
+}
+
+/// A literal value.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Value {
+    /// A string.
+    Str(String),
+    /// An integer.
+    Int(i64),
+    /// A boolean.
+    Bool(bool),
+    /// A list.
+    List(Vec<Value>),
+}

@@ -1,0 +1,484 @@
+//! Lowering of pest pairs into the AST. The only code that sees `Pair`.
+//!
+//! The grammar guarantees the shape of every pair; where the code still has to
+//! handle a shape it cannot get, it returns [`SyntaxError::Internal`] instead of
+//! panicking, and the fuzz target fails on that error.
+
+use super::{Rule, MAX_DEPTH};
+use crate::ast::{self, Spanned};
+use crate::err::SyntaxError;
+use pest::iterators::{Pair, Pairs};
+
+type Result<T> = std::result::Result<T, SyntaxError>;
+
+/// Appends every comment under `pairs` (shifted by `offset`) to `out`.
+pub(super) fn collect_comments(pairs: Pairs<'_, Rule>, offset: usize, out: &mut Vec<ast::Comment>) {
+    for p in pairs.flatten().filter(|p| p.as_rule() == Rule::COMMENT) {
+        let s = p.as_span();
+        out.push(ast::Comment {
+            text: p.as_str().trim_end().to_string(),
+            span: ast::Span::new(offset + s.start(), offset + s.end()),
+        });
+    }
+}
+
+/// Lowers the pairs of an `item_start` parse.
+/// `comments` are the comments inside this item (absolute spans): spans of
+/// nodes are trimmed of trailing whitespace and comments, which pest includes
+/// when an optional or repeated part at the end of a rule did not match.
+pub(super) fn item_start(
+    pairs: Pairs<'_, Rule>,
+    offset: usize,
+    src: &str,
+    comments: &[ast::Comment],
+) -> Result<Spanned<ast::Item>> {
+    let comment_at_end = comments.iter().map(|c| (c.span.end, c.span.start)).collect();
+    let mut lower = Lower { offset, depth: 0, src, comment_at_end };
+    let start = pairs.clone().next().map(|p| lower.span(&p)).unwrap_or_default();
+    let item = pairs
+        .flat_map(|p| p.into_inner())
+        .find(|p| !matches!(p.as_rule(), Rule::COMMENT | Rule::EOI))
+        .ok_or_else(|| internal("no item in item_start", start))?;
+    lower.item(item)
+}
+
+fn internal(detail: &str, span: ast::Span) -> SyntaxError {
+    SyntaxError::Internal { detail: detail.to_string(), span: span.into() }
+}
+
+/// Whether a pair is punctuation or a comment: structure the AST does not keep.
+fn is_noise(rule: Rule) -> bool {
+    matches!(
+        rule,
+        Rule::COMMENT
+            | Rule::semi
+            | Rule::colon
+            | Rule::eq
+            | Rule::lbrace
+            | Rule::rbrace
+            | Rule::lparen
+            | Rule::rparen
+            | Rule::lbracket
+            | Rule::rbracket
+            | Rule::langle
+            | Rule::rangle
+    )
+}
+
+/// The meaningful children of a pair.
+fn kids(p: Pair<'_, Rule>) -> impl Iterator<Item = Pair<'_, Rule>> {
+    p.into_inner().filter(|c| !is_noise(c.as_rule()))
+}
+
+struct Lower<'s> {
+    offset: usize,
+    depth: usize,
+    /// The whole source text.
+    src: &'s str,
+    /// Comment start by comment end, for trimming spans.
+    comment_at_end: std::collections::HashMap<usize, usize>,
+}
+
+impl Lower<'_> {
+    fn span(&self, p: &Pair<'_, Rule>) -> ast::Span {
+        let s = p.as_span();
+        let start = self.offset + s.start();
+        let mut end = self.offset + s.end();
+        loop {
+            let text = self.src.get(start..end).unwrap_or("");
+            end = start + text.trim_end().len();
+            match self.comment_at_end.get(&end) {
+                Some(&c) if c > start => end = c,
+                _ => break,
+            }
+        }
+        ast::Span::new(start, end)
+    }
+
+    fn name(&self, p: &Pair<'_, Rule>) -> ast::Name {
+        Spanned::new(p.as_str().to_string(), self.span(p))
+    }
+
+    /// The first child with rule `rule`, or an internal error.
+    fn child<'i>(&self, p: &Pair<'i, Rule>, rule: Rule) -> Result<Pair<'i, Rule>> {
+        kids(p.clone())
+            .find(|c| c.as_rule() == rule)
+            .ok_or_else(|| internal(&format!("missing {rule:?}"), self.span(p)))
+    }
+
+    /// Enters one level of nesting; fails past [`MAX_DEPTH`].
+    fn enter(&mut self, span: ast::Span) -> Result<()> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(SyntaxError::TooDeep { limit: MAX_DEPTH, span: span.into() });
+        }
+        Ok(())
+    }
+
+    fn item(&mut self, p: Pair<'_, Rule>) -> Result<Spanned<ast::Item>> {
+        let span = self.span(&p);
+        let item = match p.as_rule() {
+            Rule::policy_decl => ast::Item::Policy(self.name(&self.child(&p, Rule::name)?)),
+            Rule::envs_decl => ast::Item::Envs(
+                kids(p).filter(|c| c.as_rule() == Rule::name).map(|c| self.name(&c)).collect(),
+            ),
+            Rule::context_decl => ast::Item::Context(self.fields(p)?),
+            Rule::tool_decl => ast::Item::Tool(self.tool_decl(p)?),
+            Rule::let_decl => ast::Item::Let(ast::LetDecl {
+                name: self.name(&self.child(&p, Rule::ident)?),
+                value: self.literal(self.last(&p)?)?,
+            }),
+            Rule::writes_decl => {
+                let mode = self.child(&p, Rule::writes_mode)?;
+                let node = if mode.as_str() == "enabled" {
+                    ast::WritesMode::Enabled
+                } else {
+                    ast::WritesMode::Disabled
+                };
+                ast::Item::Writes(Spanned::new(node, self.span(&mode)))
+            }
+            Rule::agent_block => ast::Item::Agent(self.agent(p)?),
+            Rule::policy_rule => ast::Item::Rule(self.rule(p)?),
+            other => return Err(internal(&format!("unexpected item {other:?}"), span)),
+        };
+        Ok(Spanned::new(item, span))
+    }
+
+    fn last<'i>(&self, p: &Pair<'i, Rule>) -> Result<Pair<'i, Rule>> {
+        kids(p.clone()).last().ok_or_else(|| internal("empty pair", self.span(p)))
+    }
+
+    fn tool_decl(&mut self, p: Pair<'_, Rule>) -> Result<ast::ToolDecl> {
+        let class = self.child(&p, Rule::tool_class)?;
+        let class_node =
+            if class.as_str() == "read" { ast::ToolClass::Read } else { ast::ToolClass::Write };
+        let schema = match kids(p.clone()).find(|c| c.as_rule() == Rule::record_type) {
+            Some(r) => Some(Spanned::new(self.fields(r.clone())?, self.span(&r))),
+            None => None,
+        };
+        Ok(ast::ToolDecl {
+            name: self.name(&self.child(&p, Rule::tool_name)?),
+            class: Spanned::new(class_node, self.span(&class)),
+            irreversible: kids(p).any(|c| c.as_rule() == Rule::irreversible),
+            schema,
+        })
+    }
+
+    fn agent(&mut self, p: Pair<'_, Rule>) -> Result<ast::AgentBlock> {
+        let name = self.name(&self.child(&p, Rule::name)?);
+        let mut rules = Vec::new();
+        for r in kids(p).filter(|c| c.as_rule() == Rule::policy_rule) {
+            let span = self.span(&r);
+            rules.push(Spanned::new(self.rule(r)?, span));
+        }
+        Ok(ast::AgentBlock { name, rules })
+    }
+
+    /// The fields of a `context` block or a record type.
+    fn fields(&mut self, p: Pair<'_, Rule>) -> Result<Vec<ast::Field>> {
+        kids(p).filter(|c| c.as_rule() == Rule::field).map(|f| self.field(f)).collect()
+    }
+
+    fn field(&mut self, p: Pair<'_, Rule>) -> Result<ast::Field> {
+        let name = self.name(&self.child(&p, Rule::field_name)?);
+        let optional = kids(p.clone()).any(|c| c.as_rule() == Rule::optional);
+        let ty = self.ty(self.last(&p)?)?;
+        Ok(ast::Field { name, optional, ty })
+    }
+
+    fn ty(&mut self, p: Pair<'_, Rule>) -> Result<Spanned<ast::Type>> {
+        let span = self.span(&p);
+        self.enter(span)?;
+        let node = match p.as_rule() {
+            Rule::type_name => ast::Type::Named(p.as_str().to_string()),
+            Rule::list_type => ast::Type::List(Box::new(self.ty(self.last(&p)?)?)),
+            Rule::record_type => ast::Type::Record(self.fields(p)?),
+            other => return Err(internal(&format!("unexpected type {other:?}"), span)),
+        };
+        self.depth -= 1;
+        Ok(Spanned::new(node, span))
+    }
+
+    fn rule(&mut self, p: Pair<'_, Rule>) -> Result<ast::Rule> {
+        let kind = self.child(&p, Rule::rule_kind)?;
+        let kind_node = match kind.as_str() {
+            "allow" => ast::RuleKind::Allow,
+            "write" => ast::RuleKind::Write,
+            _ => ast::RuleKind::Deny,
+        };
+        let tools =
+            kids(self.child(&p, Rule::tool_list)?).map(|t| self.name(&t)).collect::<Vec<_>>();
+        let mut clauses = Vec::new();
+        for c in kids(p) {
+            if !matches!(c.as_rule(), Rule::rule_kind | Rule::tool_list) {
+                let span = self.span(&c);
+                clauses.push(Spanned::new(self.clause(c)?, span));
+            }
+        }
+        Ok(ast::Rule { kind: Spanned::new(kind_node, self.span(&kind)), tools, clauses })
+    }
+
+    fn clause(&mut self, p: Pair<'_, Rule>) -> Result<ast::Clause> {
+        let span = self.span(&p);
+        Ok(match p.as_rule() {
+            Rule::require_clause => ast::Clause::Require(self.require(p)?),
+            Rule::auto_clause => ast::Clause::AutoApprove(match kids(p).nth(1) {
+                Some(b) => Some(self.budget(b)?),
+                None => None,
+            }),
+            Rule::scope_clause => ast::Clause::Scope(
+                kids(p)
+                    .filter(|c| c.as_rule() == Rule::path)
+                    .map(|c| Ok(Spanned::new(self.path(c.clone())?, self.span(&c))))
+                    .collect::<Result<_>>()?,
+            ),
+            Rule::when_clause => ast::Clause::When(self.expr(self.last(&p)?)?),
+            Rule::reason_clause => ast::Clause::Reason(self.string(self.last(&p)?)?),
+            other => return Err(internal(&format!("unexpected clause {other:?}"), span)),
+        })
+    }
+
+    fn require(&mut self, p: Pair<'_, Rule>) -> Result<ast::Require> {
+        let mut count = None;
+        let mut options = Vec::new();
+        for c in kids(p) {
+            let span = self.span(&c);
+            match c.as_rule() {
+                Rule::int => count = Some(self.count(&c)?),
+                Rule::from_opt => {
+                    let group = self.string(self.last(&c)?)?.node;
+                    options.push(Spanned::new(ast::ApprovalOption::From(group), span));
+                }
+                Rule::expires_opt => {
+                    let d = self.duration(&self.last(&c)?)?;
+                    options.push(Spanned::new(ast::ApprovalOption::Expires(d), span));
+                }
+                _ => {}
+            }
+        }
+        Ok(ast::Require { count, options })
+    }
+
+    fn budget(&mut self, p: Pair<'_, Rule>) -> Result<ast::Budget> {
+        let limit = self.count(&self.child(&p, Rule::int)?)?;
+        let window = match self.child(&p, Rule::window)?.as_str() {
+            "minute" => ast::Window::Minute,
+            "hour" => ast::Window::Hour,
+            _ => ast::Window::Day,
+        };
+        let key = match kids(p).find(|c| c.as_rule() == Rule::budget_key) {
+            Some(k) if k.as_str().ends_with("tenant") => Some(ast::BudgetKey::Tenant),
+            Some(_) => Some(ast::BudgetKey::Agent),
+            None => None,
+        };
+        Ok(ast::Budget { limit, window, key })
+    }
+
+    /// A non-negative count (approvals, budget limit).
+    fn count(&self, p: &Pair<'_, Rule>) -> Result<Spanned<u64>> {
+        let span = self.span(p);
+        let n = p.as_str().parse::<u64>().map_err(|_| SyntaxError::NumberOutOfRange {
+            text: p.as_str().to_string(),
+            span: span.into(),
+        })?;
+        Ok(Spanned::new(n, span))
+    }
+
+    fn duration(&self, p: &Pair<'_, Rule>) -> Result<ast::Duration> {
+        let text = p.as_str();
+        let (digits, unit) = text.split_at(text.len().saturating_sub(1));
+        let unit = match unit {
+            "s" => ast::DurationUnit::Seconds,
+            "m" => ast::DurationUnit::Minutes,
+            "h" => ast::DurationUnit::Hours,
+            _ => ast::DurationUnit::Days,
+        };
+        let value = digits.parse::<u64>().map_err(|_| SyntaxError::NumberOutOfRange {
+            text: text.to_string(),
+            span: self.span(p).into(),
+        })?;
+        Ok(ast::Duration { value, unit })
+    }
+
+    fn expr(&mut self, p: Pair<'_, Rule>) -> Result<Spanned<ast::Expr>> {
+        let span = self.span(&p);
+        self.enter(span)?;
+        let result = self.expr_inner(p, span);
+        self.depth -= 1;
+        result
+    }
+
+    fn expr_inner(&mut self, p: Pair<'_, Rule>, span: ast::Span) -> Result<Spanned<ast::Expr>> {
+        let node = match p.as_rule() {
+            Rule::expr | Rule::and_expr => {
+                let or = p.as_rule() == Rule::expr;
+                let mut parts = kids(p)
+                    .filter(|c| !matches!(c.as_rule(), Rule::kw_or | Rule::kw_and))
+                    .map(|c| self.expr(c))
+                    .collect::<Result<Vec<_>>>()?;
+                if parts.len() == 1 {
+                    return parts.pop().ok_or_else(|| internal("empty chain", span));
+                }
+                if or {
+                    ast::Expr::Or(parts)
+                } else {
+                    ast::Expr::And(parts)
+                }
+            }
+            Rule::not_expr => return self.not_expr(p, span),
+            Rule::quantified => {
+                let mut it = kids(p);
+                let (q, list, op, rhs) = (it.next(), it.next(), it.next(), it.next());
+                let (Some(q), Some(list), Some(op), Some(rhs)) = (q, list, op, rhs) else {
+                    return Err(internal("malformed quantifier", span));
+                };
+                let quant =
+                    if q.as_str() == "all" { ast::Quantifier::All } else { ast::Quantifier::Any };
+                ast::Expr::Quantified(
+                    Spanned::new(quant, self.span(&q)),
+                    Box::new(self.expr(list)?),
+                    self.cmp_op(&op)?,
+                    Box::new(self.expr(rhs)?),
+                )
+            }
+            Rule::has_expr => {
+                let path = self.child(&p, Rule::path)?;
+                ast::Expr::Has(Spanned::new(self.path(path.clone())?, self.span(&path)))
+            }
+            Rule::comparison => {
+                let mut it = kids(p);
+                match (it.next(), it.next(), it.next()) {
+                    (Some(lhs), None, None) => return self.expr(lhs),
+                    (Some(lhs), Some(op), Some(rhs)) => ast::Expr::Compare(
+                        Box::new(self.expr(lhs)?),
+                        self.cmp_op(&op)?,
+                        Box::new(self.expr(rhs)?),
+                    ),
+                    _ => return Err(internal("malformed comparison", span)),
+                }
+            }
+            Rule::paren => ast::Expr::Paren(Box::new(self.expr(self.child(&p, Rule::expr)?)?)),
+            Rule::call => {
+                let name = self.name(&self.child(&p, Rule::ident)?);
+                ast::Expr::Call(name, Box::new(self.expr(self.last(&p)?)?))
+            }
+            Rule::path => ast::Expr::Path(self.path(p)?),
+            Rule::string | Rule::int | Rule::bool | Rule::list => {
+                return Ok(self.literal(p)?.map_node(ast::Expr::Literal))
+            }
+            other => return Err(internal(&format!("unexpected expression {other:?}"), span)),
+        };
+        Ok(Spanned::new(node, span))
+    }
+
+    fn not_expr(&mut self, p: Pair<'_, Rule>, span: ast::Span) -> Result<Spanned<ast::Expr>> {
+        let mut nots = Vec::new();
+        let mut inner = None;
+        for c in kids(p) {
+            if c.as_rule() == Rule::not_prefix {
+                self.enter(span)?;
+                nots.push(self.span(&c).start);
+            } else {
+                inner = Some(self.expr(c)?);
+            }
+        }
+        self.depth -= nots.len();
+        let mut e = inner.ok_or_else(|| internal("`not` without operand", span))?;
+        for start in nots.into_iter().rev() {
+            let s = ast::Span::new(start, e.span.end);
+            e = Spanned::new(ast::Expr::Not(Box::new(e)), s);
+        }
+        Ok(e)
+    }
+
+    fn cmp_op(&self, p: &Pair<'_, Rule>) -> Result<Spanned<ast::CmpOp>> {
+        let inner = kids(p.clone()).next().ok_or_else(|| internal("empty operator", self.span(p)))?;
+        let op = match inner.as_rule() {
+            Rule::op_eq => ast::CmpOp::Eq,
+            Rule::op_ne => ast::CmpOp::Ne,
+            Rule::op_lt => ast::CmpOp::Lt,
+            Rule::op_le => ast::CmpOp::Le,
+            Rule::op_gt => ast::CmpOp::Gt,
+            Rule::op_ge => ast::CmpOp::Ge,
+            Rule::op_in => ast::CmpOp::In,
+            Rule::op_not_in => ast::CmpOp::NotIn,
+            Rule::kw_starts_with => ast::CmpOp::StartsWith,
+            Rule::kw_ends_with => ast::CmpOp::EndsWith,
+            Rule::kw_contains => ast::CmpOp::Contains,
+            Rule::kw_matches => ast::CmpOp::Matches,
+            Rule::op_matches_regex => ast::CmpOp::MatchesRegex,
+            other => return Err(internal(&format!("unexpected operator {other:?}"), self.span(p))),
+        };
+        Ok(Spanned::new(op, self.span(p)))
+    }
+
+    fn path(&self, p: Pair<'_, Rule>) -> Result<ast::Path> {
+        let mut segs = kids(p.clone()).map(|s| self.name(&s));
+        let root = segs.next().ok_or_else(|| internal("empty path", self.span(&p)))?;
+        Ok(ast::Path { root, fields: segs.collect() })
+    }
+
+    fn literal(&mut self, p: Pair<'_, Rule>) -> Result<Spanned<ast::Literal>> {
+        let span = self.span(&p);
+        let node = match p.as_rule() {
+            Rule::string => ast::Literal::Str(self.string(p)?.node),
+            Rule::int => ast::Literal::Int(p.as_str().parse::<i64>().map_err(|_| {
+                SyntaxError::NumberOutOfRange { text: p.as_str().to_string(), span: span.into() }
+            })?),
+            Rule::bool => ast::Literal::Bool(p.as_str() == "true"),
+            Rule::list => {
+                self.enter(span)?;
+                let items = kids(p).map(|c| self.literal(c)).collect::<Result<Vec<_>>>()?;
+                self.depth -= 1;
+                ast::Literal::List(items)
+            }
+            other => return Err(internal(&format!("unexpected literal {other:?}"), span)),
+        };
+        Ok(Spanned::new(node, span))
+    }
+
+    /// Decodes a string literal's escapes.
+    fn string(&self, p: Pair<'_, Rule>) -> Result<Spanned<String>> {
+        let span = self.span(&p);
+        let body = p.as_str().strip_prefix('"').and_then(|s| s.strip_suffix('"')).unwrap_or("");
+        let body_start = span.start + 1;
+        let mut out = String::with_capacity(body.len());
+        let mut chars = body.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            if c != '\\' {
+                out.push(c);
+                continue;
+            }
+            let bad = |len: usize| SyntaxError::InvalidEscape {
+                escape: body[i..(i + len).min(body.len())].to_string(),
+                span: ast::Span::new(body_start + i, body_start + (i + len).min(body.len())).into(),
+            };
+            match chars.next() {
+                Some((_, '"')) => out.push('"'),
+                Some((_, '\\')) => out.push('\\'),
+                Some((_, 'n')) => out.push('\n'),
+                Some((_, 'r')) => out.push('\r'),
+                Some((_, 't')) => out.push('\t'),
+                Some((_, 'u')) => {
+                    let rest = &body[i + 2..];
+                    let close = rest.find('}').filter(|_| rest.starts_with('{'));
+                    let decoded = close
+                        .and_then(|end| u32::from_str_radix(&rest[1..end], 16).ok())
+                        .and_then(char::from_u32);
+                    match (close, decoded) {
+                        (Some(end), Some(ch)) => {
+                            out.push(ch);
+                            for _ in 0..=end {
+                                chars.next();
+                            }
+                        }
+                        _ => return Err(bad(2 + close.map_or(0, |e| e + 1))),
+                    }
+                }
+                Some((_, other)) => return Err(bad(1 + other.len_utf8())),
+                None => return Err(bad(1)),
+            }
+        }
+        Ok(Spanned::new(out, span))
+    }
+}

@@ -1,0 +1,381 @@
+//! The canonical printer behind `policyc fmt`.
+//!
+//! Layout: two-space indentation; one item per line; at most one blank line
+//! kept where the source had any; consecutive tool declarations aligned in
+//! columns; a rule on one line when it fits in [`WIDTH`] columns, otherwise its
+//! first clause on the rule's line and every further clause on its own line,
+//! indented two more. Comments are kept: a comment on the line of an item stays
+//! there, any other comment is printed on its own line before the next item
+//! (a comment written inside an item moves to just before that item).
+
+use crate::ast::{self, Spanned};
+use std::fmt::Write as _;
+
+/// Lines longer than this are broken at clause boundaries.
+pub const WIDTH: usize = 100;
+
+/// Prints `file` canonically. `src` is the text it was parsed from (used to
+/// find blank lines and trailing comments).
+pub fn print(file: &ast::File, src: &str) -> String {
+    let mut p = Printer { out: String::new(), src, comments: &file.comments, next: 0, last_end: None };
+    let groups = tool_groups(&file.items, src);
+    for (i, item) in file.items.iter().enumerate() {
+        p.leading(item.span, 0, matches!(item.node, ast::Item::Agent(_)));
+        match &item.node {
+            ast::Item::Agent(agent) => p.agent(agent, item.span),
+            ast::Item::Tool(t) => {
+                let text = tool_text(t, groups[i]);
+                p.line(0, &text, item.span);
+            }
+            other => {
+                let text = item_text(other);
+                p.line(0, &text, item.span);
+            }
+        }
+    }
+    p.rest(usize::MAX, 0);
+    p.out
+}
+
+struct Printer<'a> {
+    out: String,
+    src: &'a str,
+    comments: &'a [ast::Comment],
+    next: usize,
+    /// End of the last thing printed (to find blank lines and trailing comments).
+    last_end: Option<usize>,
+}
+
+impl Printer<'_> {
+    /// Prints a blank line if the source had one between the last element and `start`.
+    fn gap(&mut self, start: usize) {
+        if let Some(end) = self.last_end {
+            let between = self.src.get(end..start).unwrap_or("");
+            if between.matches('\n').count() >= 2 {
+                self.out.push('\n');
+            }
+        }
+    }
+
+    /// Prints the comments that come before an item (or, for non-blocks, inside it).
+    fn leading(&mut self, span: ast::Span, indent: usize, block: bool) {
+        let limit = if block { span.start } else { span.end };
+        self.rest(limit, indent);
+        self.gap(span.start);
+    }
+
+    /// Prints every pending comment that starts before `limit` on its own line.
+    fn rest(&mut self, limit: usize, indent: usize) {
+        while let Some(c) = self.comments.get(self.next).filter(|c| c.span.start < limit) {
+            self.gap(c.span.start);
+            self.out.push_str(&" ".repeat(indent));
+            self.out.push_str(&c.text);
+            self.out.push('\n');
+            self.last_end = Some(c.span.end);
+            self.next += 1;
+        }
+    }
+
+    /// Prints `text` (possibly several lines) and a trailing comment on its last line.
+    fn line(&mut self, indent: usize, text: &str, span: ast::Span) {
+        self.out.push_str(&" ".repeat(indent));
+        self.out.push_str(text);
+        self.last_end = Some(span.end);
+        self.trailing(span.end);
+        self.out.push('\n');
+    }
+
+    fn trailing(&mut self, end: usize) {
+        if let Some(c) = self.comments.get(self.next) {
+            let same_line = self.src.get(end..c.span.start).is_some_and(|s| !s.contains('\n'));
+            if c.span.start >= end && same_line {
+                self.out.push(' ');
+                self.out.push_str(&c.text);
+                self.last_end = Some(c.span.end);
+                self.next += 1;
+            }
+        }
+    }
+
+    fn agent(&mut self, agent: &ast::AgentBlock, span: ast::Span) {
+        self.out.push_str(&format!("agent {} {{", agent.name.node));
+        if agent.rules.is_empty() && !self.comments.get(self.next).is_some_and(|c| c.span.start < span.end) {
+            self.out.push_str("}\n");
+            self.last_end = Some(span.end);
+            return;
+        }
+        self.last_end = Some(agent.name.span.end + 1);
+        self.trailing(agent.name.span.end);
+        self.out.push('\n');
+        for rule in &agent.rules {
+            self.leading(rule.span, 2, false);
+            let text = rule_text(&rule.node, 2);
+            self.line(2, &text, rule.span);
+        }
+        self.rest(span.end, 2);
+        self.out.push('}');
+        self.last_end = Some(span.end);
+        self.trailing(span.end);
+        self.out.push('\n');
+    }
+}
+
+/// For each item, the column widths of its aligned tool group (or `None`).
+fn tool_groups(items: &[Spanned<ast::Item>], src: &str) -> Vec<Option<(usize, usize)>> {
+    let mut out = vec![None; items.len()];
+    let mut i = 0;
+    while i < items.len() {
+        let mut j = i;
+        while j + 1 < items.len() && adjacent_tools(&items[j], &items[j + 1], src) {
+            j += 1;
+        }
+        if j > i {
+            let tools = items[i..=j].iter().filter_map(|it| match &it.node {
+                ast::Item::Tool(t) => Some(t),
+                _ => None,
+            });
+            let (name, class) = tools.fold((0, 0), |(n, c), t| {
+                (n.max(t.name.node.len()), c.max(class_word(t.class.node).len()))
+            });
+            out[i..=j].iter_mut().for_each(|w| *w = Some((name + 2, class)));
+        }
+        i = j + 1;
+    }
+    out
+}
+
+fn adjacent_tools(a: &Spanned<ast::Item>, b: &Spanned<ast::Item>, src: &str) -> bool {
+    let both = matches!((&a.node, &b.node), (ast::Item::Tool(_), ast::Item::Tool(_)));
+    let gap = src.get(a.span.end..b.span.start).unwrap_or("x");
+    both && gap.trim().is_empty() && gap.matches('\n').count() == 1
+}
+
+fn class_word(class: ast::ToolClass) -> &'static str {
+    match class {
+        ast::ToolClass::Read => "read",
+        ast::ToolClass::Write => "write",
+    }
+}
+
+fn tool_text(t: &ast::ToolDecl, widths: Option<(usize, usize)>) -> String {
+    let (name_w, class_w) = widths.unwrap_or((t.name.node.len() + 1, 0));
+    let mut s = format!("tool {:<name_w$}", t.name.node);
+    let class = class_word(t.class.node);
+    let more = t.irreversible || t.schema.is_some();
+    if more {
+        let _ = write!(s, "{class:<class_w$}");
+    } else {
+        s.push_str(class);
+    }
+    if t.irreversible {
+        s.push_str(" irreversible");
+    }
+    if let Some(schema) = &t.schema {
+        s.push(' ');
+        s.push_str(&record_text(&schema.node));
+    }
+    s.push(';');
+    s
+}
+
+fn item_text(item: &ast::Item) -> String {
+    match item {
+        ast::Item::Policy(name) => format!("policy {};", name.node),
+        ast::Item::Envs(envs) => format!("envs {};", join(envs.iter().map(|e| e.node.clone()))),
+        ast::Item::Context(fields) if fields.is_empty() => "context {}".to_string(),
+        ast::Item::Context(fields) => {
+            let body: String = fields.iter().map(|f| format!("  {};\n", field_text(f))).collect();
+            format!("context {{\n{body}}}")
+        }
+        ast::Item::Let(l) => format!("let {} = {};", l.name.node, literal_text(&l.value.node)),
+        ast::Item::Writes(mode) => match mode.node {
+            ast::WritesMode::Enabled => "writes enabled;".to_string(),
+            ast::WritesMode::Disabled => "writes disabled;".to_string(),
+        },
+        ast::Item::Rule(rule) => rule_text(rule, 0),
+        // Printed by their own paths; kept total so the printer never panics.
+        ast::Item::Tool(t) => tool_text(t, None),
+        ast::Item::Agent(a) => format!("agent {} {{}}", a.name.node),
+    }
+}
+
+fn join(parts: impl Iterator<Item = String>) -> String {
+    parts.collect::<Vec<_>>().join(", ")
+}
+
+fn field_text(f: &ast::Field) -> String {
+    let opt = if f.optional { "?" } else { "" };
+    format!("{}{opt}: {}", f.name.node, type_text(&f.ty.node))
+}
+
+fn record_text(fields: &[ast::Field]) -> String {
+    if fields.is_empty() {
+        return "{}".to_string();
+    }
+    format!("{{ {} }}", join(fields.iter().map(field_text)))
+}
+
+fn type_text(t: &ast::Type) -> String {
+    match t {
+        ast::Type::Named(n) => n.clone(),
+        ast::Type::List(inner) => format!("list<{}>", type_text(&inner.node)),
+        ast::Type::Record(fields) => record_text(fields),
+    }
+}
+
+/// A rule, laid out at `indent` (the indentation itself is not included).
+pub(crate) fn rule_text(rule: &ast::Rule, indent: usize) -> String {
+    let kind = match rule.kind.node {
+        ast::RuleKind::Allow => "allow",
+        ast::RuleKind::Write => "write",
+        ast::RuleKind::Deny => "deny",
+    };
+    let head = format!("{kind} {}", join(rule.tools.iter().map(|t| t.node.clone())));
+    let clauses: Vec<String> = rule.clauses.iter().map(|c| clause_text(&c.node)).collect();
+    let one_line = std::iter::once(head.clone()).chain(clauses.iter().cloned()).collect::<Vec<_>>();
+    let one_line = format!("{};", one_line.join(" "));
+    if clauses.len() < 2 || indent + one_line.len() <= WIDTH {
+        return one_line;
+    }
+    let pad = " ".repeat(indent + 2);
+    let mut s = format!("{head} {}", clauses[0]);
+    for c in &clauses[1..] {
+        let _ = write!(s, "\n{pad}{c}");
+    }
+    s.push(';');
+    s
+}
+
+fn clause_text(c: &ast::Clause) -> String {
+    match c {
+        ast::Clause::Require(r) => {
+            let mut s = match &r.count {
+                None => "require approval".to_string(),
+                Some(n) if n.node == 1 => "require 1 approval".to_string(),
+                Some(n) => format!("require {} approvals", n.node),
+            };
+            for o in &r.options {
+                match &o.node {
+                    ast::ApprovalOption::From(g) => {
+                        let _ = write!(s, " from {}", string_text(g));
+                    }
+                    ast::ApprovalOption::Expires(d) => {
+                        let _ = write!(s, " expires {}", duration_text(*d));
+                    }
+                }
+            }
+            s
+        }
+        ast::Clause::AutoApprove(None) => "auto-approve".to_string(),
+        ast::Clause::AutoApprove(Some(b)) => {
+            let window = match b.window {
+                ast::Window::Minute => "minute",
+                ast::Window::Hour => "hour",
+                ast::Window::Day => "day",
+            };
+            let key = match b.key {
+                None => "",
+                Some(ast::BudgetKey::Tenant) => " per tenant",
+                Some(ast::BudgetKey::Agent) => " per agent",
+            };
+            format!("auto-approve limit {} per {window}{key}", b.limit.node)
+        }
+        ast::Clause::Scope(paths) => format!("scope {}", join(paths.iter().map(|p| path_text(&p.node)))),
+        ast::Clause::When(e) => format!("when {}", expr_text(&e.node)),
+        ast::Clause::Reason(r) => format!("reason {}", string_text(&r.node)),
+    }
+}
+
+fn duration_text(d: ast::Duration) -> String {
+    let unit = match d.unit {
+        ast::DurationUnit::Seconds => "s",
+        ast::DurationUnit::Minutes => "m",
+        ast::DurationUnit::Hours => "h",
+        ast::DurationUnit::Days => "d",
+    };
+    format!("{}{unit}", d.value)
+}
+
+fn path_text(p: &ast::Path) -> String {
+    let mut s = p.root.node.clone();
+    for f in &p.fields {
+        s.push('.');
+        s.push_str(&f.node);
+    }
+    s
+}
+
+/// Binding strength, loosest first; used to add parentheses a tree needs.
+fn level(e: &ast::Expr) -> u8 {
+    match e {
+        ast::Expr::Or(_) => 0,
+        ast::Expr::And(_) => 1,
+        ast::Expr::Not(_) => 2,
+        ast::Expr::Has(_) | ast::Expr::Compare(..) | ast::Expr::Quantified(..) => 3,
+        _ => 4,
+    }
+}
+
+fn wrapped(e: &ast::Expr, min: u8) -> String {
+    if level(e) < min {
+        format!("({})", expr_text(e))
+    } else {
+        expr_text(e)
+    }
+}
+
+/// A condition as text, with the parentheses it was written with (and any
+/// that a hand-built tree needs to parse back the same).
+pub fn expr_text(e: &ast::Expr) -> String {
+    match e {
+        ast::Expr::Or(parts) => parts.iter().map(|p| wrapped(&p.node, 1)).collect::<Vec<_>>().join(" or "),
+        ast::Expr::And(parts) => parts.iter().map(|p| wrapped(&p.node, 2)).collect::<Vec<_>>().join(" and "),
+        ast::Expr::Not(inner) => format!("not {}", wrapped(&inner.node, 2)),
+        ast::Expr::Has(p) => format!("has {}", path_text(&p.node)),
+        ast::Expr::Compare(l, op, r) => {
+            format!("{} {} {}", wrapped(&l.node, 4), op.node.as_str(), wrapped(&r.node, 4))
+        }
+        ast::Expr::Quantified(q, l, op, r) => {
+            let q = match q.node {
+                ast::Quantifier::All => "all",
+                ast::Quantifier::Any => "any",
+            };
+            format!("{q} {} {} {}", wrapped(&l.node, 4), op.node.as_str(), wrapped(&r.node, 4))
+        }
+        ast::Expr::Call(f, arg) => format!("{}({})", f.node, wrapped(&arg.node, 4)),
+        ast::Expr::Paren(inner) => format!("({})", expr_text(&inner.node)),
+        ast::Expr::Path(p) => path_text(p),
+        ast::Expr::Literal(l) => literal_text(l),
+    }
+}
+
+/// A literal as it would be written.
+pub fn literal_text(l: &ast::Literal) -> String {
+    match l {
+        ast::Literal::Str(s) => string_text(s),
+        ast::Literal::Int(i) => i.to_string(),
+        ast::Literal::Bool(b) => b.to_string(),
+        ast::Literal::List(items) => format!("[{}]", join(items.iter().map(|i| literal_text(&i.node)))),
+    }
+}
+
+/// A string literal with the escapes the grammar reads back.
+pub fn string_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
