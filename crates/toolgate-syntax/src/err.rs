@@ -27,7 +27,7 @@ pub enum SyntaxError {
     #[error("unknown escape `{escape}` in string")]
     #[diagnostic(
         code(toolgate::syntax::invalid_escape),
-        help("the escapes are `\\\"`, `\\\\`, `\\n`, `\\r`, `\\t` and `\\u{{HEX}}`")
+        help("the escapes are `\\\"`, `\\\\`, `\\n`, `\\r`, `\\t` and `\\u{{HEX}}`; in a regex, write `\\\\.` for a literal dot")
     )]
     InvalidEscape {
         /// The escape as written.

@@ -65,8 +65,12 @@ pub fn parse(src: &str) -> Parsed {
             }
             Err(e) => {
                 let at = pos + error_offset(&e);
-                out.errors.push(expected::describe(&e, src, at));
-                match resync(src, pos, at) {
+                let err = expected::describe(&e, src, at);
+                if out.errors.last() != Some(&err) {
+                    out.errors.push(err);
+                }
+                let item = pos + (rest.len() - rest.trim_start().len());
+                match resync(src, item, at) {
                     Some(next) => pos = next,
                     None => break,
                 }

@@ -15,6 +15,15 @@ pub(super) fn describe(e: &pest::error::Error<Rule>, src: &str, at: usize) -> Sy
         }
     }
     words.remove("");
+    // At the start of an item, name the category rather than every keyword.
+    const ITEM_WORDS: [&str; 8] =
+        ["`policy`", "`envs`", "`context`", "`tool`", "`let`", "`writes`", "`agent`", "a rule"];
+    if words.contains("`tool`") && words.contains("`agent`") {
+        for w in ITEM_WORDS {
+            words.remove(w);
+        }
+        words.insert("a declaration or rule");
+    }
     // Where any value may come, list "a value" rather than every kind of value.
     if words.contains("a value") || words.contains("a condition") {
         for w in ["a name", "a number", "a string", "a list", "`(`", "`[`", "`true` or `false`"] {
@@ -86,6 +95,9 @@ fn help_for(words: &BTreeSet<&'static str>, found: &str) -> Option<String> {
     if found == "an unterminated comment" {
         return Some("close the comment with `*/`".to_string());
     }
+    if found == "`=`" {
+        return Some("to compare, write `==`".to_string());
+    }
     if words.contains("`;`") && words.len() <= 4 {
         return Some("every declaration and rule ends with `;`".to_string());
     }
@@ -121,7 +133,7 @@ fn phrase(rule: Rule) -> &'static str {
         Rule::field => "a field",
         Rule::type_name | Rule::list_type | Rule::record_type => "a type",
         Rule::writes_mode => "`enabled` or `disabled`",
-        Rule::rule_kind => "`allow`, `write` or `deny`",
+        Rule::rule_kind => "a rule",
         Rule::require_clause => "`require`",
         Rule::auto_clause => "`auto-approve`",
         Rule::scope_clause => "`scope`",
@@ -187,8 +199,8 @@ fn keyword(rule: Rule) -> &'static str {
         Rule::kw_disabled => "`disabled`",
         Rule::kw_agent => "`agent`",
         Rule::kw_list => "`list`",
-        Rule::kw_allow => "`allow`",
-        Rule::kw_deny => "`deny`",
+        Rule::kw_allow => "a rule",
+        Rule::kw_deny => "a rule",
         Rule::kw_require => "`require`",
         Rule::kw_approval => "`approval`",
         Rule::kw_approvals => "`approvals`",
