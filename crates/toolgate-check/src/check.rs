@@ -4,6 +4,8 @@
 mod expr;
 mod lints;
 mod rules;
+#[cfg(test)]
+mod tests;
 
 use crate::err::CheckError;
 use crate::ir;
