@@ -94,6 +94,61 @@ fn sarif_output_matches_its_golden_file() {
     golden(&ui_dir().join("sarif.golden.json"), &pretty).unwrap_or_else(|e| panic!("{e}"));
 }
 
+/// The text shown for a case in docs/diagnostics.md (long ones shortened).
+fn shown(text: &str, max: usize, keep: usize) -> String {
+    let text = text.trim_end_matches('\n');
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut cut = keep;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}\n...", &text[..cut])
+}
+
+/// The fenced block after `fence` in `section`, as (start, end) byte offsets of its body.
+fn block(section: &str, fence: &str) -> Option<(usize, usize)> {
+    let start = section.find(fence)? + fence.len();
+    let len = section[start..].find("\n```")?;
+    Some((start, start + len))
+}
+
+/// docs/diagnostics.md shows each code's first golden case and its output;
+/// they must be the golden files' current text (`UPDATE_GOLDEN=1` rewrites them).
+#[test]
+fn diagnostics_doc_examples_are_the_golden_outputs() {
+    let doc_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/diagnostics.md");
+    let doc = std::fs::read_to_string(&doc_path).expect("docs/diagnostics.md exists");
+    let mut sections: Vec<String> = doc.split("\n### `").map(String::from).collect();
+    let mut stale = Vec::new();
+    for case in cases() {
+        let code = expected_code(&case);
+        let Some(section) = sections.iter_mut().find(|s| s.starts_with(&format!("{code}`"))) else { continue };
+        let name = case.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        if !section.contains(&format!("Example (`{name}`)")) {
+            continue;
+        }
+        let input = String::from_utf8_lossy(&std::fs::read(&case).expect("case")).into_owned();
+        let output = std::fs::read_to_string(case.with_extension("stderr")).expect("golden stderr");
+        for (fence, want) in [("```policy\n", shown(&input, 1500, 600)), ("```text\n", shown(&output, 2500, 1200))] {
+            let Some((start, end)) = block(section, fence) else {
+                stale.push(format!("{code}: no {fence:?} block"));
+                continue;
+            };
+            if section[start..end] != want {
+                stale.push(format!("{code}: {} block is stale", fence.trim()));
+                section.replace_range(start..end, &want);
+            }
+        }
+    }
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&doc_path, sections.join("\n### `")).expect("docs are writable");
+        return;
+    }
+    assert!(stale.is_empty(), "{}\n(run with UPDATE_GOLDEN=1 to refresh docs/diagnostics.md)", stale.join("\n"));
+}
+
 #[test]
 fn every_documented_code_has_a_golden_case() {
     let docs = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/diagnostics.md"))

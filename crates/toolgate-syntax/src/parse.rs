@@ -41,28 +41,30 @@ pub fn decode(bytes: &[u8]) -> Result<&str, SyntaxError> {
 }
 
 /// Parses a whole policy file. Never panics; never stops at the first error.
+///
+/// Each round parses as many items as it can in one pest call (pest indexes
+/// the input it is given, so one call per item would be quadratic), then
+/// either reaches the end of the file or reports the item that failed and
+/// resumes after it.
 pub fn parse(src: &str) -> Parsed {
     let mut out = Parsed::default();
     let mut pos = 0;
-    while pos <= src.len() {
+    loop {
+        match PolicyParser::parse(Rule::item_run, &src[pos..]) {
+            Ok(pairs) => pos = lower_run(pairs, pos, src, &mut out),
+            Err(e) => {
+                let at = ast::Span::new(pos, pos).into();
+                out.errors.push(SyntaxError::Internal { detail: format!("item run failed: {e}"), span: at });
+                break;
+            }
+        }
         let rest = &src[pos..];
         if let Ok(pairs) = PolicyParser::parse(Rule::file_end, rest) {
             lower::collect_comments(pairs, pos, &mut out.file.comments);
             break;
         }
         match PolicyParser::parse(Rule::item_start, rest) {
-            Ok(pairs) => {
-                let end = pos + pairs.clone().map(|p| p.as_span().end()).max().unwrap_or(0);
-                let first_comment = out.file.comments.len();
-                lower::collect_comments(pairs.clone(), pos, &mut out.file.comments);
-                let comments = &out.file.comments[first_comment..];
-                match lower::item_start(pairs, pos, src, comments) {
-                    Ok(item) => out.file.items.push(item),
-                    Err(e) => out.errors.push(e),
-                }
-                // An item always consumes at least its keyword, so `end > pos`.
-                pos = end.max(pos + 1);
-            }
+            Ok(pairs) => pos = lower_run(pairs, pos, src, &mut out).max(pos + 1),
             Err(e) => {
                 let at = pos + error_offset(&e);
                 let err = expected::describe(&e, src, at);
@@ -83,6 +85,21 @@ pub fn parse(src: &str) -> Parsed {
         }
     }
     out
+}
+
+/// Lowers the items of one successful parse at `pos`; returns where it ended.
+fn lower_run(pairs: pest::iterators::Pairs<'_, Rule>, pos: usize, src: &str, out: &mut Parsed) -> usize {
+    let end = pos + pairs.clone().map(|p| p.as_span().end()).max().unwrap_or(0);
+    let first_comment = out.file.comments.len();
+    lower::collect_comments(pairs.clone(), pos, &mut out.file.comments);
+    let comments = &out.file.comments[first_comment..];
+    for item in lower::items(pairs, pos, src, comments) {
+        match item {
+            Ok(item) => out.file.items.push(item),
+            Err(e) => out.errors.push(e),
+        }
+    }
+    end
 }
 
 fn error_offset(e: &pest::error::Error<Rule>) -> usize {

@@ -87,7 +87,8 @@ impl Printer<'_> {
 
     fn trailing(&mut self, end: usize) {
         if let Some(c) = self.comments.get(self.next) {
-            let same_line = self.src.get(end..c.span.start).is_some_and(|s| !s.contains('\n'));
+            // Only blanks between: not on the next line, not after another item.
+            let same_line = self.src.get(end..c.span.start).is_some_and(|s| s.trim().is_empty() && !s.contains('\n'));
             if c.span.start >= end && same_line {
                 self.out.push(' ');
                 self.out.push_str(&c.text);

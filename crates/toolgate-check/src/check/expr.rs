@@ -371,6 +371,9 @@ impl Checker<'_> {
         let ((l, lty), (r, rty)) = (lhs_typed?, rhs_typed?);
         let bin = self.binary_types(op, (lhs.span, &lty), (rhs.span, &rty))?;
         self.known_names(&l, op.node, rhs);
+        if matches!(op.node, ast::CmpOp::Eq | ast::CmpOp::Ne) {
+            self.known_names(&r, op.node, lhs);
+        }
         Some((node(ir::ExprKind::Binary(bin, Box::new(l), Box::new(r)), span), Ty::Bool))
     }
 

@@ -15,6 +15,9 @@ type Result<T> = std::result::Result<T, SyntaxError>;
 pub(super) fn collect_comments(pairs: Pairs<'_, Rule>, offset: usize, out: &mut Vec<ast::Comment>) {
     for p in pairs.flatten().filter(|p| p.as_rule() == Rule::COMMENT) {
         let s = p.as_span();
+        if out.last().is_some_and(|c| c.span.start >= offset + s.start()) {
+            continue;
+        }
         out.push(ast::Comment {
             text: p.as_str().trim_end().to_string(),
             span: ast::Span::new(offset + s.start(), offset + s.end()),
@@ -22,24 +25,26 @@ pub(super) fn collect_comments(pairs: Pairs<'_, Rule>, offset: usize, out: &mut 
     }
 }
 
-/// Lowers the pairs of an `item_start` parse.
-/// `comments` are the comments inside this item (absolute spans): spans of
-/// nodes are trimmed of trailing whitespace and comments, which pest includes
-/// when an optional or repeated part at the end of a rule did not match.
-pub(super) fn item_start(
+/// Lowers every item under the pairs of an `item_run` or `item_start` parse.
+/// `comments` are the comments inside them (absolute spans): spans of nodes
+/// are trimmed of trailing whitespace and comments, which pest includes when
+/// an optional or repeated part at the end of a rule did not match.
+pub(super) fn items(
     pairs: Pairs<'_, Rule>,
     offset: usize,
     src: &str,
     comments: &[ast::Comment],
-) -> Result<Spanned<ast::Item>> {
+) -> Vec<Result<Spanned<ast::Item>>> {
     let comment_at_end = comments.iter().map(|c| (c.span.end, c.span.start)).collect();
     let mut lower = Lower { offset, depth: 0, src, comment_at_end };
-    let start = pairs.clone().next().map(|p| lower.span(&p)).unwrap_or_default();
-    let item = pairs
+    pairs
         .flat_map(|p| p.into_inner())
-        .find(|p| !matches!(p.as_rule(), Rule::COMMENT | Rule::EOI))
-        .ok_or_else(|| internal("no item in item_start", start))?;
-    lower.item(item)
+        .filter(|p| !matches!(p.as_rule(), Rule::COMMENT | Rule::EOI))
+        .map(|item| {
+            lower.depth = 0;
+            lower.item(item)
+        })
+        .collect()
 }
 
 fn internal(detail: &str, span: ast::Span) -> SyntaxError {
@@ -300,11 +305,19 @@ impl Lower<'_> {
         Ok(ast::Duration { value, unit })
     }
 
+    /// Parentheses and calls count towards [`MAX_DEPTH`] (as do `not`s, lists
+    /// and types); the grammar's own layers in between do not.
     fn expr(&mut self, p: Pair<'_, Rule>) -> Result<Spanned<ast::Expr>> {
+        let p = skip_layers(p);
         let span = self.span(&p);
-        self.enter(span)?;
+        let nests = matches!(p.as_rule(), Rule::paren | Rule::call);
+        if nests {
+            self.enter(span)?;
+        }
         let result = self.expr_inner(p, span);
-        self.depth -= 1;
+        if nests {
+            self.depth -= 1;
+        }
         result
     }
 
@@ -312,10 +325,12 @@ impl Lower<'_> {
         let node = match p.as_rule() {
             Rule::expr | Rule::and_expr => {
                 let or = p.as_rule() == Rule::expr;
-                let mut parts = kids(p)
-                    .filter(|c| !matches!(c.as_rule(), Rule::kw_or | Rule::kw_and))
-                    .map(|c| self.expr(c))
-                    .collect::<Result<Vec<_>>>()?;
+                let mut parts = Vec::new();
+                for c in kids(p) {
+                    if !matches!(c.as_rule(), Rule::kw_or | Rule::kw_and) {
+                        parts.push(self.expr(c)?);
+                    }
+                }
                 if parts.len() == 1 {
                     return parts.pop().ok_or_else(|| internal("empty chain", span));
                 }
@@ -462,8 +477,13 @@ impl Lower<'_> {
                 Some((_, 'u')) => {
                     let rest = &body[i + 2..];
                     let close = rest.find('}').filter(|_| rest.starts_with('{'));
+                    let hex = |end: usize| {
+                        let digits = &rest[1..end];
+                        let valid = !digits.is_empty() && digits.chars().all(|c| c.is_ascii_hexdigit());
+                        valid.then(|| u32::from_str_radix(digits, 16).ok()).flatten()
+                    };
                     let decoded = close
-                        .and_then(|end| u32::from_str_radix(&rest[1..end], 16).ok())
+                        .and_then(hex)
                         .and_then(char::from_u32);
                     match (close, decoded) {
                         (Some(end), Some(ch)) => {
@@ -481,4 +501,18 @@ impl Lower<'_> {
         }
         Ok(Spanned::new(out, span))
     }
+}
+
+/// Steps down through grammar layers that add nothing: an `or` chain of one,
+/// an `and` chain of one, a `not_expr` without `not`, a comparison without an
+/// operator. A loop, so that each parenthesis costs a few stack frames only.
+fn skip_layers(mut p: Pair<'_, Rule>) -> Pair<'_, Rule> {
+    while matches!(p.as_rule(), Rule::expr | Rule::and_expr | Rule::not_expr | Rule::comparison) {
+        let mut it = kids(p.clone());
+        match (it.next(), it.next()) {
+            (Some(only), None) if only.as_rule() != Rule::not_prefix => p = only,
+            _ => break,
+        }
+    }
+    p
 }

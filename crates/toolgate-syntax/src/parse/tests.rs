@@ -121,6 +121,9 @@ fn nesting_is_limited_without_crashing() {
     assert!(errors(&nots)[0].starts_with("nesting is too deep"));
     let lists = format!("let x = {}1{};", "[".repeat(100), "]".repeat(100));
     assert!(errors(&lists)[0].starts_with("nesting is too deep"));
+    let ok_depth = format!("allow t when {}x{};", "(".repeat(60), ")".repeat(60));
+    parse_ok(&ok_depth);
+    assert_eq!(errors("allow t when x == \"\\u{+41}\";").len(), 1, "`+` is not a hex digit");
     let long_chain = format!("allow t when x{};", " and x".repeat(50_000));
     parse_ok(&long_chain);
 }

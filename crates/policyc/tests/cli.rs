@@ -1,0 +1,145 @@
+//! The command line as CI uses it: exit codes, directories, formats, and
+//! inputs built to break a parser (huge, deep, binary, empty).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn policyc(dir: &Path, args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_policyc")).args(args).current_dir(dir).output().expect("runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A fresh scratch directory under the target directory.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+fn write(dir: &Path, name: &str, content: impl AsRef<[u8]>) {
+    let path = dir.join(name);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).expect("parent dir");
+    }
+    std::fs::write(path, content).expect("write");
+}
+
+fn json(run: &Run) -> serde_json::Value {
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", run.stdout))
+}
+
+#[test]
+fn shipped_policies_check_clean_and_are_formatted() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let check = policyc(&root, &["check", "--deny-warnings", "policies/"]);
+    assert_eq!(check.code, 0, "{}", check.stderr);
+    assert!(check.stderr.contains("0 errors, 0 warnings"));
+    let fmt = policyc(&root, &["fmt", "--check", "policies/"]);
+    assert_eq!((fmt.code, fmt.stdout.as_str()), (0, ""), "{}", fmt.stderr);
+}
+
+#[test]
+fn exit_codes_distinguish_clean_findings_warnings_and_usage() {
+    let dir = scratch("exit_codes");
+    write(&dir, "clean/a.policy", "tool a read;\nallow a;\n");
+    write(&dir, "warn/a.policy", "tool a read;\nallow *;\n");
+    write(&dir, "bad/a.policy", "tool a read;\nallow b;\n");
+    assert_eq!(policyc(&dir, &["check", "clean"]).code, 0);
+    assert_eq!(policyc(&dir, &["check", "warn"]).code, 0);
+    assert_eq!(policyc(&dir, &["check", "--deny-warnings", "warn"]).code, 1);
+    assert_eq!(policyc(&dir, &["check", "bad"]).code, 1);
+    let missing = policyc(&dir, &["check", "nope"]);
+    assert_eq!(missing.code, 2);
+    assert!(missing.stderr.contains("cannot read `nope`"), "{}", missing.stderr);
+    assert_eq!(policyc(&dir, &["check", "--format", "yaml", "clean"]).code, 2);
+}
+
+#[test]
+fn directories_are_searched_recursively_for_policy_files_only() {
+    let dir = scratch("recursive");
+    write(&dir, "a/b/c/deep.policy", "tool a read;\nallow b;\n");
+    write(&dir, "a/notes.txt", "not a policy at all {{{");
+    write(&dir, ".hidden/x.policy", "garbage");
+    let doc = json(&policyc(&dir, &["check", "--format", "json", "."]));
+    assert_eq!(doc["files"], 1);
+    assert_eq!(doc["errors"], 1);
+    let d = &doc["diagnostics"][0];
+    assert_eq!((d["line"].as_u64(), d["column"].as_u64(), d["end_column"].as_u64()), (Some(2), Some(7), Some(8)));
+    assert!(d["file"].as_str().is_some_and(|f| f.ends_with("deep.policy")));
+}
+
+#[test]
+fn hostile_inputs_get_diagnostics_never_a_crash() {
+    let dir = scratch("hostile");
+    write(&dir, "empty.policy", "");
+    write(&dir, "binary.policy", [0u8, 159, 146, 150, 255, 0, 1, 2]);
+    write(&dir, "deep_parens.policy", format!("tool a read;\nallow a when {}x{};\n", "(".repeat(50_000), ")".repeat(50_000)));
+    write(&dir, "deep_nots.policy", format!("tool a read;\nallow a when {}x;\n", "not ".repeat(50_000)));
+    write(&dir, "deep_types.policy", format!("tool a read {{ x: {}string{} }};\n", "list<".repeat(10_000), ">".repeat(10_000)));
+    write(&dir, "long_line.policy", format!("tool a read;\nallow a when args.x == \"{}\";\n", "y".repeat(1_000_000)));
+    write(&dir, "garbage.policy", "}{)(;;\"\\".repeat(100_000));
+    let run = policyc(&dir, &["check", "--format", "json", "."]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let doc = json(&run);
+    assert_eq!(doc["files"], 7);
+    let by_file = |name: &str| -> Vec<String> {
+        doc["diagnostics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|d| d["file"].as_str().is_some_and(|f| f.ends_with(name)))
+            .map(|d| d["code"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert!(by_file("empty.policy").is_empty());
+    assert_eq!(by_file("binary.policy"), ["toolgate::syntax::invalid_utf8"]);
+    for deep in ["deep_parens.policy", "deep_nots.policy", "deep_types.policy"] {
+        let codes = by_file(deep);
+        assert!(!codes.is_empty() && codes.iter().all(|c| c.starts_with("toolgate::syntax::")), "{deep}: {codes:?}");
+    }
+    assert!(by_file("long_line.policy").is_empty());
+    assert!(!by_file("garbage.policy").is_empty());
+}
+
+#[test]
+fn a_ten_megabyte_policy_is_checked() {
+    let dir = scratch("big");
+    let mut src = String::from("tool kb.read read { q: string };\n");
+    let mut i = 0;
+    while src.len() < 10 * 1024 * 1024 {
+        src.push_str(&format!("allow kb.read when args.q == \"query number {i}\";\n"));
+        i += 1;
+    }
+    write(&dir, "big.policy", &src);
+    let run = policyc(&dir, &["check", "big.policy"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("0 errors, 0 warnings"), "{}", run.stderr);
+}
+
+#[test]
+fn fmt_rewrites_checks_and_refuses_broken_files() {
+    let dir = scratch("fmt");
+    write(&dir, "messy.policy", "tool   a   read ;  allow a when (args.x==1) ; // keep me\n");
+    write(&dir, "broken.policy", "tool a read\n");
+    let check = policyc(&dir, &["fmt", "--check", "messy.policy"]);
+    assert_eq!((check.code, check.stdout.trim()), (1, "messy.policy"));
+    assert_eq!(policyc(&dir, &["fmt", "messy.policy"]).code, 0);
+    let formatted = std::fs::read_to_string(dir.join("messy.policy")).expect("read back");
+    assert_eq!(formatted, "tool a read;\nallow a when (args.x == 1); // keep me\n");
+    assert_eq!(policyc(&dir, &["fmt", "--check", "messy.policy"]).code, 0);
+    let broken = policyc(&dir, &["fmt", "broken.policy"]);
+    assert_eq!(broken.code, 1);
+    assert!(broken.stderr.contains("cannot format `broken.policy`: it has syntax errors"), "{}", broken.stderr);
+    assert_eq!(std::fs::read_to_string(dir.join("broken.policy")).expect("read back"), "tool a read\n");
+}
