@@ -44,7 +44,12 @@ pub(crate) fn analyze(path: &Path, bytes: &[u8]) -> FileReport {
         }
     };
     let lines = LineIndex::new(&src);
-    FileReport { path: path.display().to_string(), src, diags, lines }
+    FileReport {
+        path: path.display().to_string(),
+        src,
+        diags,
+        lines,
+    }
 }
 
 impl FileReport {
@@ -65,10 +70,18 @@ impl FileReport {
         let colored = match color {
             Color::Always => true,
             Color::Never => false,
-            Color::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+            Color::Auto => {
+                std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+            }
         };
-        let theme = if colored { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
-        let handler = GraphicalReportHandler::new_themed(theme).with_width(100).with_links(false);
+        let theme = if colored {
+            GraphicalTheme::unicode()
+        } else {
+            GraphicalTheme::unicode_nocolor()
+        };
+        let handler = GraphicalReportHandler::new_themed(theme)
+            .with_width(100)
+            .with_links(false);
         for d in self.diags {
             let report = miette::Report::new_boxed(d)
                 .with_source_code(NamedSource::new(&self.path, self.src.clone()));
@@ -100,7 +113,10 @@ impl FileReport {
                 })
             })
             .collect();
-        let primary = labels.iter().find(|l| l["primary"] == true).or(labels.first());
+        let primary = labels
+            .iter()
+            .find(|l| l["primary"] == true)
+            .or(labels.first());
         let at = |k: &str| primary.map_or(Value::Null, |l| l[k].clone());
         json!({
             "code": d.code().map(|c| c.to_string()),
@@ -177,7 +193,10 @@ pub(crate) fn sarif_document(reports: &[FileReport]) -> Value {
             results.push(result);
         }
     }
-    let rules: Vec<Value> = rules.into_iter().map(|id| json!({ "id": id, "helpUri": "docs/diagnostics.md" })).collect();
+    let rules: Vec<Value> = rules
+        .into_iter()
+        .map(|id| json!({ "id": id, "helpUri": "docs/diagnostics.md" }))
+        .collect();
     json!({
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",

@@ -65,11 +65,16 @@ fn worse(a: Exit, b: Exit) -> Exit {
 
 fn format_one(path: &Path, bytes: &[u8], args: &FmtArgs) -> Outcome {
     let broken = |report: diag::FileReport| {
-        let mut out = format!("error: cannot format `{}`: it has syntax errors\n", path.display());
+        let mut out = format!(
+            "error: cannot format `{}`: it has syntax errors\n",
+            path.display()
+        );
         report.render_human(args.color, &mut out);
         Outcome::Broken(out)
     };
-    let Ok(src) = toolgate_syntax::decode(bytes) else { return broken(diag::analyze(path, bytes)) };
+    let Ok(src) = toolgate_syntax::decode(bytes) else {
+        return broken(diag::analyze(path, bytes));
+    };
     let parsed = toolgate_syntax::parse(src);
     if !parsed.errors.is_empty() {
         return broken(diag::analyze(path, bytes));

@@ -1,6 +1,12 @@
 //! The command line as CI uses it: exit codes, directories, formats, and
 //! inputs built to break a parser (huge, deep, binary, empty).
 
+#![expect(
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers fail loudly on broken fixtures"
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -11,7 +17,11 @@ struct Run {
 }
 
 fn policyc(dir: &Path, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_policyc")).args(args).current_dir(dir).output().expect("runs");
+    let out = Command::new(env!("CARGO_BIN_EXE_policyc"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("runs");
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -61,8 +71,15 @@ fn exit_codes_distinguish_clean_findings_warnings_and_usage() {
     assert_eq!(policyc(&dir, &["check", "bad"]).code, 1);
     let missing = policyc(&dir, &["check", "nope"]);
     assert_eq!(missing.code, 2);
-    assert!(missing.stderr.contains("cannot read `nope`"), "{}", missing.stderr);
-    assert_eq!(policyc(&dir, &["check", "--format", "yaml", "clean"]).code, 2);
+    assert!(
+        missing.stderr.contains("cannot read `nope`"),
+        "{}",
+        missing.stderr
+    );
+    assert_eq!(
+        policyc(&dir, &["check", "--format", "yaml", "clean"]).code,
+        2
+    );
 }
 
 #[test]
@@ -75,8 +92,17 @@ fn directories_are_searched_recursively_for_policy_files_only() {
     assert_eq!(doc["files"], 1);
     assert_eq!(doc["errors"], 1);
     let d = &doc["diagnostics"][0];
-    assert_eq!((d["line"].as_u64(), d["column"].as_u64(), d["end_column"].as_u64()), (Some(2), Some(7), Some(8)));
-    assert!(d["file"].as_str().is_some_and(|f| f.ends_with("deep.policy")));
+    assert_eq!(
+        (
+            d["line"].as_u64(),
+            d["column"].as_u64(),
+            d["end_column"].as_u64()
+        ),
+        (Some(2), Some(7), Some(8))
+    );
+    assert!(d["file"]
+        .as_str()
+        .is_some_and(|f| f.ends_with("deep.policy")));
 }
 
 #[test]
@@ -84,10 +110,37 @@ fn hostile_inputs_get_diagnostics_never_a_crash() {
     let dir = scratch("hostile");
     write(&dir, "empty.policy", "");
     write(&dir, "binary.policy", [0u8, 159, 146, 150, 255, 0, 1, 2]);
-    write(&dir, "deep_parens.policy", format!("tool a read;\nallow a when {}x{};\n", "(".repeat(50_000), ")".repeat(50_000)));
-    write(&dir, "deep_nots.policy", format!("tool a read;\nallow a when {}x;\n", "not ".repeat(50_000)));
-    write(&dir, "deep_types.policy", format!("tool a read {{ x: {}string{} }};\n", "list<".repeat(10_000), ">".repeat(10_000)));
-    write(&dir, "long_line.policy", format!("tool a read;\nallow a when args.x == \"{}\";\n", "y".repeat(1_000_000)));
+    write(
+        &dir,
+        "deep_parens.policy",
+        format!(
+            "tool a read;\nallow a when {}x{};\n",
+            "(".repeat(50_000),
+            ")".repeat(50_000)
+        ),
+    );
+    write(
+        &dir,
+        "deep_nots.policy",
+        format!("tool a read;\nallow a when {}x;\n", "not ".repeat(50_000)),
+    );
+    write(
+        &dir,
+        "deep_types.policy",
+        format!(
+            "tool a read {{ x: {}string{} }};\n",
+            "list<".repeat(10_000),
+            ">".repeat(10_000)
+        ),
+    );
+    write(
+        &dir,
+        "long_line.policy",
+        format!(
+            "tool a read;\nallow a when args.x == \"{}\";\n",
+            "y".repeat(1_000_000)
+        ),
+    );
     write(&dir, "garbage.policy", "}{)(;;\"\\".repeat(100_000));
     let run = policyc(&dir, &["check", "--format", "json", "."]);
     assert_eq!(run.code, 1, "{}", run.stderr);
@@ -104,9 +157,16 @@ fn hostile_inputs_get_diagnostics_never_a_crash() {
     };
     assert!(by_file("empty.policy").is_empty());
     assert_eq!(by_file("binary.policy"), ["toolgate::syntax::invalid_utf8"]);
-    for deep in ["deep_parens.policy", "deep_nots.policy", "deep_types.policy"] {
+    for deep in [
+        "deep_parens.policy",
+        "deep_nots.policy",
+        "deep_types.policy",
+    ] {
         let codes = by_file(deep);
-        assert!(!codes.is_empty() && codes.iter().all(|c| c.starts_with("toolgate::syntax::")), "{deep}: {codes:?}");
+        assert!(
+            !codes.is_empty() && codes.iter().all(|c| c.starts_with("toolgate::syntax::")),
+            "{deep}: {codes:?}"
+        );
     }
     assert!(by_file("long_line.policy").is_empty());
     assert!(!by_file("garbage.policy").is_empty());
@@ -118,28 +178,50 @@ fn a_ten_megabyte_policy_is_checked() {
     let mut src = String::from("tool kb.read read { q: string };\n");
     let mut i = 0;
     while src.len() < 10 * 1024 * 1024 {
-        src.push_str(&format!("allow kb.read when args.q == \"query number {i}\";\n"));
+        src.push_str(&format!(
+            "allow kb.read when args.q == \"query number {i}\";\n"
+        ));
         i += 1;
     }
     write(&dir, "big.policy", &src);
     let run = policyc(&dir, &["check", "big.policy"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stderr.contains("0 errors, 0 warnings"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("0 errors, 0 warnings"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
 fn fmt_rewrites_checks_and_refuses_broken_files() {
     let dir = scratch("fmt");
-    write(&dir, "messy.policy", "tool   a   read ;  allow a when (args.x==1) ; // keep me\n");
+    write(
+        &dir,
+        "messy.policy",
+        "tool   a   read ;  allow a when (args.x==1) ; // keep me\n",
+    );
     write(&dir, "broken.policy", "tool a read\n");
     let check = policyc(&dir, &["fmt", "--check", "messy.policy"]);
     assert_eq!((check.code, check.stdout.trim()), (1, "messy.policy"));
     assert_eq!(policyc(&dir, &["fmt", "messy.policy"]).code, 0);
     let formatted = std::fs::read_to_string(dir.join("messy.policy")).expect("read back");
-    assert_eq!(formatted, "tool a read;\nallow a when (args.x == 1); // keep me\n");
+    assert_eq!(
+        formatted,
+        "tool a read;\nallow a when (args.x == 1); // keep me\n"
+    );
     assert_eq!(policyc(&dir, &["fmt", "--check", "messy.policy"]).code, 0);
     let broken = policyc(&dir, &["fmt", "broken.policy"]);
     assert_eq!(broken.code, 1);
-    assert!(broken.stderr.contains("cannot format `broken.policy`: it has syntax errors"), "{}", broken.stderr);
-    assert_eq!(std::fs::read_to_string(dir.join("broken.policy")).expect("read back"), "tool a read\n");
+    assert!(
+        broken
+            .stderr
+            .contains("cannot format `broken.policy`: it has syntax errors"),
+        "{}",
+        broken.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("broken.policy")).expect("read back"),
+        "tool a read\n"
+    );
 }

@@ -6,6 +6,11 @@
 //!
 //! To accept new output after an intended change: `UPDATE_GOLDEN=1 cargo test -p policyc --test ui`.
 
+#![expect(
+    clippy::expect_used,
+    reason = "test helpers fail loudly on broken fixtures"
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -21,7 +26,11 @@ fn policyc(args: &[&str]) -> (i32, String, String) {
         .output()
         .expect("policyc runs");
     let text = |b: Vec<u8>| String::from_utf8(b).expect("policyc prints UTF-8");
-    (out.status.code().unwrap_or(-1), text(out.stdout), text(out.stderr))
+    (
+        out.status.code().unwrap_or(-1),
+        text(out.stdout),
+        text(out.stderr),
+    )
 }
 
 /// Compares `actual` with the golden file, or rewrites it under `UPDATE_GOLDEN`.
@@ -55,28 +64,41 @@ fn expected_code(path: &Path) -> String {
     let bytes = std::fs::read(path).expect("case is readable");
     let first = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
     let first = String::from_utf8_lossy(first);
-    first.strip_prefix("// expect: ").expect("first line is `// expect: CODE`").trim().to_string()
+    first
+        .strip_prefix("// expect: ")
+        .expect("first line is `// expect: CODE`")
+        .trim()
+        .to_string()
 }
 
 #[test]
 fn every_diagnostic_matches_its_golden_files() {
     let mut failures = Vec::new();
     for case in cases() {
-        let name = case.file_name().and_then(|n| n.to_str()).expect("utf-8 name").to_string();
+        let name = case
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("utf-8 name")
+            .to_string();
         let (code, _, stderr) = policyc(&["check", "--color", "never", &name]);
         let human = format!("{stderr}[exit {code}]\n");
         if let Err(e) = golden(&case.with_extension("stderr"), &human) {
             failures.push(e);
         }
         let (_, stdout, _) = policyc(&["check", "--format", "json", &name]);
-        let doc: serde_json::Value = serde_json::from_str(&stdout).expect("--format json prints JSON");
+        let doc: serde_json::Value =
+            serde_json::from_str(&stdout).expect("--format json prints JSON");
         let pretty = serde_json::to_string_pretty(&doc).expect("JSON re-serialises") + "\n";
         if let Err(e) = golden(&case.with_extension("json"), &pretty) {
             failures.push(e);
         }
         let want = expected_code(&case);
-        let codes: Vec<&str> =
-            doc["diagnostics"].as_array().into_iter().flatten().filter_map(|d| d["code"].as_str()).collect();
+        let codes: Vec<&str> = doc["diagnostics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d["code"].as_str())
+            .collect();
         if !codes.contains(&want.as_str()) {
             failures.push(format!("{name}: expected code {want}, got {codes:?}"));
         }
@@ -86,7 +108,12 @@ fn every_diagnostic_matches_its_golden_files() {
 
 #[test]
 fn sarif_output_matches_its_golden_file() {
-    let (code, stdout, _) = policyc(&["check", "--format", "sarif", "0012_check_type_mismatch.policy"]);
+    let (code, stdout, _) = policyc(&[
+        "check",
+        "--format",
+        "sarif",
+        "0012_check_type_mismatch.policy",
+    ]);
     assert_eq!(code, 1);
     let doc: serde_json::Value = serde_json::from_str(&stdout).expect("--format sarif prints JSON");
     assert_eq!(doc["version"], "2.1.0");
@@ -124,14 +151,26 @@ fn diagnostics_doc_examples_are_the_golden_outputs() {
     let mut stale = Vec::new();
     for case in cases() {
         let code = expected_code(&case);
-        let Some(section) = sections.iter_mut().find(|s| s.starts_with(&format!("{code}`"))) else { continue };
-        let name = case.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let Some(section) = sections
+            .iter_mut()
+            .find(|s| s.starts_with(&format!("{code}`")))
+        else {
+            continue;
+        };
+        let name = case
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
         if !section.contains(&format!("Example (`{name}`)")) {
             continue;
         }
         let input = String::from_utf8_lossy(&std::fs::read(&case).expect("case")).into_owned();
         let output = std::fs::read_to_string(case.with_extension("stderr")).expect("golden stderr");
-        for (fence, want) in [("```policy\n", shown(&input, 1500, 600)), ("```text\n", shown(&output, 2500, 1200))] {
+        for (fence, want) in [
+            ("```policy\n", shown(&input, 1500, 600)),
+            ("```text\n", shown(&output, 2500, 1200)),
+        ] {
             let Some((start, end)) = block(section, fence) else {
                 stale.push(format!("{code}: no {fence:?} block"));
                 continue;
@@ -146,25 +185,43 @@ fn diagnostics_doc_examples_are_the_golden_outputs() {
         std::fs::write(&doc_path, sections.join("\n### `")).expect("docs are writable");
         return;
     }
-    assert!(stale.is_empty(), "{}\n(run with UPDATE_GOLDEN=1 to refresh docs/diagnostics.md)", stale.join("\n"));
+    assert!(
+        stale.is_empty(),
+        "{}\n(run with UPDATE_GOLDEN=1 to refresh docs/diagnostics.md)",
+        stale.join("\n")
+    );
 }
 
 #[test]
 fn every_documented_code_has_a_golden_case() {
-    let docs = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/diagnostics.md"))
-        .expect("docs/diagnostics.md exists");
+    let docs = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/diagnostics.md"),
+    )
+    .expect("docs/diagnostics.md exists");
     let documented: Vec<&str> = docs
         .lines()
         .filter_map(|l| l.strip_prefix("### `"))
         .filter_map(|l| l.split('`').next())
         .collect();
-    assert!(documented.len() >= 30, "docs/diagnostics.md lists the codes as `### `CODE`` headings");
+    assert!(
+        documented.len() >= 30,
+        "docs/diagnostics.md lists the codes as `### `CODE`` headings"
+    );
     let tested: Vec<String> = cases().iter().map(|c| expected_code(c)).collect();
     let untested: Vec<&&str> = documented
         .iter()
         .filter(|c| **c != "toolgate::syntax::internal" && !tested.iter().any(|t| t == **c))
         .collect();
-    assert!(untested.is_empty(), "documented codes without a golden case: {untested:?}");
-    let undocumented: Vec<&String> = tested.iter().filter(|t| !documented.contains(&t.as_str())).collect();
-    assert!(undocumented.is_empty(), "golden cases for undocumented codes: {undocumented:?}");
+    assert!(
+        untested.is_empty(),
+        "documented codes without a golden case: {untested:?}"
+    );
+    let undocumented: Vec<&String> = tested
+        .iter()
+        .filter(|t| !documented.contains(&t.as_str()))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "golden cases for undocumented codes: {undocumented:?}"
+    );
 }

@@ -30,15 +30,20 @@ pub fn check(file: &ast::File, src: &str) -> Checked {
     cx.rules(file);
     cx.lints(file);
     let mut diagnostics = std::mem::take(&mut cx.diags);
-    diagnostics.sort_by_key(|d| first_offset(d));
+    diagnostics.sort_by_key(first_offset);
     let has_error = diagnostics.iter().any(|d| !d.is_warning());
     let policy = (!has_error).then(|| cx.finish());
-    Checked { policy, diagnostics }
+    Checked {
+        policy,
+        diagnostics,
+    }
 }
 
 fn first_offset(d: &CheckError) -> usize {
     use miette::Diagnostic as _;
-    d.labels().and_then(|mut l| l.next()).map_or(0, |l| l.offset())
+    d.labels()
+        .and_then(|mut l| l.next())
+        .map_or(0, |l| l.offset())
 }
 
 /// A declared constant.
@@ -142,7 +147,9 @@ impl<'s> Checker<'s> {
                     seen_context = Some(item.span);
                     self.context = self.fields(fields, "context field");
                     for f in fields {
-                        self.context_spans.entry(f.name.node.clone()).or_insert(f.name.span);
+                        self.context_spans
+                            .entry(f.name.node.clone())
+                            .or_insert(f.name.span);
                     }
                 }
                 ast::Item::Tool(t) => self.tool(t, item.span),
@@ -198,7 +205,11 @@ impl<'s> Checker<'s> {
         }
         // Type errors inside the literal (mixed lists) are reported once, here.
         self.literal_type(&l.value);
-        let constant = Constant { value: l.value.clone(), span: l.name.span, used: false };
+        let constant = Constant {
+            value: l.value.clone(),
+            span: l.name.span,
+            used: false,
+        };
         self.constants.insert(l.name.node.clone(), constant);
     }
 
@@ -210,7 +221,10 @@ impl<'s> Checker<'s> {
         }
         let id = ir::AgentId(self.agents.len() as u32);
         self.agent_index.insert(a.name.node.clone(), id);
-        self.agents.push(ir::Agent { name: a.name.node.clone(), span: a.name.span });
+        self.agents.push(ir::Agent {
+            name: a.name.node.clone(),
+            span: a.name.span,
+        });
     }
 
     /// Checks record fields: unique names, known types.
@@ -224,7 +238,11 @@ impl<'s> Checker<'s> {
             }
             seen.insert(&f.name.node, f.name.span);
             if let Some(ty) = self.ty(&f.ty) {
-                out.push(ir::Field { name: f.name.node.clone(), optional: f.optional, ty });
+                out.push(ir::Field {
+                    name: f.name.node.clone(),
+                    optional: f.optional,
+                    ty,
+                });
             }
         }
         out

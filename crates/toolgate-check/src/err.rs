@@ -36,7 +36,10 @@ pub enum CheckError {
     },
     /// A name declared twice in the same place.
     #[error("duplicate {what} `{name}`")]
-    #[diagnostic(code(toolgate::check::duplicate_declaration), help("remove one of them, or rename it"))]
+    #[diagnostic(
+        code(toolgate::check::duplicate_declaration),
+        help("remove one of them, or rename it")
+    )]
     Duplicate {
         /// What kind of thing (tool, agent, constant, field, env, ...).
         what: &'static str,
@@ -231,7 +234,10 @@ pub enum CheckError {
     },
     /// The same clause twice on one rule.
     #[error("duplicate `{clause}` clause")]
-    #[diagnostic(code(toolgate::check::duplicate_clause), help("merge the two clauses into one"))]
+    #[diagnostic(
+        code(toolgate::check::duplicate_clause),
+        help("merge the two clauses into one")
+    )]
     DuplicateClause {
         /// The clause keyword.
         clause: &'static str,
@@ -286,7 +292,11 @@ pub enum CheckError {
     },
     /// The same rule written twice in the same block.
     #[error("duplicate rule")]
-    #[diagnostic(code(toolgate::check::duplicate_rule), severity(Warning), help("remove one of the two copies"))]
+    #[diagnostic(
+        code(toolgate::check::duplicate_rule),
+        severity(Warning),
+        help("remove one of the two copies")
+    )]
     DuplicateRule {
         /// The second copy.
         #[label(primary, "same as an earlier rule")]
@@ -329,7 +339,9 @@ pub enum CheckError {
     #[diagnostic(
         code(toolgate::check::wildcard_grant),
         severity(Warning),
-        help("list the tools this rule should grant; new tools would otherwise be granted silently")
+        help(
+            "list the tools this rule should grant; new tools would otherwise be granted silently"
+        )
     )]
     WildcardGrant {
         /// `allow` or `write`.
@@ -357,7 +369,11 @@ pub enum CheckError {
     },
     /// A `let` constant that no condition uses.
     #[error("constant `{name}` is never used")]
-    #[diagnostic(code(toolgate::check::unused_constant), severity(Warning), help("remove it, or use it in a `when` condition"))]
+    #[diagnostic(
+        code(toolgate::check::unused_constant),
+        severity(Warning),
+        help("remove it, or use it in a `when` condition")
+    )]
     UnusedConstant {
         /// The name.
         name: String,

@@ -40,12 +40,18 @@ pub struct Policy {
 impl Policy {
     /// The tool with this name.
     pub fn tool_id(&self, name: &str) -> Option<ToolId> {
-        self.tools.iter().position(|t| t.name == name).map(|i| ToolId(i as u32))
+        self.tools
+            .iter()
+            .position(|t| t.name == name)
+            .map(|i| ToolId(i as u32))
     }
 
     /// The agent with this name.
     pub fn agent_id(&self, name: &str) -> Option<AgentId> {
-        self.agents.iter().position(|a| a.name == name).map(|i| AgentId(i as u32))
+        self.agents
+            .iter()
+            .position(|a| a.name == name)
+            .map(|i| AgentId(i as u32))
     }
 }
 

@@ -10,7 +10,11 @@ where
     for c in candidates {
         let c = c.as_ref();
         let score = strsim::jaro_winkler(name, c);
-        if score >= 0.8 && best.as_ref().is_none_or(|(b, prev)| score > *b || (score == *b && c < prev.as_str())) {
+        if score >= 0.8
+            && best
+                .as_ref()
+                .is_none_or(|(b, prev)| score > *b || (score == *b && c < prev.as_str()))
+        {
             best = Some((score, c.to_string()));
         }
     }
@@ -23,8 +27,14 @@ mod tests {
 
     #[test]
     fn suggests_close_names_only() {
-        assert_eq!(did_you_mean("prdo", ["dev", "staging", "prod"]).as_deref(), Some("did you mean `prod`?"));
-        assert_eq!(did_you_mean("ticket.clsoe", ["ticket.close", "ticket.create"]).as_deref(), Some("did you mean `ticket.close`?"));
+        assert_eq!(
+            did_you_mean("prdo", ["dev", "staging", "prod"]).as_deref(),
+            Some("did you mean `prod`?")
+        );
+        assert_eq!(
+            did_you_mean("ticket.clsoe", ["ticket.close", "ticket.create"]).as_deref(),
+            Some("did you mean `ticket.close`?")
+        );
         assert_eq!(did_you_mean("zzz", ["dev", "prod"]), None);
     }
 }

@@ -324,7 +324,12 @@ pub enum Expr {
     /// `lhs OP rhs`
     Compare(Box<Spanned<Expr>>, Spanned<CmpOp>, Box<Spanned<Expr>>),
     /// `all|any LIST OP rhs`: the operator applies to each element of `LIST`.
-    Quantified(Spanned<Quantifier>, Box<Spanned<Expr>>, Spanned<CmpOp>, Box<Spanned<Expr>>),
+    Quantified(
+        Spanned<Quantifier>,
+        Box<Spanned<Expr>>,
+        Spanned<CmpOp>,
+        Box<Spanned<Expr>>,
+    ),
     /// `f(arg)`
     Call(Name, Box<Spanned<Expr>>),
     /// `( expr )`

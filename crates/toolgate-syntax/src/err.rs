@@ -75,7 +75,10 @@ pub enum SyntaxError {
     },
     /// Too many syntax errors; the rest of the file was not read.
     #[error("too many syntax errors; stopped reading this file")]
-    #[diagnostic(code(toolgate::syntax::too_many_errors), help("fix the errors above and check again"))]
+    #[diagnostic(
+        code(toolgate::syntax::too_many_errors),
+        help("fix the errors above and check again")
+    )]
     TooManyErrors {
         /// Where reading stopped.
         #[label("stopped here")]
@@ -83,7 +86,10 @@ pub enum SyntaxError {
     },
     /// The parser and the grammar disagree: a bug in Toolgate, never the author's fault.
     #[error("internal error: {detail}")]
-    #[diagnostic(code(toolgate::syntax::internal), help("this is a bug in toolgate; please report it with this file"))]
+    #[diagnostic(
+        code(toolgate::syntax::internal),
+        help("this is a bug in toolgate; please report it with this file")
+    )]
     Internal {
         /// What went wrong.
         detail: String,

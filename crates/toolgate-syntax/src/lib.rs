@@ -7,9 +7,9 @@
 
 pub mod ast;
 mod err;
+mod line_index;
 mod parse;
 mod print;
-mod line_index;
 
 pub use line_index::LineIndex;
 

@@ -9,7 +9,9 @@ pub struct LineIndex {
 impl LineIndex {
     /// Indexes `src`.
     pub fn new(src: &str) -> Self {
-        let starts = std::iter::once(0).chain(src.match_indices('\n').map(|(i, _)| i + 1)).collect();
+        let starts = std::iter::once(0)
+            .chain(src.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
         LineIndex { starts }
     }
 
@@ -18,7 +20,10 @@ impl LineIndex {
         let offset = offset.min(src.len());
         let line = self.starts.partition_point(|&s| s <= offset).max(1);
         let start = self.starts[line - 1];
-        let column = src.get(start..offset).map_or(offset - start, |s| s.chars().count()) + 1;
+        let column = src
+            .get(start..offset)
+            .map_or(offset - start, |s| s.chars().count())
+            + 1;
         (line, column)
     }
 }

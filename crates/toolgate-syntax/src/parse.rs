@@ -36,7 +36,9 @@ pub fn decode(bytes: &[u8]) -> Result<&str, SyntaxError> {
     std::str::from_utf8(bytes).map_err(|e| {
         let at = e.valid_up_to();
         let len = e.error_len().unwrap_or(bytes.len() - at).max(1);
-        SyntaxError::InvalidUtf8 { span: ast::Span::new(at, at + len).into() }
+        SyntaxError::InvalidUtf8 {
+            span: ast::Span::new(at, at + len).into(),
+        }
     })
 }
 
@@ -54,7 +56,10 @@ pub fn parse(src: &str) -> Parsed {
             Ok(pairs) => pos = lower_run(pairs, pos, src, &mut out),
             Err(e) => {
                 let at = ast::Span::new(pos, pos).into();
-                out.errors.push(SyntaxError::Internal { detail: format!("item run failed: {e}"), span: at });
+                out.errors.push(SyntaxError::Internal {
+                    detail: format!("item run failed: {e}"),
+                    span: at,
+                });
                 break;
             }
         }
@@ -80,7 +85,9 @@ pub fn parse(src: &str) -> Parsed {
         }
         if out.errors.len() >= MAX_ERRORS {
             let at = pos.min(src.len());
-            out.errors.push(SyntaxError::TooManyErrors { span: ast::Span::new(at, at).into() });
+            out.errors.push(SyntaxError::TooManyErrors {
+                span: ast::Span::new(at, at).into(),
+            });
             break;
         }
     }
@@ -88,7 +95,12 @@ pub fn parse(src: &str) -> Parsed {
 }
 
 /// Lowers the items of one successful parse at `pos`; returns where it ended.
-fn lower_run(pairs: pest::iterators::Pairs<'_, Rule>, pos: usize, src: &str, out: &mut Parsed) -> usize {
+fn lower_run(
+    pairs: pest::iterators::Pairs<'_, Rule>,
+    pos: usize,
+    src: &str,
+    out: &mut Parsed,
+) -> usize {
     let end = pos + pairs.clone().map(|p| p.as_span().end()).max().unwrap_or(0);
     let first_comment = out.file.comments.len();
     lower::collect_comments(pairs.clone(), pos, &mut out.file.comments);
@@ -110,8 +122,9 @@ fn error_offset(e: &pest::error::Error<Rule>) -> usize {
 }
 
 /// Words that start a top-level item; recovery resumes at a line starting with one.
-const ITEM_KEYWORDS: &[&str] =
-    &["policy", "envs", "context", "tool", "let", "writes", "agent", "allow", "write", "deny"];
+const ITEM_KEYWORDS: &[&str] = &[
+    "policy", "envs", "context", "tool", "let", "writes", "agent", "allow", "write", "deny",
+];
 
 /// The first line start after `item` (where the failed item began), not before
 /// the line of the error at `error`, whose line begins with an item keyword.

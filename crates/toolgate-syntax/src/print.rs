@@ -17,7 +17,13 @@ pub const WIDTH: usize = 100;
 /// Prints `file` canonically. `src` is the text it was parsed from (used to
 /// find blank lines and trailing comments).
 pub fn print(file: &ast::File, src: &str) -> String {
-    let mut p = Printer { out: String::new(), src, comments: &file.comments, next: 0, last_end: None };
+    let mut p = Printer {
+        out: String::new(),
+        src,
+        comments: &file.comments,
+        next: 0,
+        last_end: None,
+    };
     let groups = tool_groups(&file.items, src);
     for (i, item) in file.items.iter().enumerate() {
         p.leading(item.span, 0, matches!(item.node, ast::Item::Agent(_)));
@@ -66,7 +72,11 @@ impl Printer<'_> {
 
     /// Prints every pending comment that starts before `limit` on its own line.
     fn rest(&mut self, limit: usize, indent: usize) {
-        while let Some(c) = self.comments.get(self.next).filter(|c| c.span.start < limit) {
+        while let Some(c) = self
+            .comments
+            .get(self.next)
+            .filter(|c| c.span.start < limit)
+        {
             self.gap(c.span.start);
             self.out.push_str(&" ".repeat(indent));
             self.out.push_str(&c.text);
@@ -88,7 +98,10 @@ impl Printer<'_> {
     fn trailing(&mut self, end: usize) {
         if let Some(c) = self.comments.get(self.next) {
             // Only blanks between: not on the next line, not after another item.
-            let same_line = self.src.get(end..c.span.start).is_some_and(|s| s.trim().is_empty() && !s.contains('\n'));
+            let same_line = self
+                .src
+                .get(end..c.span.start)
+                .is_some_and(|s| s.trim().is_empty() && !s.contains('\n'));
             if c.span.start >= end && same_line {
                 self.out.push(' ');
                 self.out.push_str(&c.text);
@@ -100,7 +113,12 @@ impl Printer<'_> {
 
     fn agent(&mut self, agent: &ast::AgentBlock, span: ast::Span) {
         self.out.push_str(&format!("agent {} {{", agent.name.node));
-        if agent.rules.is_empty() && !self.comments.get(self.next).is_some_and(|c| c.span.start < span.end) {
+        if agent.rules.is_empty()
+            && self
+                .comments
+                .get(self.next)
+                .is_none_or(|c| c.span.start >= span.end)
+        {
             self.out.push_str("}\n");
             self.last_end = Some(span.end);
             return;
@@ -136,9 +154,14 @@ fn tool_groups(items: &[Spanned<ast::Item>], src: &str) -> Vec<Option<(usize, us
                 _ => None,
             });
             let (name, class) = tools.fold((0, 0), |(n, c), t| {
-                (n.max(t.name.node.len()), c.max(class_word(t.class.node).len()))
+                (
+                    n.max(t.name.node.len()),
+                    c.max(class_word(t.class.node).len()),
+                )
             });
-            out[i..=j].iter_mut().for_each(|w| *w = Some((name + 2, class)));
+            out[i..=j]
+                .iter_mut()
+                .for_each(|w| *w = Some((name + 2, class)));
         }
         i = j + 1;
     }
@@ -185,7 +208,10 @@ fn item_text(item: &ast::Item) -> String {
         ast::Item::Envs(envs) => format!("envs {};", join(envs.iter().map(|e| e.node.clone()))),
         ast::Item::Context(fields) if fields.is_empty() => "context {}".to_string(),
         ast::Item::Context(fields) => {
-            let body: String = fields.iter().map(|f| format!("  {};\n", field_text(f))).collect();
+            let body: String = fields
+                .iter()
+                .map(|f| format!("  {};\n", field_text(f)))
+                .collect();
             format!("context {{\n{body}}}")
         }
         ast::Item::Let(l) => format!("let {} = {};", l.name.node, literal_text(&l.value.node)),
@@ -233,7 +259,9 @@ pub(crate) fn rule_text(rule: &ast::Rule, indent: usize) -> String {
     };
     let head = format!("{kind} {}", join(rule.tools.iter().map(|t| t.node.clone())));
     let clauses: Vec<String> = rule.clauses.iter().map(|c| clause_text(&c.node)).collect();
-    let one_line = std::iter::once(head.clone()).chain(clauses.iter().cloned()).collect::<Vec<_>>();
+    let one_line = std::iter::once(head.clone())
+        .chain(clauses.iter().cloned())
+        .collect::<Vec<_>>();
     let one_line = format!("{};", one_line.join(" "));
     if clauses.len() < 2 || indent + one_line.len() <= WIDTH {
         return one_line;
@@ -281,7 +309,9 @@ fn clause_text(c: &ast::Clause) -> String {
             };
             format!("auto-approve limit {} per {window}{key}", b.limit.node)
         }
-        ast::Clause::Scope(paths) => format!("scope {}", join(paths.iter().map(|p| path_text(&p.node)))),
+        ast::Clause::Scope(paths) => {
+            format!("scope {}", join(paths.iter().map(|p| path_text(&p.node))))
+        }
         ast::Clause::When(e) => format!("when {}", expr_text(&e.node)),
         ast::Clause::Reason(r) => format!("reason {}", string_text(&r.node)),
     }
@@ -329,19 +359,37 @@ fn wrapped(e: &ast::Expr, min: u8) -> String {
 /// that a hand-built tree needs to parse back the same).
 pub fn expr_text(e: &ast::Expr) -> String {
     match e {
-        ast::Expr::Or(parts) => parts.iter().map(|p| wrapped(&p.node, 1)).collect::<Vec<_>>().join(" or "),
-        ast::Expr::And(parts) => parts.iter().map(|p| wrapped(&p.node, 2)).collect::<Vec<_>>().join(" and "),
+        ast::Expr::Or(parts) => parts
+            .iter()
+            .map(|p| wrapped(&p.node, 1))
+            .collect::<Vec<_>>()
+            .join(" or "),
+        ast::Expr::And(parts) => parts
+            .iter()
+            .map(|p| wrapped(&p.node, 2))
+            .collect::<Vec<_>>()
+            .join(" and "),
         ast::Expr::Not(inner) => format!("not {}", wrapped(&inner.node, 2)),
         ast::Expr::Has(p) => format!("has {}", path_text(&p.node)),
         ast::Expr::Compare(l, op, r) => {
-            format!("{} {} {}", wrapped(&l.node, 4), op.node.as_str(), wrapped(&r.node, 4))
+            format!(
+                "{} {} {}",
+                wrapped(&l.node, 4),
+                op.node.as_str(),
+                wrapped(&r.node, 4)
+            )
         }
         ast::Expr::Quantified(q, l, op, r) => {
             let q = match q.node {
                 ast::Quantifier::All => "all",
                 ast::Quantifier::Any => "any",
             };
-            format!("{q} {} {} {}", wrapped(&l.node, 4), op.node.as_str(), wrapped(&r.node, 4))
+            format!(
+                "{q} {} {} {}",
+                wrapped(&l.node, 4),
+                op.node.as_str(),
+                wrapped(&r.node, 4)
+            )
         }
         ast::Expr::Call(f, arg) => format!("{}({})", f.node, wrapped(&arg.node, 4)),
         ast::Expr::Paren(inner) => format!("({})", expr_text(&inner.node)),
@@ -356,7 +404,9 @@ pub fn literal_text(l: &ast::Literal) -> String {
         ast::Literal::Str(s) => string_text(s),
         ast::Literal::Int(i) => i.to_string(),
         ast::Literal::Bool(b) => b.to_string(),
-        ast::Literal::List(items) => format!("[{}]", join(items.iter().map(|i| literal_text(&i.node)))),
+        ast::Literal::List(items) => {
+            format!("[{}]", join(items.iter().map(|i| literal_text(&i.node))))
+        }
     }
 }
 

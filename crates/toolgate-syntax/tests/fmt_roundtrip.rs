@@ -11,7 +11,16 @@ fn sp<T>(node: T) -> Spanned<T> {
 }
 
 fn ident() -> impl Strategy<Value = String> {
-    prop::sample::select(vec!["a", "b_c", "x1", "account_id", "url", "from", "tenant_id"]).prop_map(String::from)
+    prop::sample::select(vec![
+        "a",
+        "b_c",
+        "x1",
+        "account_id",
+        "url",
+        "from",
+        "tenant_id",
+    ])
+    .prop_map(String::from)
 }
 
 fn constant() -> impl Strategy<Value = String> {
@@ -19,7 +28,14 @@ fn constant() -> impl Strategy<Value = String> {
 }
 
 fn tool_name() -> impl Strategy<Value = String> {
-    prop::sample::select(vec!["kb.read", "ticket.close", "http.get", "db-x.write_all", "t"]).prop_map(String::from)
+    prop::sample::select(vec![
+        "kb.read",
+        "ticket.close",
+        "http.get",
+        "db-x.write_all",
+        "t",
+    ])
+    .prop_map(String::from)
 }
 
 fn text() -> impl Strategy<Value = String> {
@@ -40,7 +56,9 @@ fn literal(depth: u32) -> BoxedStrategy<ast::Literal> {
 }
 
 fn path() -> impl Strategy<Value = ast::Path> {
-    let root = prop::sample::select(vec!["args", "ctx", "tenant", "env", "agent", "tool", "known"]);
+    let root = prop::sample::select(vec![
+        "args", "ctx", "tenant", "env", "agent", "tool", "known",
+    ]);
     (root, prop::collection::vec(ident(), 0..3)).prop_map(|(r, fields)| ast::Path {
         root: sp(r.to_string()),
         fields: fields.into_iter().map(sp).collect(),
@@ -49,13 +67,29 @@ fn path() -> impl Strategy<Value = ast::Path> {
 
 fn op() -> impl Strategy<Value = ast::CmpOp> {
     use ast::CmpOp::*;
-    prop::sample::select(vec![Eq, Ne, Lt, Le, Gt, Ge, In, NotIn, StartsWith, EndsWith, Contains, Matches, MatchesRegex])
+    prop::sample::select(vec![
+        Eq,
+        Ne,
+        Lt,
+        Le,
+        Gt,
+        Ge,
+        In,
+        NotIn,
+        StartsWith,
+        EndsWith,
+        Contains,
+        Matches,
+        MatchesRegex,
+    ])
 }
 
 /// Wraps condition-level trees in parentheses so they are valid operands.
 fn operand(e: ast::Expr) -> Spanned<ast::Expr> {
     match e {
-        ast::Expr::Call(..) | ast::Expr::Paren(_) | ast::Expr::Path(_) | ast::Expr::Literal(_) => sp(e),
+        ast::Expr::Call(..) | ast::Expr::Paren(_) | ast::Expr::Path(_) | ast::Expr::Literal(_) => {
+            sp(e)
+        }
         other => sp(ast::Expr::Paren(Box::new(sp(other)))),
     }
 }
@@ -71,13 +105,23 @@ fn expr() -> impl Strategy<Value = ast::Expr> {
             prop::collection::vec(inner.clone().prop_map(sp), 2..4).prop_map(ast::Expr::Or),
             prop::collection::vec(inner.clone().prop_map(sp), 2..4).prop_map(ast::Expr::And),
             inner.clone().prop_map(|e| ast::Expr::Not(Box::new(sp(e)))),
-            (inner.clone(), op(), inner.clone())
-                .prop_map(|(l, o, r)| ast::Expr::Compare(Box::new(operand(l)), sp(o), Box::new(operand(r)))),
+            (inner.clone(), op(), inner.clone()).prop_map(|(l, o, r)| ast::Expr::Compare(
+                Box::new(operand(l)),
+                sp(o),
+                Box::new(operand(r))
+            )),
             (any::<bool>(), inner.clone(), op(), inner.clone()).prop_map(|(all, l, o, r)| {
-                let q = if all { ast::Quantifier::All } else { ast::Quantifier::Any };
+                let q = if all {
+                    ast::Quantifier::All
+                } else {
+                    ast::Quantifier::Any
+                };
                 ast::Expr::Quantified(sp(q), Box::new(operand(l)), sp(o), Box::new(operand(r)))
             }),
-            (prop::sample::select(vec!["len", "lower", "host", "other"]), inner.clone())
+            (
+                prop::sample::select(vec!["len", "lower", "host", "other"]),
+                inner.clone()
+            )
                 .prop_map(|(f, a)| ast::Expr::Call(sp(f.to_string()), Box::new(operand(a)))),
             inner.prop_map(|e| ast::Expr::Paren(Box::new(sp(e)))),
         ]
@@ -93,18 +137,33 @@ fn clause() -> impl Strategy<Value = ast::Clause> {
     ]);
     let option = prop_oneof![
         text().prop_map(ast::ApprovalOption::From),
-        (0u64..1000, unit).prop_map(|(value, unit)| ast::ApprovalOption::Expires(ast::Duration { value, unit })),
+        (0u64..1000, unit)
+            .prop_map(|(value, unit)| ast::ApprovalOption::Expires(ast::Duration { value, unit })),
     ];
-    let window = prop::sample::select(vec![ast::Window::Minute, ast::Window::Hour, ast::Window::Day]);
-    let key = prop::option::of(prop::sample::select(vec![ast::BudgetKey::Tenant, ast::BudgetKey::Agent]));
+    let window = prop::sample::select(vec![
+        ast::Window::Minute,
+        ast::Window::Hour,
+        ast::Window::Day,
+    ]);
+    let key = prop::option::of(prop::sample::select(vec![
+        ast::BudgetKey::Tenant,
+        ast::BudgetKey::Agent,
+    ]));
     prop_oneof![
-        (prop::option::of(0u64..5), prop::collection::vec(option, 0..3))
+        (
+            prop::option::of(0u64..5),
+            prop::collection::vec(option, 0..3)
+        )
             .prop_map(|(count, options)| ast::Clause::Require(ast::Require {
                 count: count.map(sp),
                 options: options.into_iter().map(sp).collect(),
             })),
         prop::option::of((0u64..100, window, key)).prop_map(|b| {
-            ast::Clause::AutoApprove(b.map(|(limit, window, key)| ast::Budget { limit: sp(limit), window, key }))
+            ast::Clause::AutoApprove(b.map(|(limit, window, key)| ast::Budget {
+                limit: sp(limit),
+                window,
+                key,
+            }))
         }),
         prop::collection::vec(path().prop_map(sp), 1..3).prop_map(ast::Clause::Scope),
         expr().prop_map(|e| ast::Clause::When(sp(e))),
@@ -113,19 +172,31 @@ fn clause() -> impl Strategy<Value = ast::Clause> {
 }
 
 fn rule() -> impl Strategy<Value = ast::Rule> {
-    let kind = prop::sample::select(vec![ast::RuleKind::Allow, ast::RuleKind::Write, ast::RuleKind::Deny]);
-    let pattern = prop_oneof![tool_name(), Just("*".to_string()), Just("ticket.*".to_string())];
-    (kind, prop::collection::vec(pattern, 1..3), prop::collection::vec(clause(), 0..4)).prop_map(
-        |(kind, tools, clauses)| ast::Rule {
+    let kind = prop::sample::select(vec![
+        ast::RuleKind::Allow,
+        ast::RuleKind::Write,
+        ast::RuleKind::Deny,
+    ]);
+    let pattern = prop_oneof![
+        tool_name(),
+        Just("*".to_string()),
+        Just("ticket.*".to_string())
+    ];
+    (
+        kind,
+        prop::collection::vec(pattern, 1..3),
+        prop::collection::vec(clause(), 0..4),
+    )
+        .prop_map(|(kind, tools, clauses)| ast::Rule {
             kind: sp(kind),
             tools: tools.into_iter().map(sp).collect(),
             clauses: clauses.into_iter().map(sp).collect(),
-        },
-    )
+        })
 }
 
 fn ty(depth: u32) -> BoxedStrategy<ast::Type> {
-    let leaf = prop::sample::select(vec!["string", "int", "bool", "strng"]).prop_map(|n| ast::Type::Named(n.into()));
+    let leaf = prop::sample::select(vec!["string", "int", "bool", "strng"])
+        .prop_map(|n| ast::Type::Named(n.into()));
     if depth == 0 {
         return leaf.boxed();
     }
@@ -140,7 +211,13 @@ fn ty(depth: u32) -> BoxedStrategy<ast::Type> {
 fn fields(depth: u32) -> BoxedStrategy<Vec<ast::Field>> {
     prop::collection::vec((ident(), any::<bool>(), ty(depth)), 0..3)
         .prop_map(|fs| {
-            fs.into_iter().map(|(n, optional, t)| ast::Field { name: sp(n), optional, ty: sp(t) }).collect()
+            fs.into_iter()
+                .map(|(n, optional, t)| ast::Field {
+                    name: sp(n),
+                    optional,
+                    ty: sp(t),
+                })
+                .collect()
         })
         .boxed()
 }
@@ -149,12 +226,27 @@ fn item() -> impl Strategy<Value = ast::Item> {
     let class = prop::sample::select(vec![ast::ToolClass::Read, ast::ToolClass::Write]);
     prop_oneof![
         ident().prop_map(|n| ast::Item::Policy(sp(n))),
-        prop::collection::vec(ident(), 1..4).prop_map(|e| ast::Item::Envs(e.into_iter().map(sp).collect())),
+        prop::collection::vec(ident(), 1..4)
+            .prop_map(|e| ast::Item::Envs(e.into_iter().map(sp).collect())),
         fields(1).prop_map(ast::Item::Context),
-        (tool_name(), class, any::<bool>(), prop::option::of(fields(2))).prop_map(|(n, c, irreversible, schema)| {
-            ast::Item::Tool(ast::ToolDecl { name: sp(n), class: sp(c), irreversible, schema: schema.map(sp) })
-        }),
-        (constant(), literal(2)).prop_map(|(n, v)| ast::Item::Let(ast::LetDecl { name: sp(n), value: sp(v) })),
+        (
+            tool_name(),
+            class,
+            any::<bool>(),
+            prop::option::of(fields(2))
+        )
+            .prop_map(|(n, c, irreversible, schema)| {
+                ast::Item::Tool(ast::ToolDecl {
+                    name: sp(n),
+                    class: sp(c),
+                    irreversible,
+                    schema: schema.map(sp),
+                })
+            }),
+        (constant(), literal(2)).prop_map(|(n, v)| ast::Item::Let(ast::LetDecl {
+            name: sp(n),
+            value: sp(v)
+        })),
         any::<bool>().prop_map(|e| ast::Item::Writes(sp(if e {
             ast::WritesMode::Enabled
         } else {
@@ -173,7 +265,11 @@ fn sprinkle(text: &str, every: usize) -> String {
         out.push_str(line);
         out.push('\n');
         if i % every == every - 1 {
-            out.push_str(if i % 2 == 0 { "// note\n" } else { "/* block\n   note */\n" });
+            out.push_str(if i % 2 == 0 {
+                "// note\n"
+            } else {
+                "/* block\n   note */\n"
+            });
         }
     }
     out

@@ -21,7 +21,10 @@ pub(super) struct Scope {
 
 impl Scope {
     pub(super) fn new(tool: Option<ir::ToolId>) -> Self {
-        Scope { tool, guards: Vec::new() }
+        Scope {
+            tool,
+            guards: Vec::new(),
+        }
     }
 
     fn guarded(&self, path: &[String]) -> bool {
@@ -93,13 +96,20 @@ fn label(span: Span, text: impl Into<String>) -> LabeledSpan {
 
 impl Checker<'_> {
     /// A condition that must be a `bool`.
-    pub(super) fn bool_expr(&mut self, e: &Spanned<ast::Expr>, scope: &mut Scope) -> Option<ir::Expr> {
+    pub(super) fn bool_expr(
+        &mut self,
+        e: &Spanned<ast::Expr>,
+        scope: &mut Scope,
+    ) -> Option<ir::Expr> {
         let (ir, ty) = self.expr(e, scope)?;
         if !ty.is(&Ty::Bool) {
             self.mismatch(
                 format!("a condition must be a `bool`, but this is `{}`", ty.name()),
                 vec![label(e.span, format!("this is `{}`", ty.name()))],
-                Some("compare it with something, e.g. `args.flag == true` or `len(args.list) > 0`".into()),
+                Some(
+                    "compare it with something, e.g. `args.flag == true` or `len(args.list) > 0`"
+                        .into(),
+                ),
             );
             return None;
         }
@@ -107,7 +117,11 @@ impl Checker<'_> {
     }
 
     fn mismatch(&mut self, message: String, labels: Vec<LabeledSpan>, help: Option<String>) {
-        self.diags.push(CheckError::TypeMismatch { message, labels, help });
+        self.diags.push(CheckError::TypeMismatch {
+            message,
+            labels,
+            help,
+        });
     }
 
     fn expr(&mut self, e: &Spanned<ast::Expr>, scope: &mut Scope) -> Option<Typed> {
@@ -131,7 +145,9 @@ impl Checker<'_> {
                 let lhs_typed = self.expr(lhs, scope);
                 self.compare(lhs, lhs_typed, op, rhs, span, scope)
             }
-            ast::Expr::Quantified(q, list, op, rhs) => self.quantified(q.node, list, op, rhs, span, scope),
+            ast::Expr::Quantified(q, list, op, rhs) => {
+                self.quantified(q.node, list, op, rhs, span, scope)
+            }
             ast::Expr::Call(f, arg) => self.call(f, arg, span, scope),
             ast::Expr::Paren(inner) => self.expr(inner, scope),
             ast::Expr::Path(p) => self.path(p, span, scope),
@@ -142,14 +158,21 @@ impl Checker<'_> {
         }
     }
 
-    fn and(&mut self, parts: &[Spanned<ast::Expr>], span: Span, scope: &mut Scope) -> Option<Typed> {
+    fn and(
+        &mut self,
+        parts: &[Spanned<ast::Expr>],
+        span: Span,
+        scope: &mut Scope,
+    ) -> Option<Typed> {
         let guards_before = scope.guards.len();
         let mut out = Vec::new();
         for p in parts {
             out.push(self.bool_expr(p, scope));
             if let ast::Expr::Has(path) = &p.node {
                 if path.node.root.node == "args" {
-                    scope.guards.push(path.node.fields.iter().map(|f| f.node.clone()).collect());
+                    scope
+                        .guards
+                        .push(path.node.fields.iter().map(|f| f.node.clone()).collect());
                 }
             }
         }
@@ -162,9 +185,9 @@ impl Checker<'_> {
     fn has_path(&mut self, path: &Spanned<ast::Path>) -> Option<ir::Path> {
         let p = &path.node;
         match (p.root.node.as_str(), p.fields.as_slice()) {
-            ("args", fields) if !fields.is_empty() => {
-                Some(ir::Path::Args(fields.iter().map(|f| f.node.clone()).collect()))
-            }
+            ("args", fields) if !fields.is_empty() => Some(ir::Path::Args(
+                fields.iter().map(|f| f.node.clone()).collect(),
+            )),
             ("ctx", [field]) => {
                 if !self.context_spans.contains_key(&field.node) {
                     self.unknown_context_field(field);
@@ -174,7 +197,10 @@ impl Checker<'_> {
             }
             _ => {
                 self.mismatch(
-                    format!("`has` applies to `args.` and `ctx.` fields, not `{}`", path_text(p)),
+                    format!(
+                        "`has` applies to `args.` and `ctx.` fields, not `{}`",
+                        path_text(p)
+                    ),
                     vec![label(path.span, "not an argument or context field")],
                     Some("write `has args.<field>` or `has ctx.<field>`".into()),
                 );
@@ -232,20 +258,31 @@ impl Checker<'_> {
                 _ => format!("`{root}` has no fields"),
             }
         } else {
-            let names = ROOTS.iter().map(|s| s.to_string()).chain(self.constants.keys().cloned());
+            let names = ROOTS
+                .iter()
+                .map(|s| s.to_string())
+                .chain(self.constants.keys().cloned());
             suggest::did_you_mean(root, names).unwrap_or_else(|| {
                 "use `args.`, `ctx.`, `tenant`, `env`, `agent`, `tool`, or a constant declared with `let`".into()
             })
         };
-        self.diags.push(CheckError::UnknownName { name: path_text(p), span: span.into(), help });
+        self.diags.push(CheckError::UnknownName {
+            name: path_text(p),
+            span: span.into(),
+            help,
+        });
         None
     }
 
     /// The type of `args.<fields>` for the tool being checked.
     fn args_type(&mut self, fields: &[ast::Name], scope: &Scope) -> Option<Ty> {
-        let Some(tool_id) = scope.tool else { return Some(Ty::Any) };
+        let Some(tool_id) = scope.tool else {
+            return Some(Ty::Any);
+        };
         let tool = &self.tools[tool_id.0 as usize];
-        let Some(schema) = tool.schema.clone() else { return Some(Ty::Any) };
+        let Some(schema) = tool.schema.clone() else {
+            return Some(Ty::Any);
+        };
         let tool_name = tool.name.clone();
         let mut level = schema;
         let mut walked: Vec<String> = Vec::new();
@@ -258,7 +295,9 @@ impl Checker<'_> {
                 }
                 let shown = format!("args.{}", walked.join("."));
                 let help = suggest::did_you_mean(&seg.node, level.iter().map(|f| f.name.clone()))
-                    .unwrap_or_else(|| format!("if calls may omit it, guard it: `has {shown} and ...`"));
+                    .unwrap_or_else(|| {
+                        format!("if calls may omit it, guard it: `has {shown} and ...`")
+                    });
                 self.diags.push(CheckError::UnknownArgument {
                     name: shown,
                     tool: tool_name,
@@ -272,7 +311,11 @@ impl Checker<'_> {
                 let Ty::Record(inner) = &ty else {
                     let shown = format!("args.{}", walked.join("."));
                     self.mismatch(
-                        format!("`{shown}` is `{}` and has no field `{}`", ty.name(), fields[i + 1].node),
+                        format!(
+                            "`{shown}` is `{}` and has no field `{}`",
+                            ty.name(),
+                            fields[i + 1].node
+                        ),
                         vec![label(fields[i + 1].span, "no such field")],
                         None,
                     );
@@ -284,7 +327,13 @@ impl Checker<'_> {
         Some(ty)
     }
 
-    fn call(&mut self, f: &ast::Name, arg: &Spanned<ast::Expr>, span: Span, scope: &mut Scope) -> Option<Typed> {
+    fn call(
+        &mut self,
+        f: &ast::Name,
+        arg: &Spanned<ast::Expr>,
+        span: Span,
+        scope: &mut Scope,
+    ) -> Option<Typed> {
         let typed = self.expr(arg, scope);
         let (want, result): (&[Ty], Ty) = match f.node.as_str() {
             "len" => (&[Ty::Str, Ty::List(Box::new(Ty::Any))], Ty::Int),
@@ -293,16 +342,30 @@ impl Checker<'_> {
             other => {
                 let help = suggest::did_you_mean(other, FUNCTIONS)
                     .unwrap_or_else(|| "the functions are `len`, `lower` and `host`".into());
-                self.diags.push(CheckError::UnknownFunction { name: other.into(), span: f.span.into(), help });
+                self.diags.push(CheckError::UnknownFunction {
+                    name: other.into(),
+                    span: f.span.into(),
+                    help,
+                });
                 return None;
             }
         };
         let (arg_ir, arg_ty) = typed?;
-        let fits = want.iter().any(|w| arg_ty.is(w) || matches!((w, &arg_ty), (Ty::List(_), Ty::List(_))));
+        let fits = want
+            .iter()
+            .any(|w| arg_ty.is(w) || matches!((w, &arg_ty), (Ty::List(_), Ty::List(_))));
         if !fits {
-            let wanted = if want.len() == 2 { "a `string` or a list" } else { "a `string`" };
+            let wanted = if want.len() == 2 {
+                "a `string` or a list"
+            } else {
+                "a `string`"
+            };
             self.mismatch(
-                format!("`{}` takes {wanted}, but this is `{}`", f.node, arg_ty.name()),
+                format!(
+                    "`{}` takes {wanted}, but this is `{}`",
+                    f.node,
+                    arg_ty.name()
+                ),
                 vec![label(arg.span, format!("this is `{}`", arg_ty.name()))],
                 None,
             );
@@ -331,7 +394,11 @@ impl Checker<'_> {
             Ty::List(inner) => *inner,
             Ty::Any => Ty::Any,
             other => {
-                let word = if q == ast::Quantifier::All { "all" } else { "any" };
+                let word = if q == ast::Quantifier::All {
+                    "all"
+                } else {
+                    "any"
+                };
                 self.mismatch(
                     format!("`{word}` needs a list, but this is `{}`", other.name()),
                     vec![label(list.span, format!("this is `{}`", other.name()))],
@@ -342,7 +409,13 @@ impl Checker<'_> {
         };
         let elem_typed = Some((node(ir::ExprKind::Elem, list.span), elem));
         let (pred, _) = self.compare(list, elem_typed, op, rhs, span, scope)?;
-        Some((node(ir::ExprKind::Quant(q, Box::new(list_ir), Box::new(pred)), span), Ty::Bool))
+        Some((
+            node(
+                ir::ExprKind::Quant(q, Box::new(list_ir), Box::new(pred)),
+                span,
+            ),
+            Ty::Bool,
+        ))
     }
 
     /// `lhs OP rhs`, with `lhs` already typed (it is the element inside a quantifier).
@@ -374,7 +447,10 @@ impl Checker<'_> {
         if matches!(op.node, ast::CmpOp::Eq | ast::CmpOp::Ne) {
             self.known_names(&r, op.node, lhs);
         }
-        Some((node(ir::ExprKind::Binary(bin, Box::new(l), Box::new(r)), span), Ty::Bool))
+        Some((
+            node(ir::ExprKind::Binary(bin, Box::new(l), Box::new(r)), span),
+            Ty::Bool,
+        ))
     }
 
     fn want(&mut self, got: &Ty, want: &Ty, span: Span, op: &Spanned<ast::CmpOp>) -> Option<()> {
@@ -382,14 +458,27 @@ impl Checker<'_> {
             return Some(());
         }
         self.mismatch(
-            format!("`{}` needs a `{}`, but this is `{}`", op.node.as_str(), want.name(), got.name()),
-            vec![label(span, format!("this is `{}`", got.name())), label(op.span, "operator")],
+            format!(
+                "`{}` needs a `{}`, but this is `{}`",
+                op.node.as_str(),
+                want.name(),
+                got.name()
+            ),
+            vec![
+                label(span, format!("this is `{}`", got.name())),
+                label(op.span, "operator"),
+            ],
             None,
         );
         None
     }
 
-    fn binary_types(&mut self, op: &Spanned<ast::CmpOp>, l: (Span, &Ty), r: (Span, &Ty)) -> Option<ir::BinOp> {
+    fn binary_types(
+        &mut self,
+        op: &Spanned<ast::CmpOp>,
+        l: (Span, &Ty),
+        r: (Span, &Ty),
+    ) -> Option<ir::BinOp> {
         use ast::CmpOp as C;
         let ok = match op.node {
             C::Eq | C::Ne => l.1.compatible(r.1),
@@ -423,7 +512,10 @@ impl Checker<'_> {
                     l.1.name(),
                     r.1.name()
                 ),
-                vec![label(l.0, format!("this is `{}`", l.1.name())), label(r.0, format!("this is `{}`", r.1.name()))],
+                vec![
+                    label(l.0, format!("this is `{}`", l.1.name())),
+                    label(r.0, format!("this is `{}`", r.1.name())),
+                ],
                 Some(help.into()),
             );
             return None;
@@ -445,7 +537,11 @@ impl Checker<'_> {
 
     /// The literal pattern of `matches` / `matches regex`, checked to compile.
     fn pattern(&mut self, op: ast::CmpOp, rhs: &Spanned<ast::Expr>) -> Option<String> {
-        let kind = if op == ast::CmpOp::Matches { "glob" } else { "regex" };
+        let kind = if op == ast::CmpOp::Matches {
+            "glob"
+        } else {
+            "regex"
+        };
         let text = match &rhs.node {
             ast::Expr::Literal(ast::Literal::Str(s)) => Some(s.clone()),
             ast::Expr::Path(p) if p.fields.is_empty() => {
@@ -469,14 +565,23 @@ impl Checker<'_> {
             });
             return None;
         };
-        let problem = if kind == "regex" { regex_problem(&text) } else { glob_problem(&text) };
+        let problem = if kind == "regex" {
+            regex_problem(&text)
+        } else {
+            glob_problem(&text)
+        };
         if let Some(reason) = problem {
             let help = if kind == "regex" {
                 "the `regex` crate's syntax: linear time, no look-around or back-references, at most 1 MiB compiled"
             } else {
                 "in a glob, `*` matches any run of characters, `?` one character, and `\\` escapes the next one"
             };
-            self.diags.push(CheckError::InvalidPattern { kind, reason, span: rhs.span.into(), help: help.into() });
+            self.diags.push(CheckError::InvalidPattern {
+                kind,
+                reason,
+                span: rhs.span.into(),
+                help: help.into(),
+            });
             return None;
         }
         Some(text)
@@ -485,7 +590,9 @@ impl Checker<'_> {
     /// Checks string literals compared with `env`, `agent` or `tool` against declarations.
     fn known_names(&mut self, lhs: &ir::Expr, op: ast::CmpOp, rhs: &Spanned<ast::Expr>) {
         use ast::CmpOp as C;
-        let ir::ExprKind::Path(path) = &lhs.kind else { return };
+        let ir::ExprKind::Path(path) = &lhs.kind else {
+            return;
+        };
         if !matches!(op, C::Eq | C::Ne | C::In | C::NotIn) {
             return;
         }
@@ -510,9 +617,20 @@ impl Checker<'_> {
             ir::Path::Env if !self.envs.is_empty() && !self.envs.iter().any(|e| e.node == name) => {
                 let declared: Vec<String> = self.envs.iter().map(|e| e.node.clone()).collect();
                 let help = suggest::did_you_mean(&name, declared.iter()).unwrap_or_else(|| {
-                    format!("the declared envs are {}", declared.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", "))
+                    format!(
+                        "the declared envs are {}",
+                        declared
+                            .iter()
+                            .map(|e| format!("`{e}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
                 });
-                self.diags.push(CheckError::UnknownEnv { name, span: span.into(), help });
+                self.diags.push(CheckError::UnknownEnv {
+                    name,
+                    span: span.into(),
+                    help,
+                });
             }
             ir::Path::Agent if !self.agent_index.contains_key(&name) => {
                 let help = suggest::did_you_mean(&name, self.agent_index.keys()).or_else(|| {
@@ -522,11 +640,19 @@ impl Checker<'_> {
                     Some(format!("the agents with a block are {}", names.join(", ")))
                         .filter(|_| !names.is_empty())
                 });
-                self.diags.push(CheckError::UnknownAgent { name, span: span.into(), help });
+                self.diags.push(CheckError::UnknownAgent {
+                    name,
+                    span: span.into(),
+                    help,
+                });
             }
             ir::Path::Tool if !self.tool_index.contains_key(&name) => {
                 let help = suggest::did_you_mean(&name, self.tool_index.keys());
-                self.diags.push(CheckError::UnknownTool { name, span: span.into(), help });
+                self.diags.push(CheckError::UnknownTool {
+                    name,
+                    span: span.into(),
+                    help,
+                });
             }
             _ => {}
         }
@@ -534,7 +660,9 @@ impl Checker<'_> {
 
     /// The type of a literal, reporting lists that mix types.
     pub(super) fn literal_type(&mut self, l: &Spanned<ast::Literal>) -> Option<Ty> {
-        let ast::Literal::List(items) = &l.node else { return Some(self.literal_type_quiet(&l.node)) };
+        let ast::Literal::List(items) = &l.node else {
+            return Some(self.literal_type_quiet(&l.node));
+        };
         let mut elem: Option<(Ty, Span)> = None;
         for item in items {
             let ty = self.literal_type(item)?;
@@ -544,7 +672,10 @@ impl Checker<'_> {
                     let first_name = first.name();
                     self.mismatch(
                         format!("a list mixes `{first_name}` and `{}`", ty.name()),
-                        vec![label(first_span, format!("this is `{first_name}`")), label(item.span, format!("this is `{}`", ty.name()))],
+                        vec![
+                            label(first_span, format!("this is `{first_name}`")),
+                            label(item.span, format!("this is `{}`", ty.name())),
+                        ],
                         Some("every element of a list must have the same type".into()),
                     );
                     return None;
@@ -562,9 +693,11 @@ impl Checker<'_> {
             ast::Literal::Str(_) => Ty::Str,
             ast::Literal::Int(_) => Ty::Int,
             ast::Literal::Bool(_) => Ty::Bool,
-            ast::Literal::List(items) => {
-                Ty::List(Box::new(items.first().map_or(Ty::Any, |i| self.literal_type_quiet(&i.node))))
-            }
+            ast::Literal::List(items) => Ty::List(Box::new(
+                items
+                    .first()
+                    .map_or(Ty::Any, |i| self.literal_type_quiet(&i.node)),
+            )),
         }
     }
 }
@@ -575,13 +708,18 @@ pub(super) fn value(l: &ast::Literal) -> ir::Value {
         ast::Literal::Str(s) => ir::Value::Str(s.clone()),
         ast::Literal::Int(i) => ir::Value::Int(*i),
         ast::Literal::Bool(b) => ir::Value::Bool(*b),
-        ast::Literal::List(items) => ir::Value::List(items.iter().map(|i| value(&i.node)).collect()),
+        ast::Literal::List(items) => {
+            ir::Value::List(items.iter().map(|i| value(&i.node)).collect())
+        }
     }
 }
 
 /// Why a regex would be refused, if it would.
 fn regex_problem(pattern: &str) -> Option<String> {
-    let built = regex::RegexBuilder::new(pattern).size_limit(1 << 20).dfa_size_limit(1 << 20).build();
+    let built = regex::RegexBuilder::new(pattern)
+        .size_limit(1 << 20)
+        .dfa_size_limit(1 << 20)
+        .build();
     built.err().map(|e| match e {
         regex::Error::CompiledTooBig(limit) => format!("it compiles to more than {limit} bytes"),
         other => {

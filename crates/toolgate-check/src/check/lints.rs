@@ -22,11 +22,18 @@ impl Checker<'_> {
                 self.diags.push(CheckError::DeadWrite { span: span.into() });
             }
         }
-        let mut unused: Vec<(String, Span)> =
-            self.constants.iter().filter(|(_, c)| !c.used).map(|(n, c)| (n.clone(), c.span)).collect();
+        let mut unused: Vec<(String, Span)> = self
+            .constants
+            .iter()
+            .filter(|(_, c)| !c.used)
+            .map(|(n, c)| (n.clone(), c.span))
+            .collect();
         unused.sort_by_key(|(_, s)| s.start);
         for (name, span) in unused {
-            self.diags.push(CheckError::UnusedConstant { name, span: span.into() });
+            self.diags.push(CheckError::UnusedConstant {
+                name,
+                span: span.into(),
+            });
         }
     }
 
@@ -34,7 +41,11 @@ impl Checker<'_> {
     fn unreachable(&mut self) {
         let mut global: HashMap<ir::ToolId, Span> = HashMap::new();
         let mut per_agent: HashMap<(ir::AgentId, ir::ToolId), Span> = HashMap::new();
-        for r in self.rules.iter().filter(|r| r.effect == ir::Effect::Deny && r.condition.is_none()) {
+        for r in self
+            .rules
+            .iter()
+            .filter(|r| r.effect == ir::Effect::Deny && r.condition.is_none())
+        {
             for &t in &r.tools {
                 match r.agent {
                     None => global.entry(t).or_insert(r.span),
@@ -43,13 +54,22 @@ impl Checker<'_> {
             }
         }
         let mut found = Vec::new();
-        for r in self.rules.iter().filter(|r| r.effect != ir::Effect::Deny && !r.tools.is_empty()) {
+        for r in self
+            .rules
+            .iter()
+            .filter(|r| r.effect != ir::Effect::Deny && !r.tools.is_empty())
+        {
             let deny_of = |t: &ir::ToolId| {
-                global.get(t).or_else(|| r.agent.and_then(|a| per_agent.get(&(a, *t))))
+                global
+                    .get(t)
+                    .or_else(|| r.agent.and_then(|a| per_agent.get(&(a, *t))))
             };
             let denies: Option<Vec<&Span>> = r.tools.iter().map(deny_of).collect();
             if let Some(first) = denies.and_then(|d| d.first().copied().copied()) {
-                found.push(CheckError::UnreachableRule { span: r.span.into(), deny: first.into() });
+                found.push(CheckError::UnreachableRule {
+                    span: r.span.into(),
+                    deny: first.into(),
+                });
             }
         }
         self.diags.extend(found);
@@ -72,9 +92,17 @@ impl Checker<'_> {
         }
     }
 
-    fn same_rule<'a>(&mut self, seen: &mut HashMap<&'a ast::Rule, Span>, rule: &'a ast::Rule, span: Span) {
+    fn same_rule<'a>(
+        &mut self,
+        seen: &mut HashMap<&'a ast::Rule, Span>,
+        rule: &'a ast::Rule,
+        span: Span,
+    ) {
         match seen.get(rule) {
-            Some(&first) => self.diags.push(CheckError::DuplicateRule { span: span.into(), first: first.into() }),
+            Some(&first) => self.diags.push(CheckError::DuplicateRule {
+                span: span.into(),
+                first: first.into(),
+            }),
             None => {
                 seen.insert(rule, span);
             }

@@ -91,13 +91,19 @@ impl Checker<'_> {
                 self.diags.push(CheckError::UnknownTool {
                     name: name.node.clone(),
                     span: name.span.into(),
-                    help: help.or_else(|| Some("declare it with `tool NAME read;` or `tool NAME write;`".into())),
+                    help: help.or_else(|| {
+                        Some("declare it with `tool NAME read;` or `tool NAME write;`".into())
+                    }),
                 });
                 continue;
             };
             let tool = &self.tools[id.0 as usize];
             if let Some(want) = want.filter(|w| *w != tool.class) {
-                let right = if tool.class == ast::ToolClass::Write { "write" } else { "allow" };
+                let right = if tool.class == ast::ToolClass::Write {
+                    "write"
+                } else {
+                    "allow"
+                };
                 self.diags.push(CheckError::WrongGrantKeyword {
                     keyword: kind_word(kind),
                     class: class_word(tool.class),
@@ -149,13 +155,18 @@ impl Checker<'_> {
         }
         if matched == 0 {
             let (what, help) = match want {
-                None => ("declared tool", "check the spelling; `*` matches any run of characters".to_string()),
-                Some(ast::ToolClass::Read) => {
-                    ("read tool", "`allow` grants read tools; use `write` to grant write tools".to_string())
-                }
-                Some(ast::ToolClass::Write) => {
-                    ("write tool", "`write` grants write tools; use `allow` to grant read tools".to_string())
-                }
+                None => (
+                    "declared tool",
+                    "check the spelling; `*` matches any run of characters".to_string(),
+                ),
+                Some(ast::ToolClass::Read) => (
+                    "read tool",
+                    "`allow` grants read tools; use `write` to grant write tools".to_string(),
+                ),
+                Some(ast::ToolClass::Write) => (
+                    "write tool",
+                    "`write` grants write tools; use `allow` to grant read tools".to_string(),
+                ),
             };
             self.diags.push(CheckError::EmptyPattern {
                 pattern: pattern.node.clone(),
@@ -201,8 +212,11 @@ impl Checker<'_> {
             }
         }
         if let (Some(req), Some(auto)) = (c.require, c.auto) {
-            let (first, second) =
-                if req.span.start < auto.span.start { (req, auto) } else { (auto, req) };
+            let (first, second) = if req.span.start < auto.span.start {
+                (req, auto)
+            } else {
+                (auto, req)
+            };
             self.diags.push(CheckError::ConflictingApproval {
                 span: second.span.into(),
                 first: first.span.into(),
@@ -242,8 +256,18 @@ impl Checker<'_> {
             ast::RuleKind::Write => {
                 let approval = match (c.auto, c.require) {
                     (Some(auto), _) => self.auto_approve(auto, tools),
-                    (None, Some(Spanned { node: ast::Clause::Require(r), .. })) => self.require(r),
-                    _ => ir::Approval::Human { group: None, count: 1, expires_secs: None },
+                    (
+                        None,
+                        Some(Spanned {
+                            node: ast::Clause::Require(r),
+                            ..
+                        }),
+                    ) => self.require(r),
+                    _ => ir::Approval::Human {
+                        group: None,
+                        count: 1,
+                        expires_secs: None,
+                    },
                 };
                 ir::Effect::Write { approval, scope }
             }
@@ -254,7 +278,11 @@ impl Checker<'_> {
         let mut count = 1;
         if let Some(n) = &r.count {
             if n.node == 0 {
-                self.zero("the number of approvals", n.span, "write `require approval` for one approver");
+                self.zero(
+                    "the number of approvals",
+                    n.span,
+                    "write `require approval` for one approver",
+                );
             }
             count = u32::try_from(n.node).unwrap_or(u32::MAX).max(1);
         }
@@ -266,7 +294,11 @@ impl Checker<'_> {
                 ast::ApprovalOption::Expires(_) => "expires",
             };
             if let Some(&f) = first.get(word) {
-                self.diags.push(CheckError::DuplicateClause { clause: word, span: o.span.into(), first: f.into() });
+                self.diags.push(CheckError::DuplicateClause {
+                    clause: word,
+                    span: o.span.into(),
+                    first: f.into(),
+                });
                 continue;
             }
             first.insert(word, o.span);
@@ -275,16 +307,28 @@ impl Checker<'_> {
                 ast::ApprovalOption::Expires(d) => {
                     let secs = duration_secs(*d);
                     if secs == 0 {
-                        self.zero("an approval's expiry", o.span, "write a positive duration such as `15m`");
+                        self.zero(
+                            "an approval's expiry",
+                            o.span,
+                            "write a positive duration such as `15m`",
+                        );
                     }
                     expires_secs = Some(secs.max(1));
                 }
             }
         }
-        ir::Approval::Human { group, count, expires_secs }
+        ir::Approval::Human {
+            group,
+            count,
+            expires_secs,
+        }
     }
 
-    fn auto_approve(&mut self, clause: &Spanned<ast::Clause>, tools: &[ir::ToolId]) -> ir::Approval {
+    fn auto_approve(
+        &mut self,
+        clause: &Spanned<ast::Clause>,
+        tools: &[ir::ToolId],
+    ) -> ir::Approval {
         for id in tools {
             let tool = &self.tools[id.0 as usize];
             if tool.irreversible {
@@ -298,13 +342,23 @@ impl Checker<'_> {
         let budget = match &clause.node {
             ast::Clause::AutoApprove(Some(b)) => b,
             _ => {
-                self.diags.push(CheckError::AutoApproveWithoutLimit { span: clause.span.into() });
+                self.diags.push(CheckError::AutoApproveWithoutLimit {
+                    span: clause.span.into(),
+                });
                 // Never reached in a returned IR: the error above withholds it.
-                return ir::Approval::Human { group: None, count: 1, expires_secs: None };
+                return ir::Approval::Human {
+                    group: None,
+                    count: 1,
+                    expires_secs: None,
+                };
             }
         };
         if budget.limit.node == 0 {
-            self.zero("a budget's limit", budget.limit.span, "to forbid auto-approval, remove `auto-approve`");
+            self.zero(
+                "a budget's limit",
+                budget.limit.span,
+                "to forbid auto-approval, remove `auto-approve`",
+            );
         }
         let window_secs = match budget.window {
             ast::Window::Minute => 60,
@@ -316,11 +370,19 @@ impl Checker<'_> {
             Some(ast::BudgetKey::Tenant) => ir::BudgetKey::ToolTenant,
             Some(ast::BudgetKey::Agent) => ir::BudgetKey::AgentTool,
         };
-        ir::Approval::Auto(ir::Budget { limit: budget.limit.node, window_secs, key })
+        ir::Approval::Auto(ir::Budget {
+            limit: budget.limit.node,
+            window_secs,
+            key,
+        })
     }
 
     fn zero(&mut self, what: &'static str, span: Span, help: &'static str) {
-        self.diags.push(CheckError::ZeroValue { what, span: span.into(), help });
+        self.diags.push(CheckError::ZeroValue {
+            what,
+            span: span.into(),
+            help,
+        });
     }
 
     fn scope(&mut self, items: &[Spanned<ast::Path>]) -> Vec<ir::ScopeItem> {
@@ -340,14 +402,22 @@ impl Checker<'_> {
                     }
                 }
                 ("args", _) => {
-                    self.diags.push(CheckError::ScopeFromArgs { path: text, span: item.span.into() });
+                    self.diags.push(CheckError::ScopeFromArgs {
+                        path: text,
+                        span: item.span.into(),
+                    });
                     None
                 }
                 _ => {
-                    let help = suggest::did_you_mean(root, ["tenant", "env", "ctx"]).unwrap_or_else(|| {
-                        "a scope is `tenant`, `env` or a declared `ctx.` field".to_string()
+                    let help = suggest::did_you_mean(root, ["tenant", "env", "ctx"])
+                        .unwrap_or_else(|| {
+                            "a scope is `tenant`, `env` or a declared `ctx.` field".to_string()
+                        });
+                    self.diags.push(CheckError::UnknownScope {
+                        path: text,
+                        span: item.span.into(),
+                        help,
                     });
-                    self.diags.push(CheckError::UnknownScope { path: text, span: item.span.into(), help });
                     None
                 }
             };
@@ -359,9 +429,13 @@ impl Checker<'_> {
     }
 
     pub(super) fn unknown_context_field(&mut self, field: &ast::Name) {
-        let help = suggest::did_you_mean(&field.node, self.context_spans.keys()).unwrap_or_else(|| {
-            format!("declare it in the `context {{ }}` block, e.g. `{}: string;`", field.node)
-        });
+        let help =
+            suggest::did_you_mean(&field.node, self.context_spans.keys()).unwrap_or_else(|| {
+                format!(
+                    "declare it in the `context {{ }}` block, e.g. `{}: string;`",
+                    field.node
+                )
+            });
         self.diags.push(CheckError::UnknownContextField {
             name: field.node.clone(),
             span: field.span.into(),
@@ -373,8 +447,11 @@ impl Checker<'_> {
     /// depend on the tool, so it is built once. Problems found for several
     /// tools at the same place are reported once.
     fn condition(&mut self, when: &Spanned<ast::Expr>, tools: &[ir::ToolId]) -> Option<ir::Expr> {
-        let schemas: Vec<Option<ir::ToolId>> =
-            if tools.is_empty() { vec![None] } else { tools.iter().map(|t| Some(*t)).collect() };
+        let schemas: Vec<Option<ir::ToolId>> = if tools.is_empty() {
+            vec![None]
+        } else {
+            tools.iter().map(|t| Some(*t)).collect()
+        };
         let mut result = None;
         let before = self.diags.len();
         for tool in schemas {
@@ -396,7 +473,9 @@ fn dedupe_from(diags: &mut Vec<CheckError>, from: usize) {
         let d = &diags[i];
         let key = (
             d.code().map(|c| c.to_string()),
-            d.labels().and_then(|mut l| l.next()).map(|l| (l.offset(), l.len())),
+            d.labels()
+                .and_then(|mut l| l.next())
+                .map(|l| (l.offset(), l.len())),
         );
         if seen.insert(key) {
             i += 1;
@@ -413,8 +492,12 @@ pub(crate) fn glob_match(pattern: &str, name: &str) -> bool {
         Some(x) => x,
         None => return name.is_empty(),
     };
-    let Some(mut tail) = name.strip_prefix(first) else { return false };
-    let Some((last, middle)) = rest.split_last() else { return tail.is_empty() };
+    let Some(mut tail) = name.strip_prefix(first) else {
+        return false;
+    };
+    let Some((last, middle)) = rest.split_last() else {
+        return tail.is_empty();
+    };
     for part in middle {
         match tail.find(part) {
             Some(i) => tail = &tail[i + part.len()..],
@@ -453,6 +536,9 @@ mod tests {
         assert!(glob_match("*.read", "kb.read"));
         assert!(glob_match("a*b*c", "axxbyyc"));
         assert!(!glob_match("a*b*c", "axxbyy"));
-        assert!(!glob_match("ab*ba", "aba"), "prefix and suffix may not overlap");
+        assert!(
+            !glob_match("ab*ba", "aba"),
+            "prefix and suffix may not overlap"
+        );
     }
 }

@@ -7,7 +7,11 @@ use miette::Diagnostic as _;
 
 fn run(src: &str) -> crate::Checked {
     let parsed = toolgate_syntax::parse(src);
-    assert!(parsed.errors.is_empty(), "syntax errors: {:?}", parsed.errors);
+    assert!(
+        parsed.errors.is_empty(),
+        "syntax errors: {:?}",
+        parsed.errors
+    );
     check(&parsed.file, src)
 }
 
@@ -19,7 +23,9 @@ fn codes(src: &str) -> Vec<String> {
         .map(|d: &CheckError| {
             let code = d.code().map(|c| c.to_string()).unwrap_or_default();
             let code = code.trim_start_matches("toolgate::check::").to_string();
-            let label = d.labels().and_then(|mut l| l.find(|l| l.primary()).or_else(|| d.labels()?.next()));
+            let label = d
+                .labels()
+                .and_then(|mut l| l.find(|l| l.primary()).or_else(|| d.labels()?.next()));
             let text = label.map_or("", |l| &src[l.offset()..l.offset() + l.len()]);
             format!("{code} @ {text}")
         })
@@ -28,7 +34,11 @@ fn codes(src: &str) -> Vec<String> {
 
 fn policy(src: &str) -> ir::Policy {
     let checked = run(src);
-    let errors: Vec<_> = checked.diagnostics.iter().filter(|d| !d.is_warning()).collect();
+    let errors: Vec<_> = checked
+        .diagnostics
+        .iter()
+        .filter(|d| !d.is_warning())
+        .collect();
     assert!(errors.is_empty(), "errors: {errors:?}");
     checked.policy.expect("a clean policy has an IR")
 }
@@ -41,12 +51,22 @@ fn support_desk_checks_clean_and_lowers_every_default() {
     let p = policy(SUPPORT_DESK);
     assert_eq!(p.writes, ir::Writes::Enabled);
     assert_eq!(p.tools.len(), 7);
-    assert_eq!(p.agents.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(), ["support-bot", "browser"]);
+    assert_eq!(
+        p.agents.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
+        ["support-bot", "browser"]
+    );
     let deny_all = &p.rules[0];
-    assert_eq!((deny_all.agent, deny_all.tools.len(), deny_all.line), (None, 7, 19));
+    assert_eq!(
+        (deny_all.agent, deny_all.tools.len(), deny_all.line),
+        (None, 7, 19)
+    );
     let close = p.tool_id("ticket.close").expect("declared");
-    let writes: Vec<&ir::Effect> =
-        p.rules.iter().filter(|r| r.tools == [close]).map(|r| &r.effect).collect();
+    let writes: Vec<&ir::Effect> = p
+        .rules
+        .iter()
+        .filter(|r| r.tools == [close])
+        .map(|r| &r.effect)
+        .collect();
     assert_eq!(
         writes,
         [
@@ -73,33 +93,61 @@ fn support_desk_checks_clean_and_lowers_every_default() {
 #[test]
 fn has_guards_the_rest_of_an_and_chain_only() {
     let tools = "tool a read { x: string };\n";
-    assert!(codes(&format!("{tools}allow a when has args.t and args.t == \"1\";")).is_empty());
-    assert!(codes(&format!("{tools}allow a when has args.t and args.t.u == \"1\";")).is_empty());
+    assert!(codes(&format!(
+        "{tools}allow a when has args.t and args.t == \"1\";"
+    ))
+    .is_empty());
+    assert!(codes(&format!(
+        "{tools}allow a when has args.t and args.t.u == \"1\";"
+    ))
+    .is_empty());
     assert_eq!(
-        codes(&format!("{tools}allow a when has args.t or args.t == \"1\";")),
+        codes(&format!(
+            "{tools}allow a when has args.t or args.t == \"1\";"
+        )),
         ["unknown_argument @ args.t"]
     );
-    assert_eq!(codes(&format!("{tools}allow a when args.t == \"1\" and has args.t;")), ["unknown_argument @ args.t"]);
+    assert_eq!(
+        codes(&format!(
+            "{tools}allow a when args.t == \"1\" and has args.t;"
+        )),
+        ["unknown_argument @ args.t"]
+    );
 }
 
 #[test]
 fn conditions_are_typed_against_each_named_tools_schema() {
     let tools = "tool a read { n: int };\ntool b read { n: string };\ntool c read;\n";
-    assert_eq!(codes(&format!("{tools}allow a, b when args.n > 1;")), ["type_mismatch @ args.n"]);
+    assert_eq!(
+        codes(&format!("{tools}allow a, b when args.n > 1;")),
+        ["type_mismatch @ args.n"]
+    );
     assert!(codes(&format!("{tools}allow c when args.anything.at.all == 1;")).is_empty());
     assert_eq!(
         codes(&format!("{tools}allow a when args.n == \"1\" and args.n in [\"x\"] and args.n starts_with \"1\";")),
         ["type_mismatch @ args.n", "type_mismatch @ args.n", "type_mismatch @ args.n"]
     );
-    assert_eq!(codes(&format!("{tools}allow a when args.n;")), ["type_mismatch @ args.n"]);
+    assert_eq!(
+        codes(&format!("{tools}allow a when args.n;")),
+        ["type_mismatch @ args.n"]
+    );
 }
 
 #[test]
 fn quantifiers_need_lists_and_type_their_elements() {
     let tools = "tool e write { to: list<string>, n: int };\nwrites enabled;\n";
-    assert!(codes(&format!("{tools}write e when all args.to ends_with \"@x.com\";")).is_empty());
-    assert_eq!(codes(&format!("{tools}write e when any args.to > 1;")), ["type_mismatch @ args.to"]);
-    assert_eq!(codes(&format!("{tools}write e when any args.n == 1;")), ["type_mismatch @ args.n"]);
+    assert!(codes(&format!(
+        "{tools}write e when all args.to ends_with \"@x.com\";"
+    ))
+    .is_empty());
+    assert_eq!(
+        codes(&format!("{tools}write e when any args.to > 1;")),
+        ["type_mismatch @ args.to"]
+    );
+    assert_eq!(
+        codes(&format!("{tools}write e when any args.n == 1;")),
+        ["type_mismatch @ args.n"]
+    );
 }
 
 #[test]
@@ -108,17 +156,35 @@ fn constants_are_inlined_and_checked() {
                write pay when args.to in payees and args.amount <= max;";
     let p = policy(src);
     let cond = p.rules[0].condition.as_ref().expect("condition");
-    let ir::ExprKind::And(parts) = &cond.kind else { panic!("and") };
-    let ir::ExprKind::Binary(ir::BinOp::In, _, rhs) = &parts[0].kind else { panic!("in") };
-    assert_eq!(rhs.kind, ir::ExprKind::Lit(ir::Value::List(vec![ir::Value::Str("A".into()), ir::Value::Str("B".into())])));
-    assert_eq!(codes("let l = [1, \"a\"];"), ["unused_constant @ l", "type_mismatch @ 1"]);
+    let ir::ExprKind::And(parts) = &cond.kind else {
+        panic!("and")
+    };
+    let ir::ExprKind::Binary(ir::BinOp::In, _, rhs) = &parts[0].kind else {
+        panic!("in")
+    };
+    assert_eq!(
+        rhs.kind,
+        ir::ExprKind::Lit(ir::Value::List(vec![
+            ir::Value::Str("A".into()),
+            ir::Value::Str("B".into())
+        ]))
+    );
+    assert_eq!(
+        codes("let l = [1, \"a\"];"),
+        ["unused_constant @ l", "type_mismatch @ 1"]
+    );
 }
 
 #[test]
 fn tool_patterns_expand_to_the_rules_class() {
     let src = "tool t.r read;\ntool t.w write;\nwrites enabled;\nallow t.*;\nwrite t.*;\ndeny t.*;";
     let p = policy(src);
-    let names = |r: &ir::Rule| r.tools.iter().map(|t| p.tools[t.0 as usize].name.clone()).collect::<Vec<_>>();
+    let names = |r: &ir::Rule| {
+        r.tools
+            .iter()
+            .map(|t| p.tools[t.0 as usize].name.clone())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(names(&p.rules[0]), ["t.r"]);
     assert_eq!(names(&p.rules[1]), ["t.w"]);
     assert_eq!(names(&p.rules[2]), ["t.r", "t.w"]);
@@ -129,23 +195,44 @@ fn writes_statement_decides_dead_write_warnings() {
     let rules = "tool w write;\nwrite w;\n";
     assert_eq!(codes(rules), ["dead_write @ write w;"]);
     assert!(codes(&format!("writes disabled;\n{rules}")).is_empty());
-    assert_eq!(policy(&format!("writes disabled;\n{rules}")).writes, ir::Writes::Disabled);
+    assert_eq!(
+        policy(&format!("writes disabled;\n{rules}")).writes,
+        ir::Writes::Disabled
+    );
 }
 
 #[test]
 fn every_error_is_reported_in_one_run_and_errors_withhold_the_ir() {
     let src = "envs dev, prod;\ntool a read;\nallow b;\nallow a when env == \"prdo\";\nallow a scope args.x;";
-    assert_eq!(codes(src), ["unknown_tool @ b", "unknown_env @ \"prdo\"", "scope_from_args @ args.x"]);
+    assert_eq!(
+        codes(src),
+        [
+            "unknown_tool @ b",
+            "unknown_env @ \"prdo\"",
+            "scope_from_args @ args.x"
+        ]
+    );
     assert!(run(src).policy.is_none());
-    assert!(run("tool a read;\nallow *;").policy.is_some(), "warnings alone keep the IR");
+    assert!(
+        run("tool a read;\nallow *;").policy.is_some(),
+        "warnings alone keep the IR"
+    );
 }
 
 #[test]
 fn scope_is_never_taken_from_arguments() {
     let src = "context { region: string; }\ntool a read { region: string };\nallow a scope tenant, ctx.region;";
     let p = policy(src);
-    assert_eq!(p.rules[0].effect, ir::Effect::Allow { scope: vec![ir::ScopeItem::Tenant, ir::ScopeItem::Ctx("region".into())] });
-    assert_eq!(codes("tool a read;\nallow a scope args.region;"), ["scope_from_args @ args.region"]);
+    assert_eq!(
+        p.rules[0].effect,
+        ir::Effect::Allow {
+            scope: vec![ir::ScopeItem::Tenant, ir::ScopeItem::Ctx("region".into())]
+        }
+    );
+    assert_eq!(
+        codes("tool a read;\nallow a scope args.region;"),
+        ["scope_from_args @ args.region"]
+    );
 }
 
 #[test]

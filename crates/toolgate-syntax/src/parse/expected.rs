@@ -16,8 +16,16 @@ pub(super) fn describe(e: &pest::error::Error<Rule>, src: &str, at: usize) -> Sy
     }
     words.remove("");
     // At the start of an item, name the category rather than every keyword.
-    const ITEM_WORDS: [&str; 8] =
-        ["`policy`", "`envs`", "`context`", "`tool`", "`let`", "`writes`", "`agent`", "a rule"];
+    const ITEM_WORDS: [&str; 8] = [
+        "`policy`",
+        "`envs`",
+        "`context`",
+        "`tool`",
+        "`let`",
+        "`writes`",
+        "`agent`",
+        "a rule",
+    ];
     if words.contains("`tool`") && words.contains("`agent`") {
         for w in ITEM_WORDS {
             words.remove(w);
@@ -26,7 +34,15 @@ pub(super) fn describe(e: &pest::error::Error<Rule>, src: &str, at: usize) -> Sy
     }
     // Where any value may come, list "a value" rather than every kind of value.
     if words.contains("a value") || words.contains("a condition") {
-        for w in ["a name", "a number", "a string", "a list", "`(`", "`[`", "`true` or `false`"] {
+        for w in [
+            "a name",
+            "a number",
+            "a string",
+            "a list",
+            "`(`",
+            "`[`",
+            "`true` or `false`",
+        ] {
             words.remove(w);
         }
     }
@@ -71,7 +87,9 @@ fn found_at(src: &str, at: usize) -> (String, usize) {
         return ("an unterminated comment".to_string(), 2);
     }
     if first == '"' {
-        let closed = rest[1..].find(['"', '\n']).is_some_and(|i| rest[1..].as_bytes()[i] == b'"');
+        let closed = rest[1..]
+            .find(['"', '\n'])
+            .is_some_and(|i| rest.as_bytes()[1 + i] == b'"');
         if !closed {
             return ("an unterminated string".to_string(), 1);
         }
@@ -84,7 +102,11 @@ fn found_at(src: &str, at: usize) -> (String, usize) {
         let word = &rest[..word_len.min(40)];
         return (format!("`{word}`"), word_len);
     }
-    let shown = if first.is_control() { first.escape_default().to_string() } else { first.to_string() };
+    let shown = if first.is_control() {
+        first.escape_default().to_string()
+    } else {
+        first.to_string()
+    };
     (format!("`{shown}`"), first.len_utf8())
 }
 

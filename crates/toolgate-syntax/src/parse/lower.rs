@@ -15,7 +15,10 @@ type Result<T> = std::result::Result<T, SyntaxError>;
 pub(super) fn collect_comments(pairs: Pairs<'_, Rule>, offset: usize, out: &mut Vec<ast::Comment>) {
     for p in pairs.flatten().filter(|p| p.as_rule() == Rule::COMMENT) {
         let s = p.as_span();
-        if out.last().is_some_and(|c| c.span.start >= offset + s.start()) {
+        if out
+            .last()
+            .is_some_and(|c| c.span.start >= offset + s.start())
+        {
             continue;
         }
         out.push(ast::Comment {
@@ -35,8 +38,16 @@ pub(super) fn items(
     src: &str,
     comments: &[ast::Comment],
 ) -> Vec<Result<Spanned<ast::Item>>> {
-    let comment_at_end = comments.iter().map(|c| (c.span.end, c.span.start)).collect();
-    let mut lower = Lower { offset, depth: 0, src, comment_at_end };
+    let comment_at_end = comments
+        .iter()
+        .map(|c| (c.span.end, c.span.start))
+        .collect();
+    let mut lower = Lower {
+        offset,
+        depth: 0,
+        src,
+        comment_at_end,
+    };
     pairs
         .flat_map(|p| p.into_inner())
         .filter(|p| !matches!(p.as_rule(), Rule::COMMENT | Rule::EOI))
@@ -48,7 +59,10 @@ pub(super) fn items(
 }
 
 fn internal(detail: &str, span: ast::Span) -> SyntaxError {
-    SyntaxError::Internal { detail: detail.to_string(), span: span.into() }
+    SyntaxError::Internal {
+        detail: detail.to_string(),
+        span: span.into(),
+    }
 }
 
 /// Whether a pair is punctuation or a comment: structure the AST does not keep.
@@ -115,7 +129,10 @@ impl Lower<'_> {
     fn enter(&mut self, span: ast::Span) -> Result<()> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err(SyntaxError::TooDeep { limit: MAX_DEPTH, span: span.into() });
+            return Err(SyntaxError::TooDeep {
+                limit: MAX_DEPTH,
+                span: span.into(),
+            });
         }
         Ok(())
     }
@@ -125,7 +142,10 @@ impl Lower<'_> {
         let item = match p.as_rule() {
             Rule::policy_decl => ast::Item::Policy(self.name(&self.child(&p, Rule::name)?)),
             Rule::envs_decl => ast::Item::Envs(
-                kids(p).filter(|c| c.as_rule() == Rule::name).map(|c| self.name(&c)).collect(),
+                kids(p)
+                    .filter(|c| c.as_rule() == Rule::name)
+                    .map(|c| self.name(&c))
+                    .collect(),
             ),
             Rule::context_decl => ast::Item::Context(self.fields(p)?),
             Rule::tool_decl => ast::Item::Tool(self.tool_decl(p)?),
@@ -150,13 +170,18 @@ impl Lower<'_> {
     }
 
     fn last<'i>(&self, p: &Pair<'i, Rule>) -> Result<Pair<'i, Rule>> {
-        kids(p.clone()).last().ok_or_else(|| internal("empty pair", self.span(p)))
+        kids(p.clone())
+            .last()
+            .ok_or_else(|| internal("empty pair", self.span(p)))
     }
 
     fn tool_decl(&mut self, p: Pair<'_, Rule>) -> Result<ast::ToolDecl> {
         let class = self.child(&p, Rule::tool_class)?;
-        let class_node =
-            if class.as_str() == "read" { ast::ToolClass::Read } else { ast::ToolClass::Write };
+        let class_node = if class.as_str() == "read" {
+            ast::ToolClass::Read
+        } else {
+            ast::ToolClass::Write
+        };
         let schema = match kids(p.clone()).find(|c| c.as_rule() == Rule::record_type) {
             Some(r) => Some(Spanned::new(self.fields(r.clone())?, self.span(&r))),
             None => None,
@@ -181,7 +206,10 @@ impl Lower<'_> {
 
     /// The fields of a `context` block or a record type.
     fn fields(&mut self, p: Pair<'_, Rule>) -> Result<Vec<ast::Field>> {
-        kids(p).filter(|c| c.as_rule() == Rule::field).map(|f| self.field(f)).collect()
+        kids(p)
+            .filter(|c| c.as_rule() == Rule::field)
+            .map(|f| self.field(f))
+            .collect()
     }
 
     fn field(&mut self, p: Pair<'_, Rule>) -> Result<ast::Field> {
@@ -211,8 +239,9 @@ impl Lower<'_> {
             "write" => ast::RuleKind::Write,
             _ => ast::RuleKind::Deny,
         };
-        let tools =
-            kids(self.child(&p, Rule::tool_list)?).map(|t| self.name(&t)).collect::<Vec<_>>();
+        let tools = kids(self.child(&p, Rule::tool_list)?)
+            .map(|t| self.name(&t))
+            .collect::<Vec<_>>();
         let mut clauses = Vec::new();
         for c in kids(p) {
             if !matches!(c.as_rule(), Rule::rule_kind | Rule::tool_list) {
@@ -220,7 +249,11 @@ impl Lower<'_> {
                 clauses.push(Spanned::new(self.clause(c)?, span));
             }
         }
-        Ok(ast::Rule { kind: Spanned::new(kind_node, self.span(&kind)), tools, clauses })
+        Ok(ast::Rule {
+            kind: Spanned::new(kind_node, self.span(&kind)),
+            tools,
+            clauses,
+        })
     }
 
     fn clause(&mut self, p: Pair<'_, Rule>) -> Result<ast::Clause> {
@@ -282,10 +315,13 @@ impl Lower<'_> {
     /// A non-negative count (approvals, budget limit).
     fn count(&self, p: &Pair<'_, Rule>) -> Result<Spanned<u64>> {
         let span = self.span(p);
-        let n = p.as_str().parse::<u64>().map_err(|_| SyntaxError::NumberOutOfRange {
-            text: p.as_str().to_string(),
-            span: span.into(),
-        })?;
+        let n = p
+            .as_str()
+            .parse::<u64>()
+            .map_err(|_| SyntaxError::NumberOutOfRange {
+                text: p.as_str().to_string(),
+                span: span.into(),
+            })?;
         Ok(Spanned::new(n, span))
     }
 
@@ -298,10 +334,12 @@ impl Lower<'_> {
             "h" => ast::DurationUnit::Hours,
             _ => ast::DurationUnit::Days,
         };
-        let value = digits.parse::<u64>().map_err(|_| SyntaxError::NumberOutOfRange {
-            text: text.to_string(),
-            span: self.span(p).into(),
-        })?;
+        let value = digits
+            .parse::<u64>()
+            .map_err(|_| SyntaxError::NumberOutOfRange {
+                text: text.to_string(),
+                span: self.span(p).into(),
+            })?;
         Ok(ast::Duration { value, unit })
     }
 
@@ -347,8 +385,11 @@ impl Lower<'_> {
                 let (Some(q), Some(list), Some(op), Some(rhs)) = (q, list, op, rhs) else {
                     return Err(internal("malformed quantifier", span));
                 };
-                let quant =
-                    if q.as_str() == "all" { ast::Quantifier::All } else { ast::Quantifier::Any };
+                let quant = if q.as_str() == "all" {
+                    ast::Quantifier::All
+                } else {
+                    ast::Quantifier::Any
+                };
                 ast::Expr::Quantified(
                     Spanned::new(quant, self.span(&q)),
                     Box::new(self.expr(list)?),
@@ -407,7 +448,9 @@ impl Lower<'_> {
     }
 
     fn cmp_op(&self, p: &Pair<'_, Rule>) -> Result<Spanned<ast::CmpOp>> {
-        let inner = kids(p.clone()).next().ok_or_else(|| internal("empty operator", self.span(p)))?;
+        let inner = kids(p.clone())
+            .next()
+            .ok_or_else(|| internal("empty operator", self.span(p)))?;
         let op = match inner.as_rule() {
             Rule::op_eq => ast::CmpOp::Eq,
             Rule::op_ne => ast::CmpOp::Ne,
@@ -422,15 +465,25 @@ impl Lower<'_> {
             Rule::kw_contains => ast::CmpOp::Contains,
             Rule::kw_matches => ast::CmpOp::Matches,
             Rule::op_matches_regex => ast::CmpOp::MatchesRegex,
-            other => return Err(internal(&format!("unexpected operator {other:?}"), self.span(p))),
+            other => {
+                return Err(internal(
+                    &format!("unexpected operator {other:?}"),
+                    self.span(p),
+                ))
+            }
         };
         Ok(Spanned::new(op, self.span(p)))
     }
 
     fn path(&self, p: Pair<'_, Rule>) -> Result<ast::Path> {
         let mut segs = kids(p.clone()).map(|s| self.name(&s));
-        let root = segs.next().ok_or_else(|| internal("empty path", self.span(&p)))?;
-        Ok(ast::Path { root, fields: segs.collect() })
+        let root = segs
+            .next()
+            .ok_or_else(|| internal("empty path", self.span(&p)))?;
+        Ok(ast::Path {
+            root,
+            fields: segs.collect(),
+        })
     }
 
     fn literal(&mut self, p: Pair<'_, Rule>) -> Result<Spanned<ast::Literal>> {
@@ -438,12 +491,17 @@ impl Lower<'_> {
         let node = match p.as_rule() {
             Rule::string => ast::Literal::Str(self.string(p)?.node),
             Rule::int => ast::Literal::Int(p.as_str().parse::<i64>().map_err(|_| {
-                SyntaxError::NumberOutOfRange { text: p.as_str().to_string(), span: span.into() }
+                SyntaxError::NumberOutOfRange {
+                    text: p.as_str().to_string(),
+                    span: span.into(),
+                }
             })?),
             Rule::bool => ast::Literal::Bool(p.as_str() == "true"),
             Rule::list => {
                 self.enter(span)?;
-                let items = kids(p).map(|c| self.literal(c)).collect::<Result<Vec<_>>>()?;
+                let items = kids(p)
+                    .map(|c| self.literal(c))
+                    .collect::<Result<Vec<_>>>()?;
                 self.depth -= 1;
                 ast::Literal::List(items)
             }
@@ -455,7 +513,11 @@ impl Lower<'_> {
     /// Decodes a string literal's escapes.
     fn string(&self, p: Pair<'_, Rule>) -> Result<Spanned<String>> {
         let span = self.span(&p);
-        let body = p.as_str().strip_prefix('"').and_then(|s| s.strip_suffix('"')).unwrap_or("");
+        let body = p
+            .as_str()
+            .strip_prefix('"')
+            .and_then(|s| s.strip_suffix('"'))
+            .unwrap_or("");
         let body_start = span.start + 1;
         let mut out = String::with_capacity(body.len());
         let mut chars = body.char_indices().peekable();
@@ -479,12 +541,13 @@ impl Lower<'_> {
                     let close = rest.find('}').filter(|_| rest.starts_with('{'));
                     let hex = |end: usize| {
                         let digits = &rest[1..end];
-                        let valid = !digits.is_empty() && digits.chars().all(|c| c.is_ascii_hexdigit());
-                        valid.then(|| u32::from_str_radix(digits, 16).ok()).flatten()
+                        let valid =
+                            !digits.is_empty() && digits.chars().all(|c| c.is_ascii_hexdigit());
+                        valid
+                            .then(|| u32::from_str_radix(digits, 16).ok())
+                            .flatten()
                     };
-                    let decoded = close
-                        .and_then(hex)
-                        .and_then(char::from_u32);
+                    let decoded = close.and_then(hex).and_then(char::from_u32);
                     match (close, decoded) {
                         (Some(end), Some(ch)) => {
                             out.push(ch);
@@ -507,7 +570,10 @@ impl Lower<'_> {
 /// an `and` chain of one, a `not_expr` without `not`, a comparison without an
 /// operator. A loop, so that each parenthesis costs a few stack frames only.
 fn skip_layers(mut p: Pair<'_, Rule>) -> Pair<'_, Rule> {
-    while matches!(p.as_rule(), Rule::expr | Rule::and_expr | Rule::not_expr | Rule::comparison) {
+    while matches!(
+        p.as_rule(),
+        Rule::expr | Rule::and_expr | Rule::not_expr | Rule::comparison
+    ) {
         let mut it = kids(p.clone());
         match (it.next(), it.next()) {
             (Some(only), None) if only.as_rule() != Rule::not_prefix => p = only,

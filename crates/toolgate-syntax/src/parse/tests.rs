@@ -7,7 +7,11 @@ use crate::{parse, print};
 /// Parses `src`, asserting there is no syntax error.
 fn parse_ok(src: &str) -> ast::File {
     let parsed = parse(src);
-    assert!(parsed.errors.is_empty(), "unexpected errors for {src:?}: {:?}", parsed.errors);
+    assert!(
+        parsed.errors.is_empty(),
+        "unexpected errors for {src:?}: {:?}",
+        parsed.errors
+    );
     parsed.file
 }
 
@@ -28,7 +32,9 @@ fn errors(src: &str) -> Vec<String> {
 /// The condition of the first rule in `src`, as a tree.
 fn condition(cond: &str) -> Expr {
     let file = parse_ok(&format!("allow t when {cond};"));
-    let Some(Item::Rule(rule)) = file.items.first().map(|i| &i.node) else { panic!("a rule") };
+    let Some(Item::Rule(rule)) = file.items.first().map(|i| &i.node) else {
+        panic!("a rule")
+    };
     match rule.clauses.first().map(|c| &c.node) {
         Some(ast::Clause::When(e)) => e.node.clone(),
         other => panic!("expected a when clause, got {other:?}"),
@@ -37,8 +43,20 @@ fn condition(cond: &str) -> Expr {
 
 fn shape(e: &Expr) -> String {
     match e {
-        Expr::Or(p) => format!("or({})", p.iter().map(|p| shape(&p.node)).collect::<Vec<_>>().join(", ")),
-        Expr::And(p) => format!("and({})", p.iter().map(|p| shape(&p.node)).collect::<Vec<_>>().join(", ")),
+        Expr::Or(p) => format!(
+            "or({})",
+            p.iter()
+                .map(|p| shape(&p.node))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Expr::And(p) => format!(
+            "and({})",
+            p.iter()
+                .map(|p| shape(&p.node))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         Expr::Not(i) => format!("not({})", shape(&i.node)),
         Expr::Paren(i) => format!("({})", shape(&i.node)),
         other => crate::expr_text(other),
@@ -47,46 +65,82 @@ fn shape(e: &Expr) -> String {
 
 #[test]
 fn precedence_is_or_then_and_then_not() {
-    assert_eq!(shape(&condition("a or b and not c")), "or(a, and(b, not(c)))");
-    assert_eq!(shape(&condition("not a == 1 and (b or c)")), "and(not(a == 1), (or(b, c)))");
+    assert_eq!(
+        shape(&condition("a or b and not c")),
+        "or(a, and(b, not(c)))"
+    );
+    assert_eq!(
+        shape(&condition("not a == 1 and (b or c)")),
+        "and(not(a == 1), (or(b, c)))"
+    );
     assert_eq!(shape(&condition("not not x")), "not(not(x))");
 }
 
 #[test]
 fn not_in_is_one_operator() {
-    let Expr::Compare(_, op, _) = condition("args.x not in [1, 2]") else { panic!("comparison") };
+    let Expr::Compare(_, op, _) = condition("args.x not in [1, 2]") else {
+        panic!("comparison")
+    };
     assert_eq!(op.node, CmpOp::NotIn);
-    let Expr::Compare(_, op, _) = condition("args.x matches regex \"a\"") else { panic!("comparison") };
+    let Expr::Compare(_, op, _) = condition("args.x matches regex \"a\"") else {
+        panic!("comparison")
+    };
     assert_eq!(op.node, CmpOp::MatchesRegex);
 }
 
 #[test]
 fn quantifiers_and_calls_parse() {
-    let Expr::Quantified(q, list, op, _) = condition("all args.to ends_with \"@x\"") else { panic!("quantifier") };
+    let Expr::Quantified(q, list, op, _) = condition("all args.to ends_with \"@x\"") else {
+        panic!("quantifier")
+    };
     assert_eq!((q.node, op.node), (ast::Quantifier::All, CmpOp::EndsWith));
     assert_eq!(crate::expr_text(&list.node), "args.to");
-    assert_eq!(crate::expr_text(&condition("len(lower(host(args.u))) > 3")), "len(lower(host(args.u))) > 3");
+    assert_eq!(
+        crate::expr_text(&condition("len(lower(host(args.u))) > 3")),
+        "len(lower(host(args.u))) > 3"
+    );
 }
 
 #[test]
 fn string_escapes_are_decoded() {
-    let Expr::Compare(_, _, rhs) = condition(r#"x == "a\"b\\c\n\u{e9}""#) else { panic!("comparison") };
-    assert_eq!(rhs.node, Expr::Literal(ast::Literal::Str("a\"b\\c\né".into())));
+    let Expr::Compare(_, _, rhs) = condition(r#"x == "a\"b\\c\n\u{e9}""#) else {
+        panic!("comparison")
+    };
+    assert_eq!(
+        rhs.node,
+        Expr::Literal(ast::Literal::Str("a\"b\\c\né".into()))
+    );
 }
 
 #[test]
 fn syntax_errors_say_what_was_expected_in_words() {
-    assert_eq!(errors("tool a read\ntool b read;"), ["expected `;`, `irreversible` or `{`, found `tool` @ \"\""]);
-    assert_eq!(errors("permit a;"), ["expected a declaration or rule, found `permit` @ \"permit\""]);
+    assert_eq!(
+        errors("tool a read\ntool b read;"),
+        ["expected `;`, `irreversible` or `{`, found `tool` @ \"\""]
+    );
+    assert_eq!(
+        errors("permit a;"),
+        ["expected a declaration or rule, found `permit` @ \"permit\""]
+    );
     assert_eq!(errors("allow a when x = 1;")[0], "expected a comparison operator, `(`, `;`, `and`, `auto-approve`, `or`, `reason`, `require`, `scope` or `when`, found `=` @ \"=\"");
-    assert_eq!(errors("allow a when x == \"abc;"), ["expected a value, found an unterminated string @ \"\\\"\""]);
-    assert_eq!(errors("let and = 1;"), ["expected a name, found `and` @ \"and\""]);
-    assert_eq!(errors("allow a when x == \"\\q\";"), ["unknown escape `\\q` in string @ \"\\\\q\""]);
+    assert_eq!(
+        errors("allow a when x == \"abc;"),
+        ["expected a value, found an unterminated string @ \"\\\"\""]
+    );
+    assert_eq!(
+        errors("let and = 1;"),
+        ["expected a name, found `and` @ \"and\""]
+    );
+    assert_eq!(
+        errors("allow a when x == \"\\q\";"),
+        ["unknown escape `\\q` in string @ \"\\\\q\""]
+    );
 }
 
 #[test]
 fn recovery_reports_every_broken_item_once_and_keeps_the_rest() {
-    let src = "tool a read;\nallow a when x == ;\ntool b read;\ndeny b when (x == 1;\ntool c read;\n";
+    let src =
+        "tool a read;\nallow a when x == ;\ntool b read;\ndeny b when (x == 1;\ntool c read;\n";
     let parsed = parse(src);
     assert_eq!(parsed.errors.len(), 2, "{:?}", parsed.errors);
     let names: Vec<String> = parsed
@@ -106,8 +160,13 @@ fn spans_cover_exactly_the_node_not_trailing_comments() {
     let src = "tool a read;\nallow a when x == 1 // note\n  ;\n";
     let file = parse_ok(src);
     let rule = &file.items[1];
-    assert_eq!(&src[rule.span.start..rule.span.end], "allow a when x == 1 // note\n  ;");
-    let Item::Rule(r) = &rule.node else { panic!("rule") };
+    assert_eq!(
+        &src[rule.span.start..rule.span.end],
+        "allow a when x == 1 // note\n  ;"
+    );
+    let Item::Rule(r) = &rule.node else {
+        panic!("rule")
+    };
     let clause = &r.clauses[0];
     assert_eq!(&src[clause.span.start..clause.span.end], "when x == 1");
     assert_eq!(file.comments.len(), 1);
@@ -115,7 +174,11 @@ fn spans_cover_exactly_the_node_not_trailing_comments() {
 
 #[test]
 fn nesting_is_limited_without_crashing() {
-    let deep = format!("allow t when {}x{};", "(".repeat(100_000), ")".repeat(100_000));
+    let deep = format!(
+        "allow t when {}x{};",
+        "(".repeat(100_000),
+        ")".repeat(100_000)
+    );
     assert!(!parse(&deep).errors.is_empty());
     let nots = format!("allow t when {}x;", "not ".repeat(100_000));
     assert!(errors(&nots)[0].starts_with("nesting is too deep"));
@@ -123,7 +186,11 @@ fn nesting_is_limited_without_crashing() {
     assert!(errors(&lists)[0].starts_with("nesting is too deep"));
     let ok_depth = format!("allow t when {}x{};", "(".repeat(60), ")".repeat(60));
     parse_ok(&ok_depth);
-    assert_eq!(errors("allow t when x == \"\\u{+41}\";").len(), 1, "`+` is not a hex digit");
+    assert_eq!(
+        errors("allow t when x == \"\\u{+41}\";").len(),
+        1,
+        "`+` is not a hex digit"
+    );
     let long_chain = format!("allow t when x{};", " and x".repeat(50_000));
     parse_ok(&long_chain);
 }
@@ -143,17 +210,34 @@ fn invalid_utf8_points_at_the_first_bad_byte() {
 }
 
 fn corpus(dir: &str) -> Vec<(String, String)> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data").join(dir);
-    let mut files: Vec<_> = std::fs::read_dir(root).expect("test_data exists").map(|e| e.expect("entry").path()).collect();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("test_data")
+        .join(dir);
+    let mut files: Vec<_> = std::fs::read_dir(root)
+        .expect("test_data exists")
+        .map(|e| e.expect("entry").path())
+        .collect();
     files.sort();
     assert!(!files.is_empty());
-    files.iter().map(|p| (p.display().to_string(), std::fs::read_to_string(p).expect("UTF-8 test data"))).collect()
+    files
+        .iter()
+        .map(|p| {
+            (
+                p.display().to_string(),
+                std::fs::read_to_string(p).expect("UTF-8 test data"),
+            )
+        })
+        .collect()
 }
 
 #[test]
 fn ok_corpus_parses_and_err_corpus_fails() {
     for (name, src) in corpus("ok") {
-        assert!(parse(&src).errors.is_empty(), "{name}: {:?}", parse(&src).errors);
+        assert!(
+            parse(&src).errors.is_empty(),
+            "{name}: {:?}",
+            parse(&src).errors
+        );
     }
     for (name, src) in corpus("err") {
         assert!(!parse(&src).errors.is_empty(), "{name} should not parse");
@@ -178,7 +262,11 @@ fn fmt_is_a_fixed_point_on_the_corpus() {
         let once = print(&file, &src);
         let again = parse_ok(&once);
         assert_eq!(again.items, file.items, "{name}: fmt changed the meaning");
-        assert_eq!(again.comments.len(), file.comments.len(), "{name}: fmt lost a comment");
+        assert_eq!(
+            again.comments.len(),
+            file.comments.len(),
+            "{name}: fmt lost a comment"
+        );
         assert_eq!(print(&again, &once), once, "{name}: fmt is not idempotent");
     }
 }
