@@ -1,0 +1,160 @@
+//! Compiled conditions: `ir::Expr` lowered once to a form whose evaluation
+//! resolves no policy names (tools, agents, constants) and compiles nothing.
+//! Request values are read from the request's JSON (`args`) and context map.
+
+use crate::request::Request;
+use crate::value::{self, EvalError, Val};
+use serde_json::Value as Json;
+use std::borrow::Cow;
+use toolgate_check::ir;
+
+/// A compiled condition or operand.
+#[derive(Clone, Debug)]
+pub(crate) enum Cond {
+    Const(ir::Value),
+    Arg(Box<[String]>),
+    Ctx(String),
+    Tenant,
+    Env,
+    Agent,
+    Tool,
+    Elem,
+    Len(Box<Cond>),
+    Lower(Box<Cond>),
+    Host(Box<Cond>),
+    Not(Box<Cond>),
+    And(Box<[Cond]>),
+    Or(Box<[Cond]>),
+    HasArg(Box<[String]>),
+    HasCtx(String),
+    Binary(ir::BinOp, Box<Cond>, Box<Cond>),
+    Match(Box<Cond>, regex::Regex),
+    Quant(ir::Quantifier, Box<Cond>, Box<Cond>),
+}
+
+impl Cond {
+    /// Compiles a checked expression. Patterns were checked by the checker,
+    /// so a failure here is a bug; it is reported, never unwrapped.
+    pub(crate) fn compile(e: &ir::Expr) -> Result<Cond, String> {
+        let b = |e: &ir::Expr| Cond::compile(e).map(Box::new);
+        Ok(match &e.kind {
+            ir::ExprKind::Lit(v) => Cond::Const(v.clone()),
+            ir::ExprKind::Path(p) => match p {
+                ir::Path::Args(fields) => Cond::Arg(fields.clone().into()),
+                ir::Path::Ctx(f) => Cond::Ctx(f.clone()),
+                ir::Path::Tenant => Cond::Tenant,
+                ir::Path::Env => Cond::Env,
+                ir::Path::Agent => Cond::Agent,
+                ir::Path::Tool => Cond::Tool,
+            },
+            ir::ExprKind::Elem => Cond::Elem,
+            ir::ExprKind::Len(x) => Cond::Len(b(x)?),
+            ir::ExprKind::Lower(x) => Cond::Lower(b(x)?),
+            ir::ExprKind::Host(x) => Cond::Host(b(x)?),
+            ir::ExprKind::Not(x) => Cond::Not(b(x)?),
+            ir::ExprKind::And(xs) => {
+                Cond::And(xs.iter().map(Cond::compile).collect::<Result<_, _>>()?)
+            }
+            ir::ExprKind::Or(xs) => {
+                Cond::Or(xs.iter().map(Cond::compile).collect::<Result<_, _>>()?)
+            }
+            ir::ExprKind::Has(p) => match p {
+                ir::Path::Args(fields) => Cond::HasArg(fields.clone().into()),
+                ir::Path::Ctx(f) => Cond::HasCtx(f.clone()),
+                _ => Cond::Const(ir::Value::Bool(true)),
+            },
+            ir::ExprKind::Binary(op, l, r) => Cond::Binary(*op, b(l)?, b(r)?),
+            ir::ExprKind::Glob(x, g) => Cond::Match(b(x)?, regex(&value::glob_regex(g))?),
+            ir::ExprKind::Regex(x, r) => Cond::Match(b(x)?, regex(r)?),
+            ir::ExprKind::Quant(q, list, pred) => Cond::Quant(*q, b(list)?, b(pred)?),
+        })
+    }
+
+    /// Evaluates a condition: `Err` when it cannot be evaluated (fail closed
+    /// is the caller's job). `and`/`or` go left to right and stop at the
+    /// first value that decides them or at the first error.
+    pub(crate) fn truth<'a>(&'a self, env: &Scope<'a>) -> Result<bool, EvalError> {
+        match self {
+            Cond::Not(x) => x.truth(env).map(|t| !t),
+            Cond::And(xs) => {
+                for x in xs.iter() {
+                    if !x.truth(env)? {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            }
+            Cond::Or(xs) => {
+                for x in xs.iter() {
+                    if x.truth(env)? {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            }
+            Cond::HasArg(path) => Ok(arg(env.req.args, path).is_some()),
+            Cond::HasCtx(f) => Ok(env.req.context.fields.get(f).is_some_and(|v| !v.is_null())),
+            Cond::Binary(op, l, r) => value::binary(*op, &l.value(env)?, &r.value(env)?),
+            Cond::Match(x, re) => Ok(re.is_match(x.value(env)?.as_str()?)),
+            Cond::Quant(q, list, pred) => {
+                for item in list.value(env)?.elements()? {
+                    let inner = Scope {
+                        req: env.req,
+                        elem: Some(item),
+                    };
+                    let t = pred.truth(&inner)?;
+                    match q {
+                        ir::Quantifier::All if !t => return Ok(false),
+                        ir::Quantifier::Any if t => return Ok(true),
+                        _ => {}
+                    }
+                }
+                Ok(*q == ir::Quantifier::All)
+            }
+            other => match other.value(env)? {
+                Val::Bool(b) => Ok(b),
+                _ => Err(EvalError::Type),
+            },
+        }
+    }
+
+    fn value<'a>(&'a self, env: &Scope<'a>) -> Result<Val<'a>, EvalError> {
+        let ctx = env.req.context;
+        match self {
+            Cond::Const(v) => Ok(Val::from_const(v)),
+            Cond::Arg(path) => Val::from_json(arg(env.req.args, path).ok_or(EvalError::Missing)?),
+            Cond::Ctx(f) => Val::from_json(ctx.fields.get(f).ok_or(EvalError::Missing)?),
+            Cond::Tenant => Ok(Val::Str(Cow::Borrowed(&ctx.tenant))),
+            Cond::Env => Ok(Val::Str(Cow::Borrowed(&ctx.env))),
+            Cond::Agent => Ok(Val::Str(Cow::Borrowed(env.req.agent))),
+            Cond::Tool => Ok(Val::Str(Cow::Borrowed(env.req.tool))),
+            Cond::Elem => env.elem.clone().ok_or(EvalError::Missing),
+            Cond::Len(x) => value::len(&x.value(env)?).map(Val::Int),
+            Cond::Lower(x) => Ok(Val::Str(Cow::Owned(x.value(env)?.as_str()?.to_lowercase()))),
+            Cond::Host(x) => Ok(Val::Str(Cow::Owned(value::host(x.value(env)?.as_str()?)?))),
+            cond => cond.truth(env).map(Val::Bool),
+        }
+    }
+}
+
+fn regex(pattern: &str) -> Result<regex::Regex, String> {
+    regex::RegexBuilder::new(pattern)
+        .size_limit(1 << 20)
+        .dfa_size_limit(1 << 20)
+        .build()
+        .map_err(|e| format!("pattern `{pattern}` does not compile: {e}"))
+}
+
+/// `args.a.b...`, if present.
+pub(crate) fn arg<'a>(args: &'a Json, path: &[String]) -> Option<&'a Json> {
+    path.iter()
+        .try_fold(args, |v, key| v.as_object()?.get(key))
+        .filter(|v| !v.is_null())
+}
+
+/// What a condition is evaluated against.
+pub(crate) struct Scope<'a> {
+    pub req: &'a Request<'a>,
+    /// The current element inside `all` / `any`.
+    pub elem: Option<Val<'a>>,
+}

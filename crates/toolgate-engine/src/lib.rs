@@ -1,0 +1,61 @@
+//! Engine stage of Toolgate: checked [`toolgate_check::ir::Policy`] -> [`Engine`]
+//! (a decision table); [`Request`] -> [`Decision`].
+//!
+//! Pure: no I/O, no async, no global state, no budgets or clocks (the runtime
+//! owns those). An `Engine` is `Send + Sync` and cheap to share behind an `Arc`.
+//! The semantics are written down in `docs/semantics.md`; `reference` (feature
+//! `reference`) is a deliberately simple interpreter of them used as the
+//! tests' oracle.
+
+#![deny(missing_docs)]
+
+mod decision;
+pub(crate) mod eval;
+#[cfg(feature = "reference")]
+pub mod reference;
+mod request;
+mod schema;
+mod table;
+mod value;
+
+pub use decision::{BudgetKey, Decision, Outcome, RuleInfo};
+pub use request::{Context, OwnedRequest, Request, RequestError};
+
+/// A compiled policy, ready to decide.
+#[derive(Debug)]
+pub struct Engine {
+    table: table::Table,
+}
+
+/// A policy that could not be compiled (a checked policy always compiles;
+/// this reports a bug rather than panicking).
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("internal error: cannot compile the policy: {0}")]
+#[diagnostic(
+    code(toolgate::engine::internal),
+    help("this is a bug in toolgate; please report it with the policy")
+)]
+pub struct CompileError(String);
+
+impl Engine {
+    /// Compiles a checked policy; `file` is named in decisions' rule locations.
+    pub fn new(policy: &toolgate_check::ir::Policy, file: &str) -> Result<Engine, CompileError> {
+        table::Table::compile(policy, file)
+            .map(|table| Engine { table })
+            .map_err(CompileError)
+    }
+
+    /// Decides a request. Never panics; anything unexpected denies.
+    pub fn decide(&self, req: &Request<'_>) -> Decision<'_> {
+        self.table.decide(req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn engine_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<super::Engine>();
+    }
+}

@@ -1,0 +1,265 @@
+//! The reference interpreter: `docs/semantics.md` written as directly as
+//! possible over the IR, with no table, no compiled conditions and no care
+//! for speed. Tests compare the engine with it; nothing else should use it.
+
+use crate::request::Request;
+use crate::value::{self, EvalError, Val};
+use crate::{eval, schema, Outcome};
+use std::borrow::Cow;
+use toolgate_check::ir;
+
+/// A decision as the reference sees it: outcome, deciding rule, reason, and
+/// the fallback of a budgeted allow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefDecision {
+    /// Allow, deny or approval required.
+    pub outcome: Outcome,
+    /// The deciding rule.
+    pub rule: Option<ir::RuleId>,
+    /// Why.
+    pub reason: String,
+    /// Whether a budget must have room.
+    pub budgeted: bool,
+    /// What applies when the budget is exhausted.
+    pub fallback: Option<Box<RefDecision>>,
+}
+
+fn deny(reason: impl Into<String>, rule: Option<ir::RuleId>) -> RefDecision {
+    RefDecision {
+        outcome: Outcome::Deny,
+        rule,
+        reason: reason.into(),
+        budgeted: false,
+        fallback: None,
+    }
+}
+
+/// Decides `req` against `policy` by the written semantics.
+pub fn decide(policy: &ir::Policy, req: &Request<'_>) -> RefDecision {
+    // 1. The agent must be declared (have a block).
+    let Some(agent) = policy.agents.iter().position(|a| a.name == req.agent) else {
+        return deny(format!("unknown agent `{}`", req.agent), None);
+    };
+    // 2. The tool must be declared.
+    let Some(tool_index) = policy.tools.iter().position(|t| t.name == req.tool) else {
+        return deny(format!("undeclared tool `{}`", req.tool), None);
+    };
+    let tool = &policy.tools[tool_index];
+    // 3. The trusted context must be complete and well typed.
+    if let Err(why) = context_ok(policy, req) {
+        return deny(why, None);
+    }
+    // 4. Arguments must conform to the tool's schema, if it has one.
+    if let Some(fields) = &tool.schema {
+        if let Err(why) = schema::check(req.args, fields) {
+            return deny(why, None);
+        }
+    }
+    let applies = |r: &&ir::Rule| {
+        r.agent.is_none_or(|a| a.0 as usize == agent)
+            && r.tools.iter().any(|t| t.0 as usize == tool_index)
+    };
+    // 5. Any deny whose condition holds, or cannot be evaluated, denies.
+    for r in policy
+        .rules
+        .iter()
+        .filter(applies)
+        .filter(|r| r.effect == ir::Effect::Deny)
+    {
+        if condition(r, req).unwrap_or(true) {
+            let why = r.reason.clone().unwrap_or_else(|| "denied by rule".into());
+            return deny(why, Some(r.id));
+        }
+    }
+    // 6. Writes need `writes enabled;`.
+    if tool.class == ir::ToolClass::Write && policy.writes != ir::Writes::Enabled {
+        return deny(
+            "writes are not enabled in this policy (`writes enabled;`)",
+            None,
+        );
+    }
+    // 7. The most permissive grant whose condition holds (errors: does not hold).
+    let mut grants: Vec<&ir::Rule> = policy
+        .rules
+        .iter()
+        .filter(applies)
+        .filter(|r| r.effect != ir::Effect::Deny)
+        .filter(|r| condition(r, req).unwrap_or(false))
+        .collect();
+    grants.sort_by_key(|r| (rank(&r.effect), r.id));
+    chain(&grants)
+}
+
+fn rank(effect: &ir::Effect) -> (u8, u32) {
+    match effect {
+        ir::Effect::Allow { .. } => (0, 0),
+        ir::Effect::Write {
+            approval: ir::Approval::Auto(_),
+            ..
+        } => (1, 0),
+        ir::Effect::Write {
+            approval: ir::Approval::Human { count, .. },
+            ..
+        } => (2, *count),
+        ir::Effect::Deny => (3, 0),
+    }
+}
+
+fn chain(grants: &[&ir::Rule]) -> RefDecision {
+    let Some((r, rest)) = grants.split_first() else {
+        return deny("no rule grants this call", None);
+    };
+    let said = |default: &str| r.reason.clone().unwrap_or_else(|| default.to_string());
+    match &r.effect {
+        ir::Effect::Allow { .. } => RefDecision {
+            outcome: Outcome::Allow,
+            rule: Some(r.id),
+            reason: said("allowed by rule"),
+            budgeted: false,
+            fallback: None,
+        },
+        ir::Effect::Write {
+            approval: ir::Approval::Auto(_),
+            ..
+        } => {
+            let mut next = chain(rest);
+            if next.outcome == Outcome::Deny {
+                next.reason =
+                    "the auto-approval budget is exhausted and no other rule grants this call"
+                        .into();
+            }
+            RefDecision {
+                outcome: Outcome::Allow,
+                rule: Some(r.id),
+                reason: said("auto-approved within budget"),
+                budgeted: true,
+                fallback: Some(Box::new(next)),
+            }
+        }
+        ir::Effect::Write { .. } => RefDecision {
+            outcome: Outcome::ApprovalRequired,
+            rule: Some(r.id),
+            reason: said("needs human approval"),
+            budgeted: false,
+            fallback: None,
+        },
+        ir::Effect::Deny => deny(said("denied by rule"), Some(r.id)),
+    }
+}
+
+fn context_ok(policy: &ir::Policy, req: &Request<'_>) -> Result<(), String> {
+    let ctx = req.context;
+    if ctx.tenant.is_empty() {
+        return Err("the request context has no tenant".into());
+    }
+    if !policy.envs.is_empty() && !policy.envs.contains(&ctx.env) {
+        return Err(format!("unknown env `{}`", ctx.env));
+    }
+    for f in &policy.context {
+        match ctx.fields.get(&f.name).filter(|v| !v.is_null()) {
+            None if f.optional => {}
+            None => return Err(format!("the request context has no `{}`", f.name)),
+            Some(v) => schema::value(v, &f.ty, &f.name)
+                .map_err(|e| format!("context {}", e.replace("argument", "field")))?,
+        }
+    }
+    Ok(())
+}
+
+fn condition(r: &ir::Rule, req: &Request<'_>) -> Result<bool, EvalError> {
+    match &r.condition {
+        None => Ok(true),
+        Some(e) => truth(e, req, None),
+    }
+}
+
+/// Evaluates a condition over the IR (also used by `explain`).
+pub fn truth<'a>(
+    e: &'a ir::Expr,
+    req: &'a Request<'a>,
+    elem: Option<&Val<'a>>,
+) -> Result<bool, EvalError> {
+    use ir::ExprKind as K;
+    match &e.kind {
+        K::Not(x) => Ok(!truth(x, req, elem)?),
+        K::And(xs) => {
+            for x in xs {
+                if !truth(x, req, elem)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+        K::Or(xs) => {
+            for x in xs {
+                if truth(x, req, elem)? {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        }
+        K::Has(ir::Path::Args(p)) => Ok(eval::arg(req.args, p).is_some()),
+        K::Has(ir::Path::Ctx(f)) => Ok(req.context.fields.get(f).is_some_and(|v| !v.is_null())),
+        K::Has(_) => Ok(true),
+        K::Binary(op, l, r) => value::binary(*op, &val(l, req, elem)?, &val(r, req, elem)?),
+        K::Glob(x, g) => {
+            let re = regex::Regex::new(&value::glob_regex(g)).map_err(|_| EvalError::Type)?;
+            Ok(re.is_match(val(x, req, elem)?.as_str()?))
+        }
+        K::Regex(x, r) => {
+            let re = regex::Regex::new(r).map_err(|_| EvalError::Type)?;
+            Ok(re.is_match(val(x, req, elem)?.as_str()?))
+        }
+        K::Quant(q, list, pred) => {
+            let items = val(list, req, elem)?.elements()?;
+            let mut results = Vec::new();
+            for item in &items {
+                results.push(truth(pred, req, Some(item))?);
+                let decided = match q {
+                    ir::Quantifier::All => results.last() == Some(&false),
+                    ir::Quantifier::Any => results.last() == Some(&true),
+                };
+                if decided {
+                    break;
+                }
+            }
+            Ok(match q {
+                ir::Quantifier::All => results.iter().all(|t| *t),
+                ir::Quantifier::Any => results.iter().any(|t| *t),
+            })
+        }
+        _ => match val(e, req, elem)? {
+            Val::Bool(b) => Ok(b),
+            _ => Err(EvalError::Type),
+        },
+    }
+}
+
+fn val<'a>(
+    e: &'a ir::Expr,
+    req: &'a Request<'a>,
+    elem: Option<&Val<'a>>,
+) -> Result<Val<'a>, EvalError> {
+    use ir::ExprKind as K;
+    let ctx = req.context;
+    match &e.kind {
+        K::Lit(v) => Ok(Val::from_const(v)),
+        K::Path(ir::Path::Args(p)) => {
+            Val::from_json(eval::arg(req.args, p).ok_or(EvalError::Missing)?)
+        }
+        K::Path(ir::Path::Ctx(f)) => Val::from_json(ctx.fields.get(f).ok_or(EvalError::Missing)?),
+        K::Path(ir::Path::Tenant) => Ok(Val::Str(Cow::Borrowed(&ctx.tenant))),
+        K::Path(ir::Path::Env) => Ok(Val::Str(Cow::Borrowed(&ctx.env))),
+        K::Path(ir::Path::Agent) => Ok(Val::Str(Cow::Borrowed(req.agent))),
+        K::Path(ir::Path::Tool) => Ok(Val::Str(Cow::Borrowed(req.tool))),
+        K::Elem => elem.cloned().ok_or(EvalError::Missing),
+        K::Len(x) => value::len(&val(x, req, elem)?).map(Val::Int),
+        K::Lower(x) => Ok(Val::Str(Cow::Owned(
+            val(x, req, elem)?.as_str()?.to_lowercase(),
+        ))),
+        K::Host(x) => Ok(Val::Str(Cow::Owned(value::host(
+            val(x, req, elem)?.as_str()?,
+        )?))),
+        _ => truth(e, req, elem).map(Val::Bool),
+    }
+}

@@ -1,0 +1,230 @@
+//! Run-time values and the operations on them shared by the compiled
+//! evaluator and the reference interpreter, so both mean the same thing.
+//!
+//! Every operation is total: a wrong type is an [`EvalError`], never a panic,
+//! and never silently `false` (the caller decides what an error means: a deny
+//! rule applies, a grant does not).
+
+use serde_json::Value as Json;
+use std::borrow::Cow;
+use toolgate_check::ir;
+
+/// Why a condition could not be evaluated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EvalError {
+    /// A path the request does not have.
+    Missing,
+    /// A value of the wrong type for the operation.
+    Type,
+}
+
+/// A value during evaluation: borrowed from the request or the policy where possible.
+#[derive(Clone, Debug)]
+pub enum Val<'a> {
+    /// A string.
+    Str(Cow<'a, str>),
+    /// An integer.
+    Int(i64),
+    /// A boolean.
+    Bool(bool),
+    /// A list from the request's JSON.
+    JsonList(&'a [Json]),
+    /// A list from the policy.
+    ConstList(&'a [ir::Value]),
+}
+
+impl<'a> Val<'a> {
+    /// A JSON value from the request. Objects, null and non-integer numbers have no value.
+    pub fn from_json(v: &'a Json) -> Result<Val<'a>, EvalError> {
+        match v {
+            Json::String(s) => Ok(Val::Str(Cow::Borrowed(s))),
+            Json::Number(n) => n.as_i64().map(Val::Int).ok_or(EvalError::Type),
+            Json::Bool(b) => Ok(Val::Bool(*b)),
+            Json::Array(items) => Ok(Val::JsonList(items)),
+            Json::Null | Json::Object(_) => Err(EvalError::Type),
+        }
+    }
+
+    /// A literal from the policy.
+    pub fn from_const(v: &'a ir::Value) -> Val<'a> {
+        match v {
+            ir::Value::Str(s) => Val::Str(Cow::Borrowed(s)),
+            ir::Value::Int(i) => Val::Int(*i),
+            ir::Value::Bool(b) => Val::Bool(*b),
+            ir::Value::List(items) => Val::ConstList(items),
+        }
+    }
+
+    /// The elements of a list.
+    pub fn elements(&self) -> Result<Vec<Val<'a>>, EvalError> {
+        match self {
+            Val::JsonList(items) => items.iter().map(Val::from_json).collect(),
+            Val::ConstList(items) => Ok(items.iter().map(Val::from_const).collect()),
+            _ => Err(EvalError::Type),
+        }
+    }
+
+    /// The string, or a type error.
+    pub fn as_str(&self) -> Result<&str, EvalError> {
+        match self {
+            Val::Str(s) => Ok(s),
+            _ => Err(EvalError::Type),
+        }
+    }
+}
+
+/// `a == b`. Values of different types are an error, not `false`.
+pub fn equal(a: &Val<'_>, b: &Val<'_>) -> Result<bool, EvalError> {
+    match (a, b) {
+        (Val::Str(x), Val::Str(y)) => Ok(x == y),
+        (Val::Int(x), Val::Int(y)) => Ok(x == y),
+        (Val::Bool(x), Val::Bool(y)) => Ok(x == y),
+        (x, y) if is_list(x) && is_list(y) => {
+            let (xs, ys) = (x.elements()?, y.elements()?);
+            if xs.len() != ys.len() {
+                return Ok(false);
+            }
+            for (x, y) in xs.iter().zip(&ys) {
+                if !equal(x, y)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+        _ => Err(EvalError::Type),
+    }
+}
+
+fn is_list(v: &Val<'_>) -> bool {
+    matches!(v, Val::JsonList(_) | Val::ConstList(_))
+}
+
+/// `needle in list`.
+pub fn member(needle: &Val<'_>, list: &Val<'_>) -> Result<bool, EvalError> {
+    for item in list.elements()? {
+        if equal(needle, &item)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Applies a binary operator.
+pub fn binary(op: ir::BinOp, a: &Val<'_>, b: &Val<'_>) -> Result<bool, EvalError> {
+    use ir::BinOp as B;
+    let ints = |a: &Val<'_>, b: &Val<'_>| match (a, b) {
+        (Val::Int(x), Val::Int(y)) => Ok((*x, *y)),
+        _ => Err(EvalError::Type),
+    };
+    match op {
+        B::Eq => equal(a, b),
+        B::Ne => equal(a, b).map(|e| !e),
+        B::Lt => ints(a, b).map(|(x, y)| x < y),
+        B::Le => ints(a, b).map(|(x, y)| x <= y),
+        B::Gt => ints(a, b).map(|(x, y)| x > y),
+        B::Ge => ints(a, b).map(|(x, y)| x >= y),
+        B::In => member(a, b),
+        B::NotIn => member(a, b).map(|m| !m),
+        B::StartsWith => Ok(a.as_str()?.starts_with(b.as_str()?)),
+        B::EndsWith => Ok(a.as_str()?.ends_with(b.as_str()?)),
+        B::Contains => match a {
+            Val::Str(s) => Ok(s.contains(b.as_str()?)),
+            list => member(b, list),
+        },
+    }
+}
+
+/// `len(x)`: characters of a string, elements of a list.
+pub fn len(v: &Val<'_>) -> Result<i64, EvalError> {
+    let n = match v {
+        Val::Str(s) => s.chars().count(),
+        Val::JsonList(items) => items.len(),
+        Val::ConstList(items) => items.len(),
+        _ => return Err(EvalError::Type),
+    };
+    i64::try_from(n).map_err(|_| EvalError::Type)
+}
+
+/// `host(url)`: the lower-cased host of a URL, with or without a scheme;
+/// userinfo, port, path, query and fragment removed. No host is an error.
+pub fn host(url: &str) -> Result<String, EvalError> {
+    let rest = match url.find("://") {
+        Some(i) => &url[i + 3..],
+        None => url.strip_prefix("//").unwrap_or(url),
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        authority.split(':').next().unwrap_or("")
+    };
+    if host.is_empty() {
+        return Err(EvalError::Type);
+    }
+    Ok(host.trim_end_matches('.').to_lowercase())
+}
+
+/// Translates a policy glob (`*` any run, `?` one character, `\` escapes) to an anchored regex.
+pub fn glob_regex(glob: &str) -> String {
+    let mut re = String::from("^");
+    let mut chars = glob.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '*' => re.push_str("(?s:.*)"),
+            '?' => re.push_str("(?s:.)"),
+            '\\' => {
+                if let Some(next) = chars.next() {
+                    re.push_str(&regex::escape(&next.to_string()));
+                }
+            }
+            other => re.push_str(&regex::escape(&other.to_string())),
+        }
+    }
+    re.push('$');
+    re
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_handles_schemes_ports_userinfo_and_ipv6() {
+        assert_eq!(
+            host("https://Docs.Example.com/a?b").as_deref(),
+            Ok("docs.example.com")
+        );
+        assert_eq!(
+            host("docs.example.com:8080/x").as_deref(),
+            Ok("docs.example.com")
+        );
+        assert_eq!(
+            host("http://user:pw@evil.com@good.com/").as_deref(),
+            Ok("good.com")
+        );
+        assert_eq!(host("http://[::1]:80/").as_deref(), Ok("::1"));
+        assert_eq!(host("https:///path"), Err(EvalError::Type));
+    }
+
+    #[test]
+    fn comparing_different_types_is_an_error_not_false() {
+        let s = Val::Str("1".into());
+        assert_eq!(equal(&s, &Val::Int(1)), Err(EvalError::Type));
+        assert_eq!(
+            binary(ir::BinOp::Lt, &s, &Val::Int(1)),
+            Err(EvalError::Type)
+        );
+        assert_eq!(len(&Val::Str("é".into())), Ok(1));
+    }
+
+    #[test]
+    fn globs_are_anchored_and_escape_regex_syntax() {
+        let re = regex::Regex::new(&glob_regex("https://*.example.com/?")).expect("valid");
+        assert!(re.is_match("https://a.b.example.com/x"));
+        assert!(!re.is_match("https://a.example.com/xy"));
+        assert!(!re.is_match("xhttps://a.example.com/x"));
+        let star = regex::Regex::new(&glob_regex(r"a\*b")).expect("valid");
+        assert!(star.is_match("a*b") && !star.is_match("axb"));
+    }
+}

@@ -1,0 +1,419 @@
+//! The engine's guarantees, proven on random (policy, request) pairs:
+//!
+//! 1. the compiled engine decides exactly as the reference interpreter;
+//! 2. default deny: no grant for the (agent, tool), an undeclared tool or agent -> deny;
+//!    removing a grant never turns a deny into anything else (monotonicity);
+//! 3. deny overrides: an added unconditional `deny` always yields deny;
+//! 4. without `writes enabled`, no write tool is ever allowed or approval_required;
+//! 5. the credential scope's tenant and env are the context's, whatever the arguments say.
+//!
+//! `PROPTEST_CASES` raises the default of 256 cases per property.
+
+use proptest::prelude::*;
+use serde_json::{json, Value as Json};
+use toolgate_engine::reference::{self, RefDecision};
+use toolgate_engine::{Context, Decision, Engine, Outcome, Request};
+
+const TOOLS: &str = "\
+tool t.r1 read { s: string, n: int, l: list<string> };
+tool t.r2 read;
+tool t.w1 write { s: string, n: int };
+tool t.w2 write irreversible;
+tool t.w3 write { l: list<string>, o?: { x: int } };
+";
+const READ_TOOLS: [&str; 2] = ["t.r1", "t.r2"];
+const WRITE_TOOLS: [&str; 3] = ["t.w1", "t.w2", "t.w3"];
+
+const CONDITIONS: [&str; 14] = [
+    "has args.s and args.s == \"x\"",
+    "has args.n and args.n > 3",
+    "env == \"dev\"",
+    "tenant == \"acme\"",
+    "ctx.region == \"eu\"",
+    "has ctx.opt",
+    "agent == \"a1\"",
+    "has args.l and any args.l == \"b\"",
+    "has args.l and len(args.l) > 1",
+    "args.q == 1",
+    "args.s starts_with \"x\"",
+    "has args.s and lower(args.s) matches \"x*\"",
+    "has args.o and args.o.x >= 2",
+    "has args.l and all args.l in [\"a\", \"b\"]",
+];
+
+#[derive(Clone, Debug)]
+struct GenRule {
+    kind: &'static str,
+    agent: Option<&'static str>,
+    tools: Vec<&'static str>,
+    approval: &'static str,
+    scope: &'static str,
+    when: Option<String>,
+}
+
+impl GenRule {
+    fn text(&self) -> String {
+        let mut s = format!("{} {}", self.kind, self.tools.join(", "));
+        for part in [self.approval, self.scope] {
+            if !part.is_empty() {
+                s.push(' ');
+                s.push_str(part);
+            }
+        }
+        if let Some(w) = &self.when {
+            s.push_str(" when ");
+            s.push_str(w);
+        }
+        s.push(';');
+        s
+    }
+}
+
+#[derive(Clone, Debug)]
+struct GenPolicy {
+    envs: bool,
+    writes: &'static str,
+    rules: Vec<GenRule>,
+}
+
+impl GenPolicy {
+    fn text(&self) -> String {
+        let mut s = String::from("context {\n  region: string;\n  opt?: string;\n}\n");
+        if self.envs {
+            s.push_str("envs dev, prod;\n");
+        }
+        s.push_str(TOOLS);
+        s.push_str(self.writes);
+        s.push('\n');
+        for r in self.rules.iter().filter(|r| r.agent.is_none()) {
+            s.push_str(&r.text());
+            s.push('\n');
+        }
+        for agent in ["a1", "a2"] {
+            s.push_str(&format!("agent {agent} {{\n"));
+            for r in self.rules.iter().filter(|r| r.agent == Some(agent)) {
+                s.push_str(&format!("  {}\n", r.text()));
+            }
+            s.push_str("}\n");
+        }
+        s
+    }
+}
+
+fn condition() -> impl Strategy<Value = String> {
+    let atom = prop::sample::select(CONDITIONS.to_vec()).prop_map(String::from);
+    prop_oneof![
+        3 => atom.clone(),
+        1 => (atom.clone(), atom.clone()).prop_map(|(a, b)| format!("{a} and {b}")),
+        1 => (atom.clone(), atom.clone()).prop_map(|(a, b)| format!("({a}) or ({b})")),
+        1 => atom.prop_map(|a| format!("not ({a})")),
+    ]
+}
+
+fn rule() -> impl Strategy<Value = GenRule> {
+    let kind = prop::sample::select(vec!["allow", "write", "deny"]);
+    let agent = prop::sample::select(vec![None, Some("a1"), Some("a2")]);
+    let scope = prop::sample::select(vec!["", "scope tenant", "scope tenant, env, ctx.region"]);
+    let approval = prop::sample::select(vec![
+        "",
+        "require 2 approvals",
+        "auto-approve limit 3 per hour",
+        "auto-approve limit 3 per hour",
+    ]);
+    (
+        kind,
+        agent,
+        any::<prop::sample::Index>(),
+        any::<bool>(),
+        scope,
+        approval,
+        prop::option::of(condition()),
+    )
+        .prop_map(|(kind, agent, pick, pattern, scope, approval, when)| {
+            let pool: Vec<&str> = match kind {
+                "allow" => READ_TOOLS.to_vec(),
+                "write" => WRITE_TOOLS.to_vec(),
+                _ => READ_TOOLS
+                    .iter()
+                    .chain(WRITE_TOOLS.iter())
+                    .copied()
+                    .collect(),
+            };
+            let tools = if pattern && kind == "deny" {
+                vec!["t.*"]
+            } else {
+                vec![*pick.get(&pool)]
+            };
+            GenRule {
+                kind,
+                agent,
+                tools,
+                approval: if kind == "write" { approval } else { "" },
+                scope: if kind == "deny" { "" } else { scope },
+                when,
+            }
+        })
+}
+
+fn policy() -> impl Strategy<Value = GenPolicy> {
+    let writes = prop::sample::select(vec![
+        "writes enabled;",
+        "writes enabled;",
+        "writes disabled;",
+        "",
+    ]);
+    (any::<bool>(), writes, prop::collection::vec(rule(), 0..8)).prop_map(
+        |(envs, writes, rules)| GenPolicy {
+            envs,
+            writes,
+            rules,
+        },
+    )
+}
+
+fn json_value() -> impl Strategy<Value = Json> {
+    prop_oneof![
+        Just(json!("x")),
+        Just(json!("xyz")),
+        Just(json!("b")),
+        Just(json!(5)),
+        Just(json!(1)),
+        Just(json!(2.5)),
+        Just(json!(true)),
+        Just(json!(null)),
+        Just(json!(["a", "b"])),
+        Just(json!(["b", 3])),
+        Just(json!({ "x": 3 })),
+        Just(json!({ "x": "3" })),
+    ]
+}
+
+fn args() -> impl Strategy<Value = Json> {
+    let key = prop::sample::select(vec!["s", "n", "l", "o", "q", "tenant_id", "tenant"]);
+    let s = prop::sample::select(vec!["x", "xyz", "b", "X1"]);
+    let n = -2i64..8;
+    let l = prop::collection::vec(prop::sample::select(vec!["a", "b", "c"]), 0..3);
+    prop_oneof![
+        // Conforming to t.r1, t.w1 and t.w3 (and anything for the schema-less tools).
+        2 => (s.clone(), n.clone(), l.clone()).prop_map(|(s, n, l)| json!({ "s": s, "n": n, "l": l })),
+        2 => (s, n).prop_map(|(s, n)| json!({ "s": s, "n": n })),
+        2 => (l, prop::option::of(-1i64..4)).prop_map(|(l, x)| match x {
+            Some(x) => json!({ "l": l, "o": { "x": x } }),
+            None => json!({ "l": l }),
+        }),
+        3 => prop::collection::btree_map(key, json_value(), 0..5)
+            .prop_map(|m| Json::Object(m.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
+        1 => json_value(),
+    ]
+}
+
+#[derive(Clone, Debug)]
+struct GenRequest {
+    agent: &'static str,
+    tool: &'static str,
+    args: Json,
+    context: Context,
+}
+
+fn request() -> impl Strategy<Value = GenRequest> {
+    let agent = prop::sample::select(vec!["a1", "a1", "a2", "a2", "a3"]);
+    let tool = prop::sample::select(vec!["t.r1", "t.r2", "t.w1", "t.w2", "t.w3", "t.nope"]);
+    let tenant = prop::sample::select(vec!["acme", "acme", "globex", "globex", ""]);
+    let env = prop::sample::select(vec!["dev", "dev", "prod", "prod", "qa"]);
+    let region = prop::sample::select(vec![
+        Some(json!("eu")),
+        Some(json!("eu")),
+        Some(json!("us")),
+        Some(json!("us")),
+        Some(json!(7)),
+        None,
+    ]);
+    let opt = prop::sample::select(vec![Some(json!("o")), None]);
+    (agent, tool, args(), tenant, env, region, opt).prop_map(
+        |(agent, tool, args, tenant, env, region, opt)| {
+            let mut fields = serde_json::Map::new();
+            if let Some(r) = region {
+                fields.insert("region".into(), r);
+            }
+            if let Some(o) = opt {
+                fields.insert("opt".into(), o);
+            }
+            GenRequest {
+                agent,
+                tool,
+                args,
+                context: Context {
+                    tenant: tenant.into(),
+                    env: env.into(),
+                    fields,
+                },
+            }
+        },
+    )
+}
+
+impl GenRequest {
+    fn as_request(&self) -> Request<'_> {
+        Request {
+            agent: self.agent,
+            tool: self.tool,
+            args: &self.args,
+            context: &self.context,
+        }
+    }
+}
+
+/// Parses and checks; `None` when the generated text does not check clean.
+fn compile(text: &str) -> Option<toolgate_check::ir::Policy> {
+    let parsed = toolgate_syntax::parse(text);
+    assert!(
+        parsed.errors.is_empty(),
+        "generated policy does not parse: {:?}\n{text}",
+        parsed.errors
+    );
+    toolgate_check::check(&parsed.file, text).policy
+}
+
+fn same(d: &Decision<'_>, r: &RefDecision) -> bool {
+    d.outcome == r.outcome
+        && d.rule.map(|i| i.id) == r.rule
+        && d.reason == r.reason
+        && d.budget.is_some() == r.budgeted
+        && match (&d.fallback, &r.fallback) {
+            (None, None) => true,
+            (Some(a), Some(b)) => same(a, b),
+            _ => false,
+        }
+}
+
+fn config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(256);
+    ProptestConfig {
+        cases,
+        max_global_rejects: cases * 20,
+        ..ProptestConfig::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn compiled_engine_equals_reference(p in policy(), reqs in prop::collection::vec(request(), 1..8)) {
+        let text = p.text();
+        let ir = compile(&text);
+        prop_assume!(ir.is_some());
+        let ir = ir.expect("checked above");
+        let engine = Engine::new(&ir, "p.policy").expect("a checked policy compiles");
+        for r in &reqs {
+            let req = r.as_request();
+            let (d, want) = (engine.decide(&req), reference::decide(&ir, &req));
+            prop_assert!(same(&d, &want), "engine {d:?}\nreference {want:?}\nrequest {r:?}\n{text}");
+        }
+    }
+
+    #[test]
+    fn default_deny_and_monotonic(p in policy(), r in request(), drop in any::<prop::sample::Index>()) {
+        let text = p.text();
+        let Some(ir) = compile(&text) else { return Ok(()) };
+        let engine = Engine::new(&ir, "p.policy").expect("compiles");
+        let req = r.as_request();
+        let d = engine.decide(&req);
+        let granted = p.rules.iter().any(|g| g.kind != "deny"
+            && g.agent.is_none_or(|a| a == r.agent)
+            && g.tools.contains(&r.tool));
+        if !granted || r.agent == "a3" || r.tool == "t.nope" {
+            prop_assert_eq!(d.outcome, Outcome::Deny);
+        }
+        let grants: Vec<usize> = (0..p.rules.len()).filter(|i| p.rules[*i].kind != "deny").collect();
+        if d.outcome == Outcome::Deny && !grants.is_empty() {
+            let mut smaller = p.clone();
+            smaller.rules.remove(grants[drop.index(grants.len())]);
+            if let Some(ir2) = compile(&smaller.text()) {
+                let engine2 = Engine::new(&ir2, "p.policy").expect("compiles");
+                prop_assert_eq!(engine2.decide(&req).outcome, Outcome::Deny);
+            }
+        }
+    }
+
+    #[test]
+    fn an_unconditional_deny_overrides_everything(p in policy(), r in request()) {
+        let mut p = p;
+        let tool = if r.tool == "t.nope" { "t.r1" } else { r.tool };
+        p.rules.push(GenRule { kind: "deny", agent: None, tools: vec![tool], approval: "", scope: "", when: None });
+        let Some(ir) = compile(&p.text()) else { return Ok(()) };
+        let engine = Engine::new(&ir, "p.policy").expect("compiles");
+        let mut r = r;
+        r.tool = tool;
+        prop_assert_eq!(engine.decide(&r.as_request()).outcome, Outcome::Deny);
+    }
+
+    #[test]
+    fn no_write_without_writes_enabled(p in policy(), r in request()) {
+        let mut p = p;
+        p.writes = if p.writes == "writes enabled;" { "writes disabled;" } else { p.writes };
+        let Some(ir) = compile(&p.text()) else { return Ok(()) };
+        let engine = Engine::new(&ir, "p.policy").expect("compiles");
+        if WRITE_TOOLS.contains(&r.tool) {
+            prop_assert_eq!(engine.decide(&r.as_request()).outcome, Outcome::Deny);
+        }
+    }
+
+    #[test]
+    fn scope_comes_from_the_context_never_the_arguments(p in policy(), r in request(), tenant in "[a-z]{1,8}", evil in args()) {
+        let Some(ir) = compile(&p.text()) else { return Ok(()) };
+        let engine = Engine::new(&ir, "p.policy").expect("compiles");
+        let mut r = r;
+        if let Json::Object(map) = &mut r.args {
+            map.insert("tenant".into(), json!(tenant));
+            map.insert("tenant_id".into(), json!(tenant));
+            map.insert("env".into(), evil);
+        }
+        let req = r.as_request();
+        let mut d = Some(engine.decide(&req));
+        while let Some(decision) = d {
+            for (name, value) in decision.scope_values(&req) {
+                match name.as_str() {
+                    "tenant" => prop_assert_eq!(value, json!(r.context.tenant)),
+                    "env" => prop_assert_eq!(value, json!(r.context.env)),
+                    other => prop_assert_eq!(Some(&value), r.context.fields.get(other.trim_start_matches("ctx.")).or(Some(&Json::Null))),
+                }
+            }
+            d = decision.fallback.map(|b| *b);
+        }
+    }
+}
+
+/// Guards the properties above against a generator that proves nothing: most
+/// generated policies check clean, and every kind of decision occurs.
+#[test]
+fn generators_reach_every_kind_of_decision() {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let (mut clean, mut seen) = (0, std::collections::BTreeSet::new());
+    for _ in 0..1000 {
+        let p = policy().new_tree(&mut runner).expect("policy").current();
+        let r = request().new_tree(&mut runner).expect("request").current();
+        let Some(ir) = compile(&p.text()) else {
+            continue;
+        };
+        clean += 1;
+        let engine = Engine::new(&ir, "p.policy").expect("compiles");
+        let d = engine.decide(&r.as_request());
+        seen.insert(match (d.outcome, d.rule.is_some(), d.budget.is_some()) {
+            (Outcome::Deny, true, _) => "deny by rule",
+            (Outcome::Deny, false, _) => "deny by default",
+            (Outcome::Allow, _, true) => "budgeted allow",
+            (Outcome::Allow, _, false) => "allow",
+            (Outcome::ApprovalRequired, _, _) => "approval required",
+        });
+    }
+    assert!(
+        clean >= 500,
+        "only {clean} of 1000 generated policies check clean"
+    );
+    assert_eq!(seen.len(), 5, "decisions seen: {seen:?}");
+}
