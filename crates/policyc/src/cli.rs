@@ -17,6 +17,35 @@ pub(crate) enum Command {
     Check(CheckArgs),
     /// Rewrite policy files in the canonical layout.
     Fmt(FmtArgs),
+    /// Decide requests against a policy and print each decision as one JSON line.
+    Eval(EvalArgs),
+    /// Show, for one request, every rule considered and why it matched or not.
+    Explain(ExplainArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EvalArgs {
+    /// The policy file.
+    pub policy: PathBuf,
+    /// A file holding one request as JSON.
+    #[arg(
+        long,
+        conflicts_with = "requests",
+        required_unless_present = "requests"
+    )]
+    pub request: Option<PathBuf>,
+    /// A JSON Lines file of requests (`-` for standard input); one decision line per input line.
+    #[arg(long)]
+    pub requests: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExplainArgs {
+    /// The policy file.
+    pub policy: PathBuf,
+    /// A file holding one request as JSON.
+    #[arg(long)]
+    pub request: PathBuf,
 }
 
 #[derive(Debug, Args)]

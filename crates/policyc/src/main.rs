@@ -4,6 +4,7 @@
 mod check;
 mod cli;
 mod diag;
+mod eval;
 mod files;
 mod fmt;
 
@@ -36,5 +37,7 @@ fn main() -> Exit {
     match cli.command {
         cli::Command::Check(args) => check::run(&args),
         cli::Command::Fmt(args) => fmt::run(&args),
+        cli::Command::Eval(args) => eval::run(&args),
+        cli::Command::Explain(args) => eval::explain(&args),
     }
 }

@@ -225,3 +225,119 @@ fn fmt_rewrites_checks_and_refuses_broken_files() {
         "tool a read\n"
     );
 }
+
+#[test]
+fn eval_prints_one_decision_line_per_request_line() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let run = policyc(
+        &root,
+        &[
+            "eval",
+            "policies/support-desk.policy",
+            "--requests",
+            "policies/requests/support-desk.jsonl",
+        ],
+    );
+    assert_eq!(run.code, 1, "one line is malformed: {}", run.stderr);
+    let lines: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    let input =
+        std::fs::read_to_string(root.join("policies/requests/support-desk.jsonl")).expect("read");
+    assert_eq!(lines.len(), input.lines().count());
+    let got: Vec<&str> = lines
+        .iter()
+        .map(|d| d["decision"].as_str().unwrap_or("error"))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "allow",
+            "allow",
+            "approval_required",
+            "deny",
+            "deny",
+            "deny",
+            "allow",
+            "deny",
+            "deny",
+            "deny",
+            "deny",
+            "deny",
+            "error"
+        ]
+    );
+    let budgeted = &lines[1];
+    assert_eq!(budgeted["budget"]["limit"], 10);
+    assert_eq!(budgeted["budget"]["key"]["tenant"], "acme");
+    assert_eq!(budgeted["fallback"]["decision"], "approval_required");
+    assert_eq!(lines[2]["approval"]["group"], "support-leads");
+    assert_eq!(lines[2]["rule"]["line"], 25);
+    assert_eq!(
+        lines[2]["scope"],
+        serde_json::json!({ "tenant": "acme", "env": "prod" })
+    );
+    assert_eq!(lines[4]["reason"], "unknown argument `tenant_id`");
+    assert_eq!(lines[12]["line"], 13);
+    assert!(lines[12]["error"]
+        .as_str()
+        .is_some_and(|e| e.contains("line 1 column")));
+}
+
+#[test]
+fn eval_and_explain_a_single_request() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let req = "policies/requests/close-ticket-prod.json";
+    let run = policyc(
+        &root,
+        &["eval", "policies/support-desk.policy", "--request", req],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let d: serde_json::Value = serde_json::from_str(run.stdout.trim()).expect("JSON");
+    assert_eq!(d["decision"], "approval_required");
+    let explain = policyc(
+        &root,
+        &["explain", "policies/support-desk.policy", "--request", req],
+    );
+    assert_eq!(explain.code, 0, "{}", explain.stderr);
+    assert!(
+        explain
+            .stdout
+            .contains("-> does not match: `env == \"dev\"` is false"),
+        "{}",
+        explain.stdout
+    );
+    assert!(
+        explain
+            .stdout
+            .contains("-> does not match: `has args.tenant_id` is false"),
+        "{}",
+        explain.stdout
+    );
+    assert!(
+        explain.stdout.contains("decision: approval_required"),
+        "{}",
+        explain.stdout
+    );
+}
+
+#[test]
+fn eval_refuses_a_policy_with_errors() {
+    let dir = scratch("eval_bad_policy");
+    write(&dir, "bad.policy", "tool a read;\nallow b;\n");
+    write(
+        &dir,
+        "r.json",
+        r#"{"agent": "x", "tool": "a", "context": {"tenant": "t", "env": "e"}}"#,
+    );
+    let run = policyc(&dir, &["eval", "bad.policy", "--request", "r.json"]);
+    assert_eq!(run.code, 1);
+    assert_eq!(run.stdout, "");
+    assert!(
+        run.stderr.contains("nothing was evaluated"),
+        "{}",
+        run.stderr
+    );
+}

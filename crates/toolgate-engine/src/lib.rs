@@ -11,6 +11,8 @@
 
 mod decision;
 pub(crate) mod eval;
+mod explain;
+mod ireval;
 #[cfg(feature = "reference")]
 pub mod reference;
 mod request;
@@ -19,6 +21,7 @@ mod table;
 mod value;
 
 pub use decision::{BudgetKey, Decision, Outcome, RuleInfo};
+pub use explain::{explain, RuleTrace, Verdict};
 pub use request::{Context, OwnedRequest, Request, RequestError};
 
 /// A compiled policy, ready to decide.

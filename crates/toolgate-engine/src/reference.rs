@@ -3,9 +3,8 @@
 //! for speed. Tests compare the engine with it; nothing else should use it.
 
 use crate::request::Request;
-use crate::value::{self, EvalError, Val};
-use crate::{eval, schema, Outcome};
-use std::borrow::Cow;
+use crate::value::EvalError;
+use crate::{ireval, schema, Outcome};
 use toolgate_check::ir;
 
 /// A decision as the reference sees it: outcome, deciding rule, reason, and
@@ -169,97 +168,6 @@ fn context_ok(policy: &ir::Policy, req: &Request<'_>) -> Result<(), String> {
 fn condition(r: &ir::Rule, req: &Request<'_>) -> Result<bool, EvalError> {
     match &r.condition {
         None => Ok(true),
-        Some(e) => truth(e, req, None),
-    }
-}
-
-/// Evaluates a condition over the IR (also used by `explain`).
-pub fn truth<'a>(
-    e: &'a ir::Expr,
-    req: &'a Request<'a>,
-    elem: Option<&Val<'a>>,
-) -> Result<bool, EvalError> {
-    use ir::ExprKind as K;
-    match &e.kind {
-        K::Not(x) => Ok(!truth(x, req, elem)?),
-        K::And(xs) => {
-            for x in xs {
-                if !truth(x, req, elem)? {
-                    return Ok(false);
-                }
-            }
-            Ok(true)
-        }
-        K::Or(xs) => {
-            for x in xs {
-                if truth(x, req, elem)? {
-                    return Ok(true);
-                }
-            }
-            Ok(false)
-        }
-        K::Has(ir::Path::Args(p)) => Ok(eval::arg(req.args, p).is_some()),
-        K::Has(ir::Path::Ctx(f)) => Ok(req.context.fields.get(f).is_some_and(|v| !v.is_null())),
-        K::Has(_) => Ok(true),
-        K::Binary(op, l, r) => value::binary(*op, &val(l, req, elem)?, &val(r, req, elem)?),
-        K::Glob(x, g) => {
-            let re = regex::Regex::new(&value::glob_regex(g)).map_err(|_| EvalError::Type)?;
-            Ok(re.is_match(val(x, req, elem)?.as_str()?))
-        }
-        K::Regex(x, r) => {
-            let re = regex::Regex::new(r).map_err(|_| EvalError::Type)?;
-            Ok(re.is_match(val(x, req, elem)?.as_str()?))
-        }
-        K::Quant(q, list, pred) => {
-            let items = val(list, req, elem)?.elements()?;
-            let mut results = Vec::new();
-            for item in &items {
-                results.push(truth(pred, req, Some(item))?);
-                let decided = match q {
-                    ir::Quantifier::All => results.last() == Some(&false),
-                    ir::Quantifier::Any => results.last() == Some(&true),
-                };
-                if decided {
-                    break;
-                }
-            }
-            Ok(match q {
-                ir::Quantifier::All => results.iter().all(|t| *t),
-                ir::Quantifier::Any => results.iter().any(|t| *t),
-            })
-        }
-        _ => match val(e, req, elem)? {
-            Val::Bool(b) => Ok(b),
-            _ => Err(EvalError::Type),
-        },
-    }
-}
-
-fn val<'a>(
-    e: &'a ir::Expr,
-    req: &'a Request<'a>,
-    elem: Option<&Val<'a>>,
-) -> Result<Val<'a>, EvalError> {
-    use ir::ExprKind as K;
-    let ctx = req.context;
-    match &e.kind {
-        K::Lit(v) => Ok(Val::from_const(v)),
-        K::Path(ir::Path::Args(p)) => {
-            Val::from_json(eval::arg(req.args, p).ok_or(EvalError::Missing)?)
-        }
-        K::Path(ir::Path::Ctx(f)) => Val::from_json(ctx.fields.get(f).ok_or(EvalError::Missing)?),
-        K::Path(ir::Path::Tenant) => Ok(Val::Str(Cow::Borrowed(&ctx.tenant))),
-        K::Path(ir::Path::Env) => Ok(Val::Str(Cow::Borrowed(&ctx.env))),
-        K::Path(ir::Path::Agent) => Ok(Val::Str(Cow::Borrowed(req.agent))),
-        K::Path(ir::Path::Tool) => Ok(Val::Str(Cow::Borrowed(req.tool))),
-        K::Elem => elem.cloned().ok_or(EvalError::Missing),
-        K::Len(x) => value::len(&val(x, req, elem)?).map(Val::Int),
-        K::Lower(x) => Ok(Val::Str(Cow::Owned(
-            val(x, req, elem)?.as_str()?.to_lowercase(),
-        ))),
-        K::Host(x) => Ok(Val::Str(Cow::Owned(value::host(
-            val(x, req, elem)?.as_str()?,
-        )?))),
-        _ => truth(e, req, elem).map(Val::Bool),
+        Some(e) => ireval::truth(e, req, None),
     }
 }

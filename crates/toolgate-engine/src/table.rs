@@ -196,7 +196,7 @@ impl Table {
         if ctx.tenant.is_empty() {
             return Err("the request context has no tenant".into());
         }
-        if !self.envs.is_empty() && !self.envs.iter().any(|e| *e == ctx.env) {
+        if !self.envs.is_empty() && !self.envs.contains(&ctx.env) {
             return Err(format!("unknown env `{}`", ctx.env));
         }
         for f in &self.context {

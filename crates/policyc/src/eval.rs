@@ -1,0 +1,220 @@
+//! `policyc eval` and `policyc explain`.
+
+use crate::cli::{Color, EvalArgs, ExplainArgs};
+use crate::{diag, Exit};
+use serde_json::json;
+use std::io::{BufRead as _, Write as _};
+use std::path::Path;
+use toolgate_check::ir;
+use toolgate_engine::{Engine, OwnedRequest, Verdict};
+
+/// A policy that checked clean, with its text.
+struct Loaded {
+    policy: ir::Policy,
+    src: String,
+    file: String,
+}
+
+/// Reads, parses and checks a policy; renders its errors and fails when it has any.
+fn load(path: &Path) -> Result<Loaded, Exit> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        eprintln!("error: cannot read `{}`: {e}", path.display());
+        Exit::Usage
+    })?;
+    let report = diag::analyze(path, &bytes);
+    if report.errors() > 0 {
+        let mut out = String::new();
+        report.render_human(Color::Auto, &mut out);
+        eprint!(
+            "{out}error: `{}` has errors; nothing was evaluated\n",
+            path.display()
+        );
+        return Err(Exit::Findings);
+    }
+    let src = String::from_utf8_lossy(&bytes).into_owned();
+    let parsed = toolgate_syntax::parse(&src);
+    let policy = toolgate_check::check(&parsed.file, &src)
+        .policy
+        .ok_or_else(|| {
+            eprintln!("error: `{}` did not check", path.display());
+            Exit::Findings
+        })?;
+    Ok(Loaded {
+        policy,
+        src,
+        file: path.display().to_string(),
+    })
+}
+
+fn engine(loaded: &Loaded) -> Result<Engine, Exit> {
+    Engine::new(&loaded.policy, &loaded.file).map_err(|e| {
+        eprintln!("error: {e}");
+        Exit::Usage
+    })
+}
+
+fn read_request(path: &Path) -> Result<OwnedRequest, Exit> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        eprintln!("error: cannot read `{}`: {e}", path.display());
+        Exit::Usage
+    })?;
+    OwnedRequest::from_json(&text).map_err(|e| {
+        eprintln!("error: invalid request in `{}`: {e}", path.display());
+        Exit::Findings
+    })
+}
+
+pub(crate) fn run(args: &EvalArgs) -> Exit {
+    match eval(args) {
+        Ok(exit) | Err(exit) => exit,
+    }
+}
+
+fn eval(args: &EvalArgs) -> Result<Exit, Exit> {
+    let loaded = load(&args.policy)?;
+    let engine = engine(&loaded)?;
+    if let Some(path) = &args.request {
+        let owned = read_request(path)?;
+        let req = owned.as_request();
+        println!("{}", engine.decide(&req).to_json(&req));
+        return Ok(Exit::Ok);
+    }
+    let Some(path) = &args.requests else {
+        return Err(Exit::Usage);
+    };
+    let input: Box<dyn std::io::BufRead> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let file = std::fs::File::open(path).map_err(|e| {
+            eprintln!("error: cannot read `{}`: {e}", path.display());
+            Exit::Usage
+        })?;
+        Box::new(std::io::BufReader::new(file))
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut failed = 0usize;
+    for (i, line) in input.split(b'\n').enumerate() {
+        let line = line.map_err(|e| {
+            eprintln!("error: cannot read `{}`: {e}", path.display());
+            Exit::Usage
+        })?;
+        let n = i + 1;
+        let result = match std::str::from_utf8(&line) {
+            Err(e) => Err(format!("line is not UTF-8 (byte {})", e.valid_up_to() + 1)),
+            Ok(text) => {
+                OwnedRequest::from_json(text.trim_end_matches('\r')).map_err(|e| e.to_string())
+            }
+        };
+        let printed = match result {
+            Ok(owned) => {
+                let req = owned.as_request();
+                engine.decide(&req).to_json(&req)
+            }
+            Err(error) => {
+                failed += 1;
+                json!({ "line": n, "error": error })
+            }
+        };
+        writeln!(out, "{printed}").map_err(|_| Exit::Usage)?;
+    }
+    out.flush().map_err(|_| Exit::Usage)?;
+    if failed > 0 {
+        eprintln!("error: {failed} request line(s) could not be read");
+        return Ok(Exit::Findings);
+    }
+    Ok(Exit::Ok)
+}
+
+pub(crate) fn explain(args: &ExplainArgs) -> Exit {
+    let run = || -> Result<Exit, Exit> {
+        let loaded = load(&args.policy)?;
+        let engine = engine(&loaded)?;
+        let owned = read_request(&args.request)?;
+        let req = owned.as_request();
+        print!("{}", explanation(&loaded, &engine, &req));
+        Ok(Exit::Ok)
+    };
+    match run() {
+        Ok(exit) | Err(exit) => exit,
+    }
+}
+
+fn explanation(loaded: &Loaded, engine: &Engine, req: &toolgate_engine::Request<'_>) -> String {
+    let p = &loaded.policy;
+    let lines = toolgate_syntax::LineIndex::new(&loaded.src);
+    let snippet = |span: toolgate_syntax::ast::Span| -> String {
+        let text = loaded.src.get(span.start..span.end).unwrap_or("");
+        let mut lines = text.lines();
+        let first = lines.next().unwrap_or("").trim().to_string();
+        if lines.next().is_some() {
+            format!("{first} …")
+        } else {
+            first
+        }
+    };
+    let mut out = format!(
+        "request: agent `{}` calls `{}` for tenant `{}` in env `{}`\n\n",
+        req.agent, req.tool, req.context.tenant, req.context.env
+    );
+    let traces = toolgate_engine::explain(p, req);
+    if traces.is_empty() {
+        out.push_str("no rule names this agent and tool\n");
+    } else {
+        out.push_str(&format!(
+            "rules considered for ({}, {}), in decision order:\n",
+            req.agent, req.tool
+        ));
+    }
+    for t in &traces {
+        let rule = &p.rules[t.rule.0 as usize];
+        out.push_str(&format!(
+            "  {}:{}:{}  {}\n",
+            loaded.file,
+            rule.line,
+            rule.column,
+            snippet(rule.span)
+        ));
+        let verdict = match &t.verdict {
+            Verdict::Unconditional => "matches (no condition)".to_string(),
+            Verdict::Holds => "matches: its condition holds".to_string(),
+            Verdict::False { at } => format!("does not match: `{}` is false", snippet(*at)),
+            Verdict::Error { at, missing } => {
+                let why = if *missing {
+                    "reads a value the request does not have"
+                } else {
+                    "has a value of the wrong type"
+                };
+                let effect = if rule.effect == ir::Effect::Deny {
+                    "so this deny applies"
+                } else {
+                    "so this grant does not apply"
+                };
+                let (l, c) = lines.line_col(&loaded.src, at.start);
+                format!(
+                    "cannot be evaluated: `{}` ({l}:{c}) {why}, {effect}",
+                    snippet(*at)
+                )
+            }
+        };
+        out.push_str(&format!("      -> {verdict}\n"));
+    }
+    let decision = engine.decide(req);
+    let json = decision.to_json(req);
+    out.push_str(&format!(
+        "\ndecision: {} ({})\n",
+        decision.outcome.as_str(),
+        decision.reason
+    ));
+    if let Some(r) = decision.rule {
+        out.push_str(&format!(
+            "  by rule at {}:{}:{}\n",
+            r.file, r.line, r.column
+        ));
+    }
+    for key in ["scope", "approval", "budget", "fallback"] {
+        if !json[key].is_null() && json[key] != json!({}) {
+            out.push_str(&format!("  {key}: {}\n", json[key]));
+        }
+    }
+    out
+}

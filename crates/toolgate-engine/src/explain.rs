@@ -1,0 +1,94 @@
+//! `explain`: every rule considered for a request's (agent, tool), whether it
+//! matched, and if not, which part of its condition did not hold.
+
+use crate::ireval;
+use crate::request::Request;
+use crate::value::EvalError;
+use toolgate_check::ir;
+use toolgate_syntax::ast::Span;
+
+/// What became of one rule's condition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// No condition: the rule always matches.
+    Unconditional,
+    /// The condition held.
+    Holds,
+    /// The condition did not hold; `at` is the first part that was false.
+    False {
+        /// The deciding sub-condition.
+        at: Span,
+    },
+    /// The condition could not be evaluated (a deny applies, a grant does not).
+    Error {
+        /// The part that failed.
+        at: Span,
+        /// Missing value or wrong type.
+        missing: bool,
+    },
+}
+
+/// One considered rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleTrace {
+    /// The rule.
+    pub rule: ir::RuleId,
+    /// Its verdict.
+    pub verdict: Verdict,
+}
+
+/// The rules of the request's cell in decision order (denies in source order,
+/// then grants most permissive first), each with its verdict. Empty when the
+/// agent or tool is unknown.
+pub fn explain(policy: &ir::Policy, req: &Request<'_>) -> Vec<RuleTrace> {
+    let (Some(agent), Some(tool)) = (policy.agent_id(req.agent), policy.tool_id(req.tool)) else {
+        return Vec::new();
+    };
+    let mut rules: Vec<&ir::Rule> = policy
+        .rules
+        .iter()
+        .filter(|r| r.agent.is_none_or(|a| a == agent) && r.tools.contains(&tool))
+        .collect();
+    rules.sort_by_key(|r| {
+        (
+            r.effect != ir::Effect::Deny,
+            crate::table::grant_rank(&r.effect),
+            r.id,
+        )
+    });
+    rules
+        .iter()
+        .map(|r| RuleTrace {
+            rule: r.id,
+            verdict: verdict(r.condition.as_ref(), req),
+        })
+        .collect()
+}
+
+fn verdict(cond: Option<&ir::Expr>, req: &Request<'_>) -> Verdict {
+    let Some(e) = cond else {
+        return Verdict::Unconditional;
+    };
+    match ireval::truth(e, req, None) {
+        Ok(true) => Verdict::Holds,
+        Ok(false) => Verdict::False {
+            at: culprit(e, req),
+        },
+        Err(err) => Verdict::Error {
+            at: culprit(e, req),
+            missing: err == EvalError::Missing,
+        },
+    }
+}
+
+/// The first part of an `and` chain that is not true (recursively), else the whole.
+fn culprit(e: &ir::Expr, req: &Request<'_>) -> Span {
+    if let ir::ExprKind::And(parts) = &e.kind {
+        for p in parts {
+            if ireval::truth(p, req, None) != Ok(true) {
+                return culprit(p, req);
+            }
+        }
+    }
+    e.span
+}

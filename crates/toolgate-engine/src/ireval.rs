@@ -1,0 +1,100 @@
+//! Evaluation of conditions straight over the IR, with no compilation: the
+//! reference interpreter's evaluator, also used by `explain` to say which
+//! part of a condition did not hold.
+
+use crate::eval;
+use crate::request::Request;
+use crate::value::{self, EvalError, Val};
+use std::borrow::Cow;
+use toolgate_check::ir;
+
+/// Evaluates a condition over the IR.
+pub(crate) fn truth<'a>(
+    e: &'a ir::Expr,
+    req: &'a Request<'a>,
+    elem: Option<&Val<'a>>,
+) -> Result<bool, EvalError> {
+    use ir::ExprKind as K;
+    match &e.kind {
+        K::Not(x) => Ok(!truth(x, req, elem)?),
+        K::And(xs) => {
+            for x in xs {
+                if !truth(x, req, elem)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+        K::Or(xs) => {
+            for x in xs {
+                if truth(x, req, elem)? {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        }
+        K::Has(ir::Path::Args(p)) => Ok(eval::arg(req.args, p).is_some()),
+        K::Has(ir::Path::Ctx(f)) => Ok(req.context.fields.get(f).is_some_and(|v| !v.is_null())),
+        K::Has(_) => Ok(true),
+        K::Binary(op, l, r) => value::binary(*op, &val(l, req, elem)?, &val(r, req, elem)?),
+        K::Glob(x, g) => {
+            let re = regex::Regex::new(&value::glob_regex(g)).map_err(|_| EvalError::Type)?;
+            Ok(re.is_match(val(x, req, elem)?.as_str()?))
+        }
+        K::Regex(x, r) => {
+            let re = regex::Regex::new(r).map_err(|_| EvalError::Type)?;
+            Ok(re.is_match(val(x, req, elem)?.as_str()?))
+        }
+        K::Quant(q, list, pred) => {
+            let items = val(list, req, elem)?.elements()?;
+            let mut results = Vec::new();
+            for item in &items {
+                results.push(truth(pred, req, Some(item))?);
+                let decided = match q {
+                    ir::Quantifier::All => results.last() == Some(&false),
+                    ir::Quantifier::Any => results.last() == Some(&true),
+                };
+                if decided {
+                    break;
+                }
+            }
+            Ok(match q {
+                ir::Quantifier::All => results.iter().all(|t| *t),
+                ir::Quantifier::Any => results.iter().any(|t| *t),
+            })
+        }
+        _ => match val(e, req, elem)? {
+            Val::Bool(b) => Ok(b),
+            _ => Err(EvalError::Type),
+        },
+    }
+}
+
+fn val<'a>(
+    e: &'a ir::Expr,
+    req: &'a Request<'a>,
+    elem: Option<&Val<'a>>,
+) -> Result<Val<'a>, EvalError> {
+    use ir::ExprKind as K;
+    let ctx = req.context;
+    match &e.kind {
+        K::Lit(v) => Ok(Val::from_const(v)),
+        K::Path(ir::Path::Args(p)) => {
+            Val::from_json(eval::arg(req.args, p).ok_or(EvalError::Missing)?)
+        }
+        K::Path(ir::Path::Ctx(f)) => Val::from_json(ctx.fields.get(f).ok_or(EvalError::Missing)?),
+        K::Path(ir::Path::Tenant) => Ok(Val::Str(Cow::Borrowed(&ctx.tenant))),
+        K::Path(ir::Path::Env) => Ok(Val::Str(Cow::Borrowed(&ctx.env))),
+        K::Path(ir::Path::Agent) => Ok(Val::Str(Cow::Borrowed(req.agent))),
+        K::Path(ir::Path::Tool) => Ok(Val::Str(Cow::Borrowed(req.tool))),
+        K::Elem => elem.cloned().ok_or(EvalError::Missing),
+        K::Len(x) => value::len(&val(x, req, elem)?).map(Val::Int),
+        K::Lower(x) => Ok(Val::Str(Cow::Owned(
+            val(x, req, elem)?.as_str()?.to_lowercase(),
+        ))),
+        K::Host(x) => Ok(Val::Str(Cow::Owned(value::host(
+            val(x, req, elem)?.as_str()?,
+        )?))),
+        _ => truth(e, req, elem).map(Val::Bool),
+    }
+}
