@@ -25,10 +25,8 @@ fn load(path: &Path) -> Result<Loaded, Exit> {
     if report.errors() > 0 {
         let mut out = String::new();
         report.render_human(Color::Auto, &mut out);
-        eprint!(
-            "{out}error: `{}` has errors; nothing was evaluated\n",
-            path.display()
-        );
+        eprint!("{out}");
+        eprintln!("error: `{}` has errors; nothing was evaluated", path.display());
         return Err(Exit::Findings);
     }
     let src = String::from_utf8_lossy(&bytes).into_owned();
