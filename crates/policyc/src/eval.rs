@@ -26,7 +26,10 @@ fn load(path: &Path) -> Result<Loaded, Exit> {
         let mut out = String::new();
         report.render_human(Color::Auto, &mut out);
         eprint!("{out}");
-        eprintln!("error: `{}` has errors; nothing was evaluated", path.display());
+        eprintln!(
+            "error: `{}` has errors; nothing was evaluated",
+            path.display()
+        );
         return Err(Exit::Findings);
     }
     let src = String::from_utf8_lossy(&bytes).into_owned();

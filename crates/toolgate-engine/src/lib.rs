@@ -9,6 +9,7 @@
 
 #![deny(missing_docs)]
 
+mod cache;
 mod decision;
 pub(crate) mod eval;
 mod explain;
@@ -46,6 +47,18 @@ impl Engine {
         table::Table::compile(policy, file)
             .map(|table| Engine { table })
             .map_err(CompileError)
+    }
+
+    /// Like [`Engine::new`], with an LRU cache of condition outcomes holding
+    /// up to `capacity` entries (see `docs/performance.md` for when it pays).
+    pub fn with_cache(
+        policy: &toolgate_check::ir::Policy,
+        file: &str,
+        capacity: std::num::NonZeroUsize,
+    ) -> Result<Engine, CompileError> {
+        let mut engine = Engine::new(policy, file)?;
+        engine.table.cache = Some(cache::Cache::new(capacity));
+        Ok(engine)
     }
 
     /// Decides a request. Never panics; anything unexpected denies.

@@ -3,6 +3,7 @@
 //! its deny rules and its grants in decision order. A request looks up two
 //! names and one cell; rules outside that cell cost nothing.
 
+use crate::cache::{self, Cache, CellOutcome};
 use crate::decision::{Decision, Outcome, RuleInfo};
 use crate::eval::{Cond, Scope};
 use crate::request::Request;
@@ -29,6 +30,10 @@ pub(crate) struct Cell {
     /// Grants, most permissive first: allows, then budgeted writes (source
     /// order), then approval-required writes (fewest approvers first).
     pub grants: Box<[u32]>,
+    /// The request values the cell's conditions read (the cache key).
+    pub reads: Box<[cache::Read]>,
+    /// Whether any rule of the cell has a condition (else nothing to cache).
+    pub conditional: bool,
 }
 
 #[derive(Debug)]
@@ -48,6 +53,7 @@ pub(crate) struct Table {
     writes_enabled: bool,
     envs: Vec<String>,
     context: Vec<ir::Field>,
+    pub cache: Option<Cache>,
 }
 
 /// Precedence of a grant within a cell (lower first).
@@ -110,9 +116,19 @@ impl Table {
             .into_iter()
             .map(|(denies, mut grants)| {
                 grants.sort_by_key(|g| grant_rank(&policy.rules[*g as usize].effect));
+                let mut reads = Vec::new();
+                let mut conditional = false;
+                for r in denies.iter().chain(&grants) {
+                    if let Some(c) = &rules[*r as usize].cond {
+                        conditional = true;
+                        cache::reads(c, &mut reads);
+                    }
+                }
                 Cell {
                     denies: denies.into(),
                     grants: grants.into(),
+                    reads: reads.into(),
+                    conditional,
                 }
             })
             .collect();
@@ -139,6 +155,7 @@ impl Table {
             writes_enabled: policy.writes == ir::Writes::Enabled,
             envs: policy.envs.clone(),
             context: policy.context.clone(),
+            cache: None,
         })
     }
 
@@ -160,6 +177,27 @@ impl Table {
         }
         let cell = &self.cells[agent as usize * self.tool_info.len() + tool as usize];
         let scope = Scope { req, elem: None };
+        if let Some(cache) = self.cache.as_ref().filter(|_| cell.conditional) {
+            let key = Cache::key(agent, tool, &cell.reads, req);
+            let outcome = cache.get(&key).unwrap_or_else(|| {
+                let outcome = std::sync::Arc::new(self.evaluate(cell, &scope));
+                cache.put(key, outcome.clone());
+                outcome
+            });
+            return match &*outcome {
+                CellOutcome::Denied(d) => {
+                    let rule = &self.rules[*d as usize];
+                    Decision::deny(reason(rule, "denied by rule"), Some(&rule.info))
+                }
+                CellOutcome::Granted(_) if info.write && !self.writes_enabled => Decision::deny(
+                    "writes are not enabled in this policy (`writes enabled;`)",
+                    None,
+                ),
+                CellOutcome::Granted(grants) => {
+                    grant_chain(&mut grants.iter().map(|g| &self.rules[*g as usize]))
+                }
+            };
+        }
         for &d in cell.denies.iter() {
             let rule = &self.rules[d as usize];
             // Fail closed: a deny whose condition cannot be evaluated applies.
@@ -188,6 +226,27 @@ impl Table {
                     .is_none_or(|c| c.truth(&scope).unwrap_or(false))
             });
         grant_chain(&mut matching)
+    }
+
+    /// Every condition of a cell, for the cache: the deny that applies, or every grant that holds.
+    fn evaluate(&self, cell: &Cell, scope: &Scope<'_>) -> CellOutcome {
+        for &d in cell.denies.iter() {
+            let rule = &self.rules[d as usize];
+            if rule
+                .cond
+                .as_ref()
+                .is_none_or(|c| c.truth(scope).unwrap_or(true))
+            {
+                return CellOutcome::Denied(d);
+            }
+        }
+        let holds = |g: &&u32| {
+            self.rules[**g as usize]
+                .cond
+                .as_ref()
+                .is_none_or(|c| c.truth(scope).unwrap_or(false))
+        };
+        CellOutcome::Granted(cell.grants.iter().filter(holds).copied().collect())
     }
 
     /// The context must give every declared, non-optional field, with its type.

@@ -1,6 +1,6 @@
 //! The engine's guarantees, proven on random (policy, request) pairs:
 //!
-//! 1. the compiled engine decides exactly as the reference interpreter;
+//! 1. the compiled engine, with and without its cache, decides exactly as the reference interpreter;
 //! 2. default deny: no grant for the (agent, tool), an undeclared tool or agent -> deny;
 //!    removing a grant never turns a deny into anything else (monotonicity);
 //! 3. deny overrides: an added unconditional `deny` always yields deny;
@@ -308,10 +308,15 @@ proptest! {
         prop_assume!(ir.is_some());
         let ir = ir.expect("checked above");
         let engine = Engine::new(&ir, "p.policy").expect("a checked policy compiles");
-        for r in &reqs {
+        let capacity = std::num::NonZeroUsize::new(3).expect("non-zero");
+        let cached = Engine::with_cache(&ir, "p.policy", capacity).expect("a checked policy compiles");
+        // Each request twice, so the cached engine answers some from its cache.
+        for r in reqs.iter().chain(&reqs) {
             let req = r.as_request();
             let (d, want) = (engine.decide(&req), reference::decide(&ir, &req));
             prop_assert!(same(&d, &want), "engine {d:?}\nreference {want:?}\nrequest {r:?}\n{text}");
+            let c = cached.decide(&req);
+            prop_assert!(same(&c, &want), "cached engine {c:?}\nreference {want:?}\nrequest {r:?}\n{text}");
         }
     }
 

@@ -1,0 +1,112 @@
+//! The optional LRU decision cache.
+//!
+//! Only the evaluation of a cell's conditions is cached (the checks before it
+//! are cheaper than a cache lookup). The key is the (agent, tool) and exactly
+//! the request values the cell's conditions read: each `args` path, each
+//! `ctx` field, `tenant` and `env` where read. The value is which deny applied,
+//! or which grants held: nothing that depends on budgets or time is cached,
+//! since the engine never sees either.
+
+use crate::eval::{self, Cond};
+use crate::request::Request;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+
+/// A request value a condition reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Read {
+    Arg(Box<[String]>),
+    Ctx(String),
+    Tenant,
+    Env,
+}
+
+/// What a cell's conditions came to for one request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum CellOutcome {
+    /// This deny applied.
+    Denied(u32),
+    /// These grants held, most permissive first.
+    Granted(Vec<u32>),
+}
+
+type Key = (u32, u32, String);
+
+/// A shared LRU map from keys to outcomes.
+#[derive(Debug)]
+pub(crate) struct Cache {
+    map: Mutex<lru::LruCache<Key, Arc<CellOutcome>>>,
+}
+
+impl Cache {
+    pub(crate) fn new(capacity: NonZeroUsize) -> Self {
+        Cache {
+            map: Mutex::new(lru::LruCache::new(capacity)),
+        }
+    }
+
+    /// The key for a request: the values read, as JSON text, separated by NUL
+    /// (JSON text never contains a raw NUL); an absent value is empty text.
+    pub(crate) fn key(agent: u32, tool: u32, reads: &[Read], req: &Request<'_>) -> Key {
+        let mut text = String::new();
+        for r in reads {
+            let value = match r {
+                Read::Arg(path) => eval::arg(req.args, path),
+                Read::Ctx(f) => req.context.fields.get(f),
+                Read::Tenant | Read::Env => None,
+            };
+            match (r, value) {
+                (Read::Tenant, _) => push_json(
+                    &mut text,
+                    &serde_json::Value::String(req.context.tenant.clone()),
+                ),
+                (Read::Env, _) => push_json(
+                    &mut text,
+                    &serde_json::Value::String(req.context.env.clone()),
+                ),
+                (_, Some(v)) => push_json(&mut text, v),
+                (_, None) => {}
+            }
+            text.push('\0');
+        }
+        (agent, tool, text)
+    }
+
+    pub(crate) fn get(&self, key: &Key) -> Option<Arc<CellOutcome>> {
+        self.map.lock().ok()?.get(key).cloned()
+    }
+
+    pub(crate) fn put(&self, key: Key, outcome: Arc<CellOutcome>) {
+        if let Ok(mut map) = self.map.lock() {
+            map.put(key, outcome);
+        }
+    }
+}
+
+fn push_json(text: &mut String, v: &serde_json::Value) {
+    text.push_str(&v.to_string());
+}
+
+/// Every request value `cond` reads, added to `out` once each.
+pub(crate) fn reads(cond: &Cond, out: &mut Vec<Read>) {
+    let mut add = |r: Read| {
+        if !out.contains(&r) {
+            out.push(r);
+        }
+    };
+    match cond {
+        Cond::Arg(p) | Cond::HasArg(p) => add(Read::Arg(p.clone())),
+        Cond::Ctx(f) | Cond::HasCtx(f) => add(Read::Ctx(f.clone())),
+        Cond::Tenant => add(Read::Tenant),
+        Cond::Env => add(Read::Env),
+        Cond::Const(_) | Cond::Agent | Cond::Tool | Cond::Elem => {}
+        Cond::Len(x) | Cond::Lower(x) | Cond::Host(x) | Cond::Not(x) | Cond::Match(x, _) => {
+            reads(x, out)
+        }
+        Cond::And(xs) | Cond::Or(xs) => xs.iter().for_each(|x| reads(x, out)),
+        Cond::Binary(_, l, r) | Cond::Quant(_, l, r) => {
+            reads(l, out);
+            reads(r, out);
+        }
+    }
+}
