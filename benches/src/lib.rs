@@ -88,61 +88,35 @@ pub fn synthetic(n: usize) -> Scenario {
     for a in 0..agents {
         let _ = writeln!(tg, "agent a{a} {{");
         for i in 0..per_agent {
-            let scope = |tool: &str| {
-                format!("principal == Agent::\"a{a}\", action == Action::\"call\", resource == Tool::\"{tool}\"")
+            let (kind, tool) = match i % 4 {
+                2 => (2, format!("w{i}")),
+                k => (k, format!("r{i}")),
             };
-            let who =
-                |tool: &str| format!("\tinput.agent == \"a{a}\"\n\tinput.tool == \"{tool}\"\n");
-            let _ = match i % 4 {
-                0 => {
-                    let t = format!("r{i}");
-                    let _ = writeln!(cedar, "permit({});", scope(&t));
-                    let _ = writeln!(rego, "allow if {{\n{}}}\n", who(&t));
-                    writeln!(tg, "  allow {t};")
-                }
-                1 => {
-                    let t = format!("r{i}");
-                    let _ = writeln!(
-                        cedar,
-                        "permit({}) when {{ context.args.q == \"v{i}\" }};",
-                        scope(&t)
-                    );
-                    let _ = writeln!(
-                        rego,
-                        "allow if {{\n{}\tinput.args.q == \"v{i}\"\n}}\n",
-                        who(&t)
-                    );
-                    writeln!(tg, "  allow {t} when args.q == \"v{i}\";")
-                }
-                2 => {
-                    let t = format!("w{i}");
-                    let _ = writeln!(
-                        cedar,
-                        "permit({}) when {{ context.args.account_id == context.ctx.account_id }};",
-                        scope(&t)
-                    );
-                    let _ = writeln!(
-                        rego,
-                        "allow if {{\n{}\tinput.args.account_id == input.context.account_id\n}}\n",
-                        who(&t)
-                    );
-                    writeln!(tg, "  write {t} when args.account_id == ctx.account_id;")
-                }
-                _ => {
-                    let t = format!("r{i}");
-                    let _ = writeln!(
-                        cedar,
-                        "forbid({}) when {{ context.args.q == \"blocked\" }};",
-                        scope(&t)
-                    );
-                    let _ = writeln!(
-                        rego,
-                        "deny if {{\n{}\tinput.args.q == \"blocked\"\n}}\n",
-                        who(&t)
-                    );
-                    writeln!(tg, "  deny {t} when args.q == \"blocked\";")
-                }
+            let scope =
+                format!("principal == Agent::\"a{a}\", action == Action::\"call\", resource == Tool::\"{tool}\"");
+            // One Rego rule per line: regorus refuses modules of more than 20,000 lines.
+            let who = format!("input.agent == \"a{a}\"; input.tool == \"{tool}\"");
+            let (tg_rule, cedar_rule, rego_rule) = match kind {
+                0 => (format!("allow {tool};"), format!("permit({scope});"), format!("allow if {{ {who} }}")),
+                1 => (
+                    format!("allow {tool} when args.q == \"v{i}\";"),
+                    format!("permit({scope}) when {{ context.args.q == \"v{i}\" }};"),
+                    format!("allow if {{ {who}; input.args.q == \"v{i}\" }}"),
+                ),
+                2 => (
+                    format!("write {tool} when args.account_id == ctx.account_id;"),
+                    format!("permit({scope}) when {{ context.args.account_id == context.ctx.account_id }};"),
+                    format!("allow if {{ {who}; input.args.account_id == input.context.account_id }}"),
+                ),
+                _ => (
+                    format!("deny {tool} when args.q == \"blocked\";"),
+                    format!("forbid({scope}) when {{ context.args.q == \"blocked\" }};"),
+                    format!("deny if {{ {who}; input.args.q == \"blocked\" }}"),
+                ),
             };
+            let _ = writeln!(tg, "  {tg_rule}");
+            let _ = writeln!(cedar, "{cedar_rule}");
+            let _ = writeln!(rego, "{rego_rule}");
         }
         let _ = writeln!(tg, "}}");
     }

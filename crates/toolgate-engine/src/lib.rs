@@ -25,6 +25,11 @@ pub use decision::{BudgetKey, Decision, Outcome, RuleInfo};
 pub use explain::{explain, RuleTrace, Verdict};
 pub use request::{Context, OwnedRequest, Request, RequestError};
 
+/// The README's Rust examples, compiled as doctests.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 /// A compiled policy, ready to decide.
 #[derive(Debug)]
 pub struct Engine {

@@ -5,8 +5,38 @@ use serde_json::Value as Json;
 use toolgate_check::ir;
 
 /// Checks `args` against `schema`; the error says which field and why.
+/// The common case (arguments that conform) allocates nothing: the message
+/// is only built, by a second walk, when the arguments do not conform.
 pub fn check(args: &Json, schema: &[ir::Field]) -> Result<(), String> {
-    record(args, schema, "")
+    if conforms(args, schema) {
+        return Ok(());
+    }
+    record(args, schema, "")?;
+    Err("the arguments do not match the tool's schema".into())
+}
+
+/// Whether `args` conforms to `fields` (the same rules as `record`, without messages).
+fn conforms(value: &Json, fields: &[ir::Field]) -> bool {
+    let Json::Object(map) = value else {
+        return false;
+    };
+    map.keys().all(|k| fields.iter().any(|f| f.name == *k))
+        && fields.iter().all(|f| match map.get(&f.name) {
+            None => f.optional,
+            Some(v) => conforms_type(v, &f.ty),
+        })
+}
+
+fn conforms_type(v: &Json, ty: &ir::Type) -> bool {
+    match (ty, v) {
+        (ir::Type::String, Json::String(_)) | (ir::Type::Bool, Json::Bool(_)) => true,
+        (ir::Type::Int, Json::Number(n)) => n.as_i64().is_some(),
+        (ir::Type::List(inner), Json::Array(items)) => {
+            items.iter().all(|i| conforms_type(i, inner))
+        }
+        (ir::Type::Record(fields), v) => conforms(v, fields),
+        _ => false,
+    }
 }
 
 fn record(value: &Json, fields: &[ir::Field], at: &str) -> Result<(), String> {
@@ -36,7 +66,11 @@ fn record(value: &Json, fields: &[ir::Field], at: &str) -> Result<(), String> {
 
 /// Checks one value against a type; `at` names it in the error.
 pub fn value(v: &Json, ty: &ir::Type, at: &str) -> Result<(), String> {
-    of_type(v, ty, at)
+    if conforms_type(v, ty) {
+        return Ok(());
+    }
+    of_type(v, ty, at)?;
+    Err(format!("`{at}` does not match its declared type"))
 }
 
 fn of_type(v: &Json, ty: &ir::Type, at: &str) -> Result<(), String> {

@@ -151,7 +151,7 @@ fn phrase(rule: Rule) -> &'static str {
         Rule::tool_list | Rule::tool_pattern => "a tool name or pattern",
         Rule::tool_class => "`read` or `write`",
         Rule::irreversible | Rule::kw_irreversible => "`irreversible`",
-        Rule::ident | Rule::field_name => "a name",
+        Rule::ident | Rule::field_name | Rule::func_name => "a name",
         Rule::field => "a field",
         Rule::type_name | Rule::list_type | Rule::record_type => "a type",
         Rule::writes_mode => "`enabled` or `disabled`",

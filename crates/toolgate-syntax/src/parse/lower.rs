@@ -415,7 +415,7 @@ impl Lower<'_> {
             }
             Rule::paren => ast::Expr::Paren(Box::new(self.expr(self.child(&p, Rule::expr)?)?)),
             Rule::call => {
-                let name = self.name(&self.child(&p, Rule::ident)?);
+                let name = self.name(&self.child(&p, Rule::func_name)?);
                 ast::Expr::Call(name, Box::new(self.expr(self.last(&p)?)?))
             }
             Rule::path => ast::Expr::Path(self.path(p)?),
