@@ -45,7 +45,7 @@ pub fn decide(policy: &ir::Policy, req: &Request<'_>) -> RefDecision {
     };
     let tool = &policy.tools[tool_index];
     // 3. The trusted context must be complete and well typed.
-    if let Err(why) = context_ok(policy, req) {
+    if let Err(why) = schema::context(&policy.envs, &policy.context, req.context) {
         return deny(why, None);
     }
     // 4. Arguments must conform to the tool's schema, if it has one.
@@ -144,25 +144,6 @@ fn chain(grants: &[&ir::Rule]) -> RefDecision {
         },
         ir::Effect::Deny => deny(said("denied by rule"), Some(r.id)),
     }
-}
-
-fn context_ok(policy: &ir::Policy, req: &Request<'_>) -> Result<(), String> {
-    let ctx = req.context;
-    if ctx.tenant.is_empty() {
-        return Err("the request context has no tenant".into());
-    }
-    if !policy.envs.is_empty() && !policy.envs.contains(&ctx.env) {
-        return Err(format!("unknown env `{}`", ctx.env));
-    }
-    for f in &policy.context {
-        match ctx.fields.get(&f.name).filter(|v| !v.is_null()) {
-            None if f.optional => {}
-            None => return Err(format!("the request context has no `{}`", f.name)),
-            Some(v) => schema::value(v, &f.ty, &f.name)
-                .map_err(|e| format!("context {}", e.replace("argument", "field")))?,
-        }
-    }
-    Ok(())
 }
 
 fn condition(r: &ir::Rule, req: &Request<'_>) -> Result<bool, EvalError> {

@@ -1,8 +1,29 @@
 //! Arguments against a tool's declared schema: unknown, missing and
 //! mistyped fields are errors that name the field.
 
+use crate::request::Context;
 use serde_json::Value as Json;
 use toolgate_check::ir;
+
+/// Checks the trusted context: a tenant, a declared env (when `envs` are
+/// declared), and every declared field present (unless optional) and typed.
+pub fn context(envs: &[String], fields: &[ir::Field], ctx: &Context) -> Result<(), String> {
+    if ctx.tenant.is_empty() {
+        return Err("the request context has no tenant".into());
+    }
+    if !envs.is_empty() && !envs.contains(&ctx.env) {
+        return Err(format!("unknown env `{}`", ctx.env));
+    }
+    for f in fields {
+        match ctx.fields.get(&f.name).filter(|v| !v.is_null()) {
+            None if f.optional => {}
+            None => return Err(format!("the request context has no `{}`", f.name)),
+            Some(v) => value(v, &f.ty, &f.name)
+                .map_err(|e| format!("context {}", e.replace("argument", "field")))?,
+        }
+    }
+    Ok(())
+}
 
 /// Checks `args` against `schema`; the error says which field and why.
 /// The common case (arguments that conform) allocates nothing: the message

@@ -166,7 +166,7 @@ impl Table {
         let Some(&tool) = self.tools.get(req.tool) else {
             return Decision::deny(format!("undeclared tool `{}`", req.tool), None);
         };
-        if let Err(why) = self.check_context(req) {
+        if let Err(why) = schema::context(&self.envs, &self.context, req.context) {
             return Decision::deny(why, None);
         }
         let info = &self.tool_info[tool as usize];
@@ -247,26 +247,6 @@ impl Table {
                 .is_none_or(|c| c.truth(scope).unwrap_or(false))
         };
         CellOutcome::Granted(cell.grants.iter().filter(holds).copied().collect())
-    }
-
-    /// The context must give every declared, non-optional field, with its type.
-    fn check_context(&self, req: &Request<'_>) -> Result<(), String> {
-        let ctx = req.context;
-        if ctx.tenant.is_empty() {
-            return Err("the request context has no tenant".into());
-        }
-        if !self.envs.is_empty() && !self.envs.contains(&ctx.env) {
-            return Err(format!("unknown env `{}`", ctx.env));
-        }
-        for f in &self.context {
-            match ctx.fields.get(&f.name).filter(|v| !v.is_null()) {
-                None if f.optional => {}
-                None => return Err(format!("the request context has no `{}`", f.name)),
-                Some(v) => schema::value(v, &f.ty, &f.name)
-                    .map_err(|e| format!("context {}", e.replace("argument", "field")))?,
-            }
-        }
-        Ok(())
     }
 }
 
