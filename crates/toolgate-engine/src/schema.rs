@@ -36,16 +36,24 @@ pub fn check(args: &Json, schema: &[ir::Field]) -> Result<(), String> {
     Err("the arguments do not match the tool's schema".into())
 }
 
-/// Whether `args` conforms to `fields` (the same rules as `record`, without messages).
+/// Whether `args` conforms to `fields` (the same rules as `record`, without
+/// messages). One pass over the given fields, each found by a linear search of
+/// the (short) schema; no map lookups.
 fn conforms(value: &Json, fields: &[ir::Field]) -> bool {
     let Json::Object(map) = value else {
         return false;
     };
-    map.keys().all(|k| fields.iter().any(|f| f.name == *k))
-        && fields.iter().all(|f| match map.get(&f.name) {
-            None => f.optional,
-            Some(v) => conforms_type(v, &f.ty),
-        })
+    let mut required_seen = 0;
+    for (key, v) in map {
+        let Some(f) = fields.iter().find(|f| f.name == *key) else {
+            return false;
+        };
+        if !conforms_type(v, &f.ty) {
+            return false;
+        }
+        required_seen += usize::from(!f.optional);
+    }
+    required_seen == fields.iter().filter(|f| !f.optional).count()
 }
 
 fn conforms_type(v: &Json, ty: &ir::Type) -> bool {
@@ -131,8 +139,18 @@ fn type_name(ty: &ir::Type) -> String {
         ir::Type::String => "a string".into(),
         ir::Type::Int => "an integer".into(),
         ir::Type::Bool => "a boolean".into(),
-        ir::Type::List(inner) => format!("a list of {}", type_name(inner)),
+        ir::Type::List(inner) => format!("a list of {}", plural(inner)),
         ir::Type::Record(_) => "an object".into(),
+    }
+}
+
+fn plural(ty: &ir::Type) -> &'static str {
+    match ty {
+        ir::Type::String => "strings",
+        ir::Type::Int => "integers",
+        ir::Type::Bool => "booleans",
+        ir::Type::List(_) => "lists",
+        ir::Type::Record(_) => "objects",
     }
 }
 
@@ -145,5 +163,105 @@ fn kind(v: &Json) -> &'static str {
         Json::String(_) => "a string",
         Json::Array(_) => "a list",
         Json::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{check, conforms, record};
+    use proptest::prelude::*;
+    use serde_json::{json, Value as Json};
+    use toolgate_check::ir::{Field, Type};
+
+    fn field(name: &str, optional: bool, ty: Type) -> Field {
+        Field {
+            name: name.into(),
+            optional,
+            ty,
+        }
+    }
+
+    fn schema() -> Vec<Field> {
+        vec![
+            field("to", false, Type::String),
+            field("amount", false, Type::Int),
+            field("tags", true, Type::List(Box::new(Type::String))),
+            field(
+                "meta",
+                true,
+                Type::Record(vec![field("urgent", false, Type::Bool)]),
+            ),
+        ]
+    }
+
+    #[test]
+    fn schema_errors_name_the_field() {
+        let s = schema();
+        assert_eq!(check(&json!({"to": "x", "amount": 5}), &s), Ok(()));
+        assert_eq!(
+            check(
+                &json!({"to": "x", "amount": 5, "tags": ["a"], "meta": {"urgent": true}}),
+                &s
+            ),
+            Ok(())
+        );
+        let err = |v: Json| check(&v, &s).expect_err("does not conform");
+        assert_eq!(err(json!({"to": "x"})), "missing argument `amount`");
+        assert_eq!(
+            err(json!({"to": "x", "amount": 5, "tenant_id": "t"})),
+            "unknown argument `tenant_id`"
+        );
+        assert_eq!(
+            err(json!({"to": "x", "amount": 2.5})),
+            "argument `amount` must be an integer, got a number that is not a 64-bit integer"
+        );
+        assert_eq!(
+            err(json!({"to": null, "amount": 1})),
+            "argument `to` must be a string, got null"
+        );
+        assert_eq!(
+            err(json!({"to": "x", "amount": 1, "tags": ["a", 3]})),
+            "argument `tags[1]` must be a string, got an integer"
+        );
+        assert_eq!(
+            err(json!({"to": "x", "amount": 1, "meta": {"urgent": true, "x": 1}})),
+            "unknown argument `meta.x`"
+        );
+        assert_eq!(
+            err(json!({"to": "x", "amount": 1, "tags": null})),
+            "argument `tags` must be a list of strings, got null"
+        );
+        assert_eq!(
+            err(json!(["to"])),
+            "the arguments must be an object, got a list"
+        );
+    }
+
+    fn json_value() -> impl Strategy<Value = Json> {
+        let leaf = prop_oneof![
+            Just(Json::Null),
+            any::<bool>().prop_map(Json::Bool),
+            any::<i64>().prop_map(|i| json!(i)),
+            Just(json!(1.5)),
+            "[a-z]{0,3}".prop_map(Json::String),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            let key = prop::sample::select(vec!["to", "amount", "tags", "meta", "urgent", "x"]);
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(Json::Array),
+                prop::collection::btree_map(key, inner, 0..5).prop_map(|m| Json::Object(
+                    m.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+                )),
+            ]
+        })
+    }
+
+    proptest! {
+        /// The fast check and the one that explains agree on every value.
+        #[test]
+        fn fast_check_agrees_with_the_explaining_check(v in json_value()) {
+            let s = schema();
+            prop_assert_eq!(conforms(&v, &s), record(&v, &s, "").is_ok());
+        }
     }
 }
