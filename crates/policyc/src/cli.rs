@@ -21,6 +21,18 @@ pub(crate) enum Command {
     Eval(EvalArgs),
     /// Show, for one request, every rule considered and why it matched or not.
     Explain(ExplainArgs),
+    /// Audit journal tools.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Check an audit journal's hash chain; report the first broken record (exit 1) or the head.
+    Verify {
+        /// The journal (JSON Lines).
+        log: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

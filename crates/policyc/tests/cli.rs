@@ -341,3 +341,45 @@ fn eval_refuses_a_policy_with_errors() {
         run.stderr
     );
 }
+
+#[test]
+fn audit_verify_reports_the_head_or_the_first_broken_record() {
+    use toolgate_runtime::journal::{sha256_hex, GENESIS};
+    let dir = scratch("audit_verify");
+    let mut prev = GENESIS.to_string();
+    let mut text = String::new();
+    for seq in 1..=3 {
+        let line =
+            format!(r#"{{"seq":{seq},"ts_ms":0,"kind":"test","prev":"{prev}","body":{{}}}}"#);
+        prev = sha256_hex(line.as_bytes());
+        text.push_str(&line);
+        text.push('\n');
+    }
+    write(&dir, "ok.jsonl", &text);
+    let ok = policyc(&dir, &["audit", "verify", "ok.jsonl"]);
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    assert_eq!(
+        ok.stdout.trim(),
+        format!("ok: 3 records, head seq 3 sha256 {prev}")
+    );
+    write(
+        &dir,
+        "tampered.jsonl",
+        text.replacen("\"kind\":\"test\"", "\"kind\":\"tset\"", 1),
+    );
+    let tampered = policyc(&dir, &["audit", "verify", "tampered.jsonl"]);
+    assert_eq!(tampered.code, 1);
+    assert!(
+        tampered.stderr.contains("line 2: hash chain broken"),
+        "{}",
+        tampered.stderr
+    );
+    write(&dir, "torn.jsonl", &text[..text.len() - 5]);
+    let torn = policyc(&dir, &["audit", "verify", "torn.jsonl"]);
+    assert_eq!(torn.code, 1);
+    assert!(
+        torn.stderr.contains("line 3: torn last record"),
+        "{}",
+        torn.stderr
+    );
+}
