@@ -1,11 +1,16 @@
 //! Runtime stage of Toolgate: decisions -> enforcement, with a tamper-evident
 //! audit journal. This is the only async crate.
 //!
-//! Built so far: the audit journal ([`journal`]): append-only JSON Lines, a
-//! SHA-256 hash chain, group commit with a configurable fsync policy, and
-//! verification that reports the first broken record and a torn last line.
-//! The gateway (approvals, budgets, kill switch, credentials) is not built yet.
+//! - [`gateway::Gateway`]: decides each proposed call with the engine and
+//!   enforces it: deny, run within a budget, or hold for human approval with
+//!   single-use tokens bound to the exact request; a kill switch stops writes.
+//! - [`store`]: the gateway's state behind a trait (budget windows, approvals,
+//!   tokens, kill switch).
+//! - [`journal`]: the audit journal: append-only JSON Lines, a SHA-256 hash
+//!   chain, group commit with a configurable fsync policy, verification.
 
 #![deny(missing_docs)]
 
+pub mod gateway;
 pub mod journal;
+pub mod store;

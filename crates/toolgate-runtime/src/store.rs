@@ -1,0 +1,155 @@
+//! Gateway state behind a trait: budget windows, pending approvals, issued
+//! tokens, the kill switch. Every operation is atomic on its own, so a shared
+//! store (one process's `MemoryStore` today; Redis later) can serve several
+//! gateways. The journal records every change, so a `MemoryStore` is rebuilt
+//! from it on restart (`Gateway::open`).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Mutex;
+
+/// What an approval must be bound to: the exact request.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Binding {
+    /// The agent.
+    pub agent: String,
+    /// The tool.
+    pub tool: String,
+    /// SHA-256 of the canonical JSON of the arguments.
+    pub args_digest: String,
+    /// The tenant.
+    pub tenant: String,
+    /// The env.
+    pub env: String,
+}
+
+/// A call waiting for approval.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pending {
+    /// The approval id (the call id).
+    pub id: String,
+    /// What it approves.
+    pub binding: Binding,
+    /// The group approvers must belong to, if any.
+    pub group: Option<String>,
+    /// Distinct approvers needed.
+    pub count: u32,
+    /// When the request for approval expires (ms), if it does.
+    pub expires_at: Option<u64>,
+    /// Who approved so far (name, reason).
+    pub approvals: Vec<(String, String)>,
+    /// Rejected (by whom, why).
+    pub rejected: Option<(String, String)>,
+}
+
+/// The gateway's state operations.
+pub trait Store: Send + Sync {
+    /// Takes one unit of the budget `key` if fewer than `limit` were taken in
+    /// the `window_ms` before `now`; returns whether it did.
+    fn consume(&self, key: &str, limit: u64, window_ms: u64, now: u64) -> bool;
+    /// Records a pending approval.
+    fn put_pending(&self, p: Pending);
+    /// Runs `f` on a pending approval atomically; `None` if there is none.
+    fn with_pending(&self, id: &str, f: &mut dyn FnMut(&mut Pending)) -> Option<Pending>;
+    /// Issues a single-use token.
+    fn issue_token(&self, token: &str, binding: Binding, expires_at: u64);
+    /// Uses a token for `binding` at `now`: it must exist, match, be unused and unexpired.
+    fn use_token(&self, token: &str, binding: &Binding, now: u64) -> Result<(), &'static str>;
+    /// Engages or releases the kill switch, globally (`None`) or for a tenant.
+    fn set_kill_switch(&self, tenant: Option<&str>, engaged: bool);
+    /// Whether writes are stopped for this tenant.
+    fn killed(&self, tenant: &str) -> bool;
+}
+
+#[derive(Default)]
+struct State {
+    windows: HashMap<String, VecDeque<u64>>,
+    pending: HashMap<String, Pending>,
+    tokens: HashMap<String, (Binding, u64, bool)>,
+    kill_all: bool,
+    kill_tenants: HashSet<String>,
+}
+
+/// The state in this process's memory.
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+impl MemoryStore {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave a half-made change
+        // (every change below is a single insert or update), so recover it.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Store for MemoryStore {
+    fn consume(&self, key: &str, limit: u64, window_ms: u64, now: u64) -> bool {
+        let mut s = self.state();
+        let window = s.windows.entry(key.to_string()).or_default();
+        while window.front().is_some_and(|t| t + window_ms <= now) {
+            window.pop_front();
+        }
+        if (window.len() as u64) < limit {
+            window.push_back(now);
+            true
+        } else {
+            false
+        }
+    }
+
+    fn put_pending(&self, p: Pending) {
+        self.state().pending.insert(p.id.clone(), p);
+    }
+
+    fn with_pending(&self, id: &str, f: &mut dyn FnMut(&mut Pending)) -> Option<Pending> {
+        let mut s = self.state();
+        let p = s.pending.get_mut(id)?;
+        f(p);
+        Some(p.clone())
+    }
+
+    fn issue_token(&self, token: &str, binding: Binding, expires_at: u64) {
+        self.state()
+            .tokens
+            .insert(token.to_string(), (binding, expires_at, false));
+    }
+
+    fn use_token(&self, token: &str, binding: &Binding, now: u64) -> Result<(), &'static str> {
+        let mut s = self.state();
+        let Some((bound, expires_at, used)) = s.tokens.get_mut(token) else {
+            return Err("unknown token");
+        };
+        if *used {
+            return Err("token already used");
+        }
+        if now >= *expires_at {
+            return Err("token expired");
+        }
+        if bound != binding {
+            return Err("token is bound to another request");
+        }
+        *used = true;
+        Ok(())
+    }
+
+    fn set_kill_switch(&self, tenant: Option<&str>, engaged: bool) {
+        let mut s = self.state();
+        match (tenant, engaged) {
+            (None, e) => s.kill_all = e,
+            (Some(t), true) => {
+                s.kill_tenants.insert(t.to_string());
+            }
+            (Some(t), false) => {
+                s.kill_tenants.remove(t);
+            }
+        }
+    }
+
+    fn killed(&self, tenant: &str) -> bool {
+        let s = self.state();
+        s.kill_all || s.kill_tenants.contains(tenant)
+    }
+}

@@ -1,0 +1,450 @@
+//! The gateway's guarantees: budgets hold under concurrency, a token executes
+//! once, every way of misusing an approval is refused and journaled, and no
+//! argument content reaches the credential scope.
+
+#![expect(clippy::expect_used, reason = "test helpers fail loudly")]
+
+use proptest::prelude::*;
+use serde_json::{json, Value as Json};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use toolgate_engine::{Context, Engine};
+use toolgate_runtime::gateway::{
+    Approver, Call, CallOutcome, Clock, CredentialProvider, Gateway, GatewayError, ManualClock,
+    ToolExecutor,
+};
+use toolgate_runtime::journal::{self, Fsync, Journal};
+use toolgate_runtime::store::MemoryStore;
+
+/// The scope of every credential load, in order.
+type Scopes = Arc<Mutex<Vec<Vec<(String, Json)>>>>;
+
+#[derive(Clone, Default)]
+struct Creds(Scopes);
+
+impl CredentialProvider for Creds {
+    fn load(&self, tool: &str, scope: &[(String, Json)]) -> Result<Json, String> {
+        self.0.lock().expect("lock").push(scope.to_vec());
+        Ok(json!({ "token-for": tool }))
+    }
+}
+
+#[derive(Clone, Default)]
+struct Exec(Arc<AtomicUsize>);
+
+impl ToolExecutor for Exec {
+    async fn execute(&self, _tool: &str, _args: &Json, _creds: &Json) -> Result<Json, String> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(json!({ "ok": true }))
+    }
+}
+
+struct Setup {
+    gateway: Arc<Gateway<Creds, Exec>>,
+    clock: Arc<ManualClock>,
+    creds: Creds,
+    executed: Arc<AtomicUsize>,
+    journal: PathBuf,
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("gateway")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir.join("audit.jsonl")
+}
+
+async fn setup(name: &str, policy_text: &str) -> Setup {
+    let parsed = toolgate_syntax::parse(policy_text);
+    let policy = toolgate_check::check(&parsed.file, policy_text)
+        .policy
+        .expect("test policy checks");
+    let engine = Arc::new(Engine::new(&policy, "test.policy").expect("compiles"));
+    let path = scratch(name);
+    let (journal, _) = Journal::open(&path, Fsync::Never, Vec::new()).expect("journal");
+    let clock = Arc::new(ManualClock::default());
+    clock.set(1_800_000_000_000);
+    let creds = Creds::default();
+    let exec = Exec::default();
+    let executed = exec.0.clone();
+    let store = Arc::new(MemoryStore::default());
+    let clock_dyn: Arc<dyn Clock> = clock.clone();
+    let gateway = Gateway::new(
+        engine,
+        &policy,
+        policy_text,
+        journal,
+        store,
+        clock_dyn,
+        creds.clone(),
+        exec,
+    )
+    .await
+    .expect("gateway");
+    Setup {
+        gateway: Arc::new(gateway),
+        clock,
+        creds,
+        executed,
+        journal: path,
+    }
+}
+
+fn ctx(tenant: &str, env: &str) -> Context {
+    let mut c = Context {
+        tenant: tenant.into(),
+        env: env.into(),
+        ..Default::default()
+    };
+    c.fields.insert("account_id".into(), json!("A1"));
+    c
+}
+
+fn call(id: &str, agent: &str, tool: &str, args: Json, context: Context) -> Call {
+    Call {
+        id: id.into(),
+        agent: agent.into(),
+        tool: tool.into(),
+        args,
+        context,
+    }
+}
+
+fn lead(name: &str) -> Approver {
+    Approver {
+        name: name.into(),
+        groups: vec!["support-leads".into()],
+    }
+}
+
+fn journal_kinds(path: &Path) -> Vec<String> {
+    let verified = journal::verify_file(path)
+        .expect("readable")
+        .expect("the journal verifies");
+    verified
+        .lines
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<Json>(l).expect("JSON")["kind"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect()
+}
+
+const SUPPORT_DESK: &str = include_str!("../../../policies/support-desk.policy");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_tasks_racing_on_one_budget_never_exceed_it() {
+    let policy = "tool t.close write;\nwrites enabled;\nagent bot {\n  write t.close auto-approve limit 5 per hour;\n}\n";
+    let s = setup("budget_race", policy).await;
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let g = s.gateway.clone();
+        tasks.push(tokio::spawn(async move {
+            g.call(&call(
+                &format!("c{i}"),
+                "bot",
+                "t.close",
+                json!({}),
+                ctx("acme", "prod"),
+            ))
+            .await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        if matches!(t.await.expect("task"), Ok(CallOutcome::Executed(_))) {
+            ok += 1;
+        }
+    }
+    assert_eq!((ok, s.executed.load(Ordering::SeqCst)), (5, 5));
+    // The window slides: an hour later the budget has room again.
+    s.clock.set(1_800_000_000_000 + 3_600_000);
+    let again = s
+        .gateway
+        .call(&call(
+            "later",
+            "bot",
+            "t.close",
+            json!({}),
+            ctx("acme", "prod"),
+        ))
+        .await;
+    assert!(matches!(again, Ok(CallOutcome::Executed(_))), "{again:?}");
+    // Another tenant has its own budget.
+    let other = s
+        .gateway
+        .call(&call(
+            "other",
+            "bot",
+            "t.close",
+            json!({}),
+            ctx("globex", "prod"),
+        ))
+        .await;
+    assert!(matches!(other, Ok(CallOutcome::Executed(_))), "{other:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn budget_exhaustion_falls_back_to_approval() {
+    let s = setup("fallback", SUPPORT_DESK).await;
+    let mut outcomes = Vec::new();
+    for i in 0..12 {
+        let args = json!({ "account_id": "A1", "ticket_id": format!("T-{i}") });
+        outcomes.push(
+            s.gateway
+                .call(&call(
+                    &format!("c{i}"),
+                    "support-bot",
+                    "ticket.close",
+                    args,
+                    ctx("acme", "dev"),
+                ))
+                .await,
+        );
+    }
+    let executed = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(CallOutcome::Executed(_))))
+        .count();
+    let pending = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(CallOutcome::Pending(_))))
+        .count();
+    assert_eq!((executed, pending), (10, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_executions_racing_on_one_token_execute_once() {
+    let s = setup("token_race", SUPPORT_DESK).await;
+    let c = call(
+        "c1",
+        "support-bot",
+        "ticket.close",
+        json!({ "account_id": "A1", "ticket_id": "T-1" }),
+        ctx("acme", "prod"),
+    );
+    assert_eq!(
+        s.gateway.call(&c).await.expect("held"),
+        CallOutcome::Pending("c1".into())
+    );
+    let token = s
+        .gateway
+        .approve("c1", &lead("lee"), "duplicate of T-0")
+        .await
+        .expect("approved")
+        .expect("token");
+    let (g1, g2, c1, c2, t1, t2) = (
+        s.gateway.clone(),
+        s.gateway.clone(),
+        c.clone(),
+        c.clone(),
+        token.clone(),
+        token,
+    );
+    let a = tokio::spawn(async move { g1.execute_approved(&c1, &t1).await });
+    let b = tokio::spawn(async move { g2.execute_approved(&c2, &t2).await });
+    let results = [a.await.expect("task"), b.await.expect("task")];
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    assert_eq!(s.executed.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_misuse_of_an_approval_is_refused_and_journaled() {
+    let s = setup("misuse", SUPPORT_DESK).await;
+    let args = json!({ "account_id": "A1", "ticket_id": "T-1" });
+    let c = call(
+        "c1",
+        "support-bot",
+        "ticket.close",
+        args.clone(),
+        ctx("acme", "prod"),
+    );
+    s.gateway.call(&c).await.expect("held");
+    let refused = |r: Result<Option<String>, GatewayError>| match r {
+        Err(GatewayError::Approval(why)) => why,
+        other => format!("not refused: {other:?}"),
+    };
+    let outsider = Approver {
+        name: "mallory".into(),
+        groups: vec!["sales".into()],
+    };
+    assert_eq!(
+        refused(s.gateway.approve("c1", &outsider, "looks fine").await),
+        "the approver is not in the required group"
+    );
+    let itself = Approver {
+        name: "support-bot".into(),
+        groups: vec!["support-leads".into()],
+    };
+    assert_eq!(
+        refused(s.gateway.approve("c1", &itself, "ignore rules").await),
+        "the agent cannot approve its own request"
+    );
+    assert_eq!(
+        refused(s.gateway.approve("c1", &lead("lee"), " ").await),
+        "a reason is required"
+    );
+    let token = s
+        .gateway
+        .approve("c1", &lead("lee"), "verified duplicate")
+        .await
+        .expect("ok")
+        .expect("token");
+    // A token for altered arguments, another tenant, or a second time.
+    let altered = call(
+        "c1",
+        "support-bot",
+        "ticket.close",
+        json!({ "account_id": "A1", "ticket_id": "T-999" }),
+        ctx("acme", "prod"),
+    );
+    assert!(
+        matches!(s.gateway.execute_approved(&altered, &token).await, Err(GatewayError::Token(w)) if w.contains("another request"))
+    );
+    let other_tenant = call(
+        "c1",
+        "support-bot",
+        "ticket.close",
+        args.clone(),
+        ctx("globex", "prod"),
+    );
+    assert!(matches!(
+        s.gateway.execute_approved(&other_tenant, &token).await,
+        Err(GatewayError::Token(_))
+    ));
+    // While the kill switch is engaged, even an approved write is refused.
+    s.gateway
+        .kill_switch(Some("acme"), true, "oncall", "incident")
+        .await
+        .expect("engaged");
+    assert!(
+        matches!(s.gateway.execute_approved(&c, &token).await, Err(GatewayError::Token(w)) if w.contains("kill switch"))
+    );
+    s.gateway
+        .kill_switch(Some("acme"), false, "oncall", "resolved")
+        .await
+        .expect("released");
+    s.gateway
+        .execute_approved(&c, &token)
+        .await
+        .expect("the right call runs once");
+    assert!(
+        matches!(s.gateway.execute_approved(&c, &token).await, Err(GatewayError::Token(w)) if w.contains("already used"))
+    );
+    // An expired token.
+    let c2 = call(
+        "c2",
+        "support-bot",
+        "ticket.close",
+        json!({ "account_id": "A1", "ticket_id": "T-2" }),
+        ctx("acme", "prod"),
+    );
+    s.gateway.call(&c2).await.expect("held");
+    let token2 = s
+        .gateway
+        .approve("c2", &lead("kim"), "duplicate")
+        .await
+        .expect("ok")
+        .expect("token");
+    s.clock.set(1_800_000_000_000 + 16 * 60 * 1000);
+    assert!(
+        matches!(s.gateway.execute_approved(&c2, &token2).await, Err(GatewayError::Token(w)) if w.contains("expired"))
+    );
+    assert_eq!(s.executed.load(Ordering::SeqCst), 1);
+    let kinds = journal_kinds(&s.journal);
+    let count = |k: &str| kinds.iter().filter(|x| *x == k).count();
+    assert_eq!(
+        (
+            count("approval_refused"),
+            count("token_refused"),
+            count("kill_switch")
+        ),
+        (3, 5, 2),
+        "{kinds:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_approvals_need_two_distinct_approvers() {
+    let policy = "tool db.fix write;\nwrites enabled;\nagent ops {\n  write db.fix require 2 approvals from \"dba\";\n}\n";
+    let s = setup("two_approvers", policy).await;
+    s.gateway
+        .call(&call("c1", "ops", "db.fix", json!({}), ctx("acme", "prod")))
+        .await
+        .expect("held");
+    let dba = |n: &str| Approver {
+        name: n.into(),
+        groups: vec!["dba".into()],
+    };
+    assert_eq!(
+        s.gateway
+            .approve("c1", &dba("ana"), "checked")
+            .await
+            .expect("first"),
+        None
+    );
+    assert!(
+        matches!(s.gateway.approve("c1", &dba("ana"), "again").await, Err(GatewayError::Approval(w)) if w.contains("twice"))
+    );
+    assert!(s
+        .gateway
+        .approve("c1", &dba("bo"), "checked too")
+        .await
+        .expect("second")
+        .is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_call_runs_nothing_and_is_journaled_first() {
+    let s = setup("denied", SUPPORT_DESK).await;
+    let r = s
+        .gateway
+        .call(&call(
+            "c1",
+            "support-bot",
+            "db.write",
+            json!({}),
+            ctx("acme", "prod"),
+        ))
+        .await;
+    assert!(
+        matches!(r, Err(GatewayError::Denied { ref reason, .. }) if reason == "support agents never touch the database")
+    );
+    assert_eq!(s.executed.load(Ordering::SeqCst), 0);
+    assert_eq!(journal_kinds(&s.journal), ["policy_load", "decision"]);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Whatever the arguments say, credentials are scoped by the context (or,
+    /// when the policy's tenant guard denies the call, not loaded at all).
+    #[test]
+    fn no_argument_reaches_the_credential_scope(
+        tenant in "[a-z]{1,6}",
+        env in prop::sample::select(vec!["dev", "staging", "prod"]),
+        evil in prop::collection::btree_map("(tenant|env|tenant_id|account_id|ctx|scope)", "[a-z]{0,6}", 0..6),
+    ) {
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        let (scopes, ran) = rt.block_on(async {
+            let s = setup(&format!("scope-{}", std::process::id()), SUPPORT_DESK).await;
+            let args = Json::Object(evil.iter().map(|(k, v)| (k.clone(), json!(v))).collect());
+            let r = s.gateway.call(&call("c", "support-bot", "kb.read", args, ctx(&tenant, env))).await;
+            let scopes = s.creds.0.lock().expect("lock").clone();
+            (scopes, r.is_ok())
+        });
+        if ran {
+            prop_assert_eq!(scopes, vec![vec![("tenant".to_string(), json!(tenant)), ("env".to_string(), json!(env))]]);
+        } else {
+            // Denied (a `tenant_id` naming another tenant): no credentials were loaded at all.
+            prop_assert!(evil.get("tenant_id").is_some_and(|t| *t != tenant));
+            prop_assert!(scopes.is_empty());
+        }
+    }
+}
