@@ -21,9 +21,23 @@ pub(crate) enum Command {
     Eval(EvalArgs),
     /// Show, for one request, every rule considered and why it matched or not.
     Explain(ExplainArgs),
+    /// Run a recorded trace through the full gateway with a simulated clock.
+    Replay(ReplayArgs),
     /// Audit journal tools.
     #[command(subcommand)]
     Audit(AuditCommand),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ReplayArgs {
+    /// The policy file.
+    pub policy: PathBuf,
+    /// The trace: JSON Lines of calls and events (approve, reject, kill_switch).
+    #[arg(long)]
+    pub trace: PathBuf,
+    /// Where to write the audit journal of the replay (default: a temporary file, removed after).
+    #[arg(long)]
+    pub audit: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

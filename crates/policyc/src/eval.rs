@@ -9,14 +9,14 @@ use toolgate_check::ir;
 use toolgate_engine::{Engine, OwnedRequest, Verdict};
 
 /// A policy that checked clean, with its text.
-struct Loaded {
-    policy: ir::Policy,
-    src: String,
-    file: String,
+pub(crate) struct Loaded {
+    pub policy: ir::Policy,
+    pub src: String,
+    pub file: String,
 }
 
 /// Reads, parses and checks a policy; renders its errors and fails when it has any.
-fn load(path: &Path) -> Result<Loaded, Exit> {
+pub(crate) fn load(path: &Path) -> Result<Loaded, Exit> {
     let bytes = std::fs::read(path).map_err(|e| {
         eprintln!("error: cannot read `{}`: {e}", path.display());
         Exit::Usage
@@ -47,7 +47,7 @@ fn load(path: &Path) -> Result<Loaded, Exit> {
     })
 }
 
-fn engine(loaded: &Loaded) -> Result<Engine, Exit> {
+pub(crate) fn engine(loaded: &Loaded) -> Result<Engine, Exit> {
     Engine::new(&loaded.policy, &loaded.file).map_err(|e| {
         eprintln!("error: {e}");
         Exit::Usage

@@ -7,6 +7,7 @@ mod diag;
 mod eval;
 mod files;
 mod fmt;
+mod replay;
 
 use clap::Parser as _;
 use std::process::{ExitCode, Termination};
@@ -65,6 +66,7 @@ fn main() -> Exit {
         cli::Command::Fmt(args) => fmt::run(&args),
         cli::Command::Eval(args) => eval::run(&args),
         cli::Command::Explain(args) => eval::explain(&args),
+        cli::Command::Replay(args) => replay::run(&args),
         cli::Command::Audit(cli::AuditCommand::Verify { log }) => audit_verify(&log),
     }
 }

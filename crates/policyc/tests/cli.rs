@@ -383,3 +383,86 @@ fn audit_verify_reports_the_head_or_the_first_broken_record() {
         torn.stderr
     );
 }
+
+#[test]
+fn replaying_the_incident_shows_the_budget_holding() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = scratch("replay");
+    let audit = dir.join("audit.jsonl");
+    let audit_arg = audit.display().to_string();
+    let run = policyc(
+        &root,
+        &[
+            "replay",
+            "policies/support-desk.policy",
+            "--trace",
+            "policies/traces/support-incident.jsonl",
+            "--audit",
+            &audit_arg,
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    assert_eq!(lines.len(), 42, "one line per call and a summary");
+    let outcomes = &lines[41]["summary"]["outcomes"];
+    assert_eq!(
+        outcomes["executed"], 10,
+        "at most the budget's worth closed without a human: {outcomes}"
+    );
+    assert_eq!(outcomes["approved_executed"], 2);
+    let total: u64 = outcomes
+        .as_object()
+        .expect("object")
+        .values()
+        .filter_map(serde_json::Value::as_u64)
+        .sum();
+    assert_eq!(total, 41);
+    assert_eq!(lines[0]["rule"], "policies/support-desk.policy:28:3");
+    let verify = policyc(&root, &["audit", "verify", &audit_arg]);
+    assert_eq!(verify.code, 0, "{}", verify.stderr);
+}
+
+#[test]
+fn a_bad_trace_line_is_reported_and_the_replay_goes_on() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = scratch("replay_bad");
+    let trace = dir.join("trace.jsonl");
+    let good = r#"{"at": "2026-11-21T10:00:00Z", "id": "c1", "agent": "support-bot", "tool": "kb.read", "args": {}, "context": {"tenant": "acme", "env": "prod", "account_id": "A1"}}"#;
+    std::fs::write(
+        &trace,
+        format!(
+            "{good}\n{{\"at\": \"yesterday\"}}\nnot json\n{}\n",
+            good.replace("c1", "c2")
+        ),
+    )
+    .expect("write");
+    let trace_arg = trace.display().to_string();
+    let run = policyc(
+        &root,
+        &[
+            "replay",
+            "policies/support-desk.policy",
+            "--trace",
+            &trace_arg,
+        ],
+    );
+    assert_eq!(run.code, 1);
+    let lines: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    assert_eq!(lines[0]["line"], 2);
+    assert!(lines[0]["error"]
+        .as_str()
+        .is_some_and(|e| e.contains("RFC 3339")));
+    assert_eq!(lines[1]["line"], 3);
+    assert_eq!(
+        (lines[2]["outcome"].as_str(), lines[3]["outcome"].as_str()),
+        (Some("executed"), Some("executed"))
+    );
+}

@@ -89,10 +89,22 @@ pub struct Approver {
 /// What became of a call.
 #[derive(Clone, Debug, PartialEq)]
 pub enum CallOutcome {
-    /// The tool ran; its output.
-    Executed(Json),
-    /// Waiting for approval; approve it with this id.
-    Pending(String),
+    /// The tool ran.
+    Executed {
+        /// Its output.
+        output: Json,
+        /// The granting rule (`file:line:column`).
+        rule: Option<String>,
+    },
+    /// Waiting for approval.
+    Pending {
+        /// Approve it with this id (the call's id).
+        id: String,
+        /// The rule that requires the approval (`file:line:column`).
+        rule: Option<String>,
+        /// When the request for approval expires (ms since the epoch), if it does.
+        expires_at: Option<u64>,
+    },
 }
 
 /// Why the gateway refused.
@@ -290,11 +302,10 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             });
         }
         if decision.outcome == Outcome::ApprovalRequired {
-            return self.hold(call, b, &decision, now).await;
+            return self.hold(call, b, &decision, now, rule).await;
         }
-        self.execute(call, &req, &decision)
-            .await
-            .map(CallOutcome::Executed)
+        let output = self.execute(call, &req, &decision).await?;
+        Ok(CallOutcome::Executed { output, rule })
     }
 
     async fn hold(
@@ -303,6 +314,7 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         b: Binding,
         d: &Decision<'_>,
         now: u64,
+        rule: Option<String>,
     ) -> Result<CallOutcome, GatewayError> {
         let (group, count, expires) = match d.approval {
             Some(toolgate_check::ir::Approval::Human {
@@ -331,7 +343,11 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         )
         .await?;
         self.store.put_pending(pending);
-        Ok(CallOutcome::Pending(call.id.clone()))
+        Ok(CallOutcome::Pending {
+            id: call.id.clone(),
+            rule,
+            expires_at: expires,
+        })
     }
 
     async fn execute(
@@ -417,7 +433,8 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         let expires_at = pending.expires_at.unwrap_or(now + 15 * 60 * 1000);
         self.record("token_issued", json!({ "call": id, "token_digest": sha256_hex(token.as_bytes()), "expires_at": expires_at }))
             .await?;
-        self.store.issue_token(&token, pending.binding, expires_at);
+        self.store
+            .issue_token(&sha256_hex(token.as_bytes()), pending.binding, expires_at);
         Ok(Some(token))
     }
 
@@ -449,7 +466,10 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
                 .await?;
             return Err(GatewayError::Token(why.into()));
         }
-        if let Err(why) = self.store.use_token(token, &b, self.clock.now_ms()) {
+        if let Err(why) =
+            self.store
+                .use_token(&sha256_hex(token.as_bytes()), &b, self.clock.now_ms())
+        {
             self.record("token_refused", json!({ "call": call.id, "why": why }))
                 .await?;
             return Err(GatewayError::Token(why.into()));

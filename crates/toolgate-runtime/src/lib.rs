@@ -11,6 +11,11 @@
 
 #![deny(missing_docs)]
 
+/// docs/runtime.md's Rust examples, compiled as doctests.
+#[doc = include_str!("../../../docs/runtime.md")]
+#[cfg(doctest)]
+pub struct RuntimeDocDoctests;
+
 pub mod gateway;
 pub mod journal;
 pub mod store;

@@ -50,10 +50,10 @@ pub trait Store: Send + Sync {
     fn put_pending(&self, p: Pending);
     /// Runs `f` on a pending approval atomically; `None` if there is none.
     fn with_pending(&self, id: &str, f: &mut dyn FnMut(&mut Pending)) -> Option<Pending>;
-    /// Issues a single-use token.
-    fn issue_token(&self, token: &str, binding: Binding, expires_at: u64);
-    /// Uses a token for `binding` at `now`: it must exist, match, be unused and unexpired.
-    fn use_token(&self, token: &str, binding: &Binding, now: u64) -> Result<(), &'static str>;
+    /// Issues a single-use token, known by its SHA-256 (the token itself is never stored).
+    fn issue_token(&self, digest: &str, binding: Binding, expires_at: u64);
+    /// Uses a token (by digest) for `binding` at `now`: it must exist, match, be unused and unexpired.
+    fn use_token(&self, digest: &str, binding: &Binding, now: u64) -> Result<(), &'static str>;
     /// Engages or releases the kill switch, globally (`None`) or for a tenant.
     fn set_kill_switch(&self, tenant: Option<&str>, engaged: bool);
     /// Whether writes are stopped for this tenant.
@@ -151,5 +151,78 @@ impl Store for MemoryStore {
     fn killed(&self, tenant: &str) -> bool {
         let s = self.state();
         s.kill_all || s.kill_tenants.contains(tenant)
+    }
+}
+
+/// Rebuilds a store from a journal's records (as `Journal::open` returns
+/// them), so that a restarted gateway has the same budget windows, pending
+/// approvals, tokens and kill switch as before: the journal is the only store
+/// of record. Records this function does not know are skipped.
+pub fn rebuild(store: &dyn Store, lines: &[String]) {
+    let mut bindings: HashMap<String, Binding> = HashMap::new();
+    for line in lines {
+        let Ok(r) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let b = &r["body"];
+        let text = |k: &str| b[k].as_str().unwrap_or_default().to_string();
+        let call = text("call");
+        match r["kind"].as_str().unwrap_or_default() {
+            "decision" => {
+                let binding = Binding {
+                    agent: text("agent"),
+                    tool: text("tool"),
+                    args_digest: text("args_digest"),
+                    tenant: text("tenant"),
+                    env: text("env"),
+                };
+                if let (Some(key), Some(at)) = (b["budget_key"].as_str(), b["at"].as_u64()) {
+                    // Re-enter the unit into its window; the window is pruned on the next use.
+                    store.consume(key, u64::MAX, u64::MAX / 2, at);
+                }
+                bindings.insert(call, binding);
+            }
+            "approval_requested" => {
+                if let Some(binding) = bindings.get(&call) {
+                    store.put_pending(Pending {
+                        id: call,
+                        binding: binding.clone(),
+                        group: b["group"].as_str().map(String::from),
+                        count: b["count"]
+                            .as_u64()
+                            .and_then(|c| u32::try_from(c).ok())
+                            .unwrap_or(1),
+                        expires_at: b["expires_at"].as_u64(),
+                        approvals: Vec::new(),
+                        rejected: None,
+                    });
+                }
+            }
+            "approval_granted" => {
+                store.with_pending(&call, &mut |p| {
+                    p.approvals.push((text("approver"), text("reason")))
+                });
+            }
+            "approval_rejected" => {
+                store.with_pending(&call, &mut |p| {
+                    p.rejected = Some((text("approver"), text("reason")))
+                });
+            }
+            "token_issued" => {
+                if let (Some(binding), Some(exp)) = (bindings.get(&call), b["expires_at"].as_u64())
+                {
+                    store.issue_token(&text("token_digest"), binding.clone(), exp);
+                }
+            }
+            "token_used" => {
+                if let Some(binding) = bindings.get(&call) {
+                    let _ = store.use_token(&text("token_digest"), binding, 0);
+                }
+            }
+            "kill_switch" => {
+                store.set_kill_switch(b["tenant"].as_str(), b["engaged"].as_bool().unwrap_or(true));
+            }
+            _ => {}
+        }
     }
 }

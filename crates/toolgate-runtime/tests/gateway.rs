@@ -158,7 +158,7 @@ async fn many_tasks_racing_on_one_budget_never_exceed_it() {
     }
     let mut ok = 0;
     for t in tasks {
-        if matches!(t.await.expect("task"), Ok(CallOutcome::Executed(_))) {
+        if matches!(t.await.expect("task"), Ok(CallOutcome::Executed { .. })) {
             ok += 1;
         }
     }
@@ -175,7 +175,10 @@ async fn many_tasks_racing_on_one_budget_never_exceed_it() {
             ctx("acme", "prod"),
         ))
         .await;
-    assert!(matches!(again, Ok(CallOutcome::Executed(_))), "{again:?}");
+    assert!(
+        matches!(again, Ok(CallOutcome::Executed { .. })),
+        "{again:?}"
+    );
     // Another tenant has its own budget.
     let other = s
         .gateway
@@ -187,7 +190,10 @@ async fn many_tasks_racing_on_one_budget_never_exceed_it() {
             ctx("globex", "prod"),
         ))
         .await;
-    assert!(matches!(other, Ok(CallOutcome::Executed(_))), "{other:?}");
+    assert!(
+        matches!(other, Ok(CallOutcome::Executed { .. })),
+        "{other:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -210,11 +216,11 @@ async fn budget_exhaustion_falls_back_to_approval() {
     }
     let executed = outcomes
         .iter()
-        .filter(|o| matches!(o, Ok(CallOutcome::Executed(_))))
+        .filter(|o| matches!(o, Ok(CallOutcome::Executed { .. })))
         .count();
     let pending = outcomes
         .iter()
-        .filter(|o| matches!(o, Ok(CallOutcome::Pending(_))))
+        .filter(|o| matches!(o, Ok(CallOutcome::Pending { .. })))
         .count();
     assert_eq!((executed, pending), (10, 2));
 }
@@ -229,9 +235,10 @@ async fn two_executions_racing_on_one_token_execute_once() {
         json!({ "account_id": "A1", "ticket_id": "T-1" }),
         ctx("acme", "prod"),
     );
-    assert_eq!(
-        s.gateway.call(&c).await.expect("held"),
-        CallOutcome::Pending("c1".into())
+    let held = s.gateway.call(&c).await.expect("held");
+    assert!(
+        matches!(held, CallOutcome::Pending { ref id, expires_at: Some(_), .. } if id == "c1"),
+        "{held:?}"
     );
     let token = s
         .gateway
@@ -447,4 +454,131 @@ proptest! {
             prop_assert!(scopes.is_empty());
         }
     }
+}
+
+/// A gateway over the journal at `path`, its state rebuilt from what is there.
+async fn reopen(
+    path: &Path,
+    policy_text: &str,
+    clock: Arc<ManualClock>,
+) -> (Gateway<Creds, Exec>, Arc<AtomicUsize>) {
+    let parsed = toolgate_syntax::parse(policy_text);
+    let policy = toolgate_check::check(&parsed.file, policy_text)
+        .policy
+        .expect("test policy checks");
+    let engine = Arc::new(Engine::new(&policy, "test.policy").expect("compiles"));
+    let (journal, opened) = Journal::open(path, Fsync::Always, Vec::new()).expect("journal");
+    let store = Arc::new(MemoryStore::default());
+    toolgate_runtime::store::rebuild(store.as_ref(), &opened.lines);
+    let exec = Exec::default();
+    let executed = exec.0.clone();
+    let clock_dyn: Arc<dyn Clock> = clock;
+    let g = Gateway::new(
+        engine,
+        &policy,
+        policy_text,
+        journal,
+        store,
+        clock_dyn,
+        Creds::default(),
+        exec,
+    )
+    .await
+    .expect("gateway");
+    (g, executed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_rebuilds_budgets_approvals_tokens_and_the_kill_switch() {
+    let policy = "tool t.close write;\ntool db.fix write;\nwrites enabled;\nagent bot {\n  \
+                  write t.close auto-approve limit 5 per hour;\n  write db.fix require 2 approvals from \"dba\";\n}\n";
+    let path = scratch("restart");
+    let clock = Arc::new(ManualClock::default());
+    clock.set(1_800_000_000_000);
+    let dba = |n: &str| Approver {
+        name: n.into(),
+        groups: vec!["dba".into()],
+    };
+    let fix = |id: &str| {
+        call(
+            id,
+            "bot",
+            "db.fix",
+            json!({ "id": id }),
+            ctx("acme", "prod"),
+        )
+    };
+    let token = {
+        let (g, _) = reopen(&path, policy, clock.clone()).await;
+        for i in 0..3 {
+            g.call(&call(
+                &format!("t{i}"),
+                "bot",
+                "t.close",
+                json!({}),
+                ctx("acme", "prod"),
+            ))
+            .await
+            .expect("within budget");
+        }
+        g.call(&fix("f1")).await.expect("held");
+        g.approve("f1", &dba("ana"), "looks right")
+            .await
+            .expect("first of two");
+        g.call(&fix("f2")).await.expect("held");
+        g.approve("f2", &dba("ana"), "ok").await.expect("first");
+        let token = g
+            .approve("f2", &dba("bo"), "ok")
+            .await
+            .expect("second")
+            .expect("token");
+        g.kill_switch(Some("globex"), true, "oncall", "incident at globex")
+            .await
+            .expect("engaged");
+        token
+    };
+    // A new gateway over the same journal: the same state.
+    let (g, executed) = reopen(&path, policy, clock.clone()).await;
+    let mut ok = 0;
+    for i in 3..8 {
+        if g.call(&call(
+            &format!("t{i}"),
+            "bot",
+            "t.close",
+            json!({}),
+            ctx("acme", "prod"),
+        ))
+        .await
+        .is_ok()
+        {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 2, "3 of the budget of 5 were used before the restart");
+    assert!(
+        matches!(g.approve("f1", &dba("ana"), "again").await, Err(GatewayError::Approval(w)) if w.contains("twice"))
+    );
+    assert!(g
+        .approve("f1", &dba("bo"), "ok")
+        .await
+        .expect("second approver")
+        .is_some());
+    g.execute_approved(&fix("f2"), &token)
+        .await
+        .expect("the token issued before the restart still works once");
+    assert!(g.execute_approved(&fix("f2"), &token).await.is_err());
+    let killed = g
+        .call(&call(
+            "k",
+            "bot",
+            "t.close",
+            json!({}),
+            ctx("globex", "prod"),
+        ))
+        .await;
+    assert!(
+        matches!(killed, Err(GatewayError::Denied { ref reason, .. }) if reason.contains("kill switch")),
+        "{killed:?}"
+    );
+    assert_eq!(executed.load(Ordering::SeqCst), 3);
 }
