@@ -177,6 +177,9 @@ pub struct Gateway<C, X> {
     credentials: C,
     executor: X,
     secret: (u64, u64),
+    /// Tokens of approvals completed in this process, for `wait_for_approval`.
+    ready: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    approved: tokio::sync::Notify,
 }
 
 impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
@@ -216,6 +219,8 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             credentials,
             executor,
             secret,
+            ready: std::sync::Mutex::new(std::collections::HashMap::new()),
+            approved: tokio::sync::Notify::new(),
         };
         g.record(
             "policy_load",
@@ -435,7 +440,39 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             .await?;
         self.store
             .issue_token(&sha256_hex(token.as_bytes()), pending.binding, expires_at);
+        self.ready
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_string(), token.clone());
+        self.approved.notify_waiters();
         Ok(Some(token))
+    }
+
+    /// Waits until the pending call `id` is fully approved (in this process)
+    /// and returns its token, or `None` when `timeout` passes first. The token
+    /// is handed out once; a second wait for the same call times out.
+    pub async fn wait_for_approval(
+        &self,
+        id: &str,
+        timeout: std::time::Duration,
+    ) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.approved.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(token) = self
+                .ready
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(id)
+            {
+                return Some(token);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return None;
+            }
+        }
     }
 
     /// Rejects a pending request (a reason is required).
@@ -460,6 +497,10 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
     /// call, be unused and unexpired, and writes must not be stopped.
     pub async fn execute_approved(&self, call: &Call, token: &str) -> Result<Json, GatewayError> {
         let b = binding(call);
+        self.ready
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&call.id);
         if self.is_write(&call.tool) && self.store.killed(&call.context.tenant) {
             let why = "the kill switch is engaged: writes are stopped";
             self.record("token_refused", json!({ "call": call.id, "why": why }))

@@ -582,3 +582,37 @@ async fn a_restart_rebuilds_budgets_approvals_tokens_and_the_kill_switch() {
     );
     assert_eq!(executed.load(Ordering::SeqCst), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_can_await_the_approval_with_a_timeout() {
+    let s = setup("await", SUPPORT_DESK).await;
+    let c = call(
+        "c1",
+        "support-bot",
+        "ticket.close",
+        json!({ "account_id": "A1", "ticket_id": "T-1" }),
+        ctx("acme", "prod"),
+    );
+    s.gateway.call(&c).await.expect("held");
+    let waiter = {
+        let g = s.gateway.clone();
+        tokio::spawn(async move {
+            g.wait_for_approval("c1", std::time::Duration::from_secs(10))
+                .await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let token = s
+        .gateway
+        .approve("c1", &lead("lee"), "duplicate")
+        .await
+        .expect("ok")
+        .expect("token");
+    assert_eq!(waiter.await.expect("task"), Some(token.clone()));
+    s.gateway.execute_approved(&c, &token).await.expect("runs");
+    let nobody = s
+        .gateway
+        .wait_for_approval("c2", std::time::Duration::from_millis(30))
+        .await;
+    assert_eq!(nobody, None, "no approval: the wait times out");
+}
