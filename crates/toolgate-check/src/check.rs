@@ -242,6 +242,7 @@ impl<'s> Checker<'s> {
                     name: f.name.node.clone(),
                     optional: f.optional,
                     ty,
+                    redact: f.redact,
                 });
             }
         }

@@ -81,6 +81,8 @@ pub struct Field {
     pub optional: bool,
     /// Type.
     pub ty: Type,
+    /// Recorded as `[redacted]` in audit records.
+    pub redact: bool,
 }
 
 /// A value type.

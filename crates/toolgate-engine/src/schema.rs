@@ -178,6 +178,7 @@ mod tests {
             name: name.into(),
             optional,
             ty,
+            redact: false,
         }
     }
 

@@ -171,6 +171,8 @@ pub struct Gateway<C, X> {
     engine: Arc<Engine>,
     policy_hash: String,
     write_tools: Vec<String>,
+    /// Per tool, the argument paths the policy marks `redact`.
+    redactions: std::collections::HashMap<String, Vec<Vec<String>>>,
     journal: Journal,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
@@ -205,6 +207,19 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             .filter(|t| t.class == toolgate_check::ir::ToolClass::Write)
             .map(|t| t.name.clone())
             .collect();
+        let redactions = policy
+            .tools
+            .iter()
+            .filter_map(|t| {
+                let mut paths = Vec::new();
+                redacted_paths(
+                    t.schema.as_deref().unwrap_or(&[]),
+                    &mut Vec::new(),
+                    &mut paths,
+                );
+                (!paths.is_empty()).then(|| (t.name.clone(), paths))
+            })
+            .collect();
         let secret = (
             RandomState::new().build_hasher().finish(),
             RandomState::new().build_hasher().finish(),
@@ -213,6 +228,7 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             engine,
             policy_hash,
             write_tools,
+            redactions,
             journal,
             store,
             clock,
@@ -234,6 +250,25 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         body["policy"] = json!(self.policy_hash);
         self.journal.append(kind, self.clock.now_ms(), body).await?;
         Ok(())
+    }
+
+    /// The arguments as the journal records them: fields marked `redact` replaced.
+    fn journal_args(&self, call: &Call) -> Json {
+        let mut args = call.args.clone();
+        for path in self.redactions.get(&call.tool).into_iter().flatten() {
+            let mut at = &mut args;
+            for (i, key) in path.iter().enumerate() {
+                let Some(next) = at.as_object_mut().and_then(|m| m.get_mut(key)) else {
+                    break;
+                };
+                if i + 1 == path.len() {
+                    *next = json!("[redacted]");
+                    break;
+                }
+                at = next;
+            }
+        }
+        args
     }
 
     fn is_write(&self, tool: &str) -> bool {
@@ -295,7 +330,7 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             "decision",
             json!({
                 "call": call.id, "agent": call.agent, "tool": call.tool, "tenant": b.tenant, "env": b.env,
-                "args_digest": b.args_digest, "args": call.args, "decision": outcome, "reason": reason,
+                "args_digest": b.args_digest, "args": self.journal_args(call), "decision": outcome, "reason": reason,
                 "rule": rule, "budget_key": budget_key, "at": now,
             }),
         )
@@ -558,5 +593,23 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
 
     fn token(&self, id: &str, now: u64) -> String {
         sha256_hex(format!("{}:{}:{id}:{now}", self.secret.0, self.secret.1).as_bytes())
+    }
+}
+
+/// Collects the paths of fields marked `redact` (records are walked; a marked
+/// field is redacted whole, whatever its type).
+fn redacted_paths(
+    fields: &[toolgate_check::ir::Field],
+    prefix: &mut Vec<String>,
+    out: &mut Vec<Vec<String>>,
+) {
+    for f in fields {
+        prefix.push(f.name.clone());
+        if f.redact {
+            out.push(prefix.clone());
+        } else if let toolgate_check::ir::Type::Record(inner) = &f.ty {
+            redacted_paths(inner, prefix, out);
+        }
+        prefix.pop();
     }
 }

@@ -616,3 +616,41 @@ async fn a_caller_can_await_the_approval_with_a_timeout() {
         .await;
     assert_eq!(nobody, None, "no approval: the wait times out");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fields_marked_redact_never_reach_the_journal() {
+    let policy = "tool mail.send write { to: string, body: string redact, meta?: { token: string redact } };\n\
+                  writes enabled;\nagent a {\n  write mail.send auto-approve limit 5 per hour;\n}\n";
+    let s = setup("redact", policy).await;
+    let args = json!({ "to": "x@example.com", "body": "the customer's password is hunter2", "meta": { "token": "abc" } });
+    s.gateway
+        .call(&call(
+            "c1",
+            "a",
+            "mail.send",
+            args.clone(),
+            ctx("acme", "prod"),
+        ))
+        .await
+        .expect("sent");
+    let text = std::fs::read_to_string(&s.journal).expect("journal");
+    assert!(
+        !text.contains("hunter2") && !text.contains("\"abc\""),
+        "{text}"
+    );
+    let decision = text
+        .lines()
+        .map(|l| serde_json::from_str::<Json>(l).expect("JSON"))
+        .find(|r| r["kind"] == "decision")
+        .expect("a decision record");
+    assert_eq!(
+        decision["body"]["args"],
+        json!({ "to": "x@example.com", "body": "[redacted]", "meta": { "token": "[redacted]" } })
+    );
+    let digest = journal::sha256_hex(toolgate_runtime::gateway::canonical(&args).as_bytes());
+    assert_eq!(
+        decision["body"]["args_digest"],
+        json!(digest),
+        "the digest still binds the real arguments"
+    );
+}

@@ -180,6 +180,8 @@ pub struct Field {
     pub optional: bool,
     /// Field type.
     pub ty: Spanned<Type>,
+    /// Whether `redact` was written: audit records show the value as `[redacted]`.
+    pub redact: bool,
 }
 
 /// A type as written.

@@ -232,7 +232,8 @@ fn join(parts: impl Iterator<Item = String>) -> String {
 
 fn field_text(f: &ast::Field) -> String {
     let opt = if f.optional { "?" } else { "" };
-    format!("{}{opt}: {}", f.name.node, type_text(&f.ty.node))
+    let redact = if f.redact { " redact" } else { "" };
+    format!("{}{opt}: {}{redact}", f.name.node, type_text(&f.ty.node))
 }
 
 fn record_text(fields: &[ast::Field]) -> String {

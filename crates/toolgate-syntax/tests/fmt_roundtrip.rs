@@ -209,13 +209,14 @@ fn ty(depth: u32) -> BoxedStrategy<ast::Type> {
 }
 
 fn fields(depth: u32) -> BoxedStrategy<Vec<ast::Field>> {
-    prop::collection::vec((ident(), any::<bool>(), ty(depth)), 0..3)
+    prop::collection::vec((ident(), any::<bool>(), ty(depth), any::<bool>()), 0..3)
         .prop_map(|fs| {
             fs.into_iter()
-                .map(|(n, optional, t)| ast::Field {
+                .map(|(n, optional, t, redact)| ast::Field {
                     name: sp(n),
                     optional,
                     ty: sp(t),
+                    redact,
                 })
                 .collect()
         })

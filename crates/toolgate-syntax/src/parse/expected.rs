@@ -192,6 +192,7 @@ fn phrase(rule: Rule) -> &'static str {
         | Rule::op_not_in
         | Rule::op_matches_regex => "a comparison operator",
         Rule::optional => "`?`",
+        Rule::redact | Rule::kw_redact => "`redact`",
         Rule::semi => "`;`",
         Rule::colon => "`:`",
         Rule::eq => "`=`",

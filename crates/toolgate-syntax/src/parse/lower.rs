@@ -215,8 +215,23 @@ impl Lower<'_> {
     fn field(&mut self, p: Pair<'_, Rule>) -> Result<ast::Field> {
         let name = self.name(&self.child(&p, Rule::field_name)?);
         let optional = kids(p.clone()).any(|c| c.as_rule() == Rule::optional);
-        let ty = self.ty(self.last(&p)?)?;
-        Ok(ast::Field { name, optional, ty })
+        let redact = kids(p.clone()).any(|c| c.as_rule() == Rule::redact);
+        let ty_pair = kids(p)
+            .filter(|c| {
+                matches!(
+                    c.as_rule(),
+                    Rule::type_name | Rule::list_type | Rule::record_type
+                )
+            })
+            .last()
+            .ok_or_else(|| internal("field without a type", name.span))?;
+        let ty = self.ty(ty_pair)?;
+        Ok(ast::Field {
+            name,
+            optional,
+            ty,
+            redact,
+        })
     }
 
     fn ty(&mut self, p: Pair<'_, Rule>) -> Result<Spanned<ast::Type>> {
