@@ -181,44 +181,12 @@ fn records_acknowledged_before_sigkill_survive() {
     let mut torn_tails = 0;
     let mut total_acked = 0;
     for round in 0..12 {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_journal-crash-writer"))
-            .arg(&path)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("writer starts");
-        let stdout = child.stdout.take().expect("piped");
-        let acked = Arc::new(Mutex::new(0u64));
-        let reader = {
-            let acked = acked.clone();
-            std::thread::spawn(move || {
-                for line in std::io::BufReader::new(stdout)
-                    .lines()
-                    .map_while(Result::ok)
-                {
-                    if let Some(seq) = line
-                        .strip_prefix("acked ")
-                        .and_then(|s| s.parse::<u64>().ok())
-                    {
-                        let mut a = acked.lock().expect("lock");
-                        *a = (*a).max(seq);
-                    }
-                }
-            })
-        };
-        // Wait for the writer's first acknowledgement (opening verifies the
-        // whole file, which grows every round), then kill it at a random moment.
-        let started = std::time::Instant::now();
-        while *acked.lock().expect("lock") <= total_acked && started.elapsed().as_secs() < 10 {
-            std::thread::sleep(std::time::Duration::from_millis(2));
-        }
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        std::thread::sleep(std::time::Duration::from_millis(seed % 100));
-        child.kill().expect("SIGKILL");
-        let _ = child.wait();
-        reader.join().expect("reader");
-        let max_acked = *acked.lock().expect("lock");
+        let acked = run_and_kill(&path, &[], &mut seed);
+        let max_acked = acked
+            .iter()
+            .filter_map(|a| a.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0);
         let verified = match journal::verify_file(&path).expect("readable") {
             Ok(v) => v,
             Err(Problem::Torn { .. }) => {
@@ -254,38 +222,7 @@ fn a_gateway_killed_at_random_restarts_with_the_same_state() {
     let path = scratch("sigkill-gateway");
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     for round in 0..8 {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_journal-crash-writer"))
-            .arg(&path)
-            .arg("gateway")
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("writer starts");
-        let stdout = child.stdout.take().expect("piped");
-        let acked = Arc::new(Mutex::new(Vec::<String>::new()));
-        let reader = {
-            let acked = acked.clone();
-            std::thread::spawn(move || {
-                for line in std::io::BufReader::new(stdout)
-                    .lines()
-                    .map_while(Result::ok)
-                {
-                    if let Some(id) = line.strip_prefix("acked ") {
-                        acked.lock().expect("lock").push(id.to_string());
-                    }
-                }
-            })
-        };
-        let started = std::time::Instant::now();
-        while acked.lock().expect("lock").is_empty() && started.elapsed().as_secs() < 10 {
-            std::thread::sleep(std::time::Duration::from_millis(2));
-        }
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        std::thread::sleep(std::time::Duration::from_millis(seed % 80));
-        child.kill().expect("SIGKILL");
-        let _ = child.wait();
-        reader.join().expect("reader");
+        let acked = run_and_kill(&path, &["gateway"], &mut seed);
         if let Err(Problem::Torn { .. }) = journal::verify_file(&path).expect("readable") {
             journal::recover_torn_tail(&path).expect("only the torn tail is removed");
         }
@@ -302,7 +239,6 @@ fn a_gateway_killed_at_random_restarts_with_the_same_state() {
             .filter(|r| r["kind"] == "decision")
             .filter_map(|r| r["body"]["call"].as_str())
             .collect();
-        let acked = acked.lock().expect("lock").clone();
         assert!(
             !acked.is_empty(),
             "round {round}: the gateway made progress"
@@ -339,4 +275,45 @@ fn a_gateway_killed_at_random_restarts_with_the_same_state() {
             "round {round}: more than {units} budget units were rebuilt"
         );
     }
+}
+
+/// Runs `journal-crash-writer PATH ARGS...`, waits for its first
+/// acknowledgement (opening verifies the whole file, which grows every
+/// round), kills it with SIGKILL at a pseudo-random moment after that, and
+/// returns everything it acknowledged (the text after `acked `).
+fn run_and_kill(path: &Path, args: &[&str], seed: &mut u64) -> Vec<String> {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_journal-crash-writer"))
+        .arg(path)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("writer starts");
+    let stdout = child.stdout.take().expect("piped");
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let reader = {
+        let acked = acked.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(what) = line.strip_prefix("acked ") {
+                    acked.lock().expect("lock").push(what.to_string());
+                }
+            }
+        })
+    };
+    let started = std::time::Instant::now();
+    while acked.lock().expect("lock").is_empty() && started.elapsed().as_secs() < 10 {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    std::thread::sleep(std::time::Duration::from_millis(*seed % 100));
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    reader.join().expect("reader");
+    let acked = acked.lock().expect("lock").clone();
+    acked
 }
