@@ -344,8 +344,10 @@ pub(crate) fn parse_time(s: &str) -> Result<u64, String> {
         "Z" | "z" => 0,
         o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) => {
             let sign = if o.starts_with('-') { -1 } else { 1 };
-            let oh = o[1..3].parse::<i64>().map_err(|_| bad())?;
-            let om = o[4..6].parse::<i64>().map_err(|_| bad())?;
+            let part = |r: std::ops::Range<usize>| {
+                o.get(r).and_then(|t| t.parse::<i64>().ok()).ok_or_else(bad)
+            };
+            let (oh, om) = (part(1..3)?, part(4..6)?);
             sign * (oh * 3600 + om * 60)
         }
         _ => return Err(bad()),
@@ -382,5 +384,9 @@ mod tests {
         );
         assert!(parse_time("yesterday").is_err());
         assert!(parse_time("2026-13-01T00:00:00Z").is_err());
+        assert!(
+            parse_time("2026-11-21T10:00:00+0é00").is_err(),
+            "a multi-byte offset is an error, not a panic"
+        );
     }
 }

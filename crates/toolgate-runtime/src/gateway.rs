@@ -163,6 +163,9 @@ pub fn binding(call: &Call) -> Binding {
         args_digest: sha256_hex(canonical(&call.args).as_bytes()),
         tenant: call.context.tenant.clone(),
         env: call.context.env.clone(),
+        context_digest: sha256_hex(
+            canonical(&Json::Object(call.context.fields.clone())).as_bytes(),
+        ),
     }
 }
 
@@ -309,9 +312,13 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
                 None => break,
             };
         }
-        let killed = decision.outcome != Outcome::Deny
-            && self.is_write(&call.tool)
-            && self.store.killed(&call.context.tenant);
+        // A budgeted allow whose unit was not taken never runs (no key, no fallback: a bug, denied).
+        let uncharged =
+            decision.outcome == Outcome::Allow && decision.budget.is_some() && budget_key.is_none();
+        let killed = uncharged
+            || (decision.outcome != Outcome::Deny
+                && self.is_write(&call.tool)
+                && self.store.killed(&call.context.tenant));
         let b = binding(call);
         let rule = decision
             .rule
@@ -321,7 +328,9 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         } else {
             decision.outcome.as_str()
         };
-        let reason = if killed {
+        let reason = if uncharged {
+            "internal error: the budget could not be charged"
+        } else if killed {
             "the kill switch is engaged: writes are stopped"
         } else {
             &decision.reason
@@ -364,7 +373,7 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             }) => (
                 group.clone(),
                 *count,
-                expires_secs.map(|s| now + s.saturating_mul(1000)),
+                expires_secs.map(|s| now.saturating_add(s.saturating_mul(1000))),
             ),
             _ => (None, 1, None),
         };
@@ -379,10 +388,25 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         };
         self.record(
             "approval_requested",
-            json!({ "call": call.id, "group": pending.group, "count": count, "expires_at": expires }),
+            json!({
+                "call": call.id, "group": pending.group, "count": count, "expires_at": expires,
+                "binding": pending.binding.to_json(),
+            }),
         )
         .await?;
-        self.store.put_pending(pending);
+        if !self.store.put_pending(pending) {
+            // Never replace a request under review: the approvers reviewed those arguments.
+            let why = "a call with this id is already waiting for approval";
+            self.record(
+                "approval_request_refused",
+                json!({ "call": call.id, "why": why }),
+            )
+            .await?;
+            return Err(GatewayError::Denied {
+                reason: why.into(),
+                rule,
+            });
+        }
         Ok(CallOutcome::Pending {
             id: call.id.clone(),
             rule,
@@ -398,6 +422,18 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
     ) -> Result<Json, GatewayError> {
         // Scope values come from the trusted context only (`Decision::scope_values`).
         let scope = d.scope_values(req);
+        if let Some((name, _)) = scope.iter().find(|(_, v)| v.is_null()) {
+            // An absent optional context field must not widen the credentials.
+            let why = format!(
+                "the credential scope needs `{name}`, which the request context does not give"
+            );
+            self.record(
+                "execution",
+                json!({ "call": call.id, "ok": false, "error": why }),
+            )
+            .await?;
+            return Err(GatewayError::Credentials(why));
+        }
         let creds = self
             .credentials
             .load(&call.tool, &scope)
@@ -470,9 +506,14 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             return Ok(None);
         }
         let token = self.token(id, now);
-        let expires_at = pending.expires_at.unwrap_or(now + 15 * 60 * 1000);
-        self.record("token_issued", json!({ "call": id, "token_digest": sha256_hex(token.as_bytes()), "expires_at": expires_at }))
-            .await?;
+        let expires_at = pending
+            .expires_at
+            .unwrap_or(now.saturating_add(15 * 60 * 1000));
+        let body = json!({
+            "call": id, "token_digest": sha256_hex(token.as_bytes()), "expires_at": expires_at,
+            "binding": pending.binding.to_json(),
+        });
+        self.record("token_issued", body).await?;
         self.store
             .issue_token(&sha256_hex(token.as_bytes()), pending.binding, expires_at);
         self.ready
@@ -510,16 +551,37 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         }
     }
 
-    /// Rejects a pending request (a reason is required).
+    /// Rejects a pending request: an approver of the rule's group, with a
+    /// reason, before the request is fully approved. Refusals are journaled.
     pub async fn reject(&self, id: &str, who: &Approver, reason: &str) -> Result<(), GatewayError> {
-        if reason.trim().is_empty() {
-            return Err(GatewayError::Approval("a reason is required".into()));
-        }
+        let mut refusal: Option<&'static str> = None;
         let found = self.store.with_pending(id, &mut |p| {
-            p.rejected = Some((who.name.clone(), reason.to_string()))
+            refusal = if reason.trim().is_empty() {
+                Some("a reason is required")
+            } else if p.group.as_ref().is_some_and(|g| !who.groups.contains(g)) {
+                Some("the approver is not in the required group")
+            } else if p.rejected.is_some() {
+                Some("the request was already rejected")
+            } else if p.approvals.len() as u32 >= p.count {
+                Some("the request is already approved")
+            } else {
+                None
+            };
+            if refusal.is_none() {
+                p.rejected = Some((who.name.clone(), reason.to_string()));
+            }
         });
-        if found.is_none() {
-            return Err(GatewayError::Approval("no such request".into()));
+        let why = match (found, refusal) {
+            (None, _) => Some("no such request"),
+            (Some(_), r) => r,
+        };
+        if let Some(why) = why {
+            self.record(
+                "rejection_refused",
+                json!({ "call": id, "approver": who.name, "why": why }),
+            )
+            .await?;
+            return Err(GatewayError::Approval(why.into()));
         }
         self.record(
             "approval_rejected",

@@ -20,6 +20,31 @@ pub struct Binding {
     pub tenant: String,
     /// The env.
     pub env: String,
+    /// SHA-256 of the canonical JSON of the context's other fields.
+    pub context_digest: String,
+}
+
+impl Binding {
+    /// The binding as a journal records it.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "agent": self.agent, "tool": self.tool, "args_digest": self.args_digest,
+            "tenant": self.tenant, "env": self.env, "context_digest": self.context_digest,
+        })
+    }
+
+    /// A binding from its journal form.
+    pub fn from_json(v: &serde_json::Value) -> Option<Binding> {
+        let s = |k: &str| v[k].as_str().map(String::from);
+        Some(Binding {
+            agent: s("agent")?,
+            tool: s("tool")?,
+            args_digest: s("args_digest")?,
+            tenant: s("tenant")?,
+            env: s("env")?,
+            context_digest: s("context_digest")?,
+        })
+    }
 }
 
 /// A call waiting for approval.
@@ -46,14 +71,16 @@ pub trait Store: Send + Sync {
     /// Takes one unit of the budget `key` if fewer than `limit` were taken in
     /// the `window_ms` before `now`; returns whether it did.
     fn consume(&self, key: &str, limit: u64, window_ms: u64, now: u64) -> bool;
-    /// Records a pending approval.
-    fn put_pending(&self, p: Pending);
+    /// Records a pending approval; `false` (and no change) if one with this id exists.
+    fn put_pending(&self, p: Pending) -> bool;
     /// Runs `f` on a pending approval atomically; `None` if there is none.
     fn with_pending(&self, id: &str, f: &mut dyn FnMut(&mut Pending)) -> Option<Pending>;
     /// Issues a single-use token, known by its SHA-256 (the token itself is never stored).
     fn issue_token(&self, digest: &str, binding: Binding, expires_at: u64);
     /// Uses a token (by digest) for `binding` at `now`: it must exist, match, be unused and unexpired.
     fn use_token(&self, digest: &str, binding: &Binding, now: u64) -> Result<(), &'static str>;
+    /// Marks a token used, whatever it is bound to (rebuilding from the journal).
+    fn spend_token(&self, digest: &str);
     /// Engages or releases the kill switch, globally (`None`) or for a tenant.
     fn set_kill_switch(&self, tenant: Option<&str>, engaged: bool);
     /// Whether writes are stopped for this tenant.
@@ -89,7 +116,10 @@ impl Store for MemoryStore {
     fn consume(&self, key: &str, limit: u64, window_ms: u64, now: u64) -> bool {
         let mut s = self.state();
         let window = s.windows.entry(key.to_string()).or_default();
-        while window.front().is_some_and(|t| t + window_ms <= now) {
+        while window
+            .front()
+            .is_some_and(|t| t.saturating_add(window_ms) <= now)
+        {
             window.pop_front();
         }
         if (window.len() as u64) < limit {
@@ -100,8 +130,13 @@ impl Store for MemoryStore {
         }
     }
 
-    fn put_pending(&self, p: Pending) {
-        self.state().pending.insert(p.id.clone(), p);
+    fn put_pending(&self, p: Pending) -> bool {
+        let mut s = self.state();
+        if s.pending.contains_key(&p.id) {
+            return false;
+        }
+        s.pending.insert(p.id.clone(), p);
+        true
     }
 
     fn with_pending(&self, id: &str, f: &mut dyn FnMut(&mut Pending)) -> Option<Pending> {
@@ -135,6 +170,12 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    fn spend_token(&self, digest: &str) {
+        if let Some(t) = self.state().tokens.get_mut(digest) {
+            t.2 = true;
+        }
+    }
+
     fn set_kill_switch(&self, tenant: Option<&str>, engaged: bool) {
         let mut s = self.state();
         match (tenant, engaged) {
@@ -157,9 +198,9 @@ impl Store for MemoryStore {
 /// Rebuilds a store from a journal's records (as `Journal::open` returns
 /// them), so that a restarted gateway has the same budget windows, pending
 /// approvals, tokens and kill switch as before: the journal is the only store
-/// of record. Records this function does not know are skipped.
+/// of record. Bindings come from the approval and token records themselves;
+/// records this function does not know are skipped.
 pub fn rebuild(store: &dyn Store, lines: &[String]) {
-    let mut bindings: HashMap<String, Binding> = HashMap::new();
     for line in lines {
         let Ok(r) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
@@ -169,24 +210,16 @@ pub fn rebuild(store: &dyn Store, lines: &[String]) {
         let call = text("call");
         match r["kind"].as_str().unwrap_or_default() {
             "decision" => {
-                let binding = Binding {
-                    agent: text("agent"),
-                    tool: text("tool"),
-                    args_digest: text("args_digest"),
-                    tenant: text("tenant"),
-                    env: text("env"),
-                };
                 if let (Some(key), Some(at)) = (b["budget_key"].as_str(), b["at"].as_u64()) {
                     // Re-enter the unit into its window; the window is pruned on the next use.
                     store.consume(key, u64::MAX, u64::MAX / 2, at);
                 }
-                bindings.insert(call, binding);
             }
             "approval_requested" => {
-                if let Some(binding) = bindings.get(&call) {
+                if let Some(binding) = Binding::from_json(&b["binding"]) {
                     store.put_pending(Pending {
                         id: call,
-                        binding: binding.clone(),
+                        binding,
                         group: b["group"].as_str().map(String::from),
                         count: b["count"]
                             .as_u64()
@@ -209,16 +242,13 @@ pub fn rebuild(store: &dyn Store, lines: &[String]) {
                 });
             }
             "token_issued" => {
-                if let (Some(binding), Some(exp)) = (bindings.get(&call), b["expires_at"].as_u64())
+                if let (Some(binding), Some(exp)) =
+                    (Binding::from_json(&b["binding"]), b["expires_at"].as_u64())
                 {
-                    store.issue_token(&text("token_digest"), binding.clone(), exp);
+                    store.issue_token(&text("token_digest"), binding, exp);
                 }
             }
-            "token_used" => {
-                if let Some(binding) = bindings.get(&call) {
-                    let _ = store.use_token(&text("token_digest"), binding, 0);
-                }
-            }
+            "token_used" => store.spend_token(&text("token_digest")),
             "kill_switch" => {
                 store.set_kill_switch(b["tenant"].as_str(), b["engaged"].as_bool().unwrap_or(true));
             }

@@ -508,7 +508,7 @@ async fn a_restart_rebuilds_budgets_approvals_tokens_and_the_kill_switch() {
             ctx("acme", "prod"),
         )
     };
-    let token = {
+    let (token, used) = {
         let (g, _) = reopen(&path, policy, clock.clone()).await;
         for i in 0..3 {
             g.call(&call(
@@ -532,10 +532,21 @@ async fn a_restart_rebuilds_budgets_approvals_tokens_and_the_kill_switch() {
             .await
             .expect("second")
             .expect("token");
+        // A token used (under another call id: tokens bind content, not ids) before the restart.
+        g.call(&fix("f3")).await.expect("held");
+        g.approve("f3", &dba("ana"), "ok").await.expect("first");
+        let used = g
+            .approve("f3", &dba("bo"), "ok")
+            .await
+            .expect("second")
+            .expect("token");
+        let mut same = fix("f3");
+        same.id = "retry-of-f3".into();
+        g.execute_approved(&same, &used).await.expect("runs once");
         g.kill_switch(Some("globex"), true, "oncall", "incident at globex")
             .await
             .expect("engaged");
-        token
+        (token, used)
     };
     // A new gateway over the same journal: the same state.
     let (g, executed) = reopen(&path, policy, clock.clone()).await;
@@ -579,6 +590,11 @@ async fn a_restart_rebuilds_budgets_approvals_tokens_and_the_kill_switch() {
     assert!(
         matches!(killed, Err(GatewayError::Denied { ref reason, .. }) if reason.contains("kill switch")),
         "{killed:?}"
+    );
+    let again = g.execute_approved(&fix("f3"), &used).await;
+    assert!(
+        matches!(again, Err(GatewayError::Token(ref w)) if w.contains("already used")),
+        "a token used before the restart stays used: {again:?}"
     );
     assert_eq!(executed.load(Ordering::SeqCst), 3);
 }
@@ -652,5 +668,62 @@ async fn fields_marked_redact_never_reach_the_journal() {
         decision["body"]["args_digest"],
         json!(digest),
         "the digest still binds the real arguments"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_under_review_is_never_replaced_or_rejected_out_of_turn() {
+    let s = setup("under_review", SUPPORT_DESK).await;
+    let args = json!({ "account_id": "A1", "ticket_id": "T-1" });
+    let c = call(
+        "c1",
+        "support-bot",
+        "ticket.close",
+        args.clone(),
+        ctx("acme", "prod"),
+    );
+    s.gateway.call(&c).await.expect("held");
+    let swapped = call(
+        "c1",
+        "support-bot",
+        "ticket.close",
+        json!({ "account_id": "A1", "ticket_id": "T-9" }),
+        ctx("acme", "prod"),
+    );
+    assert!(
+        matches!(s.gateway.call(&swapped).await, Err(GatewayError::Denied { reason, .. }) if reason.contains("already waiting"))
+    );
+    let outsider = Approver {
+        name: "mallory".into(),
+        groups: vec!["sales".into()],
+    };
+    assert!(
+        matches!(s.gateway.reject("c1", &outsider, "no").await, Err(GatewayError::Approval(w)) if w.contains("group"))
+    );
+    let token = s
+        .gateway
+        .approve("c1", &lead("lee"), "duplicate")
+        .await
+        .expect("ok")
+        .expect("token");
+    assert!(
+        matches!(s.gateway.reject("c1", &lead("kim"), "too late").await, Err(GatewayError::Approval(w)) if w.contains("already approved"))
+    );
+    // The token binds the reviewed arguments and the context they came with.
+    assert!(s.gateway.execute_approved(&swapped, &token).await.is_err());
+    let mut other_ctx = ctx("acme", "prod");
+    other_ctx.fields.insert("account_id".into(), json!("B7"));
+    let other = call("c1", "support-bot", "ticket.close", args, other_ctx);
+    assert!(
+        matches!(s.gateway.execute_approved(&other, &token).await, Err(GatewayError::Token(w)) if w.contains("another request"))
+    );
+    s.gateway
+        .execute_approved(&c, &token)
+        .await
+        .expect("the reviewed call runs");
+    let kinds = journal_kinds(&s.journal);
+    assert!(
+        kinds.contains(&"approval_request_refused".to_string())
+            && kinds.contains(&"rejection_refused".to_string())
     );
 }
