@@ -100,7 +100,7 @@ impl Cond {
                 for item in list.value(env)?.elements()? {
                     let inner = Scope {
                         req: env.req,
-                        elem: Some(item),
+                        elem: Some(item?),
                     };
                     let t = pred.truth(&inner)?;
                     match q {

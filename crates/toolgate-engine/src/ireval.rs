@@ -48,8 +48,8 @@ pub(crate) fn truth<'a>(
         K::Quant(q, list, pred) => {
             let items = val(list, req, elem)?.elements()?;
             let mut results = Vec::new();
-            for item in &items {
-                results.push(truth(pred, req, Some(item))?);
+            for item in items {
+                results.push(truth(pred, req, Some(&item?))?);
                 let decided = match q {
                     ir::Quantifier::All => results.last() == Some(&false),
                     ir::Quantifier::Any => results.last() == Some(&true),

@@ -55,11 +55,12 @@ impl<'a> Val<'a> {
         }
     }
 
-    /// The elements of a list.
-    pub fn elements(&self) -> Result<Vec<Val<'a>>, EvalError> {
+    /// The elements of a list, each converted on its own: an element without
+    /// a value is an error only for the operation that reaches it.
+    pub fn elements(&self) -> Result<Vec<Result<Val<'a>, EvalError>>, EvalError> {
         match self {
-            Val::JsonList(items) => items.iter().map(Val::from_json).collect(),
-            Val::ConstList(items) => Ok(items.iter().map(Val::from_const).collect()),
+            Val::JsonList(items) => Ok(items.iter().map(Val::from_json).collect()),
+            Val::ConstList(items) => Ok(items.iter().map(|v| Ok(Val::from_const(v))).collect()),
             _ => Err(EvalError::Type),
         }
     }
@@ -84,8 +85,8 @@ pub fn equal(a: &Val<'_>, b: &Val<'_>) -> Result<bool, EvalError> {
             if xs.len() != ys.len() {
                 return Ok(false);
             }
-            for (x, y) in xs.iter().zip(&ys) {
-                if !equal(x, y)? {
+            for (x, y) in xs.into_iter().zip(ys) {
+                if !equal(&x?, &y?)? {
                     return Ok(false);
                 }
             }
@@ -102,7 +103,7 @@ fn is_list(v: &Val<'_>) -> bool {
 /// `needle in list`.
 pub fn member(needle: &Val<'_>, list: &Val<'_>) -> Result<bool, EvalError> {
     for item in list.elements()? {
-        if equal(needle, &item)? {
+        if equal(needle, &item?)? {
             return Ok(true);
         }
     }
@@ -205,6 +206,22 @@ mod tests {
         );
         assert_eq!(host("http://[::1]:80/").as_deref(), Ok("::1"));
         assert_eq!(host("https:///path"), Err(EvalError::Type));
+    }
+
+    #[test]
+    fn list_elements_are_converted_only_when_reached() {
+        let list = serde_json::json!([1, {}]);
+        let xs = Val::from_json(&list).expect("a list");
+        assert_eq!(
+            member(&Val::Int(1), &xs),
+            Ok(true),
+            "found before the object is reached"
+        );
+        assert_eq!(
+            member(&Val::Int(2), &xs),
+            Err(EvalError::Type),
+            "the object is reached"
+        );
     }
 
     #[test]
