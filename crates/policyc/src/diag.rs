@@ -15,6 +15,8 @@ pub(crate) struct FileReport {
     pub path: String,
     pub src: String,
     pub diags: Vec<Diag>,
+    /// The checked policy, when it has no errors.
+    pub policy: Option<toolgate_check::ir::Policy>,
     lines: LineIndex,
 }
 
@@ -26,6 +28,7 @@ pub(crate) fn is_warning(d: &Diag) -> bool {
 /// Parses and checks one file's bytes. Syntax errors stop a file before the
 /// checker runs, so that a half-read file does not produce follow-on errors.
 pub(crate) fn analyze(path: &Path, bytes: &[u8]) -> FileReport {
+    let mut policy = None;
     let mut diags: Vec<Diag> = Vec::new();
     let src = match toolgate_syntax::decode(bytes) {
         Ok(src) => {
@@ -33,6 +36,7 @@ pub(crate) fn analyze(path: &Path, bytes: &[u8]) -> FileReport {
             if parsed.errors.is_empty() {
                 let checked = toolgate_check::check(&parsed.file, src);
                 diags.extend(checked.diagnostics.into_iter().map(|d| Box::new(d) as Diag));
+                policy = checked.policy;
             } else {
                 diags.extend(parsed.errors.into_iter().map(|d| Box::new(d) as Diag));
             }
@@ -48,6 +52,7 @@ pub(crate) fn analyze(path: &Path, bytes: &[u8]) -> FileReport {
         path: path.display().to_string(),
         src,
         diags,
+        policy,
         lines,
     }
 }

@@ -32,17 +32,13 @@ pub(crate) fn load(path: &Path) -> Result<Loaded, Exit> {
         );
         return Err(Exit::Findings);
     }
-    let src = String::from_utf8_lossy(&bytes).into_owned();
-    let parsed = toolgate_syntax::parse(&src);
-    let policy = toolgate_check::check(&parsed.file, &src)
-        .policy
-        .ok_or_else(|| {
-            eprintln!("error: `{}` did not check", path.display());
-            Exit::Findings
-        })?;
+    let Some(policy) = report.policy else {
+        eprintln!("error: `{}` did not check", path.display());
+        return Err(Exit::Findings);
+    };
     Ok(Loaded {
         policy,
-        src,
+        src: report.src,
         file: path.display().to_string(),
     })
 }

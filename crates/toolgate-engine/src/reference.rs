@@ -23,6 +23,20 @@ pub struct RefDecision {
     pub fallback: Option<Box<RefDecision>>,
 }
 
+/// Whether the engine's decision is the reference's: outcome, deciding rule,
+/// reason, budget, and the same recursively for the fallback.
+pub fn agrees(d: &crate::Decision<'_>, r: &RefDecision) -> bool {
+    d.outcome == r.outcome
+        && d.rule.map(|i| i.id) == r.rule
+        && d.reason == r.reason
+        && d.budget.is_some() == r.budgeted
+        && match (&d.fallback, &r.fallback) {
+            (None, None) => true,
+            (Some(a), Some(b)) => agrees(a, b),
+            _ => false,
+        }
+}
+
 fn deny(reason: impl Into<String>, rule: Option<ir::RuleId>) -> RefDecision {
     RefDecision {
         outcome: Outcome::Deny,

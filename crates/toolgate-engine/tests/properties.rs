@@ -11,8 +11,8 @@
 
 use proptest::prelude::*;
 use serde_json::{json, Value as Json};
-use toolgate_engine::reference::{self, RefDecision};
-use toolgate_engine::{Context, Decision, Engine, Outcome, Request};
+use toolgate_engine::reference;
+use toolgate_engine::{Context, Engine, Outcome, Request};
 
 const TOOLS: &str = "\
 tool t.r1 read { s: string, n: int, l: list<string> };
@@ -274,18 +274,6 @@ fn compile(text: &str) -> Option<toolgate_check::ir::Policy> {
     toolgate_check::check(&parsed.file, text).policy
 }
 
-fn same(d: &Decision<'_>, r: &RefDecision) -> bool {
-    d.outcome == r.outcome
-        && d.rule.map(|i| i.id) == r.rule
-        && d.reason == r.reason
-        && d.budget.is_some() == r.budgeted
-        && match (&d.fallback, &r.fallback) {
-            (None, None) => true,
-            (Some(a), Some(b)) => same(a, b),
-            _ => false,
-        }
-}
-
 fn config() -> ProptestConfig {
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
@@ -314,9 +302,9 @@ proptest! {
         for r in reqs.iter().chain(&reqs) {
             let req = r.as_request();
             let (d, want) = (engine.decide(&req), reference::decide(&ir, &req));
-            prop_assert!(same(&d, &want), "engine {d:?}\nreference {want:?}\nrequest {r:?}\n{text}");
+            prop_assert!(reference::agrees(&d, &want), "engine {d:?}\nreference {want:?}\nrequest {r:?}\n{text}");
             let c = cached.decide(&req);
-            prop_assert!(same(&c, &want), "cached engine {c:?}\nreference {want:?}\nrequest {r:?}\n{text}");
+            prop_assert!(reference::agrees(&c, &want), "cached engine {c:?}\nreference {want:?}\nrequest {r:?}\n{text}");
         }
     }
 
