@@ -2,18 +2,19 @@
 //! simulated clock and simulated tool executions.
 
 use crate::cli::ReplayArgs;
-use crate::eval::{engine, load};
+use crate::eval::load;
 use crate::Exit;
 use serde_json::{json, Map, Value as Json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use toolgate_engine::Context;
 use toolgate_runtime::gateway::{
-    Approver, Call, CallOutcome, Clock, CredentialProvider, Gateway, GatewayError,
+    Call, CallOutcome, CompiledPolicy, CredentialProvider, DigestKey, Gateway, GatewayError,
+    Limits, ManualClock, Services, ToolExecutor,
 };
-use toolgate_runtime::gateway::{ManualClock, ToolExecutor};
 use toolgate_runtime::journal::{Fsync, Journal};
-use toolgate_runtime::store::MemoryStore;
+use toolgate_runtime::refusal::Refusal;
+use toolgate_runtime::store::{Approver, KillScope, MemoryStore, TenantScope};
 
 /// Credentials are not loaded in a replay.
 struct NoCredentials;
@@ -70,10 +71,6 @@ pub(crate) fn run(args: &ReplayArgs) -> Exit {
 }
 
 async fn replay(loaded: &crate::eval::Loaded, trace: &str, audit: &std::path::Path) -> Exit {
-    let Ok(engine) = engine(loaded) else {
-        return Exit::Usage;
-    };
-    let engine = Arc::new(engine);
     let (journal, _) = match Journal::open(audit, Fsync::Never, Vec::new()) {
         Ok(j) => j,
         Err(e) => {
@@ -81,22 +78,32 @@ async fn replay(loaded: &crate::eval::Loaded, trace: &str, audit: &std::path::Pa
             return Exit::Usage;
         }
     };
+    let digest_key = match DigestKey::random() {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Usage;
+        }
+    };
     let clock = Arc::new(ManualClock::default());
-    let clock_dyn: Arc<dyn Clock> = clock.clone();
-    let store = Arc::new(MemoryStore::default());
-    let gateway = match Gateway::new(
-        engine.clone(),
-        &loaded.policy,
-        &loaded.src,
+    let services = Services {
         journal,
-        store,
-        clock_dyn,
-        NoCredentials,
-        Simulated,
-    )
-    .await
-    {
-        Ok(g) => g,
+        store: Arc::new(MemoryStore::default()),
+        clock: clock.clone(),
+        credentials: NoCredentials,
+        executor: Simulated,
+        digest_key,
+        limits: Limits::default(),
+    };
+    let compiled = CompiledPolicy::new(&loaded.policy, &loaded.src, &loaded.file);
+    let gateway = match compiled.map(|p| Gateway::open(p, services)) {
+        Ok(open) => match open.await {
+            Ok(g) => g,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Exit::Usage;
+            }
+        },
         Err(e) => {
             eprintln!("error: {e}");
             return Exit::Usage;
@@ -213,12 +220,12 @@ fn parse_line(line: &str) -> Result<Step, String> {
             call: text("call")?,
             approver: Approver {
                 name: text("approver")?,
-                groups: v["groups"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|g| g.as_str().map(String::from))
-                    .collect(),
+                groups: strings(&v["groups"]),
+                // A trace's approver approves for the tenants it lists, or any.
+                tenants: match v.get("tenants") {
+                    Some(t) => TenantScope::Only(strings(t)),
+                    None => TenantScope::Any,
+                },
             },
             reason: v["reason"].as_str().unwrap_or("").to_string(),
             reject: e == "reject",
@@ -268,16 +275,19 @@ async fn apply<C: CredentialProvider, X: ToolExecutor>(
                 .iter_mut()
                 .find(|t| t.call.id == call)
                 .ok_or(format!("no call `{call}` in the trace"))?;
+            let key = t.call.key();
             if reject {
                 gateway
-                    .reject(&call, &approver, &reason)
+                    .reject(&key, &approver, &reason)
                     .await
                     .map_err(|e| e.to_string())?;
                 t.outcome = "rejected";
                 t.reason = format!("rejected by {}: {reason}", approver.name);
                 return Ok(());
             }
-            match gateway.approve(&call, &approver, &reason).await {
+            // The trace's approver reviewed the call as it is pending.
+            let digest = gateway.binding(&t.call).args_digest;
+            match gateway.approve(&key, &approver, &digest, &reason).await {
                 Ok(None) => Ok(()),
                 Ok(Some(token)) => {
                     match gateway.execute_approved(&t.call, &token).await {
@@ -292,6 +302,15 @@ async fn apply<C: CredentialProvider, X: ToolExecutor>(
                     }
                     Ok(())
                 }
+                // An approval of a call the kill switch cancelled: the call's outcome.
+                Err(GatewayError::Refused(Refusal::Cancelled { by })) => {
+                    t.outcome = "cancelled";
+                    t.reason = format!(
+                        "cancelled by the kill switch (engaged by {by}); approved too late by {}",
+                        approver.name
+                    );
+                    Ok(())
+                }
                 Err(e) => Err(format!(
                     "approval of `{call}` by `{}` refused: {e}",
                     approver.name
@@ -303,11 +322,34 @@ async fn apply<C: CredentialProvider, X: ToolExecutor>(
             engaged,
             by,
             reason,
-        } => gateway
-            .kill_switch(tenant.as_deref(), engaged, &by, &reason)
-            .await
-            .map_err(|e| e.to_string()),
+        } => {
+            let scope = KillScope {
+                tenant,
+                agent: None,
+                all_tools: false,
+            };
+            gateway
+                .kill_switch(scope, engaged, &by, &reason)
+                .await
+                .map_err(|e| e.to_string())?;
+            // Engaging cancels the calls of its scope waiting for approval.
+            for t in calls.iter_mut().filter(|t| t.outcome == "pending") {
+                if let Some((by, why)) = gateway.pending(&t.call.key()).and_then(|p| p.cancelled) {
+                    t.outcome = "cancelled";
+                    t.reason = format!("cancelled by the kill switch (engaged by {by}: {why})");
+                }
+            }
+            Ok(())
+        }
     }
+}
+
+fn strings(v: &Json) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|g| g.as_str().map(String::from))
+        .collect()
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.fff](Z|±HH:MM)` -> milliseconds since the epoch.

@@ -135,6 +135,9 @@ pub struct Rule {
     pub condition: Option<Expr>,
     /// `reason`, if any.
     pub reason: Option<String>,
+    /// Its identity across unrelated edits: the agent block it is in (`*` at
+    /// top level) and `toolgate_syntax::rule_identity`. Budget windows are keyed by it.
+    pub identity: String,
     /// Where it was written.
     pub span: Span,
     /// 1-based line of its first character.

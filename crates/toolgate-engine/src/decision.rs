@@ -33,6 +33,8 @@ impl Outcome {
 pub struct RuleInfo {
     /// The rule.
     pub id: ir::RuleId,
+    /// Its identity across unrelated edits (`ir::Rule::identity`).
+    pub identity: Arc<str>,
     /// The policy file.
     pub file: Arc<str>,
     /// 1-based line.
@@ -65,6 +67,8 @@ pub struct Decision<'e> {
 pub struct BudgetKey {
     /// The rule that grants the budget.
     pub rule: ir::RuleId,
+    /// That rule's identity across unrelated edits: what a budget window is keyed by.
+    pub rule_identity: Arc<str>,
     /// The agent, unless the budget is shared by all agents (`per tenant`).
     pub agent: Option<String>,
     /// The tool.
@@ -107,7 +111,8 @@ impl<'e> Decision<'e> {
     /// The budget key for this request, for a budgeted allow.
     pub fn budget_key(&self, req: &Request<'_>) -> Option<BudgetKey> {
         let budget = self.budget?;
-        let rule = self.rule?.id;
+        let info = self.rule?;
+        let rule = info.id;
         let (agent, tenant) = match budget.key {
             ir::BudgetKey::AgentToolTenant => (Some(req.agent), Some(req.context.tenant.as_str())),
             ir::BudgetKey::ToolTenant => (None, Some(req.context.tenant.as_str())),
@@ -115,6 +120,7 @@ impl<'e> Decision<'e> {
         };
         Some(BudgetKey {
             rule,
+            rule_identity: info.identity.clone(),
             agent: agent.map(String::from),
             tool: req.tool.to_string(),
             tenant: tenant.map(String::from),

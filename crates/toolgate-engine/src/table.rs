@@ -82,6 +82,7 @@ impl Table {
                 Ok(CompiledRule {
                     info: RuleInfo {
                         id: r.id,
+                        identity: r.identity.as_str().into(),
                         file: file.clone(),
                         line: r.line,
                         column: r.column,

@@ -326,6 +326,20 @@ impl Journal {
     }
 }
 
+impl Journal {
+    /// Appends a record that grants or spends state. Sealing (a signed
+    /// checkpoint before the acknowledgement) is not implemented yet in this
+    /// version: it is an ordinary append.
+    pub async fn append_sealed(
+        &self,
+        kind: &str,
+        ts_ms: u64,
+        body: serde_json::Value,
+    ) -> Result<Ack, JournalError> {
+        self.append(kind, ts_ms, body).await
+    }
+}
+
 struct Writer {
     file: File,
     fsync: Fsync,

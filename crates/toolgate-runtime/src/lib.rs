@@ -5,7 +5,8 @@
 //!   enforces it: deny, run within a budget, or hold for human approval with
 //!   single-use tokens bound to the exact request; a kill switch stops writes.
 //! - [`store`]: the gateway's state behind a trait (budget windows, approvals,
-//!   tokens, kill switch).
+//!   tokens, kill switch); [`record`]: the journal's typed records, the only
+//!   input of state changes; [`refusal`]: why an approval or token was refused.
 //! - [`journal`]: the audit journal: append-only JSON Lines, a SHA-256 hash
 //!   chain, group commit with a configurable fsync policy, verification.
 
@@ -18,4 +19,6 @@ pub struct RuntimeDocDoctests;
 
 pub mod gateway;
 pub mod journal;
+pub mod record;
+pub mod refusal;
 pub mod store;

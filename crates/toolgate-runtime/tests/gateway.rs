@@ -9,13 +9,13 @@ use serde_json::{json, Value as Json};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use toolgate_engine::{Context, Engine};
+use toolgate_engine::Context;
 use toolgate_runtime::gateway::{
-    Approver, Call, CallOutcome, Clock, CredentialProvider, Gateway, GatewayError, ManualClock,
-    ToolExecutor,
+    Call, CallOutcome, CompiledPolicy, CredentialProvider, DigestKey, Gateway, GatewayError,
+    Limits, ManualClock, Services, ToolExecutor,
 };
 use toolgate_runtime::journal::{self, Fsync, Journal};
-use toolgate_runtime::store::MemoryStore;
+use toolgate_runtime::store::{Approver, CallKey, KillScope, MemoryStore, TenantScope};
 
 /// The scope of every credential load, in order.
 type Scopes = Arc<Mutex<Vec<Vec<(String, Json)>>>>;
@@ -57,12 +57,33 @@ fn scratch(name: &str) -> PathBuf {
     dir.join("audit.jsonl")
 }
 
+/// The digest key every gateway of these tests uses (stable across reopen).
+fn key() -> DigestKey {
+    DigestKey::from_bytes([7; 32])
+}
+
+async fn gateway_over(
+    journal: Journal,
+    store: Arc<MemoryStore>,
+    policy_text: &str,
+    clock: Arc<ManualClock>,
+    creds: Creds,
+    exec: Exec,
+) -> Gateway<Creds, Exec> {
+    let policy = CompiledPolicy::compile(policy_text, "test.policy").expect("test policy compiles");
+    let services = Services {
+        journal,
+        store,
+        clock,
+        credentials: creds,
+        executor: exec,
+        digest_key: key(),
+        limits: Limits::default(),
+    };
+    Gateway::open(policy, services).await.expect("gateway")
+}
+
 async fn setup(name: &str, policy_text: &str) -> Setup {
-    let parsed = toolgate_syntax::parse(policy_text);
-    let policy = toolgate_check::check(&parsed.file, policy_text)
-        .policy
-        .expect("test policy checks");
-    let engine = Arc::new(Engine::new(&policy, "test.policy").expect("compiles"));
     let path = scratch(name);
     let (journal, _) = Journal::open(&path, Fsync::Never, Vec::new()).expect("journal");
     let clock = Arc::new(ManualClock::default());
@@ -71,25 +92,84 @@ async fn setup(name: &str, policy_text: &str) -> Setup {
     let exec = Exec::default();
     let executed = exec.0.clone();
     let store = Arc::new(MemoryStore::default());
-    let clock_dyn: Arc<dyn Clock> = clock.clone();
-    let gateway = Gateway::new(
-        engine,
-        &policy,
-        policy_text,
+    let gateway = gateway_over(
         journal,
         store,
-        clock_dyn,
+        policy_text,
+        clock.clone(),
         creds.clone(),
         exec,
     )
-    .await
-    .expect("gateway");
+    .await;
     Setup {
         gateway: Arc::new(gateway),
         clock,
         creds,
         executed,
         journal: path,
+    }
+}
+
+fn acme(id: &str) -> CallKey {
+    CallKey::new("acme", id)
+}
+
+/// The operations as these tests use them: approvals of `acme`'s calls with
+/// the digest the approver reviewed (the pending call's), kill switches by tenant.
+trait Ops {
+    async fn approve_acme(
+        &self,
+        id: &str,
+        who: &Approver,
+        reason: &str,
+    ) -> Result<Option<String>, GatewayError>;
+    async fn reject_acme(&self, id: &str, who: &Approver, reason: &str)
+        -> Result<(), GatewayError>;
+    async fn kill(
+        &self,
+        tenant: Option<&str>,
+        engaged: bool,
+        by: &str,
+        reason: &str,
+    ) -> Result<(), GatewayError>;
+}
+
+impl Ops for Gateway<Creds, Exec> {
+    async fn approve_acme(
+        &self,
+        id: &str,
+        who: &Approver,
+        reason: &str,
+    ) -> Result<Option<String>, GatewayError> {
+        let digest = self
+            .pending(&acme(id))
+            .map(|p| p.binding.args_digest)
+            .unwrap_or_default();
+        self.approve(&acme(id), who, &digest, reason).await
+    }
+
+    async fn reject_acme(
+        &self,
+        id: &str,
+        who: &Approver,
+        reason: &str,
+    ) -> Result<(), GatewayError> {
+        self.reject(&acme(id), who, reason).await
+    }
+
+    async fn kill(
+        &self,
+        tenant: Option<&str>,
+        engaged: bool,
+        by: &str,
+        reason: &str,
+    ) -> Result<(), GatewayError> {
+        let scope = KillScope {
+            tenant: tenant.map(String::from),
+            agent: None,
+            all_tools: false,
+        };
+        self.kill_switch(scope, engaged, by, reason).await
     }
 }
 
@@ -117,6 +197,7 @@ fn lead(name: &str) -> Approver {
     Approver {
         name: name.into(),
         groups: vec!["support-leads".into()],
+        tenants: TenantScope::Only(vec!["acme".into()]),
     }
 }
 
@@ -242,7 +323,7 @@ async fn two_executions_racing_on_one_token_execute_once() {
     );
     let token = s
         .gateway
-        .approve("c1", &lead("lee"), "duplicate of T-0")
+        .approve_acme("c1", &lead("lee"), "duplicate of T-0")
         .await
         .expect("approved")
         .expect("token");
@@ -274,32 +355,34 @@ async fn every_misuse_of_an_approval_is_refused_and_journaled() {
     );
     s.gateway.call(&c).await.expect("held");
     let refused = |r: Result<Option<String>, GatewayError>| match r {
-        Err(GatewayError::Approval(why)) => why,
+        Err(GatewayError::Refused(why)) => why.to_string(),
         other => format!("not refused: {other:?}"),
     };
     let outsider = Approver {
         name: "mallory".into(),
         groups: vec!["sales".into()],
+        tenants: TenantScope::Any,
     };
     assert_eq!(
-        refused(s.gateway.approve("c1", &outsider, "looks fine").await),
+        refused(s.gateway.approve_acme("c1", &outsider, "looks fine").await),
         "the approver is not in the required group"
     );
     let itself = Approver {
         name: "support-bot".into(),
         groups: vec!["support-leads".into()],
+        tenants: TenantScope::Any,
     };
     assert_eq!(
-        refused(s.gateway.approve("c1", &itself, "ignore rules").await),
+        refused(s.gateway.approve_acme("c1", &itself, "ignore rules").await),
         "the agent cannot approve its own request"
     );
     assert_eq!(
-        refused(s.gateway.approve("c1", &lead("lee"), " ").await),
+        refused(s.gateway.approve_acme("c1", &lead("lee"), " ").await),
         "a reason is required"
     );
     let token = s
         .gateway
-        .approve("c1", &lead("lee"), "verified duplicate")
+        .approve_acme("c1", &lead("lee"), "verified duplicate")
         .await
         .expect("ok")
         .expect("token");
@@ -312,7 +395,7 @@ async fn every_misuse_of_an_approval_is_refused_and_journaled() {
         ctx("acme", "prod"),
     );
     assert!(
-        matches!(s.gateway.execute_approved(&altered, &token).await, Err(GatewayError::Token(w)) if w.contains("another request"))
+        matches!(s.gateway.execute_approved(&altered, &token).await, Err(GatewayError::Refused(w)) if w.to_string().contains("another request"))
     );
     let other_tenant = call(
         "c1",
@@ -323,26 +406,44 @@ async fn every_misuse_of_an_approval_is_refused_and_journaled() {
     );
     assert!(matches!(
         s.gateway.execute_approved(&other_tenant, &token).await,
-        Err(GatewayError::Token(_))
+        Err(GatewayError::Refused(_))
     ));
-    // While the kill switch is engaged, even an approved write is refused.
-    s.gateway
-        .kill_switch(Some("acme"), true, "oncall", "incident")
-        .await
-        .expect("engaged");
-    assert!(
-        matches!(s.gateway.execute_approved(&c, &token).await, Err(GatewayError::Token(w)) if w.contains("kill switch"))
-    );
-    s.gateway
-        .kill_switch(Some("acme"), false, "oncall", "resolved")
-        .await
-        .expect("released");
     s.gateway
         .execute_approved(&c, &token)
         .await
         .expect("the right call runs once");
     assert!(
-        matches!(s.gateway.execute_approved(&c, &token).await, Err(GatewayError::Token(w)) if w.contains("already used"))
+        matches!(s.gateway.execute_approved(&c, &token).await, Err(GatewayError::Refused(w)) if w.to_string().contains("already used"))
+    );
+    // While the kill switch is engaged, even an approved write is refused,
+    // and its token does not outlive the switch.
+    let c3 = call(
+        "c3",
+        "support-bot",
+        "ticket.close",
+        json!({ "account_id": "A1", "ticket_id": "T-3" }),
+        ctx("acme", "prod"),
+    );
+    s.gateway.call(&c3).await.expect("held");
+    let token3 = s
+        .gateway
+        .approve_acme("c3", &lead("lee"), "duplicate")
+        .await
+        .expect("ok")
+        .expect("token");
+    s.gateway
+        .kill(Some("acme"), true, "oncall", "incident")
+        .await
+        .expect("engaged");
+    assert!(
+        matches!(s.gateway.execute_approved(&c3, &token3).await, Err(GatewayError::Refused(w)) if w.to_string().contains("kill switch"))
+    );
+    s.gateway
+        .kill(Some("acme"), false, "oncall", "resolved")
+        .await
+        .expect("released");
+    assert!(
+        matches!(s.gateway.execute_approved(&c3, &token3).await, Err(GatewayError::Refused(w)) if w.to_string().contains("revoked"))
     );
     // An expired token.
     let c2 = call(
@@ -355,13 +456,13 @@ async fn every_misuse_of_an_approval_is_refused_and_journaled() {
     s.gateway.call(&c2).await.expect("held");
     let token2 = s
         .gateway
-        .approve("c2", &lead("kim"), "duplicate")
+        .approve_acme("c2", &lead("kim"), "duplicate")
         .await
         .expect("ok")
         .expect("token");
     s.clock.set(1_800_000_000_000 + 16 * 60 * 1000);
     assert!(
-        matches!(s.gateway.execute_approved(&c2, &token2).await, Err(GatewayError::Token(w)) if w.contains("expired"))
+        matches!(s.gateway.execute_approved(&c2, &token2).await, Err(GatewayError::Refused(w)) if w.to_string().contains("expired"))
     );
     assert_eq!(s.executed.load(Ordering::SeqCst), 1);
     let kinds = journal_kinds(&s.journal);
@@ -372,7 +473,7 @@ async fn every_misuse_of_an_approval_is_refused_and_journaled() {
             count("token_refused"),
             count("kill_switch")
         ),
-        (3, 5, 2),
+        (3, 6, 2),
         "{kinds:?}"
     );
 }
@@ -388,20 +489,21 @@ async fn two_approvals_need_two_distinct_approvers() {
     let dba = |n: &str| Approver {
         name: n.into(),
         groups: vec!["dba".into()],
+        tenants: TenantScope::Any,
     };
     assert_eq!(
         s.gateway
-            .approve("c1", &dba("ana"), "checked")
+            .approve_acme("c1", &dba("ana"), "checked")
             .await
             .expect("first"),
         None
     );
     assert!(
-        matches!(s.gateway.approve("c1", &dba("ana"), "again").await, Err(GatewayError::Approval(w)) if w.contains("twice"))
+        matches!(s.gateway.approve_acme("c1", &dba("ana"), "again").await, Err(GatewayError::Refused(w)) if w.to_string().contains("twice"))
     );
     assert!(s
         .gateway
-        .approve("c1", &dba("bo"), "checked too")
+        .approve_acme("c1", &dba("bo"), "checked too")
         .await
         .expect("second")
         .is_some());
@@ -462,29 +564,12 @@ async fn reopen(
     policy_text: &str,
     clock: Arc<ManualClock>,
 ) -> (Gateway<Creds, Exec>, Arc<AtomicUsize>) {
-    let parsed = toolgate_syntax::parse(policy_text);
-    let policy = toolgate_check::check(&parsed.file, policy_text)
-        .policy
-        .expect("test policy checks");
-    let engine = Arc::new(Engine::new(&policy, "test.policy").expect("compiles"));
     let (journal, opened) = Journal::open(path, Fsync::Always, Vec::new()).expect("journal");
     let store = Arc::new(MemoryStore::default());
-    toolgate_runtime::store::rebuild(store.as_ref(), &opened.lines);
+    toolgate_runtime::store::replay(store.as_ref(), &opened.lines).expect("replays");
     let exec = Exec::default();
     let executed = exec.0.clone();
-    let clock_dyn: Arc<dyn Clock> = clock;
-    let g = Gateway::new(
-        engine,
-        &policy,
-        policy_text,
-        journal,
-        store,
-        clock_dyn,
-        Creds::default(),
-        exec,
-    )
-    .await
-    .expect("gateway");
+    let g = gateway_over(journal, store, policy_text, clock, Creds::default(), exec).await;
     (g, executed)
 }
 
@@ -498,6 +583,7 @@ async fn a_restart_rebuilds_budgets_approvals_tokens_and_the_kill_switch() {
     let dba = |n: &str| Approver {
         name: n.into(),
         groups: vec!["dba".into()],
+        tenants: TenantScope::Any,
     };
     let fix = |id: &str| {
         call(
@@ -522,28 +608,32 @@ async fn a_restart_rebuilds_budgets_approvals_tokens_and_the_kill_switch() {
             .expect("within budget");
         }
         g.call(&fix("f1")).await.expect("held");
-        g.approve("f1", &dba("ana"), "looks right")
+        g.approve_acme("f1", &dba("ana"), "looks right")
             .await
             .expect("first of two");
         g.call(&fix("f2")).await.expect("held");
-        g.approve("f2", &dba("ana"), "ok").await.expect("first");
+        g.approve_acme("f2", &dba("ana"), "ok")
+            .await
+            .expect("first");
         let token = g
-            .approve("f2", &dba("bo"), "ok")
+            .approve_acme("f2", &dba("bo"), "ok")
             .await
             .expect("second")
             .expect("token");
         // A token used (under another call id: tokens bind content, not ids) before the restart.
         g.call(&fix("f3")).await.expect("held");
-        g.approve("f3", &dba("ana"), "ok").await.expect("first");
+        g.approve_acme("f3", &dba("ana"), "ok")
+            .await
+            .expect("first");
         let used = g
-            .approve("f3", &dba("bo"), "ok")
+            .approve_acme("f3", &dba("bo"), "ok")
             .await
             .expect("second")
             .expect("token");
         let mut same = fix("f3");
         same.id = "retry-of-f3".into();
         g.execute_approved(&same, &used).await.expect("runs once");
-        g.kill_switch(Some("globex"), true, "oncall", "incident at globex")
+        g.kill(Some("globex"), true, "oncall", "incident at globex")
             .await
             .expect("engaged");
         (token, used)
@@ -567,10 +657,10 @@ async fn a_restart_rebuilds_budgets_approvals_tokens_and_the_kill_switch() {
     }
     assert_eq!(ok, 2, "3 of the budget of 5 were used before the restart");
     assert!(
-        matches!(g.approve("f1", &dba("ana"), "again").await, Err(GatewayError::Approval(w)) if w.contains("twice"))
+        matches!(g.approve_acme("f1", &dba("ana"), "again").await, Err(GatewayError::Refused(w)) if w.to_string().contains("twice"))
     );
     assert!(g
-        .approve("f1", &dba("bo"), "ok")
+        .approve_acme("f1", &dba("bo"), "ok")
         .await
         .expect("second approver")
         .is_some());
@@ -593,7 +683,7 @@ async fn a_restart_rebuilds_budgets_approvals_tokens_and_the_kill_switch() {
     );
     let again = g.execute_approved(&fix("f3"), &used).await;
     assert!(
-        matches!(again, Err(GatewayError::Token(ref w)) if w.contains("already used")),
+        matches!(again, Err(GatewayError::Refused(ref w)) if w.to_string().contains("already used")),
         "a token used before the restart stays used: {again:?}"
     );
     assert_eq!(executed.load(Ordering::SeqCst), 3);
@@ -613,14 +703,14 @@ async fn a_caller_can_await_the_approval_with_a_timeout() {
     let waiter = {
         let g = s.gateway.clone();
         tokio::spawn(async move {
-            g.wait_for_approval("c1", std::time::Duration::from_secs(10))
+            g.wait_for_approval(&acme("c1"), std::time::Duration::from_secs(10))
                 .await
         })
     };
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let token = s
         .gateway
-        .approve("c1", &lead("lee"), "duplicate")
+        .approve_acme("c1", &lead("lee"), "duplicate")
         .await
         .expect("ok")
         .expect("token");
@@ -628,7 +718,7 @@ async fn a_caller_can_await_the_approval_with_a_timeout() {
     s.gateway.execute_approved(&c, &token).await.expect("runs");
     let nobody = s
         .gateway
-        .wait_for_approval("c2", std::time::Duration::from_millis(30))
+        .wait_for_approval(&acme("c2"), std::time::Duration::from_millis(30))
         .await;
     assert_eq!(nobody, None, "no approval: the wait times out");
 }
@@ -663,11 +753,16 @@ async fn fields_marked_redact_never_reach_the_journal() {
         decision["body"]["args"],
         json!({ "to": "x@example.com", "body": "[redacted]", "meta": { "token": "[redacted]" } })
     );
-    let digest = journal::sha256_hex(toolgate_runtime::gateway::canonical(&args).as_bytes());
+    let sent = call("c1", "a", "mail.send", args.clone(), ctx("acme", "prod"));
     assert_eq!(
         decision["body"]["args_digest"],
-        json!(digest),
+        json!(s.gateway.binding(&sent).args_digest),
         "the digest still binds the real arguments"
+    );
+    let plain = journal::sha256_hex(toolgate_runtime::gateway::canonical(&args).as_bytes());
+    assert!(
+        !text.contains(&plain),
+        "the unkeyed digest would let redacted values be brute-forced"
     );
 }
 
@@ -691,23 +786,24 @@ async fn a_request_under_review_is_never_replaced_or_rejected_out_of_turn() {
         ctx("acme", "prod"),
     );
     assert!(
-        matches!(s.gateway.call(&swapped).await, Err(GatewayError::Denied { reason, .. }) if reason.contains("already waiting"))
+        matches!(s.gateway.call(&swapped).await, Err(GatewayError::Refused(r)) if r.to_string().contains("already waiting"))
     );
     let outsider = Approver {
         name: "mallory".into(),
         groups: vec!["sales".into()],
+        tenants: TenantScope::Any,
     };
     assert!(
-        matches!(s.gateway.reject("c1", &outsider, "no").await, Err(GatewayError::Approval(w)) if w.contains("group"))
+        matches!(s.gateway.reject_acme("c1", &outsider, "no").await, Err(GatewayError::Refused(w)) if w.to_string().contains("group"))
     );
     let token = s
         .gateway
-        .approve("c1", &lead("lee"), "duplicate")
+        .approve_acme("c1", &lead("lee"), "duplicate")
         .await
         .expect("ok")
         .expect("token");
     assert!(
-        matches!(s.gateway.reject("c1", &lead("kim"), "too late").await, Err(GatewayError::Approval(w)) if w.contains("already approved"))
+        matches!(s.gateway.reject_acme("c1", &lead("kim"), "too late").await, Err(GatewayError::Refused(w)) if w.to_string().contains("already approved"))
     );
     // The token binds the reviewed arguments and the context they came with.
     assert!(s.gateway.execute_approved(&swapped, &token).await.is_err());
@@ -715,7 +811,7 @@ async fn a_request_under_review_is_never_replaced_or_rejected_out_of_turn() {
     other_ctx.fields.insert("account_id".into(), json!("B7"));
     let other = call("c1", "support-bot", "ticket.close", args, other_ctx);
     assert!(
-        matches!(s.gateway.execute_approved(&other, &token).await, Err(GatewayError::Token(w)) if w.contains("another request"))
+        matches!(s.gateway.execute_approved(&other, &token).await, Err(GatewayError::Refused(w)) if w.to_string().contains("another request"))
     );
     s.gateway
         .execute_approved(&c, &token)

@@ -218,7 +218,7 @@ fn records_acknowledged_before_sigkill_survive() {
 /// journal records (no unit forgotten, none invented).
 #[test]
 fn a_gateway_killed_at_random_restarts_with_the_same_state() {
-    use toolgate_runtime::store::{rebuild, MemoryStore, Store as _};
+    use toolgate_runtime::store::{replay, MemoryStore, Store as _};
     let path = scratch("sigkill-gateway");
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     for round in 0..8 {
@@ -253,9 +253,9 @@ fn a_gateway_killed_at_random_restarts_with_the_same_state() {
         );
         let budgeted: Vec<&serde_json::Value> = records
             .iter()
-            .filter(|r| r["kind"] == "decision" && r["body"]["budget_key"].is_string())
+            .filter(|r| r["kind"] == "decision" && r["body"]["budget"]["key"].is_string())
             .collect();
-        let key = budgeted[0]["body"]["budget_key"].as_str().expect("key");
+        let key = budgeted[0]["body"]["budget"]["key"].as_str().expect("key");
         let last = budgeted
             .iter()
             .filter_map(|r| r["body"]["at"].as_u64())
@@ -263,7 +263,7 @@ fn a_gateway_killed_at_random_restarts_with_the_same_state() {
             .expect("times");
         let units = budgeted.len() as u64;
         let store = MemoryStore::default();
-        rebuild(&store, &verified.lines);
+        replay(&store, &verified.lines).expect("replays");
         let day = 86_400_000;
         // Full at `units` (so at least that many were rebuilt) but not at `units + 1` (so no more).
         assert!(

@@ -15,4 +15,4 @@ pub use line_index::LineIndex;
 
 pub use err::SyntaxError;
 pub use parse::{decode, parse, Parsed, MAX_DEPTH};
-pub use print::{expr_text, literal_text, print, string_text, WIDTH};
+pub use print::{expr_text, literal_text, print, rule_identity, string_text, WIDTH};

@@ -276,6 +276,38 @@ pub(crate) fn rule_text(rule: &ast::Rule, indent: usize) -> String {
     s
 }
 
+/// A rule's identity across edits that leave it alone (budget windows are
+/// keyed by it): its canonical one-line text without its `reason` and without
+/// its budget's numbers, clauses sorted. Layout, comments, the reason, the
+/// budget's limit and window, and the rule's position do not change it; its
+/// kind, tools, condition, approval and scope do.
+pub fn rule_identity(rule: &ast::Rule) -> String {
+    let mut parts: Vec<String> = rule
+        .clauses
+        .iter()
+        .filter_map(|c| match &c.node {
+            ast::Clause::Reason(_) => None,
+            ast::Clause::AutoApprove(Some(b)) => Some(match b.key {
+                None => "auto-approve limit".to_string(),
+                Some(ast::BudgetKey::Tenant) => "auto-approve limit per tenant".to_string(),
+                Some(ast::BudgetKey::Agent) => "auto-approve limit per agent".to_string(),
+            }),
+            other => Some(clause_text(other)),
+        })
+        .collect();
+    parts.sort();
+    let kind = match rule.kind.node {
+        ast::RuleKind::Allow => "allow",
+        ast::RuleKind::Write => "write",
+        ast::RuleKind::Deny => "deny",
+    };
+    let head = format!("{kind} {}", join(rule.tools.iter().map(|t| t.node.clone())));
+    std::iter::once(head)
+        .chain(parts)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn clause_text(c: &ast::Clause) -> String {
     match c {
         ast::Clause::Require(r) => {

@@ -58,8 +58,13 @@ impl Checker<'_> {
         let condition = clauses.when.and_then(|w| self.condition(w, &tools));
         let (line, column) = self.line_col(span.start);
         let id = ir::RuleId(self.rules.len() as u32);
+        let owner = agent
+            .and_then(|a| self.agents.get(a.0 as usize))
+            .map_or("*", |a| a.name.as_str());
+        let identity = format!("{owner}: {}", toolgate_syntax::rule_identity(rule));
         self.rules.push(ir::Rule {
             id,
+            identity,
             agent,
             tools,
             effect,

@@ -9,9 +9,12 @@
 use serde_json::{json, Value};
 use std::io::Write as _;
 use std::sync::Arc;
-use toolgate_runtime::gateway::{Call, CredentialProvider, Gateway, SystemClock, ToolExecutor};
+use toolgate_runtime::gateway::{
+    Call, CompiledPolicy, CredentialProvider, DigestKey, Gateway, Limits, Services, SystemClock,
+    ToolExecutor,
+};
 use toolgate_runtime::journal::{Fsync, Journal};
-use toolgate_runtime::store::{rebuild, MemoryStore};
+use toolgate_runtime::store::{replay, MemoryStore};
 
 const POLICY: &str = "tool t.close write;\nwrites enabled;\nagent bot {\n  \
                       write t.close auto-approve limit 1000000 per day;\n}\n";
@@ -52,27 +55,28 @@ async fn main() -> std::process::ExitCode {
         };
     let mut tasks = Vec::new();
     if gateway_mode {
-        let parsed = toolgate_syntax::parse(POLICY);
-        let Some(policy) = toolgate_check::check(&parsed.file, POLICY).policy else {
-            return 3.into();
-        };
-        let Ok(engine) = toolgate_engine::Engine::new(&policy, "crash.policy") else {
+        let Ok(policy) = CompiledPolicy::compile(POLICY, "crash.policy") else {
             return 3.into();
         };
         let store = Arc::new(MemoryStore::default());
-        rebuild(store.as_ref(), &opened.lines);
-        let Ok(gateway) = Gateway::new(
-            Arc::new(engine),
-            &policy,
-            POLICY,
+        if replay(store.as_ref(), &opened.lines).is_err() {
+            return 3.into();
+        }
+        let Ok(digest_key) =
+            DigestKey::load_or_create(&std::path::PathBuf::from(format!("{path}.digest-key")))
+        else {
+            return 3.into();
+        };
+        let services = Services {
             journal,
             store,
-            Arc::new(SystemClock),
-            NoCredentials,
-            NoTool,
-        )
-        .await
-        else {
+            clock: Arc::new(SystemClock),
+            credentials: NoCredentials,
+            executor: NoTool,
+            digest_key,
+            limits: Limits::default(),
+        };
+        let Ok(gateway) = Gateway::open(policy, services).await else {
             return 3.into();
         };
         let gateway = Arc::new(gateway);

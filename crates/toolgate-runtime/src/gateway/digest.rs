@@ -1,0 +1,171 @@
+//! Digests and secrets: canonical JSON, keyed argument digests (HMAC-SHA-256
+//! with a key that is never journaled, so a redacted value cannot be recovered
+//! from the journal by brute force), bindings, and random tokens.
+
+use super::{Call, GatewayError};
+use crate::journal::sha256_hex;
+use crate::store::Binding;
+use hmac::{Hmac, Mac as _};
+use serde_json::Value as Json;
+use sha2::Sha256;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Canonical JSON: object keys sorted, no whitespace (the digests' input).
+pub fn canonical(v: &Json) -> String {
+    let mut out = String::new();
+    write_canonical(v, &mut out);
+    out
+}
+
+fn write_canonical(v: &Json, out: &mut String) {
+    match v {
+        Json::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Json::String((*k).clone()).to_string());
+                out.push(':');
+                if let Some(inner) = map.get(*k) {
+                    write_canonical(inner, out);
+                }
+            }
+            out.push('}');
+        }
+        Json::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// The key of the argument and context digests. Keep it outside the journal
+/// and stable across restarts (bindings rebuilt from the journal must match).
+#[derive(Clone)]
+pub struct DigestKey([u8; 32]);
+
+impl std::fmt::Debug for DigestKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DigestKey(..)")
+    }
+}
+
+impl DigestKey {
+    /// A key from its bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        DigestKey(bytes)
+    }
+
+    /// A new random key (from the operating system's CSPRNG).
+    pub fn random() -> Result<Self, GatewayError> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| GatewayError::Random(e.to_string()))?;
+        Ok(DigestKey(bytes))
+    }
+
+    /// The key in the file at `path` (64 hex digits), created with mode 0600
+    /// and a random key when it does not exist.
+    pub fn load_or_create(path: &Path) -> Result<Self, GatewayError> {
+        let io = |e: std::io::Error| GatewayError::Key(format!("`{}`: {e}", path.display()));
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::from_hex(text.trim()).ok_or_else(|| {
+                GatewayError::Key(format!("`{}` is not 64 hex digits", path.display()))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = Self::random()?;
+                let mut opts = std::fs::OpenOptions::new();
+                opts.write(true).create_new(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+                let mut file = opts.open(path).map_err(io)?;
+                std::io::Write::write_all(&mut file, format!("{}\n", hex(&key.0)).as_bytes())
+                    .and_then(|()| file.sync_all())
+                    .map_err(io)?;
+                Ok(key)
+            }
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    fn from_hex(text: &str) -> Option<Self> {
+        if text.len() != 64 {
+            return None;
+        }
+        let mut bytes = [0u8; 32];
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(DigestKey(bytes))
+    }
+
+    /// HMAC-SHA-256 of `bytes` under this key, in hex.
+    pub fn digest(&self, bytes: &[u8]) -> String {
+        // HMAC takes keys of any length: `new_from_slice` cannot fail here.
+        match Hmac::<Sha256>::new_from_slice(&self.0) {
+            Ok(mut mac) => {
+                mac.update(bytes);
+                hex(&mac.finalize().into_bytes())
+            }
+            Err(_) => sha256_hex(bytes),
+        }
+    }
+
+    /// The binding of an approval or token to a call: keyed digests of the
+    /// arguments and of the context's other fields.
+    pub fn binding(&self, call: &Call) -> Binding {
+        Binding {
+            agent: call.agent.clone(),
+            tool: call.tool.clone(),
+            args_digest: self.digest(canonical(&call.args).as_bytes()),
+            tenant: call.context.tenant.clone(),
+            env: call.context.env.clone(),
+            context_digest: self
+                .digest(canonical(&Json::Object(call.context.fields.clone())).as_bytes()),
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// A new single-use token: 256 bits from the operating system's CSPRNG, in hex.
+pub fn random_token() -> Result<String, GatewayError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| GatewayError::Random(e.to_string()))?;
+    Ok(hex(&bytes))
+}
+
+/// Counts the bytes of a value's JSON without building it.
+pub(super) fn json_len(v: &Json) -> u64 {
+    struct Count(u64);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len() as u64;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, v) {
+        Ok(()) => count.0,
+        Err(_) => u64::MAX,
+    }
+}

@@ -1,0 +1,152 @@
+//! A policy as the gateway uses it: the engine, the policy's hash and name,
+//! and per tool whether it writes and which argument paths the journal must
+//! redact. Built once (hot reload will swap one `Arc` of it).
+
+use super::GatewayError;
+use crate::journal::sha256_hex;
+use serde_json::{json, Value as Json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use toolgate_check::ir;
+use toolgate_engine::Engine;
+
+/// One step of a path to a redacted value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Step {
+    /// A record field.
+    Field(String),
+    /// Every element of a list.
+    Each,
+}
+
+/// What the gateway needs to know of one tool.
+#[derive(Clone, Debug, Default)]
+struct ToolFacts {
+    write: bool,
+    redact: Vec<Vec<Step>>,
+}
+
+/// The engine, the IR's facts and the policy text's hash: three views of one policy.
+pub struct CompiledPolicy {
+    pub(super) engine: Arc<Engine>,
+    pub(super) hash: String,
+    pub(super) name: Option<String>,
+    tools: HashMap<String, ToolFacts>,
+}
+
+impl CompiledPolicy {
+    /// Compiles a checked policy (`file` names it in rule locations).
+    pub fn new(policy: &ir::Policy, text: &str, file: &str) -> Result<Self, GatewayError> {
+        let engine = Engine::new(policy, file).map_err(|e| GatewayError::Policy(e.to_string()))?;
+        let tools = policy
+            .tools
+            .iter()
+            .map(|t| {
+                let mut redact = Vec::new();
+                redacted_paths(
+                    t.schema.as_deref().unwrap_or(&[]),
+                    &mut Vec::new(),
+                    &mut redact,
+                );
+                let write = t.class == ir::ToolClass::Write;
+                (t.name.clone(), ToolFacts { write, redact })
+            })
+            .collect();
+        Ok(CompiledPolicy {
+            engine: Arc::new(engine),
+            hash: sha256_hex(text.as_bytes()),
+            name: policy.name.clone(),
+            tools,
+        })
+    }
+
+    /// Parses, checks and compiles policy text; an error names the first problem.
+    pub fn compile(text: &str, file: &str) -> Result<Self, GatewayError> {
+        let parsed = toolgate_syntax::parse(text);
+        if let Some(e) = parsed.errors.first() {
+            return Err(GatewayError::Policy(format!("`{file}`: {e}")));
+        }
+        let checked = toolgate_check::check(&parsed.file, text);
+        let policy = checked.policy.ok_or_else(|| {
+            let first = checked.diagnostics.first().map(ToString::to_string);
+            GatewayError::Policy(format!("`{file}`: {}", first.unwrap_or_default()))
+        })?;
+        Self::new(&policy, text, file)
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// SHA-256 of the policy text.
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+
+    /// Whether `tool` is a declared write tool (an undeclared tool counts as a write: fail closed).
+    pub fn is_write(&self, tool: &str) -> bool {
+        self.tools.get(tool).is_none_or(|t| t.write)
+    }
+
+    /// The arguments as the journal records them: fields marked `redact`
+    /// replaced, inside records and lists alike.
+    pub fn journal_args(&self, tool: &str, args: &Json) -> Json {
+        let mut out = args.clone();
+        for path in self
+            .tools
+            .get(tool)
+            .map(|t| t.redact.as_slice())
+            .unwrap_or(&[])
+        {
+            redact(&mut out, path);
+        }
+        out
+    }
+}
+
+fn redact(at: &mut Json, path: &[Step]) {
+    let Some((first, rest)) = path.split_first() else {
+        *at = json!("[redacted]");
+        return;
+    };
+    match (first, at) {
+        (Step::Field(key), Json::Object(map)) => {
+            if let Some(next) = map.get_mut(key) {
+                redact(next, rest);
+            }
+        }
+        (Step::Each, Json::Array(items)) => {
+            for item in items {
+                redact(item, rest);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Collects the paths of fields marked `redact`, through records, lists and
+/// lists of records; a marked field is redacted whole, whatever its type.
+fn redacted_paths(fields: &[ir::Field], prefix: &mut Vec<Step>, out: &mut Vec<Vec<Step>>) {
+    for f in fields {
+        prefix.push(Step::Field(f.name.clone()));
+        if f.redact {
+            out.push(prefix.clone());
+        } else {
+            type_paths(&f.ty, prefix, out);
+        }
+        prefix.pop();
+    }
+}
+
+fn type_paths(ty: &ir::Type, prefix: &mut Vec<Step>, out: &mut Vec<Vec<Step>>) {
+    match ty {
+        ir::Type::Record(inner) => redacted_paths(inner, prefix, out),
+        ir::Type::List(elem) => {
+            prefix.push(Step::Each);
+            type_paths(elem, prefix, out);
+            prefix.pop();
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,282 @@
+//! The journal's records, one typed enum: the gateway writes them and
+//! [`crate::store::Store::apply`] reads them, live and on restart, so the two
+//! can never disagree. On disk each is a line
+//! `{"seq":N,"ts_ms":T,"kind":"<kind>","prev":"<hex>","body":{...}}`
+//! (docs/runtime.md lists every kind and field). A record of a kind this
+//! version does not know is an error, never skipped.
+
+use crate::store::{Binding, CallKey, KillScope};
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+/// One journal record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "body", rename_all = "snake_case")]
+pub enum Record {
+    /// A policy was loaded.
+    PolicyLoad(PolicyLoad),
+    /// A call was decided (before anything else happens to it).
+    Decision(Decision),
+    /// A budgeted grant's window was full; the call fell back to the next grant.
+    BudgetExhausted(BudgetExhausted),
+    /// A call is held for approval: reserves its id, bound to its arguments.
+    ApprovalRequested(ApprovalRequested),
+    /// A request for approval was refused (its id is in use), with its own binding.
+    ApprovalRequestRefused(ApprovalRequestRefused),
+    /// An approver approved.
+    ApprovalGranted(ApprovalGranted),
+    /// An approval was refused.
+    ApprovalRefused(Refused),
+    /// An approver rejected the call.
+    ApprovalRejected(ApprovalRejected),
+    /// A rejection was refused.
+    RejectionRefused(Refused),
+    /// The call is fully approved: a single-use token was issued.
+    TokenIssued(TokenIssued),
+    /// A token was used: the approved call runs.
+    TokenUsed(TokenUsed),
+    /// A token was refused.
+    TokenRefused(TokenRefused),
+    /// A kill switch was engaged or released.
+    KillSwitch(KillSwitch),
+    /// A tool ran (or could not), with its outcome.
+    Execution(Execution),
+    /// The operator opened a journal inconsistent with its checkpoints (written by the journal).
+    JournalOverride(Json),
+    /// Unsealed records found at open were set aside (written by the journal).
+    UnsealedSetAside(Json),
+}
+
+impl Record {
+    /// A record from its journal line.
+    pub fn from_line(line: &str) -> Result<Record, String> {
+        serde_json::from_str(line).map_err(|e| e.to_string())
+    }
+
+    /// `(kind, body)` as the journal writes them.
+    pub fn to_kind_body(&self) -> (String, Json) {
+        match serde_json::to_value(self) {
+            Ok(Json::Object(mut m)) => {
+                let kind = m
+                    .remove("kind")
+                    .and_then(|k| k.as_str().map(String::from))
+                    .unwrap_or_default();
+                (kind, m.remove("body").unwrap_or(Json::Null))
+            }
+            // Every variant serialises to an object with a kind and a body.
+            _ => (String::new(), Json::Null),
+        }
+    }
+
+    /// Whether the record grants or spends state, so it must be covered by a
+    /// signed checkpoint before it is acknowledged (cutting it would re-open a
+    /// token, release a kill switch or restore a budget).
+    pub fn sealed(&self) -> bool {
+        match self {
+            Record::Decision(d) => d.budget.is_some(),
+            Record::ApprovalRequested(_)
+            | Record::ApprovalGranted(_)
+            | Record::ApprovalRejected(_)
+            | Record::TokenIssued(_)
+            | Record::TokenUsed(_)
+            | Record::KillSwitch(_) => true,
+            _ => false,
+        }
+    }
+}
+
+/// `policy_load`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PolicyLoad {
+    /// The policy's name, if it declares one.
+    pub name: Option<String>,
+}
+
+/// One unit taken from a budget window.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetUnit {
+    /// The window's key (rule identity, agent, tool, tenant).
+    pub key: String,
+    /// The window's length.
+    pub window_ms: u64,
+}
+
+/// `decision`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    /// The call id.
+    pub call: String,
+    /// The agent.
+    pub agent: String,
+    /// The tool.
+    pub tool: String,
+    /// The tenant.
+    pub tenant: String,
+    /// The env.
+    pub env: String,
+    /// Keyed digest of the arguments (never the plain SHA-256: redacted values
+    /// could be recovered from it by brute force).
+    pub args_digest: String,
+    /// The arguments, fields marked `redact` replaced; `null` when too large.
+    pub args: Json,
+    /// Size of the arguments' JSON in bytes.
+    pub args_bytes: u64,
+    /// `allow`, `deny` or `approval_required`.
+    pub decision: String,
+    /// Why.
+    pub reason: String,
+    /// The deciding rule (`file:line:column`).
+    pub rule: Option<String>,
+    /// The budget unit taken, if any.
+    pub budget: Option<BudgetUnit>,
+    /// Decision time (ms).
+    pub at: u64,
+}
+
+/// `budget_exhausted`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BudgetExhausted {
+    /// The call id.
+    pub call: String,
+    /// The tenant.
+    pub tenant: String,
+    /// The full window's key.
+    pub key: String,
+}
+
+/// `approval_requested`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalRequested {
+    /// Tenant and call id.
+    #[serde(flatten)]
+    pub key: CallKey,
+    /// What approvers review and approve.
+    pub binding: Binding,
+    /// The group approvers must belong to.
+    pub group: Option<String>,
+    /// Distinct approvers needed.
+    pub count: u32,
+    /// When the request expires (ms).
+    pub expires_at: Option<u64>,
+}
+
+/// `approval_request_refused`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalRequestRefused {
+    /// Tenant and call id.
+    #[serde(flatten)]
+    pub key: CallKey,
+    /// The refused call's own binding.
+    pub binding: Binding,
+    /// Why.
+    pub why: String,
+    /// The refusal's code.
+    pub code: String,
+}
+
+/// `approval_granted`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalGranted {
+    /// Tenant and call id.
+    #[serde(flatten)]
+    pub key: CallKey,
+    /// Who approved (from their authentication).
+    pub approver: String,
+    /// Their groups.
+    pub groups: Vec<String>,
+    /// The digest they reviewed.
+    pub args_digest: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// `approval_refused` and `rejection_refused`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Refused {
+    /// Tenant and call id.
+    #[serde(flatten)]
+    pub key: CallKey,
+    /// Who tried.
+    pub approver: String,
+    /// The reason they gave.
+    pub reason: String,
+    /// Why it was refused.
+    pub why: String,
+    /// The refusal's code.
+    pub code: String,
+}
+
+/// `approval_rejected`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalRejected {
+    /// Tenant and call id.
+    #[serde(flatten)]
+    pub key: CallKey,
+    /// Who rejected.
+    pub approver: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// `token_issued`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TokenIssued {
+    /// Tenant and call id.
+    #[serde(flatten)]
+    pub key: CallKey,
+    /// SHA-256 of the token (the token itself is never written).
+    pub token_digest: String,
+    /// When it expires (ms).
+    pub expires_at: u64,
+    /// The exact request it may run.
+    pub binding: Binding,
+}
+
+/// `token_used`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TokenUsed {
+    /// Tenant and call id.
+    #[serde(flatten)]
+    pub key: CallKey,
+    /// SHA-256 of the token.
+    pub token_digest: String,
+}
+
+/// `token_refused`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TokenRefused {
+    /// Tenant and call id.
+    #[serde(flatten)]
+    pub key: CallKey,
+    /// Why.
+    pub why: String,
+    /// The refusal's code.
+    pub code: String,
+}
+
+/// `kill_switch`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KillSwitch {
+    /// What it stops.
+    #[serde(flatten)]
+    pub scope: KillScope,
+    /// Engaged or released.
+    pub engaged: bool,
+    /// Who.
+    pub by: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// `execution`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Execution {
+    /// The call id.
+    pub call: String,
+    /// The tenant.
+    pub tenant: String,
+    /// Whether the tool succeeded.
+    pub ok: bool,
+    /// Its error, if it failed (or why it could not run).
+    pub error: Option<String>,
+}
