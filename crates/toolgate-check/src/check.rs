@@ -6,6 +6,7 @@ mod lints;
 mod rules;
 #[cfg(test)]
 mod tests;
+mod urls;
 
 use crate::err::CheckError;
 use crate::ir;

@@ -367,6 +367,37 @@ pub enum CheckError {
         #[help]
         help: String,
     },
+    /// `starts_with` or `matches` on an argument that a rule reads as a URL.
+    #[error("`{op}` on the raw URL `{arg}`")]
+    #[diagnostic(code(toolgate::check::raw_url_match), severity(Warning))]
+    RawUrlMatch {
+        /// `starts_with`, `matches` or `matches regex`.
+        op: &'static str,
+        /// The argument, e.g. `args.url`.
+        arg: String,
+        /// The comparison.
+        #[label(primary, "compares the text, not where it leads")]
+        span: SourceSpan,
+        /// A URL function reading the same argument.
+        #[label("read as a URL here")]
+        url: SourceSpan,
+        /// The URL functions to use instead.
+        #[help]
+        help: String,
+    },
+    /// `host(...) ends_with "example.com"`: also matches `evil-example.com`.
+    #[error("host suffix `{suffix}` does not start with `.`")]
+    #[diagnostic(code(toolgate::check::host_suffix_without_dot), severity(Warning))]
+    HostSuffixWithoutDot {
+        /// The suffix.
+        suffix: String,
+        /// Where.
+        #[label("also matches `evil-{suffix}`")]
+        span: SourceSpan,
+        /// What instead.
+        #[help]
+        help: String,
+    },
     /// A `let` constant that no condition uses.
     #[error("constant `{name}` is never used")]
     #[diagnostic(

@@ -241,8 +241,9 @@ pub enum ExprKind {
     Len(Box<Expr>),
     /// `lower(x)`.
     Lower(Box<Expr>),
-    /// `host(url)`: the host of a URL, with or without a scheme.
-    Host(Box<Expr>),
+    /// `host(url)`, `port(url)`, `scheme(url)` or `path(url)`: one part of an
+    /// absolute `http`/`https`/`ws`/`wss` URL as a WHATWG client reads it.
+    Url(UrlPart, Box<Expr>),
     /// `not x`.
     Not(Box<Expr>),
     /// All hold.
@@ -262,6 +263,40 @@ pub enum ExprKind {
 }
 
 pub use toolgate_syntax::ast::Quantifier;
+
+/// The part of a URL a URL function returns (`docs/semantics.md` says which
+/// URLs they accept).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UrlPart {
+    /// `host(url)`: the host a client connects to (`string`).
+    Host,
+    /// `port(url)`: the explicit port, or the scheme's default (`int`).
+    Port,
+    /// `scheme(url)`: `http`, `https`, `ws` or `wss` (`string`).
+    Scheme,
+    /// `path(url)`: the normalised path, percent-encoding kept (`string`).
+    Path,
+}
+
+impl UrlPart {
+    /// Every URL function.
+    pub const ALL: [UrlPart; 4] = [UrlPart::Host, UrlPart::Port, UrlPart::Scheme, UrlPart::Path];
+
+    /// The function's name in the language.
+    pub fn name(self) -> &'static str {
+        match self {
+            UrlPart::Host => "host",
+            UrlPart::Port => "port",
+            UrlPart::Scheme => "scheme",
+            UrlPart::Path => "path",
+        }
+    }
+
+    /// The URL function called `name`, if there is one.
+    pub fn from_name(name: &str) -> Option<UrlPart> {
+        UrlPart::ALL.into_iter().find(|p| p.name() == name)
+    }
+}
 
 /// Binary operators.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -100,7 +100,7 @@ pub(crate) fn reads(cond: &Cond, out: &mut Vec<Read>) {
         Cond::Tenant => add(Read::Tenant),
         Cond::Env => add(Read::Env),
         Cond::Const(_) | Cond::Agent | Cond::Tool | Cond::Elem => {}
-        Cond::Len(x) | Cond::Lower(x) | Cond::Host(x) | Cond::Not(x) | Cond::Match(x, _) => {
+        Cond::Len(x) | Cond::Lower(x) | Cond::Url(_, x) | Cond::Not(x) | Cond::Match(x, _) => {
             reads(x, out)
         }
         Cond::And(xs) | Cond::Or(xs) => xs.iter().for_each(|x| reads(x, out)),

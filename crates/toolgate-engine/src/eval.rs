@@ -21,7 +21,7 @@ pub(crate) enum Cond {
     Elem,
     Len(Box<Cond>),
     Lower(Box<Cond>),
-    Host(Box<Cond>),
+    Url(ir::UrlPart, Box<Cond>),
     Not(Box<Cond>),
     And(Box<[Cond]>),
     Or(Box<[Cond]>),
@@ -50,7 +50,7 @@ impl Cond {
             ir::ExprKind::Elem => Cond::Elem,
             ir::ExprKind::Len(x) => Cond::Len(b(x)?),
             ir::ExprKind::Lower(x) => Cond::Lower(b(x)?),
-            ir::ExprKind::Host(x) => Cond::Host(b(x)?),
+            ir::ExprKind::Url(part, x) => Cond::Url(*part, b(x)?),
             ir::ExprKind::Not(x) => Cond::Not(b(x)?),
             ir::ExprKind::And(xs) => {
                 Cond::And(xs.iter().map(Cond::compile).collect::<Result<_, _>>()?)
@@ -131,7 +131,7 @@ impl Cond {
             Cond::Elem => env.elem.clone().ok_or(EvalError::Missing),
             Cond::Len(x) => value::len(&x.value(env)?).map(Val::Int),
             Cond::Lower(x) => Ok(Val::Str(Cow::Owned(x.value(env)?.as_str()?.to_lowercase()))),
-            Cond::Host(x) => Ok(Val::Str(Cow::Owned(value::host(x.value(env)?.as_str()?)?))),
+            Cond::Url(part, x) => value::url_part(*part, x.value(env)?.as_str()?),
             cond => cond.truth(env).map(Val::Bool),
         }
     }

@@ -92,9 +92,7 @@ fn val<'a>(
         K::Lower(x) => Ok(Val::Str(Cow::Owned(
             val(x, req, elem)?.as_str()?.to_lowercase(),
         ))),
-        K::Host(x) => Ok(Val::Str(Cow::Owned(value::host(
-            val(x, req, elem)?.as_str()?,
-        )?))),
+        K::Url(part, x) => value::url_part(*part, val(x, req, elem)?.as_str()?),
         _ => truth(e, req, elem).map(Val::Bool),
     }
 }

@@ -19,6 +19,7 @@ pub mod reference;
 mod request;
 mod schema;
 mod table;
+pub mod urls;
 mod value;
 
 pub use decision::{BudgetKey, Decision, Outcome, RuleInfo};

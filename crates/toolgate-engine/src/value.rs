@@ -146,24 +146,17 @@ pub fn len(v: &Val<'_>) -> Result<i64, EvalError> {
     i64::try_from(n).map_err(|_| EvalError::Type)
 }
 
-/// `host(url)`: the lower-cased host of a URL, with or without a scheme;
-/// userinfo, port, path, query and fragment removed. No host is an error.
-pub fn host(url: &str) -> Result<String, EvalError> {
-    let rest = match url.find("://") {
-        Some(i) => &url[i + 3..],
-        None => url.strip_prefix("//").unwrap_or(url),
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = if let Some(v6) = authority.strip_prefix('[') {
-        v6.split(']').next().unwrap_or("")
-    } else {
-        authority.split(':').next().unwrap_or("")
-    };
-    if host.is_empty() {
-        return Err(EvalError::Type);
-    }
-    Ok(host.trim_end_matches('.').to_lowercase())
+/// `host(x)`, `port(x)`, `scheme(x)` or `path(x)` (see [`crate::urls`]).
+/// A string the URL functions refuse is an error.
+pub fn url_part(part: ir::UrlPart, text: &str) -> Result<Val<'static>, EvalError> {
+    use crate::urls;
+    let refused = |_| EvalError::Type;
+    Ok(match part {
+        ir::UrlPart::Host => Val::Str(Cow::Owned(urls::host(text).map_err(refused)?)),
+        ir::UrlPart::Port => Val::Int(i64::from(urls::port(text).map_err(refused)?)),
+        ir::UrlPart::Scheme => Val::Str(Cow::Owned(urls::scheme(text).map_err(refused)?)),
+        ir::UrlPart::Path => Val::Str(Cow::Owned(urls::path(text).map_err(refused)?)),
+    })
 }
 
 /// Translates a policy glob (`*` any run, `?` one character, `\` escapes) to an anchored regex.
@@ -190,22 +183,58 @@ pub fn glob_regex(glob: &str) -> String {
 mod tests {
     use super::*;
 
+    fn host(url: &str) -> Result<String, EvalError> {
+        match url_part(ir::UrlPart::Host, url)? {
+            Val::Str(s) => Ok(s.into_owned()),
+            _ => Err(EvalError::Type),
+        }
+    }
+
     #[test]
-    fn host_handles_schemes_ports_userinfo_and_ipv6() {
-        assert_eq!(
-            host("https://Docs.Example.com/a?b").as_deref(),
-            Ok("docs.example.com")
-        );
-        assert_eq!(
-            host("docs.example.com:8080/x").as_deref(),
-            Ok("docs.example.com")
-        );
-        assert_eq!(
-            host("http://user:pw@evil.com@good.com/").as_deref(),
-            Ok("good.com")
-        );
-        assert_eq!(host("http://[::1]:80/").as_deref(), Ok("::1"));
-        assert_eq!(host("https:///path"), Err(EvalError::Type));
+    fn url_parts_are_typed_values() {
+        let u = "https://Docs.Example.com:8443/a?b";
+        assert_eq!(host(u).as_deref(), Ok("docs.example.com"));
+        assert!(matches!(url_part(ir::UrlPart::Port, u), Ok(Val::Int(8443))));
+        assert!(matches!(url_part(ir::UrlPart::Path, u), Ok(Val::Str(p)) if p == "/a"));
+        // No scheme, userinfo, no host: errors, so a deny applies and a grant does not.
+        for url in [
+            "docs.example.com:8080/x",
+            "http://user:pw@evil.com@good.com/",
+            "https:///path",
+        ] {
+            assert_eq!(host(url), Err(EvalError::Type), "{url}");
+        }
+    }
+
+    /// Finding C1: each string went to `evil.com` in WHATWG clients while
+    /// `host()` said `docs.example.com`; now `host()` refuses them.
+    #[test]
+    fn host_refuses_urls_that_clients_send_elsewhere() {
+        for url in [
+            r"https://evil.com\@docs.example.com/",
+            "https:evil.com/?x=://docs.example.com",
+            "https:/evil.com/?x=://docs.example.com",
+            r"https:\\evil.com/?x=://docs.example.com",
+            "evil.com/?next=https://docs.example.com/",
+        ] {
+            assert_eq!(host(url), Err(EvalError::Type), "{url}");
+        }
+    }
+
+    /// Finding C1: numeric spellings of an address give the canonical address.
+    #[test]
+    fn host_canonicalises_numeric_addresses() {
+        for (url, want) in [
+            ("http://2852039166/", "169.254.169.254"),
+            ("http://0xa9.0xfe.0xa9.0xfe/", "169.254.169.254"),
+            ("http://169.254.43518/", "169.254.169.254"),
+            ("http://127.1/", "127.0.0.1"),
+            ("http://0177.0.0.1/", "127.0.0.1"),
+        ] {
+            assert_eq!(host(url).as_deref(), Ok(want), "{url}");
+        }
+        // An IPv4 address inside an IPv6 one reaches the IPv4 host: refused.
+        assert_eq!(host("http://[::ffff:a9fe:a9fe]/"), Err(EvalError::Type));
     }
 
     #[test]

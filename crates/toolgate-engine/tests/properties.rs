@@ -24,7 +24,7 @@ tool t.w3 write { l: list<string>, o?: { x: int } };
 const READ_TOOLS: [&str; 2] = ["t.r1", "t.r2"];
 const WRITE_TOOLS: [&str; 3] = ["t.w1", "t.w2", "t.w3"];
 
-const CONDITIONS: [&str; 14] = [
+const CONDITIONS: [&str; 18] = [
     "has args.s and args.s == \"x\"",
     "has args.n and args.n > 3",
     "env == \"dev\"",
@@ -39,6 +39,10 @@ const CONDITIONS: [&str; 14] = [
     "has args.s and lower(args.s) matches \"x*\"",
     "has args.o and args.o.x >= 2",
     "has args.l and all args.l in [\"a\", \"b\"]",
+    "has args.s and host(args.s) == \"x.test\"",
+    "has args.s and port(args.s) > 100",
+    "scheme(args.s) == \"https\"",
+    "has args.s and path(args.s) starts_with \"/a\"",
 ];
 
 #[derive(Clone, Debug)]
@@ -190,7 +194,15 @@ fn json_value() -> impl Strategy<Value = Json> {
 
 fn args() -> impl Strategy<Value = Json> {
     let key = prop::sample::select(vec!["s", "n", "l", "o", "q", "tenant_id", "tenant"]);
-    let s = prop::sample::select(vec!["x", "xyz", "b", "X1"]);
+    let s = prop::sample::select(vec![
+        "x",
+        "xyz",
+        "b",
+        "X1",
+        "https://X.test/a",
+        "http://x.test:8080/b/../a",
+        r"https:\\x.test/a",
+    ]);
     let n = -2i64..8;
     let l = prop::collection::vec(prop::sample::select(vec!["a", "b", "c"]), 0..3);
     prop_oneof![

@@ -119,7 +119,9 @@ fn expr() -> impl Strategy<Value = ast::Expr> {
                 ast::Expr::Quantified(sp(q), Box::new(operand(l)), sp(o), Box::new(operand(r)))
             }),
             (
-                prop::sample::select(vec!["len", "lower", "host", "other"]),
+                prop::sample::select(vec![
+                    "len", "lower", "host", "port", "scheme", "path", "other"
+                ]),
                 inner.clone()
             )
                 .prop_map(|(f, a)| ast::Expr::Call(sp(f.to_string()), Box::new(operand(a)))),

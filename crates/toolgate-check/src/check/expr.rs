@@ -83,7 +83,7 @@ impl Ty {
 
 type Typed = (ir::Expr, Ty);
 
-const FUNCTIONS: [&str; 3] = ["len", "lower", "host"];
+const FUNCTIONS: [&str; 6] = ["len", "lower", "host", "port", "scheme", "path"];
 const ROOTS: [&str; 6] = ["args", "ctx", "tenant", "env", "agent", "tool"];
 
 fn node(kind: ir::ExprKind, span: Span) -> ir::Expr {
@@ -335,13 +335,16 @@ impl Checker<'_> {
         scope: &mut Scope,
     ) -> Option<Typed> {
         let typed = self.expr(arg, scope);
-        let (want, result): (&[Ty], Ty) = match f.node.as_str() {
-            "len" => (&[Ty::Str, Ty::List(Box::new(Ty::Any))], Ty::Int),
-            "lower" => (&[Ty::Str], Ty::Str),
-            "host" => (&[Ty::Str], Ty::Str),
-            other => {
-                let help = suggest::did_you_mean(other, FUNCTIONS)
-                    .unwrap_or_else(|| "the functions are `len`, `lower` and `host`".into());
+        let url = ir::UrlPart::from_name(&f.node);
+        let (want, result): (&[Ty], Ty) = match (f.node.as_str(), url) {
+            ("len", _) => (&[Ty::Str, Ty::List(Box::new(Ty::Any))], Ty::Int),
+            ("lower", _) => (&[Ty::Str], Ty::Str),
+            (_, Some(ir::UrlPart::Port)) => (&[Ty::Str], Ty::Int),
+            (_, Some(_)) => (&[Ty::Str], Ty::Str),
+            (other, None) => {
+                let help = suggest::did_you_mean(other, FUNCTIONS).unwrap_or_else(|| {
+                    "the functions are `len`, `lower`, `host`, `port`, `scheme` and `path`".into()
+                });
                 self.diags.push(CheckError::UnknownFunction {
                     name: other.into(),
                     span: f.span.into(),
@@ -372,10 +375,10 @@ impl Checker<'_> {
             return None;
         }
         let boxed = Box::new(arg_ir);
-        let kind = match f.node.as_str() {
-            "len" => ir::ExprKind::Len(boxed),
-            "lower" => ir::ExprKind::Lower(boxed),
-            _ => ir::ExprKind::Host(boxed),
+        let kind = match (f.node.as_str(), url) {
+            (_, Some(part)) => ir::ExprKind::Url(part, boxed),
+            ("len", _) => ir::ExprKind::Len(boxed),
+            _ => ir::ExprKind::Lower(boxed),
         };
         Some((node(kind, span), result))
     }

@@ -1,5 +1,6 @@
 //! Pass 3: whole-policy warnings that need every rule lowered first:
-//! unreachable grants, duplicate rules, inactive writes, unused constants.
+//! unreachable grants, duplicate rules, URL misuse (`urls.rs`), inactive
+//! writes, unused constants.
 
 use super::Checker;
 use crate::err::CheckError;
@@ -11,6 +12,7 @@ impl Checker<'_> {
     pub(super) fn lints(&mut self, file: &ast::File) {
         self.unreachable();
         self.duplicate_rules(file);
+        self.url_lints();
         if self.writes.is_none() {
             let dead: Vec<Span> = self
                 .rules

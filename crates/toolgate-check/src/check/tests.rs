@@ -240,3 +240,53 @@ fn unreachable_grants_are_found_per_agent() {
     let src = "tool a read;\ntool b read;\nagent x {\n  deny a;\n  allow a;\n  allow a, b;\n}\nagent y {\n  allow a;\n}";
     assert_eq!(codes(src), ["unreachable_rule @ allow a;"]);
 }
+
+#[test]
+fn url_functions_are_typed_and_named_in_unknown_function_help() {
+    let src = "tool h read { url: string };\nallow h when host(args.url) == \"a.test\" and port(args.url) == 443 and scheme(args.url) == \"https\" and path(args.url) starts_with \"/\";";
+    assert_eq!(codes(src), Vec::<String>::new());
+    assert_eq!(
+        codes("tool h read { url: string };\nallow h when port(args.url) == \"443\";"),
+        ["type_mismatch @ port(args.url)"]
+    );
+    let help = run("tool h read;\nallow h when hots(args.url) == \"a\";").diagnostics[0]
+        .help()
+        .map(|h| h.to_string());
+    assert_eq!(help.as_deref(), Some("did you mean `host`?"));
+}
+
+#[test]
+fn raw_url_patterns_are_flagged_where_a_rule_reads_the_argument_as_a_url() {
+    let tools = "tool h read { url: string };\ntool g read { url: string };\n";
+    let src = format!(
+        "{tools}deny h when host(args.url) == \"evil.test\";\nallow h when args.url starts_with \"https://docs.test/\";\nallow h when lower(args.url) matches \"https://*\";\nallow h when args.url matches regex \"^https://\";\nallow g when args.url starts_with \"https://\";\nallow h when path(args.url) starts_with \"/a\";"
+    );
+    assert_eq!(
+        codes(&src),
+        [
+            "raw_url_match @ args.url starts_with \"https://docs.test/\"",
+            "raw_url_match @ lower(args.url) matches \"https://*\"",
+            "raw_url_match @ args.url matches regex \"^https://\"",
+        ],
+        "not for tool g, which no URL function reads, nor for path()"
+    );
+    let same_rule = format!(
+        "{tools}allow h when host(args.url) == \"a.test\" and args.url starts_with \"https://\";"
+    );
+    assert_eq!(
+        codes(&same_rule),
+        ["raw_url_match @ args.url starts_with \"https://\""]
+    );
+}
+
+#[test]
+fn host_suffixes_need_their_leading_dot() {
+    let src = "let corp = \"example.com\";\ntool h read { url: string };\nallow h when host(args.url) ends_with \"example.com\";\nallow h when host(args.url) ends_with corp;\nallow h when host(args.url) ends_with \".example.com\" or host(args.url) == \"example.com\";";
+    assert_eq!(
+        codes(src),
+        [
+            "host_suffix_without_dot @ \"example.com\"",
+            "host_suffix_without_dot @ corp",
+        ]
+    );
+}
