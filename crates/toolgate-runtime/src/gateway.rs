@@ -12,9 +12,13 @@
 
 mod approvals;
 mod digest;
+mod lease;
+mod metrics;
 mod policy;
 
 pub use digest::{canonical, random_token, DigestKey};
+pub use lease::{Authorized, CallState, Lease};
+pub use metrics::Metrics;
 pub use policy::CompiledPolicy;
 
 use crate::journal::{sha256_hex, Journal, JournalError};
@@ -163,12 +167,16 @@ pub struct Limits {
     /// Largest arguments (their JSON, in bytes); larger calls are denied and
     /// journaled without their arguments. Default 64 KiB.
     pub max_args_bytes: u64,
+    /// How long a service has to report an allowed call's result before it is
+    /// journaled as `result_missing` (by `Gateway::expire_leases`). Default 5 minutes.
+    pub lease_ms: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_args_bytes: 64 * 1024,
+            lease_ms: 5 * 60 * 1000,
         }
     }
 }
@@ -193,7 +201,10 @@ pub struct Services<C, X> {
 
 /// The gateway. Share it behind an `Arc`.
 pub struct Gateway<C, X> {
-    policy: CompiledPolicy,
+    /// The live policy; `reload` swaps it whole.
+    policy: std::sync::RwLock<Arc<CompiledPolicy>>,
+    /// A candidate decided beside the live one; differences are journaled.
+    shadow: std::sync::RwLock<Option<Arc<CompiledPolicy>>>,
     journal: Journal,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
@@ -208,6 +219,10 @@ pub struct Gateway<C, X> {
     /// with their expiry.
     ready: std::sync::Mutex<HashMap<CallKey, (String, u64)>>,
     approved: tokio::sync::Notify,
+    /// Allowed calls whose result is not reported yet: how many, and the
+    /// latest deadline.
+    leases: std::sync::Mutex<HashMap<CallKey, (u32, u64)>>,
+    metrics: Metrics,
 }
 
 /// A decision after the kill switch, the credential scope and the budget.
@@ -225,7 +240,8 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         services: Services<C, X>,
     ) -> Result<Self, GatewayError> {
         let g = Gateway {
-            policy,
+            policy: std::sync::RwLock::new(Arc::new(policy)),
+            shadow: std::sync::RwLock::new(None),
             journal: services.journal,
             store: services.store,
             clock: services.clock,
@@ -236,19 +252,87 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             commit: tokio::sync::Mutex::new(()),
             ready: std::sync::Mutex::new(HashMap::new()),
             approved: tokio::sync::Notify::new(),
+            leases: std::sync::Mutex::new(HashMap::new()),
+            metrics: Metrics::default(),
         };
-        let load = record::PolicyLoad {
-            name: g.policy.name.clone(),
-        };
-        g.record(&Record::PolicyLoad(load)).await?;
+        let current = g.policy();
+        g.record_with(&current, &Record::PolicyLoad(policy_load(&current)))
+            .await?;
         Ok(g)
+    }
+
+    /// Replaces the live policy (hot reload); journaled as `policy_load`.
+    /// Calls already being decided finish under the policy they started with.
+    pub async fn reload(&self, policy: CompiledPolicy) -> Result<(), GatewayError> {
+        let policy = Arc::new(policy);
+        self.record_with(&policy, &Record::PolicyLoad(policy_load(&policy)))
+            .await?;
+        *self.policy.write().unwrap_or_else(|p| p.into_inner()) = policy;
+        Ok(())
+    }
+
+    /// Journals a policy that was refused (it did not check clean), with its
+    /// diagnostics; the live policy keeps serving.
+    pub async fn refuse_policy(
+        &self,
+        text: &str,
+        diagnostics: Vec<String>,
+    ) -> Result<(), GatewayError> {
+        let refused = record::PolicyRefused {
+            refused: sha256_hex(text.as_bytes()),
+            diagnostics,
+        };
+        self.record(&Record::PolicyRefused(refused)).await
+    }
+
+    /// Sets (or clears) the shadow policy: every call is also decided with it,
+    /// and each call where the two outcomes differ is journaled as
+    /// `shadow_differs` and counted; the live policy alone enforces.
+    pub fn set_shadow(&self, shadow: Option<CompiledPolicy>) {
+        *self.shadow.write().unwrap_or_else(|p| p.into_inner()) = shadow.map(Arc::new);
+    }
+
+    /// The shadow policy, if any.
+    pub fn shadow(&self) -> Option<Arc<CompiledPolicy>> {
+        self.shadow
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Counters since start.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Journals a front door's refusal of a caller.
+    pub async fn access_denied(
+        &self,
+        caller: &str,
+        action: &str,
+        why: &str,
+    ) -> Result<(), GatewayError> {
+        let denied = record::AccessDenied {
+            caller: caller.to_string(),
+            action: action.to_string(),
+            why: why.to_string(),
+        };
+        self.record(&Record::AccessDenied(denied)).await
     }
 
     /// Journals a record (with the policy's hash); sealed records are covered
     /// by a signed checkpoint before this returns.
     async fn record(&self, record: &Record) -> Result<(), GatewayError> {
+        self.record_with(&self.policy(), record).await
+    }
+
+    async fn record_with(
+        &self,
+        policy: &CompiledPolicy,
+        record: &Record,
+    ) -> Result<(), GatewayError> {
         let (kind, mut body) = record.to_kind_body();
-        body["policy"] = json!(self.policy.hash);
+        body["policy"] = json!(policy.hash);
         let now = self.clock.now_ms();
         if record.sealed() {
             self.journal.append_sealed(&kind, now, body).await?;
@@ -258,9 +342,13 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         Ok(())
     }
 
-    /// The policy.
-    pub fn policy(&self) -> &CompiledPolicy {
-        &self.policy
+    /// The live policy.
+    pub fn policy(&self) -> Arc<CompiledPolicy> {
+        // Replacing the Arc is one assignment: a poisoned lock holds a whole policy.
+        self.policy
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The state store.
@@ -286,10 +374,40 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         self.ready.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Decides and enforces one call. The decision is journaled before
-    /// anything else happens; a journal failure refuses the call.
+    /// Decides and enforces one call and, when it is allowed, runs it with
+    /// the gateway's executor: `authorize`, execute, `complete`.
     pub async fn call(&self, call: &Call) -> Result<CallOutcome, GatewayError> {
+        match self.authorize(call).await? {
+            Authorized::Pending {
+                id,
+                rule,
+                expires_at,
+                args_digest,
+            } => Ok(CallOutcome::Pending {
+                id,
+                rule,
+                expires_at,
+                args_digest,
+            }),
+            Authorized::Allowed(lease) => {
+                let output = self.run(call, &lease).await?;
+                Ok(CallOutcome::Executed {
+                    output,
+                    rule: lease.rule,
+                })
+            }
+        }
+    }
+
+    /// Decides one call and enforces the decision without running it: a
+    /// denial is an error; an allowed call comes back with a [`Lease`] (the
+    /// caller may execute it once, with credentials for the lease's scope,
+    /// and reports the result with `complete`); a call needing approval is
+    /// held. The decision is journaled before this returns; a journal failure
+    /// refuses the call.
+    pub async fn authorize(&self, call: &Call) -> Result<Authorized, GatewayError> {
         let now = self.clock.now_ms();
+        let policy = self.policy();
         let args_bytes = digest::json_len(&call.args);
         if args_bytes > self.limits.max_args_bytes {
             let reason = format!(
@@ -299,7 +417,8 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             return self.deny_oversized(call, args_bytes, reason, now).await;
         }
         let req = request(call);
-        let settled = self.settle(call, &req, now).await?;
+        let settled = self.settle(&policy, call, &req, now).await?;
+        self.compare_shadow(&policy, call, &req).await?;
         let rule = rule_text(&settled.decision);
         let binding = self.digest.binding(call);
         let decision = record::Decision {
@@ -309,7 +428,7 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             tenant: call.context.tenant.clone(),
             env: call.context.env.clone(),
             args_digest: binding.args_digest.clone(),
-            args: self.policy.journal_args(&call.tool, &call.args),
+            args: policy.journal_args(&call.tool, &call.args),
             args_bytes,
             decision: settled.outcome.as_str().to_string(),
             reason: settled.reason.clone(),
@@ -318,6 +437,7 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             at: now,
         };
         self.record(&Record::Decision(decision)).await?;
+        self.metrics.count(settled.outcome);
         match settled.outcome {
             Outcome::Deny => Err(GatewayError::Denied {
                 reason: settled.reason,
@@ -326,10 +446,13 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             Outcome::ApprovalRequired => {
                 self.hold(call, binding, &settled.decision, now, rule).await
             }
-            Outcome::Allow => {
-                let output = self.execute(call, &req, &settled.decision).await?;
-                Ok(CallOutcome::Executed { output, rule })
-            }
+            Outcome::Allow => Ok(Authorized::Allowed(self.lease(
+                call,
+                &req,
+                &settled.decision,
+                rule,
+                now,
+            ))),
         }
     }
 
@@ -339,7 +462,7 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         args_bytes: u64,
         reason: String,
         now: u64,
-    ) -> Result<CallOutcome, GatewayError> {
+    ) -> Result<Authorized, GatewayError> {
         let decision = record::Decision {
             call: call.id.clone(),
             agent: call.agent.clone(),
@@ -356,6 +479,7 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             at: now,
         };
         self.record(&Record::Decision(decision)).await?;
+        self.metrics.count(Outcome::Deny);
         Err(GatewayError::Denied { reason, rule: None })
     }
 
@@ -364,13 +488,14 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
     /// nothing), then the budget: a budgeted allow takes one unit or falls
     /// back to the next grant.
     async fn settle<'e>(
-        &'e self,
+        &self,
+        policy: &'e CompiledPolicy,
         call: &Call,
         req: &Request<'_>,
         now: u64,
     ) -> Result<Settled<'e>, GatewayError> {
-        let mut decision = self.policy.engine.decide(req);
-        let write = self.policy.is_write(&call.tool);
+        let mut decision = policy.engine.decide(req);
+        let write = policy.is_write(&call.tool);
         let settled = |decision: Decision<'e>, outcome, reason: String| Settled {
             decision,
             outcome,
@@ -427,38 +552,54 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         }
     }
 
-    /// Loads credentials for the decision's scope (from the trusted context
-    /// only), runs the tool, journals the outcome.
-    async fn execute(
-        &self,
-        call: &Call,
-        req: &Request<'_>,
-        d: &Decision<'_>,
-    ) -> Result<Json, GatewayError> {
-        let scope = d.scope_values(req);
-        let loaded = match missing_scope(d, req) {
-            Some(why) => Err(GatewayError::Credentials(why)),
-            None => self
-                .credentials
-                .load(&call.tool, &scope)
-                .map_err(GatewayError::Credentials),
-        };
-        let result = match loaded {
+    /// Loads credentials for the lease's scope (from the trusted context
+    /// only), runs the tool with the gateway's executor, completes the lease.
+    async fn run(&self, call: &Call, lease: &Lease) -> Result<Json, GatewayError> {
+        let result = match self.credentials.load(&call.tool, &lease.scope) {
             Ok(creds) => self
                 .executor
                 .execute(&call.tool, &call.args, &creds)
                 .await
                 .map_err(GatewayError::Execution),
-            Err(e) => Err(e),
+            Err(e) => Err(GatewayError::Credentials(e)),
         };
-        let execution = record::Execution {
+        let reported = result.as_ref().map(|_| ()).map_err(ToString::to_string);
+        self.complete(&lease.key, reported).await?;
+        result
+    }
+
+    /// Whether the shadow policy decides this call otherwise; journals and
+    /// counts each difference. The shadow decides statelessly (no budgets).
+    async fn compare_shadow(
+        &self,
+        live: &CompiledPolicy,
+        call: &Call,
+        req: &Request<'_>,
+    ) -> Result<(), GatewayError> {
+        let Some(shadow) = self.shadow() else {
+            return Ok(());
+        };
+        let theirs = shadow.engine.decide(req);
+        let live_engine = live.engine.decide(req).outcome;
+        if theirs.outcome == live_engine {
+            return Ok(());
+        }
+        self.metrics.shadow_differs.fetch_add(1, Ordering::Relaxed);
+        let differs = record::ShadowDiffers {
             call: call.id.clone(),
             tenant: call.context.tenant.clone(),
-            ok: result.is_ok(),
-            error: result.as_ref().err().map(ToString::to_string),
+            live: live_engine.as_str().to_string(),
+            shadow: theirs.outcome.as_str().to_string(),
+            shadow_rule: rule_text(&theirs),
+            shadow_policy: shadow.hash.clone(),
         };
-        self.record(&Record::Execution(execution)).await?;
-        result
+        self.record(&Record::ShadowDiffers(differs)).await
+    }
+}
+
+fn policy_load(policy: &CompiledPolicy) -> record::PolicyLoad {
+    record::PolicyLoad {
+        name: policy.name.clone(),
     }
 }
 

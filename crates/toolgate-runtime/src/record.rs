@@ -41,6 +41,16 @@ pub enum Record {
     KillSwitch(KillSwitch),
     /// A tool ran (or could not), with its outcome.
     Execution(Execution),
+    /// A result was reported for a call with no open lease.
+    ResultRefused(ResultRefused),
+    /// An allowed call's result was not reported before its lease expired.
+    ResultMissing(ResultMissing),
+    /// A new policy was refused (it did not check clean); the old one keeps serving.
+    PolicyRefused(PolicyRefused),
+    /// The shadow policy decided a call differently from the live one.
+    ShadowDiffers(ShadowDiffers),
+    /// A front door refused a caller (wrong role, tenant, env or agent).
+    AccessDenied(AccessDenied),
     /// The operator opened a journal inconsistent with its checkpoints (written by the journal).
     JournalOverride(Json),
     /// Unsealed records found at open were set aside (written by the journal).
@@ -279,4 +289,61 @@ pub struct Execution {
     pub ok: bool,
     /// Its error, if it failed (or why it could not run).
     pub error: Option<String>,
+}
+
+/// `result_refused`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResultRefused {
+    /// Tenant and call id.
+    #[serde(flatten)]
+    pub key: CallKey,
+    /// Why.
+    pub why: String,
+}
+
+/// `result_missing`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResultMissing {
+    /// Tenant and call id.
+    #[serde(flatten)]
+    pub key: CallKey,
+    /// When the lease expired (ms).
+    pub expired_at: u64,
+}
+
+/// `policy_refused`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PolicyRefused {
+    /// SHA-256 of the refused text.
+    pub refused: String,
+    /// Its diagnostics.
+    pub diagnostics: Vec<String>,
+}
+
+/// `shadow_differs`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShadowDiffers {
+    /// The call id.
+    pub call: String,
+    /// The tenant.
+    pub tenant: String,
+    /// The live policy's outcome.
+    pub live: String,
+    /// The shadow policy's outcome.
+    pub shadow: String,
+    /// The shadow's deciding rule.
+    pub shadow_rule: Option<String>,
+    /// SHA-256 of the shadow policy's text.
+    pub shadow_policy: String,
+}
+
+/// `access_denied`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AccessDenied {
+    /// The caller's key name.
+    pub caller: String,
+    /// What it tried.
+    pub action: String,
+    /// Why it was refused.
+    pub why: String,
 }

@@ -90,6 +90,13 @@ pub enum Refusal {
     #[error("token is bound to another request")]
     #[diagnostic(code(toolgate::gateway::token_binding))]
     TokenBinding,
+    /// No allowed call with this tenant and id is waiting for its result.
+    #[error("no allowed call `{id}` is waiting for its result")]
+    #[diagnostic(code(toolgate::gateway::no_such_lease))]
+    NoSuchLease {
+        /// The call id.
+        id: String,
+    },
     /// A kill switch stops this call now.
     #[error("the kill switch is engaged: writes are stopped")]
     #[diagnostic(code(toolgate::gateway::kill_switch))]

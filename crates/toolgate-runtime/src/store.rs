@@ -297,6 +297,8 @@ pub trait Store: Send + Sync {
     fn waiting(&self, now: u64) -> Vec<Pending>;
     /// Uses a token (by digest) for `binding` at `now` (a consume).
     fn use_token(&self, digest: &str, binding: &Binding, now: u64) -> Result<CallKey, Refusal>;
+    /// Whether the token with this digest was used (not merely revoked).
+    fn token_used(&self, digest: &str) -> bool;
     /// Applies a journaled record's state change (grants live; everything on replay).
     fn apply(&self, record: &Record);
     /// Whether a kill switch stops a call of `agent` for `tenant`.
@@ -459,6 +461,13 @@ impl Store for MemoryStore {
         token.admit(binding, now)?;
         token.used = true;
         Ok(token.key.clone())
+    }
+
+    fn token_used(&self, digest: &str) -> bool {
+        self.state()
+            .tokens
+            .get(digest)
+            .is_some_and(|t| t.used && !t.revoked)
     }
 
     fn apply(&self, record: &Record) {

@@ -2,7 +2,11 @@
 //! each failed on the code before its fix (see the commit that added
 //! `findings_old.rs`), and each asserts the guarantee that closed it.
 
-#![expect(clippy::expect_used, clippy::panic, reason = "test helpers fail loudly")]
+#![expect(
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers fail loudly"
+)]
 
 use serde_json::{json, Value as Json};
 use std::path::{Path, PathBuf};

@@ -6,13 +6,14 @@
 //! agree by construction.
 
 use super::{
-    digest, request, CallOutcome, CredentialProvider, Gateway, GatewayError, ToolExecutor,
+    digest, request, Authorized, CredentialProvider, Gateway, GatewayError, Lease, ToolExecutor,
 };
 use crate::journal::sha256_hex;
 use crate::record::{self, Record};
 use crate::refusal::Refusal;
 use crate::store::{Approver, Binding, CallKey, KillScope, Pending, PendingState};
 use serde_json::Value as Json;
+use std::sync::atomic::Ordering;
 use toolgate_engine::{Decision, Outcome};
 
 /// Tokens of approvals with no expiry expire this long after they are issued.
@@ -29,7 +30,7 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         d: &Decision<'_>,
         now: u64,
         rule: Option<String>,
-    ) -> Result<CallOutcome, GatewayError> {
+    ) -> Result<Authorized, GatewayError> {
         let (group, count, expires_at) = match d.approval {
             Some(toolgate_check::ir::Approval::Human {
                 group,
@@ -74,7 +75,7 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         });
         self.record(&requested).await?;
         self.store.apply(&requested);
-        Ok(CallOutcome::Pending {
+        Ok(Authorized::Pending {
             id: call.id.clone(),
             rule,
             expires_at,
@@ -114,6 +115,7 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         let (pending, completes) = match admitted {
             Ok(ok) => ok,
             Err(refusal) => {
+                self.metrics.refusals.fetch_add(1, Ordering::Relaxed);
                 let refused = refused(key, who, reason, &refusal);
                 self.record(&Record::ApprovalRefused(refused)).await?;
                 return Err(refusal.into());
@@ -128,6 +130,7 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         });
         self.record(&granted).await?;
         self.store.apply(&granted);
+        self.metrics.approvals.fetch_add(1, Ordering::Relaxed);
         if !completes {
             return Ok(None);
         }
@@ -192,6 +195,7 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             Some(p) => p.admit_rejection(who, reason, now),
         };
         if let Err(refusal) = admitted {
+            self.metrics.refusals.fetch_add(1, Ordering::Relaxed);
             let refused = refused(key, who, reason, &refusal);
             self.record(&Record::RejectionRefused(refused)).await?;
             return Err(refusal.into());
@@ -206,16 +210,30 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         Ok(())
     }
 
-    /// Runs an approved call with its token: the token must match this exact
-    /// call, be unused, unexpired and unrevoked, and no kill switch may stop it.
+    /// Runs an approved call with its token (`authorize_approved`, the
+    /// gateway's executor, `complete`).
     pub async fn execute_approved(
         &self,
         call: &super::Call,
         token: &str,
     ) -> Result<Json, GatewayError> {
+        let lease = self.authorize_approved(call, token).await?;
+        self.run(call, &lease).await
+    }
+
+    /// The go-ahead for an approved call: the token must match this exact
+    /// call, be unused, unexpired and unrevoked, no kill switch may stop it,
+    /// and the live policy must not deny it now. Returns a lease: the caller
+    /// executes the call once and reports with `complete`.
+    pub async fn authorize_approved(
+        &self,
+        call: &super::Call,
+        token: &str,
+    ) -> Result<Lease, GatewayError> {
         let key = call.key();
         let binding = self.digest.binding(call);
-        let write = self.policy.is_write(&call.tool);
+        let policy = self.policy();
+        let write = policy.is_write(&call.tool);
         let now = self.clock.now_ms();
         let token_digest = sha256_hex(token.as_bytes());
         let used = if self.store.killed(&call.context.tenant, &call.agent, write) {
@@ -224,6 +242,7 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             self.store.use_token(&token_digest, &binding, now)
         };
         if let Err(refusal) = used {
+            self.metrics.refusals.fetch_add(1, Ordering::Relaxed);
             let refused = record::TokenRefused {
                 key,
                 why: refusal.to_string(),
@@ -239,9 +258,12 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         self.record(&Record::TokenUsed(spent)).await?;
         self.lock_ready().remove(&key);
         let req = request(call);
-        let decision = self.policy.engine.decide(&req);
-        if decision.outcome == Outcome::Deny {
-            let reason = decision.reason.to_string();
+        let decision = policy.engine.decide(&req);
+        let refused = match decision.outcome {
+            Outcome::Deny => Some(decision.reason.to_string()),
+            _ => super::missing_scope(&decision, &req),
+        };
+        if let Some(reason) = refused {
             let execution = record::Execution {
                 call: call.id.clone(),
                 tenant: call.context.tenant.clone(),
@@ -251,7 +273,8 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             self.record(&Record::Execution(execution)).await?;
             return Err(GatewayError::Denied { reason, rule: None });
         }
-        self.execute(call, &req, &decision).await
+        let rule = super::rule_text(&decision);
+        Ok(self.lease(call, &req, &decision, rule, now))
     }
 
     /// Engages or releases a kill switch. Engaging one cancels the pending
