@@ -466,3 +466,61 @@ fn a_bad_trace_line_is_reported_and_the_replay_goes_on() {
         (Some("executed"), Some("executed"))
     );
 }
+
+/// Runs `policyc` through `sh` with a file-size limit of `blocks` 512-byte
+/// blocks (dash's unit) and SIGXFSZ ignored, so a write past it fails with `EFBIG`.
+fn policyc_with_file_limit(dir: &Path, blocks: u32, args: &[&str]) -> Run {
+    let script = format!("ulimit -f {blocks}; trap '' XFSZ; exec \"$0\" \"$@\"",);
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(env!("CARGO_BIN_EXE_policyc"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn fmt_that_cannot_write_leaves_the_policy_intact() {
+    // M5: `fmt` used to truncate the file in place; a failed write (full
+    // disk, here a 512-byte file-size limit) destroyed the policy.
+    let dir = scratch("fmt_efbig");
+    let mut src = String::from("tool   a   read ;\n");
+    for i in 0..40 {
+        src.push_str(&format!("allow   a   when args.x  ==  {i} ;\n"));
+    }
+    write(&dir, "big.policy", &src);
+    let run = policyc_with_file_limit(&dir, 1, &["fmt", "big.policy"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cannot write `big.policy`"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("big.policy")).expect("read back"),
+        src,
+        "the original bytes are intact"
+    );
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .expect("list")
+        .filter_map(|e| e.ok().map(|e| e.file_name()))
+        .collect();
+    assert_eq!(left.len(), 1, "no temporary file is left behind: {left:?}");
+    // Without the limit, the rewrite keeps the file's permissions.
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = dir.join("big.policy");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    assert_eq!(policyc(&dir, &["fmt", "big.policy"]).code, 0);
+    let meta = std::fs::metadata(&path).expect("stat");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+    assert!(std::fs::read_to_string(&path)
+        .expect("read back")
+        .starts_with("tool a read;\nallow a when args.x == 0;\n"));
+}
