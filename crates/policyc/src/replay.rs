@@ -59,14 +59,52 @@ pub(crate) fn run(args: &ReplayArgs) -> Exit {
     let Ok(rt) = tokio::runtime::Builder::new_current_thread().build() else {
         return Exit::Usage;
     };
-    let temp = std::env::temp_dir().join(format!("toolgate-replay-{}.jsonl", std::process::id()));
-    let audit = args.audit.clone().unwrap_or_else(|| temp.clone());
-    let _ = std::fs::remove_file(&audit);
-    let exit = rt.block_on(replay(&loaded, &text, &audit));
-    if args.audit.is_none() {
-        let _ = std::fs::remove_file(&temp);
+    // The default journal lives in a private temporary directory, removed on drop.
+    let (_temp, audit) = match &args.audit {
+        Some(path) => match claim_audit(path, args.force) {
+            Ok(()) => (None, path.clone()),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Exit::Usage;
+            }
+        },
+        None => match tempfile::tempdir() {
+            Ok(dir) => {
+                let path = dir.path().join("audit.jsonl");
+                (Some(dir), path)
+            }
+            Err(e) => {
+                eprintln!("error: cannot create a temporary directory: {e}");
+                return Exit::Usage;
+            }
+        },
+    };
+    rt.block_on(replay(&loaded, &text, &audit))
+}
+
+/// Reserves `path` for a new journal: an existing file is refused unless
+/// `force` (then removed); the file is created with `create_new`, so a file
+/// that appears meanwhile is refused too, never appended to or replaced.
+fn claim_audit(path: &std::path::Path, force: bool) -> Result<(), String> {
+    let shown = path.display();
+    if force {
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("cannot replace `{shown}`: {e}")),
+        }
     }
-    exit
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(format!(
+            "`{shown}` already exists; replay writes a new audit journal and does not replace one (pass `--force` to replace it)"
+        )),
+        Err(e) => Err(format!("cannot create `{shown}`: {e}")),
+    }
 }
 
 async fn replay(loaded: &crate::eval::Loaded, trace: &str, audit: &std::path::Path) -> Exit {

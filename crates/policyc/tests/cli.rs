@@ -524,3 +524,39 @@ fn fmt_that_cannot_write_leaves_the_policy_intact() {
         .expect("read back")
         .starts_with("tool a read;\nallow a when args.x == 0;\n"));
 }
+
+#[test]
+fn replay_refuses_to_replace_an_existing_audit_file_without_force() {
+    // M6: `replay --audit PATH` silently replaced an existing journal.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = scratch("replay_existing_audit");
+    let audit = dir.join("audit.jsonl");
+    let precious = "a real journal, not to be replaced\n";
+    std::fs::write(&audit, precious).expect("write");
+    let audit_arg = audit.display().to_string();
+    let args = [
+        "replay",
+        "policies/support-desk.policy",
+        "--trace",
+        "policies/traces/support-incident.jsonl",
+        "--audit",
+        &audit_arg,
+    ];
+    let refused = policyc(&root, &args);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("already exists") && refused.stderr.contains("--force"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(refused.stdout, "", "nothing was replayed");
+    assert_eq!(
+        std::fs::read_to_string(&audit).expect("read back"),
+        precious
+    );
+    let forced = policyc(&root, &[&args[..], &["--force"]].concat());
+    assert_eq!(forced.code, 0, "{}", forced.stderr);
+    let verify = policyc(&root, &["audit", "verify", &audit_arg]);
+    assert_eq!(verify.code, 0, "{}", verify.stderr);
+    assert!(verify.stdout.starts_with("ok: "), "{}", verify.stdout);
+}
