@@ -560,3 +560,89 @@ fn replay_refuses_to_replace_an_existing_audit_file_without_force() {
     assert_eq!(verify.code, 0, "{}", verify.stderr);
     assert!(verify.stdout.starts_with("ok: "), "{}", verify.stdout);
 }
+
+/// Runs `policyc` and fails the test if it has not finished within `secs`
+/// seconds (the process is killed first).
+fn policyc_within(dir: &Path, secs: u64, args: &[&str]) -> Run {
+    let child = Command::new(env!("CARGO_BIN_EXE_policyc"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawns");
+    let pid = child.id().to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    match rx.recv_timeout(std::time::Duration::from_secs(secs)) {
+        Ok(out) => {
+            let out = out.expect("waits");
+            Run {
+                code: out.status.code().unwrap_or(-1),
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            }
+        }
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            panic!(
+                "`policyc {}` did not finish within {secs} s",
+                args.join(" ")
+            );
+        }
+    }
+}
+
+/// `check` and `fmt --check` on `dir` finish and see each of `real` exactly once.
+fn walks_each_real_file_once(dir: &Path, real: &[&str]) {
+    let check = policyc_within(dir, 20, &["check", "--format", "json", "."]);
+    assert_eq!(check.code, 0, "{}", check.stderr);
+    assert_eq!(json(&check)["files"], real.len(), "{}", check.stdout);
+    let fmt = policyc_within(dir, 20, &["fmt", "--check", "."]);
+    assert_eq!(fmt.code, 1, "{}", fmt.stderr);
+    let mut listed: Vec<&str> = fmt.stdout.lines().collect();
+    listed.sort_unstable();
+    assert_eq!(listed, real, "each unformatted file listed once");
+}
+
+#[test]
+fn directory_walks_do_not_follow_symlinks_or_open_fifos() {
+    // M7: one self-link made 41 checks of one file; two links made `check`
+    // and `fmt` hang; a FIFO named `*.policy` blocked the read forever.
+    let messy = "tool   a read;\nallow a;\n";
+    let dir = scratch("walk_self_link");
+    write(&dir, "sub/a.policy", messy);
+    std::os::unix::fs::symlink(".", dir.join("sub/loop")).expect("symlink");
+    walks_each_real_file_once(&dir, &["./sub/a.policy"]);
+
+    let dir = scratch("walk_mutual_links");
+    write(&dir, "a/x.policy", messy);
+    write(&dir, "b/y.policy", messy);
+    std::os::unix::fs::symlink("../b", dir.join("a/to_b")).expect("symlink");
+    std::os::unix::fs::symlink("../a", dir.join("b/to_a")).expect("symlink");
+    walks_each_real_file_once(&dir, &["./a/x.policy", "./b/y.policy"]);
+
+    let dir = scratch("walk_two_self_links");
+    write(&dir, "sub/a.policy", messy);
+    for name in ["sub/l1", "sub/l2"] {
+        std::os::unix::fs::symlink(".", dir.join(name)).expect("symlink");
+    }
+    walks_each_real_file_once(&dir, &["./sub/a.policy"]);
+
+    let dir = scratch("walk_fifo");
+    write(&dir, "a.policy", messy);
+    let made = Command::new("mkfifo")
+        .arg(dir.join("pipe.policy"))
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    walks_each_real_file_once(&dir, &["./a.policy"]);
+    let run = policyc_within(&dir, 20, &["check", "."]);
+    assert!(
+        run.stderr
+            .contains("skipped `./pipe.policy`: not a regular file"),
+        "{}",
+        run.stderr
+    );
+}
