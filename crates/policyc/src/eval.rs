@@ -128,12 +128,28 @@ pub(crate) fn explain(args: &ExplainArgs) -> Exit {
         let engine = engine(&loaded)?;
         let owned = read_request(&args.request)?;
         let req = owned.as_request();
-        print!("{}", explanation(&loaded, &engine, &req));
+        print!("{}", escape_controls(&explanation(&loaded, &engine, &req)));
         Ok(Exit::Ok)
     };
     match run() {
         Ok(exit) | Err(exit) => exit,
     }
+}
+
+/// `text` with every control character except newline and tab, and every
+/// bidirectional override or isolate, written as a Rust escape (`\u{1b}`),
+/// so that nothing a request carries can drive the reader's terminal.
+pub(crate) fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if (c.is_control() && c != '\n' && c != '\t') || bidi {
+            out.push_str(&c.escape_unicode().to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn explanation(loaded: &Loaded, engine: &Engine, req: &toolgate_engine::Request<'_>) -> String {

@@ -646,3 +646,50 @@ fn directory_walks_do_not_follow_symlinks_or_open_fifos() {
         run.stderr
     );
 }
+
+#[test]
+fn explain_escapes_control_characters_from_the_request() {
+    // L6: explain echoed request strings raw, so a request could drive the
+    // reader's terminal (clear the screen, set the title, write the clipboard).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = scratch("explain_escapes");
+    let requests = [
+        // Known agent and tool: the tenant, env and an argument name are echoed.
+        serde_json::json!({
+            "agent": "support-bot", "tool": "ticket.close",
+            "args": { "account_id": "A1", "ticket_id": "T-1", "x\u{1b}]52;c;cHdu\u{7}": 1 },
+            "context": { "tenant": "ac\u{1b}[2Jme", "env": "prod\u{9b}31m", "account_id": "A1" }
+        }),
+        // Unknown agent and tool: the names themselves are echoed.
+        serde_json::json!({
+            "agent": "bot\u{1b}]0;pwned\u{7}", "tool": "t\u{7f}\u{202e}",
+            "args": {}, "context": { "tenant": "acme", "env": "prod" }
+        }),
+    ];
+    for (i, req) in requests.iter().enumerate() {
+        let path = dir.join(format!("r{i}.json"));
+        std::fs::write(&path, req.to_string()).expect("write");
+        let path = path.display().to_string();
+        let run = policyc(
+            &root,
+            &[
+                "explain",
+                "policies/support-desk.policy",
+                "--request",
+                &path,
+            ],
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let raw: Vec<char> = run
+            .stdout
+            .chars()
+            .filter(|c| (c.is_control() && *c != '\n') || ('\u{202a}'..='\u{202e}').contains(c))
+            .collect();
+        assert!(
+            raw.is_empty(),
+            "raw control characters {raw:?} in:\n{}",
+            run.stdout
+        );
+        assert!(run.stdout.contains("\\u{1b}"), "{}", run.stdout);
+    }
+}
