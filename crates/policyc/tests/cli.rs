@@ -693,3 +693,46 @@ fn explain_escapes_control_characters_from_the_request() {
         assert!(run.stdout.contains("\\u{1b}"), "{}", run.stdout);
     }
 }
+
+#[test]
+fn eval_caps_the_length_of_a_request_line() {
+    // L7: `eval --requests` buffered a line of any length (an endless line
+    // grew until the process ran out of memory). A line over 1 MiB is an
+    // error for that line, and the lines after it are still decided.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = scratch("eval_long_line");
+    let request = |q: &str| {
+        serde_json::json!({
+            "agent": "support-bot", "tool": "kb.read", "args": { "q": q },
+            "context": { "tenant": "acme", "env": "prod", "account_id": "A1" }
+        })
+        .to_string()
+    };
+    let long = request(&"y".repeat(3 << 20));
+    let text = format!("{}\n{long}\n{}\n{long}", request("a"), request("b"));
+    std::fs::write(dir.join("reqs.jsonl"), text).expect("write");
+    let reqs = dir.join("reqs.jsonl").display().to_string();
+    let run = policyc(
+        &root,
+        &["eval", "policies/support-desk.policy", "--requests", &reqs],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let lines: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    assert_eq!(lines.len(), 4, "{}", run.stdout);
+    for (i, n) in [(1, 2), (3, 4)] {
+        assert_eq!(lines[i]["line"], n);
+        assert!(
+            lines[i]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("longer than 1 MiB")),
+            "{}",
+            lines[i]
+        );
+    }
+    assert_eq!(lines[0]["decision"], "allow");
+    assert_eq!(lines[2]["decision"], "allow");
+}
