@@ -1,7 +1,7 @@
 //! `policyc eval` and `policyc explain`.
 
 use crate::cli::{Color, EvalArgs, ExplainArgs};
-use crate::{diag, Exit};
+use crate::{diag, lines, Exit};
 use serde_json::json;
 use std::io::Write as _;
 use std::path::Path;
@@ -93,7 +93,7 @@ fn eval(args: &EvalArgs) -> Result<Exit, Exit> {
     let mut line = Vec::new();
     let mut n = 0usize;
     loop {
-        let read = next_line(&mut *input, MAX_LINE, &mut line).map_err(|e| {
+        let read = lines::next(&mut *input, &mut line).map_err(|e| {
             eprintln!("error: cannot read `{}`: {e}", path.display());
             Exit::Usage
         })?;
@@ -119,57 +119,17 @@ fn eval(args: &EvalArgs) -> Result<Exit, Exit> {
     Ok(Exit::Ok)
 }
 
-/// The longest request line `eval --requests` reads (1 MiB, not counting the
-/// newline); a longer line is an error for that line and is skipped unread.
-const MAX_LINE: usize = 1 << 20;
-
-/// One request line (`fits`: it was no longer than [`MAX_LINE`]) -> a request.
+/// One request line (`fits`: it was no longer than [`lines::MAX_LINE`]) -> a request.
 fn request_of(fits: bool, line: &[u8]) -> Result<OwnedRequest, String> {
     if !fits {
         return Err(format!(
-            "line is longer than 1 MiB ({MAX_LINE} bytes); it was skipped"
+            "line is longer than 1 MiB ({} bytes); it was skipped",
+            lines::MAX_LINE
         ));
     }
     let text = std::str::from_utf8(line)
         .map_err(|e| format!("line is not UTF-8 (byte {})", e.valid_up_to() + 1))?;
     OwnedRequest::from_json(text.trim_end_matches('\r')).map_err(|e| e.to_string())
-}
-
-/// Reads the next line of `input`, without its `\n`, into `buf`: `None` at
-/// the end of input, `Some(true)` when it held at most `cap` bytes,
-/// `Some(false)` when it was longer (then `buf` is empty: the rest of the
-/// line is read and dropped piece by piece, never held whole).
-fn next_line(
-    input: &mut dyn std::io::BufRead,
-    cap: usize,
-    buf: &mut Vec<u8>,
-) -> std::io::Result<Option<bool>> {
-    buf.clear();
-    let (mut any, mut fits) = (false, true);
-    loop {
-        let chunk = match input.fill_buf() {
-            Ok(chunk) => chunk,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if chunk.is_empty() {
-            return Ok(any.then_some(fits));
-        }
-        any = true;
-        let end = chunk.iter().position(|&b| b == b'\n');
-        let part = &chunk[..end.unwrap_or(chunk.len())];
-        if fits && buf.len() + part.len() <= cap {
-            buf.extend_from_slice(part);
-        } else {
-            fits = false;
-            buf.clear();
-        }
-        let used = end.map_or(chunk.len(), |i| i + 1);
-        input.consume(used);
-        if end.is_some() {
-            return Ok(Some(fits));
-        }
-    }
 }
 
 pub(crate) fn explain(args: &ExplainArgs) -> Exit {
@@ -280,30 +240,4 @@ fn explanation(loaded: &Loaded, engine: &Engine, req: &toolgate_engine::Request<
         }
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::next_line;
-
-    /// Every line of `text` read with a tiny buffer and `cap`: `Some(line)` or `None` if too long.
-    fn lines(text: &str, cap: usize) -> Vec<Option<String>> {
-        let mut input = std::io::BufReader::with_capacity(3, text.as_bytes());
-        let mut buf = Vec::new();
-        let mut out = Vec::new();
-        while let Ok(Some(fits)) = next_line(&mut input, cap, &mut buf) {
-            out.push(fits.then(|| String::from_utf8_lossy(&buf).into_owned()));
-        }
-        out
-    }
-
-    #[test]
-    fn lines_longer_than_the_cap_are_reported_and_skipped() {
-        let some = |s: &str| Some(s.to_string());
-        assert_eq!(lines("", 4), []);
-        assert_eq!(lines("\n", 4), [some("")]);
-        assert_eq!(lines("abcd\nabcde\nx", 4), [some("abcd"), None, some("x")]);
-        assert_eq!(lines("abcdefghij\nab\n", 4), [None, some("ab")]);
-        assert_eq!(lines("ab\nabcdefghij", 4), [some("ab"), None]);
-    }
 }

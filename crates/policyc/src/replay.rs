@@ -3,9 +3,11 @@
 
 use crate::cli::ReplayArgs;
 use crate::eval::{engine, load};
-use crate::Exit;
+use crate::{lines, Exit};
 use serde_json::{json, Map, Value as Json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, Write as _};
+use std::path::Path;
 use std::sync::Arc;
 use toolgate_engine::Context;
 use toolgate_runtime::gateway::{
@@ -40,6 +42,8 @@ impl ToolExecutor for Simulated {
 
 /// One call of the trace and what became of it.
 struct Traced {
+    /// Its position among the trace's calls (waiting calls are printed in this order).
+    seq: u64,
     call: Call,
     outcome: &'static str,
     rule: Option<String>,
@@ -47,14 +51,101 @@ struct Traced {
     expires_at: Option<u64>,
 }
 
+impl Traced {
+    fn to_json(&self) -> Json {
+        json!({
+            "id": self.call.id, "agent": self.call.agent, "tool": self.call.tool,
+            "tenant": self.call.context.tenant, "outcome": self.outcome, "rule": self.rule,
+            "reason": self.reason,
+        })
+    }
+}
+
+/// The most distinct tool (or agent) names the summary counts one by one;
+/// calls naming others are counted under `(others)`, so that the summary
+/// stays bounded however many names a trace invents.
+const MAX_NAMES: usize = 10_000;
+
+/// Calls per outcome, and per tool and per agent with their outcomes.
+#[derive(Default)]
+struct Summary(BTreeMap<&'static str, BTreeMap<String, u64>>);
+
+impl Summary {
+    fn count(&mut self, t: &Traced) {
+        *self
+            .0
+            .entry("outcomes")
+            .or_default()
+            .entry(t.outcome.to_string())
+            .or_default() += 1;
+        for (group, name) in [("tools", &t.call.tool), ("agents", &t.call.agent)] {
+            let counts = self.0.entry(group).or_default();
+            let label = format!("{name}: {}", t.outcome);
+            let names = counts.len();
+            let label = if counts.contains_key(&label) || names < MAX_NAMES {
+                label
+            } else {
+                format!("(others): {}", t.outcome)
+            };
+            *counts.entry(label).or_default() += 1;
+        }
+    }
+}
+
+/// The replay's output, streamed: a line is printed as soon as it is final,
+/// and the only calls held are those still waiting for approval.
+struct Output {
+    out: std::io::BufWriter<std::io::StdoutLock<'static>>,
+    summary: Summary,
+    pending: HashMap<String, Traced>,
+    calls: u64,
+    bad: usize,
+    last_at: u64,
+}
+
+impl Output {
+    fn error(&mut self, line: usize, error: String) -> std::io::Result<()> {
+        self.bad += 1;
+        writeln!(self.out, "{}", json!({ "line": line, "error": error }))
+    }
+
+    fn finish(&mut self, t: &Traced) -> std::io::Result<()> {
+        self.summary.count(t);
+        writeln!(self.out, "{}", t.to_json())
+    }
+
+    /// Prints the calls still waiting (`expired` when the trace's last time
+    /// is past their expiry), the summary, and says how the replay went.
+    fn end(mut self) -> std::io::Result<Exit> {
+        let mut waiting: Vec<Traced> = std::mem::take(&mut self.pending).into_values().collect();
+        waiting.sort_by_key(|t| t.seq);
+        for mut t in waiting {
+            if t.expires_at.is_some_and(|e| self.last_at >= e) {
+                t.outcome = "expired";
+            }
+            self.finish(&t)?;
+        }
+        writeln!(self.out, "{}", json!({ "summary": self.summary.0 }))?;
+        self.out.flush()?;
+        if self.bad > 0 {
+            eprintln!("error: {} trace line(s) could not be replayed", self.bad);
+            return Ok(Exit::Findings);
+        }
+        Ok(Exit::Ok)
+    }
+}
+
 pub(crate) fn run(args: &ReplayArgs) -> Exit {
     let loaded = match load(&args.policy) {
         Ok(l) => l,
         Err(exit) => return exit,
     };
-    let Ok(text) = std::fs::read_to_string(&args.trace) else {
-        eprintln!("error: cannot read `{}`", args.trace.display());
-        return Exit::Usage;
+    let trace = match std::fs::File::open(&args.trace) {
+        Ok(file) => std::io::BufReader::new(file),
+        Err(e) => {
+            eprintln!("error: cannot read `{}`: {e}", args.trace.display());
+            return Exit::Usage;
+        }
     };
     let Ok(rt) = tokio::runtime::Builder::new_current_thread().build() else {
         return Exit::Usage;
@@ -79,7 +170,7 @@ pub(crate) fn run(args: &ReplayArgs) -> Exit {
             }
         },
     };
-    rt.block_on(replay(&loaded, &text, &audit))
+    rt.block_on(replay(&loaded, trace, &args.trace, &audit))
 }
 
 /// Reserves `path` for a new journal: an existing file is refused unless
@@ -107,11 +198,15 @@ fn claim_audit(path: &std::path::Path, force: bool) -> Result<(), String> {
     }
 }
 
-async fn replay(loaded: &crate::eval::Loaded, trace: &str, audit: &std::path::Path) -> Exit {
+async fn replay(
+    loaded: &crate::eval::Loaded,
+    mut trace: impl BufRead,
+    trace_path: &Path,
+    audit: &Path,
+) -> Exit {
     let Ok(engine) = engine(loaded) else {
         return Exit::Usage;
     };
-    let engine = Arc::new(engine);
     let (journal, _) = match Journal::open(audit, Fsync::Never, Vec::new()) {
         Ok(j) => j,
         Err(e) => {
@@ -123,7 +218,7 @@ async fn replay(loaded: &crate::eval::Loaded, trace: &str, audit: &std::path::Pa
     let clock_dyn: Arc<dyn Clock> = clock.clone();
     let store = Arc::new(MemoryStore::default());
     let gateway = match Gateway::new(
-        engine.clone(),
+        Arc::new(engine),
         &loaded.policy,
         &loaded.src,
         journal,
@@ -140,58 +235,65 @@ async fn replay(loaded: &crate::eval::Loaded, trace: &str, audit: &std::path::Pa
             return Exit::Usage;
         }
     };
-    let mut calls: Vec<Traced> = Vec::new();
-    let mut out: Vec<Json> = Vec::new();
-    let mut bad = 0;
-    let mut last_at = 0;
-    for (i, line) in trace.lines().enumerate() {
-        let step = match parse_line(line) {
-            Ok(step) => step,
-            Err(error) => {
-                bad += 1;
-                out.push(json!({ "line": i + 1, "error": error }));
-                continue;
+    match stream(&gateway, &clock, &mut trace, trace_path).await {
+        Ok(exit) => exit,
+        Err(e) => {
+            eprintln!("error: {e}");
+            Exit::Usage
+        }
+    }
+}
+
+/// Replays the trace line by line, printing each outcome once it is final.
+async fn stream<C: CredentialProvider, X: ToolExecutor>(
+    gateway: &Gateway<C, X>,
+    clock: &ManualClock,
+    trace: &mut dyn BufRead,
+    trace_path: &Path,
+) -> Result<Exit, String> {
+    let written = |e: std::io::Error| format!("cannot write the output: {e}");
+    let mut output = Output {
+        out: std::io::BufWriter::new(std::io::stdout().lock()),
+        summary: Summary::default(),
+        pending: HashMap::new(),
+        calls: 0,
+        bad: 0,
+        last_at: 0,
+    };
+    let mut line = Vec::new();
+    let mut n = 0;
+    while let Some(fits) = lines::next(trace, &mut line)
+        .map_err(|e| format!("cannot read `{}`: {e}", trace_path.display()))?
+    {
+        n += 1;
+        let result = match step_of(fits, &line) {
+            Ok(step) => {
+                clock.set(step.at);
+                output.last_at = output.last_at.max(step.at);
+                apply(gateway, &mut output, step.kind).await
             }
+            Err(error) => Err(error),
         };
-        clock.set(step.at);
-        last_at = last_at.max(step.at);
-        if let Err(error) = apply(&gateway, &mut calls, step.kind).await {
-            bad += 1;
-            out.push(json!({ "line": i + 1, "error": error }));
+        match result {
+            Ok(Some(done)) => output.finish(&done).map_err(written)?,
+            Ok(None) => {}
+            Err(error) => output.error(n, error).map_err(written)?,
         }
     }
-    let mut summary: BTreeMap<&str, BTreeMap<String, u64>> = BTreeMap::new();
-    for t in &mut calls {
-        if t.outcome == "pending" && t.expires_at.is_some_and(|e| last_at >= e) {
-            t.outcome = "expired";
-        }
-        for (group, key) in [
-            ("outcomes", t.outcome.to_string()),
-            ("tools", t.call.tool.clone()),
-            ("agents", t.call.agent.clone()),
-        ] {
-            let counts = summary.entry(group).or_default();
-            let label = if group == "outcomes" {
-                key
-            } else {
-                format!("{key}: {}", t.outcome)
-            };
-            *counts.entry(label).or_default() += 1;
-        }
-        out.push(json!({
-            "id": t.call.id, "agent": t.call.agent, "tool": t.call.tool, "tenant": t.call.context.tenant,
-            "outcome": t.outcome, "rule": t.rule, "reason": t.reason,
-        }));
+    output.end().map_err(written)
+}
+
+/// One trace line (`fits`: no longer than [`lines::MAX_LINE`]) -> a step.
+fn step_of(fits: bool, line: &[u8]) -> Result<Step, String> {
+    if !fits {
+        return Err(format!(
+            "line is longer than 1 MiB ({} bytes); it was skipped",
+            lines::MAX_LINE
+        ));
     }
-    for line in &out {
-        println!("{line}");
-    }
-    println!("{}", json!({ "summary": summary }));
-    if bad > 0 {
-        eprintln!("error: {bad} trace line(s) could not be replayed");
-        return Exit::Findings;
-    }
-    Exit::Ok
+    let text = std::str::from_utf8(line)
+        .map_err(|e| format!("line is not UTF-8 (byte {})", e.valid_up_to() + 1))?;
+    parse_line(text.trim_end_matches('\r'))
 }
 
 struct Step {
@@ -272,70 +374,45 @@ fn parse_line(line: &str) -> Result<Step, String> {
     Ok(Step { at, kind })
 }
 
+/// Applies one step; returns the call it made final, if any (a call that
+/// waits for approval is kept in `output.pending` instead).
 async fn apply<C: CredentialProvider, X: ToolExecutor>(
     gateway: &Gateway<C, X>,
-    calls: &mut Vec<Traced>,
+    output: &mut Output,
     kind: StepKind,
-) -> Result<(), String> {
+) -> Result<Option<Traced>, String> {
     match kind {
         StepKind::Call(call) => {
-            let (outcome, rule, reason, expires_at) = match gateway.call(&call).await {
-                Ok(CallOutcome::Executed { rule, .. }) => ("executed", rule, String::new(), None),
-                Ok(CallOutcome::Pending {
-                    rule, expires_at, ..
-                }) => ("pending", rule, "waiting for approval".into(), expires_at),
-                Err(GatewayError::Denied { reason, rule }) => ("denied", rule, reason, None),
-                Err(e) => ("denied", None, e.to_string(), None),
-            };
-            calls.push(Traced {
-                call,
-                outcome,
-                rule,
-                reason,
-                expires_at,
-            });
-            Ok(())
+            output.calls += 1;
+            let t = call_once(gateway, call, output.calls).await;
+            if t.outcome == "pending" && !output.pending.contains_key(&t.call.id) {
+                output.pending.insert(t.call.id.clone(), t);
+                return Ok(None);
+            }
+            Ok(Some(t))
         }
         StepKind::Approve {
             call,
             approver,
             reason,
-            reject,
+            reject: true,
         } => {
-            let t = calls
-                .iter_mut()
-                .find(|t| t.call.id == call)
-                .ok_or(format!("no call `{call}` in the trace"))?;
-            if reject {
-                gateway
-                    .reject(&call, &approver, &reason)
-                    .await
-                    .map_err(|e| e.to_string())?;
+            gateway
+                .reject(&call, &approver, &reason)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(output.pending.remove(&call).map(|mut t| {
                 t.outcome = "rejected";
                 t.reason = format!("rejected by {}: {reason}", approver.name);
-                return Ok(());
-            }
-            match gateway.approve(&call, &approver, &reason).await {
-                Ok(None) => Ok(()),
-                Ok(Some(token)) => {
-                    match gateway.execute_approved(&t.call, &token).await {
-                        Ok(_) => {
-                            t.outcome = "approved_executed";
-                            t.reason = format!("approved by {}: {reason}", approver.name);
-                        }
-                        Err(e) => {
-                            t.outcome = "denied";
-                            t.reason = e.to_string();
-                        }
-                    }
-                    Ok(())
-                }
-                Err(e) => Err(format!(
-                    "approval of `{call}` by `{}` refused: {e}",
-                    approver.name
-                )),
-            }
+                t
+            }))
         }
+        StepKind::Approve {
+            call,
+            approver,
+            reason,
+            reject: false,
+        } => approve(gateway, &mut output.pending, &call, &approver, &reason).await,
         StepKind::KillSwitch {
             tenant,
             engaged,
@@ -344,8 +421,64 @@ async fn apply<C: CredentialProvider, X: ToolExecutor>(
         } => gateway
             .kill_switch(tenant.as_deref(), engaged, &by, &reason)
             .await
+            .map(|()| None)
             .map_err(|e| e.to_string()),
     }
+}
+
+/// A call through the gateway.
+async fn call_once<C: CredentialProvider, X: ToolExecutor>(
+    gateway: &Gateway<C, X>,
+    call: Call,
+    seq: u64,
+) -> Traced {
+    let (outcome, rule, reason, expires_at) = match gateway.call(&call).await {
+        Ok(CallOutcome::Executed { rule, .. }) => ("executed", rule, String::new(), None),
+        Ok(CallOutcome::Pending {
+            rule, expires_at, ..
+        }) => ("pending", rule, "waiting for approval".into(), expires_at),
+        Err(GatewayError::Denied { reason, rule }) => ("denied", rule, reason, None),
+        Err(e) => ("denied", None, e.to_string(), None),
+    };
+    Traced {
+        seq,
+        call,
+        outcome,
+        rule,
+        reason,
+        expires_at,
+    }
+}
+
+/// An approval; once the call has all it needs, it runs with its token.
+async fn approve<C: CredentialProvider, X: ToolExecutor>(
+    gateway: &Gateway<C, X>,
+    pending: &mut HashMap<String, Traced>,
+    call: &str,
+    approver: &Approver,
+    reason: &str,
+) -> Result<Option<Traced>, String> {
+    let token = gateway
+        .approve(call, approver, reason)
+        .await
+        .map_err(|e| format!("approval of `{call}` by `{}` refused: {e}", approver.name))?;
+    let Some(token) = token else {
+        return Ok(None);
+    };
+    let mut t = pending.remove(call).ok_or(format!(
+        "no call `{call}` waiting for approval in the trace"
+    ))?;
+    match gateway.execute_approved(&t.call, &token).await {
+        Ok(_) => {
+            t.outcome = "approved_executed";
+            t.reason = format!("approved by {}: {reason}", approver.name);
+        }
+        Err(e) => {
+            t.outcome = "denied";
+            t.reason = e.to_string();
+        }
+    }
+    Ok(Some(t))
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.fff](Z|±HH:MM)` -> milliseconds since the epoch.

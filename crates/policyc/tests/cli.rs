@@ -456,21 +456,23 @@ fn a_bad_trace_line_is_reported_and_the_replay_goes_on() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("JSON"))
         .collect();
-    assert_eq!(lines[0]["line"], 2);
-    assert!(lines[0]["error"]
+    // Lines are printed in trace order as each outcome becomes final.
+    assert_eq!(lines[1]["line"], 2);
+    assert!(lines[1]["error"]
         .as_str()
         .is_some_and(|e| e.contains("RFC 3339")));
-    assert_eq!(lines[1]["line"], 3);
+    assert_eq!(lines[2]["line"], 3);
     assert_eq!(
-        (lines[2]["outcome"].as_str(), lines[3]["outcome"].as_str()),
+        (lines[0]["outcome"].as_str(), lines[3]["outcome"].as_str()),
         (Some("executed"), Some("executed"))
     );
 }
 
-/// Runs `policyc` through `sh` with a file-size limit of `blocks` 512-byte
-/// blocks (dash's unit) and SIGXFSZ ignored, so a write past it fails with `EFBIG`.
-fn policyc_with_file_limit(dir: &Path, blocks: u32, args: &[&str]) -> Run {
-    let script = format!("ulimit -f {blocks}; trap '' XFSZ; exec \"$0\" \"$@\"",);
+/// Runs `policyc` through `sh` after `ulimit {limit}` (e.g. `-f 1`: dash counts
+/// file sizes in 512-byte blocks, data sizes in KiB), with SIGXFSZ ignored so
+/// that a write past a file-size limit fails with `EFBIG` instead of killing.
+fn policyc_under(dir: &Path, limit: &str, args: &[&str]) -> Run {
+    let script = format!("ulimit {limit} || exit 99; trap '' XFSZ; exec \"$0\" \"$@\"");
     let out = Command::new("sh")
         .arg("-c")
         .arg(script)
@@ -496,7 +498,7 @@ fn fmt_that_cannot_write_leaves_the_policy_intact() {
         src.push_str(&format!("allow   a   when args.x  ==  {i} ;\n"));
     }
     write(&dir, "big.policy", &src);
-    let run = policyc_with_file_limit(&dir, 1, &["fmt", "big.policy"]);
+    let run = policyc_under(&dir, "-f 1", &["fmt", "big.policy"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
         run.stderr.contains("cannot write `big.policy`"),
@@ -735,4 +737,35 @@ fn eval_caps_the_length_of_a_request_line() {
     }
     assert_eq!(lines[0]["decision"], "allow");
     assert_eq!(lines[2]["decision"], "allow");
+}
+
+#[test]
+fn replay_memory_does_not_grow_with_the_trace() {
+    // L9: replay kept the whole trace, every call and every output line until
+    // the end (500k events: 2.1 GB). 12,000 allowed reads used about 30 MB of
+    // data before; streaming, the replay fits in 12 MiB (a small trace needs 3).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = scratch("replay_memory");
+    let n = 12_000;
+    let mut trace = String::new();
+    for i in 0..n {
+        trace.push_str(&format!(
+            r#"{{"at": "2026-11-21T10:00:00Z", "id": "call-{i}", "agent": "support-bot", "tool": "kb.read", "args": {{}}, "context": {{"tenant": "acme", "env": "prod", "account_id": "A1"}}}}"#
+        ));
+        trace.push('\n');
+    }
+    std::fs::write(dir.join("trace.jsonl"), trace).expect("write");
+    let trace_arg = dir.join("trace.jsonl").display().to_string();
+    let args = [
+        "replay",
+        "policies/support-desk.policy",
+        "--trace",
+        &trace_arg,
+    ];
+    let run = policyc_under(&root, "-d 12288", &args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let last = run.stdout.lines().last().unwrap_or_default();
+    assert_eq!(run.stdout.lines().count(), n + 1);
+    let summary: serde_json::Value = serde_json::from_str(last).expect("JSON");
+    assert_eq!(summary["summary"]["outcomes"]["executed"], n, "{last}");
 }
