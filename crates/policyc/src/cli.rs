@@ -36,8 +36,12 @@ pub(crate) struct ReplayArgs {
     #[arg(long)]
     pub trace: PathBuf,
     /// Where to write the audit journal of the replay (default: a temporary file, removed after).
+    /// An existing file is refused unless `--force`.
     #[arg(long)]
     pub audit: Option<PathBuf>,
+    /// Replace the `--audit` file if it exists.
+    #[arg(long, requires = "audit")]
+    pub force: bool,
 }
 
 #[derive(Debug, Subcommand)]

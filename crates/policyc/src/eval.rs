@@ -1,9 +1,9 @@
 //! `policyc eval` and `policyc explain`.
 
 use crate::cli::{Color, EvalArgs, ExplainArgs};
-use crate::{diag, Exit};
+use crate::{diag, lines, Exit};
 use serde_json::json;
-use std::io::{BufRead as _, Write as _};
+use std::io::Write as _;
 use std::path::Path;
 use toolgate_check::ir;
 use toolgate_engine::{Engine, OwnedRequest, Verdict};
@@ -79,7 +79,7 @@ fn eval(args: &EvalArgs) -> Result<Exit, Exit> {
     let Some(path) = &args.requests else {
         return Err(Exit::Usage);
     };
-    let input: Box<dyn std::io::BufRead> = if path.as_os_str() == "-" {
+    let mut input: Box<dyn std::io::BufRead> = if path.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {
         let file = std::fs::File::open(path).map_err(|e| {
@@ -90,19 +90,16 @@ fn eval(args: &EvalArgs) -> Result<Exit, Exit> {
     };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut failed = 0usize;
-    for (i, line) in input.split(b'\n').enumerate() {
-        let line = line.map_err(|e| {
+    let mut line = Vec::new();
+    let mut n = 0usize;
+    loop {
+        let read = lines::next(&mut *input, &mut line).map_err(|e| {
             eprintln!("error: cannot read `{}`: {e}", path.display());
             Exit::Usage
         })?;
-        let n = i + 1;
-        let result = match std::str::from_utf8(&line) {
-            Err(e) => Err(format!("line is not UTF-8 (byte {})", e.valid_up_to() + 1)),
-            Ok(text) => {
-                OwnedRequest::from_json(text.trim_end_matches('\r')).map_err(|e| e.to_string())
-            }
-        };
-        let printed = match result {
+        let Some(fits) = read else { break };
+        n += 1;
+        let printed = match request_of(fits, &line) {
             Ok(owned) => {
                 let req = owned.as_request();
                 engine.decide(&req).to_json(&req)
@@ -122,18 +119,47 @@ fn eval(args: &EvalArgs) -> Result<Exit, Exit> {
     Ok(Exit::Ok)
 }
 
+/// One request line (`fits`: it was no longer than [`lines::MAX_LINE`]) -> a request.
+fn request_of(fits: bool, line: &[u8]) -> Result<OwnedRequest, String> {
+    if !fits {
+        return Err(format!(
+            "line is longer than 1 MiB ({} bytes); it was skipped",
+            lines::MAX_LINE
+        ));
+    }
+    let text = std::str::from_utf8(line)
+        .map_err(|e| format!("line is not UTF-8 (byte {})", e.valid_up_to() + 1))?;
+    OwnedRequest::from_json(text.trim_end_matches('\r')).map_err(|e| e.to_string())
+}
+
 pub(crate) fn explain(args: &ExplainArgs) -> Exit {
     let run = || -> Result<Exit, Exit> {
         let loaded = load(&args.policy)?;
         let engine = engine(&loaded)?;
         let owned = read_request(&args.request)?;
         let req = owned.as_request();
-        print!("{}", explanation(&loaded, &engine, &req));
+        print!("{}", escape_controls(&explanation(&loaded, &engine, &req)));
         Ok(Exit::Ok)
     };
     match run() {
         Ok(exit) | Err(exit) => exit,
     }
+}
+
+/// `text` with every control character except newline and tab, and every
+/// bidirectional override or isolate, written as a Rust escape (`\u{1b}`),
+/// so that nothing a request carries can drive the reader's terminal.
+pub(crate) fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if (c.is_control() && c != '\n' && c != '\t') || bidi {
+            out.push_str(&c.escape_unicode().to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn explanation(loaded: &Loaded, engine: &Engine, req: &toolgate_engine::Request<'_>) -> String {

@@ -3,7 +3,13 @@
 use std::path::{Path, PathBuf};
 
 /// Every file named by `paths`: files as given, directories searched
-/// recursively (hidden directories skipped) for `*.policy`, sorted.
+/// recursively (hidden directories and `target` skipped) for `*.policy`, sorted.
+///
+/// Paths named on the command line are taken as given (a symbolic link is
+/// followed, a pipe is read). Inside a directory the walk never follows a
+/// symbolic link and reads only regular files, so a link cycle cannot repeat
+/// or hang it and a FIFO cannot block it; a skipped link or special file
+/// that would otherwise have been visited is named in a note on stderr.
 pub(crate) fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::new();
     for p in paths {
@@ -22,18 +28,34 @@ pub(crate) fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
     let read =
         std::fs::read_dir(dir).map_err(|e| format!("cannot read `{}`: {e}", dir.display()))?;
-    let mut entries: Vec<PathBuf> = read.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    entries.sort();
-    for path in entries {
-        let hidden = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with('.'));
-        if path.is_dir() && !hidden && path.file_name().is_some_and(|n| n != "target") {
-            walk(&path, out)?;
-        } else if path.extension().is_some_and(|e| e == "policy") {
+    // `DirEntry::file_type` does not follow symbolic links.
+    let mut entries: Vec<(PathBuf, std::fs::FileType)> = read
+        .filter_map(|e| e.ok().and_then(|e| Some((e.path(), e.file_type().ok()?))))
+        .collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    for (path, kind) in entries {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let policy = path.extension().is_some_and(|e| e == "policy");
+        if kind.is_symlink() {
+            if policy || path.is_dir() {
+                skipped(
+                    &path,
+                    "a symbolic link (directory walks do not follow links)",
+                );
+            }
+        } else if kind.is_dir() {
+            if !name.starts_with('.') && name != "target" {
+                walk(&path, out)?;
+            }
+        } else if policy && kind.is_file() {
             out.push(path);
+        } else if policy {
+            skipped(&path, "not a regular file");
         }
     }
     Ok(())
+}
+
+fn skipped(path: &Path, why: &str) {
+    eprintln!("note: skipped `{}`: {why}", path.display());
 }

@@ -3,6 +3,7 @@
 use crate::cli::FmtArgs;
 use crate::diag;
 use crate::{files, Exit};
+use std::io::Write as _;
 use std::path::Path;
 
 /// What formatting one file came to.
@@ -39,8 +40,11 @@ pub(crate) fn run(args: &FmtArgs) -> Exit {
                 drop(text);
             }
             Outcome::Changed(text) => {
-                if let Err(e) = std::fs::write(path, text) {
-                    eprintln!("error: cannot write `{}`: {e}", path.display());
+                if let Err(e) = write_atomically(path, &text) {
+                    eprintln!(
+                        "error: cannot write `{}`: {e}; the file was left unchanged",
+                        path.display()
+                    );
                     exit = Exit::Usage;
                 }
             }
@@ -51,6 +55,35 @@ pub(crate) fn run(args: &FmtArgs) -> Exit {
         }
     }
     exit
+}
+
+/// Replaces `path`'s contents with `text` so that a failure at any point
+/// (full disk, file-size limit, crash) leaves either the old or the new file,
+/// never a truncated one: the text goes to a temporary file in the same
+/// directory, is synced, takes the original's permissions and is renamed over
+/// it; then the directory is synced. A symbolic link is followed, not replaced.
+fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    let target = std::fs::canonicalize(path)?;
+    let dir = target.parent().unwrap_or(Path::new("."));
+    let permissions = std::fs::metadata(&target)?.permissions();
+    let mut temp = tempfile::Builder::new()
+        .prefix(".policyc-fmt-")
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    temp.write_all(text.as_bytes())?;
+    temp.as_file().set_permissions(permissions)?;
+    temp.as_file().sync_all()?;
+    temp.persist(&target).map_err(|e| e.error)?;
+    sync_dir(dir)
+}
+
+/// Makes a rename in `dir` durable (on Unix; elsewhere a no-op).
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
 }
 
 fn worse(a: Exit, b: Exit) -> Exit {

@@ -7,6 +7,7 @@ mod diag;
 mod eval;
 mod files;
 mod fmt;
+mod lines;
 mod replay;
 
 use clap::Parser as _;

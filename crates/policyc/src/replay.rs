@@ -3,9 +3,11 @@
 
 use crate::cli::ReplayArgs;
 use crate::eval::load;
-use crate::Exit;
+use crate::{lines, Exit};
 use serde_json::{json, Map, Value as Json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, Write as _};
+use std::path::Path;
 use std::sync::Arc;
 use toolgate_engine::Context;
 use toolgate_runtime::gateway::{
@@ -41,6 +43,8 @@ impl ToolExecutor for Simulated {
 
 /// One call of the trace and what became of it.
 struct Traced {
+    /// Its position among the trace's calls (waiting calls are printed in this order).
+    seq: u64,
     call: Call,
     outcome: &'static str,
     rule: Option<String>,
@@ -48,43 +52,191 @@ struct Traced {
     expires_at: Option<u64>,
 }
 
+impl Traced {
+    fn to_json(&self) -> Json {
+        json!({
+            "id": self.call.id, "agent": self.call.agent, "tool": self.call.tool,
+            "tenant": self.call.context.tenant, "outcome": self.outcome, "rule": self.rule,
+            "reason": self.reason,
+        })
+    }
+}
+
+/// The most distinct tool (or agent) names the summary counts one by one;
+/// calls naming others are counted under `(others)`, so that the summary
+/// stays bounded however many names a trace invents.
+const MAX_NAMES: usize = 10_000;
+
+/// Calls per outcome, and per tool and per agent with their outcomes.
+#[derive(Default)]
+struct Summary(BTreeMap<&'static str, BTreeMap<String, u64>>);
+
+impl Summary {
+    fn count(&mut self, t: &Traced) {
+        *self
+            .0
+            .entry("outcomes")
+            .or_default()
+            .entry(t.outcome.to_string())
+            .or_default() += 1;
+        for (group, name) in [("tools", &t.call.tool), ("agents", &t.call.agent)] {
+            let counts = self.0.entry(group).or_default();
+            let label = format!("{name}: {}", t.outcome);
+            let names = counts.len();
+            let label = if counts.contains_key(&label) || names < MAX_NAMES {
+                label
+            } else {
+                format!("(others): {}", t.outcome)
+            };
+            *counts.entry(label).or_default() += 1;
+        }
+    }
+}
+
+/// The replay's output, streamed: a line is printed as soon as it is final,
+/// and the only calls held are those still waiting for approval.
+struct Output {
+    out: std::io::BufWriter<std::io::StdoutLock<'static>>,
+    summary: Summary,
+    pending: HashMap<String, Traced>,
+    calls: u64,
+    bad: usize,
+    last_at: u64,
+}
+
+impl Output {
+    fn error(&mut self, line: usize, error: String) -> std::io::Result<()> {
+        self.bad += 1;
+        writeln!(self.out, "{}", json!({ "line": line, "error": error }))
+    }
+
+    /// An approval or rejection the gateway refused: an outcome of that
+    /// event, reported in place, not a malformed line.
+    fn refused(&mut self, line: usize, r: &Refused) -> std::io::Result<()> {
+        let shown = json!({ "line": line, "event": r.event, "call": r.call, "refused": r.why });
+        writeln!(self.out, "{shown}")
+    }
+
+    fn finish(&mut self, t: &Traced) -> std::io::Result<()> {
+        self.summary.count(t);
+        writeln!(self.out, "{}", t.to_json())
+    }
+
+    /// Prints the calls still waiting (`expired` when the trace's last time
+    /// is past their expiry), the summary, and says how the replay went.
+    fn end(mut self) -> std::io::Result<Exit> {
+        let mut waiting: Vec<Traced> = std::mem::take(&mut self.pending).into_values().collect();
+        waiting.sort_by_key(|t| t.seq);
+        for mut t in waiting {
+            if t.expires_at.is_some_and(|e| self.last_at >= e) {
+                t.outcome = "expired";
+            }
+            self.finish(&t)?;
+        }
+        writeln!(self.out, "{}", json!({ "summary": self.summary.0 }))?;
+        self.out.flush()?;
+        if self.bad > 0 {
+            eprintln!("error: {} trace line(s) could not be replayed", self.bad);
+            return Ok(Exit::Findings);
+        }
+        Ok(Exit::Ok)
+    }
+}
+
 pub(crate) fn run(args: &ReplayArgs) -> Exit {
     let loaded = match load(&args.policy) {
         Ok(l) => l,
         Err(exit) => return exit,
     };
-    let Ok(text) = std::fs::read_to_string(&args.trace) else {
-        eprintln!("error: cannot read `{}`", args.trace.display());
-        return Exit::Usage;
+    let trace = match std::fs::File::open(&args.trace) {
+        Ok(file) => std::io::BufReader::new(file),
+        Err(e) => {
+            eprintln!("error: cannot read `{}`: {e}", args.trace.display());
+            return Exit::Usage;
+        }
     };
     let Ok(rt) = tokio::runtime::Builder::new_current_thread().build() else {
         return Exit::Usage;
     };
-    let temp = std::env::temp_dir().join(format!("toolgate-replay-{}.jsonl", std::process::id()));
-    let audit = args.audit.clone().unwrap_or_else(|| temp.clone());
-    let _ = std::fs::remove_file(&audit);
-    let exit = rt.block_on(replay(&loaded, &text, &audit));
-    if args.audit.is_none() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    exit
+    // The default journal lives in a private temporary directory, removed on drop.
+    let (_temp, audit) = match &args.audit {
+        Some(path) => match claim_audit(path, args.force) {
+            Ok(()) => (None, path.clone()),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Exit::Usage;
+            }
+        },
+        None => match tempfile::tempdir() {
+            Ok(dir) => {
+                let path = dir.path().join("audit.jsonl");
+                (Some(dir), path)
+            }
+            Err(e) => {
+                eprintln!("error: cannot create a temporary directory: {e}");
+                return Exit::Usage;
+            }
+        },
+    };
+    rt.block_on(replay(&loaded, trace, &args.trace, &audit))
 }
 
-async fn replay(loaded: &crate::eval::Loaded, trace: &str, audit: &std::path::Path) -> Exit {
-    let (journal, _) = match Journal::open(audit, Fsync::Never, Vec::new()) {
-        Ok(j) => j,
+/// Reserves `path` for a new journal: an existing file is refused unless
+/// `force` (then removed); the file is created with `create_new`, so a file
+/// that appears meanwhile is refused too, never appended to or replaced.
+fn claim_audit(path: &std::path::Path, force: bool) -> Result<(), String> {
+    let shown = path.display();
+    if force {
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("cannot replace `{shown}`: {e}")),
+        }
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(format!(
+            "`{shown}` already exists; replay writes a new audit journal and does not replace one (pass `--force` to replace it)"
+        )),
+        Err(e) => Err(format!("cannot create `{shown}`: {e}")),
+    }
+}
+
+async fn replay(
+    loaded: &crate::eval::Loaded,
+    mut trace: impl BufRead,
+    trace_path: &Path,
+    audit: &Path,
+) -> Exit {
+    let gateway = match open_gateway(loaded, audit).await {
+        Ok(g) => g,
         Err(e) => {
             eprintln!("error: {e}");
             return Exit::Usage;
         }
     };
-    let digest_key = match DigestKey::random() {
-        Ok(k) => k,
+    let clock = gateway.1;
+    let gateway = gateway.0;
+    match stream(&gateway, &clock, &mut trace, trace_path).await {
+        Ok(exit) => exit,
         Err(e) => {
             eprintln!("error: {e}");
-            return Exit::Usage;
+            Exit::Usage
         }
-    };
+    }
+}
+
+/// The full gateway over a new journal at `audit`, with a simulated clock,
+/// simulated tools and a random digest key.
+async fn open_gateway(
+    loaded: &crate::eval::Loaded,
+    audit: &Path,
+) -> Result<(Gateway<NoCredentials, Simulated>, Arc<ManualClock>), String> {
+    let (journal, _) = Journal::open(audit, Fsync::Never, Vec::new()).map_err(|e| e.to_string())?;
     let clock = Arc::new(ManualClock::default());
     let services = Services {
         journal,
@@ -92,76 +244,82 @@ async fn replay(loaded: &crate::eval::Loaded, trace: &str, audit: &std::path::Pa
         clock: clock.clone(),
         credentials: NoCredentials,
         executor: Simulated,
-        digest_key,
+        digest_key: DigestKey::random().map_err(|e| e.to_string())?,
         limits: Limits::default(),
     };
-    let compiled = CompiledPolicy::new(&loaded.policy, &loaded.src, &loaded.file);
-    let gateway = match compiled.map(|p| Gateway::open(p, services)) {
-        Ok(open) => match open.await {
-            Ok(g) => g,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Exit::Usage;
-            }
-        },
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::Usage;
-        }
-    };
-    let mut calls: Vec<Traced> = Vec::new();
-    let mut out: Vec<Json> = Vec::new();
-    let mut bad = 0;
-    let mut last_at = 0;
-    for (i, line) in trace.lines().enumerate() {
-        let step = match parse_line(line) {
-            Ok(step) => step,
-            Err(error) => {
-                bad += 1;
-                out.push(json!({ "line": i + 1, "error": error }));
-                continue;
-            }
-        };
-        clock.set(step.at);
-        last_at = last_at.max(step.at);
-        if let Err(error) = apply(&gateway, &mut calls, step.kind).await {
-            bad += 1;
-            out.push(json!({ "line": i + 1, "error": error }));
-        }
-    }
-    let mut summary: BTreeMap<&str, BTreeMap<String, u64>> = BTreeMap::new();
-    for t in &mut calls {
-        if t.outcome == "pending" && t.expires_at.is_some_and(|e| last_at >= e) {
-            t.outcome = "expired";
-        }
-        for (group, key) in [
-            ("outcomes", t.outcome.to_string()),
-            ("tools", t.call.tool.clone()),
-            ("agents", t.call.agent.clone()),
-        ] {
-            let counts = summary.entry(group).or_default();
-            let label = if group == "outcomes" {
-                key
-            } else {
-                format!("{key}: {}", t.outcome)
-            };
-            *counts.entry(label).or_default() += 1;
-        }
-        out.push(json!({
-            "id": t.call.id, "agent": t.call.agent, "tool": t.call.tool, "tenant": t.call.context.tenant,
-            "outcome": t.outcome, "rule": t.rule, "reason": t.reason,
-        }));
-    }
-    for line in &out {
-        println!("{line}");
-    }
-    println!("{}", json!({ "summary": summary }));
-    if bad > 0 {
-        eprintln!("error: {bad} trace line(s) could not be replayed");
-        return Exit::Findings;
-    }
-    Exit::Ok
+    let policy = CompiledPolicy::new(&loaded.policy, &loaded.src, &loaded.file)
+        .map_err(|e| e.to_string())?;
+    let gateway = Gateway::open(policy, services)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((gateway, clock))
 }
+
+/// Replays the trace line by line, printing each outcome once it is final.
+async fn stream<C: CredentialProvider, X: ToolExecutor>(
+    gateway: &Gateway<C, X>,
+    clock: &ManualClock,
+    trace: &mut dyn BufRead,
+    trace_path: &Path,
+) -> Result<Exit, String> {
+    let written = |e: std::io::Error| format!("cannot write the output: {e}");
+    let mut output = Output {
+        out: std::io::BufWriter::new(std::io::stdout().lock()),
+        summary: Summary::default(),
+        pending: HashMap::new(),
+        calls: 0,
+        bad: 0,
+        last_at: 0,
+    };
+    let mut line = Vec::new();
+    let mut n = 0;
+    while let Some(fits) = lines::next(trace, &mut line)
+        .map_err(|e| format!("cannot read `{}`: {e}", trace_path.display()))?
+    {
+        n += 1;
+        let result = match step_of(fits, &line) {
+            Ok(step) => {
+                clock.set(step.at);
+                output.last_at = output.last_at.max(step.at);
+                apply(gateway, &mut output, step.kind).await
+            }
+            Err(error) => Err(error),
+        };
+        match result {
+            Ok(Ok(done)) => {
+                for t in &done {
+                    output.finish(t).map_err(written)?;
+                }
+            }
+            Ok(Err(refused)) => output.refused(n, &refused).map_err(written)?,
+            Err(error) => output.error(n, error).map_err(written)?,
+        }
+    }
+    output.end().map_err(written)
+}
+
+/// One trace line (`fits`: no longer than [`lines::MAX_LINE`]) -> a step.
+fn step_of(fits: bool, line: &[u8]) -> Result<Step, String> {
+    if !fits {
+        return Err(format!(
+            "line is longer than 1 MiB ({} bytes); it was skipped",
+            lines::MAX_LINE
+        ));
+    }
+    let text = std::str::from_utf8(line)
+        .map_err(|e| format!("line is not UTF-8 (byte {})", e.valid_up_to() + 1))?;
+    parse_line(text.trim_end_matches('\r'))
+}
+
+/// An approval or rejection the gateway refused (or of no waiting call).
+struct Refused {
+    event: &'static str,
+    call: String,
+    why: String,
+}
+
+/// What a step did: the calls it made final, or the refusal of its event.
+type Stepped = Result<Vec<Traced>, Refused>;
 
 struct Step {
     at: u64,
@@ -241,82 +399,49 @@ fn parse_line(line: &str) -> Result<Step, String> {
     Ok(Step { at, kind })
 }
 
+/// Applies one step; returns the calls it made final (a call that waits for
+/// approval is kept in `output.pending` instead).
 async fn apply<C: CredentialProvider, X: ToolExecutor>(
     gateway: &Gateway<C, X>,
-    calls: &mut Vec<Traced>,
+    output: &mut Output,
     kind: StepKind,
-) -> Result<(), String> {
+) -> Result<Stepped, String> {
     match kind {
         StepKind::Call(call) => {
-            let (outcome, rule, reason, expires_at) = match gateway.call(&call).await {
-                Ok(CallOutcome::Executed { rule, .. }) => ("executed", rule, String::new(), None),
-                Ok(CallOutcome::Pending {
-                    rule, expires_at, ..
-                }) => ("pending", rule, "waiting for approval".into(), expires_at),
-                Err(GatewayError::Denied { reason, rule }) => ("denied", rule, reason, None),
-                Err(e) => ("denied", None, e.to_string(), None),
-            };
-            calls.push(Traced {
-                call,
-                outcome,
-                rule,
-                reason,
-                expires_at,
-            });
-            Ok(())
+            output.calls += 1;
+            let t = call_once(gateway, call, output.calls).await;
+            if t.outcome == "pending" && !output.pending.contains_key(&t.call.id) {
+                output.pending.insert(t.call.id.clone(), t);
+                return Ok(Ok(Vec::new()));
+            }
+            Ok(Ok(vec![t]))
         }
         StepKind::Approve {
             call,
             approver,
             reason,
-            reject,
+            reject: true,
         } => {
-            let t = calls
-                .iter_mut()
-                .find(|t| t.call.id == call)
-                .ok_or(format!("no call `{call}` in the trace"))?;
-            let key = t.call.key();
-            if reject {
-                gateway
-                    .reject(&key, &approver, &reason)
-                    .await
-                    .map_err(|e| e.to_string())?;
+            let key = match waiting(&output.pending, &call, "reject") {
+                Ok(t) => t.call.key(),
+                Err(refused) => return Ok(Err(refused)),
+            };
+            if let Err(e) = gateway.reject(&key, &approver, &reason).await {
+                return refusal_or_error(e, "reject", &call);
+            }
+            let done = output.pending.remove(&call).into_iter().map(|mut t| {
                 t.outcome = "rejected";
                 t.reason = format!("rejected by {}: {reason}", approver.name);
-                return Ok(());
-            }
-            // The trace's approver reviewed the call as it is pending.
-            let digest = gateway.binding(&t.call).args_digest;
-            match gateway.approve(&key, &approver, &digest, &reason).await {
-                Ok(None) => Ok(()),
-                Ok(Some(token)) => {
-                    match gateway.execute_approved(&t.call, &token).await {
-                        Ok(_) => {
-                            t.outcome = "approved_executed";
-                            t.reason = format!("approved by {}: {reason}", approver.name);
-                        }
-                        Err(e) => {
-                            t.outcome = "denied";
-                            t.reason = e.to_string();
-                        }
-                    }
-                    Ok(())
-                }
-                // An approval of a call the kill switch cancelled: the call's outcome.
-                Err(GatewayError::Refused(Refusal::Cancelled { by })) => {
-                    t.outcome = "cancelled";
-                    t.reason = format!(
-                        "cancelled by the kill switch (engaged by {by}); approved too late by {}",
-                        approver.name
-                    );
-                    Ok(())
-                }
-                Err(e) => Err(format!(
-                    "approval of `{call}` by `{}` refused: {e}",
-                    approver.name
-                )),
-            }
+                t
+            });
+            Ok(Ok(done.collect()))
         }
+        StepKind::Approve {
+            call,
+            approver,
+            reason,
+            reject: false,
+        } => approve(gateway, &mut output.pending, &call, &approver, &reason).await,
         StepKind::KillSwitch {
             tenant,
             engaged,
@@ -332,16 +457,135 @@ async fn apply<C: CredentialProvider, X: ToolExecutor>(
                 .kill_switch(scope, engaged, &by, &reason)
                 .await
                 .map_err(|e| e.to_string())?;
-            // Engaging cancels the calls of its scope waiting for approval.
-            for t in calls.iter_mut().filter(|t| t.outcome == "pending") {
-                if let Some((by, why)) = gateway.pending(&t.call.key()).and_then(|p| p.cancelled) {
-                    t.outcome = "cancelled";
-                    t.reason = format!("cancelled by the kill switch (engaged by {by}: {why})");
-                }
-            }
-            Ok(())
+            Ok(Ok(cancelled(gateway, &mut output.pending)))
         }
     }
+}
+
+/// The trace's call `id` waiting for approval.
+fn waiting<'t>(
+    pending: &'t HashMap<String, Traced>,
+    id: &str,
+    event: &'static str,
+) -> Result<&'t Traced, Refused> {
+    pending.get(id).ok_or_else(|| Refused {
+        event,
+        call: id.to_string(),
+        why: format!(
+            "no call `{id}` is waiting for approval in the trace (it never was, or it is final)"
+        ),
+    })
+}
+
+/// A gateway refusal is the event's outcome; any other failure (the journal) is an error.
+fn refusal_or_error(e: GatewayError, event: &'static str, call: &str) -> Result<Stepped, String> {
+    match e {
+        GatewayError::Refused(r) => Ok(Err(Refused {
+            event,
+            call: call.to_string(),
+            why: r.to_string(),
+        })),
+        other => Err(other.to_string()),
+    }
+}
+
+/// The waiting calls a kill switch just cancelled, made final.
+fn cancelled<C: CredentialProvider, X: ToolExecutor>(
+    gateway: &Gateway<C, X>,
+    pending: &mut HashMap<String, Traced>,
+) -> Vec<Traced> {
+    let ids: Vec<String> = pending
+        .iter()
+        .filter(|(_, t)| {
+            gateway
+                .pending(&t.call.key())
+                .is_some_and(|p| p.cancelled.is_some())
+        })
+        .map(|(id, _)| id.clone())
+        .collect();
+    let mut done: Vec<Traced> = ids.iter().filter_map(|id| pending.remove(id)).collect();
+    done.sort_by_key(|t| t.seq);
+    for t in &mut done {
+        if let Some((by, why)) = gateway.pending(&t.call.key()).and_then(|p| p.cancelled) {
+            t.outcome = "cancelled";
+            t.reason = format!("cancelled by the kill switch (engaged by {by}: {why})");
+        }
+    }
+    done
+}
+
+/// A call through the gateway.
+async fn call_once<C: CredentialProvider, X: ToolExecutor>(
+    gateway: &Gateway<C, X>,
+    call: Call,
+    seq: u64,
+) -> Traced {
+    let (outcome, rule, reason, expires_at) = match gateway.call(&call).await {
+        Ok(CallOutcome::Executed { rule, .. }) => ("executed", rule, String::new(), None),
+        Ok(CallOutcome::Pending {
+            rule, expires_at, ..
+        }) => ("pending", rule, "waiting for approval".into(), expires_at),
+        Err(GatewayError::Denied { reason, rule }) => ("denied", rule, reason, None),
+        Err(e) => ("denied", None, e.to_string(), None),
+    };
+    Traced {
+        seq,
+        call,
+        outcome,
+        rule,
+        reason,
+        expires_at,
+    }
+}
+
+/// An approval (of the arguments as the call is pending: the trace's
+/// approver reviewed them); once the call has all it needs, it runs with its token.
+async fn approve<C: CredentialProvider, X: ToolExecutor>(
+    gateway: &Gateway<C, X>,
+    pending: &mut HashMap<String, Traced>,
+    call: &str,
+    approver: &Approver,
+    reason: &str,
+) -> Result<Stepped, String> {
+    let t = match waiting(pending, call, "approve") {
+        Ok(t) => t,
+        Err(refused) => return Ok(Err(refused)),
+    };
+    let key = t.call.key();
+    let digest = gateway.binding(&t.call).args_digest;
+    let token = match gateway.approve(&key, approver, &digest, reason).await {
+        Ok(token) => token,
+        // Approving a call a kill switch cancelled: too late, the call's outcome.
+        Err(GatewayError::Refused(Refusal::Cancelled { by })) => {
+            let mut t = pending.remove(call).into_iter().collect::<Vec<_>>();
+            for t in &mut t {
+                t.outcome = "cancelled";
+                t.reason = format!(
+                    "cancelled by the kill switch (engaged by {by}); approved too late by {}",
+                    approver.name
+                );
+            }
+            return Ok(Ok(t));
+        }
+        Err(e) => return refusal_or_error(e, "approve", call),
+    };
+    let Some(token) = token else {
+        return Ok(Ok(Vec::new()));
+    };
+    let mut t = pending.remove(call).ok_or(format!(
+        "no call `{call}` waiting for approval in the trace"
+    ))?;
+    match gateway.execute_approved(&t.call, &token).await {
+        Ok(_) => {
+            t.outcome = "approved_executed";
+            t.reason = format!("approved by {}: {reason}", approver.name);
+        }
+        Err(e) => {
+            t.outcome = "denied";
+            t.reason = e.to_string();
+        }
+    }
+    Ok(Ok(vec![t]))
 }
 
 fn strings(v: &Json) -> Vec<String> {

@@ -407,8 +407,22 @@ fn replaying_the_incident_shows_the_budget_holding() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("JSON"))
         .collect();
-    assert_eq!(lines.len(), 42, "one line per call and a summary");
-    let outcomes = &lines[41]["summary"]["outcomes"];
+    assert_eq!(
+        lines.len(),
+        43,
+        "one line per call, the refused late approval, a summary"
+    );
+    // The approval at 10:25 of a call the kill switch cancelled at 10:20 is
+    // refused in place: an outcome of that event, not a malformed line.
+    assert!(lines
+        .iter()
+        .any(|l| l["event"] == "approve" && l["call"] == "c22" && l["refused"].is_string()));
+    assert_eq!(
+        lines.iter().filter(|l| l["outcome"] == "cancelled").count(),
+        14,
+        "every call waiting at 10:20 is cancelled by the kill switch"
+    );
+    let outcomes = &lines[42]["summary"]["outcomes"];
     assert_eq!(
         outcomes["executed"], 10,
         "at most the budget's worth closed without a human: {outcomes}"
@@ -456,13 +470,316 @@ fn a_bad_trace_line_is_reported_and_the_replay_goes_on() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("JSON"))
         .collect();
-    assert_eq!(lines[0]["line"], 2);
-    assert!(lines[0]["error"]
+    // Lines are printed in trace order as each outcome becomes final.
+    assert_eq!(lines[1]["line"], 2);
+    assert!(lines[1]["error"]
         .as_str()
         .is_some_and(|e| e.contains("RFC 3339")));
-    assert_eq!(lines[1]["line"], 3);
+    assert_eq!(lines[2]["line"], 3);
     assert_eq!(
-        (lines[2]["outcome"].as_str(), lines[3]["outcome"].as_str()),
+        (lines[0]["outcome"].as_str(), lines[3]["outcome"].as_str()),
         (Some("executed"), Some("executed"))
     );
+}
+
+/// Runs `policyc` through `sh` after `ulimit {limit}` (e.g. `-f 1`: dash counts
+/// file sizes in 512-byte blocks, data sizes in KiB), with SIGXFSZ ignored so
+/// that a write past a file-size limit fails with `EFBIG` instead of killing.
+fn policyc_under(dir: &Path, limit: &str, args: &[&str]) -> Run {
+    let script = format!("ulimit {limit} || exit 99; trap '' XFSZ; exec \"$0\" \"$@\"");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(env!("CARGO_BIN_EXE_policyc"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn fmt_that_cannot_write_leaves_the_policy_intact() {
+    // M5: `fmt` used to truncate the file in place; a failed write (full
+    // disk, here a 512-byte file-size limit) destroyed the policy.
+    let dir = scratch("fmt_efbig");
+    let mut src = String::from("tool   a   read ;\n");
+    for i in 0..40 {
+        src.push_str(&format!("allow   a   when args.x  ==  {i} ;\n"));
+    }
+    write(&dir, "big.policy", &src);
+    let run = policyc_under(&dir, "-f 1", &["fmt", "big.policy"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cannot write `big.policy`"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("big.policy")).expect("read back"),
+        src,
+        "the original bytes are intact"
+    );
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .expect("list")
+        .filter_map(|e| e.ok().map(|e| e.file_name()))
+        .collect();
+    assert_eq!(left.len(), 1, "no temporary file is left behind: {left:?}");
+    // Without the limit, the rewrite keeps the file's permissions.
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = dir.join("big.policy");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    assert_eq!(policyc(&dir, &["fmt", "big.policy"]).code, 0);
+    let meta = std::fs::metadata(&path).expect("stat");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+    assert!(std::fs::read_to_string(&path)
+        .expect("read back")
+        .starts_with("tool a read;\nallow a when args.x == 0;\n"));
+}
+
+#[test]
+fn replay_refuses_to_replace_an_existing_audit_file_without_force() {
+    // M6: `replay --audit PATH` silently replaced an existing journal.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = scratch("replay_existing_audit");
+    let audit = dir.join("audit.jsonl");
+    let precious = "a real journal, not to be replaced\n";
+    std::fs::write(&audit, precious).expect("write");
+    let audit_arg = audit.display().to_string();
+    let args = [
+        "replay",
+        "policies/support-desk.policy",
+        "--trace",
+        "policies/traces/support-incident.jsonl",
+        "--audit",
+        &audit_arg,
+    ];
+    let refused = policyc(&root, &args);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("already exists") && refused.stderr.contains("--force"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(refused.stdout, "", "nothing was replayed");
+    assert_eq!(
+        std::fs::read_to_string(&audit).expect("read back"),
+        precious
+    );
+    let forced = policyc(&root, &[&args[..], &["--force"]].concat());
+    assert_eq!(forced.code, 0, "{}", forced.stderr);
+    let verify = policyc(&root, &["audit", "verify", &audit_arg]);
+    assert_eq!(verify.code, 0, "{}", verify.stderr);
+    assert!(verify.stdout.starts_with("ok: "), "{}", verify.stdout);
+}
+
+/// Runs `policyc` and fails the test if it has not finished within `secs`
+/// seconds (the process is killed first).
+fn policyc_within(dir: &Path, secs: u64, args: &[&str]) -> Run {
+    let child = Command::new(env!("CARGO_BIN_EXE_policyc"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawns");
+    let pid = child.id().to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    match rx.recv_timeout(std::time::Duration::from_secs(secs)) {
+        Ok(out) => {
+            let out = out.expect("waits");
+            Run {
+                code: out.status.code().unwrap_or(-1),
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            }
+        }
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            panic!(
+                "`policyc {}` did not finish within {secs} s",
+                args.join(" ")
+            );
+        }
+    }
+}
+
+/// `check` and `fmt --check` on `dir` finish and see each of `real` exactly once.
+fn walks_each_real_file_once(dir: &Path, real: &[&str]) {
+    let check = policyc_within(dir, 20, &["check", "--format", "json", "."]);
+    assert_eq!(check.code, 0, "{}", check.stderr);
+    assert_eq!(json(&check)["files"], real.len(), "{}", check.stdout);
+    let fmt = policyc_within(dir, 20, &["fmt", "--check", "."]);
+    assert_eq!(fmt.code, 1, "{}", fmt.stderr);
+    let mut listed: Vec<&str> = fmt.stdout.lines().collect();
+    listed.sort_unstable();
+    assert_eq!(listed, real, "each unformatted file listed once");
+}
+
+#[test]
+fn directory_walks_do_not_follow_symlinks_or_open_fifos() {
+    // M7: one self-link made 41 checks of one file; two links made `check`
+    // and `fmt` hang; a FIFO named `*.policy` blocked the read forever.
+    let messy = "tool   a read;\nallow a;\n";
+    let dir = scratch("walk_self_link");
+    write(&dir, "sub/a.policy", messy);
+    std::os::unix::fs::symlink(".", dir.join("sub/loop")).expect("symlink");
+    walks_each_real_file_once(&dir, &["./sub/a.policy"]);
+
+    let dir = scratch("walk_mutual_links");
+    write(&dir, "a/x.policy", messy);
+    write(&dir, "b/y.policy", messy);
+    std::os::unix::fs::symlink("../b", dir.join("a/to_b")).expect("symlink");
+    std::os::unix::fs::symlink("../a", dir.join("b/to_a")).expect("symlink");
+    walks_each_real_file_once(&dir, &["./a/x.policy", "./b/y.policy"]);
+
+    let dir = scratch("walk_two_self_links");
+    write(&dir, "sub/a.policy", messy);
+    for name in ["sub/l1", "sub/l2"] {
+        std::os::unix::fs::symlink(".", dir.join(name)).expect("symlink");
+    }
+    walks_each_real_file_once(&dir, &["./sub/a.policy"]);
+
+    let dir = scratch("walk_fifo");
+    write(&dir, "a.policy", messy);
+    let made = Command::new("mkfifo")
+        .arg(dir.join("pipe.policy"))
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    walks_each_real_file_once(&dir, &["./a.policy"]);
+    let run = policyc_within(&dir, 20, &["check", "."]);
+    assert!(
+        run.stderr
+            .contains("skipped `./pipe.policy`: not a regular file"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn explain_escapes_control_characters_from_the_request() {
+    // L6: explain echoed request strings raw, so a request could drive the
+    // reader's terminal (clear the screen, set the title, write the clipboard).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = scratch("explain_escapes");
+    let requests = [
+        // Known agent and tool: the tenant, env and an argument name are echoed.
+        serde_json::json!({
+            "agent": "support-bot", "tool": "ticket.close",
+            "args": { "account_id": "A1", "ticket_id": "T-1", "x\u{1b}]52;c;cHdu\u{7}": 1 },
+            "context": { "tenant": "ac\u{1b}[2Jme", "env": "prod\u{9b}31m", "account_id": "A1" }
+        }),
+        // Unknown agent and tool: the names themselves are echoed.
+        serde_json::json!({
+            "agent": "bot\u{1b}]0;pwned\u{7}", "tool": "t\u{7f}\u{202e}",
+            "args": {}, "context": { "tenant": "acme", "env": "prod" }
+        }),
+    ];
+    for (i, req) in requests.iter().enumerate() {
+        let path = dir.join(format!("r{i}.json"));
+        std::fs::write(&path, req.to_string()).expect("write");
+        let path = path.display().to_string();
+        let run = policyc(
+            &root,
+            &[
+                "explain",
+                "policies/support-desk.policy",
+                "--request",
+                &path,
+            ],
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let raw: Vec<char> = run
+            .stdout
+            .chars()
+            .filter(|c| (c.is_control() && *c != '\n') || ('\u{202a}'..='\u{202e}').contains(c))
+            .collect();
+        assert!(
+            raw.is_empty(),
+            "raw control characters {raw:?} in:\n{}",
+            run.stdout
+        );
+        assert!(run.stdout.contains("\\u{1b}"), "{}", run.stdout);
+    }
+}
+
+#[test]
+fn eval_caps_the_length_of_a_request_line() {
+    // L7: `eval --requests` buffered a line of any length (an endless line
+    // grew until the process ran out of memory). A line over 1 MiB is an
+    // error for that line, and the lines after it are still decided.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = scratch("eval_long_line");
+    let request = |q: &str| {
+        serde_json::json!({
+            "agent": "support-bot", "tool": "kb.read", "args": { "q": q },
+            "context": { "tenant": "acme", "env": "prod", "account_id": "A1" }
+        })
+        .to_string()
+    };
+    let long = request(&"y".repeat(3 << 20));
+    let text = format!("{}\n{long}\n{}\n{long}", request("a"), request("b"));
+    std::fs::write(dir.join("reqs.jsonl"), text).expect("write");
+    let reqs = dir.join("reqs.jsonl").display().to_string();
+    let run = policyc(
+        &root,
+        &["eval", "policies/support-desk.policy", "--requests", &reqs],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let lines: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    assert_eq!(lines.len(), 4, "{}", run.stdout);
+    for (i, n) in [(1, 2), (3, 4)] {
+        assert_eq!(lines[i]["line"], n);
+        assert!(
+            lines[i]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("longer than 1 MiB")),
+            "{}",
+            lines[i]
+        );
+    }
+    assert_eq!(lines[0]["decision"], "allow");
+    assert_eq!(lines[2]["decision"], "allow");
+}
+
+#[test]
+fn replay_memory_does_not_grow_with_the_trace() {
+    // L9: replay kept the whole trace, every call and every output line until
+    // the end (500k events: 2.1 GB). 12,000 allowed reads used about 30 MB of
+    // data before; streaming, the replay fits in 12 MiB (a small trace needs 3).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = scratch("replay_memory");
+    let n = 12_000;
+    let mut trace = String::new();
+    for i in 0..n {
+        trace.push_str(&format!(
+            r#"{{"at": "2026-11-21T10:00:00Z", "id": "call-{i}", "agent": "support-bot", "tool": "kb.read", "args": {{}}, "context": {{"tenant": "acme", "env": "prod", "account_id": "A1"}}}}"#
+        ));
+        trace.push('\n');
+    }
+    std::fs::write(dir.join("trace.jsonl"), trace).expect("write");
+    let trace_arg = dir.join("trace.jsonl").display().to_string();
+    let args = [
+        "replay",
+        "policies/support-desk.policy",
+        "--trace",
+        &trace_arg,
+    ];
+    let run = policyc_under(&root, "-d 12288", &args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let last = run.stdout.lines().last().unwrap_or_default();
+    assert_eq!(run.stdout.lines().count(), n + 1);
+    let summary: serde_json::Value = serde_json::from_str(last).expect("JSON");
+    assert_eq!(summary["summary"]["outcomes"]["executed"], n, "{last}");
 }
