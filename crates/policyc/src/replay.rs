@@ -12,7 +12,7 @@ use toolgate_runtime::gateway::{
     Approver, Call, CallOutcome, Clock, CredentialProvider, Gateway, GatewayError,
 };
 use toolgate_runtime::gateway::{ManualClock, ToolExecutor};
-use toolgate_runtime::journal::{Fsync, Journal};
+use toolgate_runtime::journal::{Fsync, Journal, JournalConfig, NoState};
 use toolgate_runtime::store::MemoryStore;
 
 /// Credentials are not loaded in a replay.
@@ -74,7 +74,11 @@ async fn replay(loaded: &crate::eval::Loaded, trace: &str, audit: &std::path::Pa
         return Exit::Usage;
     };
     let engine = Arc::new(engine);
-    let (journal, _) = match Journal::open(audit, Fsync::Never, Vec::new()) {
+    let config = JournalConfig {
+        fsync: Fsync::Never,
+        ..JournalConfig::default()
+    };
+    let (journal, _) = match Journal::open(audit, config, Box::new(NoState)) {
         Ok(j) => j,
         Err(e) => {
             eprintln!("error: {e}");

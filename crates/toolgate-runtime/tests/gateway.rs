@@ -14,7 +14,7 @@ use toolgate_runtime::gateway::{
     Approver, Call, CallOutcome, Clock, CredentialProvider, Gateway, GatewayError, ManualClock,
     ToolExecutor,
 };
-use toolgate_runtime::journal::{self, Fsync, Journal};
+use toolgate_runtime::journal::{self, Fsync, Journal, JournalConfig, NoState, RecordLines};
 use toolgate_runtime::store::MemoryStore;
 
 /// The scope of every credential load, in order.
@@ -64,7 +64,15 @@ async fn setup(name: &str, policy_text: &str) -> Setup {
         .expect("test policy checks");
     let engine = Arc::new(Engine::new(&policy, "test.policy").expect("compiles"));
     let path = scratch(name);
-    let (journal, _) = Journal::open(&path, Fsync::Never, Vec::new()).expect("journal");
+    let (journal, _) = Journal::open(
+        &path,
+        JournalConfig {
+            fsync: Fsync::Never,
+            ..JournalConfig::default()
+        },
+        Box::new(NoState),
+    )
+    .expect("journal");
     let clock = Arc::new(ManualClock::default());
     clock.set(1_800_000_000_000);
     let creds = Creds::default();
@@ -467,9 +475,14 @@ async fn reopen(
         .policy
         .expect("test policy checks");
     let engine = Arc::new(Engine::new(&policy, "test.policy").expect("compiles"));
-    let (journal, opened) = Journal::open(path, Fsync::Always, Vec::new()).expect("journal");
+    let (journal, opened) = Journal::open(
+        path,
+        JournalConfig::default(),
+        Box::new(RecordLines::default()),
+    )
+    .expect("journal");
     let store = Arc::new(MemoryStore::default());
-    toolgate_runtime::store::rebuild(store.as_ref(), &opened.lines);
+    toolgate_runtime::store::rebuild(store.as_ref(), &RecordLines::from_state(&opened.state));
     let exec = Exec::default();
     let executed = exec.0.clone();
     let clock_dyn: Arc<dyn Clock> = clock;

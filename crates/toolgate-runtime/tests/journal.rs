@@ -7,7 +7,19 @@
 use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use toolgate_runtime::journal::{self, AuditSink, Fsync, Journal, Problem};
+use toolgate_runtime::journal::{self, AuditSink, Journal, JournalConfig, NoState, Problem};
+
+/// Opens a journal with default settings, these sinks and no state.
+fn open(
+    path: &Path,
+    sinks: Vec<Box<dyn AuditSink>>,
+) -> Result<(Journal, journal::Opened), journal::JournalError> {
+    let config = JournalConfig {
+        sinks,
+        ..JournalConfig::default()
+    };
+    Journal::open(path, config, Box::new(NoState))
+}
 
 fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -30,7 +42,7 @@ fn write_records(
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let (journal, _) = Journal::open(path, Fsync::Always, sinks).expect("opens");
+        let (journal, _) = open(path, sinks).expect("opens");
         let mut handles = Vec::new();
         for t in 0..tasks {
             let journal = journal.clone();
@@ -152,7 +164,7 @@ fn a_torn_tail_is_reported_refused_and_only_then_recoverable() {
         Err(Problem::Torn { line: 5 })
     );
     assert!(
-        Journal::open(&path, Fsync::Always, Vec::new()).is_err(),
+        open(&path, Vec::new()).is_err(),
         "a torn journal is never appended to silently"
     );
     assert_eq!(
@@ -316,4 +328,23 @@ fn run_and_kill(path: &Path, args: &[&str], seed: &mut u64) -> Vec<String> {
     reader.join().expect("reader");
     let acked = acked.lock().expect("lock").clone();
     acked
+}
+
+/// H4 (failed before the fix: both opens succeeded): a second writer on the same file is refused while the first one lives,
+/// and the error names the holder's pid.
+#[test]
+fn a_second_writer_is_refused_while_the_first_holds_the_lock() {
+    let path = scratch("lock");
+    let (first, _) = open(&path, Vec::new()).expect("opens");
+    let second = open(&path, Vec::new());
+    let err = second.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        err.contains(&std::process::id().to_string()),
+        "a second open must fail naming the holder's pid, got `{err}`"
+    );
+    drop(first);
+    assert!(
+        open(&path, Vec::new()).is_ok(),
+        "the lock is released when the journal is dropped"
+    );
 }

@@ -5,12 +5,15 @@
 //! - `journal-crash-writer PATH gateway`: runs a gateway whose every call is
 //!   auto-approved within a budget (state rebuilt from the journal first);
 //!   prints `acked CALL-ID` after each call returns.
+//! - `journal-crash-writer PATH retry`: appends records one at a time and
+//!   never gives up: prints `acked SEQ`, or `refused` when an append fails
+//!   (the write-error test runs it under a file-size limit it later lifts).
 
 use serde_json::{json, Value};
 use std::io::Write as _;
 use std::sync::Arc;
 use toolgate_runtime::gateway::{Call, CredentialProvider, Gateway, SystemClock, ToolExecutor};
-use toolgate_runtime::journal::{Fsync, Journal};
+use toolgate_runtime::journal::{Journal, JournalConfig, RecordLines};
 use toolgate_runtime::store::{rebuild, MemoryStore};
 
 const POLICY: &str = "tool t.close write;\nwrites enabled;\nagent bot {\n  \
@@ -41,17 +44,32 @@ async fn main() -> std::process::ExitCode {
     let Some(path) = args.next() else {
         return std::process::ExitCode::from(2);
     };
-    let gateway_mode = args.next().as_deref() == Some("gateway");
-    let (journal, opened) =
-        match Journal::open(std::path::Path::new(&path), Fsync::Always, Vec::new()) {
-            Ok(j) => j,
-            Err(e) => {
-                eprintln!("{e}");
-                return std::process::ExitCode::from(1);
-            }
-        };
+    let mode = args.next();
+    let gateway_mode = mode.as_deref() == Some("gateway");
+    let (journal, opened) = match Journal::open(
+        std::path::Path::new(&path),
+        JournalConfig::default(),
+        Box::new(RecordLines::default()),
+    ) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("{e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
     let mut tasks = Vec::new();
-    if gateway_mode {
+    if mode.as_deref() == Some("retry") {
+        for i in 0u64.. {
+            let said = match journal.append("test", i, json!({ "i": i })).await {
+                Ok(ack) => say(&format!("acked {}", ack.seq)),
+                Err(_) => say("refused"),
+            };
+            if !said {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    } else if gateway_mode {
         let parsed = toolgate_syntax::parse(POLICY);
         let Some(policy) = toolgate_check::check(&parsed.file, POLICY).policy else {
             return 3.into();
@@ -60,7 +78,7 @@ async fn main() -> std::process::ExitCode {
             return 3.into();
         };
         let store = Arc::new(MemoryStore::default());
-        rebuild(store.as_ref(), &opened.lines);
+        rebuild(store.as_ref(), &RecordLines::from_state(&opened.state));
         let Ok(gateway) = Gateway::new(
             Arc::new(engine),
             &policy,
