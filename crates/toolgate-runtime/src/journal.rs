@@ -21,7 +21,8 @@ mod verify;
 mod writer;
 
 pub use verify::{
-    recover_torn_tail, sha256_hex, verify_file, verify_text, Problem, Verified, GENESIS,
+    recover_torn_tail, sha256_hex, verify_bytes, verify_file, verify_text, Problem, Repaired,
+    Verified, GENESIS,
 };
 
 use std::path::Path;
@@ -199,6 +200,36 @@ pub struct Opened {
     pub head: Option<Ack>,
 }
 
+/// Verifies the journal at `path` (if it exists) and applies every record
+/// to `state`; returns the head.
+fn replay(path: &Path, state: &mut dyn StateMachine) -> Result<Option<Ack>, JournalError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(fsutil::io(path, e)),
+    };
+    let mut cursor = verify::Cursor::genesis();
+    let mut refused = None;
+    let scanned = verify::scan(&bytes, &mut cursor, &mut |r| {
+        state.apply(r.line).map_err(|reason| {
+            refused = Some((r.seq, reason));
+            Problem::Chain { line: r.seq }
+        })
+    });
+    if let Some((seq, reason)) = refused {
+        return Err(JournalError::State {
+            path: path.display().to_string(),
+            seq,
+            reason,
+        });
+    }
+    scanned.map_err(|f| JournalError::Broken {
+        path: path.display().to_string(),
+        problem: f.problem,
+    })?;
+    Ok(cursor.head())
+}
+
 /// An open journal. Cheap to clone; every clone appends to the same file.
 /// When the last clone is dropped the writer finishes and releases the lock.
 #[derive(Clone)]
@@ -231,34 +262,12 @@ impl Journal {
         mut state: Box<dyn StateMachine>,
     ) -> Result<(Journal, Opened), JournalError> {
         let lock = lock::acquire(path)?;
-        let existing = if path.exists() {
-            match verify_file(path)? {
-                Ok(v) => v,
-                Err(problem) => {
-                    return Err(JournalError::Broken {
-                        path: path.display().to_string(),
-                        problem,
-                    })
-                }
-            }
-        } else {
-            Verified {
-                lines: Vec::new(),
-                head: None,
-            }
-        };
-        for (i, line) in existing.lines.iter().enumerate() {
-            state.apply(line).map_err(|reason| JournalError::State {
-                path: path.display().to_string(),
-                seq: i as u64 + 1,
-                reason,
-            })?;
-        }
+        let head = replay(path, state.as_mut())?;
         let opened = Opened {
             state: state.export(),
-            head: existing.head.clone(),
+            head: head.clone(),
         };
-        let writer = writer::Writer::create(path, config, existing.head, state, lock)?;
+        let writer = writer::Writer::create(path, config, head, state, lock)?;
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("toolgate-journal".into())

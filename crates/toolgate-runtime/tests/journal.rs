@@ -167,9 +167,15 @@ fn a_torn_tail_is_reported_refused_and_only_then_recoverable() {
         open(&path, Vec::new()).is_err(),
         "a torn journal is never appended to silently"
     );
+    let repaired = journal::recover_torn_tail(&path)
+        .expect("recovers")
+        .expect("repairs");
+    assert_eq!(repaired.line, 5);
+    assert_eq!(repaired.kept + repaired.cut, (text.len() - 7) as u64);
     assert_eq!(
-        journal::recover_torn_tail(&path).expect("recovers"),
-        Some(Problem::Torn { line: 5 })
+        std::fs::read(&repaired.backup).expect("backup").len() as u64,
+        repaired.cut,
+        "what was cut is kept in the backup"
     );
     assert_eq!(
         journal::verify_file(&path)
@@ -346,5 +352,45 @@ fn a_second_writer_is_refused_while_the_first_holds_the_lock() {
     assert!(
         open(&path, Vec::new()).is_ok(),
         "the lock is released when the journal is dropped"
+    );
+}
+
+/// H3 (failed before the fix: "not UTF-8"): a write cut inside a multi-byte character is a torn tail (not "not
+/// UTF-8"), and it is recoverable.
+#[test]
+fn a_torn_tail_splitting_a_utf8_character_is_torn_and_recoverable() {
+    let path = scratch("torn-utf8");
+    write_records(&path, 3, 1, Vec::new());
+    let mut bytes = std::fs::read(&path).expect("read");
+    let whole = bytes.len();
+    // A fourth record with non-ASCII text, cut inside its `€` (3 bytes).
+    bytes.extend_from_slice("{\"seq\":4,\"body\":{\"name\":\"caf\u{e9} \u{20ac}".as_bytes());
+    bytes.truncate(bytes.len() - 1);
+    std::fs::write(&path, &bytes).expect("write torn");
+    assert_eq!(
+        journal::verify_file(&path).expect("readable").map(|_| ()),
+        Err(Problem::Torn { line: 4 })
+    );
+    journal::recover_torn_tail(&path).expect("recovers");
+    assert_eq!(std::fs::read(&path).expect("read").len(), whole);
+}
+
+/// M10 (failed before the fix: a repair was reported): a journal ending in a stray blank line is not torn; "recovery" must
+/// not claim a repair it does not make.
+#[test]
+fn a_stray_blank_line_is_not_reported_as_repaired() {
+    let path = scratch("blank-line");
+    write_records(&path, 3, 1, Vec::new());
+    let mut text = std::fs::read_to_string(&path).expect("read");
+    text.push('\n');
+    std::fs::write(&path, &text).expect("write");
+    assert!(
+        journal::recover_torn_tail(&path).is_err(),
+        "a blank last line is a real problem, not a torn record"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&path).expect("read"),
+        text,
+        "left alone"
     );
 }

@@ -1,20 +1,25 @@
 //! Verification of a journal's bytes: every record whole, numbered without
 //! gaps, chained to the one before; and the recovery of a torn tail.
+//!
+//! Everything works on bytes: a line is split at `\n` before it is decoded,
+//! so a write cut inside a multi-byte character is a torn last line like any
+//! other, and the byte offset of every line is known (recovery cuts there).
 
-use super::{fsutil::io, Ack, JournalError};
+use super::{fsutil, lock, Ack, JournalError};
 use sha2::{Digest as _, Sha256};
 use std::fmt::Write as _;
 use std::fs::OpenOptions;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 /// The `prev` of the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// The first thing wrong with a journal, by line (1-based).
+/// The first thing wrong with a journal, by line: the record's position in
+/// the whole journal (1-based; its expected `seq`).
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
 pub enum Problem {
-    /// The last line has no newline or is not a whole record: a write was cut off.
+    /// The last line has no newline: a write was cut off.
     #[error("line {line}: torn last record (the file ends inside it)")]
     Torn {
         /// The line.
@@ -55,6 +60,19 @@ pub struct Verified {
     pub head: Option<Ack>,
 }
 
+/// What [`recover_torn_tail`] removed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Repaired {
+    /// The torn record's line.
+    pub line: u64,
+    /// Where the journal file now ends (bytes).
+    pub kept: u64,
+    /// How many bytes were cut.
+    pub cut: u64,
+    /// The file holding the bytes that were cut.
+    pub backup: PathBuf,
+}
+
 /// SHA-256 of `bytes` in lower-case hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
@@ -65,93 +83,161 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     out
 }
 
+/// Where a chain stands: the last record's seq (0 before the first) and hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Cursor {
+    pub seq: u64,
+    pub hash: String,
+}
+
+impl Cursor {
+    /// Before the first record.
+    pub(crate) fn genesis() -> Cursor {
+        Cursor {
+            seq: 0,
+            hash: GENESIS.to_string(),
+        }
+    }
+
+    /// The head this cursor stands at (`None` before the first record).
+    pub(crate) fn head(&self) -> Option<Ack> {
+        (self.seq > 0).then(|| Ack {
+            seq: self.seq,
+            hash: self.hash.clone(),
+        })
+    }
+}
+
+/// One verified record of a scan.
+pub(crate) struct Record<'a> {
+    /// Its seq.
+    pub seq: u64,
+    /// Its line, without the newline.
+    pub line: &'a str,
+}
+
+/// A scan's first problem and the byte offset of the line it is in.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub problem: Problem,
+    pub offset: usize,
+}
+
+/// Checks that the records in `bytes` continue the chain at `cursor`
+/// (advancing it), calling `each` with every verified record.
+pub(crate) fn scan(
+    bytes: &[u8],
+    cursor: &mut Cursor,
+    each: &mut dyn FnMut(&Record<'_>) -> Result<(), Problem>,
+) -> Result<(), Failure> {
+    let mut start = 0;
+    while start < bytes.len() {
+        let line_no = cursor.seq + 1;
+        let fail = |problem| Failure {
+            problem,
+            offset: start,
+        };
+        let rest = bytes.get(start..).unwrap_or_default();
+        let Some(len) = rest.iter().position(|b| *b == b'\n') else {
+            return Err(fail(Problem::Torn { line: line_no }));
+        };
+        let raw = rest.get(..len).unwrap_or_default();
+        let line = check_line(raw, cursor).map_err(fail)?;
+        let hash = sha256_hex(raw);
+        let record = Record { seq: line_no, line };
+        each(&record).map_err(fail)?;
+        cursor.seq = line_no;
+        cursor.hash = hash;
+        start += len + 1;
+    }
+    Ok(())
+}
+
+/// One whole line: a record numbered and chained right after `cursor`.
+fn check_line<'a>(raw: &'a [u8], cursor: &Cursor) -> Result<&'a str, Problem> {
+    let line_no = cursor.seq + 1;
+    let malformed = |why: String| Problem::Malformed { line: line_no, why };
+    let line = std::str::from_utf8(raw).map_err(|_| malformed("not UTF-8".into()))?;
+    if line.is_empty() {
+        return Err(malformed("empty line".into()));
+    }
+    let record: serde_json::Value =
+        serde_json::from_str(line).map_err(|e| malformed(e.to_string()))?;
+    let seq = record["seq"]
+        .as_u64()
+        .ok_or_else(|| malformed("no `seq`".into()))?;
+    if seq != line_no {
+        return Err(Problem::Sequence {
+            line: line_no,
+            found: seq,
+            expected: line_no,
+        });
+    }
+    if record["prev"].as_str() != Some(cursor.hash.as_str()) {
+        return Err(Problem::Chain { line: line_no });
+    }
+    Ok(line)
+}
+
 /// Verifies a journal's text: every record whole, numbered from 1 without
 /// gaps, chained to the one before. Reports the first problem.
 pub fn verify_text(text: &str) -> Result<Verified, Problem> {
+    verify_bytes(text.as_bytes())
+}
+
+/// [`verify_text`] on bytes.
+pub fn verify_bytes(bytes: &[u8]) -> Result<Verified, Problem> {
     let mut lines = Vec::new();
-    let mut prev = GENESIS.to_string();
-    let mut head = None;
-    let mut rest = text;
-    let mut n = 0u64;
-    while !rest.is_empty() {
-        n += 1;
-        let Some(end) = rest.find('\n') else {
-            return Err(Problem::Torn { line: n });
-        };
-        let line = &rest[..end];
-        rest = &rest[end + 1..];
-        let record: serde_json::Value = match serde_json::from_str(line) {
-            Ok(v) => v,
-            Err(_) if rest.is_empty() && !line.ends_with('}') => {
-                return Err(Problem::Torn { line: n })
-            }
-            Err(e) => {
-                return Err(Problem::Malformed {
-                    line: n,
-                    why: e.to_string(),
-                })
-            }
-        };
-        let seq = record["seq"].as_u64().ok_or_else(|| Problem::Malformed {
-            line: n,
-            why: "no `seq`".into(),
-        })?;
-        if seq != n {
-            return Err(Problem::Sequence {
-                line: n,
-                found: seq,
-                expected: n,
-            });
-        }
-        if record["prev"].as_str() != Some(prev.as_str()) {
-            return Err(Problem::Chain { line: n });
-        }
-        prev = sha256_hex(line.as_bytes());
-        head = Some(Ack {
-            seq,
-            hash: prev.clone(),
-        });
-        lines.push(line.to_string());
-    }
-    Ok(Verified { lines, head })
+    let mut cursor = Cursor::genesis();
+    scan(bytes, &mut cursor, &mut |r| {
+        lines.push(r.line.to_string());
+        Ok(())
+    })
+    .map_err(|f| f.problem)?;
+    Ok(Verified {
+        lines,
+        head: cursor.head(),
+    })
 }
 
 /// Verifies a journal file.
 pub fn verify_file(path: &Path) -> Result<Result<Verified, Problem>, JournalError> {
-    let bytes = std::fs::read(path).map_err(|source| io(path, source))?;
-    match std::str::from_utf8(&bytes) {
-        Ok(text) => Ok(verify_text(text)),
-        Err(e) => {
-            let valid = &bytes[..e.valid_up_to()];
-            let line = valid.iter().filter(|b| **b == b'\n').count() as u64 + 1;
-            Ok(Err(Problem::Malformed {
-                line,
-                why: "not UTF-8".into(),
-            }))
-        }
-    }
+    let bytes = std::fs::read(path).map_err(|e| fsutil::io(path, e))?;
+    Ok(verify_bytes(&bytes))
 }
 
 /// Removes a torn last record (one a crash cut off before it was written
-/// whole, so never acknowledged) and returns the problem it fixed. Any other
-/// problem is returned as an error and nothing is changed.
-pub fn recover_torn_tail(path: &Path) -> Result<Option<Problem>, JournalError> {
-    let text = std::fs::read_to_string(path).map_err(|e| io(path, e))?;
-    match verify_text(&text) {
-        Ok(_) => Ok(None),
-        Err(Problem::Torn { line }) => {
-            let keep = text.rfind('\n').map_or(0, |i| i + 1);
-            let file = OpenOptions::new()
-                .write(true)
-                .open(path)
-                .map_err(|e| io(path, e))?;
-            file.set_len(keep as u64).map_err(|e| io(path, e))?;
-            file.sync_all().map_err(|e| io(path, e))?;
-            Ok(Some(Problem::Torn { line }))
-        }
-        Err(problem) => Err(JournalError::Broken {
+/// whole, so never acknowledged), after saving the bytes it cuts to a backup
+/// file next to the journal; says what it did. `None`: the journal verifies
+/// and nothing was changed. Any other problem is returned as an error and
+/// nothing is changed. Takes the writer lock, so never runs under a writer.
+pub fn recover_torn_tail(path: &Path) -> Result<Option<Repaired>, JournalError> {
+    let _lock = lock::acquire(path)?;
+    let bytes = std::fs::read(path).map_err(|e| fsutil::io(path, e))?;
+    let failure = match scan(&bytes, &mut Cursor::genesis(), &mut |_| Ok(())) {
+        Ok(()) => return Ok(None),
+        Err(f) => f,
+    };
+    let Problem::Torn { line } = failure.problem else {
+        return Err(JournalError::Broken {
             path: path.display().to_string(),
-            problem,
-        }),
-    }
+            problem: failure.problem,
+        });
+    };
+    let cut = bytes.get(failure.offset..).unwrap_or_default();
+    let backup = fsutil::write_backup(path, ".torn", cut)?;
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| fsutil::io(path, e))?;
+    let kept = failure.offset as u64;
+    file.set_len(kept)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| fsutil::io(path, e))?;
+    Ok(Some(Repaired {
+        line,
+        kept,
+        cut: cut.len() as u64,
+        backup,
+    }))
 }
