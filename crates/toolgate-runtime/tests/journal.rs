@@ -394,3 +394,34 @@ fn a_stray_blank_line_is_not_reported_as_repaired() {
         "left alone"
     );
 }
+
+/// I2 (failed before the fix: no directory fsync): creating the journal file is made durable by an `fsync` of its
+/// directory (without it, a machine crash can lose the file's directory entry
+/// and with it every acknowledged record). Watched with `strace` on the real
+/// writer process.
+#[test]
+fn creating_the_journal_fsyncs_its_directory() {
+    let path = scratch("dir-fsync");
+    let dir = path.parent().expect("dir").to_path_buf();
+    let trace = dir.join("strace.out");
+    let mut child = std::process::Command::new("strace")
+        .args(["-f", "-y", "-e", "trace=fsync,fdatasync", "-o"])
+        .arg(&trace)
+        .arg(env!("CARGO_BIN_EXE_journal-crash-writer"))
+        .arg(&path)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("strace runs (the test needs it: apt-get install strace)");
+    let stdout = child.stdout.take().expect("piped");
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    assert!(lines.next().is_some(), "the writer acknowledged a record");
+    drop(lines); // the writer stops at its next acknowledgement (broken pipe)
+    let _ = child.wait();
+    let trace = std::fs::read_to_string(&trace).expect("strace output");
+    let dir_sync = "fsync(";
+    let synced = trace
+        .lines()
+        .filter(|l| l.contains(dir_sync))
+        .any(|l| l.contains(&format!("<{}>)", dir.display())));
+    assert!(synced, "no fsync of `{}` in:\n{trace}", dir.display());
+}

@@ -44,11 +44,7 @@ impl Writer {
         state: Box<dyn StateMachine>,
         lock: Lock,
     ) -> Result<Writer, JournalError> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| fsutil::io(path, e))?;
+        let file = open_append(path)?;
         Ok(Writer {
             file,
             fsync: config.fsync,
@@ -60,6 +56,7 @@ impl Writer {
         })
     }
 
+    /// Runs until the journal is dropped.
     pub(super) fn run(mut self, rx: mpsc::Receiver<Msg>) {
         while let Ok(Msg::Append(first)) = rx.recv() {
             let mut batch = vec![first];
@@ -123,4 +120,21 @@ impl Writer {
         }
         Ok(())
     }
+}
+
+/// Opens `path` for appending; a file it creates is synced with its
+/// directory entry, so the file survives a machine crash.
+pub(super) fn open_append(path: &Path) -> Result<File, JournalError> {
+    let io = |e| fsutil::io(path, e);
+    let created = !path.exists();
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(io)?;
+    if created {
+        file.sync_all().map_err(io)?;
+        fsutil::sync_dir(path)?;
+    }
+    Ok(file)
 }
