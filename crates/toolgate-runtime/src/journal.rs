@@ -15,11 +15,22 @@
 //! The writer keeps a [`StateMachine`] that every committed record is applied
 //! to, so the state a restart rebuilds is the state the records describe.
 
+mod audit;
 mod fsutil;
 mod lock;
+mod open;
+mod seal;
+mod segments;
 mod verify;
 mod writer;
 
+pub use audit::{audit, AuditFinding, AuditOptions, AuditReport};
+/// An Ed25519 public key (verifies checkpoints).
+pub use ed25519_dalek::VerifyingKey as PublicKey;
+pub use seal::{
+    generate_key_file, key_id, public_key_from_hex, public_key_hex, read_checkpoint_lines,
+    Checkpoint, SealConfig, SigningKeySource,
+};
 pub use verify::{
     recover_torn_tail, sha256_hex, verify_bytes, verify_file, verify_text, Problem, Repaired,
     Verified, GENESIS,
@@ -54,6 +65,9 @@ pub struct Ack {
 pub trait AuditSink: Send + 'static {
     /// Called once per committed record, in order.
     fn committed(&mut self, line: &str);
+    /// Called with every signed checkpoint (a JSON line) once it is durable,
+    /// so that checkpoints can be shipped to another machine.
+    fn checkpoint(&mut self, _line: &str) {}
 }
 
 /// State derived from the journal's records. The writer keeps one and applies
@@ -122,8 +136,15 @@ impl StateMachine for RecordLines {
 pub struct JournalConfig {
     /// When written records are made durable.
     pub fsync: Fsync,
-    /// Sinks told about every committed record.
+    /// Sinks told about every committed record and checkpoint.
     pub sinks: Vec<Box<dyn AuditSink>>,
+    /// Signed checkpoints; `None`: an unsealed journal (the hash chain only:
+    /// tamper-evident against partial edits, not against someone who can
+    /// rewrite the whole file).
+    pub seal: Option<SealConfig>,
+    /// The operator's reason to open a journal that is inconsistent with its
+    /// checkpoints; journaled as the session's first record (`journal_override`).
+    pub override_reason: Option<String>,
 }
 
 impl Default for JournalConfig {
@@ -131,8 +152,25 @@ impl Default for JournalConfig {
         JournalConfig {
             fsync: Fsync::Always,
             sinks: Vec::new(),
+            seal: None,
+            override_reason: None,
         }
     }
+}
+
+/// Records found after the last checkpoint at open, moved out of the journal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetAside {
+    /// How many records.
+    pub count: u64,
+    /// The first one's seq.
+    pub first_seq: u64,
+    /// The last one's seq.
+    pub last_seq: u64,
+    /// The file now holding them (next to the journal).
+    pub backup: std::path::PathBuf,
+    /// SHA-256 of the bytes cut.
+    pub sha256: String,
 }
 
 /// Journal errors.
@@ -185,49 +223,93 @@ pub enum JournalError {
         /// What the state machine said.
         reason: String,
     },
+    /// The signing key is missing or unusable.
+    #[error("audit journal signing key: {what}")]
+    #[diagnostic(
+        code(toolgate::journal::key),
+        help("the key is 64 hex digits (`policyc audit keygen`); keep it where an attacker cannot read it")
+    )]
+    Key {
+        /// What is wrong.
+        what: String,
+    },
+    /// The last checkpoint is not one the signing key made.
+    #[error("checkpoint file `{path}`: the last checkpoint does not verify: {why}")]
+    #[diagnostic(code(toolgate::journal::bad_checkpoint), help("{OVERRIDE_HELP}"))]
+    BadCheckpoint {
+        /// The checkpoint file.
+        path: String,
+        /// Why.
+        why: String,
+    },
+    /// The journal is missing or empty although checkpoints exist.
+    #[error("audit journal `{path}` is missing or empty, but it was sealed up to record {seq}")]
+    #[diagnostic(code(toolgate::journal::missing), help("{OVERRIDE_HELP}"))]
+    Missing {
+        /// The journal.
+        path: String,
+        /// The last checkpoint's seq.
+        seq: u64,
+    },
+    /// The journal ends before its last checkpoint: records were removed.
+    #[error("audit journal `{path}` ends at record {head}, but it was sealed up to record {seq}: records were removed")]
+    #[diagnostic(code(toolgate::journal::truncated), help("{OVERRIDE_HELP}"))]
+    Truncated {
+        /// The journal.
+        path: String,
+        /// Its last record.
+        head: u64,
+        /// The last checkpoint's seq.
+        seq: u64,
+    },
+    /// The record at the last checkpoint is not the one that was sealed.
+    #[error("audit journal `{path}`: record {seq} is not the record its checkpoint sealed: the journal was rewritten")]
+    #[diagnostic(code(toolgate::journal::rewritten), help("{OVERRIDE_HELP}"))]
+    Rewritten {
+        /// The journal.
+        path: String,
+        /// The checkpoint's seq.
+        seq: u64,
+    },
+    /// A sealed journal with records but no checkpoint at all.
+    #[error("audit journal `{path}` has {records} records but no checkpoint seals them")]
+    #[diagnostic(code(toolgate::journal::unanchored), help("{OVERRIDE_HELP}"))]
+    Unanchored {
+        /// The journal.
+        path: String,
+        /// How many records.
+        records: u64,
+    },
+    /// A write failed; the record was not recorded (the writer goes on).
+    #[error("audit journal could not record: {reason}")]
+    #[diagnostic(
+        code(toolgate::journal::refused),
+        help("nothing was recorded, so nothing may happen; check the disk (space, permissions)")
+    )]
+    Refused {
+        /// What failed.
+        reason: String,
+    },
     /// The writer thread has stopped (after an I/O error).
     #[error("audit journal writer has stopped; nothing more can be recorded")]
     #[diagnostic(code(toolgate::journal::stopped))]
     Stopped,
 }
 
+const OVERRIDE_HELP: &str = "the journal is not what its signed checkpoints say: compare it with \
+`policyc audit verify LOG --checkpoints FILE --public-key KEY`; to open it anyway, give an \
+override reason (`JournalConfig::override_reason`), which is journaled";
+
 /// What opening a journal found in the file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Opened {
     /// [`StateMachine::export`] after every record already in the journal.
     pub state: serde_json::Value,
-    /// The head before this session's first append.
+    /// The head when this session's appends start (after any record the
+    /// opening itself wrote: `journal_override`, `unsealed_set_aside`).
     pub head: Option<Ack>,
-}
-
-/// Verifies the journal at `path` (if it exists) and applies every record
-/// to `state`; returns the head.
-fn replay(path: &Path, state: &mut dyn StateMachine) -> Result<Option<Ack>, JournalError> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(fsutil::io(path, e)),
-    };
-    let mut cursor = verify::Cursor::genesis();
-    let mut refused = None;
-    let scanned = verify::scan(&bytes, &mut cursor, &mut |r| {
-        state.apply(r.line).map_err(|reason| {
-            refused = Some((r.seq, reason));
-            Problem::Chain { line: r.seq }
-        })
-    });
-    if let Some((seq, reason)) = refused {
-        return Err(JournalError::State {
-            path: path.display().to_string(),
-            seq,
-            reason,
-        });
-    }
-    scanned.map_err(|f| JournalError::Broken {
-        path: path.display().to_string(),
-        problem: f.problem,
-    })?;
-    Ok(cursor.head())
+    /// Records after the last checkpoint that were set aside (not applied).
+    pub set_aside: Option<SetAside>,
 }
 
 /// An open journal. Cheap to clone; every clone appends to the same file.
@@ -252,22 +334,28 @@ impl Drop for Inner {
 }
 
 impl Journal {
-    /// Opens (or creates) a journal. An existing file must verify; a broken
-    /// one, including one with a torn last record, is an error and is left
-    /// alone. Every record is applied to `state`; [`Opened::state`] is its
-    /// export. Fails with [`JournalError::Locked`] while another writer lives.
+    /// Opens (or creates) a journal. The existing records must verify (a
+    /// torn last record included: see [`recover_torn_tail`]); for a sealed
+    /// journal, the journal must also match its last signed checkpoint (it is
+    /// refused if missing, empty, shorter or rewritten, unless
+    /// `override_reason` is given), and records after that checkpoint are set
+    /// aside. Every other record is applied to `state`; [`Opened::state`] is
+    /// its export. Fails with [`JournalError::Locked`] while another writer lives.
     pub fn open(
         path: &Path,
         config: JournalConfig,
         mut state: Box<dyn StateMachine>,
     ) -> Result<(Journal, Opened), JournalError> {
         let lock = lock::acquire(path)?;
-        let head = replay(path, state.as_mut())?;
+        let mut prepared = open::prepare(path, &config, state.as_mut())?;
+        let set_aside = prepared.set_aside.take();
+        let exported = state.export();
+        let writer = writer::Writer::create(path, config, prepared, state, lock)?;
         let opened = Opened {
-            state: state.export(),
-            head: head.clone(),
+            state: exported,
+            head: writer.head(),
+            set_aside,
         };
-        let writer = writer::Writer::create(path, config, head, state, lock)?;
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("toolgate-journal".into())
@@ -293,11 +381,34 @@ impl Journal {
         ts_ms: u64,
         body: serde_json::Value,
     ) -> Result<Ack, JournalError> {
+        self.send(kind, ts_ms, body, false).await
+    }
+
+    /// Appends and writes a signed checkpoint covering this record (durably,
+    /// under [`Fsync::Always`]) before acknowledging. For an unsealed journal,
+    /// the same as [`Journal::append`].
+    pub async fn append_sealed(
+        &self,
+        kind: &str,
+        ts_ms: u64,
+        body: serde_json::Value,
+    ) -> Result<Ack, JournalError> {
+        self.send(kind, ts_ms, body, true).await
+    }
+
+    async fn send(
+        &self,
+        kind: &str,
+        ts_ms: u64,
+        body: serde_json::Value,
+        sealed: bool,
+    ) -> Result<Ack, JournalError> {
         let (ack, rx) = oneshot::channel();
         let entry = writer::Entry {
             kind: kind.to_string(),
             body,
             ts_ms,
+            sealed,
             ack,
         };
         self.inner
@@ -306,6 +417,6 @@ impl Journal {
             .map_err(|_| JournalError::Stopped)?;
         rx.await
             .map_err(|_| JournalError::Stopped)?
-            .map_err(|()| JournalError::Stopped)
+            .map_err(|reason| JournalError::Refused { reason })
     }
 }

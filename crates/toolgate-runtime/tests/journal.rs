@@ -21,6 +21,14 @@ fn open(
     Journal::open(path, config, Box::new(NoState))
 }
 
+/// Where `scratch(name)` puts its journal (without clearing it).
+fn scratch_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("journal")
+        .join(name)
+        .join("audit.jsonl")
+}
+
 fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("journal")
@@ -424,4 +432,291 @@ fn creating_the_journal_fsyncs_its_directory() {
         .filter(|l| l.contains(dir_sync))
         .any(|l| l.contains(&format!("<{}>)", dir.display())));
     assert!(synced, "no fsync of `{}` in:\n{trace}", dir.display());
+}
+
+// ---- H1: signed checkpoints (every test below failed before the fix: no
+// checkpoints existed and `Journal::open` accepted every tampered journal) ----
+
+use toolgate_runtime::journal::{JournalError, RecordLines, SealConfig, SigningKeySource};
+
+/// A sealed configuration with the key and checkpoint file next to `path`.
+fn sealed(path: &Path) -> JournalConfig {
+    let dir = path.parent().expect("dir");
+    JournalConfig {
+        seal: Some(SealConfig::new(
+            SigningKeySource::File(dir.join("audit.key")),
+            dir.join("audit.checkpoints"),
+        )),
+        ..JournalConfig::default()
+    }
+}
+
+fn checkpoints(path: &Path) -> Vec<journal::Checkpoint> {
+    let file = path.parent().expect("dir").join("audit.checkpoints");
+    journal::read_checkpoint_lines(&file)
+        .expect("checkpoints")
+        .iter()
+        .map(|l| journal::Checkpoint::parse(l).expect("a checkpoint"))
+        .collect()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime")
+}
+
+/// Appends `n` records (the first a `policy_load`) to a journal opened with
+/// `config`, then drops it (a clean shutdown).
+fn write_sealed(path: &Path, config: JournalConfig, n: u64) -> journal::Opened {
+    let (journal, opened) =
+        Journal::open(path, config, Box::new(RecordLines::default())).expect("opens");
+    runtime().block_on(async {
+        journal
+            .append("policy_load", 1, serde_json::json!({ "policy": "p1" }))
+            .await
+            .expect("appends");
+        for i in 1..n {
+            journal
+                .append("test", 1 + i, serde_json::json!({ "i": i }))
+                .await
+                .expect("appends");
+        }
+    });
+    opened
+}
+
+fn reopen(path: &Path) -> Result<journal::Opened, JournalError> {
+    Journal::open(path, sealed(path), Box::new(RecordLines::default())).map(|(_, o)| o)
+}
+
+fn lines_of(opened: &journal::Opened) -> Vec<String> {
+    RecordLines::from_state(&opened.state)
+}
+
+#[test]
+fn a_clean_shutdown_seals_everything_and_the_checkpoint_verifies() {
+    let path = scratch("sealed-clean");
+    write_sealed(&path, sealed(&path), 6);
+    let cps = checkpoints(&path);
+    let last = cps.last().expect("a checkpoint at shutdown");
+    let verified = journal::verify_file(&path).expect("readable").expect("ok");
+    assert_eq!(Some(last.seq), verified.head.as_ref().map(|h| h.seq));
+    assert_eq!(
+        Some(&last.head_hash),
+        verified.head.as_ref().map(|h| &h.hash)
+    );
+    assert_eq!(last.policy_hash.as_deref(), Some("p1"));
+    let key = std::fs::read_to_string(path.with_file_name("audit.key")).expect("key file");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(path.with_file_name("audit.key"))
+            .expect("meta")
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "the key file is private");
+    assert_eq!(key.trim().len(), 64);
+    let opened = reopen(&path).expect("an untouched journal opens");
+    assert_eq!(lines_of(&opened).len(), 6);
+    assert_eq!(opened.set_aside, None);
+}
+
+/// Seals 6 records, applies `edit` to the journal's lines, reopens.
+fn tamper_sealed(
+    name: &str,
+    edit: impl FnOnce(&mut Vec<String>),
+) -> (PathBuf, Result<journal::Opened, JournalError>) {
+    let path = scratch(name);
+    write_sealed(&path, sealed(&path), 6);
+    let text = std::fs::read_to_string(&path).expect("read");
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    edit(&mut lines);
+    let text = lines.iter().map(|l| format!("{l}\n")).collect::<String>();
+    std::fs::write(&path, text).expect("write");
+    let opened = reopen(&path);
+    (path, opened)
+}
+
+/// Re-chains `lines` from the first: what an attacker who edits a record and
+/// recomputes every hash after it writes.
+fn rechain(lines: &mut [String]) {
+    let mut prev = journal::GENESIS.to_string();
+    for l in lines.iter_mut() {
+        let mut v: serde_json::Value = serde_json::from_str(l).expect("JSON");
+        v["prev"] = serde_json::json!(prev);
+        *l = v.to_string();
+        prev = journal::sha256_hex(l.as_bytes());
+    }
+}
+
+fn code(r: &Result<journal::Opened, JournalError>) -> String {
+    match r {
+        Ok(_) => "opened".into(),
+        Err(e) => miette::Diagnostic::code(e)
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
+    }
+}
+
+#[test]
+fn open_refuses_every_tampering_a_checkpoint_reveals() {
+    let (_, cut) = tamper_sealed("t-cut", |l| l.truncate(4));
+    assert_eq!(code(&cut), "toolgate::journal::truncated");
+    let err = cut.expect_err("refused");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "audit journal `{}` ends at record 4, but it was sealed up to record 6: records were removed",
+            scratch_path("t-cut").display()
+        )
+    );
+    let help = miette::Diagnostic::help(&err)
+        .map(|h| h.to_string())
+        .unwrap_or_default();
+    assert!(help.contains("override reason"), "{help}");
+    let (_, edited) = tamper_sealed("t-edit-last", |l| {
+        l[5] = l[5].replace("\"i\":5", "\"i\":500");
+    });
+    assert_eq!(code(&edited), "toolgate::journal::rewritten");
+    let (_, rechained) = tamper_sealed("t-rechain", |l| {
+        l[2] = l[2].replace("\"i\":2", "\"i\":9");
+        rechain(l);
+    });
+    assert_eq!(code(&rechained), "toolgate::journal::rewritten");
+    let (_, emptied) = tamper_sealed("t-empty", Vec::clear);
+    assert_eq!(code(&emptied), "toolgate::journal::missing");
+    let path = scratch("t-delete");
+    write_sealed(&path, sealed(&path), 6);
+    std::fs::remove_file(&path).expect("delete");
+    assert_eq!(code(&reopen(&path)), "toolgate::journal::missing");
+}
+
+#[test]
+fn forged_records_after_the_last_checkpoint_are_set_aside() {
+    let (path, opened) = tamper_sealed("t-forge", |l| {
+        let mut last: serde_json::Value = serde_json::from_str(&l[5]).expect("JSON");
+        for seq in 7..=8 {
+            let prev = journal::sha256_hex(last.to_string().as_bytes());
+            last = serde_json::json!({"seq": seq, "ts_ms": 9, "kind": "kill_switch", "prev": prev,
+                "body": {"engaged": false}});
+            l.push(last.to_string());
+        }
+    });
+    let opened = opened.expect("opens, setting the forged records aside");
+    let aside = opened.set_aside.clone().expect("set aside");
+    assert_eq!((aside.count, aside.first_seq, aside.last_seq), (2, 7, 8));
+    let backup = std::fs::read_to_string(&aside.backup).expect("backup");
+    assert_eq!(backup.lines().count(), 2);
+    assert_eq!(journal::sha256_hex(backup.as_bytes()), aside.sha256);
+    assert_eq!(
+        lines_of(&opened).len(),
+        6,
+        "the forged records are not applied"
+    );
+    let verified = journal::verify_file(&path).expect("readable").expect("ok");
+    let first_new: serde_json::Value = serde_json::from_str(&verified.lines[6]).expect("JSON");
+    assert_eq!(first_new["kind"], "unsealed_set_aside");
+    assert_eq!(first_new["body"]["count"], 2);
+    assert_eq!(opened.head.map(|h| h.seq), Some(7));
+    assert_eq!(
+        checkpoints(&path).last().map(|c| c.seq),
+        Some(7),
+        "the record is sealed"
+    );
+}
+
+#[test]
+fn an_override_opens_a_refused_journal_and_is_journaled() {
+    let (path, cut) = tamper_sealed("t-override", |l| l.truncate(4));
+    assert!(cut.is_err());
+    let config = JournalConfig {
+        override_reason: Some("restored from backup, ticket 42".into()),
+        ..sealed(&path)
+    };
+    let (journal, opened) =
+        Journal::open(&path, config, Box::new(RecordLines::default())).expect("overridden");
+    drop(journal);
+    assert_eq!(lines_of(&opened).len(), 4);
+    let verified = journal::verify_file(&path).expect("readable").expect("ok");
+    let first: serde_json::Value = serde_json::from_str(&verified.lines[4]).expect("JSON");
+    assert_eq!(first["kind"], "journal_override");
+    assert_eq!(first["body"]["reason"], "restored from backup, ticket 42");
+    assert_eq!(first["body"]["code"], "toolgate::journal::truncated");
+    assert!(reopen(&path).is_ok(), "sealed again after the override");
+}
+
+#[test]
+fn a_checkpoint_signed_by_another_key_is_refused() {
+    let path = scratch("t-key");
+    write_sealed(&path, sealed(&path), 3);
+    let key = path.with_file_name("audit.key");
+    std::fs::remove_file(&key).expect("rm key");
+    assert_eq!(
+        code(&reopen(&path)),
+        "toolgate::journal::key",
+        "a missing key is not recreated"
+    );
+    journal::generate_key_file(&key).expect("another key");
+    assert_eq!(code(&reopen(&path)), "toolgate::journal::bad_checkpoint");
+}
+
+#[test]
+fn checkpoints_come_every_n_records_after_sealed_appends_and_after_idle_time() {
+    struct Shipped(Arc<Mutex<Vec<String>>>);
+    impl AuditSink for Shipped {
+        fn committed(&mut self, _: &str) {}
+        fn checkpoint(&mut self, line: &str) {
+            self.0.lock().expect("lock").push(line.to_string());
+        }
+    }
+    let path = scratch("seal-cadence");
+    let shipped = Arc::new(Mutex::new(Vec::new()));
+    let mut config = sealed(&path);
+    if let Some(s) = config.seal.as_mut() {
+        s.every_records = 5;
+        s.every = std::time::Duration::from_millis(200);
+    }
+    config.sinks = vec![Box::new(Shipped(shipped.clone()))];
+    let (journal, _) = Journal::open(&path, config, Box::new(NoState)).expect("opens");
+    let seqs = |p: &Path| checkpoints(p).iter().map(|c| c.seq).collect::<Vec<_>>();
+    runtime().block_on(async {
+        for i in 0..12 {
+            journal
+                .append("t", i, serde_json::json!({}))
+                .await
+                .expect("appends");
+        }
+        assert_eq!(seqs(&path), vec![5, 10], "one every 5 records");
+        let ack = journal
+            .append_sealed("t", 13, serde_json::json!({}))
+            .await
+            .expect("appends");
+        assert_eq!(
+            seqs(&path).last(),
+            Some(&ack.seq),
+            "sealed before it was acknowledged"
+        );
+        journal
+            .append("t", 14, serde_json::json!({}))
+            .await
+            .expect("appends");
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        assert_eq!(
+            seqs(&path).last(),
+            Some(&14),
+            "an idle writer seals after `every`"
+        );
+    });
+    drop(journal);
+    let shipped: Vec<u64> = shipped
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|l| journal::Checkpoint::parse(l).expect("checkpoint").seq)
+        .collect();
+    assert_eq!(
+        shipped,
+        seqs(&path),
+        "every checkpoint is shipped to the sinks"
+    );
 }

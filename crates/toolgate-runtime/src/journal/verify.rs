@@ -114,6 +114,10 @@ pub(crate) struct Record<'a> {
     pub seq: u64,
     /// Its line, without the newline.
     pub line: &'a str,
+    /// SHA-256 of the line.
+    pub hash: &'a str,
+    /// Byte offset of the line in the scanned bytes.
+    pub start: usize,
 }
 
 /// A scan's first problem and the byte offset of the line it is in.
@@ -144,7 +148,12 @@ pub(crate) fn scan(
         let raw = rest.get(..len).unwrap_or_default();
         let line = check_line(raw, cursor).map_err(fail)?;
         let hash = sha256_hex(raw);
-        let record = Record { seq: line_no, line };
+        let record = Record {
+            seq: line_no,
+            line,
+            hash: &hash,
+            start,
+        };
         each(&record).map_err(fail)?;
         cursor.seq = line_no;
         cursor.hash = hash;

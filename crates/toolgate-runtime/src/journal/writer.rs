@@ -1,12 +1,19 @@
 //! The writer thread: group commit of every record waiting when it is free,
-//! applied to the state machine and told to the sinks once written.
+//! applied to the state machine and told to the sinks once written; and
+//! sealing: a signed checkpoint after every `every_records` records, `every`
+//! after the oldest unsealed record, before a sealed append is acknowledged,
+//! and when the journal is dropped.
 
+use super::open::Prepared;
+use super::seal::{self, Checkpoint, SealConfig};
 use super::{fsutil, lock::Lock, sha256_hex, Ack, AuditSink, Fsync, JournalConfig, JournalError};
 use super::{StateMachine, GENESIS};
+use ed25519_dalek::SigningKey;
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
+use std::time::Instant;
 use tokio::sync::oneshot;
 
 /// A record waiting to be written.
@@ -14,51 +21,121 @@ pub(super) struct Entry {
     pub kind: String,
     pub body: serde_json::Value,
     pub ts_ms: u64,
-    pub ack: oneshot::Sender<Result<Ack, ()>>,
+    /// Acknowledge only after a checkpoint covers it.
+    pub sealed: bool,
+    pub ack: oneshot::Sender<Result<Ack, String>>,
 }
 
 /// What the writer thread is sent.
 pub(super) enum Msg {
     /// A record to append.
     Append(Entry),
-    /// The journal was dropped: finish and release the lock.
+    /// The journal was dropped: seal, finish and release the lock.
     Close,
 }
 
+/// The sealing half of a writer.
+struct Sealer {
+    key: SigningKey,
+    file: File,
+    path: PathBuf,
+    config: SealConfig,
+    /// The last seq a checkpoint covers.
+    sealed_seq: u64,
+    /// When unsealed records must be sealed at the latest.
+    deadline: Option<Instant>,
+}
+
 pub(super) struct Writer {
+    path: PathBuf,
     file: File,
     fsync: Fsync,
     seq: u64,
     prev: String,
+    policy_hash: Option<String>,
     sinks: Vec<Box<dyn AuditSink>>,
     state: Box<dyn StateMachine>,
+    sealer: Option<Sealer>,
     _lock: Lock,
 }
 
 impl Writer {
-    /// A writer appending to `path` (created, and its directory synced, if new).
+    /// A writer appending to `path` (created, and its directory synced, if
+    /// new) from where `prepared` says; writes the prelude records, sealed.
     pub(super) fn create(
         path: &Path,
         config: JournalConfig,
-        head: Option<Ack>,
+        prepared: Prepared,
         state: Box<dyn StateMachine>,
         lock: Lock,
     ) -> Result<Writer, JournalError> {
-        let file = open_append(path)?;
-        Ok(Writer {
-            file,
+        let sealer = match (config.seal, prepared.key) {
+            (Some(c), Some(key)) => Some(Sealer::open(c, key, prepared.sealed_seq)?),
+            _ => None,
+        };
+        let head = prepared.head;
+        let mut writer = Writer {
+            path: path.to_path_buf(),
+            file: open_append(path)?,
             fsync: config.fsync,
             seq: head.as_ref().map_or(0, |h| h.seq),
             prev: head.map_or_else(|| GENESIS.to_string(), |h| h.hash),
+            policy_hash: prepared.policy_hash,
             sinks: config.sinks,
             state,
+            sealer,
             _lock: lock,
+        };
+        for (kind, body) in prepared.prelude {
+            let (ack, rx) = oneshot::channel();
+            let ts_ms = fsutil::now_ms();
+            writer.commit(vec![Entry {
+                kind,
+                body,
+                ts_ms,
+                sealed: true,
+                ack,
+            }]);
+            writer.prelude_result(rx)?;
+        }
+        Ok(writer)
+    }
+
+    fn prelude_result(
+        &self,
+        mut rx: oneshot::Receiver<Result<Ack, String>>,
+    ) -> Result<(), JournalError> {
+        match rx.try_recv() {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(reason)) => Err(JournalError::Refused { reason }),
+            Err(_) => Err(JournalError::Stopped),
+        }
+    }
+
+    /// The head (seq, hash) the writer stands at.
+    pub(super) fn head(&self) -> Option<Ack> {
+        (self.seq > 0).then(|| Ack {
+            seq: self.seq,
+            hash: self.prev.clone(),
         })
     }
 
     /// Runs until the journal is dropped.
     pub(super) fn run(mut self, rx: mpsc::Receiver<Msg>) {
-        while let Ok(Msg::Append(first)) = rx.recv() {
+        loop {
+            let deadline = self.sealer.as_ref().and_then(|s| s.deadline);
+            let msg = match deadline {
+                Some(d) => match rx.recv_timeout(d.saturating_duration_since(Instant::now())) {
+                    Ok(m) => m,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        let _ = self.seal();
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => Msg::Close,
+                },
+                None => rx.recv().unwrap_or(Msg::Close),
+            };
+            let Msg::Append(first) = msg else { break };
             let mut batch = vec![first];
             let mut closing = false;
             for msg in rx.try_iter() {
@@ -67,58 +144,144 @@ impl Writer {
                     Msg::Close => closing = true,
                 }
             }
-            if self.commit(batch).is_err() || closing {
-                // The file may hold a partial batch; refuse everything from now on.
-                return;
+            if !self.commit(batch) || closing {
+                break;
             }
         }
+        // Clean shutdown leaves nothing unsealed.
+        let _ = self.seal();
     }
 
-    fn commit(&mut self, batch: Vec<Entry>) -> Result<(), ()> {
+    /// Writes a batch; returns `false` if the writer must stop.
+    fn commit(&mut self, batch: Vec<Entry>) -> bool {
         let mut text = String::new();
         let mut acks = Vec::with_capacity(batch.len());
         let mut lines = Vec::with_capacity(batch.len());
+        let mut wants_seal = false;
+        let (mut seq, mut prev) = (self.seq, self.prev.clone());
         for e in batch {
-            self.seq += 1;
+            seq += 1;
             let line = serde_json::json!({
-                "seq": self.seq, "ts_ms": e.ts_ms, "kind": e.kind, "prev": self.prev, "body": e.body,
+                "seq": seq, "ts_ms": e.ts_ms, "kind": e.kind, "prev": prev, "body": e.body,
             })
             .to_string();
-            self.prev = sha256_hex(line.as_bytes());
+            prev = sha256_hex(line.as_bytes());
             text.push_str(&line);
             text.push('\n');
+            wants_seal |= e.sealed;
             acks.push((
                 e.ack,
                 Ack {
-                    seq: self.seq,
-                    hash: self.prev.clone(),
+                    seq,
+                    hash: prev.clone(),
                 },
             ));
             lines.push(line);
         }
-        let written = self
-            .file
-            .write_all(text.as_bytes())
-            .and_then(|()| match self.fsync {
-                Fsync::Always => self.file.sync_data(),
-                Fsync::Never => Ok(()),
-            });
-        if written.is_err() {
+        if let Err(e) = self.write(text.as_bytes()) {
+            let reason = format!("cannot write `{}`: {e}", self.path.display());
             for (ack, _) in acks {
-                let _ = ack.send(Err(()));
+                let _ = ack.send(Err(reason.clone()));
             }
-            return Err(());
+            // The file may hold a partial batch; refuse everything from now on.
+            return false;
         }
-        for line in &lines {
+        (self.seq, self.prev) = (seq, prev);
+        self.committed(&lines);
+        let sealed = self.after_commit(wants_seal);
+        for (ack, a) in acks {
+            let _ = ack.send(sealed.clone().map(|()| a));
+        }
+        true
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.file.write_all(bytes)?;
+        match self.fsync {
+            Fsync::Always => self.file.sync_data(),
+            Fsync::Never => Ok(()),
+        }
+    }
+
+    /// Applies committed lines to the state, tracks the policy, tells the sinks.
+    fn committed(&mut self, lines: &[String]) {
+        for line in lines {
+            if line.contains("\"kind\":\"policy_load\"") {
+                if let Ok(r) = serde_json::from_str::<serde_json::Value>(line) {
+                    if let (Some("policy_load"), Some(p)) =
+                        (r["kind"].as_str(), r["body"]["policy"].as_str())
+                    {
+                        self.policy_hash = Some(p.to_string());
+                    }
+                }
+            }
             let _ = self.state.apply(line);
             for sink in &mut self.sinks {
                 sink.committed(line);
             }
         }
-        for (ack, a) in acks {
-            let _ = ack.send(Ok(a));
+    }
+
+    /// Seals when a record asked for it or enough records are unsealed; an
+    /// error only when a record that asked for it could not be sealed.
+    fn after_commit(&mut self, wants_seal: bool) -> Result<(), String> {
+        let Some(s) = self.sealer.as_mut() else {
+            return Ok(());
+        };
+        if s.deadline.is_none() {
+            s.deadline = Some(Instant::now() + s.config.every);
+        }
+        let due = self.seq.saturating_sub(s.sealed_seq) >= s.config.every_records
+            || s.deadline.is_some_and(|d| d <= Instant::now());
+        if !(wants_seal || due) {
+            return Ok(());
+        }
+        let sealed = self.seal();
+        match (sealed, wants_seal) {
+            (Err(e), true) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Writes a checkpoint covering every record written so far (the records
+    /// are made durable first, so a checkpoint never covers lost records).
+    fn seal(&mut self) -> Result<(), String> {
+        let Some(s) = self.sealer.as_mut() else {
+            return Ok(());
+        };
+        if s.sealed_seq == self.seq {
+            s.deadline = None;
+            return Ok(());
+        }
+        self.file
+            .sync_data()
+            .map_err(|e| format!("cannot sync `{}`: {e}", self.path.display()))?;
+        let c = Checkpoint::sign(&s.key, self.seq, &self.prev, self.policy_hash.clone(), "");
+        let line = c.to_line();
+        s.file
+            .write_all(format!("{line}\n").as_bytes())
+            .and_then(|()| s.file.sync_data())
+            .map_err(|e| format!("cannot write checkpoint to `{}`: {e}", s.path.display()))?;
+        s.sealed_seq = self.seq;
+        s.deadline = None;
+        for sink in &mut self.sinks {
+            sink.checkpoint(&line);
         }
         Ok(())
+    }
+}
+
+impl Sealer {
+    fn open(config: SealConfig, key: SigningKey, sealed_seq: u64) -> Result<Sealer, JournalError> {
+        seal::cut_torn_checkpoint(&config.checkpoints)?;
+        Ok(Sealer {
+            key,
+            file: open_append(&config.checkpoints)?,
+            path: config.checkpoints.clone(),
+            config,
+            sealed_seq,
+            deadline: None,
+        })
     }
 }
 
