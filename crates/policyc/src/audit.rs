@@ -12,6 +12,33 @@ pub(crate) fn run(command: AuditCommand) -> Exit {
         AuditCommand::Verify(args) => verify(&args),
         AuditCommand::Keygen { out } => keygen(&out),
         AuditCommand::Head { log } => head(&log),
+        AuditCommand::Repair { log } => repair(&log),
+    }
+}
+
+/// `policyc audit repair LOG`.
+fn repair(log: &Path) -> Exit {
+    match journal::recover_torn_tail(log) {
+        Ok(Some(r)) => {
+            println!(
+                "removed the torn record at line {} of `{}`: cut {} bytes (the file now ends at byte {}); saved them to `{}`",
+                r.line,
+                log.display(),
+                r.cut,
+                r.kept,
+                r.backup.display()
+            );
+            Exit::Ok
+        }
+        Ok(None) => {
+            println!("`{}` verifies: nothing to repair", log.display());
+            Exit::Ok
+        }
+        Err(e @ journal::JournalError::Broken { .. }) => {
+            diag::eprint(Box::new(e));
+            Exit::Findings
+        }
+        Err(e) => io_error(e),
     }
 }
 

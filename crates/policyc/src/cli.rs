@@ -51,6 +51,12 @@ pub(crate) enum AuditCommand {
         #[arg(long, default_value = "audit.key")]
         out: PathBuf,
     },
+    /// Remove a torn last record (a write cut off by a crash or a full disk), saving the bytes it
+    /// cuts to a backup next to the journal; any other problem is reported and left alone.
+    Repair {
+        /// The journal (JSON Lines).
+        log: PathBuf,
+    },
     /// Print `SEQ:HASH` of a journal's last record (keep it elsewhere; pass it to `verify --head`).
     Head {
         /// The journal (JSON Lines).

@@ -577,6 +577,59 @@ fn audit_verify_with_checkpoints_detects_every_tampering() {
     );
 }
 
+/// M2 (failed before the fix: there was no `audit repair`).
+#[test]
+fn audit_repair_cuts_only_a_torn_tail_and_keeps_what_it_cuts() {
+    let dir = scratch("audit_repair");
+    sealed_journal(&dir);
+    let log = dir.join("audit.jsonl");
+    let text = std::fs::read_to_string(&log).expect("journal");
+    let clean = policyc(&dir, &["audit", "repair", "audit.jsonl"]);
+    assert_eq!(clean.code, 0, "{}", clean.stderr);
+    assert!(
+        clean.stdout.contains("nothing to repair"),
+        "{}",
+        clean.stdout
+    );
+    let torn = format!("{text}{{\"seq\":7,\"body\":{{\"na");
+    write(&dir, "audit.jsonl", &torn);
+    let repaired = policyc(&dir, &["audit", "repair", "audit.jsonl"]);
+    assert_eq!(repaired.code, 0, "{}", repaired.stderr);
+    assert!(
+        repaired.stdout.contains(&format!(
+            "removed the torn record at line 7 of `audit.jsonl`: cut 20 bytes (the file now ends at byte {})",
+            text.len()
+        )),
+        "{}",
+        repaired.stdout
+    );
+    assert_eq!(std::fs::read_to_string(&log).expect("journal"), text);
+    let backup = repaired
+        .stdout
+        .rsplit("saved them to `")
+        .next()
+        .and_then(|b| b.trim().strip_suffix('`'))
+        .expect("backup named");
+    assert_eq!(
+        std::fs::read_to_string(dir.join(backup)).expect("backup"),
+        "{\"seq\":7,\"body\":{\"na"
+    );
+    let broken = text.replacen("\"i\":1", "\"i\":8", 1);
+    write(&dir, "audit.jsonl", &broken);
+    let refused = policyc(&dir, &["audit", "repair", "audit.jsonl"]);
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused.stderr.contains("toolgate::journal::broken"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(&log).expect("journal"),
+        broken,
+        "left alone"
+    );
+}
+
 #[test]
 fn replaying_the_incident_shows_the_budget_holding() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");

@@ -357,10 +357,16 @@ fn a_second_writer_is_refused_while_the_first_holds_the_lock() {
         "a second open must fail naming the holder's pid, got `{err}`"
     );
     drop(first);
-    assert!(
-        open(&path, Vec::new()).is_ok(),
-        "the lock is released when the journal is dropped"
-    );
+    // Another test's `fork` can hold a copy of the lock's descriptor for the
+    // instant before its `exec` closes it (close-on-exec): allow for that.
+    let reopened = (0..50).any(|_| {
+        let ok = open(&path, Vec::new()).is_ok();
+        if !ok {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        ok
+    });
+    assert!(reopened, "the lock is released when the journal is dropped");
 }
 
 /// H3 (failed before the fix: "not UTF-8"): a write cut inside a multi-byte character is a torn tail (not "not
@@ -719,4 +725,74 @@ fn checkpoints_come_every_n_records_after_sealed_appends_and_after_idle_time() {
         seqs(&path),
         "every checkpoint is shipped to the sinks"
     );
+}
+
+/// M2 (failed before the fix: the writer stopped for good after the first
+/// error, so nothing was acknowledged after the limit was lifted): a write error (here a real one: the writer runs under a file-size
+/// limit) refuses the records it could not write, leaves no partial record,
+/// and the writer resumes once writing works again (the limit is lifted while
+/// it runs).
+#[test]
+fn the_writer_resumes_after_a_transient_write_error() {
+    let path = scratch("write-error");
+    let script = format!(
+        "trap '' XFSZ; ulimit -S -f 16; exec '{}' '{}' retry",
+        env!("CARGO_BIN_EXE_journal-crash-writer"),
+        path.display()
+    );
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("writer starts");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let wait_for = |what: &str| -> Vec<String> {
+        let mut seen = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            match rx.recv_timeout(std::time::Duration::from_millis(100)) {
+                Ok(line) => {
+                    let hit = line.starts_with(what);
+                    seen.push(line);
+                    if hit {
+                        return seen;
+                    }
+                }
+                Err(_) => continue,
+            }
+        }
+        panic!("no `{what}` within 20 s; saw {} lines", seen.len());
+    };
+    let mut seen = wait_for("refused");
+    let status = std::process::Command::new("prlimit")
+        .args(["--pid", &pid.to_string(), "--fsize=unlimited"])
+        .status()
+        .expect("prlimit runs");
+    assert!(status.success(), "prlimit lifts the limit");
+    seen.extend(wait_for("acked"));
+    let _ = child.kill();
+    let _ = child.wait();
+    seen.extend(rx.try_iter());
+    let _ = reader.join();
+    let max_acked = seen
+        .iter()
+        .filter_map(|l| l.strip_prefix("acked ")?.parse::<u64>().ok())
+        .max()
+        .expect("acknowledged records");
+    let verified = journal::verify_file(&path)
+        .expect("readable")
+        .expect("no partial record was left in the file");
+    assert!(max_acked <= verified.head.map_or(0, |h| h.seq));
 }

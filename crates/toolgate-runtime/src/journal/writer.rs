@@ -37,8 +37,7 @@ pub(super) enum Msg {
 /// The sealing half of a writer.
 struct Sealer {
     key: SigningKey,
-    file: File,
-    path: PathBuf,
+    file: Appender,
     config: SealConfig,
     /// The last seq a checkpoint covers.
     sealed_seq: u64,
@@ -46,9 +45,76 @@ struct Sealer {
     deadline: Option<Instant>,
 }
 
-pub(super) struct Writer {
-    path: PathBuf,
+/// A file written only at its end, that knows the length of what it wrote
+/// whole: after a failed write it cuts back to it, and refuses to write
+/// until that succeeds (a partial record is never followed by another).
+pub(super) struct Appender {
     file: File,
+    path: PathBuf,
+    /// The length after the last complete write.
+    len: u64,
+    /// A failed write could not be cut back yet.
+    damaged: bool,
+}
+
+impl Appender {
+    /// Opens `path` for appending (see [`open_append`]).
+    pub(super) fn open(path: &Path) -> Result<Appender, JournalError> {
+        let file = open_append(path)?;
+        let len = file.metadata().map_err(|e| fsutil::io(path, e))?.len();
+        Ok(Appender {
+            file,
+            path: path.to_path_buf(),
+            len,
+            damaged: false,
+        })
+    }
+
+    /// Writes `bytes` whole (and syncs them if `sync`), or writes nothing:
+    /// after an error the file is cut back to its last complete length.
+    pub(super) fn write(&mut self, bytes: &[u8], sync: bool) -> Result<(), String> {
+        if self.damaged {
+            self.cut_back().map_err(|e| {
+                format!(
+                    "`{}` holds a partial write that cannot be removed: {e}",
+                    self.path.display()
+                )
+            })?;
+        }
+        let written = self.file.write_all(bytes).and_then(|()| match sync {
+            true => self.file.sync_data(),
+            false => Ok(()),
+        });
+        match written {
+            Ok(()) => {
+                self.len += bytes.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                self.damaged = true;
+                let _ = self.cut_back();
+                Err(format!("cannot write `{}`: {e}", self.path.display()))
+            }
+        }
+    }
+
+    fn cut_back(&mut self) -> std::io::Result<()> {
+        self.file.set_len(self.len)?;
+        self.file.sync_data()?;
+        self.damaged = false;
+        Ok(())
+    }
+
+    /// Makes everything written durable.
+    pub(super) fn sync(&mut self) -> Result<(), String> {
+        self.file
+            .sync_data()
+            .map_err(|e| format!("cannot sync `{}`: {e}", self.path.display()))
+    }
+}
+
+pub(super) struct Writer {
+    file: Appender,
     fsync: Fsync,
     seq: u64,
     prev: String,
@@ -75,8 +141,7 @@ impl Writer {
         };
         let head = prepared.head;
         let mut writer = Writer {
-            path: path.to_path_buf(),
-            file: open_append(path)?,
+            file: Appender::open(path)?,
             fsync: config.fsync,
             seq: head.as_ref().map_or(0, |h| h.seq),
             prev: head.map_or_else(|| GENESIS.to_string(), |h| h.hash),
@@ -144,7 +209,8 @@ impl Writer {
                     Msg::Close => closing = true,
                 }
             }
-            if !self.commit(batch) || closing {
+            self.commit(batch);
+            if closing {
                 break;
             }
         }
@@ -152,8 +218,9 @@ impl Writer {
         let _ = self.seal();
     }
 
-    /// Writes a batch; returns `false` if the writer must stop.
-    fn commit(&mut self, batch: Vec<Entry>) -> bool {
+    /// Writes a batch whole and acknowledges it, or refuses all of it (and
+    /// leaves the file as it was: the next batch is tried afresh).
+    fn commit(&mut self, batch: Vec<Entry>) {
         let mut text = String::new();
         let mut acks = Vec::with_capacity(batch.len());
         let mut lines = Vec::with_capacity(batch.len());
@@ -178,28 +245,20 @@ impl Writer {
             ));
             lines.push(line);
         }
-        if let Err(e) = self.write(text.as_bytes()) {
-            let reason = format!("cannot write `{}`: {e}", self.path.display());
+        if let Err(reason) = self
+            .file
+            .write(text.as_bytes(), self.fsync == Fsync::Always)
+        {
             for (ack, _) in acks {
                 let _ = ack.send(Err(reason.clone()));
             }
-            // The file may hold a partial batch; refuse everything from now on.
-            return false;
+            return;
         }
         (self.seq, self.prev) = (seq, prev);
         self.committed(&lines);
         let sealed = self.after_commit(wants_seal);
         for (ack, a) in acks {
             let _ = ack.send(sealed.clone().map(|()| a));
-        }
-        true
-    }
-
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.file.write_all(bytes)?;
-        match self.fsync {
-            Fsync::Always => self.file.sync_data(),
-            Fsync::Never => Ok(()),
         }
     }
 
@@ -253,15 +312,10 @@ impl Writer {
             s.deadline = None;
             return Ok(());
         }
-        self.file
-            .sync_data()
-            .map_err(|e| format!("cannot sync `{}`: {e}", self.path.display()))?;
+        self.file.sync()?;
         let c = Checkpoint::sign(&s.key, self.seq, &self.prev, self.policy_hash.clone(), "");
         let line = c.to_line();
-        s.file
-            .write_all(format!("{line}\n").as_bytes())
-            .and_then(|()| s.file.sync_data())
-            .map_err(|e| format!("cannot write checkpoint to `{}`: {e}", s.path.display()))?;
+        s.file.write(format!("{line}\n").as_bytes(), true)?;
         s.sealed_seq = self.seq;
         s.deadline = None;
         for sink in &mut self.sinks {
@@ -276,8 +330,7 @@ impl Sealer {
         seal::cut_torn_checkpoint(&config.checkpoints)?;
         Ok(Sealer {
             key,
-            file: open_append(&config.checkpoints)?,
-            path: config.checkpoints.clone(),
+            file: Appender::open(&config.checkpoints)?,
             config,
             sealed_seq,
             deadline: None,
