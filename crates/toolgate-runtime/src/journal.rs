@@ -21,6 +21,7 @@ mod lock;
 mod open;
 mod seal;
 mod segments;
+mod snapshot;
 mod verify;
 mod writer;
 
@@ -142,6 +143,9 @@ pub struct JournalConfig {
     /// tamper-evident against partial edits, not against someone who can
     /// rewrite the whole file).
     pub seal: Option<SealConfig>,
+    /// Rotate the live file into a sealed segment (with a snapshot, for a
+    /// sealed journal) when it grows past this many bytes (default 64 MiB).
+    pub segment_bytes: u64,
     /// The operator's reason to open a journal that is inconsistent with its
     /// checkpoints; journaled as the session's first record (`journal_override`).
     pub override_reason: Option<String>,
@@ -153,6 +157,7 @@ impl Default for JournalConfig {
             fsync: Fsync::Always,
             sinks: Vec::new(),
             seal: None,
+            segment_bytes: 64 << 20,
             override_reason: None,
         }
     }
@@ -279,6 +284,24 @@ pub enum JournalError {
         path: String,
         /// How many records.
         records: u64,
+    },
+    /// A snapshot that does not verify.
+    #[error("snapshot `{path}` does not verify: {why}")]
+    #[diagnostic(code(toolgate::journal::bad_snapshot), help("{OVERRIDE_HELP}"))]
+    BadSnapshot {
+        /// The snapshot file.
+        path: String,
+        /// Why.
+        why: String,
+    },
+    /// A sealed segment holds records after the last checkpoint.
+    #[error("sealed segment `{path}` holds records after the last checkpoint (record {seq}): checkpoints were lost")]
+    #[diagnostic(code(toolgate::journal::behind), help("{OVERRIDE_HELP}"))]
+    Behind {
+        /// The segment.
+        path: String,
+        /// The last checkpoint's seq.
+        seq: u64,
     },
     /// A write failed; the record was not recorded (the writer goes on).
     #[error("audit journal could not record: {reason}")]

@@ -5,6 +5,9 @@
 //! - `journal-crash-writer PATH gateway`: runs a gateway whose every call is
 //!   auto-approved within a budget (state rebuilt from the journal first);
 //!   prints `acked CALL-ID` after each call returns.
+//! - `journal-crash-writer PATH sealed`: appends like the first, to a sealed
+//!   journal (key and checkpoints next to it, a checkpoint every 50 records
+//!   or 50 ms).
 //! - `journal-crash-writer PATH retry`: appends records one at a time and
 //!   never gives up: prints `acked SEQ`, or `refused` when an append fails
 //!   (the write-error test runs it under a file-size limit it later lifts).
@@ -13,7 +16,9 @@ use serde_json::{json, Value};
 use std::io::Write as _;
 use std::sync::Arc;
 use toolgate_runtime::gateway::{Call, CredentialProvider, Gateway, SystemClock, ToolExecutor};
-use toolgate_runtime::journal::{Journal, JournalConfig, RecordLines};
+use toolgate_runtime::journal::{
+    Journal, JournalConfig, RecordLines, SealConfig, SigningKeySource,
+};
 use toolgate_runtime::store::{rebuild, MemoryStore};
 
 const POLICY: &str = "tool t.close write;\nwrites enabled;\nagent bot {\n  \
@@ -46,11 +51,23 @@ async fn main() -> std::process::ExitCode {
     };
     let mode = args.next();
     let gateway_mode = mode.as_deref() == Some("gateway");
-    let (journal, opened) = match Journal::open(
-        std::path::Path::new(&path),
-        JournalConfig::default(),
-        Box::new(RecordLines::default()),
-    ) {
+    let path = std::path::Path::new(&path);
+    let config = if mode.as_deref() == Some("sealed") {
+        let dir = path.parent().unwrap_or(std::path::Path::new("."));
+        let mut seal = SealConfig::new(
+            SigningKeySource::File(dir.join("audit.key")),
+            dir.join("audit.checkpoints"),
+        );
+        seal.every_records = 50;
+        seal.every = std::time::Duration::from_millis(50);
+        JournalConfig {
+            seal: Some(seal),
+            ..JournalConfig::default()
+        }
+    } else {
+        JournalConfig::default()
+    };
+    let (journal, opened) = match Journal::open(path, config, Box::new(RecordLines::default())) {
         Ok(j) => j,
         Err(e) => {
             eprintln!("{e}");

@@ -269,22 +269,32 @@ pub fn read_checkpoint_lines(path: &Path) -> Result<Vec<String>, JournalError> {
 }
 
 /// Cuts a torn last line (a crash while a checkpoint was written) off the
-/// checkpoint file, so the next checkpoint starts on a line of its own.
+/// checkpoint file, so the next checkpoint starts on a line of its own. Reads
+/// only the last byte unless the file is torn.
 pub(crate) fn cut_torn_checkpoint(path: &Path) -> Result<(), JournalError> {
     let io = |e| fsutil::io(path, e);
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
+    let mut file = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+    {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(io(e)),
     };
-    if bytes.last().is_none_or(|b| *b == b'\n') {
+    let len = file.seek(SeekFrom::End(0)).map_err(io)?;
+    if len == 0 {
         return Ok(());
     }
-    let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(path)
+    let mut last = [0u8; 1];
+    file.seek(SeekFrom::End(-1))
+        .and_then(|_| file.read_exact(&mut last))
         .map_err(io)?;
+    if last[0] == b'\n' {
+        return Ok(());
+    }
+    let bytes = std::fs::read(path).map_err(io)?;
+    let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
     file.set_len(keep as u64)
         .and_then(|()| file.sync_all())
         .map_err(io)

@@ -5,7 +5,7 @@
 //! so a write cut inside a multi-byte character is a torn last line like any
 //! other, and the byte offset of every line is known (recovery cuts there).
 
-use super::{fsutil, lock, Ack, JournalError};
+use super::{fsutil, lock, segments, Ack, JournalError};
 use sha2::{Digest as _, Sha256};
 use std::fmt::Write as _;
 use std::fs::OpenOptions;
@@ -209,21 +209,56 @@ pub fn verify_bytes(bytes: &[u8]) -> Result<Verified, Problem> {
     })
 }
 
-/// Verifies a journal file.
+/// Verifies a journal: every sealed segment and the live file `path`, as
+/// one chain. The live file must exist.
 pub fn verify_file(path: &Path) -> Result<Result<Verified, Problem>, JournalError> {
-    let bytes = std::fs::read(path).map_err(|e| fsutil::io(path, e))?;
-    Ok(verify_bytes(&bytes))
+    std::fs::metadata(path).map_err(|e| fsutil::io(path, e))?;
+    let mut lines = Vec::new();
+    let mut cursor = Cursor::genesis();
+    for file in segments::all_files(path)? {
+        let bytes = segments::read(&file)?;
+        let scanned = scan(&bytes, &mut cursor, &mut |r| {
+            lines.push(r.line.to_string());
+            Ok(())
+        });
+        if let Err(f) = scanned {
+            return Ok(Err(f.problem));
+        }
+    }
+    Ok(Ok(Verified {
+        lines,
+        head: cursor.head(),
+    }))
 }
 
-/// Removes a torn last record (one a crash cut off before it was written
-/// whole, so never acknowledged), after saving the bytes it cuts to a backup
+/// The cursor before the live file's first record: from that record, else
+/// from the end of the last sealed segment, else the genesis.
+fn live_start(path: &Path, live: &[u8]) -> Result<Cursor, JournalError> {
+    if let Some(c) = segments::start_of(live) {
+        return Ok(c);
+    }
+    let Some((_, last)) = segments::sealed_segments(path)?.pop() else {
+        return Ok(Cursor::genesis());
+    };
+    let bytes = segments::read(&last)?;
+    let mut cursor = segments::start_of(&bytes).unwrap_or_else(Cursor::genesis);
+    scan(&bytes, &mut cursor, &mut |_| Ok(())).map_err(|f| JournalError::Broken {
+        path: last.display().to_string(),
+        problem: f.problem,
+    })?;
+    Ok(cursor)
+}
+
+/// Removes a torn last record of the live file (one a crash cut off before
+/// it was written whole, so never acknowledged), after saving the bytes it cuts to a backup
 /// file next to the journal; says what it did. `None`: the journal verifies
 /// and nothing was changed. Any other problem is returned as an error and
 /// nothing is changed. Takes the writer lock, so never runs under a writer.
 pub fn recover_torn_tail(path: &Path) -> Result<Option<Repaired>, JournalError> {
     let _lock = lock::acquire(path)?;
     let bytes = std::fs::read(path).map_err(|e| fsutil::io(path, e))?;
-    let failure = match scan(&bytes, &mut Cursor::genesis(), &mut |_| Ok(())) {
+    let mut cursor = live_start(path, &bytes)?;
+    let failure = match scan(&bytes, &mut cursor, &mut |_| Ok(())) {
         Ok(()) => return Ok(None),
         Err(f) => f,
     };

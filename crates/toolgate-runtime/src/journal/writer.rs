@@ -7,6 +7,7 @@
 use super::open::Prepared;
 use super::seal::{self, Checkpoint, SealConfig};
 use super::{fsutil, lock::Lock, sha256_hex, Ack, AuditSink, Fsync, JournalConfig, JournalError};
+use super::{segments, snapshot};
 use super::{StateMachine, GENESIS};
 use ed25519_dalek::SigningKey;
 use std::fs::{File, OpenOptions};
@@ -98,6 +99,11 @@ impl Appender {
         }
     }
 
+    /// The length of what was written whole.
+    pub(super) fn len(&self) -> u64 {
+        self.len
+    }
+
     fn cut_back(&mut self) -> std::io::Result<()> {
         self.file.set_len(self.len)?;
         self.file.sync_data()?;
@@ -114,7 +120,14 @@ impl Appender {
 }
 
 pub(super) struct Writer {
+    path: PathBuf,
     file: Appender,
+    /// Rotate past this size.
+    segment_bytes: u64,
+    /// The seq of the live file's first record.
+    live_first: u64,
+    /// Every committed record was applied to the state (else no snapshot).
+    state_ok: bool,
     fsync: Fsync,
     seq: u64,
     prev: String,
@@ -141,7 +154,11 @@ impl Writer {
         };
         let head = prepared.head;
         let mut writer = Writer {
+            path: path.to_path_buf(),
             file: Appender::open(path)?,
+            segment_bytes: config.segment_bytes,
+            live_first: prepared.live_first,
+            state_ok: true,
             fsync: config.fsync,
             seq: head.as_ref().map_or(0, |h| h.seq),
             prev: head.map_or_else(|| GENESIS.to_string(), |h| h.hash),
@@ -260,6 +277,39 @@ impl Writer {
         for (ack, a) in acks {
             let _ = ack.send(sealed.clone().map(|()| a));
         }
+        if self.file.len() > self.segment_bytes {
+            let _ = self.rotate();
+        }
+    }
+
+    /// Seals the live file, snapshots the state at its last record, and
+    /// renames it to a sealed segment; the next record starts a new live
+    /// file. On an error the live file simply goes on (rotation is retried
+    /// after the next batch).
+    fn rotate(&mut self) -> Result<(), String> {
+        self.seal()?;
+        if let (Some(s), true) = (&self.sealer, self.state_ok) {
+            let head = (self.seq, self.prev.as_str());
+            let state = self.state.export();
+            snapshot::write(&self.path, &s.key, head, self.policy_hash.clone(), &state)
+                .map_err(|e| e.to_string())?;
+        }
+        let segment = segments::segment_path(&self.path, self.live_first);
+        std::fs::rename(&self.path, &segment).map_err(|e| e.to_string())?;
+        fsutil::sync_dir(&segment).map_err(|e| e.to_string())?;
+        // From here on the old handle must not be written: a new live file.
+        match Appender::open(&self.path) {
+            Ok(file) => {
+                self.file = file;
+                self.live_first = self.seq + 1;
+                Ok(())
+            }
+            Err(e) => {
+                // Keep appending to the renamed segment rather than lose records;
+                // its name (by first seq) stays true.
+                Err(e.to_string())
+            }
+        }
     }
 
     /// Applies committed lines to the state, tracks the policy, tells the sinks.
@@ -274,7 +324,9 @@ impl Writer {
                     }
                 }
             }
-            let _ = self.state.apply(line);
+            // A record the state refuses makes later snapshots wrong: stop
+            // writing them, so a restart replays (and fails closed) instead.
+            self.state_ok &= self.state.apply(line).is_ok();
             for sink in &mut self.sinks {
                 sink.committed(line);
             }
