@@ -5,6 +5,9 @@
 //!   at each rotation), with a state of 1,000 budget counters.
 //! - `restart DIR open`: times `Journal::open` (what a restart costs) and
 //!   prints the peak memory of the process.
+//! - `restart DIR open-full`: the same without sealing, so without snapshots:
+//!   every record of every segment is verified and applied (a restart before
+//!   snapshots existed), for comparison.
 //! - `restart DIR audit`: times a full audit of every segment, for comparison.
 //!
 //! Run in release: `cargo run --release -p toolgate-runtime --example restart -- DIR generate 1`.
@@ -118,21 +121,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let dir = PathBuf::from(
         args.next()
-            .ok_or("usage: restart DIR generate GB | open | audit")?,
+            .ok_or("usage: restart DIR generate GB | open | open-full | audit")?,
     );
     let path = dir.join("audit.jsonl");
     match args.next().as_deref() {
         Some("generate") => generate(&dir, args.next().unwrap_or_else(|| "1".into()).parse()?)?,
-        Some("open") => {
+        Some(mode @ ("open" | "open-full")) => {
+            let mut config = config(&dir);
+            if mode == "open-full" {
+                config.seal = None;
+            }
             let started = Instant::now();
-            let (_journal, opened) = Journal::open(&path, config(&dir), Box::<Budgets>::default())?;
+            let (_journal, opened) = Journal::open(&path, config, Box::<Budgets>::default())?;
             let elapsed = started.elapsed();
             let units: u64 = opened
                 .state
                 .as_object()
                 .map_or(0, |o| o.values().filter_map(|v| v.as_u64()).sum());
             println!(
-                "history {} MiB, head seq {}: Journal::open {:.3} s, peak RSS {} MiB, state {} budget units",
+                "{mode}: history {} MiB, head seq {}: Journal::open {:.3} s, peak RSS {} MiB, state {} budget units",
                 history_bytes(&dir) >> 20,
                 opened.head.map_or(0, |h| h.seq),
                 elapsed.as_secs_f64(),
@@ -151,7 +158,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 peak_rss_mib()
             );
         }
-        _ => return Err("usage: restart DIR generate GB | open | audit".into()),
+        _ => return Err("usage: restart DIR generate GB | open | open-full | audit".into()),
     }
     Ok(())
 }

@@ -25,7 +25,7 @@ pub(super) fn acquire(path: &Path) -> Result<Lock, JournalError> {
         .truncate(false)
         .open(&lock_path)
         .map_err(io)?;
-    if !file.try_lock_exclusive().map_err(io)? {
+    if !try_lock(&file).map_err(io)? {
         let mut text = String::new();
         let _ = file.read_to_string(&mut text);
         let holder = match text.trim().parse::<u32>() {
@@ -41,4 +41,17 @@ pub(super) fn acquire(path: &Path) -> Result<Lock, JournalError> {
     file.rewind().map_err(io)?;
     writeln!(file, "{}", std::process::id()).map_err(io)?;
     Ok(Lock { _file: file })
+}
+
+/// Tries for a moment: a process that forks copies the lock's descriptor into
+/// its child until the child's `exec` closes it (close-on-exec), so a lock
+/// just released can look held for an instant.
+fn try_lock(file: &File) -> std::io::Result<bool> {
+    for _ in 0..25 {
+        if file.try_lock_exclusive()? {
+            return Ok(true);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Ok(false)
 }
