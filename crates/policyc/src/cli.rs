@@ -46,11 +46,41 @@ pub(crate) struct ReplayArgs {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum AuditCommand {
-    /// Check an audit journal's hash chain; report the first broken record (exit 1) or the head.
-    Verify {
+    /// Check an audit journal (every segment): its hash chain, and against signed checkpoints or a
+    /// head kept elsewhere (exit 0: clean, 1: findings, 2: usage or I/O error).
+    Verify(VerifyArgs),
+    /// Create a signing key for checkpoints (mode 0600) and print its public key.
+    Keygen {
+        /// Where to write the key (never over an existing file); the public key goes to `KEY.pub`.
+        #[arg(long, default_value = "audit.key")]
+        out: PathBuf,
+    },
+    /// Remove a torn last record (a write cut off by a crash or a full disk), saving the bytes it
+    /// cuts to a backup next to the journal; any other problem is reported and left alone.
+    Repair {
         /// The journal (JSON Lines).
         log: PathBuf,
     },
+    /// Print `SEQ:HASH` of a journal's last record (keep it elsewhere; pass it to `verify --head`).
+    Head {
+        /// The journal (JSON Lines).
+        log: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// The journal (JSON Lines).
+    pub log: PathBuf,
+    /// The checkpoint file to check the journal against.
+    #[arg(long, requires = "public_key")]
+    pub checkpoints: Option<PathBuf>,
+    /// The public key the checkpoints are signed with: 64 hex digits, or a file holding them.
+    #[arg(long)]
+    pub public_key: Option<String>,
+    /// A head kept elsewhere, `SEQ:HASH` (from `policyc audit head`).
+    #[arg(long)]
+    pub head: Option<String>,
 }
 
 #[derive(Debug, Args)]

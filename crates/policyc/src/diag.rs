@@ -216,3 +216,23 @@ pub(crate) fn sarif_document(reports: &[FileReport]) -> Value {
         }],
     })
 }
+
+/// Renders one diagnostic that has no source file (journal and audit
+/// findings) to stderr with miette, like every other diagnostic.
+pub(crate) fn eprint(d: Diag) {
+    let colored = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let theme = if colored {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
+    let handler = GraphicalReportHandler::new_themed(theme)
+        .with_width(100)
+        .with_links(false);
+    let mut out = String::new();
+    let report = miette::Report::new_boxed(d);
+    if handler.render_report(&mut out, report.as_ref()).is_err() {
+        out = format!("error: {report}\n");
+    }
+    eprintln!("{out}");
+}

@@ -1,6 +1,7 @@
 //! `policyc`: the Toolgate policy compiler's command line. This file only
 //! parses arguments and dispatches; each command lives in its own module.
 
+mod audit;
 mod check;
 mod cli;
 mod diag;
@@ -34,32 +35,6 @@ impl Termination for Exit {
     }
 }
 
-/// `policyc audit verify LOG`.
-fn audit_verify(log: &std::path::Path) -> Exit {
-    match toolgate_runtime::journal::verify_file(log) {
-        Err(e) => {
-            eprintln!("error: {e}");
-            Exit::Usage
-        }
-        Ok(Err(problem)) => {
-            eprintln!("error: `{}`: {problem}", log.display());
-            Exit::Findings
-        }
-        Ok(Ok(v)) => {
-            match v.head {
-                Some(h) => println!(
-                    "ok: {} records, head seq {} sha256 {}",
-                    v.lines.len(),
-                    h.seq,
-                    h.hash
-                ),
-                None => println!("ok: empty journal"),
-            }
-            Exit::Ok
-        }
-    }
-}
-
 fn main() -> Exit {
     let cli = cli::Cli::parse();
     match cli.command {
@@ -68,6 +43,6 @@ fn main() -> Exit {
         cli::Command::Eval(args) => eval::run(&args),
         cli::Command::Explain(args) => eval::explain(&args),
         cli::Command::Replay(args) => replay::run(&args),
-        cli::Command::Audit(cli::AuditCommand::Verify { log }) => audit_verify(&log),
+        cli::Command::Audit(command) => audit::run(command),
     }
 }

@@ -14,9 +14,9 @@ use toolgate_runtime::gateway::{
     Call, CallOutcome, CompiledPolicy, CredentialProvider, DigestKey, Gateway, GatewayError,
     Limits, ManualClock, Services, ToolExecutor,
 };
-use toolgate_runtime::journal::{Fsync, Journal};
+use toolgate_runtime::journal::{Fsync, Journal, JournalConfig};
 use toolgate_runtime::refusal::Refusal;
-use toolgate_runtime::store::{Approver, KillScope, MemoryStore, TenantScope};
+use toolgate_runtime::store::{Approver, KillScope, MemoryStore, StoreState, TenantScope};
 
 /// Credentials are not loaded in a replay.
 struct NoCredentials;
@@ -236,7 +236,12 @@ async fn open_gateway(
     loaded: &crate::eval::Loaded,
     audit: &Path,
 ) -> Result<(Gateway<NoCredentials, Simulated>, Arc<ManualClock>), String> {
-    let (journal, _) = Journal::open(audit, Fsync::Never, Vec::new()).map_err(|e| e.to_string())?;
+    let config = JournalConfig {
+        fsync: Fsync::Never,
+        ..JournalConfig::default()
+    };
+    let (journal, _) =
+        Journal::open(audit, config, Box::new(StoreState::default())).map_err(|e| e.to_string())?;
     let clock = Arc::new(ManualClock::default());
     let services = Services {
         journal,

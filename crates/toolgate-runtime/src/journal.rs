@@ -9,18 +9,38 @@
 //! record waiting when a batch starts is written with one `write` and made
 //! durable with one `fsync` (under [`Fsync::Always`]) before any of them is
 //! acknowledged. A record is acknowledged only once it is in the file.
+//!
+//! One writer at a time: [`Journal::open`] takes an exclusive lock
+//! (`<journal>.lock`, holding the writer's pid) for the writer's lifetime.
+//! The writer keeps a [`StateMachine`] that every committed record is applied
+//! to, so the state a restart rebuilds is the state the records describe.
 
-use sha2::{Digest as _, Sha256};
-use std::fmt::Write as _;
-use std::fs::{File, OpenOptions};
-use std::io::Write as _;
+mod audit;
+mod fsutil;
+mod lock;
+mod open;
+mod seal;
+mod segments;
+mod snapshot;
+mod verify;
+mod writer;
+
+pub use audit::{audit, AuditFinding, AuditOptions, AuditReport};
+/// An Ed25519 public key (verifies checkpoints).
+pub use ed25519_dalek::VerifyingKey as PublicKey;
+pub use seal::{
+    generate_key_file, key_id, public_key_from_hex, public_key_hex, read_checkpoint_lines,
+    Checkpoint, SealConfig, SigningKeySource,
+};
+pub use verify::{
+    recover_torn_tail, sha256_hex, verify_bytes, verify_file, verify_text, Problem, Repaired,
+    Verified, GENESIS,
+};
+
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use thiserror::Error;
 use tokio::sync::oneshot;
-
-/// The `prev` of the first record.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// When the journal makes written records durable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +66,116 @@ pub struct Ack {
 pub trait AuditSink: Send + 'static {
     /// Called once per committed record, in order.
     fn committed(&mut self, line: &str);
+    /// Called with every signed checkpoint (a JSON line) once it is durable,
+    /// so that checkpoints can be shipped to another machine.
+    fn checkpoint(&mut self, _line: &str) {}
+}
+
+/// State derived from the journal's records. The writer keeps one and applies
+/// every committed record to it, so that what a restart rebuilds is exact.
+pub trait StateMachine: Send + 'static {
+    /// Applies one record's line. Deterministic; an error makes
+    /// [`Journal::open`] fail (fail closed).
+    fn apply(&mut self, line: &str) -> Result<(), String>;
+    /// The whole state as JSON.
+    fn export(&self) -> serde_json::Value;
+    /// Replaces the state with an exported one.
+    fn restore(&mut self, state: &serde_json::Value) -> Result<(), String>;
+}
+
+/// A [`StateMachine`] for callers that derive no state from the journal.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoState;
+
+impl StateMachine for NoState {
+    fn apply(&mut self, _line: &str) -> Result<(), String> {
+        Ok(())
+    }
+    fn export(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+    fn restore(&mut self, _state: &serde_json::Value) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// A [`StateMachine`] whose state is every record's line (exported as a JSON
+/// array of strings), for callers that rebuild their own state from raw
+/// records (`store::rebuild`, tests). It holds the whole history in memory.
+#[derive(Clone, Debug, Default)]
+pub struct RecordLines(pub Vec<String>);
+
+impl RecordLines {
+    /// The lines of a state this machine exported.
+    pub fn from_state(state: &serde_json::Value) -> Vec<String> {
+        state
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|l| l.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl StateMachine for RecordLines {
+    fn apply(&mut self, line: &str) -> Result<(), String> {
+        self.0.push(line.to_string());
+        Ok(())
+    }
+    fn export(&self) -> serde_json::Value {
+        serde_json::json!(self.0)
+    }
+    fn restore(&mut self, state: &serde_json::Value) -> Result<(), String> {
+        self.0 = RecordLines::from_state(state);
+        Ok(())
+    }
+}
+
+/// How a journal is written.
+pub struct JournalConfig {
+    /// When written records are made durable.
+    pub fsync: Fsync,
+    /// Sinks told about every committed record and checkpoint.
+    pub sinks: Vec<Box<dyn AuditSink>>,
+    /// Signed checkpoints; `None`: an unsealed journal (the hash chain only:
+    /// tamper-evident against partial edits, not against someone who can
+    /// rewrite the whole file).
+    pub seal: Option<SealConfig>,
+    /// Rotate the live file into a sealed segment (with a snapshot, for a
+    /// sealed journal) when it grows past this many bytes (default 64 MiB).
+    pub segment_bytes: u64,
+    /// The operator's reason to open a journal that is inconsistent with its
+    /// checkpoints; journaled as the session's first record (`journal_override`).
+    pub override_reason: Option<String>,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        JournalConfig {
+            fsync: Fsync::Always,
+            sinks: Vec::new(),
+            seal: None,
+            segment_bytes: 64 << 20,
+            override_reason: None,
+        }
+    }
+}
+
+/// Records found after the last checkpoint at open, moved out of the journal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetAside {
+    /// How many records.
+    pub count: u64,
+    /// The first one's seq.
+    pub first_seq: u64,
+    /// The last one's seq.
+    pub last_seq: u64,
+    /// The file now holding them (next to the journal).
+    pub backup: std::path::PathBuf,
+    /// SHA-256 of the bytes cut.
+    pub sha256: String,
 }
 
 /// Journal errors.
@@ -60,6 +190,18 @@ pub enum JournalError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// Another writer holds the journal.
+    #[error("audit journal `{path}` is in use by another writer ({holder})")]
+    #[diagnostic(
+        code(toolgate::journal::locked),
+        help("one writer at a time: stop the other process first (its lock is `<journal>.lock`)")
+    )]
+    Locked {
+        /// The journal file.
+        path: String,
+        /// Who holds the lock (`pid N` when known).
+        holder: String,
+    },
     /// The existing journal does not verify; it is not appended to.
     #[error("audit journal `{path}` is broken: {problem}")]
     #[diagnostic(
@@ -72,235 +214,185 @@ pub enum JournalError {
         /// The first problem.
         problem: Problem,
     },
+    /// The state machine refused a record while the journal was opened.
+    #[error("audit journal `{path}`: record {seq} cannot be applied to the state: {reason}")]
+    #[diagnostic(
+        code(toolgate::journal::state),
+        help("the state is never rebuilt past a record it cannot apply")
+    )]
+    State {
+        /// The journal file.
+        path: String,
+        /// The record.
+        seq: u64,
+        /// What the state machine said.
+        reason: String,
+    },
+    /// The signing key is missing or unusable.
+    #[error("audit journal signing key: {what}")]
+    #[diagnostic(
+        code(toolgate::journal::key),
+        help("the key is 64 hex digits (`policyc audit keygen`); keep it where an attacker cannot read it")
+    )]
+    Key {
+        /// What is wrong.
+        what: String,
+    },
+    /// The last checkpoint is not one the signing key made.
+    #[error("checkpoint file `{path}`: the last checkpoint does not verify: {why}")]
+    #[diagnostic(code(toolgate::journal::bad_checkpoint), help("{OVERRIDE_HELP}"))]
+    BadCheckpoint {
+        /// The checkpoint file.
+        path: String,
+        /// Why.
+        why: String,
+    },
+    /// The journal is missing or empty although checkpoints exist.
+    #[error("audit journal `{path}` is missing or empty, but it was sealed up to record {seq}")]
+    #[diagnostic(code(toolgate::journal::missing), help("{OVERRIDE_HELP}"))]
+    Missing {
+        /// The journal.
+        path: String,
+        /// The last checkpoint's seq.
+        seq: u64,
+    },
+    /// The journal ends before its last checkpoint: records were removed.
+    #[error("audit journal `{path}` ends at record {head}, but it was sealed up to record {seq}: records were removed")]
+    #[diagnostic(code(toolgate::journal::truncated), help("{OVERRIDE_HELP}"))]
+    Truncated {
+        /// The journal.
+        path: String,
+        /// Its last record.
+        head: u64,
+        /// The last checkpoint's seq.
+        seq: u64,
+    },
+    /// The record at the last checkpoint is not the one that was sealed.
+    #[error("audit journal `{path}`: record {seq} is not the record its checkpoint sealed: the journal was rewritten")]
+    #[diagnostic(code(toolgate::journal::rewritten), help("{OVERRIDE_HELP}"))]
+    Rewritten {
+        /// The journal.
+        path: String,
+        /// The checkpoint's seq.
+        seq: u64,
+    },
+    /// A sealed journal with records but no checkpoint at all.
+    #[error("audit journal `{path}` has {records} records but no checkpoint seals them")]
+    #[diagnostic(code(toolgate::journal::unanchored), help("{OVERRIDE_HELP}"))]
+    Unanchored {
+        /// The journal.
+        path: String,
+        /// How many records.
+        records: u64,
+    },
+    /// A snapshot that does not verify.
+    #[error("snapshot `{path}` does not verify: {why}")]
+    #[diagnostic(code(toolgate::journal::bad_snapshot), help("{OVERRIDE_HELP}"))]
+    BadSnapshot {
+        /// The snapshot file.
+        path: String,
+        /// Why.
+        why: String,
+    },
+    /// A sealed segment holds records after the last checkpoint.
+    #[error("sealed segment `{path}` holds records after the last checkpoint (record {seq}): checkpoints were lost")]
+    #[diagnostic(code(toolgate::journal::behind), help("{OVERRIDE_HELP}"))]
+    Behind {
+        /// The segment.
+        path: String,
+        /// The last checkpoint's seq.
+        seq: u64,
+    },
+    /// A write failed; the record was not recorded (the writer goes on).
+    #[error("audit journal could not record: {reason}")]
+    #[diagnostic(
+        code(toolgate::journal::refused),
+        help("nothing was recorded, so nothing may happen; check the disk (space, permissions)")
+    )]
+    Refused {
+        /// What failed.
+        reason: String,
+    },
     /// The writer thread has stopped (after an I/O error).
     #[error("audit journal writer has stopped; nothing more can be recorded")]
     #[diagnostic(code(toolgate::journal::stopped))]
     Stopped,
 }
 
-/// The first thing wrong with a journal, by line (1-based).
-#[derive(Clone, Debug, Error, PartialEq, Eq)]
-pub enum Problem {
-    /// The last line has no newline or is not a whole record: a write was cut off.
-    #[error("line {line}: torn last record (the file ends inside it)")]
-    Torn {
-        /// The line.
-        line: u64,
-    },
-    /// A line is not a journal record.
-    #[error("line {line}: not a journal record ({why})")]
-    Malformed {
-        /// The line.
-        line: u64,
-        /// Why.
-        why: String,
-    },
-    /// A sequence number out of order.
-    #[error("line {line}: sequence number {found}, expected {expected}")]
-    Sequence {
-        /// The line.
-        line: u64,
-        /// What it says.
-        found: u64,
-        /// What it should say.
-        expected: u64,
-    },
-    /// `prev` is not the hash of the line before: something before it changed.
-    #[error("line {line}: hash chain broken (`prev` does not match the previous record)")]
-    Chain {
-        /// The line.
-        line: u64,
-    },
-}
+const OVERRIDE_HELP: &str = "the journal is not what its signed checkpoints say: compare it with \
+`policyc audit verify LOG --checkpoints FILE --public-key KEY`; to open it anyway, give an \
+override reason (`JournalConfig::override_reason`), which is journaled";
 
-/// A verified journal.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Verified {
-    /// Every record's line, in order.
-    pub lines: Vec<String>,
-    /// The last record's seq and hash (`None` for an empty journal).
+/// What opening a journal found in the file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Opened {
+    /// [`StateMachine::export`] after every record already in the journal.
+    pub state: serde_json::Value,
+    /// The head when this session's appends start (after any record the
+    /// opening itself wrote: `journal_override`, `unsealed_set_aside`).
     pub head: Option<Ack>,
-}
-
-/// SHA-256 of `bytes` in lower-case hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut out = String::with_capacity(64);
-    for b in digest {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
-}
-
-/// Verifies a journal's text: every record whole, numbered from 1 without
-/// gaps, chained to the one before. Reports the first problem.
-pub fn verify_text(text: &str) -> Result<Verified, Problem> {
-    let mut lines = Vec::new();
-    let mut prev = GENESIS.to_string();
-    let mut head = None;
-    let mut rest = text;
-    let mut n = 0u64;
-    while !rest.is_empty() {
-        n += 1;
-        let Some(end) = rest.find('\n') else {
-            return Err(Problem::Torn { line: n });
-        };
-        let line = &rest[..end];
-        rest = &rest[end + 1..];
-        let record: serde_json::Value = match serde_json::from_str(line) {
-            Ok(v) => v,
-            Err(_) if rest.is_empty() && !line.ends_with('}') => {
-                return Err(Problem::Torn { line: n })
-            }
-            Err(e) => {
-                return Err(Problem::Malformed {
-                    line: n,
-                    why: e.to_string(),
-                })
-            }
-        };
-        let seq = record["seq"].as_u64().ok_or_else(|| Problem::Malformed {
-            line: n,
-            why: "no `seq`".into(),
-        })?;
-        if seq != n {
-            return Err(Problem::Sequence {
-                line: n,
-                found: seq,
-                expected: n,
-            });
-        }
-        if record["prev"].as_str() != Some(prev.as_str()) {
-            return Err(Problem::Chain { line: n });
-        }
-        prev = sha256_hex(line.as_bytes());
-        head = Some(Ack {
-            seq,
-            hash: prev.clone(),
-        });
-        lines.push(line.to_string());
-    }
-    Ok(Verified { lines, head })
-}
-
-/// Verifies a journal file.
-pub fn verify_file(path: &Path) -> Result<Result<Verified, Problem>, JournalError> {
-    let bytes = std::fs::read(path).map_err(|source| io(path, source))?;
-    match std::str::from_utf8(&bytes) {
-        Ok(text) => Ok(verify_text(text)),
-        Err(e) => {
-            let valid = &bytes[..e.valid_up_to()];
-            let line = valid.iter().filter(|b| **b == b'\n').count() as u64 + 1;
-            Ok(Err(Problem::Malformed {
-                line,
-                why: "not UTF-8".into(),
-            }))
-        }
-    }
-}
-
-fn io(path: &Path, source: std::io::Error) -> JournalError {
-    JournalError::Io {
-        path: path.display().to_string(),
-        source,
-    }
-}
-
-struct Entry {
-    kind: String,
-    body: serde_json::Value,
-    ts_ms: u64,
-    ack: oneshot::Sender<Result<Ack, ()>>,
+    /// Records after the last checkpoint that were set aside (not applied).
+    pub set_aside: Option<SetAside>,
 }
 
 /// An open journal. Cheap to clone; every clone appends to the same file.
+/// When the last clone is dropped the writer finishes and releases the lock.
 #[derive(Clone)]
 pub struct Journal {
-    tx: mpsc::Sender<Entry>,
+    inner: Arc<Inner>,
 }
 
-/// What opening a journal found in the file.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Opened {
-    /// The records already there (for rebuilding state).
-    pub lines: Vec<String>,
-    /// The head before this session's first append.
-    pub head: Option<Ack>,
+struct Inner {
+    tx: mpsc::Sender<writer::Msg>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
-/// Removes a torn last record (one a crash cut off before it was written
-/// whole, so never acknowledged) and returns the problem it fixed. Any other
-/// problem is returned as an error and nothing is changed.
-pub fn recover_torn_tail(path: &Path) -> Result<Option<Problem>, JournalError> {
-    let text = std::fs::read_to_string(path).map_err(|e| io(path, e))?;
-    match verify_text(&text) {
-        Ok(_) => Ok(None),
-        Err(Problem::Torn { line }) => {
-            let keep = text.rfind('\n').map_or(0, |i| i + 1);
-            let file = OpenOptions::new()
-                .write(true)
-                .open(path)
-                .map_err(|e| io(path, e))?;
-            file.set_len(keep as u64).map_err(|e| io(path, e))?;
-            file.sync_all().map_err(|e| io(path, e))?;
-            Ok(Some(Problem::Torn { line }))
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let _ = self.tx.send(writer::Msg::Close);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
-        Err(problem) => Err(JournalError::Broken {
-            path: path.display().to_string(),
-            problem,
-        }),
     }
 }
 
 impl Journal {
-    /// Opens (or creates) a journal. An existing file must verify; a broken
-    /// one, including one with a torn last record, is an error and is left alone.
+    /// Opens (or creates) a journal. The existing records must verify (a
+    /// torn last record included: see [`recover_torn_tail`]); for a sealed
+    /// journal, the journal must also match its last signed checkpoint (it is
+    /// refused if missing, empty, shorter or rewritten, unless
+    /// `override_reason` is given), and records after that checkpoint are set
+    /// aside. Every other record is applied to `state`; [`Opened::state`] is
+    /// its export. Fails with [`JournalError::Locked`] while another writer lives.
     pub fn open(
         path: &Path,
-        fsync: Fsync,
-        sinks: Vec<Box<dyn AuditSink>>,
+        config: JournalConfig,
+        mut state: Box<dyn StateMachine>,
     ) -> Result<(Journal, Opened), JournalError> {
-        let existing = match std::fs::metadata(path) {
-            Ok(_) => match verify_file(path)? {
-                Ok(v) => v,
-                Err(problem) => {
-                    return Err(JournalError::Broken {
-                        path: path.display().to_string(),
-                        problem,
-                    })
-                }
-            },
-            Err(_) => Verified {
-                lines: Vec::new(),
-                head: None,
-            },
+        let lock = lock::acquire(path)?;
+        let mut prepared = open::prepare(path, &config, state.as_mut())?;
+        let set_aside = prepared.set_aside.take();
+        let exported = state.export();
+        let writer = writer::Writer::create(path, config, prepared, state, lock)?;
+        let opened = Opened {
+            state: exported,
+            head: writer.head(),
+            set_aside,
         };
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| io(path, e))?;
         let (tx, rx) = mpsc::channel();
-        let writer = Writer {
-            file,
-            fsync,
-            seq: existing.head.as_ref().map_or(0, |h| h.seq),
-            prev: existing
-                .head
-                .as_ref()
-                .map_or_else(|| GENESIS.to_string(), |h| h.hash.clone()),
-            sinks,
-        };
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("toolgate-journal".into())
             .spawn(move || writer.run(rx))
-            .map_err(|e| io(path, e))?;
+            .map_err(|e| fsutil::io(path, e))?;
+        let inner = Inner {
+            tx,
+            thread: Some(thread),
+        };
         Ok((
-            Journal { tx },
-            Opened {
-                lines: existing.lines,
-                head: existing.head,
+            Journal {
+                inner: Arc::new(inner),
             },
+            opened,
         ))
     }
 
@@ -312,97 +404,42 @@ impl Journal {
         ts_ms: u64,
         body: serde_json::Value,
     ) -> Result<Ack, JournalError> {
-        let (ack, rx) = oneshot::channel();
-        let entry = Entry {
-            kind: kind.to_string(),
-            body,
-            ts_ms,
-            ack,
-        };
-        self.tx.send(entry).map_err(|_| JournalError::Stopped)?;
-        rx.await
-            .map_err(|_| JournalError::Stopped)?
-            .map_err(|()| JournalError::Stopped)
+        self.send(kind, ts_ms, body, false).await
     }
-}
 
-impl Journal {
-    /// Appends a record that grants or spends state. Sealing (a signed
-    /// checkpoint before the acknowledgement) is not implemented yet in this
-    /// version: it is an ordinary append.
+    /// Appends and writes a signed checkpoint covering this record (durably,
+    /// under [`Fsync::Always`]) before acknowledging. For an unsealed journal,
+    /// the same as [`Journal::append`].
     pub async fn append_sealed(
         &self,
         kind: &str,
         ts_ms: u64,
         body: serde_json::Value,
     ) -> Result<Ack, JournalError> {
-        self.append(kind, ts_ms, body).await
-    }
-}
-
-struct Writer {
-    file: File,
-    fsync: Fsync,
-    seq: u64,
-    prev: String,
-    sinks: Vec<Box<dyn AuditSink>>,
-}
-
-impl Writer {
-    fn run(mut self, rx: mpsc::Receiver<Entry>) {
-        while let Ok(first) = rx.recv() {
-            let mut batch = vec![first];
-            batch.extend(rx.try_iter());
-            if self.commit(batch).is_err() {
-                // The file may hold a partial batch; refuse everything from now on.
-                return;
-            }
-        }
+        self.send(kind, ts_ms, body, true).await
     }
 
-    fn commit(&mut self, batch: Vec<Entry>) -> Result<(), ()> {
-        let mut text = String::new();
-        let mut acks = Vec::with_capacity(batch.len());
-        let mut lines = Vec::with_capacity(batch.len());
-        for e in batch {
-            self.seq += 1;
-            let line = serde_json::json!({
-                "seq": self.seq, "ts_ms": e.ts_ms, "kind": e.kind, "prev": self.prev, "body": e.body,
-            })
-            .to_string();
-            self.prev = sha256_hex(line.as_bytes());
-            text.push_str(&line);
-            text.push('\n');
-            acks.push((
-                e.ack,
-                Ack {
-                    seq: self.seq,
-                    hash: self.prev.clone(),
-                },
-            ));
-            lines.push(line);
-        }
-        let written = self
-            .file
-            .write_all(text.as_bytes())
-            .and_then(|()| match self.fsync {
-                Fsync::Always => self.file.sync_data(),
-                Fsync::Never => Ok(()),
-            });
-        if written.is_err() {
-            for (ack, _) in acks {
-                let _ = ack.send(Err(()));
-            }
-            return Err(());
-        }
-        for line in &lines {
-            for sink in &mut self.sinks {
-                sink.committed(line);
-            }
-        }
-        for (ack, a) in acks {
-            let _ = ack.send(Ok(a));
-        }
-        Ok(())
+    async fn send(
+        &self,
+        kind: &str,
+        ts_ms: u64,
+        body: serde_json::Value,
+        sealed: bool,
+    ) -> Result<Ack, JournalError> {
+        let (ack, rx) = oneshot::channel();
+        let entry = writer::Entry {
+            kind: kind.to_string(),
+            body,
+            ts_ms,
+            sealed,
+            ack,
+        };
+        self.inner
+            .tx
+            .send(writer::Msg::Append(entry))
+            .map_err(|_| JournalError::Stopped)?;
+        rx.await
+            .map_err(|_| JournalError::Stopped)?
+            .map_err(|reason| JournalError::Refused { reason })
     }
 }

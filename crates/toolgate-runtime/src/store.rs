@@ -609,3 +609,28 @@ pub struct ReplayError {
     /// Why.
     pub why: String,
 }
+
+/// The gateway's state as the journal derives it: a [`MemoryStore`] that
+/// applies each committed record with the same [`Store::apply`] the live
+/// gateway uses. `Journal::open` replays the journal (from its latest
+/// snapshot) into one, the writer keeps one so that snapshots are exact, and
+/// a restarted gateway starts from [`MemoryStore::restore`] of its export.
+#[derive(Default)]
+pub struct StoreState(MemoryStore);
+
+impl crate::journal::StateMachine for StoreState {
+    fn apply(&mut self, line: &str) -> Result<(), String> {
+        let record = Record::from_line(line)?;
+        self.0.apply(&record);
+        Ok(())
+    }
+
+    fn export(&self) -> serde_json::Value {
+        self.0.export()
+    }
+
+    fn restore(&mut self, state: &serde_json::Value) -> Result<(), String> {
+        self.0 = MemoryStore::restore(state)?;
+        Ok(())
+    }
+}

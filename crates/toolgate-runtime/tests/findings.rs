@@ -16,10 +16,10 @@ use toolgate_runtime::gateway::{
     Call, CallOutcome, CompiledPolicy, CredentialProvider, DigestKey, Gateway, GatewayError,
     Limits, ManualClock, Services, ToolExecutor,
 };
-use toolgate_runtime::journal::{Fsync, Journal};
+use toolgate_runtime::journal::{Fsync, Journal, JournalConfig};
 use toolgate_runtime::refusal::Refusal;
 use toolgate_runtime::store::{
-    replay, Approver, CallKey, KillScope, MemoryStore, Store, TenantScope,
+    Approver, CallKey, KillScope, MemoryStore, Store, StoreState, TenantScope,
 };
 
 struct Creds;
@@ -58,9 +58,13 @@ fn scratch(name: &str) -> PathBuf {
 
 /// A gateway over the journal at `path`, its state replayed from it.
 async fn open(path: &Path, text: &str, clock: Arc<ManualClock>) -> (Gw, Exec, Arc<MemoryStore>) {
-    let (journal, opened) = Journal::open(path, Fsync::Never, Vec::new()).expect("journal");
-    let store = Arc::new(MemoryStore::default());
-    replay(store.as_ref(), &opened.lines).expect("replays");
+    let config = JournalConfig {
+        fsync: Fsync::Never,
+        ..JournalConfig::default()
+    };
+    let (journal, opened) =
+        Journal::open(path, config, Box::new(StoreState::default())).expect("journal");
+    let store = Arc::new(MemoryStore::restore(&opened.state).expect("state"));
     let exec = Exec::default();
     let services = Services {
         journal,

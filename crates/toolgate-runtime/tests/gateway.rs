@@ -14,8 +14,8 @@ use toolgate_runtime::gateway::{
     Call, CallOutcome, CompiledPolicy, CredentialProvider, DigestKey, Gateway, GatewayError,
     Limits, ManualClock, Services, ToolExecutor,
 };
-use toolgate_runtime::journal::{self, Fsync, Journal};
-use toolgate_runtime::store::{Approver, CallKey, KillScope, MemoryStore, TenantScope};
+use toolgate_runtime::journal::{self, Fsync, Journal, JournalConfig};
+use toolgate_runtime::store::{Approver, CallKey, KillScope, MemoryStore, StoreState, TenantScope};
 
 /// The scope of every credential load, in order.
 type Scopes = Arc<Mutex<Vec<Vec<(String, Json)>>>>;
@@ -85,7 +85,12 @@ async fn gateway_over(
 
 async fn setup(name: &str, policy_text: &str) -> Setup {
     let path = scratch(name);
-    let (journal, _) = Journal::open(&path, Fsync::Never, Vec::new()).expect("journal");
+    let config = JournalConfig {
+        fsync: Fsync::Never,
+        ..JournalConfig::default()
+    };
+    let (journal, _) =
+        Journal::open(&path, config, Box::new(StoreState::default())).expect("journal");
     let clock = Arc::new(ManualClock::default());
     clock.set(1_800_000_000_000);
     let creds = Creds::default();
@@ -564,9 +569,13 @@ async fn reopen(
     policy_text: &str,
     clock: Arc<ManualClock>,
 ) -> (Gateway<Creds, Exec>, Arc<AtomicUsize>) {
-    let (journal, opened) = Journal::open(path, Fsync::Always, Vec::new()).expect("journal");
-    let store = Arc::new(MemoryStore::default());
-    toolgate_runtime::store::replay(store.as_ref(), &opened.lines).expect("replays");
+    let (journal, opened) = Journal::open(
+        path,
+        JournalConfig::default(),
+        Box::new(StoreState::default()),
+    )
+    .expect("journal");
+    let store = Arc::new(MemoryStore::restore(&opened.state).expect("state"));
     let exec = Exec::default();
     let executed = exec.0.clone();
     let g = gateway_over(journal, store, policy_text, clock, Creds::default(), exec).await;

@@ -14,9 +14,9 @@ use toolgate_runtime::gateway::{
     Authorized, Call, CallState, CompiledPolicy, CredentialProvider, DigestKey, Gateway,
     GatewayError, Limits, ManualClock, Services, ToolExecutor,
 };
-use toolgate_runtime::journal::{self, Fsync, Journal};
+use toolgate_runtime::journal::{self, Fsync, Journal, JournalConfig};
 use toolgate_runtime::refusal::Refusal;
-use toolgate_runtime::store::{Approver, MemoryStore, TenantScope};
+use toolgate_runtime::store::{Approver, MemoryStore, StoreState, TenantScope};
 
 struct NoCreds;
 impl CredentialProvider for NoCreds {
@@ -40,7 +40,12 @@ async fn gateway(name: &str, text: &str) -> (Gateway<NoCreds, NoTool>, Arc<Manua
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
     let path = dir.join("audit.jsonl");
-    let (journal, _) = Journal::open(&path, Fsync::Never, Vec::new()).expect("journal");
+    let config = JournalConfig {
+        fsync: Fsync::Never,
+        ..JournalConfig::default()
+    };
+    let (journal, _) =
+        Journal::open(&path, config, Box::new(StoreState::default())).expect("journal");
     let clock = Arc::new(ManualClock::default());
     clock.set(1_800_000_000_000);
     let services = Services {

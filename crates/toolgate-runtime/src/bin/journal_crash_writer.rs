@@ -5,6 +5,12 @@
 //! - `journal-crash-writer PATH gateway`: runs a gateway whose every call is
 //!   auto-approved within a budget (state rebuilt from the journal first);
 //!   prints `acked CALL-ID` after each call returns.
+//! - `journal-crash-writer PATH sealed`: appends like the first, to a sealed
+//!   journal (key and checkpoints next to it, a checkpoint every 50 records
+//!   or 50 ms).
+//! - `journal-crash-writer PATH retry`: appends records one at a time and
+//!   never gives up: prints `acked SEQ`, or `refused` when an append fails
+//!   (the write-error test runs it under a file-size limit it later lifts).
 
 use serde_json::{json, Value};
 use std::io::Write as _;
@@ -13,8 +19,8 @@ use toolgate_runtime::gateway::{
     Call, CompiledPolicy, CredentialProvider, DigestKey, Gateway, Limits, Services, SystemClock,
     ToolExecutor,
 };
-use toolgate_runtime::journal::{Fsync, Journal};
-use toolgate_runtime::store::{replay, MemoryStore};
+use toolgate_runtime::journal::{Journal, JournalConfig, SealConfig, SigningKeySource};
+use toolgate_runtime::store::{MemoryStore, StoreState};
 
 const POLICY: &str = "tool t.close write;\nwrites enabled;\nagent bot {\n  \
                       write t.close auto-approve limit 1000000 per day;\n}\n";
@@ -44,32 +50,57 @@ async fn main() -> std::process::ExitCode {
     let Some(path) = args.next() else {
         return std::process::ExitCode::from(2);
     };
-    let gateway_mode = args.next().as_deref() == Some("gateway");
-    let (journal, opened) =
-        match Journal::open(std::path::Path::new(&path), Fsync::Always, Vec::new()) {
-            Ok(j) => j,
-            Err(e) => {
-                eprintln!("{e}");
-                return std::process::ExitCode::from(1);
-            }
-        };
+    let mode = args.next();
+    let gateway_mode = mode.as_deref() == Some("gateway");
+    let path = std::path::Path::new(&path);
+    let config = if mode.as_deref() == Some("sealed") {
+        let dir = path.parent().unwrap_or(std::path::Path::new("."));
+        let mut seal = SealConfig::new(
+            SigningKeySource::File(dir.join("audit.key")),
+            dir.join("audit.checkpoints"),
+        );
+        seal.every_records = 50;
+        seal.every = std::time::Duration::from_millis(50);
+        JournalConfig {
+            seal: Some(seal),
+            ..JournalConfig::default()
+        }
+    } else {
+        JournalConfig::default()
+    };
+    let (journal, opened) = match Journal::open(path, config, Box::new(StoreState::default())) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("{e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
     let mut tasks = Vec::new();
-    if gateway_mode {
+    if mode.as_deref() == Some("retry") {
+        for i in 0u64.. {
+            let said = match journal.append("test", i, json!({ "i": i })).await {
+                Ok(ack) => say(&format!("acked {}", ack.seq)),
+                Err(_) => say("refused"),
+            };
+            if !said {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    } else if gateway_mode {
         let Ok(policy) = CompiledPolicy::compile(POLICY, "crash.policy") else {
             return 3.into();
         };
-        let store = Arc::new(MemoryStore::default());
-        if replay(store.as_ref(), &opened.lines).is_err() {
+        let Ok(store) = MemoryStore::restore(&opened.state) else {
             return 3.into();
-        }
-        let Ok(digest_key) =
-            DigestKey::load_or_create(&std::path::PathBuf::from(format!("{path}.digest-key")))
-        else {
+        };
+        let key_path = path.with_extension("digest-key");
+        let Ok(digest_key) = DigestKey::load_or_create(&key_path) else {
             return 3.into();
         };
         let services = Services {
             journal,
-            store,
+            store: Arc::new(store),
             clock: Arc::new(SystemClock),
             credentials: NoCredentials,
             executor: NoTool,
