@@ -65,6 +65,9 @@ pub(crate) fn run(args: &ReplayArgs) -> Exit {
     let exit = rt.block_on(replay(&loaded, &text, &audit));
     if args.audit.is_none() {
         let _ = std::fs::remove_file(&temp);
+        let mut lock = temp.into_os_string();
+        lock.push(".lock");
+        let _ = std::fs::remove_file(lock);
     }
     exit
 }
