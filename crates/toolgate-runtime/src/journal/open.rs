@@ -155,7 +155,14 @@ fn scan(
             None if plan.snapshot_seq == 0 => Cursor::genesis(),
             None => match segments::start_of(&bytes) {
                 Some(c) => c,
-                None => continue,
+                None if bytes.is_empty() => continue,
+                // Bytes that do not start with a record: never appended to.
+                None => {
+                    return Err(JournalError::Broken {
+                        path: file.display().to_string(),
+                        problem: first_line_problem(&bytes, plan.snapshot_seq + 1),
+                    })
+                }
             },
         };
         note(plan, &mut s, c.seq, &c.hash);
@@ -174,6 +181,18 @@ fn scan(
         }),
     };
     Ok(s)
+}
+
+/// What is wrong with a file whose first line is not a record.
+fn first_line_problem(bytes: &[u8], line: u64) -> Problem {
+    if bytes.contains(&b'\n') {
+        Problem::Malformed {
+            line,
+            why: "the first line of the file is not a record".into(),
+        }
+    } else {
+        Problem::Torn { line }
+    }
 }
 
 /// Remembers the hashes at the checkpoint's and the snapshot's seq.
