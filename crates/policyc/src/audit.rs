@@ -94,6 +94,14 @@ fn verify(args: &VerifyArgs) -> Exit {
         Ok(o) => o,
         Err(e) => return usage(&e),
     };
+    // Without an anchor a missing journal is a usage error; with one, it is
+    // a finding (everything the anchors cover was removed).
+    if !args.log.exists() && options.checkpoints.is_none() && options.head.is_none() {
+        return usage(&format!(
+            "cannot read `{}`: no such file",
+            args.log.display()
+        ));
+    }
     let report = match journal::audit(&args.log, &options) {
         Ok(r) => r,
         Err(e) => return io_error(e),
@@ -158,6 +166,9 @@ fn keygen(out: &Path) -> Exit {
 
 /// `policyc audit head LOG`.
 fn head(log: &Path) -> Exit {
+    if !log.exists() {
+        return usage(&format!("cannot read `{}`: no such file", log.display()));
+    }
     let report = match journal::audit(log, &AuditOptions::default()) {
         Ok(r) => r,
         Err(e) => return io_error(e),

@@ -533,6 +533,11 @@ fn audit_verify_with_checkpoints_detects_every_tampering() {
         "{}",
         run.stderr
     );
+    let missing = policyc(&dir, &["audit", "verify", "deleted.jsonl"]);
+    assert_eq!(
+        missing.code, 2,
+        "no anchor: a missing file is a usage error"
+    );
     let deleted = verify("deleted.jsonl", &[]);
     assert_eq!(deleted.code, 1, "{}", deleted.stderr);
     assert!(

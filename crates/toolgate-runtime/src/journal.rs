@@ -29,8 +29,8 @@ pub use audit::{audit, AuditFinding, AuditOptions, AuditReport};
 /// An Ed25519 public key (verifies checkpoints).
 pub use ed25519_dalek::VerifyingKey as PublicKey;
 pub use seal::{
-    generate_key_file, key_id, public_key_from_hex, public_key_hex, read_checkpoint_lines,
-    Checkpoint, SealConfig, SigningKeySource,
+    generate_key_file, key_id, public_key, public_key_from_hex, public_key_hex,
+    read_checkpoint_lines, Checkpoint, SealConfig, SigningKeySource,
 };
 pub use verify::{
     recover_torn_tail, sha256_hex, verify_bytes, verify_file, verify_text, Problem, Repaired,

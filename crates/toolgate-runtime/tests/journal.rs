@@ -973,3 +973,23 @@ fn a_sealed_writer_killed_at_random_restarts_from_its_last_checkpoint() {
     }
     eprintln!("6 kills of a sealed writer, {set_aside} with unsealed records set aside");
 }
+
+/// A live file whose only line is torn (a crash during the first write after
+/// a rotation) is refused, even under an override, and is repairable: never
+/// appended to.
+#[test]
+fn a_torn_first_line_of_the_live_file_is_refused_and_repairable() {
+    let path = scratch("segments-torn-first");
+    write_sealed(&path, segmented(&path), 300);
+    std::fs::write(&path, "{\"seq\":3").expect("torn live file");
+    let config = JournalConfig {
+        override_reason: Some("test".into()),
+        ..segmented(&path)
+    };
+    let opened = Journal::open(&path, config, Box::new(NoState)).map(|(_, o)| o);
+    assert_eq!(code(&opened), "toolgate::journal::broken");
+    let repaired = journal::recover_torn_tail(&path)
+        .expect("repairs")
+        .expect("a repair");
+    assert_eq!((repaired.kept, repaired.cut), (0, 8));
+}

@@ -2,6 +2,7 @@
 //! checkpoints and heads an auditor holds: what `policyc audit verify` reports.
 
 use super::seal::{self, Checkpoint};
+use super::snapshot;
 use super::verify::{self, Cursor};
 use super::{fsutil, Ack, JournalError, Problem};
 use ed25519_dalek::VerifyingKey;
@@ -61,6 +62,18 @@ pub enum AuditFinding {
         path: String,
         /// The line.
         line: usize,
+        /// Why.
+        why: String,
+    },
+    /// A snapshot that does not verify.
+    #[error("snapshot `{path}` does not verify: {why}")]
+    #[diagnostic(
+        code(toolgate::audit::bad_snapshot),
+        help("a restart would refuse it; remove it only after finding out who wrote it")
+    )]
+    BadSnapshot {
+        /// The snapshot file.
+        path: String,
         /// Why.
         why: String,
     },
@@ -151,20 +164,7 @@ fn load_checkpoints(
 /// Audits every record of the journal at `path` (all its segments).
 pub fn audit(path: &Path, options: &AuditOptions) -> Result<AuditReport, JournalError> {
     let mut report = AuditReport::default();
-    let mut anchors: BTreeMap<u64, Vec<Anchor>> = BTreeMap::new();
-    if let Some(file) = &options.checkpoints {
-        for (seq, a) in load_checkpoints(file, options.public_key.as_ref(), &mut report)? {
-            anchors.entry(seq).or_default().push(a);
-        }
-    }
-    if let Some(head) = &options.head {
-        let anchor = Anchor {
-            hash: head.hash.clone(),
-            name: "`--head`".into(),
-            checkpoint: None,
-        };
-        anchors.entry(head.seq).or_default().push(anchor);
-    }
+    let anchors = anchors(path, options, &mut report)?;
     report.anchors = anchors.values().map(Vec::len).sum();
     let cursor = scan_all(path, &anchors, &mut report)?;
     report.valid_up_to = cursor.seq;
@@ -178,6 +178,72 @@ pub fn audit(path: &Path, options: &AuditOptions) -> Result<AuditReport, Journal
             });
         }
     }
+    flag_unsealed(&mut report, options, cursor.seq);
+    Ok(report)
+}
+
+/// Every anchor, by seq: the checkpoints, the snapshots (when a public key
+/// is given) and the head.
+fn anchors(
+    path: &Path,
+    options: &AuditOptions,
+    report: &mut AuditReport,
+) -> Result<BTreeMap<u64, Vec<Anchor>>, JournalError> {
+    let mut anchors: BTreeMap<u64, Vec<Anchor>> = BTreeMap::new();
+    if let Some(file) = &options.checkpoints {
+        for (seq, a) in load_checkpoints(file, options.public_key.as_ref(), report)? {
+            anchors.entry(seq).or_default().push(a);
+        }
+    }
+    if let Some(key) = &options.public_key {
+        for (seq, a) in load_snapshots(path, key, report)? {
+            anchors.entry(seq).or_default().push(a);
+        }
+    }
+    if let Some(head) = &options.head {
+        let anchor = Anchor {
+            hash: head.hash.clone(),
+            name: "`--head`".into(),
+            checkpoint: None,
+        };
+        anchors.entry(head.seq).or_default().push(anchor);
+    }
+    Ok(anchors)
+}
+
+/// The snapshots as anchors (each must verify with `key`).
+fn load_snapshots(
+    path: &Path,
+    key: &VerifyingKey,
+    report: &mut AuditReport,
+) -> Result<Vec<(u64, Anchor)>, JournalError> {
+    let mut anchors = Vec::new();
+    for (seq, file) in snapshot::list(path)? {
+        match snapshot::read(&file, key) {
+            Ok(s) if s.checkpoint.seq == seq => anchors.push((
+                seq,
+                Anchor {
+                    hash: s.checkpoint.head_hash,
+                    name: format!("snapshot `{}`", file.display()),
+                    checkpoint: None,
+                },
+            )),
+            Ok(_) => report.findings.push(AuditFinding::BadSnapshot {
+                path: file.display().to_string(),
+                why: "its checkpoint is for another record".into(),
+            }),
+            Err(why) => report.findings.push(AuditFinding::BadSnapshot {
+                path: file.display().to_string(),
+                why,
+            }),
+        }
+    }
+    Ok(anchors)
+}
+
+/// Flags the records after the last checkpoint matched, when checkpoints
+/// were given and the chain is whole.
+fn flag_unsealed(report: &mut AuditReport, options: &AuditOptions, head: u64) {
     let broken = report
         .findings
         .iter()
@@ -187,14 +253,13 @@ pub fn audit(path: &Path, options: &AuditOptions) -> Result<AuditReport, Journal
         (None, Some(_)) => Some(0),
         (None, None) => None,
     };
-    if let Some(sealed) = sealed.filter(|s| !broken && cursor.seq > *s) {
+    if let Some(sealed) = sealed.filter(|s| !broken && head > *s) {
         report.findings.push(AuditFinding::Unsealed {
-            count: cursor.seq - sealed,
+            count: head - sealed,
             first: sealed + 1,
-            last: cursor.seq,
+            last: head,
         });
     }
-    Ok(report)
 }
 
 /// Scans the journal's files in order, comparing records with anchors.

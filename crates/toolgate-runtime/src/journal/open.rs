@@ -155,7 +155,14 @@ fn scan(
             None if plan.snapshot_seq == 0 => Cursor::genesis(),
             None => match segments::start_of(&bytes) {
                 Some(c) => c,
-                None => continue,
+                None if bytes.is_empty() => continue,
+                // Bytes that do not start with a record: never appended to.
+                None => {
+                    return Err(JournalError::Broken {
+                        path: file.display().to_string(),
+                        problem: first_line_problem(&bytes, plan.snapshot_seq + 1),
+                    })
+                }
             },
         };
         note(plan, &mut s, c.seq, &c.hash);
@@ -174,6 +181,18 @@ fn scan(
         }),
     };
     Ok(s)
+}
+
+/// What is wrong with a file whose first line is not a record.
+fn first_line_problem(bytes: &[u8], line: u64) -> Problem {
+    if bytes.contains(&b'\n') {
+        Problem::Malformed {
+            line,
+            why: "the first line of the file is not a record".into(),
+        }
+    } else {
+        Problem::Torn { line }
+    }
 }
 
 /// Remembers the hashes at the checkpoint's and the snapshot's seq.
@@ -306,25 +325,49 @@ pub(super) fn prepare(
         key,
         live_first: 0,
     };
-    match (problem, &config.override_reason) {
-        (Some(e), None) => return Err(e),
-        (Some(e), Some(reason)) => {
-            apply_rest(&plan, s.rest, state, &mut prepared)?;
-            // The checkpoints describe another history: seal this one anew.
-            prepared.sealed_seq = 0;
-            let body = override_body(&e, reason, checkpoint.as_ref());
-            prepared.prelude.push(("journal_override".into(), body));
-        }
-        (None, _) => {
-            if let (Some(rest), Some(c)) = (s.rest, &checkpoint) {
-                set_aside(path, &plan, rest, c, &mut prepared, &mut s)?;
-            }
-        }
-    }
+    let found = Found {
+        problem,
+        checkpoint,
+    };
+    resolve(path, config, &plan, found, state, &mut prepared, &mut s)?;
     prepared.live_first = s
         .live_first
         .unwrap_or_else(|| prepared.head.as_ref().map_or(0, |h| h.seq) + 1);
     Ok(prepared)
+}
+
+/// What opening found: a problem, and the last checkpoint.
+struct Found {
+    problem: Option<JournalError>,
+    checkpoint: Option<Checkpoint>,
+}
+
+/// Refuses a problem, or overrides it (applying everything, journaling the
+/// override); without a problem, sets aside the records after the checkpoint.
+fn resolve(
+    path: &Path,
+    config: &JournalConfig,
+    plan: &Plan,
+    found: Found,
+    state: &mut dyn StateMachine,
+    prepared: &mut Prepared,
+    s: &mut Scanned,
+) -> Result<(), JournalError> {
+    match (found.problem, &config.override_reason) {
+        (Some(e), None) => Err(e),
+        (Some(e), Some(reason)) => {
+            apply_rest(plan, s.rest, state, prepared)?;
+            // The checkpoints describe another history: seal this one anew.
+            prepared.sealed_seq = 0;
+            let body = override_body(&e, reason, found.checkpoint.as_ref());
+            prepared.prelude.push(("journal_override".into(), body));
+            Ok(())
+        }
+        (None, _) => match (s.rest, &found.checkpoint) {
+            (Some(rest), Some(c)) => set_aside(path, plan, rest, c, prepared, s),
+            _ => Ok(()),
+        },
+    }
 }
 
 fn make_plan(
@@ -422,23 +465,14 @@ fn set_aside(
             seq: checkpoint.seq,
         });
     }
-    let bytes = segments::read(path)?;
-    let cut = bytes.get(offset..).unwrap_or_default();
+    let (backup, sha256) = cut_live(path, offset)?;
     let last = prepared.head.as_ref().map_or(first, |h| h.seq);
-    let backup = fsutil::write_backup(path, ".set-aside", cut)?;
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(|e| fsutil::io(path, e))?;
-    file.set_len(offset as u64)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| fsutil::io(path, e))?;
     let aside = SetAside {
         count: last - first + 1,
         first_seq: first,
         last_seq: last,
         backup,
-        sha256: sha256_hex(cut),
+        sha256,
     };
     prepared.prelude.push((
         "unsealed_set_aside".into(),
@@ -456,4 +490,20 @@ fn set_aside(
     }
     prepared.set_aside = Some(aside);
     Ok(())
+}
+
+/// Saves the live file's bytes from `offset` to a backup, then cuts them
+/// off; returns the backup and the SHA-256 of what was cut.
+fn cut_live(path: &Path, offset: usize) -> Result<(PathBuf, String), JournalError> {
+    let bytes = segments::read(path)?;
+    let cut = bytes.get(offset..).unwrap_or_default();
+    let backup = fsutil::write_backup(path, ".set-aside", cut)?;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| fsutil::io(path, e))?;
+    file.set_len(offset as u64)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| fsutil::io(path, e))?;
+    Ok((backup, sha256_hex(cut)))
 }

@@ -161,6 +161,11 @@ pub fn public_key_hex(key: &VerifyingKey) -> String {
     to_hex(key.as_bytes())
 }
 
+/// The public key of a signing key (to give to auditors); never creates one.
+pub fn public_key(source: &SigningKeySource) -> Result<VerifyingKey, JournalError> {
+    Ok(load_key(source, false)?.verifying_key())
+}
+
 /// Loads the signing key; a missing key file is created only if `create`.
 pub(crate) fn load_key(
     source: &SigningKeySource,

@@ -67,12 +67,12 @@ pub(crate) fn write(
 }
 
 /// The snapshots, oldest first.
-fn list(path: &Path) -> Result<Vec<(u64, PathBuf)>, JournalError> {
+pub(crate) fn list(path: &Path) -> Result<Vec<(u64, PathBuf)>, JournalError> {
     super::segments::numbered(path, SNAPSHOT)
 }
 
 /// Reads and verifies one snapshot.
-fn read(file: &Path, key: &VerifyingKey) -> Result<Snapshot, String> {
+pub(crate) fn read(file: &Path, key: &VerifyingKey) -> Result<Snapshot, String> {
     let text = std::fs::read_to_string(file).map_err(|e| e.to_string())?;
     let mut lines = text.lines();
     let (Some(header), Some(state_line)) = (lines.next(), lines.next()) else {

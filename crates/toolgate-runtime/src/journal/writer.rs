@@ -35,6 +35,16 @@ pub(super) enum Msg {
     Close,
 }
 
+/// A batch ready to write.
+struct Batch {
+    text: String,
+    acks: Vec<(oneshot::Sender<Result<Ack, String>>, Ack)>,
+    lines: Vec<String>,
+    wants_seal: bool,
+    seq: u64,
+    prev: String,
+}
+
 /// The sealing half of a writer.
 struct Sealer {
     key: SigningKey,
@@ -168,19 +178,28 @@ impl Writer {
             sealer,
             _lock: lock,
         };
-        for (kind, body) in prepared.prelude {
+        writer.write_prelude(prepared.prelude)?;
+        Ok(writer)
+    }
+
+    /// Writes the records opening itself produced, each sealed at once.
+    fn write_prelude(
+        &mut self,
+        prelude: Vec<(String, serde_json::Value)>,
+    ) -> Result<(), JournalError> {
+        for (kind, body) in prelude {
             let (ack, rx) = oneshot::channel();
             let ts_ms = fsutil::now_ms();
-            writer.commit(vec![Entry {
+            self.commit(vec![Entry {
                 kind,
                 body,
                 ts_ms,
                 sealed: true,
                 ack,
             }]);
-            writer.prelude_result(rx)?;
+            self.prelude_result(rx)?;
         }
-        Ok(writer)
+        Ok(())
     }
 
     fn prelude_result(
@@ -238,30 +257,14 @@ impl Writer {
     /// Writes a batch whole and acknowledges it, or refuses all of it (and
     /// leaves the file as it was: the next batch is tried afresh).
     fn commit(&mut self, batch: Vec<Entry>) {
-        let mut text = String::new();
-        let mut acks = Vec::with_capacity(batch.len());
-        let mut lines = Vec::with_capacity(batch.len());
-        let mut wants_seal = false;
-        let (mut seq, mut prev) = (self.seq, self.prev.clone());
-        for e in batch {
-            seq += 1;
-            let line = serde_json::json!({
-                "seq": seq, "ts_ms": e.ts_ms, "kind": e.kind, "prev": prev, "body": e.body,
-            })
-            .to_string();
-            prev = sha256_hex(line.as_bytes());
-            text.push_str(&line);
-            text.push('\n');
-            wants_seal |= e.sealed;
-            acks.push((
-                e.ack,
-                Ack {
-                    seq,
-                    hash: prev.clone(),
-                },
-            ));
-            lines.push(line);
-        }
+        let Batch {
+            text,
+            acks,
+            lines,
+            wants_seal,
+            seq,
+            prev,
+        } = self.format(batch);
         if let Err(reason) = self
             .file
             .write(text.as_bytes(), self.fsync == Fsync::Always)
@@ -310,6 +313,39 @@ impl Writer {
                 Err(e.to_string())
             }
         }
+    }
+
+    /// The batch's lines, numbered and chained after the head (not yet
+    /// taken: a failed write leaves the head where it was).
+    fn format(&self, batch: Vec<Entry>) -> Batch {
+        let mut b = Batch {
+            text: String::new(),
+            acks: Vec::with_capacity(batch.len()),
+            lines: Vec::with_capacity(batch.len()),
+            wants_seal: false,
+            seq: self.seq,
+            prev: self.prev.clone(),
+        };
+        for e in batch {
+            b.seq += 1;
+            let line = serde_json::json!({
+                "seq": b.seq, "ts_ms": e.ts_ms, "kind": e.kind, "prev": b.prev, "body": e.body,
+            })
+            .to_string();
+            b.prev = sha256_hex(line.as_bytes());
+            b.text.push_str(&line);
+            b.text.push('\n');
+            b.wants_seal |= e.sealed;
+            b.acks.push((
+                e.ack,
+                Ack {
+                    seq: b.seq,
+                    hash: b.prev.clone(),
+                },
+            ));
+            b.lines.push(line);
+        }
+        b
     }
 
     /// Applies committed lines to the state, tracks the policy, tells the sinks.
