@@ -19,7 +19,9 @@ use toolgate_runtime::gateway::{
     Call, CompiledPolicy, CredentialProvider, DigestKey, Gateway, Limits, Services, SystemClock,
     ToolExecutor,
 };
-use toolgate_runtime::journal::{Journal, JournalConfig, SealConfig, SigningKeySource};
+use toolgate_runtime::journal::{
+    Journal, JournalConfig, NoState, SealConfig, SigningKeySource, StateMachine,
+};
 use toolgate_runtime::store::{MemoryStore, StoreState};
 
 const POLICY: &str = "tool t.close write;\nwrites enabled;\nagent bot {\n  \
@@ -68,7 +70,13 @@ async fn main() -> std::process::ExitCode {
     } else {
         JournalConfig::default()
     };
-    let (journal, opened) = match Journal::open(path, config, Box::new(StoreState::default())) {
+    // Only the gateway's records are gateway state; the plain modes append test records.
+    let state: Box<dyn StateMachine> = if gateway_mode {
+        Box::new(StoreState::default())
+    } else {
+        Box::new(NoState)
+    };
+    let (journal, opened) = match Journal::open(path, config, state) {
         Ok(j) => j,
         Err(e) => {
             eprintln!("{e}");
