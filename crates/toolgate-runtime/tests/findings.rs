@@ -364,7 +364,7 @@ async fn m3_state_stays_bounded_over_a_long_simulated_run() {
     // = 900 s / 3 = 300, 60 windows), plus what accumulates between prunes.
     assert!(
         peak < 10_000,
-        "state grew with history: peak {peak} entries after 24,000 calls"
+        "state grew with history: peak {peak} entries after 10,000 calls"
     );
     g.prune();
     let s = store.sizes();
