@@ -5,7 +5,11 @@
 //! exactly the state from before: never a re-usable token, a released kill
 //! switch or a forged approval.
 
-#![expect(clippy::expect_used, clippy::panic, reason = "test helpers fail loudly")]
+#![expect(
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers fail loudly"
+)]
 
 use serde_json::{json, Value as Json};
 use std::path::{Path, PathBuf};
