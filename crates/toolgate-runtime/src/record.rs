@@ -168,6 +168,15 @@ pub struct ApprovalRequested {
     pub count: u32,
     /// When the request expires (ms).
     pub expires_at: Option<u64>,
+    /// The arguments as journaled (fields marked `redact` replaced): what
+    /// approvers are shown.
+    pub args: serde_json::Value,
+    /// The rule that requires the approval (`file:line:column`).
+    pub rule: Option<String>,
+    /// Its reason.
+    pub reason: String,
+    /// When the call was held (ms).
+    pub requested_at: u64,
 }
 
 /// `approval_request_refused`.

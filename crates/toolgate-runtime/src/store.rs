@@ -114,6 +114,14 @@ pub struct Pending {
     pub token: Option<String>,
     /// Cancelled by the kill switch (by whom, why).
     pub cancelled: Option<(String, String)>,
+    /// The arguments as journaled (redacted fields replaced), for approvers.
+    pub args: serde_json::Value,
+    /// The rule that requires the approval (`file:line:column`).
+    pub rule: Option<String>,
+    /// Its reason.
+    pub reason: String,
+    /// When the call was held (ms).
+    pub requested_at: u64,
 }
 
 /// The state of a pending call.
@@ -524,6 +532,10 @@ fn apply_record(s: &mut State, record: &Record) {
                 rejected: None,
                 token: None,
                 cancelled: None,
+                args: r.args.clone(),
+                rule: r.rule.clone(),
+                reason: r.reason.clone(),
+                requested_at: r.requested_at,
             };
             s.pending.insert(slot(&r.key), p);
         }

@@ -163,6 +163,11 @@ async fn a_held_call_can_be_polled_until_it_runs() {
         panic!("ticket.close in prod needs approval");
     };
     assert_eq!(g.call_state(&c.key()), Some(CallState::Pending));
+    // What approvers are shown travels with the pending call (and its snapshots).
+    let shown = g.pending(&c.key()).expect("pending");
+    assert_eq!(shown.args, json!({"account_id": "A1", "ticket_id": "T1"}));
+    assert_eq!(shown.rule.as_deref(), Some("support-desk.policy:25:3"));
+    assert_eq!(shown.requested_at, 1_800_000_000_000);
     let lead = Approver {
         name: "lee".into(),
         groups: vec!["support-leads".into()],

@@ -72,6 +72,10 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             group,
             count,
             expires_at,
+            args: self.policy().journal_args(&call.tool, &call.args),
+            rule: rule.clone(),
+            reason: d.reason.to_string(),
+            requested_at: now,
         });
         self.record(&requested).await?;
         self.store.apply(&requested);
