@@ -153,6 +153,9 @@ pub enum GatewayError {
     /// The digest key could not be read or created.
     #[error("digest key {0}")]
     Key(String),
+    /// The state rebuilt from the journal could not be restored.
+    #[error("gateway state: {0}")]
+    State(String),
     /// The operating system's random source failed.
     #[error("no randomness: {0}")]
     Random(String),
@@ -160,6 +163,9 @@ pub enum GatewayError {
     #[error(transparent)]
     Journal(#[from] JournalError),
 }
+
+/// The longest call id, agent or tool name a call may bring (bytes).
+pub const MAX_NAME_BYTES: usize = 256;
 
 /// Limits on what one call may bring.
 #[derive(Clone, Copy, Debug)]
@@ -409,11 +415,7 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         let now = self.clock.now_ms();
         let policy = self.policy();
         let args_bytes = digest::json_len(&call.args);
-        if args_bytes > self.limits.max_args_bytes {
-            let reason = format!(
-                "the arguments are {args_bytes} bytes, over the limit of {} bytes",
-                self.limits.max_args_bytes
-            );
+        if let Some(reason) = self.oversized(call, args_bytes) {
             return self.deny_oversized(call, args_bytes, reason, now).await;
         }
         let req = request(call);
@@ -456,6 +458,31 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         }
     }
 
+    /// Why a call is too large to decide or journal whole, if it is: its
+    /// arguments over `max_args_bytes`, or an id, agent or tool name over
+    /// `MAX_NAME_BYTES`.
+    fn oversized(&self, call: &Call, args_bytes: u64) -> Option<String> {
+        if args_bytes > self.limits.max_args_bytes {
+            return Some(format!(
+                "the arguments are {args_bytes} bytes, over the limit of {} bytes",
+                self.limits.max_args_bytes
+            ));
+        }
+        [
+            ("call id", &call.id),
+            ("agent", &call.agent),
+            ("tool", &call.tool),
+        ]
+        .into_iter()
+        .find(|(_, v)| v.len() > MAX_NAME_BYTES)
+        .map(|(what, v)| {
+            format!(
+                "the {what} is {} bytes, over the limit of {MAX_NAME_BYTES} bytes",
+                v.len()
+            )
+        })
+    }
+
     async fn deny_oversized(
         &self,
         call: &Call,
@@ -463,12 +490,13 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         reason: String,
         now: u64,
     ) -> Result<Authorized, GatewayError> {
+        let cut = |s: &str| s.chars().take(64).collect::<String>();
         let decision = record::Decision {
-            call: call.id.clone(),
-            agent: call.agent.clone(),
-            tool: call.tool.clone(),
-            tenant: call.context.tenant.clone(),
-            env: call.context.env.clone(),
+            call: cut(&call.id),
+            agent: cut(&call.agent),
+            tool: cut(&call.tool),
+            tenant: cut(&call.context.tenant),
+            env: cut(&call.context.env),
             args_digest: String::new(),
             args: Json::Null,
             args_bytes,
@@ -628,4 +656,71 @@ fn missing_scope(d: &Decision<'_>, req: &Request<'_>) -> Option<String> {
     Some(format!(
         "the credential scope needs `{name}`, which the request context does not give"
     ))
+}
+
+/// Opens the gateway's journal and its state: `Journal::open` with the
+/// gateway's [`StoreState`](crate::store::StoreState), the store restored from
+/// it, and, when records after the last checkpoint were set aside, every one
+/// of them that only restricts (`Record::restricts`: a budget unit, a token
+/// used, a kill switch engaged, a rejection) journaled again as `restored`
+/// and applied, so neither a crash before sealing nor a rolled-back
+/// checkpoint file can re-open a token, release a kill switch or refill a
+/// budget. Every front door opens its journal through this.
+pub async fn open_journal(
+    path: &std::path::Path,
+    config: crate::journal::JournalConfig,
+) -> Result<
+    (
+        Journal,
+        Arc<crate::store::MemoryStore>,
+        crate::journal::Opened,
+    ),
+    GatewayError,
+> {
+    let state = Box::new(crate::store::StoreState::default());
+    let (journal, opened) = Journal::open(path, config, state)?;
+    let store = crate::store::MemoryStore::restore(&opened.state).map_err(GatewayError::State)?;
+    if let Some(aside) = &opened.set_aside {
+        restore_restrictions(&journal, &store, &aside.backup).await?;
+    }
+    Ok((journal, Arc::new(store), opened))
+}
+
+async fn restore_restrictions(
+    journal: &Journal,
+    store: &crate::store::MemoryStore,
+    backup: &std::path::Path,
+) -> Result<(), GatewayError> {
+    let io = |source| {
+        GatewayError::Journal(JournalError::Io {
+            path: backup.display().to_string(),
+            source,
+        })
+    };
+    let text = std::fs::read(backup).map_err(io)?;
+    for line in text.split(|b| *b == b'\n') {
+        let Ok(line) = std::str::from_utf8(line) else {
+            continue;
+        };
+        let Ok(inner) = Record::from_line(line) else {
+            continue;
+        };
+        if !inner.restricts() {
+            continue;
+        }
+        let from_seq = serde_json::from_str::<Json>(line)
+            .ok()
+            .and_then(|v| v["seq"].as_u64())
+            .unwrap_or(0);
+        let ts = Record::time_of_line(line).unwrap_or(0);
+        let restored = Record::Restored(record::Restored {
+            from_seq,
+            record: Box::new(inner),
+        });
+        let (kind, body) = restored.to_kind_body();
+        store.observe_time(ts);
+        store.apply(&restored);
+        journal.append_sealed(&kind, ts, body).await?;
+    }
+    Ok(())
 }

@@ -55,12 +55,23 @@ pub enum Record {
     JournalOverride(Json),
     /// Unsealed records found at open were set aside (written by the journal).
     UnsealedSetAside(Json),
+    /// A set-aside record that only restricts, journaled again and applied.
+    Restored(Restored),
 }
 
 impl Record {
     /// A record from its journal line.
     pub fn from_line(line: &str) -> Result<Record, String> {
         serde_json::from_str(line).map_err(|e| e.to_string())
+    }
+
+    /// The `ts_ms` of a journal line, if it has one.
+    pub fn time_of_line(line: &str) -> Option<u64> {
+        #[derive(Deserialize)]
+        struct Ts {
+            ts_ms: u64,
+        }
+        serde_json::from_str::<Ts>(line).ok().map(|t| t.ts_ms)
     }
 
     /// `(kind, body)` as the journal writes them.
@@ -78,6 +89,18 @@ impl Record {
         }
     }
 
+    /// Whether the record only restricts: it spends a budget unit or a token,
+    /// engages a kill switch, or rejects a call. Applying a forged one can only
+    /// deny more, so such records are never dropped (see [`Restored`]).
+    pub fn restricts(&self) -> bool {
+        match self {
+            Record::Decision(d) => d.budget.is_some(),
+            Record::KillSwitch(k) => k.engaged,
+            Record::TokenUsed(_) | Record::ApprovalRejected(_) => true,
+            _ => false,
+        }
+    }
+
     /// Whether the record grants or spends state, so it must be covered by a
     /// signed checkpoint before it is acknowledged (cutting it would re-open a
     /// token, release a kill switch or restore a budget).
@@ -89,7 +112,8 @@ impl Record {
             | Record::ApprovalRejected(_)
             | Record::TokenIssued(_)
             | Record::TokenUsed(_)
-            | Record::KillSwitch(_) => true,
+            | Record::KillSwitch(_)
+            | Record::Restored(_) => true,
             _ => false,
         }
     }
@@ -170,12 +194,16 @@ pub struct ApprovalRequested {
     pub expires_at: Option<u64>,
     /// The arguments as journaled (fields marked `redact` replaced): what
     /// approvers are shown.
+    #[serde(default)]
     pub args: serde_json::Value,
     /// The rule that requires the approval (`file:line:column`).
+    #[serde(default)]
     pub rule: Option<String>,
     /// Its reason.
+    #[serde(default)]
     pub reason: String,
     /// When the call was held (ms).
+    #[serde(default)]
     pub requested_at: u64,
 }
 
@@ -355,4 +383,15 @@ pub struct AccessDenied {
     pub action: String,
     /// Why it was refused.
     pub why: String,
+}
+
+/// `restored`: a record that only restricts, found among the records set
+/// aside at open (after the last checkpoint: a crash before sealing, or a
+/// checkpoint file rolled back), journaled again so its effect is kept.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Restored {
+    /// Its seq in the journal it was set aside from.
+    pub from_seq: u64,
+    /// The record.
+    pub record: Box<Record>,
 }

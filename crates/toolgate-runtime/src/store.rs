@@ -87,10 +87,12 @@ pub struct Approver {
     pub tenants: TenantScope,
 }
 
-/// An identity as compared: surrounding whitespace removed, Unicode lower
-/// case, so `Support-Bot ` and `support-bot` are the same person.
+/// An identity as compared: Unicode NFKC (full-width and other compatibility
+/// forms folded), surrounding whitespace removed, lower case, so
+/// `Support-Bot `, `ｓｕｐｐｏｒｔ-bot` and `support-bot` are the same person.
 pub fn normalise_identity(name: &str) -> String {
-    name.trim().to_lowercase()
+    use unicode_normalization::UnicodeNormalization as _;
+    name.nfkc().collect::<String>().trim().to_lowercase()
 }
 
 /// A call waiting for approval.
@@ -115,12 +117,16 @@ pub struct Pending {
     /// Cancelled by the kill switch (by whom, why).
     pub cancelled: Option<(String, String)>,
     /// The arguments as journaled (redacted fields replaced), for approvers.
+    #[serde(default)]
     pub args: serde_json::Value,
     /// The rule that requires the approval (`file:line:column`).
+    #[serde(default)]
     pub rule: Option<String>,
     /// Its reason.
+    #[serde(default)]
     pub reason: String,
     /// When the call was held (ms).
+    #[serde(default)]
     pub requested_at: u64,
 }
 
@@ -345,7 +351,8 @@ struct State {
 
 /// Pending calls are stored under this string form of their key.
 fn slot(key: &CallKey) -> String {
-    format!("{}\u{0}{}", key.tenant, key.id)
+    // JSON of the pair: unambiguous whatever the tenant and id contain.
+    serde_json::json!([key.tenant, key.id]).to_string()
 }
 
 /// A store prunes itself after this many operations, or as many as it had
@@ -360,6 +367,13 @@ pub struct MemoryStore {
 }
 
 impl MemoryStore {
+    /// Tells the store the time of a record it is about to apply, so that a
+    /// store rebuilt from the journal prunes as the live one does.
+    pub fn observe_time(&self, ms: u64) {
+        let mut s = self.state();
+        s.now = s.now.max(ms);
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         // Every change below is made whole before the guard drops, and none
         // panics midway, so a poisoned lock holds a consistent state: recover it.
@@ -410,14 +424,10 @@ fn prune_state(s: &mut State, now: u64) {
 fn add_unit(s: &mut State, key: &str, window_ms: u64, at: u64) {
     let w = s.windows.entry(key.to_string()).or_default();
     w.window_ms = window_ms;
-    while w
-        .times
-        .front()
-        .is_some_and(|t| t.saturating_add(window_ms) <= at)
-    {
-        w.times.pop_front();
-    }
-    w.times.push_back(at);
+    // Units arrive in journal order, not always in time order: keep them
+    // sorted (the window is pruned when it is next consumed from).
+    let at_or_after = w.times.partition_point(|t| *t <= at);
+    w.times.insert(at_or_after, at);
 }
 
 impl Store for MemoryStore {
@@ -434,7 +444,9 @@ impl Store for MemoryStore {
             w.times.pop_front();
         }
         if (w.times.len() as u64) < limit {
-            w.times.push_back(now);
+            // Sorted even if the clock stepped back (pruning reads the newest at the back).
+            let at_or_after = w.times.partition_point(|t| *t <= now);
+            w.times.insert(at_or_after, now);
             true
         } else {
             false
@@ -540,8 +552,19 @@ fn apply_record(s: &mut State, record: &Record) {
             s.pending.insert(slot(&r.key), p);
         }
         Record::ApprovalGranted(r) => {
-            if let Some(p) = s.pending.get_mut(&slot(&r.key)) {
-                p.approvals.push((r.approver.clone(), r.reason.clone()));
+            // Applied as admitted: a repeated approver (a retried, journaled
+            // approval) or a call no longer waiting changes nothing.
+            let now = s.now;
+            let tokens = &s.tokens;
+            let waiting = s
+                .pending
+                .get(&slot(&r.key))
+                .is_some_and(|p| p.state(tokens, now) == PendingState::Waiting);
+            if let Some(p) = s.pending.get_mut(&slot(&r.key)).filter(|_| waiting) {
+                let me = normalise_identity(&r.approver);
+                if !p.approvals.iter().any(|(n, _)| normalise_identity(n) == me) {
+                    p.approvals.push((r.approver.clone(), r.reason.clone()));
+                }
             }
         }
         Record::ApprovalRejected(r) => {
@@ -568,6 +591,9 @@ fn apply_record(s: &mut State, record: &Record) {
             }
         }
         Record::KillSwitch(k) => apply_kill_switch(s, k),
+        // Only what restricts is ever restored (a forged `restored` granting
+        // anything changes nothing).
+        Record::Restored(r) if r.record.restricts() => apply_record(s, &r.record),
         _ => {}
     }
 }
@@ -633,6 +659,9 @@ pub struct StoreState(MemoryStore);
 impl crate::journal::StateMachine for StoreState {
     fn apply(&mut self, line: &str) -> Result<(), String> {
         let record = Record::from_line(line)?;
+        if let Some(ts) = Record::time_of_line(line) {
+            self.0.observe_time(ts);
+        }
         self.0.apply(&record);
         Ok(())
     }

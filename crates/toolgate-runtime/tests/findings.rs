@@ -47,6 +47,14 @@ impl Exec {
 
 type Gw = Gateway<Creds, Exec>;
 
+/// The journal of an earlier `scratch(name)`, kept.
+fn scratch_keep(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("findings")
+        .join(name)
+        .join("audit.jsonl")
+}
+
 fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("findings")
@@ -368,6 +376,16 @@ async fn m3_state_stays_bounded_over_a_long_simulated_run() {
         "state grew with history: peak {peak} entries after 10,000 calls"
     );
     g.prune();
+    // The state rebuilt from the journal is bounded too (the journal's
+    // StateMachine prunes by the records' own times).
+    let rebuilt = {
+        drop(g);
+        settle().await;
+        let (_g, _, rebuilt) = open(&scratch_keep("m3"), p, clock.clone()).await;
+        rebuilt.sizes()
+    };
+    let live = rebuilt.pending + rebuilt.tokens + rebuilt.windows;
+    assert!(live < 2_500, "rebuilt state grew with history: {rebuilt:?}");
     let s = store.sizes();
     assert!(
         s.pending <= 61 && s.windows <= 61 && s.tokens <= 301,
@@ -598,4 +616,37 @@ async fn i1_tokens_are_long_and_distinct() {
         assert!(t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()));
         assert!(seen.insert(t), "a token repeated");
     }
+}
+
+/// L1 (review): identities are compared after NFKC, so a full-width spelling
+/// of the agent cannot approve its own call.
+#[tokio::test]
+async fn l1_a_full_width_spelling_of_the_agent_cannot_approve_itself() {
+    let (g, _, _) = open(&scratch("l1_nfkc"), DESK, clock()).await;
+    let c = call("c1", "bot", "t.close", json!({"id": "1"}), "acme");
+    g.call(&c).await.expect("held");
+    let digest = g.binding(&c).args_digest;
+    let me = approver("ＢＯＴ", "leads", &["acme"]);
+    assert_eq!(
+        refusal(g.approve(&c.key(), &me, &digest, "ok").await),
+        Refusal::SelfApproval
+    );
+}
+
+/// M2 (review): an id, agent or tool name over 256 bytes is denied and not
+/// journaled whole.
+#[tokio::test]
+async fn m2_oversized_names_are_denied_and_not_journaled_whole() {
+    let path = scratch("m2_names");
+    let (g, _, _) = open(&path, DESK, clock()).await;
+    let long = "a".repeat(300);
+    let r = g
+        .call(&call(&long, "bot", "t.close", json!({"id": "1"}), "acme"))
+        .await;
+    assert!(
+        matches!(&r, Err(GatewayError::Denied { reason, .. }) if reason == "the call id is 300 bytes, over the limit of 256 bytes"),
+        "{r:?}"
+    );
+    let text = std::fs::read_to_string(&path).expect("read");
+    assert!(!text.contains(&long), "the long id was journaled whole");
 }

@@ -41,7 +41,8 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
                 *count,
                 expires_secs.map(|s| now.saturating_add(s.saturating_mul(1000))),
             ),
-            _ => (None, 1, None),
+            // An approval-required decision always names its approval; fail closed.
+            _ => (Some(String::new()), u32::MAX, Some(now)),
         };
         let key = call.key();
         let _commit = self.commit.lock().await;
@@ -50,11 +51,18 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             Some(PendingState::Approved) => Some("approved and its token not yet used"),
             Some(PendingState::Finished) | None => None,
         };
-        if let Some(state) = in_use {
-            let refusal = Refusal::IdInUse {
+        // Checked again under the lock a kill switch takes: a call held after
+        // the switch was engaged would escape its cancellation.
+        let write = self.policy().is_write(&call.tool);
+        let refusal = if self.store.killed(&call.context.tenant, &call.agent, write) {
+            Some(Refusal::KillSwitch)
+        } else {
+            in_use.map(|state| Refusal::IdInUse {
                 id: call.id.clone(),
                 state,
-            };
+            })
+        };
+        if let Some(refusal) = refusal {
             let refused = record::ApprovalRequestRefused {
                 key,
                 binding,
@@ -112,6 +120,7 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         let now = self.clock.now_ms();
         let admitted = match self.store.pending(key) {
             None => Err(Refusal::NoSuchRequest),
+            Some(p) if self.stopped(&p) => Err(Refusal::KillSwitch),
             Some(p) => p
                 .admit_approval(who, args_digest, reason, now)
                 .map(|completes| (p, completes)),
@@ -209,9 +218,10 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             approver: who.name.clone(),
             reason: reason.to_string(),
         });
-        self.record(&rejected).await?;
+        // A rejection only restricts: it takes effect first, so a journal
+        // failure cannot leave a journaled rejection that did not happen.
         self.store.apply(&rejected);
-        Ok(())
+        self.record(&rejected).await
     }
 
     /// Runs an approved call with its token (`authorize_approved`, the
@@ -299,8 +309,15 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             by: by.to_string(),
             reason: reason.to_string(),
         });
-        self.record(&kill).await?;
-        self.store.apply(&kill);
+        if engaged {
+            // Engaging only restricts: it takes effect before it is journaled
+            // (and stays in effect if journaling fails).
+            self.store.apply(&kill);
+            self.record(&kill).await?;
+        } else {
+            self.record(&kill).await?;
+            self.store.apply(&kill);
+        }
         let now = self.clock.now_ms();
         let store = &self.store;
         self.lock_ready()
@@ -311,6 +328,15 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
     /// The engaged kill switch scopes.
     pub fn kill_scopes(&self) -> Vec<KillScope> {
         self.store.kill_scopes()
+    }
+}
+
+impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
+    /// Whether a kill switch now covers this pending call.
+    fn stopped(&self, p: &Pending) -> bool {
+        let write = self.policy().is_write(&p.binding.tool);
+        self.store
+            .killed(&p.binding.tenant, &p.binding.agent, write)
     }
 }
 

@@ -169,7 +169,7 @@ pub fn audit(path: &Path, options: &AuditOptions) -> Result<AuditReport, Journal
     let cursor = scan_all(path, &anchors, &mut report)?;
     report.valid_up_to = cursor.seq;
     report.head = cursor.head();
-    for (seq, list) in anchors.range(cursor.seq + 1..) {
+    for (seq, list) in anchors.range(cursor.seq.saturating_add(1)..) {
         for a in list {
             report.findings.push(AuditFinding::Truncated {
                 head: cursor.seq,

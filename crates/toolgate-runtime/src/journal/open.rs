@@ -104,7 +104,7 @@ fn plan_files(path: &Path, snapshot_seq: u64) -> Result<Vec<PathBuf>, JournalErr
     }
     let from = segments::sealed_segments(path)?
         .iter()
-        .rposition(|(first, _)| *first <= snapshot_seq + 1)
+        .rposition(|(first, _)| *first <= snapshot_seq.saturating_add(1))
         .unwrap_or(0);
     Ok(files
         .get(from..)
@@ -160,14 +160,14 @@ fn scan(
                 None => {
                     return Err(JournalError::Broken {
                         path: file.display().to_string(),
-                        problem: first_line_problem(&bytes, plan.snapshot_seq + 1),
+                        problem: first_line_problem(&bytes, plan.snapshot_seq.saturating_add(1)),
                     })
                 }
             },
         };
         note(plan, &mut s, c.seq, &c.hash);
         if i == last {
-            s.live_first = segments::start_of(&bytes).map(|c| c.seq + 1);
+            s.live_first = segments::start_of(&bytes).map(|c| c.seq.saturating_add(1));
         }
         scan_file(file, &bytes, i, plan, &mut c, state, &mut s)?;
         s.scanned = true;

@@ -136,7 +136,7 @@ pub(crate) fn scan(
 ) -> Result<(), Failure> {
     let mut start = 0;
     while start < bytes.len() {
-        let line_no = cursor.seq + 1;
+        let line_no = cursor.seq.saturating_add(1);
         let fail = |problem| Failure {
             problem,
             offset: start,
@@ -172,7 +172,7 @@ struct RecordHead<'a> {
 
 /// One whole line: a record numbered and chained right after `cursor`.
 fn check_line<'a>(raw: &'a [u8], cursor: &Cursor) -> Result<&'a str, Problem> {
-    let line_no = cursor.seq + 1;
+    let line_no = cursor.seq.saturating_add(1);
     let malformed = |why: String| Problem::Malformed { line: line_no, why };
     let line = std::str::from_utf8(raw).map_err(|_| malformed("not UTF-8".into()))?;
     if line.is_empty() {

@@ -304,7 +304,7 @@ impl Writer {
         match Appender::open(&self.path) {
             Ok(file) => {
                 self.file = file;
-                self.live_first = self.seq + 1;
+                self.live_first = self.seq.saturating_add(1);
                 Ok(())
             }
             Err(e) => {
