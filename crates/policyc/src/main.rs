@@ -8,6 +8,7 @@ mod eval;
 mod files;
 mod fmt;
 mod replay;
+mod serve;
 
 use clap::Parser as _;
 use std::process::{ExitCode, Termination};
@@ -68,5 +69,7 @@ fn main() -> Exit {
         cli::Command::Explain(args) => eval::explain(&args),
         cli::Command::Replay(args) => replay::run(&args),
         cli::Command::Audit(cli::AuditCommand::Verify { log }) => audit_verify(&log),
+        cli::Command::Serve(args) => serve::serve(*args),
+        cli::Command::Keys(cmd) => serve::keys(cmd),
     }
 }
