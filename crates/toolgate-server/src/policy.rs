@@ -26,6 +26,8 @@ pub struct PolicySummary {
     pub agents: Vec<String>,
     /// Declared environments.
     pub envs: Vec<String>,
+    /// Declared request-context fields (besides `tenant` and `env`), by name.
+    pub context: Vec<String>,
 }
 
 /// A declared tool.
@@ -126,6 +128,7 @@ fn summarize(policy: &ir::Policy, hash: &str, file: &str, now: u64) -> PolicySum
             .collect(),
         agents: policy.agents.iter().map(|a| a.name.clone()).collect(),
         envs: policy.envs.clone(),
+        context: policy.context.iter().map(|f| f.name.clone()).collect(),
     }
 }
 

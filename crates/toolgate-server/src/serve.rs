@@ -301,7 +301,6 @@ fn banner(app: &App, url: &str, data: &DataDir) -> Result<(), ServeError> {
             service = secret.clone();
         }
     }
-    println!("toolgate: listening on {url}");
     let agent = s
         .agents
         .first()
@@ -314,10 +313,16 @@ fn banner(app: &App, url: &str, data: &DataDir) -> Result<(), ServeError> {
         .or(s.tools.first())
         .map_or("my.tool".into(), |t| t.name.clone());
     let env = s.envs.first().cloned().unwrap_or_else(|| "dev".into());
+    let mut context = serde_json::json!({"tenant": "acme", "env": env});
+    for field in &s.context {
+        context[field] = serde_json::json!("A1");
+    }
+    let body = serde_json::json!({"agent": agent, "tool": tool, "args": {}, "context": context});
     println!("try:");
     println!(
-        "  curl -s {url}/v1/calls -H 'authorization: Bearer {service}' -H 'content-type: application/json' \\\n    -d '{{\"agent\":\"{agent}\",\"tool\":\"{tool}\",\"args\":{{}},\"context\":{{\"tenant\":\"acme\",\"env\":\"{env}\"}}}}'"
+        "  curl -s {url}/v1/calls -H 'authorization: Bearer {service}' -H 'content-type: application/json' -d '{body}'"
     );
+    println!("toolgate: listening on {url}");
     Ok(())
 }
 

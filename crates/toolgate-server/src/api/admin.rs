@@ -53,7 +53,7 @@ fn engaged(app: &App) -> KillStatus {
 
 /// The engaged kill switches.
 #[utoipa::path(get, path = "/v1/kill-switch", tag = "operator",
-    responses((status = 200, body = KillStatus), (status = 401, body = ProblemDoc), (status = 403, body = ProblemDoc)),
+    responses((status = 200, body = KillStatus), (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn kill_status(
     State(app): State<Arc<App>>,
@@ -87,8 +87,8 @@ pub struct KillBody {
 /// Engages or releases a kill switch (durable: it is journaled before it takes effect).
 /// Engaging cancels the scope's pending approvals and revokes its unused tokens.
 #[utoipa::path(post, path = "/v1/kill-switch", tag = "operator", request_body = KillBody,
-    responses((status = 200, body = KillStatus), (status = 400, body = ProblemDoc),
-        (status = 401, body = ProblemDoc), (status = 403, body = ProblemDoc), (status = 503, body = ProblemDoc)),
+    responses((status = 200, body = KillStatus), (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json"), (status = 503, body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn kill_switch(
     State(app): State<Arc<App>>,
@@ -131,6 +131,7 @@ pub async fn kill_switch(
 
 /// Filters of `GET /v1/audit`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// From this time: ms since the epoch, or a duration ago (`30m`, `2h`).
     pub since: Option<String>,
@@ -175,7 +176,7 @@ fn passes(record: &Json_, q: &AuditQuery, since: u64, until: u64) -> bool {
 /// The journal's records, filtered, as NDJSON (one record per line, as written).
 #[utoipa::path(get, path = "/v1/audit", tag = "operator", params(AuditQuery),
     responses((status = 200, description = "NDJSON: one journal record per line", content_type = "application/x-ndjson", body = String),
-        (status = 400, body = ProblemDoc), (status = 401, body = ProblemDoc), (status = 403, body = ProblemDoc)),
+        (status = 400, body = ProblemDoc, content_type = "application/problem+json"), (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn audit(
     State(app): State<Arc<App>>,
@@ -211,7 +212,7 @@ pub async fn audit(
 
 /// The journal head: the last record's sequence number and hash.
 #[utoipa::path(get, path = "/v1/audit/head", tag = "operator",
-    responses((status = 200, body = Head), (status = 401, body = ProblemDoc), (status = 403, body = ProblemDoc)),
+    responses((status = 200, body = Head), (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn audit_head(
     State(app): State<Arc<App>>,
@@ -238,7 +239,7 @@ pub struct PolicyView {
 
 /// The live policy: name, sha256, load time, tools with classes, agents.
 #[utoipa::path(get, path = "/v1/policy", tag = "operator",
-    responses((status = 200, body = PolicyView), (status = 401, body = ProblemDoc), (status = 403, body = ProblemDoc)),
+    responses((status = 200, body = PolicyView), (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn policy(
     State(app): State<Arc<App>>,
@@ -290,8 +291,8 @@ pub async fn reload_policy(app: &App) -> Result<PolicySummary, Problem> {
 
 /// Reloads the policy from its file (as SIGHUP does).
 #[utoipa::path(post, path = "/v1/policy/reload", tag = "operator",
-    responses((status = 200, body = PolicySummary), (status = 401, body = ProblemDoc), (status = 403, body = ProblemDoc),
-        (status = 422, description = "the new policy does not check clean: its diagnostics", body = ProblemDoc)),
+    responses((status = 200, body = PolicySummary), (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "the new policy does not check clean: its diagnostics", body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn reload(
     State(app): State<Arc<App>>,
@@ -312,7 +313,7 @@ pub struct KeyList {
 
 /// Lists the keys.
 #[utoipa::path(get, path = "/v1/keys", tag = "operator",
-    responses((status = 200, body = KeyList), (status = 401, body = ProblemDoc), (status = 403, body = ProblemDoc)),
+    responses((status = 200, body = KeyList), (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn keys(State(app): State<Arc<App>>, caller: Caller) -> Result<Json<KeyList>, Problem> {
     caller.require(&app, &[Role::Operator], "list keys").await?;
@@ -339,7 +340,7 @@ pub struct Status {
 
 /// Policy, uptime, pending count, kill switch and journal head.
 #[utoipa::path(get, path = "/v1/status", tag = "operator",
-    responses((status = 200, body = Status), (status = 401, body = ProblemDoc), (status = 403, body = ProblemDoc)),
+    responses((status = 200, body = Status), (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn status(State(app): State<Arc<App>>, caller: Caller) -> Result<Json<Status>, Problem> {
     caller
@@ -359,7 +360,7 @@ pub async fn status(State(app): State<Arc<App>>, caller: Caller) -> Result<Json<
 /// Prometheus text.
 #[utoipa::path(get, path = "/metrics", tag = "operator",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String),
-        (status = 401, body = ProblemDoc), (status = 403, body = ProblemDoc)),
+        (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn metrics(State(app): State<Arc<App>>, caller: Caller) -> Result<Response, Problem> {
     caller
@@ -378,7 +379,7 @@ pub async fn healthz() -> Json<Json_> {
 
 /// Ready: a policy is loaded and the journal is writable.
 #[utoipa::path(get, path = "/readyz", tag = "health",
-    responses((status = 200, description = "ready", body = Object), (status = 503, body = ProblemDoc)))]
+    responses((status = 200, description = "ready", body = Object), (status = 503, body = ProblemDoc, content_type = "application/problem+json")))]
 pub async fn readyz(State(app): State<Arc<App>>) -> Result<Json<Json_>, Problem> {
     if !data::journal_writable(&app.data.0) {
         return Err(Problem::unavailable("the journal is not writable"));

@@ -111,7 +111,7 @@ pub enum DecideBody {
 #[utoipa::path(post, path = "/v1/decide", tag = "calls",
     request_body(content = DecideBody, description = "one request or a list"),
     responses((status = 200, description = "the decision, or one per request", body = Object),
-        (status = 400, body = ProblemDoc), (status = 401, body = ProblemDoc), (status = 403, body = ProblemDoc)),
+        (status = 400, body = ProblemDoc, content_type = "application/problem+json"), (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn decide(
     State(app): State<Arc<App>>,
@@ -225,9 +225,9 @@ fn denied(call: &Call, reason: String, rule: Option<String>) -> CallAnswer {
 /// Decides and enforces a call: `allowed` means the service may execute it
 /// once with credentials for `scope`, then `POST /v1/calls/{id}/result`.
 #[utoipa::path(post, path = "/v1/calls", tag = "calls", request_body = CallRequest,
-    responses((status = 200, body = CallAnswer), (status = 400, body = ProblemDoc),
-        (status = 401, body = ProblemDoc), (status = 403, body = ProblemDoc), (status = 409, body = ProblemDoc),
-        (status = 503, body = ProblemDoc)),
+    responses((status = 200, body = CallAnswer), (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json"), (status = 409, body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn create(
     State(app): State<Arc<App>>,
@@ -291,6 +291,7 @@ fn count(app: &App, call: &Call, outcome: &str, secs: f64) {
 
 /// Query parameters naming a call's tenant.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TenantQuery {
     /// The call's tenant (needed when the key has more than one).
     pub tenant: Option<String>,
@@ -351,8 +352,8 @@ fn status_of(app: &App, key: &CallKey) -> Option<CallStatus> {
 /// A call's state; `?wait=30s` holds the answer while it is pending.
 #[utoipa::path(get, path = "/v1/calls/{id}", tag = "calls",
     params(("id" = String, Path, description = "the call id"), TenantQuery),
-    responses((status = 200, body = CallStatus), (status = 400, body = ProblemDoc),
-        (status = 401, body = ProblemDoc), (status = 403, body = ProblemDoc), (status = 404, body = ProblemDoc)),
+    responses((status = 200, body = CallStatus), (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json"), (status = 404, body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn state(
     State(app): State<Arc<App>>,
@@ -408,8 +409,8 @@ pub struct Recorded {
 /// Reports an allowed call's result (journaled as `execution`).
 #[utoipa::path(post, path = "/v1/calls/{id}/result", tag = "calls", request_body = ResultBody,
     params(("id" = String, Path, description = "the call id"), TenantQuery),
-    responses((status = 200, body = Recorded), (status = 400, body = ProblemDoc),
-        (status = 401, body = ProblemDoc), (status = 403, body = ProblemDoc), (status = 404, body = ProblemDoc)),
+    responses((status = 200, body = Recorded), (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json"), (status = 404, body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn result(
     State(app): State<Arc<App>>,
@@ -458,9 +459,9 @@ pub struct ExecuteBody {
 /// back with the scope; report the result as for any allowed call.
 #[utoipa::path(post, path = "/v1/calls/{id}/execute", tag = "calls", request_body = ExecuteBody,
     params(("id" = String, Path, description = "the call id"), TenantQuery),
-    responses((status = 200, body = CallAnswer), (status = 400, body = ProblemDoc),
-        (status = 401, body = ProblemDoc), (status = 403, body = ProblemDoc), (status = 404, body = ProblemDoc),
-        (status = 409, body = ProblemDoc)),
+    responses((status = 200, body = CallAnswer), (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json"), (status = 404, body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn execute(
     State(app): State<Arc<App>>,
