@@ -762,3 +762,101 @@ fn a_non_loopback_listen_needs_tls() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("without TLS"));
 }
+
+#[test]
+fn a_config_file_holds_the_settings_and_missing_results_are_journaled() {
+    let (data, k) = setup("config");
+    let config = data.join("toolgate.toml");
+    let policy = repo(POLICY);
+    let text = format!(
+        "policy = {:?}\nlisten = \"127.0.0.1:0\"\nresult_timeout = 1\nmax_body = 2048\nfsync = \"never\"\n",
+        policy.to_str().unwrap()
+    );
+    std::fs::write(&config, text).unwrap();
+    let s = Server::start(&data, &["--config", config.to_str().unwrap()]);
+    let r = s.post(
+        "/v1/calls",
+        &k.service,
+        call("m1", "support-bot", "kb.read", json!({}), "acme", "prod"),
+    );
+    assert_eq!(r.json["outcome"], "allowed", "{}", r.text);
+    let big = json!({"agent": "support-bot", "tool": "kb.read", "args": {"q": "x".repeat(4000)}, "context": {"tenant": "acme", "env": "prod"}});
+    s.post("/v1/calls", &k.service, big)
+        .problem(413, "body_too_large", Some("body"));
+    // The result never comes: after the timeout it is journaled as result_missing.
+    let mut state = Value::Null;
+    for _ in 0..100 {
+        state = s.get("/v1/calls/m1", &k.service).json["state"].clone();
+        if state == "result_missing" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(state, "result_missing");
+    assert_eq!(s.audit(&k.operator, "kind=result_missing&call=m1").len(), 1);
+    let bad = data.join("bad.toml");
+    std::fs::write(&bad, "listen = 5\n").unwrap();
+    let out = Command::new(BIN)
+        .arg("serve")
+        .arg("--config")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("listen"));
+}
+
+#[test]
+fn tls_serves_https_with_the_given_certificate() {
+    let (data, k) = setup("tls");
+    let (cert, key) = (data.join("cert.pem"), data.join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args([
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let policy = repo(POLICY);
+    let s = Server::start(
+        &data,
+        &[
+            "--policy",
+            policy.to_str().unwrap(),
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(s.url.starts_with("https://127.0.0.1:"), "{}", s.url);
+    let out = Command::new("curl")
+        .args(["-s", "--cacert"])
+        .arg(&cert)
+        .args(["-H", &format!("authorization: Bearer {}", k.operator)])
+        .arg(format!("{}/v1/policy", s.url))
+        .output()
+        .unwrap();
+    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(body["name"], "support-desk");
+}

@@ -44,6 +44,9 @@ pub struct Settings {
     pub concurrency: Option<usize>,
     /// `always` (default) or `never`.
     pub fsync: Option<String>,
+    /// Seconds a service has to report an allowed call's result before it
+    /// is journaled as `result_missing`. Default 300.
+    pub result_timeout: Option<u64>,
 }
 
 impl Settings {
@@ -69,6 +72,7 @@ impl Settings {
             timeout: self.timeout.or(file.timeout),
             concurrency: self.concurrency.or(file.concurrency),
             fsync: self.fsync.or(file.fsync),
+            result_timeout: self.result_timeout.or(file.result_timeout),
         }
     }
 }
@@ -250,7 +254,11 @@ async fn start(
         .map_err(|e| ServeError::Start(format!("data directory `{}`: {e}", data.0.display())))?;
     let keys_path = settings.keys.clone().unwrap_or_else(|| data.keys());
     let index = Arc::new(Index::default());
-    let gateway = open_state(data, loaded.compiled, fsync, Limits::default(), &index)
+    let mut limits = Limits::default();
+    if let Some(secs) = settings.result_timeout {
+        limits.lease_ms = secs.saturating_mul(1000);
+    }
+    let gateway = open_state(data, loaded.compiled, fsync, limits, &index)
         .await
         .map_err(|e| ServeError::Start(e.to_string()))?;
     let shadow_summary = shadow.map(|s| {
@@ -326,12 +334,12 @@ fn banner(app: &App, url: &str, data: &DataDir) -> Result<(), ServeError> {
     Ok(())
 }
 
-/// Expires leases (`result_missing`) and forgets finished held calls every 2 s;
+/// Expires leases (`result_missing`) and forgets finished held calls every second;
 /// reloads the policy on SIGHUP.
 fn background(app: Arc<App>) {
     let ticker = app.clone();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
             if let Err(e) = ticker.gateway.expire_leases().await {

@@ -473,10 +473,12 @@ pub async fn execute(
     caller
         .require(&app, &[Role::Service], "execute a call")
         .await?;
-    let tenant = match (&body.context, q.tenant.as_deref()) {
-        (Some(c), _) => c.tenant.clone(),
-        (None, given) => caller.tenant(&app, given, "execute a call").await?,
-    };
+    let given = body
+        .context
+        .as_ref()
+        .map(|c| c.tenant.as_str())
+        .or(q.tenant.as_deref());
+    let tenant = caller.tenant(&app, given, "execute a call").await?;
     let key = CallKey::new(&tenant, &id);
     let pending = app
         .gateway
