@@ -219,7 +219,12 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
             .unwrap_or(HttpLimits::default().concurrency)
             .max(1),
     };
-    let app = start(&settings, &policy_path, &data, fsync).await?;
+    if limits.timeout.is_zero() || limits.max_body == 0 {
+        return Err(ServeError::Config(
+            "`timeout` and `max_body` must be at least 1".into(),
+        ));
+    }
+    let app = start(&settings, &policy_path, &data, fsync, limits).await?;
     let router = crate::router(app.clone(), limits);
     background(app.clone());
     let listener = std::net::TcpListener::bind(addr)
@@ -243,6 +248,7 @@ async fn start(
     policy_path: &Path,
     data: &DataDir,
     fsync: Fsync,
+    http: HttpLimits,
 ) -> Result<Arc<App>, ServeError> {
     let now = crate::now_ms();
     let loaded = policy::load(policy_path, now).map_err(|r| policy_error(policy_path, &r))?;
@@ -277,7 +283,8 @@ async fn start(
         shadow: RwLock::new(shadow_summary),
         stats: crate::metrics::Stats::default(),
         started_at: now,
-        max_wait: Duration::from_secs(55),
+        // A long poll answers before the request timeout cuts it.
+        max_wait: Duration::from_secs(55).min(http.timeout.saturating_sub(Duration::from_secs(1))),
         reloading: tokio::sync::Mutex::new(()),
     });
     *FIRST_KEYS.lock().unwrap_or_else(|p| p.into_inner()) = first;

@@ -87,7 +87,10 @@ pub struct KillBody {
 /// Engages or releases a kill switch (durable: it is journaled before it takes effect).
 /// Engaging cancels the scope's pending approvals and revokes its unused tokens.
 #[utoipa::path(post, path = "/v1/kill-switch", tag = "operator", request_body = KillBody,
-    responses((status = 200, body = KillStatus), (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
+    responses(
+        (status = 413, description = "the body is over the limit", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, description = "the body is not JSON", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 200, body = KillStatus), (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
         (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json"), (status = 503, body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn kill_switch(

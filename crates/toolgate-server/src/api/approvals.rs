@@ -260,7 +260,10 @@ fn result(app: &App, key: &CallKey) -> ApprovalResult {
 /// Approves a held call as this key's approver; the token goes to the service, not here.
 #[utoipa::path(post, path = "/v1/approvals/{id}/approve", tag = "approvals", request_body = ApproveBody,
     params(("id" = String, Path, description = "the approval (call) id"), ApprovalQuery),
-    responses((status = 200, body = ApprovalResult), (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
+    responses(
+        (status = 413, description = "the body is over the limit", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, description = "the body is not JSON", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 200, body = ApprovalResult), (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
         (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json"), (status = 404, body = ProblemDoc, content_type = "application/problem+json"),
         (status = 409, body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
@@ -284,7 +287,10 @@ pub async fn approve(
 /// Rejects a held call as this key's approver.
 #[utoipa::path(post, path = "/v1/approvals/{id}/reject", tag = "approvals", request_body = RejectBody,
     params(("id" = String, Path, description = "the approval (call) id"), ApprovalQuery),
-    responses((status = 200, body = ApprovalResult), (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
+    responses(
+        (status = 413, description = "the body is over the limit", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, description = "the body is not JSON", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 200, body = ApprovalResult), (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
         (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json"), (status = 404, body = ProblemDoc, content_type = "application/problem+json"),
         (status = 409, body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]

@@ -110,7 +110,10 @@ pub enum DecideBody {
 /// no budget is charged, no kill switch is consulted.
 #[utoipa::path(post, path = "/v1/decide", tag = "calls",
     request_body(content = DecideBody, description = "one request or a list"),
-    responses((status = 200, description = "the decision, or one per request", body = Object),
+    responses(
+        (status = 413, description = "the body is over the limit", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, description = "the body is not JSON", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 200, description = "the decision, or one per request", body = Object),
         (status = 400, body = ProblemDoc, content_type = "application/problem+json"), (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn decide(
@@ -225,7 +228,10 @@ fn denied(call: &Call, reason: String, rule: Option<String>) -> CallAnswer {
 /// Decides and enforces a call: `allowed` means the service may execute it
 /// once with credentials for `scope`, then `POST /v1/calls/{id}/result`.
 #[utoipa::path(post, path = "/v1/calls", tag = "calls", request_body = CallRequest,
-    responses((status = 200, body = CallAnswer), (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
+    responses(
+        (status = 413, description = "the body is over the limit", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, description = "the body is not JSON", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 200, body = CallAnswer), (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
         (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json"), (status = 409, body = ProblemDoc, content_type = "application/problem+json"),
         (status = 503, body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
@@ -409,7 +415,10 @@ pub struct Recorded {
 /// Reports an allowed call's result (journaled as `execution`).
 #[utoipa::path(post, path = "/v1/calls/{id}/result", tag = "calls", request_body = ResultBody,
     params(("id" = String, Path, description = "the call id"), TenantQuery),
-    responses((status = 200, body = Recorded), (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
+    responses(
+        (status = 413, description = "the body is over the limit", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, description = "the body is not JSON", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 200, body = Recorded), (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
         (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json"), (status = 404, body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn result(
@@ -459,7 +468,10 @@ pub struct ExecuteBody {
 /// back with the scope; report the result as for any allowed call.
 #[utoipa::path(post, path = "/v1/calls/{id}/execute", tag = "calls", request_body = ExecuteBody,
     params(("id" = String, Path, description = "the call id"), TenantQuery),
-    responses((status = 200, body = CallAnswer), (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
+    responses(
+        (status = 413, description = "the body is over the limit", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, description = "the body is not JSON", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 200, body = CallAnswer), (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
         (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json"), (status = 404, body = ProblemDoc, content_type = "application/problem+json"),
         (status = 409, body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
