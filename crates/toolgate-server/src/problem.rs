@@ -200,3 +200,27 @@ pub async fn ensure_problem(response: Response) -> Response {
     }
     problem.into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_map_by_who_what_and_state() {
+        assert_eq!(refusal(&Refusal::WrongGroup).status, 403);
+        assert_eq!(refusal(&Refusal::SelfApproval).status, 403);
+        assert_eq!(refusal(&Refusal::NoSuchRequest).status, 404);
+        assert_eq!(refusal(&Refusal::TokenUsed).status, 409);
+        let stale = refusal(&Refusal::DigestMismatch);
+        assert_eq!(
+            (stale.status, stale.field.as_deref()),
+            (409, Some("args_digest"))
+        );
+        assert_eq!(stale.code, "toolgate::gateway::digest_mismatch");
+        assert_eq!(
+            stale.kind,
+            "urn:toolgate:problem:toolgate::gateway::digest_mismatch"
+        );
+        assert_eq!(refusal(&Refusal::ReasonRequired).status, 400);
+    }
+}
