@@ -860,3 +860,42 @@ fn tls_serves_https_with_the_given_certificate() {
     let body: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(body["name"], "support-desk");
 }
+
+#[test]
+fn approvers_see_redacted_arguments_and_approve_the_real_ones() {
+    let (data, k) = setup("redact");
+    let policy = data.join("mail.policy");
+    let text = "tool mail.send write { to: string, body: string redact };\nwrites enabled;\n\
+                agent support-bot {\n  write mail.send require approval from \"support-leads\";\n}\n";
+    std::fs::write(&policy, text).unwrap();
+    let s = Server::start(&data, &["--policy", policy.to_str().unwrap()]);
+    let args = json!({"to": "a@example.com", "body": "the secret reset link"});
+    let r = s.post("/v1/calls", &k.service, json!({"id": "m1", "agent": "support-bot", "tool": "mail.send", "args": args, "context": {"tenant": "acme", "env": "prod"}}));
+    assert_eq!(r.json["outcome"], "pending", "{}", r.text);
+    let item = &s.get("/v1/approvals", &k.lead).json["approvals"][0];
+    assert_eq!(
+        item["args"],
+        json!({"to": "a@example.com", "body": "[redacted]"})
+    );
+    assert!(!s
+        .audit(&k.operator, "")
+        .iter()
+        .any(|r| r.to_string().contains("secret reset link")));
+    let digest = item["args_digest"].as_str().unwrap();
+    let ok = s.post(
+        "/v1/approvals/m1/approve",
+        &k.lead,
+        json!({"args_digest": digest, "reason": "ok"}),
+    );
+    assert_eq!(ok.json["state"], "approved", "{}", ok.text);
+    let token = s.get("/v1/calls/m1", &k.service).json["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let go = s.post(
+        "/v1/calls/m1/execute",
+        &k.service,
+        json!({"token": token, "args": args}),
+    );
+    assert_eq!(go.json["outcome"], "allowed", "{}", go.text);
+}
