@@ -483,6 +483,17 @@ fn kill_switch_for_one_agent_with_all_tools_stops_its_reads_only() {
     let records = s.audit(&k.operator, "kind=kill_switch");
     assert_eq!(records.len(), 2);
     assert_eq!(records[0]["body"]["by"], "ops");
+    let first = records[0]["seq"].as_u64().unwrap();
+    assert_eq!(
+        s.audit(&k.operator, &format!("kind=kill_switch&after={first}"))
+            .len(),
+        1
+    );
+    assert_eq!(s.audit(&k.operator, "kind=kill_switch&since=1h").len(), 2);
+    assert_eq!(s.audit(&k.operator, "until=0").len(), 0);
+    let k2 = s.audit(&k.operator, "call=k2&tenant=acme");
+    assert_eq!(k2.len(), 1);
+    assert_eq!(k2[0]["body"]["decision"], "deny");
 }
 
 #[test]

@@ -8,6 +8,7 @@ use crate::keys::{Key, Role};
 use crate::policy::{self, PolicySummary};
 use crate::problem::{Problem, ProblemDoc};
 use crate::App;
+use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -176,7 +177,7 @@ fn passes(record: &Json_, q: &AuditQuery, since: u64, until: u64) -> bool {
         && q.tenant.as_deref().is_none_or(|t| body["tenant"] == t)
 }
 
-/// The journal's records, filtered, as NDJSON (one record per line, as written).
+/// The journal's records, filtered, streamed as NDJSON (one record per line, as written).
 #[utoipa::path(get, path = "/v1/audit", tag = "operator", params(AuditQuery),
     responses((status = 200, description = "NDJSON: one journal record per line", content_type = "application/x-ndjson", body = String),
         (status = 400, body = ProblemDoc, content_type = "application/problem+json"), (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json")),
@@ -200,17 +201,33 @@ pub async fn audit(
         .map_or(Ok(u64::MAX), |s| time_param("until", s, now))?;
     let lines = data::read_audit(&app.data)
         .map_err(|e| Problem::unavailable(format!("cannot read the journal: {e}")))?;
-    let mut out = String::new();
-    for line in lines {
-        let Ok(record) = serde_json::from_str::<Json_>(&line) else {
-            continue;
-        };
-        if passes(&record, &q, since, until) {
-            out.push_str(&line);
-            out.push('\n');
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
+    tokio::task::spawn_blocking(move || {
+        let mut chunk = String::new();
+        for line in lines {
+            let Ok(line) = line else { break };
+            let keep =
+                serde_json::from_str::<Json_>(&line).is_ok_and(|r| passes(&r, &q, since, until));
+            if keep {
+                chunk.push_str(&line);
+                chunk.push('\n');
+            }
+            if chunk.len() >= 64 * 1024
+                && tx
+                    .blocking_send(Ok(Bytes::from(std::mem::take(&mut chunk))))
+                    .is_err()
+            {
+                return;
+            }
         }
-    }
-    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], out).into_response())
+        if !chunk.is_empty() {
+            let _ = tx.blocking_send(Ok(Bytes::from(chunk)));
+        }
+    });
+    let stream =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+    let body = axum::body::Body::from_stream(stream);
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
 }
 
 /// The journal head: the last record's sequence number and hash.
