@@ -184,6 +184,13 @@ fn bad_input_is_a_problem_naming_the_field() {
         .problem(400, "invalid_request", Some("wait"));
     s.get("/v1/audit?since=yesterday", &k.operator)
         .problem(400, "invalid_request", Some("since"));
+    let r = s.get("/v1/audit?after=abc", &k.operator);
+    r.problem(400, "invalid_request", None);
+    assert!(
+        r.json["detail"].as_str().unwrap().contains("after"),
+        "{}",
+        r.text
+    );
     let kill = json!({"engaged": true, "tools": "some", "reason": "r"});
     s.post("/v1/kill-switch", &k.operator, kill)
         .problem(400, "invalid_request", Some("tools"));

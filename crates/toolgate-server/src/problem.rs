@@ -184,6 +184,13 @@ pub async fn ensure_problem(response: Response) -> Response {
     if is_problem {
         return response;
     }
+    if status == StatusCode::BAD_REQUEST {
+        // An extractor's rejection (a query string that does not parse): keep its words.
+        let bytes = axum::body::to_bytes(response.into_body(), 4096).await;
+        let text = bytes.map(|b| String::from_utf8_lossy(&b).into_owned());
+        let detail = text.unwrap_or_default();
+        return Problem::new(status, "invalid_request", detail).into_response();
+    }
     let (code, detail) = match status {
         StatusCode::NOT_FOUND => ("not_found", "no such route"),
         StatusCode::METHOD_NOT_ALLOWED => {
