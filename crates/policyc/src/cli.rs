@@ -26,6 +26,109 @@ pub(crate) enum Command {
     /// Audit journal tools.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Run the gateway as an HTTP service (see docs/server.md).
+    Serve(Box<ServeArgs>),
+    /// Manage the API keys of `policyc serve`.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// The policy file.
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// The data directory: journal, digest key and keys (default `./toolgate-data`).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Where to listen (default `127.0.0.1:8181`; port 0 picks a free port).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// A config file (TOML) with the same settings; flags win.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The keys file (default `DATA/keys.toml`).
+    #[arg(long)]
+    pub keys: Option<PathBuf>,
+    /// A shadow policy: decided beside the live one; differences are journaled and counted.
+    #[arg(long)]
+    pub shadow_policy: Option<PathBuf>,
+    /// TLS certificate chain (PEM).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Allow a non-loopback `--listen` without TLS (a proxy in front terminates it).
+    #[arg(long)]
+    pub insecure_listen: bool,
+    /// Largest request body in bytes (default 1048576).
+    #[arg(long)]
+    pub max_body: Option<usize>,
+    /// Request timeout in seconds (default 60).
+    #[arg(long)]
+    pub timeout: Option<u64>,
+    /// Requests handled at once; more wait (default 1024).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// When the journal syncs to disk: `always` (default) or `never`.
+    #[arg(long)]
+    pub fsync: Option<String>,
+    /// Seconds a service has to report an allowed call's result before it is journaled as `result_missing` (default 300).
+    #[arg(long)]
+    pub result_timeout: Option<u64>,
+}
+
+/// Where the keys file is.
+#[derive(Debug, Args)]
+pub(crate) struct KeysFile {
+    /// The data directory whose `keys.toml` to use (default `./toolgate-data`).
+    #[arg(long, conflicts_with = "keys")]
+    pub data: Option<PathBuf>,
+    /// The keys file.
+    #[arg(long)]
+    pub keys: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeysCommand {
+    /// Create a key; its secret is printed once, alone on the last line of standard output.
+    Add {
+        /// Its name (an approver's identity).
+        name: String,
+        /// `service`, `approver` or `operator`.
+        #[arg(long)]
+        role: String,
+        /// Tenants it may act for (comma-separated; default: all).
+        #[arg(long, value_delimiter = ',')]
+        tenants: Vec<String>,
+        /// Envs it may act in (default: all).
+        #[arg(long, value_delimiter = ',')]
+        envs: Vec<String>,
+        /// Agents it may speak for (service keys; default: all).
+        #[arg(long, value_delimiter = ',')]
+        agents: Vec<String>,
+        /// The approver's groups.
+        #[arg(long, value_delimiter = ',')]
+        groups: Vec<String>,
+        #[command(flatten)]
+        file: KeysFile,
+    },
+    /// List the keys (names, roles, scopes; never secrets).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        file: KeysFile,
+    },
+    /// Remove a key; the server stops accepting it at once.
+    Revoke {
+        /// Its name.
+        name: String,
+        #[command(flatten)]
+        file: KeysFile,
+    },
 }
 
 #[derive(Debug, Args)]

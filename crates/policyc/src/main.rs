@@ -10,6 +10,7 @@ mod files;
 mod fmt;
 mod lines;
 mod replay;
+mod serve;
 
 use clap::Parser as _;
 use std::process::{ExitCode, Termination};
@@ -44,5 +45,7 @@ fn main() -> Exit {
         cli::Command::Explain(args) => eval::explain(&args),
         cli::Command::Replay(args) => replay::run(&args),
         cli::Command::Audit(command) => audit::run(command),
+        cli::Command::Serve(args) => serve::serve(*args),
+        cli::Command::Keys(cmd) => serve::keys(cmd),
     }
 }

@@ -32,6 +32,12 @@ pub use seal::{
     generate_key_file, key_id, public_key, public_key_from_hex, public_key_hex,
     read_checkpoint_lines, Checkpoint, SealConfig, SigningKeySource,
 };
+/// Every file of the journal at `path`, in order: its sealed segments, then
+/// the live file (which may not exist yet).
+pub fn journal_files(path: &Path) -> Result<Vec<std::path::PathBuf>, JournalError> {
+    segments::all_files(path)
+}
+
 pub use verify::{
     recover_torn_tail, sha256_hex, verify_bytes, verify_file, verify_text, Problem, Repaired,
     Verified, GENESIS,

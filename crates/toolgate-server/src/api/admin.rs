@@ -1,0 +1,410 @@
+//! The operator's endpoints: kill switch, audit, policy and reload, keys,
+//! status, metrics; and the unauthenticated health checks.
+
+use crate::auth::Caller;
+use crate::data::{self, Head};
+use crate::extract::JsonBody;
+use crate::keys::{Key, Role};
+use crate::policy::{self, PolicySummary};
+use crate::problem::{Problem, ProblemDoc};
+use crate::App;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value as Json_};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use toolgate_runtime::store::KillScope;
+use utoipa::{IntoParams, ToSchema};
+
+/// An engaged kill switch scope.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KillScopeView {
+    /// One tenant, or every tenant (null).
+    pub tenant: Option<String>,
+    /// One agent, or every agent (null).
+    pub agent: Option<String>,
+    /// `writes` (writes stop) or `all` (reads stop too).
+    pub tools: String,
+}
+
+/// The engaged kill switches.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KillStatus {
+    /// Every engaged scope.
+    pub engaged: Vec<KillScopeView>,
+}
+
+fn engaged(app: &App) -> KillStatus {
+    let engaged = app
+        .gateway
+        .kill_scopes()
+        .into_iter()
+        .map(|s| KillScopeView {
+            tenant: s.tenant,
+            agent: s.agent,
+            tools: if s.all_tools { "all" } else { "writes" }.into(),
+        })
+        .collect();
+    KillStatus { engaged }
+}
+
+/// The engaged kill switches.
+#[utoipa::path(get, path = "/v1/kill-switch", tag = "operator",
+    responses((status = 200, body = KillStatus), (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn kill_status(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+) -> Result<Json<KillStatus>, Problem> {
+    caller
+        .require(&app, &[Role::Operator], "read the kill switch")
+        .await?;
+    Ok(Json(engaged(&app)))
+}
+
+/// Engage or release a kill switch.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KillBody {
+    /// Engage (true) or release (false).
+    pub engaged: bool,
+    /// One tenant (absent: every tenant).
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// One agent (absent: every agent).
+    #[serde(default)]
+    pub agent: Option<String>,
+    /// `writes` (the default) or `all` (reads stop too).
+    #[serde(default)]
+    pub tools: Option<String>,
+    /// Why (journaled).
+    pub reason: String,
+}
+
+/// Engages or releases a kill switch (durable: it is journaled before it takes effect).
+/// Engaging cancels the scope's pending approvals and revokes its unused tokens.
+#[utoipa::path(post, path = "/v1/kill-switch", tag = "operator", request_body = KillBody,
+    responses(
+        (status = 413, description = "the body is over the limit", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, description = "the body is not JSON", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 200, body = KillStatus), (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json"), (status = 503, body = ProblemDoc, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn kill_switch(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    JsonBody(body): JsonBody<KillBody>,
+) -> Result<Json<KillStatus>, Problem> {
+    caller
+        .require(&app, &[Role::Operator], "use the kill switch")
+        .await?;
+    let all_tools = match body.tools.as_deref() {
+        None | Some("writes") => false,
+        Some("all") => true,
+        Some(_) => return Err(Problem::bad("tools", "`tools` is `writes` or `all`")),
+    };
+    if body.reason.trim().is_empty() {
+        return Err(Problem::bad("reason", "a reason is required"));
+    }
+    let empty = |v: &Option<String>| v.as_deref().is_some_and(|s| s.trim().is_empty());
+    if empty(&body.tenant) || empty(&body.agent) {
+        let field = if empty(&body.tenant) {
+            "tenant"
+        } else {
+            "agent"
+        };
+        return Err(Problem::bad(
+            field,
+            format!("`{field}` must not be empty (leave it out for all)"),
+        ));
+    }
+    let scope = KillScope {
+        tenant: body.tenant,
+        agent: body.agent,
+        all_tools,
+    };
+    app.gateway
+        .kill_switch(scope, body.engaged, caller.name(), &body.reason)
+        .await?;
+    Ok(Json(engaged(&app)))
+}
+
+/// Filters of `GET /v1/audit`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// From this time: ms since the epoch, or a duration ago (`30m`, `2h`).
+    pub since: Option<String>,
+    /// Until this time (ms since the epoch, or a duration ago).
+    pub until: Option<String>,
+    /// Only records after this sequence number (for following).
+    pub after: Option<u64>,
+    /// Only this kind (`decision`, `approval_granted`, `kill_switch`, ...).
+    pub kind: Option<String>,
+    /// Only this call id.
+    pub call: Option<String>,
+    /// Only this tenant.
+    pub tenant: Option<String>,
+}
+
+fn time_param(field: &str, text: &str, now: u64) -> Result<u64, Problem> {
+    if let Ok(ms) = text.parse::<u64>() {
+        return Ok(ms);
+    }
+    let ago = crate::api::calls::parse_duration(text).ok_or_else(|| {
+        Problem::bad(
+            field,
+            format!("`{field}` is ms since the epoch or a duration like `30m`"),
+        )
+    })?;
+    Ok(now.saturating_sub(u64::try_from(ago.as_millis()).unwrap_or(u64::MAX)))
+}
+
+/// Whether one journal record passes the filters.
+fn passes(record: &Json_, q: &AuditQuery, since: u64, until: u64) -> bool {
+    let ts = record["ts_ms"].as_u64().unwrap_or(0);
+    let body = &record["body"];
+    ts >= since
+        && ts <= until
+        && q.after
+            .is_none_or(|a| record["seq"].as_u64().unwrap_or(0) > a)
+        && q.kind.as_deref().is_none_or(|k| record["kind"] == k)
+        && q.call.as_deref().is_none_or(|c| body["call"] == c)
+        && q.tenant.as_deref().is_none_or(|t| body["tenant"] == t)
+}
+
+/// The journal's records, filtered, streamed as NDJSON (one record per line, as written).
+#[utoipa::path(get, path = "/v1/audit", tag = "operator", params(AuditQuery),
+    responses((status = 200, description = "NDJSON: one journal record per line", content_type = "application/x-ndjson", body = String),
+        (status = 400, body = ProblemDoc, content_type = "application/problem+json"), (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn audit(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Query(q): Query<AuditQuery>,
+) -> Result<Response, Problem> {
+    caller
+        .require(&app, &[Role::Operator], "read the audit journal")
+        .await?;
+    let now = crate::now_ms();
+    let since = q
+        .since
+        .as_deref()
+        .map_or(Ok(0), |s| time_param("since", s, now))?;
+    let until = q
+        .until
+        .as_deref()
+        .map_or(Ok(u64::MAX), |s| time_param("until", s, now))?;
+    let lines = data::read_audit(&app.data)
+        .map_err(|e| Problem::unavailable(format!("cannot read the journal: {e}")))?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
+    tokio::task::spawn_blocking(move || {
+        let mut chunk = String::new();
+        for line in lines {
+            let Ok(line) = line else { break };
+            let keep =
+                serde_json::from_str::<Json_>(&line).is_ok_and(|r| passes(&r, &q, since, until));
+            if keep {
+                chunk.push_str(&line);
+                chunk.push('\n');
+            }
+            if chunk.len() >= 64 * 1024
+                && tx
+                    .blocking_send(Ok(Bytes::from(std::mem::take(&mut chunk))))
+                    .is_err()
+            {
+                return;
+            }
+        }
+        if !chunk.is_empty() {
+            let _ = tx.blocking_send(Ok(Bytes::from(chunk)));
+        }
+    });
+    let stream =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+    let body = axum::body::Body::from_stream(stream);
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
+}
+
+/// The journal head: the last record's sequence number and hash.
+#[utoipa::path(get, path = "/v1/audit/head", tag = "operator",
+    responses((status = 200, body = Head), (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn audit_head(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+) -> Result<Json<Head>, Problem> {
+    caller
+        .require(&app, &[Role::Operator], "read the audit journal")
+        .await?;
+    let head = data::audit_head(&app.data)
+        .map_err(|e| Problem::unavailable(format!("cannot read the journal: {e}")))?;
+    head.map(Json)
+        .ok_or_else(|| Problem::not_found("the journal is empty"))
+}
+
+/// The live policy, and the shadow one if any.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PolicyView {
+    /// The live policy.
+    #[serde(flatten)]
+    pub live: PolicySummary,
+    /// The shadow policy, decided beside the live one.
+    pub shadow: Option<PolicySummary>,
+}
+
+/// The live policy: name, sha256, load time, tools with classes, agents.
+#[utoipa::path(get, path = "/v1/policy", tag = "operator",
+    responses((status = 200, body = PolicyView), (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn policy(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+) -> Result<Json<PolicyView>, Problem> {
+    caller
+        .require(&app, &[Role::Operator], "read the policy")
+        .await?;
+    let shadow = app.shadow.read().unwrap_or_else(|p| p.into_inner()).clone();
+    Ok(Json(PolicyView {
+        live: app.summary(),
+        shadow,
+    }))
+}
+
+/// Re-reads the policy file and swaps it in if it checks clean; otherwise
+/// journals the refusal and answers with its diagnostics (the old one keeps serving).
+pub async fn reload_policy(app: &App) -> Result<PolicySummary, Problem> {
+    let _one = app.reloading.lock().await;
+    match policy::load(&app.policy_path, crate::now_ms()) {
+        Ok(loaded) => {
+            app.gateway.reload(loaded.compiled).await?;
+            *app.summary.write().unwrap_or_else(|p| p.into_inner()) = loaded.summary.clone();
+            app.stats.reloads_ok.fetch_add(1, Ordering::Relaxed);
+            Ok(loaded.summary)
+        }
+        Err(refused) => {
+            let texts = refused
+                .diagnostics
+                .iter()
+                .map(|d| d["message"].as_str().unwrap_or("").to_string())
+                .collect();
+            app.gateway.refuse_policy(&refused.text, texts).await?;
+            app.stats.reloads_refused.fetch_add(1, Ordering::Relaxed);
+            let mut p = Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "policy_refused",
+                format!(
+                    "`{}` does not check clean; the old policy keeps serving",
+                    app.policy_path.display()
+                ),
+            )
+            .field("policy");
+            p.diagnostics = Some(refused.diagnostics);
+            Err(p)
+        }
+    }
+}
+
+/// Reloads the policy from its file (as SIGHUP does).
+#[utoipa::path(post, path = "/v1/policy/reload", tag = "operator",
+    responses((status = 200, body = PolicySummary), (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "the new policy does not check clean: its diagnostics", body = ProblemDoc, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn reload(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+) -> Result<Json<PolicySummary>, Problem> {
+    caller
+        .require(&app, &[Role::Operator], "reload the policy")
+        .await?;
+    reload_policy(&app).await.map(Json)
+}
+
+/// The keys (names, roles and scopes; never secrets or hashes).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyList {
+    /// Every key.
+    pub keys: Vec<Key>,
+}
+
+/// Lists the keys.
+#[utoipa::path(get, path = "/v1/keys", tag = "operator",
+    responses((status = 200, body = KeyList), (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn keys(State(app): State<Arc<App>>, caller: Caller) -> Result<Json<KeyList>, Problem> {
+    caller.require(&app, &[Role::Operator], "list keys").await?;
+    let keys = app.keys.keys().iter().map(Key::public).collect();
+    Ok(Json(KeyList { keys }))
+}
+
+/// The server at a glance.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Status {
+    /// The live policy's name.
+    pub policy: Option<String>,
+    /// Its SHA-256.
+    pub policy_sha256: String,
+    /// Seconds since the server started.
+    pub uptime_secs: u64,
+    /// Calls waiting for approval.
+    pub pending: usize,
+    /// Engaged kill switches.
+    pub kill_switch: Vec<KillScopeView>,
+    /// The journal head.
+    pub journal_head: Option<Head>,
+}
+
+/// Policy, uptime, pending count, kill switch and journal head.
+#[utoipa::path(get, path = "/v1/status", tag = "operator",
+    responses((status = 200, body = Status), (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn status(State(app): State<Arc<App>>, caller: Caller) -> Result<Json<Status>, Problem> {
+    caller
+        .require(&app, &[Role::Operator], "read the status")
+        .await?;
+    let summary = app.summary();
+    Ok(Json(Status {
+        policy: summary.name,
+        policy_sha256: summary.sha256,
+        uptime_secs: crate::now_ms().saturating_sub(app.started_at) / 1000,
+        pending: app.gateway.waiting().len(),
+        kill_switch: engaged(&app).engaged,
+        journal_head: data::audit_head(&app.data).ok().flatten(),
+    }))
+}
+
+/// Prometheus text.
+#[utoipa::path(get, path = "/metrics", tag = "operator",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String),
+        (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn metrics(State(app): State<Arc<App>>, caller: Caller) -> Result<Response, Problem> {
+    caller
+        .require(&app, &[Role::Operator], "read metrics")
+        .await?;
+    let text = crate::metrics::render(&app);
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}
+
+/// Alive.
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "the process is up", body = Object)))]
+pub async fn healthz() -> Json<Json_> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Ready: a policy is loaded and the journal is writable.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses((status = 200, description = "ready", body = Object), (status = 503, body = ProblemDoc, content_type = "application/problem+json")))]
+pub async fn readyz(State(app): State<Arc<App>>) -> Result<Json<Json_>, Problem> {
+    if !data::journal_writable(&app.data.0) {
+        return Err(Problem::unavailable("the journal is not writable"));
+    }
+    Ok(Json(
+        json!({"status": "ready", "policy": app.summary().sha256}),
+    ))
+}

@@ -1,0 +1,159 @@
+//! A read-only view of the journal for the API: what each held call asked
+//! for (its arguments as journaled, redacted), its rule, reason and time, and
+//! the outcome of recent calls that were not held. It is fed the journal's
+//! records (on open, and by a sink as each is committed); it decides nothing.
+
+use lru::LruCache;
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use toolgate_runtime::journal::AuditSink;
+use toolgate_runtime::record::{Decision, Execution, Record};
+use toolgate_runtime::store::CallKey;
+
+/// How many recent call outcomes are remembered.
+const RECENT: usize = 100_000;
+
+/// A held call as it was decided.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Held {
+    /// The decision record.
+    pub decision: Decision,
+}
+
+/// The outcome of a call that was not held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recent {
+    /// Allowed; its result is not reported yet.
+    Allowed,
+    /// Denied.
+    Denied,
+    /// Allowed and its result reported (`ok` or not).
+    Executed(bool),
+    /// Allowed and its result never came.
+    ResultMissing,
+}
+
+impl Recent {
+    /// The state's name in `GET /v1/calls/{id}`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Recent::Allowed => "allowed",
+            Recent::Denied => "denied",
+            Recent::Executed(true) => "executed",
+            Recent::Executed(false) => "failed",
+            Recent::ResultMissing => "result_missing",
+        }
+    }
+}
+
+/// The view.
+pub struct Index {
+    budget_exhausted: AtomicU64,
+    held: Mutex<HashMap<CallKey, Held>>,
+    recent: Mutex<LruCache<CallKey, Recent>>,
+}
+
+impl Default for Index {
+    fn default() -> Self {
+        let cap = NonZeroUsize::new(RECENT).unwrap_or(NonZeroUsize::MIN);
+        Index {
+            budget_exhausted: AtomicU64::new(0),
+            held: Mutex::new(HashMap::new()),
+            recent: Mutex::new(LruCache::new(cap)),
+        }
+    }
+}
+
+impl Index {
+    /// Takes in one journal line (only decisions and results matter).
+    pub fn observe(&self, line: &str) {
+        if line.contains("\"kind\":\"budget_exhausted\"") {
+            self.budget_exhausted.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let interesting = [
+            "\"kind\":\"decision\"",
+            "\"kind\":\"execution\"",
+            "\"kind\":\"result_missing\"",
+        ];
+        if !interesting.iter().any(|k| line.contains(k)) {
+            return;
+        }
+        match Record::from_line(line) {
+            Ok(Record::Decision(d)) => self.decided(d),
+            Ok(Record::Execution(e)) => self.executed(&e),
+            Ok(Record::ResultMissing(m)) => self.set_recent(m.key, Recent::ResultMissing),
+            _ => {}
+        }
+    }
+
+    fn decided(&self, d: Decision) {
+        let key = CallKey::new(&d.tenant, &d.call);
+        match d.decision.as_str() {
+            "approval_required" => {
+                self.lock_held().insert(key, Held { decision: d });
+            }
+            "allow" => {
+                self.lock_held().remove(&key);
+                self.set_recent(key, Recent::Allowed);
+            }
+            _ => {
+                self.lock_held().remove(&key);
+                self.set_recent(key, Recent::Denied);
+            }
+        }
+    }
+
+    fn executed(&self, e: &Execution) {
+        let key = CallKey::new(&e.tenant, &e.call);
+        if !self.lock_held().contains_key(&key) {
+            self.set_recent(key, Recent::Executed(e.ok));
+        }
+    }
+
+    fn set_recent(&self, key: CallKey, r: Recent) {
+        self.recent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .put(key, r);
+    }
+
+    fn lock_held(&self) -> std::sync::MutexGuard<'_, HashMap<CallKey, Held>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How many `budget_exhausted` records it saw (this journal, all time).
+    pub fn budget_exhausted(&self) -> u64 {
+        self.budget_exhausted.load(Ordering::Relaxed)
+    }
+
+    /// What a held call asked for.
+    pub fn held(&self, key: &CallKey) -> Option<Held> {
+        self.lock_held().get(key).cloned()
+    }
+
+    /// The outcome of a recent call that was not held.
+    pub fn recent(&self, key: &CallKey) -> Option<Recent> {
+        self.recent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .peek(key)
+            .copied()
+    }
+
+    /// Forgets held calls the gateway no longer knows.
+    pub fn retain_held(&self, keep: impl Fn(&CallKey) -> bool) {
+        self.lock_held().retain(|k, _| keep(k));
+    }
+}
+
+/// Feeds committed journal lines to an [`Index`].
+pub struct IndexSink(pub Arc<Index>);
+
+impl AuditSink for IndexSink {
+    fn committed(&mut self, line: &str) {
+        self.0.observe(line);
+    }
+}

@@ -1,0 +1,353 @@
+//! API keys: `keys.toml` holds each key's name, role, scopes and the SHA-256
+//! of its secret (never the secret). Bearer tokens are compared in constant
+//! time; the server re-reads the file when it changes (checked per request).
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+use subtle::ConstantTimeEq as _;
+use thiserror::Error;
+use utoipa::ToSchema;
+
+/// What a key may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// An agent's service: `/v1/decide` and `/v1/calls` within its tenants, envs and agents.
+    Service,
+    /// A human approver: `/v1/approvals`, as the key's name, groups and tenants.
+    Approver,
+    /// An operator: kill switch, policy reload, audit, metrics, key listing.
+    Operator,
+}
+
+impl Role {
+    /// `service`, `approver` or `operator`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Service => "service",
+            Role::Approver => "approver",
+            Role::Operator => "operator",
+        }
+    }
+}
+
+/// One key as stored (and listed, without its hash).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Key {
+    /// Its name (an approver's identity).
+    pub name: String,
+    /// Its role.
+    pub role: Role,
+    /// The tenants it may act for; empty: every tenant.
+    #[serde(default)]
+    pub tenants: Vec<String>,
+    /// The envs it may act in; empty: every env.
+    #[serde(default)]
+    pub envs: Vec<String>,
+    /// The agents it may speak for (service keys); empty: every agent.
+    #[serde(default)]
+    pub agents: Vec<String>,
+    /// The approver's groups.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// When it was created (ms since the epoch).
+    #[serde(default)]
+    pub created_at: u64,
+    /// SHA-256 (hex) of the secret.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schema(ignore)]
+    pub sha256: String,
+}
+
+impl Key {
+    /// Whether the key may act for `tenant`.
+    pub fn allows_tenant(&self, tenant: &str) -> bool {
+        self.tenants.is_empty() || self.tenants.iter().any(|t| t == tenant)
+    }
+
+    /// Whether the key may act in `env`.
+    pub fn allows_env(&self, env: &str) -> bool {
+        self.envs.is_empty() || self.envs.iter().any(|e| e == env)
+    }
+
+    /// Whether the key may speak for `agent`.
+    pub fn allows_agent(&self, agent: &str) -> bool {
+        self.agents.is_empty() || self.agents.iter().any(|a| a == agent)
+    }
+
+    /// The key without its hash, for listing.
+    pub fn public(&self) -> Key {
+        Key {
+            sha256: String::new(),
+            ..self.clone()
+        }
+    }
+}
+
+/// The keys file.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct KeyFile {
+    /// Every key.
+    #[serde(default, rename = "key")]
+    pub keys: Vec<Key>,
+}
+
+/// Key file errors.
+#[derive(Debug, Error, miette::Diagnostic)]
+pub enum KeyError {
+    /// The file could not be read or written.
+    #[error("keys file `{path}`: {why}")]
+    #[diagnostic(code(toolgate::server::keys_io))]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        why: String,
+    },
+    /// The file is not valid.
+    #[error("keys file `{path}` is not valid: {why}")]
+    #[diagnostic(code(toolgate::server::keys_invalid))]
+    Invalid {
+        /// The file.
+        path: String,
+        /// Why.
+        why: String,
+    },
+    /// A key with this name exists.
+    #[error("a key named `{0}` exists already")]
+    #[diagnostic(
+        code(toolgate::server::key_exists),
+        help("revoke it first, or pick another name")
+    )]
+    Exists(String),
+    /// No key with this name.
+    #[error("no key named `{0}`")]
+    #[diagnostic(code(toolgate::server::no_such_key))]
+    NoSuchKey(String),
+    /// A key name must be non-empty, without control characters.
+    #[error("invalid key name `{0}`")]
+    #[diagnostic(code(toolgate::server::key_name))]
+    Name(String),
+    /// No randomness for the secret.
+    #[error("no randomness: {0}")]
+    #[diagnostic(code(toolgate::server::random))]
+    Random(String),
+}
+
+fn io(path: &Path, e: impl std::fmt::Display) -> KeyError {
+    KeyError::Io {
+        path: path.display().to_string(),
+        why: e.to_string(),
+    }
+}
+
+/// SHA-256 (hex) of a secret.
+pub fn hash_secret(secret: &str) -> String {
+    let d = Sha256::digest(secret.as_bytes());
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Reads a keys file; a missing file has no keys.
+pub fn read(path: &Path) -> Result<KeyFile, KeyError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(KeyFile::default()),
+        Err(e) => return Err(io(path, e)),
+    };
+    toml::from_str(&text).map_err(|e| KeyError::Invalid {
+        path: path.display().to_string(),
+        why: e.to_string(),
+    })
+}
+
+/// Writes a keys file whole (a temporary file renamed over it), readable by its owner only.
+pub fn write(path: &Path, file: &KeyFile) -> Result<(), KeyError> {
+    let text = toml::to_string(file).map_err(|e| io(path, e))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| io(path, e))?;
+    }
+    let tmp = path.with_extension("toml.tmp");
+    let header =
+        "# Toolgate API keys: managed by `policyc keys`; only SHA-256 hashes of secrets.\n";
+    std::fs::write(&tmp, format!("{header}{text}")).map_err(|e| io(&tmp, e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let perms = std::fs::Permissions::from_mode(0o600);
+        std::fs::set_permissions(&tmp, perms).map_err(|e| io(&tmp, e))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| io(path, e))
+}
+
+/// Adds a key (its `sha256` is set here) and returns its secret, which is stored nowhere.
+pub fn add(path: &Path, mut key: Key) -> Result<String, KeyError> {
+    if key.name.trim().is_empty() || key.name.chars().any(char::is_control) {
+        return Err(KeyError::Name(key.name));
+    }
+    let mut file = read(path)?;
+    if file.keys.iter().any(|k| k.name == key.name) {
+        return Err(KeyError::Exists(key.name));
+    }
+    let token =
+        toolgate_runtime::gateway::random_token().map_err(|e| KeyError::Random(e.to_string()))?;
+    let secret = format!("tg_{}_{token}", key.role.as_str());
+    key.sha256 = hash_secret(&secret);
+    file.keys.push(key);
+    write(path, &file)?;
+    Ok(secret)
+}
+
+/// Removes a key by name.
+pub fn revoke(path: &Path, name: &str) -> Result<(), KeyError> {
+    let mut file = read(path)?;
+    let before = file.keys.len();
+    file.keys.retain(|k| k.name != name);
+    if file.keys.len() == before {
+        return Err(KeyError::NoSuchKey(name.to_string()));
+    }
+    write(path, &file)
+}
+
+/// The keys a server checks callers against, re-read when the file changes.
+pub struct Keyring {
+    path: PathBuf,
+    cache: RwLock<Cached>,
+}
+
+#[derive(Clone, Default)]
+struct Cached {
+    stamp: Option<(SystemTime, u64)>,
+    keys: Arc<Vec<Key>>,
+}
+
+impl Keyring {
+    /// A keyring over `path` (read now; an invalid file is an error).
+    pub fn open(path: PathBuf) -> Result<Keyring, KeyError> {
+        let keys = read(&path)?.keys;
+        let ring = Keyring {
+            cache: RwLock::new(Cached {
+                stamp: stamp(&path),
+                keys: Arc::new(keys),
+            }),
+            path,
+        };
+        Ok(ring)
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The current keys: re-read when the file's time or size changed. A file
+    /// that became invalid keeps the last good keys.
+    pub fn keys(&self) -> Arc<Vec<Key>> {
+        let now = stamp(&self.path);
+        let cached = self.cache.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if cached.stamp == now {
+            return cached.keys;
+        }
+        let keys = match read(&self.path) {
+            Ok(f) => Arc::new(f.keys),
+            Err(_) => cached.keys,
+        };
+        let mut w = self.cache.write().unwrap_or_else(|p| p.into_inner());
+        *w = Cached {
+            stamp: now,
+            keys: keys.clone(),
+        };
+        keys
+    }
+
+    /// The key whose secret is `secret`. Every key's hash is compared, in
+    /// constant time, whether or not an earlier one matched.
+    pub fn authenticate(&self, secret: &str) -> Option<Key> {
+        let presented = hash_secret(secret);
+        let mut found = None;
+        for key in self.keys().iter() {
+            let same: bool = presented.as_bytes().ct_eq(key.sha256.as_bytes()).into();
+            if same && found.is_none() {
+                found = Some(key.clone());
+            }
+        }
+        found
+    }
+}
+
+fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str, role: Role) -> Key {
+        Key {
+            name: name.into(),
+            role,
+            tenants: vec!["acme".into()],
+            envs: Vec::new(),
+            agents: Vec::new(),
+            groups: Vec::new(),
+            created_at: 0,
+            sha256: String::new(),
+        }
+    }
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("tg-keys-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir.join("keys.toml")
+    }
+
+    #[test]
+    fn the_file_holds_the_hash_and_the_secret_authenticates() {
+        let path = temp("hash");
+        let secret = add(&path, key("svc", Role::Service)).unwrap();
+        assert!(secret.starts_with("tg_service_"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains(&secret));
+        assert!(text.contains(&hash_secret(&secret)));
+        let ring = Keyring::open(path.clone()).unwrap();
+        assert_eq!(ring.authenticate(&secret).unwrap().name, "svc");
+        assert!(ring.authenticate("tg_service_wrong").is_none());
+        assert!(ring.authenticate("").is_none());
+        assert!(matches!(
+            add(&path, key("svc", Role::Operator)),
+            Err(KeyError::Exists(_))
+        ));
+        assert!(matches!(
+            add(&path, key(" ", Role::Operator)),
+            Err(KeyError::Name(_))
+        ));
+    }
+
+    #[test]
+    fn a_keyring_sees_added_and_revoked_keys() {
+        let path = temp("reload");
+        let first = add(&path, key("a", Role::Service)).unwrap();
+        let ring = Keyring::open(path.clone()).unwrap();
+        let second = add(&path, key("bb", Role::Approver)).unwrap();
+        assert_eq!(ring.authenticate(&second).unwrap().role, Role::Approver);
+        revoke(&path, "a").unwrap();
+        assert!(ring.authenticate(&first).is_none());
+        assert!(matches!(revoke(&path, "a"), Err(KeyError::NoSuchKey(_))));
+        // A file that became invalid keeps the last good keys.
+        std::fs::write(&path, "key = 5").unwrap();
+        assert_eq!(ring.authenticate(&second).unwrap().name, "bb");
+    }
+
+    #[test]
+    fn empty_scopes_mean_every_one() {
+        let mut k = key("s", Role::Service);
+        assert!(k.allows_tenant("acme") && !k.allows_tenant("globex"));
+        assert!(k.allows_env("prod") && k.allows_agent("any"));
+        k.tenants.clear();
+        assert!(k.allows_tenant("globex"));
+    }
+}

@@ -1,0 +1,162 @@
+//! Toolgate's HTTP service (`policyc serve`): an adapter from HTTP to the
+//! runtime's gateway. Every decision, budget charge, approval, kill-switch
+//! check and journal record happens in the gateway; this crate turns
+//! requests into its calls and its answers into JSON.
+//!
+//! - [`router`]: the axum router (other front doors can mount it);
+//! - [`serve`]: `policyc serve` (config, listening, TLS, SIGHUP, background tasks);
+//! - [`keys`]: API keys and roles; [`auth`]: who is calling and what they may do;
+//! - [`data`]: the data directory, the only place that opens or reads the journal;
+//! - [`index`]: a read-only view of the journal (held calls' arguments, recent outcomes);
+//! - [`problem`]: RFC 9457 errors; [`openapi`]: the OpenAPI document.
+
+#![deny(missing_docs)]
+
+pub mod api;
+pub mod auth;
+pub mod data;
+pub mod extract;
+pub mod index;
+pub mod keys;
+pub mod metrics;
+pub mod openapi;
+pub mod policy;
+pub mod problem;
+pub mod serve;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::Value as Json;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use toolgate_runtime::gateway::{CredentialProvider, Gateway, ToolExecutor};
+
+/// The gateway as the server runs it: it never runs tools itself.
+pub type Gate = Gateway<Sidecar, Sidecar>;
+
+/// The server's credential provider and executor: both refuse, because the
+/// agent's service runs its tools itself after the gateway allows them.
+pub struct Sidecar;
+
+impl CredentialProvider for Sidecar {
+    fn load(&self, _: &str, _: &[(String, Json)]) -> Result<Json, String> {
+        Err("the server runs no tools: the service loads its own credentials".into())
+    }
+}
+
+impl ToolExecutor for Sidecar {
+    async fn execute(&self, _: &str, _: &Json, _: &Json) -> Result<Json, String> {
+        Err("the server runs no tools: the service executes allowed calls".into())
+    }
+}
+
+/// Everything a request handler may use.
+pub struct App {
+    /// The gateway core.
+    pub gateway: Arc<Gate>,
+    /// The API keys.
+    pub keys: keys::Keyring,
+    /// The journal's view for listing.
+    pub index: Arc<index::Index>,
+    /// The data directory.
+    pub data: data::DataDir,
+    /// The live policy's file (re-read on reload).
+    pub policy_path: PathBuf,
+    /// The live policy as `GET /v1/policy` shows it.
+    pub summary: RwLock<policy::PolicySummary>,
+    /// The shadow policy, if any.
+    pub shadow: RwLock<Option<policy::PolicySummary>>,
+    /// Counters and histograms of the HTTP layer.
+    pub stats: metrics::Stats,
+    /// When the server started (ms since the epoch).
+    pub started_at: u64,
+    /// The longest `?wait=` a long poll may ask for.
+    pub max_wait: Duration,
+    /// One reload at a time.
+    pub reloading: tokio::sync::Mutex<()>,
+}
+
+impl App {
+    /// The live policy's summary.
+    pub fn summary(&self) -> policy::PolicySummary {
+        self.summary
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// Limits of the HTTP layer.
+#[derive(Clone, Copy, Debug)]
+pub struct HttpLimits {
+    /// Largest request body (bytes).
+    pub max_body: usize,
+    /// Longest request.
+    pub timeout: Duration,
+    /// Requests handled at once (more wait).
+    pub concurrency: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            max_body: 1024 * 1024,
+            timeout: Duration::from_secs(60),
+            concurrency: 1024,
+        }
+    }
+}
+
+/// The API's router over `app`.
+pub fn router(app: Arc<App>, limits: HttpLimits) -> Router {
+    use api::{admin, approvals, calls};
+    let v1 = Router::new()
+        .route("/v1/decide", post(calls::decide))
+        .route("/v1/calls", post(calls::create))
+        .route("/v1/calls/{id}", get(calls::state))
+        .route("/v1/calls/{id}/result", post(calls::result))
+        .route("/v1/calls/{id}/execute", post(calls::execute))
+        .route("/v1/approvals", get(approvals::list))
+        .route("/v1/approvals/{id}", get(approvals::show))
+        .route("/v1/approvals/{id}/approve", post(approvals::approve))
+        .route("/v1/approvals/{id}/reject", post(approvals::reject))
+        .route(
+            "/v1/kill-switch",
+            get(admin::kill_status).post(admin::kill_switch),
+        )
+        .route("/v1/audit", get(admin::audit))
+        .route("/v1/audit/head", get(admin::audit_head))
+        .route("/v1/policy", get(admin::policy))
+        .route("/v1/policy/reload", post(admin::reload))
+        .route("/v1/keys", get(admin::keys))
+        .route("/v1/status", get(admin::status))
+        .route("/v1/openapi.json", get(openapi::serve))
+        .route("/metrics", get(admin::metrics))
+        .route("/healthz", get(admin::healthz))
+        .route("/readyz", get(admin::readyz));
+    v1.layer(axum::middleware::from_fn_with_state(
+        app.clone(),
+        metrics::time_request,
+    ))
+    .layer(DefaultBodyLimit::max(limits.max_body))
+    .layer(tower_http::limit::RequestBodyLimitLayer::new(
+        limits.max_body,
+    ))
+    .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+        axum::http::StatusCode::REQUEST_TIMEOUT,
+        limits.timeout,
+    ))
+    .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+        limits.concurrency,
+    ))
+    .layer(axum::middleware::map_response(problem::ensure_problem))
+    .with_state(app)
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    now.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
