@@ -74,8 +74,15 @@ pub(crate) struct ExplainArgs {
     /// The policy file.
     pub policy: PathBuf,
     /// A file holding one request as JSON.
+    #[arg(
+        long,
+        conflicts_with = "requests",
+        required_unless_present = "requests"
+    )]
+    pub request: Option<PathBuf>,
+    /// A JSON Lines file of requests (`-` for standard input); one explanation per line.
     #[arg(long)]
-    pub request: PathBuf,
+    pub requests: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -89,6 +96,9 @@ pub(crate) struct CheckArgs {
     /// Treat warnings as errors (exit 1 when there are any).
     #[arg(long)]
     pub deny_warnings: bool,
+    /// The base of SARIF rules' `helpUri` (a code's page is `BASE#code`).
+    #[arg(long, default_value = crate::diag::HELP_BASE)]
+    pub help_base_uri: String,
     /// Colour in human output.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
@@ -102,6 +112,9 @@ pub(crate) struct FmtArgs {
     /// Change nothing; list the files that would change and exit 1 if any would.
     #[arg(long)]
     pub check: bool,
+    /// With `--check`: print a unified diff of each change instead of the file name.
+    #[arg(long, requires = "check")]
+    pub diff: bool,
     /// Colour in error output.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
@@ -116,6 +129,8 @@ pub(crate) enum Format {
     Json,
     /// SARIF 2.1.0 on stdout.
     Sarif,
+    /// GitHub Actions workflow commands (`::error file=…`) on stdout.
+    Github,
 }
 
 /// Whether to colour human output.

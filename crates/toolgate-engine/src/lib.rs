@@ -17,7 +17,7 @@ mod ireval;
 #[cfg(feature = "reference")]
 pub mod reference;
 mod request;
-mod schema;
+pub mod schema;
 mod table;
 pub mod urls;
 mod value;
