@@ -23,6 +23,9 @@ pub(crate) enum Command {
     Explain(ExplainArgs),
     /// Run a recorded trace through the full gateway with a simulated clock.
     Replay(ReplayArgs),
+    /// Run `*.test.toml` files: cases, scenarios through the gateway, never-assertions
+    /// (exit 0: all pass, 1: a test failed, 2: usage or a broken test file).
+    Test(TestArgs),
     /// Audit journal tools.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -42,6 +45,27 @@ pub(crate) struct ReplayArgs {
     /// Replace the `--audit` file if it exists.
     #[arg(long, requires = "audit")]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TestArgs {
+    /// Test files or directories (searched recursively for `*.test.toml`).
+    #[arg(default_value = ".")]
+    pub paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = TestFormat::Human)]
+    pub format: TestFormat,
+}
+
+/// How `test` prints its results.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum TestFormat {
+    /// One line per test and a summary.
+    Human,
+    /// One JSON object.
+    Json,
+    /// JUnit XML.
+    Junit,
 }
 
 #[derive(Debug, Subcommand)]

@@ -136,6 +136,32 @@ impl FileReport {
     }
 }
 
+/// One error at `span` of a file that is not a policy (a test file), rendered
+/// as miette renders a policy's diagnostics.
+pub(crate) fn render_at(
+    path: &str,
+    src: &str,
+    code: &str,
+    message: &str,
+    span: Option<std::ops::Range<usize>>,
+    color: Color,
+) -> String {
+    let mut diag = miette::MietteDiagnostic::new(message.to_string()).with_code(code.to_string());
+    if let Some(span) = span {
+        diag = diag.with_label(miette::LabeledSpan::at(span, "here"));
+    }
+    let report = FileReport {
+        path: path.to_string(),
+        src: src.to_string(),
+        diags: vec![Box::new(diag)],
+        policy: None,
+        lines: LineIndex::new(src),
+    };
+    let mut out = String::new();
+    report.render_human(color, &mut out);
+    out
+}
+
 /// The `--format json` document.
 pub(crate) fn json_document(reports: &[FileReport], extra: Vec<Value>) -> Value {
     let mut diagnostics: Vec<Value> = reports.iter().flat_map(|r| r.json()).collect();

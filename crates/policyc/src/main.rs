@@ -9,6 +9,7 @@ mod files;
 mod fmt;
 mod lines;
 mod replay;
+mod testing;
 
 use clap::Parser as _;
 use std::process::{ExitCode, Termination};
@@ -68,6 +69,7 @@ fn main() -> Exit {
         cli::Command::Eval(args) => eval::run(&args),
         cli::Command::Explain(args) => eval::explain(&args),
         cli::Command::Replay(args) => replay::run(&args),
+        cli::Command::Test(args) => testing::run(&args),
         cli::Command::Audit(cli::AuditCommand::Verify { log }) => audit_verify(&log),
     }
 }
