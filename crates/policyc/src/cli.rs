@@ -26,6 +26,8 @@ pub(crate) enum Command {
     /// Run `*.test.toml` files: cases, scenarios through the gateway, never-assertions
     /// (exit 0: all pass, 1: a test failed, 2: usage or a broken test file).
     Test(TestArgs),
+    /// The permission matrix: what each agent may do with each tool, and by which rule.
+    Show(ShowArgs),
     /// Audit journal tools.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -66,6 +68,29 @@ pub(crate) enum TestFormat {
     Json,
     /// JUnit XML.
     Junit,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ShowArgs {
+    /// The policy file.
+    pub policy: PathBuf,
+    /// Only this agent.
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ShowFormat::Human)]
+    pub format: ShowFormat,
+}
+
+/// How `show` prints the matrix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ShowFormat {
+    /// One block per agent, one line per tool.
+    Human,
+    /// One JSON object.
+    Json,
+    /// A Markdown table (tools × agents), for a pull-request comment.
+    Markdown,
 }
 
 #[derive(Debug, Subcommand)]

@@ -9,6 +9,7 @@ mod files;
 mod fmt;
 mod lines;
 mod replay;
+mod show;
 mod testing;
 
 use clap::Parser as _;
@@ -70,6 +71,7 @@ fn main() -> Exit {
         cli::Command::Explain(args) => eval::explain(&args),
         cli::Command::Replay(args) => replay::run(&args),
         cli::Command::Test(args) => testing::run(&args),
+        cli::Command::Show(args) => show::run(&args),
         cli::Command::Audit(cli::AuditCommand::Verify { log }) => audit_verify(&log),
     }
 }

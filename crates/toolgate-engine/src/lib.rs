@@ -14,6 +14,7 @@ mod decision;
 pub(crate) mod eval;
 mod explain;
 mod ireval;
+pub mod matrix;
 #[cfg(feature = "reference")]
 pub mod reference;
 mod request;
