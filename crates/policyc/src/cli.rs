@@ -28,6 +28,8 @@ pub(crate) enum Command {
     Test(TestArgs),
     /// The permission matrix: what each agent may do with each tool, and by which rule.
     Show(ShowArgs),
+    /// What a policy change grants, per agent and tool, with a witness request per escalation.
+    Diff(DiffArgs),
     /// Audit journal tools.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -91,6 +93,41 @@ pub(crate) enum ShowFormat {
     Json,
     /// A Markdown table (tools × agents), for a pull-request comment.
     Markdown,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DiffArgs {
+    /// The policy before the change.
+    pub old: PathBuf,
+    /// The policy after it.
+    pub new: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = DiffFormat::Human)]
+    pub format: DiffFormat,
+    /// Exit 1 when there is a change of this kind.
+    #[arg(long, value_enum)]
+    pub fail_on: Option<FailOn>,
+    /// A JSON object: context fields the witness search starts from (e.g. `{"tenant":"acme"}`).
+    #[arg(long)]
+    pub context: Option<String>,
+}
+
+/// How `diff` prints the changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum DiffFormat {
+    /// One paragraph per change and a summary.
+    Human,
+    /// One JSON object.
+    Json,
+    /// SARIF 2.1.0: escalations at the NEW policy's lines.
+    Sarif,
+}
+
+/// Which changes fail `diff`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum FailOn {
+    /// Any escalation (proven or not).
+    Escalation,
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,6 +4,7 @@
 mod check;
 mod cli;
 mod diag;
+mod diff;
 mod eval;
 mod files;
 mod fmt;
@@ -72,6 +73,7 @@ fn main() -> Exit {
         cli::Command::Replay(args) => replay::run(&args),
         cli::Command::Test(args) => testing::run(&args),
         cli::Command::Show(args) => show::run(&args),
+        cli::Command::Diff(args) => diff::run(&args),
         cli::Command::Audit(cli::AuditCommand::Verify { log }) => audit_verify(&log),
     }
 }

@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 mod cache;
+pub mod compare;
 mod decision;
 pub(crate) mod eval;
 mod explain;
@@ -19,6 +20,7 @@ pub mod matrix;
 pub mod reference;
 mod request;
 pub mod schema;
+pub mod search;
 mod table;
 pub mod urls;
 mod value;

@@ -9,7 +9,6 @@ mod never;
 mod report;
 mod run;
 mod spec;
-mod witness;
 
 use crate::cli::{Color, TestArgs};
 use crate::{files, Exit};

@@ -4,11 +4,11 @@
 //! every agent) and tool and grants that kind counts as able to match,
 //! conditional or not, unless an unconditional deny in the cell shadows it
 //! (or it is a write rule and writes are not enabled). When one can, the
-//! failure names it and, if the bounded search of `witness` finds one, a
+//! failure names it and, if the bounded search of `toolgate_engine::search` finds one, a
 //! request the engine grants in that cell.
 
 use super::spec::{Never, Tools};
-use super::{witness, Broken};
+use super::Broken;
 use crate::eval::Loaded;
 use serde_json::{Map, Value as Json};
 use toolgate_check::ir;
@@ -121,7 +121,7 @@ fn cell(
     let (agent_name, tool_name) = (&p.agents[agent].name, &p.tools[tool].name);
     let forbidden =
         |o: Outcome| o == Outcome::Allow || (with_human && o == Outcome::ApprovalRequired);
-    let example = witness::search(p, agent_name, ir::ToolId(tool as u32), context, |req| {
+    let example = toolgate_engine::search::search(&[p], agent_name, tool_name, context, |req| {
         forbidden(engine.decide(&req.as_request()).outcome)
     });
     let example = example.map_or_else(

@@ -1,56 +1,89 @@
-//! A bounded search for a concrete request in one (agent, tool) cell: the
-//! candidate values come from the policy's constants for that tool (and URL
-//! forms of its strings), the tool's schema, comparison boundaries (`n - 1`,
-//! `n`, `n + 1`), the context's values and every declared env.
+//! A bounded search for concrete requests in one (agent, tool) cell, over
+//! one or more policies (`policyc test`'s `never`, `policyc diff`'s
+//! witnesses). Candidate values come from the policies' constants for that
+//! tool (and URL forms of their strings), the tool's schema, comparison
+//! boundaries (`n - 1`, `n`, `n + 1`), the given context's values, every
+//! declared env, and, for context fields the given context lacks, the same
+//! pool. At most [`MAX_CANDIDATES`] requests are tried.
 
+use crate::request::OwnedRequest;
 use serde_json::{json, Map, Value as Json};
 use toolgate_check::ir;
-use toolgate_engine::OwnedRequest;
 
 /// The most candidate requests tried per cell.
-pub(crate) const MAX_CANDIDATES: usize = 4096;
+pub const MAX_CANDIDATES: usize = 4096;
 
-/// The first candidate request for `agent` calling `tool` that `wanted` accepts.
-pub(crate) fn search(
-    policy: &ir::Policy,
+/// One varying part of a candidate: a place and its candidate values.
+enum Slot {
+    Env,
+    Ctx(String),
+    Arg(String),
+}
+
+/// The first candidate request for `agent` calling `tool` that `wanted`
+/// accepts. The tool's schema is the first policy's that declares it.
+pub fn search(
+    policies: &[&ir::Policy],
     agent: &str,
-    tool: ir::ToolId,
+    tool: &str,
     context: &Map<String, Json>,
     mut wanted: impl FnMut(&OwnedRequest) -> bool,
 ) -> Option<OwnedRequest> {
-    let decl = policy.tools.get(tool.0 as usize)?;
-    let pool = Pool::of(policy, tool, context);
-    let fields = decl.schema.clone().unwrap_or_default();
-    let choices: Vec<Vec<Json>> = fields
-        .iter()
-        .map(|f| pool.values(&f.ty, f.optional))
-        .collect();
-    let envs = if policy.envs.is_empty() {
-        vec![context.get("env").cloned().unwrap_or_else(|| json!("prod"))]
-    } else {
-        policy.envs.iter().map(|e| json!(e)).collect()
-    };
-    let mut odometer = vec![0usize; choices.len()];
-    for tried in 0..MAX_CANDIDATES {
-        let mut args = Map::new();
-        for ((f, c), i) in fields.iter().zip(&choices).zip(&odometer) {
-            match c.get(*i) {
-                Some(Json::Null) | None => {}
-                Some(v) => {
-                    args.insert(f.name.clone(), v.clone());
-                }
+    let pool = Pool::of(policies, tool, context);
+    let mut slots: Vec<(Slot, Vec<Json>)> = Vec::new();
+    let mut envs: Vec<Json> = Vec::new();
+    for p in policies {
+        envs.extend(p.envs.iter().map(|e| json!(e)));
+    }
+    envs.extend(context.get("env").cloned());
+    envs.dedup();
+    if envs.is_empty() {
+        envs.push(json!("prod"));
+    }
+    slots.push((Slot::Env, envs));
+    for p in policies {
+        for f in &p.context {
+            let known = context.contains_key(&f.name)
+                || slots
+                    .iter()
+                    .any(|(s, _)| matches!(s, Slot::Ctx(n) if *n == f.name));
+            if !known {
+                slots.push((Slot::Ctx(f.name.clone()), pool.values(&f.ty, f.optional)));
             }
         }
+    }
+    let schema = policies
+        .iter()
+        .find_map(|p| p.tools.iter().find(|t| t.name == tool))?
+        .schema
+        .clone()
+        .unwrap_or_default();
+    for f in &schema {
+        slots.push((Slot::Arg(f.name.clone()), pool.values(&f.ty, f.optional)));
+    }
+    let choices: Vec<Vec<Json>> = slots.iter().map(|(_, c)| c.clone()).collect();
+    let mut odometer = vec![0usize; slots.len()];
+    for _ in 0..MAX_CANDIDATES {
+        let mut args = Map::new();
         let mut ctx = context.clone();
-        ctx.insert("env".into(), envs[tried % envs.len()].clone());
         ctx.entry("tenant").or_insert_with(|| json!("t1"));
-        let text = json!({ "agent": agent, "tool": decl.name, "args": args, "context": ctx });
+        for ((slot, c), i) in slots.iter().zip(&odometer) {
+            let Some(v) = c.get(*i).filter(|v| !v.is_null()).cloned() else {
+                continue;
+            };
+            match slot {
+                Slot::Env => ctx.insert("env".into(), v),
+                Slot::Ctx(name) => ctx.insert(name.clone(), v),
+                Slot::Arg(name) => args.insert(name.clone(), v),
+            };
+        }
+        let text = json!({ "agent": agent, "tool": tool, "args": args, "context": ctx });
         if let Ok(req) = OwnedRequest::from_json(&text.to_string()) {
             if wanted(&req) {
                 return Some(req);
             }
         }
-        if tried % envs.len() == envs.len() - 1 && !advance(&mut odometer, &choices) {
+        if !advance(&mut odometer, &choices) {
             return None;
         }
     }
@@ -77,11 +110,14 @@ struct Pool {
 }
 
 impl Pool {
-    fn of(policy: &ir::Policy, tool: ir::ToolId, context: &Map<String, Json>) -> Pool {
+    fn of(policies: &[&ir::Policy], tool: &str, context: &Map<String, Json>) -> Pool {
         let mut pool = Pool::default();
-        for rule in policy.rules.iter().filter(|r| r.tools.contains(&tool)) {
-            if let Some(c) = &rule.condition {
-                pool.collect(c);
+        for p in policies {
+            let Some(id) = p.tool_id(tool) else { continue };
+            for rule in p.rules.iter().filter(|r| r.tools.contains(&id)) {
+                if let Some(c) = &rule.condition {
+                    pool.collect(c);
+                }
             }
         }
         for v in context.values() {
