@@ -37,11 +37,25 @@ pub(crate) enum Command {
 
 #[derive(Debug, Args)]
 pub(crate) struct ReplayArgs {
+    /// The policy file (or `--policy`).
+    #[arg(required_unless_present = "policy_flag")]
+    pub policy: Option<PathBuf>,
     /// The policy file.
-    pub policy: PathBuf,
+    #[arg(long = "policy", conflicts_with = "policy")]
+    pub policy_flag: Option<PathBuf>,
     /// The trace: JSON Lines of calls and events (approve, reject, kill_switch).
+    #[arg(long, required_unless_present = "journal", conflicts_with = "journal")]
+    pub trace: Option<PathBuf>,
+    /// Shadow replay: re-decide every decision record of this audit journal with the policy
+    /// and report the flips (exit 1 when a call would become more permissive).
     #[arg(long)]
-    pub trace: PathBuf,
+    pub journal: Option<PathBuf>,
+    /// With `--journal`: exit 0 even when calls would become more permissive.
+    #[arg(long, requires = "journal")]
+    pub allow_escalation: bool,
+    /// With `--journal`: output format.
+    #[arg(long, value_enum, default_value_t = ShadowFormat::Human)]
+    pub format: ShadowFormat,
     /// Where to write the audit journal of the replay (default: a temporary file, removed after).
     /// An existing file is refused unless `--force`.
     #[arg(long)]
@@ -82,6 +96,15 @@ pub(crate) struct ShowArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = ShowFormat::Human)]
     pub format: ShowFormat,
+}
+
+/// How a shadow replay prints its report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ShadowFormat {
+    /// Counts and example call ids.
+    Human,
+    /// One JSON object.
+    Json,
 }
 
 /// How `show` prints the matrix.

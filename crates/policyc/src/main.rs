@@ -10,6 +10,7 @@ mod files;
 mod fmt;
 mod lines;
 mod replay;
+mod shadow;
 mod show;
 mod testing;
 

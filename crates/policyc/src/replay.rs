@@ -197,14 +197,23 @@ impl Output {
 }
 
 pub(crate) fn run(args: &ReplayArgs) -> Exit {
-    let loaded = match load(&args.policy) {
+    let Some(policy) = args.policy.as_ref().or(args.policy_flag.as_ref()) else {
+        return Exit::Usage;
+    };
+    if let Some(journal) = &args.journal {
+        return crate::shadow::run(args, journal, policy);
+    }
+    let Some(trace_path) = &args.trace else {
+        return Exit::Usage;
+    };
+    let loaded = match load(policy) {
         Ok(l) => l,
         Err(exit) => return exit,
     };
-    let trace = match std::fs::File::open(&args.trace) {
+    let trace = match std::fs::File::open(trace_path) {
         Ok(file) => std::io::BufReader::new(file),
         Err(e) => {
-            eprintln!("error: cannot read `{}`: {e}", args.trace.display());
+            eprintln!("error: cannot read `{}`: {e}", trace_path.display());
             return Exit::Usage;
         }
     };
@@ -231,7 +240,7 @@ pub(crate) fn run(args: &ReplayArgs) -> Exit {
             }
         },
     };
-    rt.block_on(replay(&loaded, trace, &args.trace, &audit))
+    rt.block_on(replay(&loaded, trace, trace_path, &audit))
 }
 
 /// Reserves `path` for a new journal: an existing file is refused unless
