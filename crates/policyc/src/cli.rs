@@ -30,6 +30,8 @@ pub(crate) enum Command {
     Show(ShowArgs),
     /// What a policy change grants, per agent and tool, with a witness request per escalation.
     Diff(DiffArgs),
+    /// Convert the YAML safe-default configuration into a policy (printed on stdout).
+    Import(ImportArgs),
     /// Audit journal tools.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -151,6 +153,15 @@ pub(crate) enum DiffFormat {
 pub(crate) enum FailOn {
     /// Any escalation (proven or not).
     Escalation,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// The YAML configuration.
+    pub config: PathBuf,
+    /// The agent the policy declares (the YAML format has none).
+    #[arg(long, default_value = "assistant")]
+    pub agent: String,
 }
 
 #[derive(Debug, Subcommand)]

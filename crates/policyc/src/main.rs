@@ -8,6 +8,7 @@ mod diff;
 mod eval;
 mod files;
 mod fmt;
+mod import;
 mod lines;
 mod replay;
 mod shadow;
@@ -75,6 +76,7 @@ fn main() -> Exit {
         cli::Command::Test(args) => testing::run(&args),
         cli::Command::Show(args) => show::run(&args),
         cli::Command::Diff(args) => diff::run(&args),
+        cli::Command::Import(args) => import::run(&args),
         cli::Command::Audit(cli::AuditCommand::Verify { log }) => audit_verify(&log),
     }
 }
