@@ -156,6 +156,10 @@ fn compare_cell(
         (Some(o), Some(n)) => structural(old, new, o, n, &mut found),
         _ => {}
     }
+    if found.is_empty() && same_inputs(old.policy, new.policy, tool) {
+        // Same rules, same schemas: the two engines decide alike; nothing to search.
+        return Vec::new();
+    }
     let policies = [new.policy, old.policy];
     let more = |a: &Engine, b: &Engine, strict: bool| {
         search::search(&policies, agent, tool, context, |req| {
@@ -225,6 +229,18 @@ fn compare_cell(
             },
         })
         .collect()
+}
+
+/// Whether what the engine checks before any rule is the same in both
+/// policies for `tool`: its class and schema, the envs and the context fields.
+fn same_inputs(old: &ir::Policy, new: &ir::Policy, tool: &str) -> bool {
+    let decl = |p: &ir::Policy| {
+        p.tools
+            .iter()
+            .find(|t| t.name == tool)
+            .map(|t| (t.class, t.schema.clone()))
+    };
+    decl(old) == decl(new) && old.envs == new.envs && old.context == new.context
 }
 
 /// What differs between two cells, rule by rule.

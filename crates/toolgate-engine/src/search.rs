@@ -134,11 +134,14 @@ impl Pool {
         pool
     }
 
+    /// A string constant, its URL forms (a subdomain), and its upper case
+    /// (which URL functions normalise and plain comparisons do not).
     fn string(&mut self, s: &str) {
         for v in [
             s.to_string(),
             format!("https://{s}/"),
             format!("https://x.{s}/x"),
+            format!("{}/", s.to_uppercase()),
         ] {
             if !self.strings.contains(&v) {
                 self.strings.push(v);
