@@ -125,6 +125,9 @@ fn line(side: &Side<'_>, rule: ir::RuleId) -> usize {
     side.policy.rules.get(rule.0 as usize).map_or(0, |r| r.line)
 }
 
+/// A difference before the witness search: (kind, what, OLD line, NEW line).
+type Found = (Kind, String, Option<usize>, Option<usize>);
+
 /// The differences of one cell, classified, with witnesses attached.
 fn compare_cell(
     old: &Side<'_>,
@@ -133,102 +136,108 @@ fn compare_cell(
     tool: &str,
     context: &Map<String, Json>,
 ) -> Vec<Change> {
-    let (oc, nc) = (cell_of(old, agent, tool), cell_of(new, agent, tool));
-    let mut found: Vec<(Kind, String, Option<usize>, Option<usize>)> = Vec::new();
-    match (&oc, &nc) {
-        (None, None) => return Vec::new(),
-        (None, Some(n)) if !n.always_denied() => {
-            found.push((
-                Kind::Escalation,
-                "newly visible: the agent or tool is new and granted".into(),
-                None,
-                n.grants.first().map(|g| line(new, g.rule)),
-            ));
-        }
-        (Some(o), None) if !o.always_denied() => {
-            found.push((
-                Kind::Restriction,
-                "no longer visible: the agent or tool was removed".into(),
-                o.grants.first().map(|g| line(old, g.rule)),
-                None,
-            ));
-        }
-        (Some(o), Some(n)) => structural(old, new, o, n, &mut found),
-        _ => {}
-    }
+    let mut found = visibility(old, new, agent, tool);
     if found.is_empty() && same_inputs(old.policy, new.policy, tool) {
         // Same rules, same schemas: the two engines decide alike; nothing to search.
         return Vec::new();
     }
-    let policies = [new.policy, old.policy];
-    let more = |a: &Engine, b: &Engine, strict: bool| {
-        search::search(&policies, agent, tool, context, |req| {
-            let r = req.as_request();
-            let (da, db) = (a.decide(&r), b.decide(&r));
-            if strict {
-                level(da.outcome) > level(db.outcome)
-            } else {
-                more_permissive(&da, &db)
-            }
-        })
+    let search = |a: &Side<'_>, b: &Side<'_>, strict: bool| {
+        find(a, b, [new.policy, old.policy], agent, tool, context, strict)
     };
     // A witness that changes the outcome itself is the most telling one.
-    let up = more(new.engine, old.engine, true).or_else(|| more(new.engine, old.engine, false));
-    if found.is_empty() && up.is_none() {
+    let witness = search(new, old, true).or_else(|| search(new, old, false));
+    if found.is_empty() && witness.is_none() {
         return Vec::new();
     }
-    let witness = up.map(|request| {
-        let r = request.as_request();
-        let (o, n) = (
-            summary(&old.engine.decide(&r)),
-            summary(&new.engine.decide(&r)),
-        );
-        Witness {
-            request: request.clone(),
-            old: o,
-            new: n,
-        }
-    });
-    let down = if witness.is_none() && found.iter().any(|f| f.0 == Kind::Neutral) {
-        more(old.engine, new.engine, false)
-    } else {
-        None
-    };
-    for f in &mut found {
-        if f.0 == Kind::Neutral && f.1.starts_with("condition") {
-            if witness.is_some() {
-                f.0 = Kind::Escalation;
-                f.1 = f.1.replacen("condition changed", "condition widened", 1);
-            } else if down.is_some() {
-                f.0 = Kind::Restriction;
-                f.1 = f.1.replacen("condition changed", "condition narrowed", 1);
-            }
-        }
-    }
+    let undecided = found.iter().any(|f| f.0 == Kind::Neutral);
+    let down = witness.is_none() && undecided && search(old, new, false).is_some();
+    settle_conditions(&mut found, witness.is_some(), down);
     if witness.is_some() && !found.iter().any(|f| f.0 == Kind::Escalation) {
-        found.push((
-            Kind::Escalation,
-            "decides some requests more permissively".into(),
-            None,
-            None,
-        ));
+        let what = "decides some requests more permissively".to_string();
+        found.push((Kind::Escalation, what, None, None));
     }
     found
         .into_iter()
         .map(|(kind, what, old_rule, new_rule)| Change {
             agent: agent.to_string(),
             tool: tool.to_string(),
+            witness: witness.clone().filter(|_| kind == Kind::Escalation),
             kind,
             what,
             old_rule,
             new_rule,
-            witness: if kind == Kind::Escalation {
-                witness.clone()
-            } else {
-                None
-            },
         })
         .collect()
+}
+
+/// The structural differences of the cell, including a cell only one policy has.
+fn visibility(old: &Side<'_>, new: &Side<'_>, agent: &str, tool: &str) -> Vec<Found> {
+    let mut found = Vec::new();
+    let first = |side: &Side<'_>, c: &Cell| c.grants.first().map(|g| line(side, g.rule));
+    match (cell_of(old, agent, tool), cell_of(new, agent, tool)) {
+        (None, Some(n)) if !n.always_denied() => found.push((
+            Kind::Escalation,
+            "newly visible: the agent or tool is new and granted".into(),
+            None,
+            first(new, &n),
+        )),
+        (Some(o), None) if !o.always_denied() => found.push((
+            Kind::Restriction,
+            "no longer visible: the agent or tool was removed".into(),
+            first(old, &o),
+            None,
+        )),
+        (Some(o), Some(n)) => structural(old, new, &o, &n, &mut found),
+        _ => {}
+    }
+    found
+}
+
+/// A request `a` decides more permissively than `b` (`strict`: with a
+/// more permissive outcome), with both decisions summarised as OLD/NEW
+/// when `a` is the NEW side.
+fn find(
+    a: &Side<'_>,
+    b: &Side<'_>,
+    policies: [&ir::Policy; 2],
+    agent: &str,
+    tool: &str,
+    context: &Map<String, Json>,
+    strict: bool,
+) -> Option<Witness> {
+    let request = search::search(&policies, agent, tool, context, |req| {
+        let r = req.as_request();
+        let (da, db) = (a.engine.decide(&r), b.engine.decide(&r));
+        if strict {
+            level(da.outcome) > level(db.outcome)
+        } else {
+            more_permissive(&da, &db)
+        }
+    })?;
+    let r = request.as_request();
+    let (new, old) = (summary(&a.engine.decide(&r)), summary(&b.engine.decide(&r)));
+    Some(Witness {
+        request: request.clone(),
+        old,
+        new,
+    })
+}
+
+/// A changed condition is a widening when a witness exists, a narrowing when
+/// only the other direction has one, and stays neutral otherwise.
+fn settle_conditions(found: &mut [Found], up: bool, down: bool) {
+    for f in found.iter_mut() {
+        if f.0 != Kind::Neutral || !f.1.starts_with("condition") {
+            continue;
+        }
+        if up {
+            f.0 = Kind::Escalation;
+            f.1 = f.1.replacen("condition changed", "condition widened", 1);
+        } else if down {
+            f.0 = Kind::Restriction;
+            f.1 = f.1.replacen("condition changed", "condition narrowed", 1);
+        }
+    }
 }
 
 /// Whether what the engine checks before any rule is the same in both
@@ -244,13 +253,7 @@ fn same_inputs(old: &ir::Policy, new: &ir::Policy, tool: &str) -> bool {
 }
 
 /// What differs between two cells, rule by rule.
-fn structural(
-    old: &Side<'_>,
-    new: &Side<'_>,
-    o: &Cell,
-    n: &Cell,
-    found: &mut Vec<(Kind, String, Option<usize>, Option<usize>)>,
-) {
+fn structural(old: &Side<'_>, new: &Side<'_>, o: &Cell, n: &Cell, found: &mut Vec<Found>) {
     match (o.denied_by, n.denied_by) {
         (Some(d), None) => found.push((
             Kind::Escalation,
@@ -309,13 +312,7 @@ fn rank(k: &GrantKind) -> u8 {
     }
 }
 
-fn grants(
-    old: &Side<'_>,
-    new: &Side<'_>,
-    o: &Cell,
-    n: &Cell,
-    found: &mut Vec<(Kind, String, Option<usize>, Option<usize>)>,
-) {
+fn grants(old: &Side<'_>, new: &Side<'_>, o: &Cell, n: &Cell, found: &mut Vec<Found>) {
     let same = |a: &Grant, sa: &Side<'_>, b: &Grant, sb: &Side<'_>| {
         a.kind == b.kind && a.scope == b.scope && condition(sa, a.rule) == condition(sb, b.rule)
     };
