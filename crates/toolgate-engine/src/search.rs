@@ -29,38 +29,7 @@ pub fn search(
     context: &Map<String, Json>,
     mut wanted: impl FnMut(&OwnedRequest) -> bool,
 ) -> Option<OwnedRequest> {
-    let pool = Pool::of(policies, tool, context);
-    let mut slots: Vec<(Slot, Vec<Json>)> = Vec::new();
-    let mut envs: Vec<Json> = Vec::new();
-    for p in policies {
-        envs.extend(p.envs.iter().map(|e| json!(e)));
-    }
-    envs.extend(context.get("env").cloned());
-    envs.dedup();
-    if envs.is_empty() {
-        envs.push(json!("prod"));
-    }
-    slots.push((Slot::Env, envs));
-    for p in policies {
-        for f in &p.context {
-            let known = context.contains_key(&f.name)
-                || slots
-                    .iter()
-                    .any(|(s, _)| matches!(s, Slot::Ctx(n) if *n == f.name));
-            if !known {
-                slots.push((Slot::Ctx(f.name.clone()), pool.values(&f.ty, f.optional)));
-            }
-        }
-    }
-    let schema = policies
-        .iter()
-        .find_map(|p| p.tools.iter().find(|t| t.name == tool))?
-        .schema
-        .clone()
-        .unwrap_or_default();
-    for f in &schema {
-        slots.push((Slot::Arg(f.name.clone()), pool.values(&f.ty, f.optional)));
-    }
+    let slots = slots(policies, tool, context)?;
     let choices: Vec<Vec<Json>> = slots.iter().map(|(_, c)| c.clone()).collect();
     let mut odometer = vec![0usize; slots.len()];
     for _ in 0..MAX_CANDIDATES {
@@ -88,6 +57,45 @@ pub fn search(
         }
     }
     None
+}
+
+/// The varying parts of a candidate and their values: the env, the context
+/// fields `context` lacks, the tool's arguments (`None`: no policy has the tool).
+fn slots(
+    policies: &[&ir::Policy],
+    tool: &str,
+    context: &Map<String, Json>,
+) -> Option<Vec<(Slot, Vec<Json>)>> {
+    let pool = Pool::of(policies, tool, context);
+    let mut envs: Vec<Json> = Vec::new();
+    let declared = policies
+        .iter()
+        .flat_map(|p| p.envs.iter().map(|e| json!(e)));
+    for e in declared.chain(context.get("env").cloned()) {
+        if !envs.contains(&e) {
+            envs.push(e);
+        }
+    }
+    if envs.is_empty() {
+        envs.push(json!("prod"));
+    }
+    let mut slots = vec![(Slot::Env, envs)];
+    for f in policies.iter().flat_map(|p| p.context.iter()) {
+        let known = context.contains_key(&f.name)
+            || slots
+                .iter()
+                .any(|(s, _)| matches!(s, Slot::Ctx(n) if *n == f.name));
+        if !known {
+            slots.push((Slot::Ctx(f.name.clone()), pool.values(&f.ty, f.optional)));
+        }
+    }
+    let decl = policies
+        .iter()
+        .find_map(|p| p.tools.iter().find(|t| t.name == tool))?;
+    for f in decl.schema.iter().flatten() {
+        slots.push((Slot::Arg(f.name.clone()), pool.values(&f.ty, f.optional)));
+    }
+    Some(slots)
 }
 
 /// The next combination; `false` when every one was tried.
