@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use toml::Spanned;
 use toolgate_check::ir;
-use toolgate_engine::{Context, Decision, Engine, OwnedRequest};
+use toolgate_engine::{Decision, Engine, OwnedRequest};
 use toolgate_runtime::gateway::Call;
 use toolgate_runtime::store::{Approver, TenantScope};
 
@@ -334,7 +334,7 @@ fn step_of(
             agent: owned.agent,
             tool: owned.tool,
             args: owned.args,
-            context: Context { ..owned.context },
+            context: owned.context,
         };
         (StepKind::Call(call), Some(c.id.clone()))
     } else if let Some(id) = s.approve.as_ref().or(s.reject.as_ref()) {
