@@ -13,6 +13,15 @@ pub(crate) fn run(args: &CheckArgs) -> Exit {
             return Exit::Usage;
         }
     };
+    if paths.is_empty() {
+        let named: Vec<String> = args
+            .paths
+            .iter()
+            .map(|p| format!("`{}`", p.display()))
+            .collect();
+        eprintln!("error: no `.policy` files found in {}", named.join(", "));
+        return Exit::Usage;
+    }
     let mut reports: Vec<FileReport> = Vec::new();
     let mut io_errors = Vec::new();
     for path in &paths {
@@ -42,6 +51,12 @@ pub(crate) fn run(args: &CheckArgs) -> Exit {
             ));
             eprint!("{out}");
         }
+        Format::Github => {
+            print!("{}", diag::github_lines(&reports));
+            for (path, e) in &io_errors {
+                println!("::error file={path}::cannot read the file: {e}");
+            }
+        }
         Format::Json | Format::Sarif => {
             let doc = if args.format == Format::Json {
                 let extra = io_errors
@@ -57,7 +72,7 @@ pub(crate) fn run(args: &CheckArgs) -> Exit {
                     .collect();
                 diag::json_document(&reports, extra)
             } else {
-                diag::sarif_document(&reports)
+                diag::sarif_document(&reports, &args.help_base_uri)
             };
             println!("{doc}");
         }

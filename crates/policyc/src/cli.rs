@@ -23,6 +23,15 @@ pub(crate) enum Command {
     Explain(ExplainArgs),
     /// Run a recorded trace through the full gateway with a simulated clock.
     Replay(ReplayArgs),
+    /// Run `*.test.toml` files: cases, scenarios through the gateway, never-assertions
+    /// (exit 0: all pass, 1: a test failed, 2: usage or a broken test file).
+    Test(TestArgs),
+    /// The permission matrix: what each agent may do with each tool, and by which rule.
+    Show(ShowArgs),
+    /// What a policy change grants, per agent and tool, with a witness request per escalation.
+    Diff(DiffArgs),
+    /// Convert the YAML safe-default configuration into a policy (printed on stdout).
+    Import(ImportArgs),
     /// Audit journal tools.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -133,11 +142,25 @@ pub(crate) enum KeysCommand {
 
 #[derive(Debug, Args)]
 pub(crate) struct ReplayArgs {
+    /// The policy file (or `--policy`).
+    #[arg(required_unless_present = "policy_flag")]
+    pub policy: Option<PathBuf>,
     /// The policy file.
-    pub policy: PathBuf,
+    #[arg(long = "policy", conflicts_with = "policy")]
+    pub policy_flag: Option<PathBuf>,
     /// The trace: JSON Lines of calls and events (approve, reject, kill_switch).
+    #[arg(long, required_unless_present = "journal", conflicts_with = "journal")]
+    pub trace: Option<PathBuf>,
+    /// Shadow replay: re-decide every decision record of this audit journal with the policy
+    /// and report the flips (exit 1 when a call would become more permissive).
     #[arg(long)]
-    pub trace: PathBuf,
+    pub journal: Option<PathBuf>,
+    /// With `--journal`: exit 0 even when calls would become more permissive.
+    #[arg(long, requires = "journal")]
+    pub allow_escalation: bool,
+    /// With `--journal`: output format.
+    #[arg(long, value_enum, default_value_t = ShadowFormat::Human)]
+    pub format: ShadowFormat,
     /// Where to write the audit journal of the replay (default: a temporary file, removed after).
     /// An existing file is refused unless `--force`.
     #[arg(long)]
@@ -145,6 +168,103 @@ pub(crate) struct ReplayArgs {
     /// Replace the `--audit` file if it exists.
     #[arg(long, requires = "audit")]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TestArgs {
+    /// Test files or directories (searched recursively for `*.test.toml`).
+    #[arg(default_value = ".")]
+    pub paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = TestFormat::Human)]
+    pub format: TestFormat,
+}
+
+/// How `test` prints its results.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum TestFormat {
+    /// One line per test and a summary.
+    Human,
+    /// One JSON object.
+    Json,
+    /// JUnit XML.
+    Junit,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ShowArgs {
+    /// The policy file.
+    pub policy: PathBuf,
+    /// Only this agent.
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ShowFormat::Human)]
+    pub format: ShowFormat,
+}
+
+/// How a shadow replay prints its report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ShadowFormat {
+    /// Counts and example call ids.
+    Human,
+    /// One JSON object.
+    Json,
+}
+
+/// How `show` prints the matrix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ShowFormat {
+    /// One block per agent, one line per tool.
+    Human,
+    /// One JSON object.
+    Json,
+    /// A Markdown table (tools × agents), for a pull-request comment.
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DiffArgs {
+    /// The policy before the change.
+    pub old: PathBuf,
+    /// The policy after it.
+    pub new: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = DiffFormat::Human)]
+    pub format: DiffFormat,
+    /// Exit 1 when there is a change of this kind.
+    #[arg(long, value_enum)]
+    pub fail_on: Option<FailOn>,
+    /// A JSON object: context fields the witness search starts from (e.g. `{"tenant":"acme"}`).
+    #[arg(long)]
+    pub context: Option<String>,
+}
+
+/// How `diff` prints the changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum DiffFormat {
+    /// One paragraph per change and a summary.
+    Human,
+    /// One JSON object.
+    Json,
+    /// SARIF 2.1.0: escalations at the NEW policy's lines.
+    Sarif,
+}
+
+/// Which changes fail `diff`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum FailOn {
+    /// Any escalation (proven or not).
+    Escalation,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// The YAML configuration.
+    pub config: PathBuf,
+    /// The agent the policy declares (the YAML format has none).
+    #[arg(long, default_value = "assistant")]
+    pub agent: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -207,8 +327,15 @@ pub(crate) struct ExplainArgs {
     /// The policy file.
     pub policy: PathBuf,
     /// A file holding one request as JSON.
+    #[arg(
+        long,
+        conflicts_with = "requests",
+        required_unless_present = "requests"
+    )]
+    pub request: Option<PathBuf>,
+    /// A JSON Lines file of requests (`-` for standard input); one explanation per line.
     #[arg(long)]
-    pub request: PathBuf,
+    pub requests: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -222,6 +349,9 @@ pub(crate) struct CheckArgs {
     /// Treat warnings as errors (exit 1 when there are any).
     #[arg(long)]
     pub deny_warnings: bool,
+    /// The base of SARIF rules' `helpUri` (a code's page is `BASE#code`).
+    #[arg(long, default_value = crate::diag::HELP_BASE)]
+    pub help_base_uri: String,
     /// Colour in human output.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
@@ -235,6 +365,9 @@ pub(crate) struct FmtArgs {
     /// Change nothing; list the files that would change and exit 1 if any would.
     #[arg(long)]
     pub check: bool,
+    /// With `--check`: print a unified diff of each change instead of the file name.
+    #[arg(long, requires = "check")]
+    pub diff: bool,
     /// Colour in error output.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
@@ -249,6 +382,8 @@ pub(crate) enum Format {
     Json,
     /// SARIF 2.1.0 on stdout.
     Sarif,
+    /// GitHub Actions workflow commands (`::error file=…`) on stdout.
+    Github,
 }
 
 /// Whether to colour human output.

@@ -79,6 +79,24 @@ fn eval(args: &EvalArgs) -> Result<Exit, Exit> {
     let Some(path) = &args.requests else {
         return Err(Exit::Usage);
     };
+    each_request(path, |id, owned| {
+        let req = owned.as_request();
+        let mut decided = engine.decide(&req).to_json(&req);
+        if let (Some(id), Some(obj)) = (id, decided.as_object_mut()) {
+            obj.insert("id".into(), id);
+        }
+        format!("{decided}\n")
+    })
+}
+
+/// Reads `path` (`-`: standard input) as JSON Lines of requests and prints
+/// what `show` makes of each as soon as it is decided (the output is flushed
+/// after every line, so the command works as a co-process). A line that is
+/// not a request prints `{"line": N, "error": ...}` (with its `id` if it had one).
+fn each_request(
+    path: &Path,
+    mut show: impl FnMut(Option<serde_json::Value>, OwnedRequest) -> String,
+) -> Result<Exit, Exit> {
     let mut input: Box<dyn std::io::BufRead> = if path.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {
@@ -88,7 +106,7 @@ fn eval(args: &EvalArgs) -> Result<Exit, Exit> {
         })?;
         Box::new(std::io::BufReader::new(file))
     };
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut out = std::io::stdout().lock();
     let mut failed = 0usize;
     let mut line = Vec::new();
     let mut n = 0usize;
@@ -99,19 +117,22 @@ fn eval(args: &EvalArgs) -> Result<Exit, Exit> {
         })?;
         let Some(fits) = read else { break };
         n += 1;
-        let printed = match request_of(fits, &line) {
-            Ok(owned) => {
-                let req = owned.as_request();
-                engine.decide(&req).to_json(&req)
-            }
+        let (id, request) = request_of(fits, &line);
+        let printed = match request {
+            Ok(owned) => show(id, owned),
             Err(error) => {
                 failed += 1;
-                json!({ "line": n, "error": error })
+                let mut shown = json!({ "line": n, "error": error });
+                if let Some(id) = id {
+                    shown["id"] = id;
+                }
+                format!("{shown}\n")
             }
         };
-        writeln!(out, "{printed}").map_err(|_| Exit::Usage)?;
+        out.write_all(printed.as_bytes())
+            .and_then(|()| out.flush())
+            .map_err(|_| Exit::Usage)?;
     }
-    out.flush().map_err(|_| Exit::Usage)?;
     if failed > 0 {
         eprintln!("error: {failed} request line(s) could not be read");
         return Ok(Exit::Findings);
@@ -119,24 +140,69 @@ fn eval(args: &EvalArgs) -> Result<Exit, Exit> {
     Ok(Exit::Ok)
 }
 
-/// One request line (`fits`: it was no longer than [`lines::MAX_LINE`]) -> a request.
-fn request_of(fits: bool, line: &[u8]) -> Result<OwnedRequest, String> {
+/// One request line (`fits`: it was no longer than [`lines::MAX_LINE`]) ->
+/// its `id` (any JSON value but an object or array, echoed back) and the request.
+fn request_of(
+    fits: bool,
+    line: &[u8],
+) -> (Option<serde_json::Value>, Result<OwnedRequest, String>) {
     if !fits {
-        return Err(format!(
+        let error = format!(
             "line is longer than 1 MiB ({} bytes); it was skipped",
             lines::MAX_LINE
-        ));
+        );
+        return (None, Err(error));
     }
-    let text = std::str::from_utf8(line)
-        .map_err(|e| format!("line is not UTF-8 (byte {})", e.valid_up_to() + 1))?;
-    OwnedRequest::from_json(text.trim_end_matches('\r')).map_err(|e| e.to_string())
+    let text = match std::str::from_utf8(line) {
+        Ok(text) => text.trim_end_matches('\r'),
+        Err(e) => {
+            return (
+                None,
+                Err(format!("line is not UTF-8 (byte {})", e.valid_up_to() + 1)),
+            )
+        }
+    };
+    let Ok(serde_json::Value::Object(mut obj)) = serde_json::from_str(text) else {
+        return (
+            None,
+            OwnedRequest::from_json(text).map_err(|e| e.to_string()),
+        );
+    };
+    let id = obj.remove("id");
+    if id.as_ref().is_some_and(|v| v.is_object() || v.is_array()) {
+        return (
+            None,
+            Err("`id` must be a string, number, boolean or null".into()),
+        );
+    }
+    let text = serde_json::Value::Object(obj).to_string();
+    (
+        id,
+        OwnedRequest::from_json(&text).map_err(|e| e.to_string()),
+    )
 }
 
 pub(crate) fn explain(args: &ExplainArgs) -> Exit {
     let run = || -> Result<Exit, Exit> {
         let loaded = load(&args.policy)?;
         let engine = engine(&loaded)?;
-        let owned = read_request(&args.request)?;
+        if let Some(path) = &args.requests {
+            let mut first = true;
+            return each_request(path, |id, owned| {
+                let req = owned.as_request();
+                let mut text = if first { String::new() } else { "\n".into() };
+                first = false;
+                if let Some(id) = id {
+                    text.push_str(&format!("id: {id}\n"));
+                }
+                text.push_str(&explanation(&loaded, &engine, &req));
+                escape_controls(&text)
+            });
+        }
+        let Some(path) = &args.request else {
+            return Err(Exit::Usage);
+        };
+        let owned = read_request(path)?;
         let req = owned.as_request();
         print!("{}", escape_controls(&explanation(&loaded, &engine, &req)));
         Ok(Exit::Ok)
@@ -160,6 +226,18 @@ pub(crate) fn escape_controls(text: &str) -> String {
         }
     }
     out
+}
+
+/// Why the request fails the policy's context or argument schema, if it
+/// does: the engine checks both before any rule, and denies on a failure.
+fn schema_failure(p: &ir::Policy, req: &toolgate_engine::Request<'_>) -> Option<String> {
+    let tool = p.tool_id(req.tool)?;
+    p.agent_id(req.agent)?;
+    if let Err(why) = toolgate_engine::schema::context(&p.envs, &p.context, req.context) {
+        return Some(why);
+    }
+    let schema = p.tools.get(tool.0 as usize)?.schema.as_ref()?;
+    toolgate_engine::schema::check(req.args, schema).err()
 }
 
 fn explanation(loaded: &Loaded, engine: &Engine, req: &toolgate_engine::Request<'_>) -> String {
@@ -223,6 +301,11 @@ fn explanation(loaded: &Loaded, engine: &Engine, req: &toolgate_engine::Request<
     }
     let decision = engine.decide(req);
     let json = decision.to_json(req);
+    if let Some(why) = schema_failure(p, req) {
+        out.push_str(&format!(
+            "\nthe schema check decided before any rule: {why}\n"
+        ));
+    }
     out.push_str(&format!(
         "\ndecision: {} ({})\n",
         decision.outcome.as_str(),

@@ -11,12 +11,17 @@ use std::path::{Path, PathBuf};
 /// or hang it and a FIFO cannot block it; a skipped link or special file
 /// that would otherwise have been visited is named in a note on stderr.
 pub(crate) fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    collect_suffix(paths, ".policy")
+}
+
+/// Like [`collect`], for files whose name ends with `suffix` (`.test.toml`).
+pub(crate) fn collect_suffix(paths: &[PathBuf], suffix: &str) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::new();
     for p in paths {
         let meta =
             std::fs::metadata(p).map_err(|e| format!("cannot read `{}`: {e}", p.display()))?;
         if meta.is_dir() {
-            walk(p, &mut out)?;
+            walk(p, suffix, &mut out)?;
         } else {
             out.push(p.clone());
         }
@@ -25,7 +30,7 @@ pub(crate) fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     Ok(out)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
+fn walk(dir: &Path, suffix: &str, out: &mut Vec<PathBuf>) -> Result<(), String> {
     let read =
         std::fs::read_dir(dir).map_err(|e| format!("cannot read `{}`: {e}", dir.display()))?;
     // `DirEntry::file_type` does not follow symbolic links.
@@ -35,7 +40,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     for (path, kind) in entries {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let policy = path.extension().is_some_and(|e| e == "policy");
+        let policy = name.ends_with(suffix) && name.len() > suffix.len();
         if kind.is_symlink() {
             if policy || path.is_dir() {
                 skipped(
@@ -45,7 +50,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
             }
         } else if kind.is_dir() {
             if !name.starts_with('.') && name != "target" {
-                walk(&path, out)?;
+                walk(&path, suffix, out)?;
             }
         } else if policy && kind.is_file() {
             out.push(path);

@@ -22,6 +22,15 @@ pub(crate) fn run(args: &FmtArgs) -> Exit {
             return Exit::Usage;
         }
     };
+    if paths.is_empty() {
+        let named: Vec<String> = args
+            .paths
+            .iter()
+            .map(|p| format!("`{}`", p.display()))
+            .collect();
+        eprintln!("error: no `.policy` files found in {}", named.join(", "));
+        return Exit::Usage;
+    }
     let mut exit = Exit::Ok;
     for path in &paths {
         let bytes = match std::fs::read(path) {
@@ -35,9 +44,12 @@ pub(crate) fn run(args: &FmtArgs) -> Exit {
         match format_one(path, &bytes, args) {
             Outcome::Unchanged => {}
             Outcome::Changed(text) if args.check => {
-                println!("{}", path.display());
+                if args.diff {
+                    print!("{}", unified_diff(path, &bytes, &text));
+                } else {
+                    println!("{}", path.display());
+                }
                 exit = worse(exit, Exit::Findings);
-                drop(text);
             }
             Outcome::Changed(text) => {
                 if let Err(e) = write_atomically(path, &text) {
@@ -84,6 +96,17 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(not(unix))]
     let _ = dir;
     Ok(())
+}
+
+/// The change `fmt` would make to `path`, as a unified diff (3 lines of context).
+fn unified_diff(path: &Path, old: &[u8], new: &str) -> String {
+    let old = String::from_utf8_lossy(old);
+    let shown = path.display().to_string();
+    similar::TextDiff::from_lines(old.as_ref(), new)
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("a/{shown}"), &format!("b/{shown}"))
+        .to_string()
 }
 
 fn worse(a: Exit, b: Exit) -> Exit {

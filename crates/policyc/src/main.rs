@@ -5,12 +5,17 @@ mod audit;
 mod check;
 mod cli;
 mod diag;
+mod diff;
 mod eval;
 mod files;
 mod fmt;
+mod import;
 mod lines;
 mod replay;
 mod serve;
+mod shadow;
+mod show;
+mod testing;
 
 use clap::Parser as _;
 use std::process::{ExitCode, Termination};
@@ -47,5 +52,9 @@ fn main() -> Exit {
         cli::Command::Audit(command) => audit::run(command),
         cli::Command::Serve(args) => serve::serve(*args),
         cli::Command::Keys(cmd) => serve::keys(cmd),
+        cli::Command::Test(args) => testing::run(&args),
+        cli::Command::Show(args) => show::run(&args),
+        cli::Command::Diff(args) => diff::run(&args),
+        cli::Command::Import(args) => import::run(&args),
     }
 }

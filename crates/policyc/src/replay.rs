@@ -42,14 +42,19 @@ impl ToolExecutor for Simulated {
 }
 
 /// One call of the trace and what became of it.
-struct Traced {
+pub(crate) struct Traced {
     /// Its position among the trace's calls (waiting calls are printed in this order).
     seq: u64,
-    call: Call,
-    outcome: &'static str,
-    rule: Option<String>,
-    reason: String,
-    expires_at: Option<u64>,
+    /// The call.
+    pub call: Call,
+    /// `executed`, `pending`, `denied`, `approved_executed`, `rejected`, `cancelled` or `expired`.
+    pub outcome: &'static str,
+    /// The granting (or denying) rule, `file:line:column`.
+    pub rule: Option<String>,
+    /// Why, for humans.
+    pub reason: String,
+    /// When a pending call's approval expires (milliseconds since the epoch).
+    pub expires_at: Option<u64>,
 }
 
 impl Traced {
@@ -94,14 +99,68 @@ impl Summary {
 }
 
 /// The replay's output, streamed: a line is printed as soon as it is final,
-/// and the only calls held are those still waiting for approval.
+/// and the only calls held (by the [`Session`]) are those still waiting for approval.
 struct Output {
     out: std::io::BufWriter<std::io::StdoutLock<'static>>,
     summary: Summary,
+    bad: usize,
+}
+
+/// The full gateway with a simulated clock, and the calls of a trace (or a
+/// `policyc test` scenario) still waiting for approval: the one place where
+/// steps are applied, for `replay` and for `test` alike.
+pub(crate) struct Session {
+    gateway: Gateway<NoCredentials, Simulated>,
+    clock: Arc<ManualClock>,
     pending: HashMap<String, Traced>,
     calls: u64,
-    bad: usize,
     last_at: u64,
+}
+
+impl Session {
+    /// A gateway for `loaded` over a new journal at `audit`.
+    pub(crate) async fn open(loaded: &crate::eval::Loaded, audit: &Path) -> Result<Self, String> {
+        let (gateway, clock) = open_gateway(loaded, audit).await?;
+        Ok(Session {
+            gateway,
+            clock,
+            pending: HashMap::new(),
+            calls: 0,
+            last_at: 0,
+        })
+    }
+
+    /// Sets the clock to the step's time and applies it: the calls it made
+    /// final, or the refusal of its event (`Err`: the journal failed).
+    pub(crate) async fn step(&mut self, step: Step) -> Result<Stepped, String> {
+        self.clock.set(step.at);
+        self.last_at = self.last_at.max(step.at);
+        apply(&self.gateway, &mut self.pending, &mut self.calls, step.kind).await
+    }
+
+    /// The call `id` if it is waiting for approval, as `expired` when the
+    /// clock's latest time is past its expiry.
+    pub(crate) fn waiting(&self, id: &str) -> Option<&'static str> {
+        let t = self.pending.get(id)?;
+        Some(if t.expires_at.is_some_and(|e| self.last_at >= e) {
+            "expired"
+        } else {
+            "pending"
+        })
+    }
+
+    /// The calls still waiting, in trace order (`expired` when the trace's
+    /// last time is past their expiry).
+    fn drain(&mut self) -> Vec<Traced> {
+        let mut waiting: Vec<Traced> = std::mem::take(&mut self.pending).into_values().collect();
+        waiting.sort_by_key(|t| t.seq);
+        for t in &mut waiting {
+            if t.expires_at.is_some_and(|e| self.last_at >= e) {
+                t.outcome = "expired";
+            }
+        }
+        waiting
+    }
 }
 
 impl Output {
@@ -122,15 +181,9 @@ impl Output {
         writeln!(self.out, "{}", t.to_json())
     }
 
-    /// Prints the calls still waiting (`expired` when the trace's last time
-    /// is past their expiry), the summary, and says how the replay went.
-    fn end(mut self) -> std::io::Result<Exit> {
-        let mut waiting: Vec<Traced> = std::mem::take(&mut self.pending).into_values().collect();
-        waiting.sort_by_key(|t| t.seq);
-        for mut t in waiting {
-            if t.expires_at.is_some_and(|e| self.last_at >= e) {
-                t.outcome = "expired";
-            }
+    /// Prints the calls still waiting, the summary, and says how the replay went.
+    fn end(mut self, waiting: Vec<Traced>) -> std::io::Result<Exit> {
+        for t in waiting {
             self.finish(&t)?;
         }
         writeln!(self.out, "{}", json!({ "summary": self.summary.0 }))?;
@@ -144,14 +197,23 @@ impl Output {
 }
 
 pub(crate) fn run(args: &ReplayArgs) -> Exit {
-    let loaded = match load(&args.policy) {
+    let Some(policy) = args.policy.as_ref().or(args.policy_flag.as_ref()) else {
+        return Exit::Usage;
+    };
+    if let Some(journal) = &args.journal {
+        return crate::shadow::run(args, journal, policy);
+    }
+    let Some(trace_path) = &args.trace else {
+        return Exit::Usage;
+    };
+    let loaded = match load(policy) {
         Ok(l) => l,
         Err(exit) => return exit,
     };
-    let trace = match std::fs::File::open(&args.trace) {
+    let trace = match std::fs::File::open(trace_path) {
         Ok(file) => std::io::BufReader::new(file),
         Err(e) => {
-            eprintln!("error: cannot read `{}`: {e}", args.trace.display());
+            eprintln!("error: cannot read `{}`: {e}", trace_path.display());
             return Exit::Usage;
         }
     };
@@ -178,7 +240,7 @@ pub(crate) fn run(args: &ReplayArgs) -> Exit {
             }
         },
     };
-    rt.block_on(replay(&loaded, trace, &args.trace, &audit))
+    rt.block_on(replay(&loaded, trace, trace_path, &audit))
 }
 
 /// Reserves `path` for a new journal: an existing file is refused unless
@@ -212,16 +274,14 @@ async fn replay(
     trace_path: &Path,
     audit: &Path,
 ) -> Exit {
-    let gateway = match open_gateway(loaded, audit).await {
-        Ok(g) => g,
+    let mut session = match Session::open(loaded, audit).await {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
             return Exit::Usage;
         }
     };
-    let clock = gateway.1;
-    let gateway = gateway.0;
-    match stream(&gateway, &clock, &mut trace, trace_path).await {
+    match stream(&mut session, &mut trace, trace_path).await {
         Ok(exit) => exit,
         Err(e) => {
             eprintln!("error: {e}");
@@ -261,9 +321,8 @@ async fn open_gateway(
 }
 
 /// Replays the trace line by line, printing each outcome once it is final.
-async fn stream<C: CredentialProvider, X: ToolExecutor>(
-    gateway: &Gateway<C, X>,
-    clock: &ManualClock,
+async fn stream(
+    session: &mut Session,
     trace: &mut dyn BufRead,
     trace_path: &Path,
 ) -> Result<Exit, String> {
@@ -271,10 +330,7 @@ async fn stream<C: CredentialProvider, X: ToolExecutor>(
     let mut output = Output {
         out: std::io::BufWriter::new(std::io::stdout().lock()),
         summary: Summary::default(),
-        pending: HashMap::new(),
-        calls: 0,
         bad: 0,
-        last_at: 0,
     };
     let mut line = Vec::new();
     let mut n = 0;
@@ -283,11 +339,7 @@ async fn stream<C: CredentialProvider, X: ToolExecutor>(
     {
         n += 1;
         let result = match step_of(fits, &line) {
-            Ok(step) => {
-                clock.set(step.at);
-                output.last_at = output.last_at.max(step.at);
-                apply(gateway, &mut output, step.kind).await
-            }
+            Ok(step) => session.step(step).await,
             Err(error) => Err(error),
         };
         match result {
@@ -300,7 +352,7 @@ async fn stream<C: CredentialProvider, X: ToolExecutor>(
             Err(error) => output.error(n, error).map_err(written)?,
         }
     }
-    output.end().map_err(written)
+    output.end(session.drain()).map_err(written)
 }
 
 /// One trace line (`fits`: no longer than [`lines::MAX_LINE`]) -> a step.
@@ -317,21 +369,26 @@ fn step_of(fits: bool, line: &[u8]) -> Result<Step, String> {
 }
 
 /// An approval or rejection the gateway refused (or of no waiting call).
-struct Refused {
-    event: &'static str,
-    call: String,
-    why: String,
+pub(crate) struct Refused {
+    /// `approve` or `reject`.
+    pub event: &'static str,
+    /// The call's id.
+    pub call: String,
+    /// Why it was refused.
+    pub why: String,
 }
 
 /// What a step did: the calls it made final, or the refusal of its event.
-type Stepped = Result<Vec<Traced>, Refused>;
+pub(crate) type Stepped = Result<Vec<Traced>, Refused>;
 
-struct Step {
-    at: u64,
-    kind: StepKind,
+/// One step of a trace or scenario, at a time (milliseconds since the epoch).
+pub(crate) struct Step {
+    pub at: u64,
+    pub kind: StepKind,
 }
 
-enum StepKind {
+/// A call, an approval or rejection, or a kill switch.
+pub(crate) enum StepKind {
     Call(Call),
     Approve {
         call: String,
@@ -345,6 +402,8 @@ enum StepKind {
         by: String,
         reason: String,
     },
+    /// Only moves the clock (a `policyc test` scenario's `check` step).
+    Check,
 }
 
 fn parse_line(line: &str) -> Result<Step, String> {
@@ -408,15 +467,16 @@ fn parse_line(line: &str) -> Result<Step, String> {
 /// approval is kept in `output.pending` instead).
 async fn apply<C: CredentialProvider, X: ToolExecutor>(
     gateway: &Gateway<C, X>,
-    output: &mut Output,
+    pending: &mut HashMap<String, Traced>,
+    calls: &mut u64,
     kind: StepKind,
 ) -> Result<Stepped, String> {
     match kind {
         StepKind::Call(call) => {
-            output.calls += 1;
-            let t = call_once(gateway, call, output.calls).await;
-            if t.outcome == "pending" && !output.pending.contains_key(&t.call.id) {
-                output.pending.insert(t.call.id.clone(), t);
+            *calls += 1;
+            let t = call_once(gateway, call, *calls).await;
+            if t.outcome == "pending" && !pending.contains_key(&t.call.id) {
+                pending.insert(t.call.id.clone(), t);
                 return Ok(Ok(Vec::new()));
             }
             Ok(Ok(vec![t]))
@@ -427,14 +487,14 @@ async fn apply<C: CredentialProvider, X: ToolExecutor>(
             reason,
             reject: true,
         } => {
-            let key = match waiting(&output.pending, &call, "reject") {
+            let key = match waiting(pending, &call, "reject") {
                 Ok(t) => t.call.key(),
                 Err(refused) => return Ok(Err(refused)),
             };
             if let Err(e) = gateway.reject(&key, &approver, &reason).await {
                 return refusal_or_error(e, "reject", &call);
             }
-            let done = output.pending.remove(&call).into_iter().map(|mut t| {
+            let done = pending.remove(&call).into_iter().map(|mut t| {
                 t.outcome = "rejected";
                 t.reason = format!("rejected by {}: {reason}", approver.name);
                 t
@@ -446,7 +506,8 @@ async fn apply<C: CredentialProvider, X: ToolExecutor>(
             approver,
             reason,
             reject: false,
-        } => approve(gateway, &mut output.pending, &call, &approver, &reason).await,
+        } => approve(gateway, pending, &call, &approver, &reason).await,
+        StepKind::Check => Ok(Ok(Vec::new())),
         StepKind::KillSwitch {
             tenant,
             engaged,
@@ -462,7 +523,7 @@ async fn apply<C: CredentialProvider, X: ToolExecutor>(
                 .kill_switch(scope, engaged, &by, &reason)
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok(Ok(cancelled(gateway, &mut output.pending)))
+            Ok(Ok(cancelled(gateway, pending)))
         }
     }
 }

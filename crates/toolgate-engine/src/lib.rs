@@ -10,14 +10,17 @@
 #![deny(missing_docs)]
 
 mod cache;
+pub mod compare;
 mod decision;
 pub(crate) mod eval;
 mod explain;
 mod ireval;
+pub mod matrix;
 #[cfg(feature = "reference")]
 pub mod reference;
 mod request;
-mod schema;
+pub mod schema;
+pub mod search;
 mod table;
 pub mod urls;
 mod value;

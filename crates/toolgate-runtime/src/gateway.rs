@@ -535,6 +535,8 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             return Ok(settled(decision, Outcome::Deny, reason));
         }
         if self.store.killed(&call.context.tenant, &call.agent, write) {
+            // The kill switch decided, not the grant it overrode: cite no rule.
+            decision.rule = None;
             let reason = Refusal::KillSwitch.to_string();
             return Ok(settled(decision, Outcome::Deny, reason));
         }

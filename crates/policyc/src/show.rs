@@ -1,0 +1,230 @@
+//! `policyc show`: the permission matrix (agents × tools), from
+//! `toolgate_engine::matrix`, for a terminal, as JSON, or as Markdown.
+
+use crate::cli::{ShowArgs, ShowFormat};
+use crate::eval::{escape_controls, load, Loaded};
+use crate::Exit;
+use serde_json::{json, Value as Json};
+use toolgate_check::ir;
+use toolgate_engine::matrix::{self, Cell, Grant, GrantKind};
+
+pub(crate) fn run(args: &ShowArgs) -> Exit {
+    let loaded = match load(&args.policy) {
+        Ok(l) => l,
+        Err(exit) => return exit,
+    };
+    let p = &loaded.policy;
+    let agents: Vec<ir::AgentId> = match &args.agent {
+        Some(name) => match p.agent_id(name) {
+            Some(a) => vec![a],
+            None => {
+                eprintln!("error: the policy has no agent `{name}`");
+                return Exit::Usage;
+            }
+        },
+        None => (0..p.agents.len()).map(|a| ir::AgentId(a as u32)).collect(),
+    };
+    let cells: Vec<Vec<Cell>> = agents
+        .iter()
+        .map(|&a| {
+            (0..p.tools.len())
+                .map(|t| matrix::cell(p, a, ir::ToolId(t as u32)))
+                .collect()
+        })
+        .collect();
+    let out = match args.format {
+        ShowFormat::Human => human(&loaded, &cells),
+        ShowFormat::Markdown => markdown(&loaded, &agents, &cells),
+        ShowFormat::Json => format!("{}\n", json_doc(&loaded, &cells)),
+    };
+    print!("{}", escape_controls(&out));
+    Exit::Ok
+}
+
+/// `15m`, `1h`, `7d`, or `no expiry`.
+pub(crate) fn duration(secs: Option<u64>) -> String {
+    let Some(s) = secs else {
+        return "no expiry".into();
+    };
+    for (unit, n) in [("d", 86_400), ("h", 3600), ("m", 60)] {
+        if s >= n && s % n == 0 {
+            return format!("{}{unit}", s / n);
+        }
+    }
+    format!("{s}s")
+}
+
+/// A budget as `10/hour` (with its key when not the default).
+pub(crate) fn budget(b: &ir::Budget) -> String {
+    let per = match b.window_secs {
+        60 => "minute".to_string(),
+        3600 => "hour".to_string(),
+        86_400 => "day".to_string(),
+        s => format!("{s}s"),
+    };
+    let key = match b.key {
+        ir::BudgetKey::AgentToolTenant => "",
+        ir::BudgetKey::ToolTenant => " per tenant",
+        ir::BudgetKey::AgentTool => " per agent",
+    };
+    format!("budget {}/{per}{key}", b.limit)
+}
+
+/// What a grant gives, in words.
+pub(crate) fn grant_text(kind: &GrantKind) -> String {
+    match kind {
+        GrantKind::Allow => "allow".into(),
+        GrantKind::Budget(b) => budget(b),
+        GrantKind::Approval {
+            group,
+            count,
+            expires_secs,
+        } => format!(
+            "approval ({} × {count}, {})",
+            group.as_deref().unwrap_or("anyone"),
+            duration(*expires_secs)
+        ),
+    }
+}
+
+fn line(p: &ir::Policy, rule: ir::RuleId) -> usize {
+    p.rules.get(rule.0 as usize).map_or(0, |r| r.line)
+}
+
+/// A cell in one line: `@N` is the rule on line N, `if…` marks a condition,
+/// `›` the fallback when a budget is spent, `unless @N` a conditional deny.
+fn cell_text(p: &ir::Policy, c: &Cell) -> String {
+    if let Some(d) = c.denied_by {
+        return format!("deny @{}", line(p, d));
+    }
+    if c.writes_off {
+        return "deny (writes off)".into();
+    }
+    if c.grants.is_empty() {
+        return "deny".into();
+    }
+    let grant = |g: &Grant| {
+        let cond = if g.conditional { " if…" } else { "" };
+        format!("{}{cond} @{}", grant_text(&g.kind), line(p, g.rule))
+    };
+    let mut text: String = c.grants.iter().map(grant).collect::<Vec<_>>().join(" › ");
+    if !c.denies.is_empty() {
+        let lines: Vec<String> = c
+            .denies
+            .iter()
+            .map(|d| format!("@{}", line(p, *d)))
+            .collect();
+        text.push_str(&format!(" (unless {})", lines.join(", ")));
+    }
+    text
+}
+
+const LEGEND: &str = "@N: the rule on line N; if…: the rule has a condition; ›: what applies once a budget is spent (or its condition fails); unless @N: a conditional deny that overrides";
+
+/// Every rule the shown cells mark (`if…`, `unless`), with its condition in
+/// full (whitespace collapsed), so that no condition is hidden.
+fn conditions(loaded: &Loaded, cells: &[Vec<Cell>], markdown: bool) -> String {
+    let p = &loaded.policy;
+    let mut rules: Vec<ir::RuleId> = cells
+        .iter()
+        .flatten()
+        .filter(|c| !c.always_denied())
+        .flat_map(|c| {
+            let grants = c.grants.iter().filter(|g| g.conditional).map(|g| g.rule);
+            grants.chain(c.denies.iter().copied())
+        })
+        .collect();
+    rules.sort_by_key(|r| r.0);
+    rules.dedup();
+    let mut out = String::new();
+    for r in rules {
+        let Some(cond) = p.rules.get(r.0 as usize).and_then(|r| r.condition.as_ref()) else {
+            continue;
+        };
+        let text = loaded.src.get(cond.span.start..cond.span.end).unwrap_or("");
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let n = line(p, r);
+        out.push_str(&if markdown {
+            format!("- `@{n}`: when `{text}`\n")
+        } else {
+            format!("  @{n}: when {text}\n")
+        });
+    }
+    if out.is_empty() {
+        return out;
+    }
+    format!("\nconditions:\n{out}")
+}
+
+fn human(loaded: &Loaded, cells: &[Vec<Cell>]) -> String {
+    let p = &loaded.policy;
+    let width = p.tools.iter().map(|t| t.name.len()).max().unwrap_or(0);
+    let mut out = format!("permission matrix of `{}`\n", loaded.file);
+    for row in cells {
+        let Some(first) = row.first() else { continue };
+        out.push_str(&format!(
+            "\nagent {}\n",
+            p.agents[first.agent.0 as usize].name
+        ));
+        for c in row {
+            let tool = &p.tools[c.tool.0 as usize].name;
+            out.push_str(&format!("  {tool:width$}  {}\n", cell_text(p, c)));
+        }
+    }
+    out.push_str(&conditions(loaded, cells, false));
+    out.push_str(&format!("\n{LEGEND}\n"));
+    out
+}
+
+fn markdown(loaded: &Loaded, agents: &[ir::AgentId], cells: &[Vec<Cell>]) -> String {
+    let p = &loaded.policy;
+    let cell = |s: String| s.replace('|', "\\|");
+    let mut out = format!("Permission matrix of `{}`\n\n| tool |", loaded.file);
+    for a in agents {
+        out.push_str(&format!(" {} |", cell(p.agents[a.0 as usize].name.clone())));
+    }
+    out.push_str(&format!("\n|---|{}\n", "---|".repeat(agents.len())));
+    for t in 0..p.tools.len() {
+        out.push_str(&format!("| `{}` |", p.tools[t].name));
+        for row in cells {
+            let text = row.get(t).map(|c| cell_text(p, c)).unwrap_or_default();
+            out.push_str(&format!(" {} |", cell(text)));
+        }
+        out.push('\n');
+    }
+    out.push_str(&conditions(loaded, cells, true));
+    out.push_str(&format!("\n{LEGEND}\n"));
+    out
+}
+
+fn json_doc(loaded: &Loaded, cells: &[Vec<Cell>]) -> Json {
+    let p = &loaded.policy;
+    let at = |r: ir::RuleId| format!("{}:{}", loaded.file, line(p, r));
+    let condition = |r: ir::RuleId| {
+        let cond = p.rules.get(r.0 as usize)?.condition.as_ref()?;
+        let text = loaded.src.get(cond.span.start..cond.span.end)?;
+        Some(text.split_whitespace().collect::<Vec<_>>().join(" "))
+    };
+    let cells: Vec<Json> = cells
+        .iter()
+        .flatten()
+        .map(|c| {
+            let grants: Vec<Json> = c
+                .grants
+                .iter()
+                .map(|g| json!({ "grant": grant_text(&g.kind), "condition": condition(g.rule), "rule": at(g.rule) }))
+                .collect();
+            json!({
+                "agent": p.agents[c.agent.0 as usize].name,
+                "tool": p.tools[c.tool.0 as usize].name,
+                "summary": cell_text(p, c),
+                "always_denied": c.always_denied(),
+                "denied_by": c.denied_by.map(at),
+                "writes_off": c.writes_off,
+                "grants": grants,
+                "conditional_denies": c.denies.iter().map(|d| json!({ "rule": at(*d), "condition": condition(*d) })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({ "policy": loaded.file, "cells": cells })
+}
