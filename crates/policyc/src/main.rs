@@ -3,10 +3,12 @@
 
 mod check;
 mod cli;
+mod client;
 mod diag;
 mod eval;
 mod files;
 mod fmt;
+mod ops;
 mod replay;
 mod serve;
 
@@ -71,5 +73,9 @@ fn main() -> Exit {
         cli::Command::Audit(cli::AuditCommand::Verify { log }) => audit_verify(&log),
         cli::Command::Serve(args) => serve::serve(*args),
         cli::Command::Keys(cmd) => serve::keys(cmd),
+        cli::Command::Audit(cli::AuditCommand::Tail(args)) => ops::audit_tail(&args),
+        cli::Command::Approvals(cmd) => ops::approvals(cmd),
+        cli::Command::KillSwitch(cmd) => ops::kill_switch(cmd),
+        cli::Command::Status(conn) => ops::status(&conn),
     }
 }
