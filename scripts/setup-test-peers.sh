@@ -55,10 +55,15 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
     echo "setup-test-peers: \`pip install --require-hashes -r $reqs\` failed (is PyPI reachable? is this CPython 3.10-3.14 on x86_64 Linux?)" >&2
     exit 1
 }
-# The client itself, built with the pinned setuptools (no unpinned build deps).
-"$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation "$root/clients/python" || {
+# The client itself, built with the pinned setuptools (no unpinned build deps),
+# from a copy so that the build leaves nothing in the source tree.
+src="$peers/client-src"
+rm -rf "$src" && mkdir -p "$src"
+cp -R "$root/clients/python/pyproject.toml" "$root/clients/python/README.md" "$root/clients/python/src" "$src/"
+"$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation "$src" || {
     echo "setup-test-peers: installing the client from clients/python failed" >&2
     exit 1
 }
+rm -rf "$src"
 echo "$stamp" >"$venv/.stamp"
 echo "venv: $venv"
