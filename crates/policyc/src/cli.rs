@@ -201,6 +201,9 @@ pub(crate) struct ServeArgs {
     /// When the journal syncs to disk: `always` (default) or `never`.
     #[arg(long)]
     pub fsync: Option<String>,
+    /// Seconds a service has to report an allowed call's result before it is journaled as `result_missing` (default 300).
+    #[arg(long)]
+    pub result_timeout: Option<u64>,
 }
 
 /// Where the keys file is.

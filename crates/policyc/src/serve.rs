@@ -21,6 +21,7 @@ pub(crate) fn serve(args: ServeArgs) -> Exit {
         timeout: args.timeout,
         concurrency: args.concurrency,
         fsync: args.fsync,
+        result_timeout: args.result_timeout,
     };
     let settings = match &args.config {
         Some(path) => match Settings::from_file(path) {

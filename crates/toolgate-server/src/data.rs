@@ -92,10 +92,14 @@ pub async fn open_state(
         .map_err(|e| open(e.to_string()))
 }
 
-/// Every record of the journal, as its lines (the caller filters).
-pub fn read_audit(data: &DataDir) -> std::io::Result<Vec<String>> {
-    let text = std::fs::read_to_string(data.journal())?;
-    Ok(text.lines().map(str::to_string).collect())
+/// Every record of the journal, as its lines, read as they are consumed
+/// (the caller filters; blocking I/O: run it off the async threads).
+pub fn read_audit(
+    data: &DataDir,
+) -> std::io::Result<impl Iterator<Item = std::io::Result<String>> + Send + 'static> {
+    use std::io::BufRead as _;
+    let file = std::fs::File::open(data.journal())?;
+    Ok(std::io::BufReader::new(file).lines())
 }
 
 /// The journal's head: its last record's sequence number and hash.

@@ -55,7 +55,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let field = if path == "." || path.is_empty() {
+        let field = if path == "." || path.is_empty() || inner.is_syntax() || inner.is_eof() {
             "body".to_string()
         } else {
             path

@@ -281,3 +281,73 @@ fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
     let m = std::fs::metadata(path).ok()?;
     Some((m.modified().ok()?, m.len()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str, role: Role) -> Key {
+        Key {
+            name: name.into(),
+            role,
+            tenants: vec!["acme".into()],
+            envs: Vec::new(),
+            agents: Vec::new(),
+            groups: Vec::new(),
+            created_at: 0,
+            sha256: String::new(),
+        }
+    }
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("tg-keys-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir.join("keys.toml")
+    }
+
+    #[test]
+    fn the_file_holds_the_hash_and_the_secret_authenticates() {
+        let path = temp("hash");
+        let secret = add(&path, key("svc", Role::Service)).unwrap();
+        assert!(secret.starts_with("tg_service_"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains(&secret));
+        assert!(text.contains(&hash_secret(&secret)));
+        let ring = Keyring::open(path.clone()).unwrap();
+        assert_eq!(ring.authenticate(&secret).unwrap().name, "svc");
+        assert!(ring.authenticate("tg_service_wrong").is_none());
+        assert!(ring.authenticate("").is_none());
+        assert!(matches!(
+            add(&path, key("svc", Role::Operator)),
+            Err(KeyError::Exists(_))
+        ));
+        assert!(matches!(
+            add(&path, key(" ", Role::Operator)),
+            Err(KeyError::Name(_))
+        ));
+    }
+
+    #[test]
+    fn a_keyring_sees_added_and_revoked_keys() {
+        let path = temp("reload");
+        let first = add(&path, key("a", Role::Service)).unwrap();
+        let ring = Keyring::open(path.clone()).unwrap();
+        let second = add(&path, key("bb", Role::Approver)).unwrap();
+        assert_eq!(ring.authenticate(&second).unwrap().role, Role::Approver);
+        revoke(&path, "a").unwrap();
+        assert!(ring.authenticate(&first).is_none());
+        assert!(matches!(revoke(&path, "a"), Err(KeyError::NoSuchKey(_))));
+        // A file that became invalid keeps the last good keys.
+        std::fs::write(&path, "key = 5").unwrap();
+        assert_eq!(ring.authenticate(&second).unwrap().name, "bb");
+    }
+
+    #[test]
+    fn empty_scopes_mean_every_one() {
+        let mut k = key("s", Role::Service);
+        assert!(k.allows_tenant("acme") && !k.allows_tenant("globex"));
+        assert!(k.allows_env("prod") && k.allows_agent("any"));
+        k.tenants.clear();
+        assert!(k.allows_tenant("globex"));
+    }
+}

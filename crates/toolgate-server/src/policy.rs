@@ -26,6 +26,8 @@ pub struct PolicySummary {
     pub agents: Vec<String>,
     /// Declared environments.
     pub envs: Vec<String>,
+    /// Declared request-context fields (besides `tenant` and `env`), by name.
+    pub context: Vec<String>,
 }
 
 /// A declared tool.
@@ -126,6 +128,7 @@ fn summarize(policy: &ir::Policy, hash: &str, file: &str, now: u64) -> PolicySum
             .collect(),
         agents: policy.agents.iter().map(|a| a.name.clone()).collect(),
         envs: policy.envs.clone(),
+        context: policy.context.iter().map(|f| f.name.clone()).collect(),
     }
 }
 
@@ -161,4 +164,45 @@ fn position(text: &str, offset: usize) -> (usize, usize) {
     let start = before.rfind('\n').map_or(0, |i| i + 1);
     let column = before.get(start..).map_or(0, |s| s.chars().count()) + 1;
     (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_policy_with_errors_is_refused_with_positioned_diagnostics() {
+        let refused = compile("tool a read;\nagent x { allow b; }\n", "p.policy", 0)
+            .err()
+            .unwrap();
+        let d = &refused.diagnostics[0];
+        assert_eq!(d["severity"], "error");
+        assert_eq!(d["line"], 2);
+        assert!(d["code"].as_str().unwrap().starts_with("toolgate::check::"));
+        let syntax = compile("tool a read\n", "p.policy", 0).err().unwrap();
+        assert!(syntax.diagnostics[0]["code"]
+            .as_str()
+            .unwrap()
+            .starts_with("toolgate::syntax::"));
+    }
+
+    #[test]
+    fn a_clean_policy_is_summarised() {
+        let text = "policy p;\nenvs dev;\ncontext { account_id: string; }\ntool a.read read;\ntool a.write write irreversible;\nagent x { allow a.read; }\n";
+        let loaded = compile(text, "p.policy", 7).ok().unwrap();
+        let s = loaded.summary;
+        assert_eq!(s.name.as_deref(), Some("p"));
+        assert_eq!(s.loaded_at, 7);
+        assert_eq!(s.agents, vec!["x".to_string()]);
+        assert_eq!(s.context, vec!["account_id".to_string()]);
+        assert_eq!(s.tools[1].class, "write");
+        assert!(s.tools[1].irreversible);
+        assert_eq!(s.sha256, loaded.compiled.hash());
+    }
+
+    #[test]
+    fn positions_count_characters() {
+        assert_eq!(position("ab\ncé d", 7), (2, 4));
+        assert_eq!(position("x", 99), (1, 2));
+    }
 }

@@ -184,6 +184,13 @@ pub async fn ensure_problem(response: Response) -> Response {
     if is_problem {
         return response;
     }
+    if status == StatusCode::BAD_REQUEST {
+        // An extractor's rejection (a query string that does not parse): keep its words.
+        let bytes = axum::body::to_bytes(response.into_body(), 4096).await;
+        let text = bytes.map(|b| String::from_utf8_lossy(&b).into_owned());
+        let detail = text.unwrap_or_default();
+        return Problem::new(status, "invalid_request", detail).into_response();
+    }
     let (code, detail) = match status {
         StatusCode::NOT_FOUND => ("not_found", "no such route"),
         StatusCode::METHOD_NOT_ALLOWED => {
@@ -199,4 +206,28 @@ pub async fn ensure_problem(response: Response) -> Response {
         problem = problem.field("body");
     }
     problem.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_map_by_who_what_and_state() {
+        assert_eq!(refusal(&Refusal::WrongGroup).status, 403);
+        assert_eq!(refusal(&Refusal::SelfApproval).status, 403);
+        assert_eq!(refusal(&Refusal::NoSuchRequest).status, 404);
+        assert_eq!(refusal(&Refusal::TokenUsed).status, 409);
+        let stale = refusal(&Refusal::DigestMismatch);
+        assert_eq!(
+            (stale.status, stale.field.as_deref()),
+            (409, Some("args_digest"))
+        );
+        assert_eq!(stale.code, "toolgate::gateway::digest_mismatch");
+        assert_eq!(
+            stale.kind,
+            "urn:toolgate:problem:toolgate::gateway::digest_mismatch"
+        );
+        assert_eq!(refusal(&Refusal::ReasonRequired).status, 400);
+    }
 }

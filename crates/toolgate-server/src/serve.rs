@@ -44,6 +44,9 @@ pub struct Settings {
     pub concurrency: Option<usize>,
     /// `always` (default) or `never`.
     pub fsync: Option<String>,
+    /// Seconds a service has to report an allowed call's result before it
+    /// is journaled as `result_missing`. Default 300.
+    pub result_timeout: Option<u64>,
 }
 
 impl Settings {
@@ -69,6 +72,7 @@ impl Settings {
             timeout: self.timeout.or(file.timeout),
             concurrency: self.concurrency.or(file.concurrency),
             fsync: self.fsync.or(file.fsync),
+            result_timeout: self.result_timeout.or(file.result_timeout),
         }
     }
 }
@@ -215,7 +219,12 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
             .unwrap_or(HttpLimits::default().concurrency)
             .max(1),
     };
-    let app = start(&settings, &policy_path, &data, fsync).await?;
+    if limits.timeout.is_zero() || limits.max_body == 0 {
+        return Err(ServeError::Config(
+            "`timeout` and `max_body` must be at least 1".into(),
+        ));
+    }
+    let app = start(&settings, &policy_path, &data, fsync, limits).await?;
     let router = crate::router(app.clone(), limits);
     background(app.clone());
     let listener = std::net::TcpListener::bind(addr)
@@ -239,6 +248,7 @@ async fn start(
     policy_path: &Path,
     data: &DataDir,
     fsync: Fsync,
+    http: HttpLimits,
 ) -> Result<Arc<App>, ServeError> {
     let now = crate::now_ms();
     let loaded = policy::load(policy_path, now).map_err(|r| policy_error(policy_path, &r))?;
@@ -250,7 +260,11 @@ async fn start(
         .map_err(|e| ServeError::Start(format!("data directory `{}`: {e}", data.0.display())))?;
     let keys_path = settings.keys.clone().unwrap_or_else(|| data.keys());
     let index = Arc::new(Index::default());
-    let gateway = open_state(data, loaded.compiled, fsync, Limits::default(), &index)
+    let mut limits = Limits::default();
+    if let Some(secs) = settings.result_timeout {
+        limits.lease_ms = secs.saturating_mul(1000);
+    }
+    let gateway = open_state(data, loaded.compiled, fsync, limits, &index)
         .await
         .map_err(|e| ServeError::Start(e.to_string()))?;
     let shadow_summary = shadow.map(|s| {
@@ -269,7 +283,8 @@ async fn start(
         shadow: RwLock::new(shadow_summary),
         stats: crate::metrics::Stats::default(),
         started_at: now,
-        max_wait: Duration::from_secs(55),
+        // A long poll answers before the request timeout cuts it.
+        max_wait: Duration::from_secs(55).min(http.timeout.saturating_sub(Duration::from_secs(1))),
         reloading: tokio::sync::Mutex::new(()),
     });
     *FIRST_KEYS.lock().unwrap_or_else(|p| p.into_inner()) = first;
@@ -301,7 +316,6 @@ fn banner(app: &App, url: &str, data: &DataDir) -> Result<(), ServeError> {
             service = secret.clone();
         }
     }
-    println!("toolgate: listening on {url}");
     let agent = s
         .agents
         .first()
@@ -314,19 +328,25 @@ fn banner(app: &App, url: &str, data: &DataDir) -> Result<(), ServeError> {
         .or(s.tools.first())
         .map_or("my.tool".into(), |t| t.name.clone());
     let env = s.envs.first().cloned().unwrap_or_else(|| "dev".into());
+    let mut context = serde_json::json!({"tenant": "acme", "env": env});
+    for field in &s.context {
+        context[field] = serde_json::json!("A1");
+    }
+    let body = serde_json::json!({"agent": agent, "tool": tool, "args": {}, "context": context});
     println!("try:");
     println!(
-        "  curl -s {url}/v1/calls -H 'authorization: Bearer {service}' -H 'content-type: application/json' \\\n    -d '{{\"agent\":\"{agent}\",\"tool\":\"{tool}\",\"args\":{{}},\"context\":{{\"tenant\":\"acme\",\"env\":\"{env}\"}}}}'"
+        "  curl -s {url}/v1/calls -H 'authorization: Bearer {service}' -H 'content-type: application/json' -d '{body}'"
     );
+    println!("toolgate: listening on {url}");
     Ok(())
 }
 
-/// Expires leases (`result_missing`) and forgets finished held calls every 2 s;
+/// Expires leases (`result_missing`) and forgets finished held calls every second;
 /// reloads the policy on SIGHUP.
 fn background(app: Arc<App>) {
     let ticker = app.clone();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
             if let Err(e) = ticker.gateway.expire_leases().await {

@@ -8,6 +8,7 @@ use crate::keys::{Key, Role};
 use crate::policy::{self, PolicySummary};
 use crate::problem::{Problem, ProblemDoc};
 use crate::App;
+use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -53,7 +54,7 @@ fn engaged(app: &App) -> KillStatus {
 
 /// The engaged kill switches.
 #[utoipa::path(get, path = "/v1/kill-switch", tag = "operator",
-    responses((status = 200, body = KillStatus), (status = 401, body = ProblemDoc), (status = 403, body = ProblemDoc)),
+    responses((status = 200, body = KillStatus), (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn kill_status(
     State(app): State<Arc<App>>,
@@ -87,8 +88,11 @@ pub struct KillBody {
 /// Engages or releases a kill switch (durable: it is journaled before it takes effect).
 /// Engaging cancels the scope's pending approvals and revokes its unused tokens.
 #[utoipa::path(post, path = "/v1/kill-switch", tag = "operator", request_body = KillBody,
-    responses((status = 200, body = KillStatus), (status = 400, body = ProblemDoc),
-        (status = 401, body = ProblemDoc), (status = 403, body = ProblemDoc), (status = 503, body = ProblemDoc)),
+    responses(
+        (status = 413, description = "the body is over the limit", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, description = "the body is not JSON", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 200, body = KillStatus), (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json"), (status = 503, body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn kill_switch(
     State(app): State<Arc<App>>,
@@ -131,6 +135,7 @@ pub async fn kill_switch(
 
 /// Filters of `GET /v1/audit`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// From this time: ms since the epoch, or a duration ago (`30m`, `2h`).
     pub since: Option<String>,
@@ -172,10 +177,10 @@ fn passes(record: &Json_, q: &AuditQuery, since: u64, until: u64) -> bool {
         && q.tenant.as_deref().is_none_or(|t| body["tenant"] == t)
 }
 
-/// The journal's records, filtered, as NDJSON (one record per line, as written).
+/// The journal's records, filtered, streamed as NDJSON (one record per line, as written).
 #[utoipa::path(get, path = "/v1/audit", tag = "operator", params(AuditQuery),
     responses((status = 200, description = "NDJSON: one journal record per line", content_type = "application/x-ndjson", body = String),
-        (status = 400, body = ProblemDoc), (status = 401, body = ProblemDoc), (status = 403, body = ProblemDoc)),
+        (status = 400, body = ProblemDoc, content_type = "application/problem+json"), (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn audit(
     State(app): State<Arc<App>>,
@@ -196,22 +201,38 @@ pub async fn audit(
         .map_or(Ok(u64::MAX), |s| time_param("until", s, now))?;
     let lines = data::read_audit(&app.data)
         .map_err(|e| Problem::unavailable(format!("cannot read the journal: {e}")))?;
-    let mut out = String::new();
-    for line in lines {
-        let Ok(record) = serde_json::from_str::<Json_>(&line) else {
-            continue;
-        };
-        if passes(&record, &q, since, until) {
-            out.push_str(&line);
-            out.push('\n');
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
+    tokio::task::spawn_blocking(move || {
+        let mut chunk = String::new();
+        for line in lines {
+            let Ok(line) = line else { break };
+            let keep =
+                serde_json::from_str::<Json_>(&line).is_ok_and(|r| passes(&r, &q, since, until));
+            if keep {
+                chunk.push_str(&line);
+                chunk.push('\n');
+            }
+            if chunk.len() >= 64 * 1024
+                && tx
+                    .blocking_send(Ok(Bytes::from(std::mem::take(&mut chunk))))
+                    .is_err()
+            {
+                return;
+            }
         }
-    }
-    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], out).into_response())
+        if !chunk.is_empty() {
+            let _ = tx.blocking_send(Ok(Bytes::from(chunk)));
+        }
+    });
+    let stream =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+    let body = axum::body::Body::from_stream(stream);
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
 }
 
 /// The journal head: the last record's sequence number and hash.
 #[utoipa::path(get, path = "/v1/audit/head", tag = "operator",
-    responses((status = 200, body = Head), (status = 401, body = ProblemDoc), (status = 403, body = ProblemDoc)),
+    responses((status = 200, body = Head), (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn audit_head(
     State(app): State<Arc<App>>,
@@ -238,7 +259,7 @@ pub struct PolicyView {
 
 /// The live policy: name, sha256, load time, tools with classes, agents.
 #[utoipa::path(get, path = "/v1/policy", tag = "operator",
-    responses((status = 200, body = PolicyView), (status = 401, body = ProblemDoc), (status = 403, body = ProblemDoc)),
+    responses((status = 200, body = PolicyView), (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn policy(
     State(app): State<Arc<App>>,
@@ -290,8 +311,8 @@ pub async fn reload_policy(app: &App) -> Result<PolicySummary, Problem> {
 
 /// Reloads the policy from its file (as SIGHUP does).
 #[utoipa::path(post, path = "/v1/policy/reload", tag = "operator",
-    responses((status = 200, body = PolicySummary), (status = 401, body = ProblemDoc), (status = 403, body = ProblemDoc),
-        (status = 422, description = "the new policy does not check clean: its diagnostics", body = ProblemDoc)),
+    responses((status = 200, body = PolicySummary), (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "the new policy does not check clean: its diagnostics", body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn reload(
     State(app): State<Arc<App>>,
@@ -312,7 +333,7 @@ pub struct KeyList {
 
 /// Lists the keys.
 #[utoipa::path(get, path = "/v1/keys", tag = "operator",
-    responses((status = 200, body = KeyList), (status = 401, body = ProblemDoc), (status = 403, body = ProblemDoc)),
+    responses((status = 200, body = KeyList), (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn keys(State(app): State<Arc<App>>, caller: Caller) -> Result<Json<KeyList>, Problem> {
     caller.require(&app, &[Role::Operator], "list keys").await?;
@@ -339,7 +360,7 @@ pub struct Status {
 
 /// Policy, uptime, pending count, kill switch and journal head.
 #[utoipa::path(get, path = "/v1/status", tag = "operator",
-    responses((status = 200, body = Status), (status = 401, body = ProblemDoc), (status = 403, body = ProblemDoc)),
+    responses((status = 200, body = Status), (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn status(State(app): State<Arc<App>>, caller: Caller) -> Result<Json<Status>, Problem> {
     caller
@@ -359,7 +380,7 @@ pub async fn status(State(app): State<Arc<App>>, caller: Caller) -> Result<Json<
 /// Prometheus text.
 #[utoipa::path(get, path = "/metrics", tag = "operator",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String),
-        (status = 401, body = ProblemDoc), (status = 403, body = ProblemDoc)),
+        (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn metrics(State(app): State<Arc<App>>, caller: Caller) -> Result<Response, Problem> {
     caller
@@ -378,7 +399,7 @@ pub async fn healthz() -> Json<Json_> {
 
 /// Ready: a policy is loaded and the journal is writable.
 #[utoipa::path(get, path = "/readyz", tag = "health",
-    responses((status = 200, description = "ready", body = Object), (status = 503, body = ProblemDoc)))]
+    responses((status = 200, description = "ready", body = Object), (status = 503, body = ProblemDoc, content_type = "application/problem+json")))]
 pub async fn readyz(State(app): State<Arc<App>>) -> Result<Json<Json_>, Problem> {
     if !data::journal_writable(&app.data.0) {
         return Err(Problem::unavailable("the journal is not writable"));

@@ -18,6 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 
 /// Filters of `GET /v1/approvals`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// `pending` (the default; the only state listed).
     pub state: Option<String>,
@@ -114,8 +115,8 @@ fn item(app: &App, p: Pending) -> ApprovalItem {
 
 /// Held calls waiting for approval, within the key's tenants.
 #[utoipa::path(get, path = "/v1/approvals", tag = "approvals", params(ListQuery),
-    responses((status = 200, body = ApprovalList), (status = 400, body = ProblemDoc),
-        (status = 401, body = ProblemDoc), (status = 403, body = ProblemDoc)),
+    responses((status = 200, body = ApprovalList), (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn list(
     State(app): State<Arc<App>>,
@@ -177,6 +178,7 @@ async fn tenant_of(
 
 /// Query naming an approval's tenant.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ApprovalQuery {
     /// The call's tenant (needed when several tenants have a call of this id).
     pub tenant: Option<String>,
@@ -185,8 +187,8 @@ pub struct ApprovalQuery {
 /// One held call, in any state.
 #[utoipa::path(get, path = "/v1/approvals/{id}", tag = "approvals",
     params(("id" = String, Path, description = "the approval (call) id"), ApprovalQuery),
-    responses((status = 200, body = ApprovalItem), (status = 401, body = ProblemDoc),
-        (status = 403, body = ProblemDoc), (status = 404, body = ProblemDoc)),
+    responses((status = 200, body = ApprovalItem), (status = 401, body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, body = ProblemDoc, content_type = "application/problem+json"), (status = 404, body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn show(
     State(app): State<Arc<App>>,
@@ -258,9 +260,12 @@ fn result(app: &App, key: &CallKey) -> ApprovalResult {
 /// Approves a held call as this key's approver; the token goes to the service, not here.
 #[utoipa::path(post, path = "/v1/approvals/{id}/approve", tag = "approvals", request_body = ApproveBody,
     params(("id" = String, Path, description = "the approval (call) id"), ApprovalQuery),
-    responses((status = 200, body = ApprovalResult), (status = 400, body = ProblemDoc),
-        (status = 401, body = ProblemDoc), (status = 403, body = ProblemDoc), (status = 404, body = ProblemDoc),
-        (status = 409, body = ProblemDoc)),
+    responses(
+        (status = 413, description = "the body is over the limit", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, description = "the body is not JSON", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 200, body = ApprovalResult), (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json"), (status = 404, body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn approve(
     State(app): State<Arc<App>>,
@@ -282,9 +287,12 @@ pub async fn approve(
 /// Rejects a held call as this key's approver.
 #[utoipa::path(post, path = "/v1/approvals/{id}/reject", tag = "approvals", request_body = RejectBody,
     params(("id" = String, Path, description = "the approval (call) id"), ApprovalQuery),
-    responses((status = 200, body = ApprovalResult), (status = 400, body = ProblemDoc),
-        (status = 401, body = ProblemDoc), (status = 403, body = ProblemDoc), (status = 404, body = ProblemDoc),
-        (status = 409, body = ProblemDoc)),
+    responses(
+        (status = 413, description = "the body is over the limit", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, description = "the body is not JSON", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 200, body = ApprovalResult), (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json"), (status = 404, body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn reject(
     State(app): State<Arc<App>>,

@@ -110,8 +110,11 @@ pub enum DecideBody {
 /// no budget is charged, no kill switch is consulted.
 #[utoipa::path(post, path = "/v1/decide", tag = "calls",
     request_body(content = DecideBody, description = "one request or a list"),
-    responses((status = 200, description = "the decision, or one per request", body = Object),
-        (status = 400, body = ProblemDoc), (status = 401, body = ProblemDoc), (status = 403, body = ProblemDoc)),
+    responses(
+        (status = 413, description = "the body is over the limit", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, description = "the body is not JSON", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 200, description = "the decision, or one per request", body = Object),
+        (status = 400, body = ProblemDoc, content_type = "application/problem+json"), (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn decide(
     State(app): State<Arc<App>>,
@@ -225,9 +228,12 @@ fn denied(call: &Call, reason: String, rule: Option<String>) -> CallAnswer {
 /// Decides and enforces a call: `allowed` means the service may execute it
 /// once with credentials for `scope`, then `POST /v1/calls/{id}/result`.
 #[utoipa::path(post, path = "/v1/calls", tag = "calls", request_body = CallRequest,
-    responses((status = 200, body = CallAnswer), (status = 400, body = ProblemDoc),
-        (status = 401, body = ProblemDoc), (status = 403, body = ProblemDoc), (status = 409, body = ProblemDoc),
-        (status = 503, body = ProblemDoc)),
+    responses(
+        (status = 413, description = "the body is over the limit", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, description = "the body is not JSON", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 200, body = CallAnswer), (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json"), (status = 409, body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn create(
     State(app): State<Arc<App>>,
@@ -291,6 +297,7 @@ fn count(app: &App, call: &Call, outcome: &str, secs: f64) {
 
 /// Query parameters naming a call's tenant.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TenantQuery {
     /// The call's tenant (needed when the key has more than one).
     pub tenant: Option<String>,
@@ -351,8 +358,8 @@ fn status_of(app: &App, key: &CallKey) -> Option<CallStatus> {
 /// A call's state; `?wait=30s` holds the answer while it is pending.
 #[utoipa::path(get, path = "/v1/calls/{id}", tag = "calls",
     params(("id" = String, Path, description = "the call id"), TenantQuery),
-    responses((status = 200, body = CallStatus), (status = 400, body = ProblemDoc),
-        (status = 401, body = ProblemDoc), (status = 403, body = ProblemDoc), (status = 404, body = ProblemDoc)),
+    responses((status = 200, body = CallStatus), (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json"), (status = 404, body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn state(
     State(app): State<Arc<App>>,
@@ -408,8 +415,11 @@ pub struct Recorded {
 /// Reports an allowed call's result (journaled as `execution`).
 #[utoipa::path(post, path = "/v1/calls/{id}/result", tag = "calls", request_body = ResultBody,
     params(("id" = String, Path, description = "the call id"), TenantQuery),
-    responses((status = 200, body = Recorded), (status = 400, body = ProblemDoc),
-        (status = 401, body = ProblemDoc), (status = 403, body = ProblemDoc), (status = 404, body = ProblemDoc)),
+    responses(
+        (status = 413, description = "the body is over the limit", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, description = "the body is not JSON", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 200, body = Recorded), (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json"), (status = 404, body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn result(
     State(app): State<Arc<App>>,
@@ -458,9 +468,12 @@ pub struct ExecuteBody {
 /// back with the scope; report the result as for any allowed call.
 #[utoipa::path(post, path = "/v1/calls/{id}/execute", tag = "calls", request_body = ExecuteBody,
     params(("id" = String, Path, description = "the call id"), TenantQuery),
-    responses((status = 200, body = CallAnswer), (status = 400, body = ProblemDoc),
-        (status = 401, body = ProblemDoc), (status = 403, body = ProblemDoc), (status = 404, body = ProblemDoc),
-        (status = 409, body = ProblemDoc)),
+    responses(
+        (status = 413, description = "the body is over the limit", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, description = "the body is not JSON", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 200, body = CallAnswer), (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json"), (status = 404, body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn execute(
     State(app): State<Arc<App>>,
@@ -472,10 +485,12 @@ pub async fn execute(
     caller
         .require(&app, &[Role::Service], "execute a call")
         .await?;
-    let tenant = match (&body.context, q.tenant.as_deref()) {
-        (Some(c), _) => c.tenant.clone(),
-        (None, given) => caller.tenant(&app, given, "execute a call").await?,
-    };
+    let given = body
+        .context
+        .as_ref()
+        .map(|c| c.tenant.as_str())
+        .or(q.tenant.as_deref());
+    let tenant = caller.tenant(&app, given, "execute a call").await?;
     let key = CallKey::new(&tenant, &id);
     let pending = app
         .gateway
@@ -507,5 +522,31 @@ pub async fn execute(
         Ok(lease) => Ok(Json(allowed(lease))),
         Err(GatewayError::Denied { reason, rule }) => Ok(Json(denied(&call, reason, rule))),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_read_as_the_docs_say() {
+        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("7"), Some(Duration::from_secs(7)));
+        for bad in [
+            "",
+            "s",
+            "-1s",
+            "1d",
+            "1.5s",
+            "forever",
+            "99999999999999999999s",
+        ] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
     }
 }
