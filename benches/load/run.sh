@@ -27,6 +27,7 @@ start() { # start FSYNC: a fresh data dir, a service key, a server; sets $url $k
     local data="$work/data-$1"
     mkdir -p "$data"
     key="$("$bin" keys add bench --role service --data "$data" | tail -1)"
+    opkey="$("$bin" keys add bench-ops --role operator --data "$data" | tail -1)"
     "$bin" serve --policy "$root/policies/support-desk.policy" --data "$data" \
         --listen 127.0.0.1:0 --fsync "$1" >"$work/serve-$1.log" 2>&1 &
     server=$!
@@ -38,7 +39,18 @@ start() { # start FSYNC: a fresh data dir, a service key, a server; sets $url $k
     echo "run.sh: the server did not start:" >&2; cat "$work/serve-$1.log" >&2; exit 2
 }
 
-stop() { kill "$server"; wait "$server" 2>/dev/null || true; server=""; }
+# Server-side means from /metrics (sum/count of each duration histogram): time
+# inside the handlers, the engine and the journal, without the client's share.
+means() {
+    curl -s "$url/metrics" -H "authorization: Bearer $opkey" | awk '
+        /^toolgate_(http_request|decision|journal_write)_duration_seconds_(sum|count)/ {
+            name = $1; sub(/_(sum|count)/, "", name); kind = ($1 ~ /_sum/) ? "sum" : "count"
+            v[name, kind] = $2; names[name] = 1 }
+        END { for (n in names) if (v[n, "count"] > 0)
+            printf "  %-75s mean %8.1f us over %d\n", n, 1e6 * v[n, "sum"] / v[n, "count"], v[n, "count"] }' | sort
+}
+
+stop() { echo; echo "server-side means ($1):"; means; echo; kill "$server"; wait "$server" 2>/dev/null || true; server=""; }
 
 lua() { # lua BODY: a wrk script posting BODY with the key
     cat >"$work/post.lua" <<LUA
@@ -73,8 +85,8 @@ row "GET /healthz" /healthz
 lua "$read_call"
 row "POST /v1/decide (allowed read)" /v1/decide "$work/post.lua"
 row "POST /v1/calls, fsync always" /v1/calls "$work/post.lua"
-stop
+stop "fsync always"
 start never
 lua "$read_call"
 row "POST /v1/calls, fsync never" /v1/calls "$work/post.lua"
-stop
+stop "fsync never"
