@@ -13,6 +13,8 @@ pub(crate) fn run(command: AuditCommand) -> Exit {
         AuditCommand::Keygen { out } => keygen(&out),
         AuditCommand::Head { log } => head(&log),
         AuditCommand::Repair { log } => repair(&log),
+        // The one audit command that talks to a running server.
+        AuditCommand::Tail(args) => crate::ops::audit_tail(&args),
     }
 }
 

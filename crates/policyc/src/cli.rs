@@ -40,6 +40,133 @@ pub(crate) enum Command {
     /// Manage the API keys of `policyc serve`.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Review, approve or reject held calls on a running server (an approver key in `TOOLGATE_KEY`).
+    #[command(subcommand)]
+    Approvals(ApprovalsCommand),
+    /// Stop or resume tool calls on a running server (an operator key in `TOOLGATE_KEY`).
+    #[command(subcommand)]
+    KillSwitch(KillSwitchCommand),
+    /// A running server at a glance: policy, uptime, pending approvals, kill switch, journal head.
+    Status(Conn),
+}
+
+/// Which server to talk to; the bearer key comes from `TOOLGATE_KEY` (never a flag,
+/// so it stays out of the process list). Exit 0: done, 1: refused, 2: usage or connection.
+#[derive(Debug, Args)]
+pub(crate) struct Conn {
+    /// The server's base URL.
+    #[arg(long, env = "TOOLGATE_URL", default_value = "http://127.0.0.1:8181")]
+    pub url: String,
+    /// Print JSON (for scripts) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ApprovalsCommand {
+    /// List the calls waiting for approval.
+    List {
+        /// Only this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only this agent.
+        #[arg(long)]
+        agent: Option<String>,
+        /// Only this tool.
+        #[arg(long)]
+        tool: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Show one held call: arguments as journaled, digest, rule, reason, approvals so far.
+    Show {
+        /// The approval (call) id.
+        id: String,
+        /// Its tenant (needed when calls of several tenants share the id).
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Approve a held call: the arguments digest approved is the one `show` prints.
+    Approve {
+        /// The approval (call) id.
+        id: String,
+        /// Why (journaled).
+        #[arg(long)]
+        reason: String,
+        /// Its tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Reject a held call.
+    Reject {
+        /// The approval (call) id.
+        id: String,
+        /// Why (journaled).
+        #[arg(long)]
+        reason: String,
+        /// Its tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+/// The scope of a kill switch.
+#[derive(Debug, Args)]
+pub(crate) struct KillArgs {
+    /// Only this tenant (default: every tenant).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Only this agent (default: every agent).
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// Stop reads too, not only writes.
+    #[arg(long)]
+    pub all_tools: bool,
+    /// Why (journaled).
+    #[arg(long)]
+    pub reason: String,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KillSwitchCommand {
+    /// Stop tool calls in a scope (writes, or everything with `--all-tools`).
+    Engage(KillArgs),
+    /// Resume tool calls in a scope (the same scope as engaged).
+    Release(KillArgs),
+    /// List the engaged kill switches.
+    Status(Conn),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AuditTailArgs {
+    /// From this long ago (`30m`, `2h`) or this time (ms since the epoch).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only this record kind (`decision`, `approval_granted`, `kill_switch`, ...).
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Only this call id.
+    #[arg(long)]
+    pub call: Option<String>,
+    /// Only this tenant.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Print only the last N matching records first (0: all).
+    #[arg(short = 'n', long, default_value_t = 20)]
+    pub lines: usize,
+    /// Keep printing new records as they are journaled (until interrupted).
+    #[arg(long)]
+    pub follow: bool,
+    #[command(flatten)]
+    pub conn: Conn,
 }
 
 #[derive(Debug, Args)]
@@ -289,6 +416,8 @@ pub(crate) enum AuditCommand {
         /// The journal (JSON Lines).
         log: PathBuf,
     },
+    /// Print a running server's journal records (an operator key in `TOOLGATE_KEY`).
+    Tail(AuditTailArgs),
 }
 
 #[derive(Debug, Args)]

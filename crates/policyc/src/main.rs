@@ -4,6 +4,7 @@
 mod audit;
 mod check;
 mod cli;
+mod client;
 mod diag;
 mod diff;
 mod eval;
@@ -11,6 +12,7 @@ mod files;
 mod fmt;
 mod import;
 mod lines;
+mod ops;
 mod replay;
 mod serve;
 mod shadow;
@@ -56,5 +58,8 @@ fn main() -> Exit {
         cli::Command::Show(args) => show::run(&args),
         cli::Command::Diff(args) => diff::run(&args),
         cli::Command::Import(args) => import::run(&args),
+        cli::Command::Approvals(cmd) => ops::approvals(cmd),
+        cli::Command::KillSwitch(cmd) => ops::kill_switch(cmd),
+        cli::Command::Status(conn) => ops::status(&conn),
     }
 }

@@ -1,0 +1,472 @@
+//! The operator CLI: `policyc approvals`, `policyc kill-switch`, `policyc
+//! status` and `policyc audit tail` talk to a running `policyc serve` over
+//! HTTP (see docs/server.md). Tables for people, `--json` for scripts.
+
+use crate::cli::{ApprovalsCommand, AuditTailArgs, Conn, KillArgs, KillSwitchCommand};
+use crate::client::{encode, query, Client, Failure};
+use crate::Exit;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+fn client(conn: &Conn) -> Client {
+    Client::new(&conn.url, std::env::var("TOOLGATE_KEY").ok())
+}
+
+/// Runs one command body: prints its failure and maps it to the exit status.
+fn finish(result: Result<(), Failure>) -> Exit {
+    match result {
+        Ok(()) => Exit::Ok,
+        Err(f) => f.report(),
+    }
+}
+
+fn print_json(value: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+    );
+}
+
+/// A JSON value as table text: strings bare, null as `-`.
+fn cell(value: &Value) -> String {
+    match value {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A UTC time `2026-11-22 05:06:23` from milliseconds since the epoch.
+fn time(ms: &Value) -> String {
+    let Some(ms) = ms.as_u64() else {
+        return "-".into();
+    };
+    let secs = ms / 1000;
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Prints rows under a header, each column as wide as its widest cell.
+fn table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let last = cells.len().saturating_sub(1);
+        let text: Vec<String> = cells
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if i == last {
+                    c
+                } else {
+                    format!("{c:<w$}", w = widths.get(i).copied().unwrap_or(0))
+                }
+            })
+            .collect();
+        println!("{}", text.join("  ").trim_end());
+    };
+    line(header.iter().map(|h| (*h).to_string()).collect());
+    for row in rows {
+        line(row.clone());
+    }
+}
+
+/// `policyc approvals ...`.
+pub(crate) fn approvals(cmd: ApprovalsCommand) -> Exit {
+    finish(match cmd {
+        ApprovalsCommand::List {
+            tenant,
+            agent,
+            tool,
+            conn,
+        } => list(&conn, tenant.as_deref(), agent.as_deref(), tool.as_deref()),
+        ApprovalsCommand::Show { id, tenant, conn } => show(&conn, &id, tenant.as_deref()),
+        ApprovalsCommand::Approve {
+            id,
+            reason,
+            tenant,
+            conn,
+        } => approve(&conn, &id, &reason, tenant.as_deref()),
+        ApprovalsCommand::Reject {
+            id,
+            reason,
+            tenant,
+            conn,
+        } => decide(
+            &conn,
+            &id,
+            tenant.as_deref(),
+            "reject",
+            json!({"reason": reason}),
+        ),
+    })
+}
+
+fn list(
+    conn: &Conn,
+    tenant: Option<&str>,
+    agent: Option<&str>,
+    tool: Option<&str>,
+) -> Result<(), Failure> {
+    let q = query(&[("tenant", tenant), ("agent", agent), ("tool", tool)]);
+    let answer = client(conn).get(&format!("/v1/approvals{q}"))?;
+    if conn.json {
+        print_json(&answer);
+        return Ok(());
+    }
+    let items = answer["approvals"].as_array().cloned().unwrap_or_default();
+    if items.is_empty() {
+        println!("no calls wait for approval");
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|a| {
+            vec![
+                cell(&a["id"]),
+                cell(&a["tenant"]),
+                cell(&a["agent"]),
+                cell(&a["tool"]),
+                cell(&a["group"]),
+                format!(
+                    "{}/{}",
+                    a["approvals"].as_array().map_or(0, Vec::len),
+                    cell(&a["count"])
+                ),
+                time(&a["requested_at"]),
+                time(&a["expires_at"]),
+                cell(&a["args"]),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "ID",
+            "TENANT",
+            "AGENT",
+            "TOOL",
+            "GROUP",
+            "APPROVALS",
+            "REQUESTED (UTC)",
+            "EXPIRES (UTC)",
+            "ARGS",
+        ],
+        &rows,
+    );
+    Ok(())
+}
+
+fn fetch(client: &Client, id: &str, tenant: Option<&str>) -> Result<Value, Failure> {
+    let q = query(&[("tenant", tenant)]);
+    client.get(&format!("/v1/approvals/{}{q}", encode(id)))
+}
+
+fn show(conn: &Conn, id: &str, tenant: Option<&str>) -> Result<(), Failure> {
+    let item = fetch(&client(conn), id, tenant)?;
+    if conn.json {
+        print_json(&item);
+        return Ok(());
+    }
+    for (label, field) in [
+        ("id", "id"),
+        ("state", "state"),
+        ("tenant", "tenant"),
+        ("env", "env"),
+        ("agent", "agent"),
+        ("tool", "tool"),
+        ("rule", "rule"),
+        ("reason", "reason"),
+        ("group", "group"),
+        ("args digest", "args_digest"),
+    ] {
+        println!("{label:<13}{}", cell(&item[field]));
+    }
+    println!("{:<13}{}", "requested", time(&item["requested_at"]));
+    println!("{:<13}{}", "expires", time(&item["expires_at"]));
+    let given = item["approvals"].as_array().cloned().unwrap_or_default();
+    println!(
+        "{:<13}{} of {}",
+        "approvals",
+        given.len(),
+        cell(&item["count"])
+    );
+    for a in &given {
+        println!("  - {}: {}", cell(&a["approver"]), cell(&a["reason"]));
+    }
+    println!("args (as journaled; redacted fields redacted):");
+    let args = serde_json::to_string_pretty(&item["args"]).unwrap_or_default();
+    for l in args.lines() {
+        println!("  {l}");
+    }
+    Ok(())
+}
+
+/// Approves the arguments digest the server lists for the call: what `show` printed.
+fn approve(conn: &Conn, id: &str, reason: &str, tenant: Option<&str>) -> Result<(), Failure> {
+    let item = fetch(&client(conn), id, tenant)?;
+    let digest = item["args_digest"].as_str().unwrap_or_default().to_string();
+    let tenant = item["tenant"].as_str().map(str::to_string);
+    let body = json!({"args_digest": digest, "reason": reason});
+    decide(conn, id, tenant.as_deref(), "approve", body)
+}
+
+fn decide(
+    conn: &Conn,
+    id: &str,
+    tenant: Option<&str>,
+    action: &str,
+    body: Value,
+) -> Result<(), Failure> {
+    let q = query(&[("tenant", tenant)]);
+    let path = format!("/v1/approvals/{}/{action}{q}", encode(id));
+    let answer = client(conn).post(&path, &body)?;
+    if conn.json {
+        print_json(&answer);
+        return Ok(());
+    }
+    println!(
+        "{} `{}` (tenant `{}`): {}, {} of {} approvals",
+        if action == "approve" {
+            "approved"
+        } else {
+            "rejected"
+        },
+        cell(&answer["id"]),
+        cell(&answer["tenant"]),
+        cell(&answer["state"]),
+        cell(&answer["approvals"]),
+        cell(&answer["count"]),
+    );
+    Ok(())
+}
+
+/// `policyc kill-switch ...`.
+pub(crate) fn kill_switch(cmd: KillSwitchCommand) -> Exit {
+    finish(match cmd {
+        KillSwitchCommand::Engage(args) => set_kill(&args, true),
+        KillSwitchCommand::Release(args) => set_kill(&args, false),
+        KillSwitchCommand::Status(conn) => client(&conn)
+            .get("/v1/kill-switch")
+            .map(|answer| print_kill(&conn, &answer)),
+    })
+}
+
+fn set_kill(args: &KillArgs, engaged: bool) -> Result<(), Failure> {
+    let body = json!({
+        "engaged": engaged,
+        "tenant": args.tenant,
+        "agent": args.agent,
+        "tools": if args.all_tools { "all" } else { "writes" },
+        "reason": args.reason,
+    });
+    let answer = client(&args.conn).post("/v1/kill-switch", &body)?;
+    if !args.conn.json {
+        println!(
+            "kill switch {} for tenant {}, agent {}, {}",
+            if engaged { "engaged" } else { "released" },
+            args.tenant.as_deref().unwrap_or("*"),
+            args.agent.as_deref().unwrap_or("*"),
+            if args.all_tools {
+                "all tools"
+            } else {
+                "writes"
+            },
+        );
+    }
+    print_kill(&args.conn, &answer);
+    Ok(())
+}
+
+fn kill_rows(scopes: &Value) -> Vec<Vec<String>> {
+    let star = |v: &Value| v.as_str().unwrap_or("*").to_string();
+    scopes
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| vec![star(&s["tenant"]), star(&s["agent"]), cell(&s["tools"])])
+        .collect()
+}
+
+fn print_kill(conn: &Conn, answer: &Value) {
+    if conn.json {
+        print_json(answer);
+        return;
+    }
+    let rows = kill_rows(&answer["engaged"]);
+    if rows.is_empty() {
+        println!("no kill switch is engaged");
+    } else {
+        table(&["TENANT", "AGENT", "STOPS"], &rows);
+    }
+}
+
+/// `policyc status`.
+pub(crate) fn status(conn: &Conn) -> Exit {
+    finish(client(conn).get("/v1/status").map(|s| {
+        if conn.json {
+            print_json(&s);
+            return;
+        }
+        let sha = s["policy_sha256"].as_str().unwrap_or("");
+        println!(
+            "policy        {} (sha256 {})",
+            cell(&s["policy"]),
+            sha.get(..12).unwrap_or(sha)
+        );
+        println!(
+            "uptime        {}",
+            uptime(s["uptime_secs"].as_u64().unwrap_or(0))
+        );
+        println!(
+            "pending       {} call(s) wait for approval",
+            cell(&s["pending"])
+        );
+        let kills = kill_rows(&s["kill_switch"]);
+        if kills.is_empty() {
+            println!("kill switch   none engaged");
+        }
+        for k in kills {
+            println!(
+                "kill switch   engaged: tenant {}, agent {}, stops {}",
+                k[0], k[1], k[2]
+            );
+        }
+        let head = &s["journal_head"];
+        if head.is_null() {
+            println!("journal head  (empty journal)");
+        } else {
+            let hash = head["hash"].as_str().unwrap_or("");
+            println!(
+                "journal head  seq {} sha256 {} at {}",
+                cell(&head["seq"]),
+                hash,
+                time(&head["ts_ms"])
+            );
+        }
+    }))
+}
+
+fn uptime(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m {}s", s / 60, s % 60),
+        s => format!("{}h {}m", s / 3600, s % 3600 / 60),
+    }
+}
+
+/// `policyc audit tail`.
+pub(crate) fn audit_tail(args: &AuditTailArgs) -> Exit {
+    finish(tail(args))
+}
+
+fn tail(args: &AuditTailArgs) -> Result<(), Failure> {
+    let client = client(&args.conn);
+    let filters = |after: Option<String>| {
+        query(&[
+            ("since", args.since.as_deref()),
+            ("kind", args.kind.as_deref()),
+            ("call", args.call.as_deref()),
+            ("tenant", args.tenant.as_deref()),
+            ("after", after.as_deref()),
+        ])
+    };
+    let records = records(&client.get_text(&format!("/v1/audit{}", filters(None)))?);
+    let skip = match args.lines {
+        0 => 0,
+        n => records.len().saturating_sub(n),
+    };
+    if !args.conn.json {
+        println!(
+            "{:<6}  {:<19}  {:<22}  {:<14}  DETAIL",
+            "SEQ", "TIME (UTC)", "KIND", "CALL"
+        );
+    }
+    let mut last = records.last().and_then(|r| r["seq"].as_u64());
+    for r in records.iter().skip(skip) {
+        print_record(args.conn.json, r);
+    }
+    if !args.follow {
+        return Ok(());
+    }
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let after = last.unwrap_or(0).to_string();
+        let text = client.get_text(&format!("/v1/audit{}", filters(Some(after))))?;
+        for r in records_of(&text) {
+            last = r["seq"].as_u64().or(last);
+            print_record(args.conn.json, &r);
+        }
+    }
+}
+
+fn records(text: &str) -> Vec<Value> {
+    records_of(text).collect()
+}
+
+fn records_of(text: &str) -> impl Iterator<Item = Value> + '_ {
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+}
+
+fn print_record(json: bool, r: &Value) {
+    if json {
+        println!("{r}");
+        return;
+    }
+    let body = &r["body"];
+    let detail: Vec<String> = [
+        "tenant", "agent", "tool", "decision", "outcome", "approver", "caller", "action", "reason",
+        "why", "error",
+    ]
+    .iter()
+    .filter(|k| !body[**k].is_null())
+    .map(|k| format!("{k}={}", cell(&body[*k])))
+    .collect();
+    println!(
+        "{:<6}  {:<19}  {:<22}  {:<14}  {}",
+        cell(&r["seq"]),
+        time(&r["ts_ms"]),
+        cell(&r["kind"]),
+        cell(&body["call"]),
+        detail.join(" ")
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_utc() {
+        assert_eq!(time(&json!(0)), "1970-01-01 00:00:00");
+        assert_eq!(time(&json!(1_795_323_983_000_u64)), "2026-11-22 05:06:23");
+        assert_eq!(time(&Value::Null), "-");
+    }
+
+    #[test]
+    fn uptimes_read_as_people_say_them() {
+        assert_eq!(uptime(5), "5s");
+        assert_eq!(uptime(125), "2m 5s");
+        assert_eq!(uptime(7260), "2h 1m");
+    }
+}
