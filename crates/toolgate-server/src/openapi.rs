@@ -19,7 +19,7 @@ use utoipa::{Modify, OpenApi};
         admin::healthz, admin::readyz,
     ),
     components(schemas(
-        problem::ProblemDoc, calls::CallRequest, calls::ContextIn, calls::DecideBody, calls::CallAnswer,
+        problem::ProblemDoc, calls::CallRequest, calls::ContextIn, calls::DecideBody, calls::DecideAnswer, calls::CallAnswer,
         calls::ApprovalNeeded, calls::CallStatus, calls::ResultBody, calls::Recorded, calls::ExecuteBody,
         approvals::ApprovalItem, approvals::ApprovalGiven, approvals::ApprovalList, approvals::ApproveBody,
         approvals::RejectBody, approvals::ApprovalResult, admin::KillScopeView, admin::KillStatus,

@@ -106,6 +106,22 @@ pub enum DecideBody {
     Many(Vec<CallRequest>),
 }
 
+/// `POST /v1/decide`'s answer: one decision (an object) for one request, a
+/// list of them for a list. Only its schema is used (the handler answers JSON).
+pub struct DecideAnswer;
+
+impl utoipa::PartialSchema for DecideAnswer {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder};
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new())
+            .item(ArrayBuilder::new().items(ObjectBuilder::new()))
+            .into()
+    }
+}
+
+impl ToSchema for DecideAnswer {}
+
 /// A pure decision (the same JSON as `policyc eval`): nothing is journaled,
 /// no budget is charged, no kill switch is consulted.
 #[utoipa::path(post, path = "/v1/decide", tag = "calls",
@@ -113,7 +129,7 @@ pub enum DecideBody {
     responses(
         (status = 413, description = "the body is over the limit", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 415, description = "the body is not JSON", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 200, description = "the decision, or one per request", body = Object),
+        (status = 200, description = "the decision, or one per request", body = DecideAnswer),
         (status = 400, body = ProblemDoc, content_type = "application/problem+json"), (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn decide(
