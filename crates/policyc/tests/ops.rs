@@ -4,7 +4,6 @@
 
 #![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
     reason = "test helpers fail loudly when the server or the CLI misbehaves"
 )]
 
