@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 
-TOP = ["pytest==9.2.0", "schemathesis==4.30.1", "setuptools==84.2.1"]
+TOP = ["pytest==9.2.0", "schemathesis==4.30.1", "setuptools==84.2.1", "mcp==2.3.0"]
 VERSIONS = ["3.10", "3.11", "3.12", "3.13", "3.14"]
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "clients", "python", "requirements-test.txt")
 PLATFORMS = ["manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64", "linux_x86_64"]

@@ -1,69 +1,117 @@
 #!/usr/bin/env bash
-# Makes the venv the Python tests of `cargo test` run in: target/test-peers/venv
-# (so `cargo clean` removes it) with the pinned, hash-checked peers of
-# clients/python/requirements-test.txt (pytest, schemathesis) and the client
-# itself. Idempotent: a stamp of the inputs skips the install when nothing
-# changed. Needs python3 (3.10 or newer) with venv and pip; exits non-zero with
-# what to install when they are missing, never skips silently.
-# Prints `venv: PATH` as its last line.
+# The one set-up script of the test peers that `cargo test` runs against.
+# Idempotent (a stamp of the inputs skips an install when nothing changed);
+# a missing prerequisite exits non-zero saying what to install, never skips.
 #
-# To change a pinned version: edit TOP in scripts/pin-test-peers.py and run it.
+#   scripts/setup-test-peers.sh [python] [npm] ...     (no argument: all of them)
+#
+# Each section prints one `NAME: PATH` line:
+# - python: `venv: PATH`, target/test-peers/venv (so `cargo clean` removes it)
+#   with the pinned, hash-checked peers of clients/python/requirements-test.txt
+#   (pytest, schemathesis, the MCP Python SDK) and the client itself. Needs
+#   python3 (3.10 or newer) with venv and pip. To change a pinned version: edit
+#   TOP in scripts/pin-test-peers.py and run it.
+# - npm: `npm: PATH`, target/test-peers/npm/node_modules with the MCP peers
+#   pinned by crates/policyc/tests/peers/package-lock.json (`npm ci`): the
+#   reference servers server-filesystem and server-everything and the MCP
+#   conformance suite. Needs node (20 or newer) and npm. To change a version:
+#   edit package.json there and run `npm install --package-lock-only`.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 target="${CARGO_TARGET_DIR:-$root/target}"
 case "$target" in /*) ;; *) target="$root/$target" ;; esac
 peers="$target/test-peers"
-venv="$peers/venv"
-reqs="$root/clients/python/requirements-test.txt"
-python="${PYTHON:-python3}"
-
-missing() {
-    echo "setup-test-peers: $1" >&2
-    echo "setup-test-peers: the Python tests of \`cargo test\` need python3 (3.10 or newer) with venv and pip;" >&2
-    echo "setup-test-peers: on Debian/Ubuntu: apt-get install python3 python3-venv python3-pip (or set PYTHON=/path/to/python3.10+)" >&2
-    exit 1
-}
-
-command -v "$python" >/dev/null 2>&1 || missing "\`$python\` is not on PATH"
-"$python" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' 2>/dev/null \
-    || missing "\`$python\` is $("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || echo unknown), older than 3.10"
-"$python" -c 'import venv, ensurepip' 2>/dev/null || missing "\`$python\` has no venv/ensurepip module"
-
 mkdir -p "$peers"
 # One setup at a time (cargo runs test binaries, and tests, in parallel).
 exec 9>"$peers/.lock"
 if command -v flock >/dev/null 2>&1; then flock 9; fi
 
-stamp_of() {
-    cat "$reqs" "$root/clients/python/pyproject.toml" "$0"
-    find "$root/clients/python/src" -type f -name '*.py' -o -name py.typed | LC_ALL=C sort | xargs cat
-    "$python" -c 'import sys; print(sys.version)'
-}
-stamp="$(stamp_of | "$python" -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')"
+hash_stdin() { sha256sum | cut -d" " -f1; }
 
-if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.stamp" 2>/dev/null)" = "$stamp" ]; then
+setup_python() {
+    local venv="$peers/venv" reqs="$root/clients/python/requirements-test.txt" python="${PYTHON:-python3}"
+    missing() {
+        echo "setup-test-peers: $1" >&2
+        echo "setup-test-peers: the Python tests of \`cargo test\` need python3 (3.10 or newer) with venv and pip;" >&2
+        echo "setup-test-peers: on Debian/Ubuntu: apt-get install python3 python3-venv python3-pip (or set PYTHON=/path/to/python3.10+)" >&2
+        exit 1
+    }
+
+    command -v "$python" >/dev/null 2>&1 || missing "\`$python\` is not on PATH"
+    "$python" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' 2>/dev/null \
+        || missing "\`$python\` is $("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || echo unknown), older than 3.10"
+    "$python" -c 'import venv, ensurepip' 2>/dev/null || missing "\`$python\` has no venv/ensurepip module"
+
+    stamp_of() {
+        cat "$reqs" "$root/clients/python/pyproject.toml" "$0"
+        find "$root/clients/python/src" -type f -name '*.py' -o -name py.typed | LC_ALL=C sort | xargs cat
+        "$python" -c 'import sys; print(sys.version)'
+    }
+    stamp="$(stamp_of | "$python" -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')"
+
+    if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.stamp" 2>/dev/null)" = "$stamp" ]; then
+        echo "venv: $venv"
+        return 0
+    fi
+
+    rm -rf "$venv"
+    "$python" -m venv "$venv" || missing "\`$python -m venv\` failed"
+    "$venv/bin/python" -m pip --version >/dev/null 2>&1 || missing "the venv has no pip"
+    export PIP_DISABLE_PIP_VERSION_CHECK=1
+    "$venv/bin/python" -m pip install --quiet --require-hashes --only-binary=:all: -r "$reqs" || {
+        echo "setup-test-peers: \`pip install --require-hashes -r $reqs\` failed (is PyPI reachable? is this CPython 3.10-3.14 on x86_64 Linux?)" >&2
+        exit 1
+    }
+    # The client itself, built with the pinned setuptools (no unpinned build deps),
+    # from a copy so that the build leaves nothing in the source tree.
+    src="$peers/client-src"
+    rm -rf "$src" && mkdir -p "$src"
+    cp -R "$root/clients/python/pyproject.toml" "$root/clients/python/README.md" "$root/clients/python/src" "$src/"
+    "$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation "$src" || {
+        echo "setup-test-peers: installing the client from clients/python failed" >&2
+        exit 1
+    }
+    rm -rf "$src"
+    echo "$stamp" >"$venv/.stamp"
     echo "venv: $venv"
-    exit 0
-fi
 
-rm -rf "$venv"
-"$python" -m venv "$venv" || missing "\`$python -m venv\` failed"
-"$venv/bin/python" -m pip --version >/dev/null 2>&1 || missing "the venv has no pip"
-export PIP_DISABLE_PIP_VERSION_CHECK=1
-"$venv/bin/python" -m pip install --quiet --require-hashes --only-binary=:all: -r "$reqs" || {
-    echo "setup-test-peers: \`pip install --require-hashes -r $reqs\` failed (is PyPI reachable? is this CPython 3.10-3.14 on x86_64 Linux?)" >&2
-    exit 1
 }
-# The client itself, built with the pinned setuptools (no unpinned build deps),
-# from a copy so that the build leaves nothing in the source tree.
-src="$peers/client-src"
-rm -rf "$src" && mkdir -p "$src"
-cp -R "$root/clients/python/pyproject.toml" "$root/clients/python/README.md" "$root/clients/python/src" "$src/"
-"$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation "$src" || {
-    echo "setup-test-peers: installing the client from clients/python failed" >&2
-    exit 1
+
+setup_npm() {
+    local lock="$root/crates/policyc/tests/peers" dir="$peers/npm"
+    nomissing() {
+        echo "setup-test-peers: $1" >&2
+        echo "setup-test-peers: the MCP tests of \`cargo test\` need node (20 or newer) and npm, with the npm registry reachable;" >&2
+        echo "setup-test-peers: on Debian/Ubuntu: apt-get install nodejs npm (or install Node.js 20+ from nodejs.org)" >&2
+        exit 1
+    }
+    command -v node >/dev/null 2>&1 || nomissing "\`node\` is not on PATH"
+    command -v npm >/dev/null 2>&1 || nomissing "\`npm\` is not on PATH"
+    node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' \
+        || nomissing "\`node\` is $(node --version), older than 20"
+    local stamp
+    stamp="$(cat "$lock/package.json" "$lock/package-lock.json" <(node --version) | hash_stdin)"
+    if [ -d "$dir/node_modules" ] && [ "$(cat "$dir/.stamp" 2>/dev/null)" = "$stamp" ]; then
+        echo "npm: $dir/node_modules"
+        return 0
+    fi
+    rm -rf "$dir" && mkdir -p "$dir"
+    cp "$lock/package.json" "$lock/package-lock.json" "$dir/"
+    # `npm ci` installs exactly the lockfile (integrity-checked) or fails.
+    (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) >&2 || {
+        echo "setup-test-peers: \`npm ci\` in $dir failed (is the npm registry reachable?)" >&2
+        exit 1
+    }
+    echo "$stamp" >"$dir/.stamp"
+    echo "npm: $dir/node_modules"
 }
-rm -rf "$src"
-echo "$stamp" >"$venv/.stamp"
-echo "venv: $venv"
+
+if [ "$#" -eq 0 ]; then set -- python npm; fi
+for part in "$@"; do
+    case "$part" in
+        python) setup_python ;;
+        npm) setup_npm ;;
+        *) echo "setup-test-peers: unknown part \`$part\` (python, npm)" >&2; exit 2 ;;
+    esac
+done
