@@ -27,11 +27,14 @@ pub(crate) struct McpProxyArgs {
     /// The data directory: journal, digest key, signing key (default `./toolgate-data`).
     #[arg(long, default_value = "./toolgate-data")]
     pub data: PathBuf,
+    /// Serve Streamable HTTP at `http://ADDR/mcp` instead of stdio (loopback; callers bring a service key).
+    #[arg(long)]
+    pub listen: Option<String>,
     /// Serve the approvals and kill-switch API (the `policyc serve` router) on this loopback address.
     #[arg(long)]
     pub admin_listen: Option<String>,
-    /// The admin API's keys file (default `DATA/keys.toml`).
-    #[arg(long, requires = "admin_listen")]
+    /// The keys file of the admin API and of `--listen`'s callers (default `DATA/keys.toml`).
+    #[arg(long)]
     pub keys: Option<PathBuf>,
     /// Hold a call needing approval until it is approved, rejected or this long passes (`30s`, `5m`).
     #[arg(long, value_parser = parse_duration)]
@@ -74,6 +77,7 @@ pub(crate) fn run(args: McpProxyArgs) -> Exit {
         },
         data: args.data,
         upstream: Upstream::Command(args.upstream),
+        listen: args.listen,
         admin_listen: args.admin_listen,
         keys: args.keys,
         wait_approval: args.wait_approval,

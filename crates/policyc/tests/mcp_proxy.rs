@@ -178,25 +178,128 @@ fn count(records: &[Value], kind: &str, call: &str) -> usize {
         .count()
 }
 
-#[test]
-fn the_filesystem_server_behind_the_policy_over_stdio() {
-    let t = tree("fs-stdio");
+/// The keys of a session: an approver's and an operator's.
+struct Keys {
+    approver: String,
+    operator: String,
+}
+
+fn keys(t: &Tree) -> Keys {
     std::fs::create_dir_all(&t.data).unwrap();
-    let approver = add_key(&t.data, "lee", "approver", &[]);
-    let operator = add_key(&t.data, "ops", "operator", &[]);
-    let admin = format!("127.0.0.1:{}", free_port());
-    let config = json!({
+    Keys {
+        approver: add_key(&t.data, "lee", "approver", &[]),
+        operator: add_key(&t.data, "ops", "operator", &[]),
+    }
+}
+
+fn session_config(t: &Tree, k: &Keys, admin: &str) -> Value {
+    json!({
         "policyc": BIN,
         "root": t.root,
         "secret": t.dir.join("secret.txt"),
         "admin_url": format!("http://{admin}"),
-        "approver": approver,
-        "operator": operator,
+        "approver": k.approver,
+        "operator": k.operator,
         "tenant": "local",
-        "proxy_args": proxy_args(&t, &admin, &filesystem_server(&t)),
-    });
-    let out = run_script("fs_session.py", &config);
+    })
+}
 
+#[test]
+fn the_filesystem_server_behind_the_policy_over_stdio() {
+    let t = tree("fs-stdio");
+    let k = keys(&t);
+    let admin = format!("127.0.0.1:{}", free_port());
+    let mut config = session_config(&t, &k, &admin);
+    config["proxy_args"] = json!(proxy_args(&t, &admin, &filesystem_server(&t)));
+    let out = run_script("fs_session.py", &config);
+    assert_session(&t, &out);
+}
+
+/// The proxy listening for Streamable HTTP, stopped (SIGTERM) when dropped.
+struct Listening {
+    child: std::process::Child,
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+    }
+}
+
+/// Starts the proxy with `--listen`; returns it once its endpoint is up.
+fn listen(args: Vec<String>) -> Listening {
+    use std::io::BufRead as _;
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let up = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.contains("MCP endpoint on"));
+    // Keep draining stderr so the proxy never blocks on it.
+    std::thread::spawn(move || lines.for_each(drop));
+    let listening = Listening { child };
+    assert!(up, "the proxy did not start listening");
+    listening
+}
+
+#[test]
+fn the_filesystem_server_behind_the_policy_over_streamable_http() {
+    let t = tree("fs-http");
+    let k = keys(&t);
+    let service = add_key(&t.data, "agent-1", "service", &["--tenants", "local"]);
+    // A key for other tenants; a key that is not a service key.
+    let stranger = add_key(&t.data, "agent-2", "service", &["--tenants", "north,south"]);
+    let admin = format!("127.0.0.1:{}", free_port());
+    let endpoint = format!("127.0.0.1:{}", free_port());
+    let mut args = proxy_args(&t, &admin, &filesystem_server(&t));
+    args.splice(1..1, ["--listen".to_string(), endpoint.clone()]);
+    let proxy = listen(args);
+    let url = format!("http://{endpoint}/mcp");
+    let mut config = session_config(&t, &k, &admin);
+    config["url"] = json!(url);
+    config["service"] = json!(service);
+    let out = run_script("fs_session.py", &config);
+    assert_session(&t, &out);
+    // No key: 401; a key for other tenants, or not a service key: 403, journaled.
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}});
+    let post = |key: Option<&str>| {
+        let mut req = ureq::post(&url).header("accept", "application/json, text/event-stream");
+        if let Some(key) = key {
+            req = req.header("authorization", &format!("Bearer {key}"));
+        }
+        let config = req.config().http_status_as_error(false).build();
+        config.send_json(&init).unwrap().status().as_u16()
+    };
+    assert_eq!(post(None), 401);
+    assert_eq!(post(Some(&stranger)), 403);
+    assert_eq!(post(Some(&k.approver)), 403);
+    drop(proxy);
+    let denied = journal(&t.data)
+        .into_iter()
+        .filter(|r| r["kind"] == "access_denied")
+        .count();
+    assert_eq!(denied, 2);
+    audit_verifies(&t.data);
+}
+
+/// What every session must have seen, through either transport.
+fn assert_session(t: &Tree, out: &Value) {
     // The client fell back from `server/discover` to the upstream's version.
     assert_eq!(out["protocol"], "2025-11-25");
     // Declared and grantable only: move_file (always denied) and the

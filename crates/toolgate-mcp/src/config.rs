@@ -37,6 +37,8 @@ pub struct ProxyConfig {
     pub data: PathBuf,
     /// The upstream server.
     pub upstream: Upstream,
+    /// Serve Streamable HTTP on this address instead of stdio.
+    pub listen: Option<String>,
     /// Mount the gateway service's approvals and kill-switch API here.
     pub admin_listen: Option<String>,
     /// The keys file of the admin API (default `DATA/keys.toml`).

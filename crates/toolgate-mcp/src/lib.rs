@@ -15,6 +15,7 @@
 //!   annotations say against the policy;
 //! - [`relay`]: the message loop between the downstream client and the upstream;
 //! - [`stdio`]: the stdio transports (the client on stdin/stdout, the upstream a child);
+//! - [`http_in`]: Streamable HTTP downstream (`--listen`), sessions keyed by service keys;
 //! - [`run`]: opens the gateway, the admin API and the transports.
 //!
 //! [`Gateway`]: toolgate_runtime::gateway::Gateway
@@ -23,6 +24,7 @@
 
 pub mod config;
 mod err;
+pub mod http_in;
 pub mod relay;
 mod run;
 pub mod stdio;

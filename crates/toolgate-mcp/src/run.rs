@@ -5,6 +5,7 @@
 //! gateway), the upstream, and the relay.
 
 use crate::config::{ProxyConfig, Upstream};
+use crate::http_in::{self, Listener};
 use crate::relay::{Options, Relay};
 use crate::stdio::{self, ChildUpstream};
 use crate::tools::Visibility;
@@ -36,17 +37,30 @@ pub async fn run(config: ProxyConfig) -> Result<(), McpError> {
     .map_err(|e| McpError::Gateway(e.to_string()))?;
     let gate = Arc::new(gate);
     if let Some(listen) = &config.admin_listen {
-        let app = admin_app(&config, gate.clone(), index, data, loaded.summary)?;
+        let app = admin_app(&config, gate.clone(), index, data.clone(), loaded.summary)?;
         serve_admin(listen, app).await?;
     }
     background(gate.clone());
-    let Upstream::Command(command) = &config.upstream;
-    let upstream = ChildUpstream::spawn(command, &[])?;
-    let (to_client, client_inbox) = unbounded_channel();
     let options = Options {
         wait_approval: config.wait_approval,
         forward_roots: config.forward_roots,
     };
+    if let Some(listen) = &config.listen {
+        let keys_path = config.keys.clone().unwrap_or_else(|| data.keys());
+        let listener = Listener {
+            gate,
+            trusted: config.trusted.clone(),
+            visibility,
+            options,
+            upstream: config.upstream.clone(),
+            keys: Keyring::open(keys_path)
+                .map_err(|e| McpError::Config(format!("the callers' keys: {e}")))?,
+        };
+        return http_in::serve(listen, listener).await;
+    }
+    let Upstream::Command(command) = &config.upstream;
+    let upstream = ChildUpstream::spawn(command, &[])?;
+    let (to_client, client_inbox) = unbounded_channel();
     let relay = Relay::new(
         gate,
         config.trusted.clone(),

@@ -58,31 +58,65 @@ async fn write_lines<W: AsyncWrite + Unpin>(mut out: W, mut inbox: UnboundedRece
     }
 }
 
-/// Relays between the proxy's stdin/stdout and the child until the client's
-/// input ends or the child's output ends; then stops the child.
-pub async fn serve(
-    mut upstream: ChildUpstream,
-    client_inbox: UnboundedReceiver<String>,
-    relay: Arc<Relay>,
-) -> Result<(), McpError> {
-    let child_in = upstream.child.stdin.take();
-    let child_out = upstream.child.stdout.take();
-    let (Some(child_in), Some(child_out)) = (child_in, child_out) else {
-        return Err(McpError::Upstream(
-            "the child has no stdin or stdout".into(),
-        ));
-    };
-    let to_child = tokio::spawn(write_lines(child_in, upstream.inbox));
-    let to_client = tokio::spawn(write_lines(tokio::io::stdout(), client_inbox));
-    let from_child = {
-        let relay = relay.clone();
-        tokio::spawn(async move {
+/// A running upstream child: its writer and reader tasks.
+pub struct Running {
+    child: Child,
+    to_child: tokio::task::JoinHandle<()>,
+    /// Ends when the child closes its output.
+    pub from_child: tokio::task::JoinHandle<()>,
+}
+
+impl ChildUpstream {
+    /// Connects the child's stdin and stdout to `relay`.
+    pub fn pump(mut self, relay: Arc<Relay>) -> Result<Running, McpError> {
+        let child_in = self.child.stdin.take();
+        let child_out = self.child.stdout.take();
+        let (Some(child_in), Some(child_out)) = (child_in, child_out) else {
+            return Err(McpError::Upstream(
+                "the child has no stdin or stdout".into(),
+            ));
+        };
+        let to_child = tokio::spawn(write_lines(child_in, self.inbox));
+        let from_child = tokio::spawn(async move {
             let mut lines = BufReader::new(child_out).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 relay.from_upstream(line).await;
             }
+        });
+        Ok(Running {
+            child: self.child,
+            to_child,
+            from_child,
         })
-    };
+    }
+}
+
+impl Running {
+    /// Closes the child's stdin (MCP stdio shutdown), gives it a moment to
+    /// exit, and kills it otherwise.
+    pub async fn stop(mut self) {
+        self.to_child.abort();
+        let _ = (&mut self.to_child).await;
+        drop(self.child.stdin.take());
+        if tokio::time::timeout(CHILD_GRACE, self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+        self.from_child.abort();
+    }
+}
+
+/// Relays between the proxy's stdin/stdout and the child until the client's
+/// input ends or the child's output ends; then stops the child.
+pub async fn serve(
+    upstream: ChildUpstream,
+    client_inbox: UnboundedReceiver<String>,
+    relay: Arc<Relay>,
+) -> Result<(), McpError> {
+    let mut running = upstream.pump(relay.clone())?;
+    let to_client = tokio::spawn(write_lines(tokio::io::stdout(), client_inbox));
     let mut stdin = BufReader::new(tokio::io::stdin()).lines();
     tokio::select! {
         () = async {
@@ -92,23 +126,10 @@ pub async fn serve(
                 }
             }
         } => {}
-        _ = from_child => eprintln!("toolgate: the upstream closed its output"),
+        _ = &mut running.from_child => eprintln!("toolgate: the upstream closed its output"),
     }
-    // Closing the child's stdin asks it to exit (MCP stdio shutdown).
-    to_child.abort();
-    let _ = to_child.await;
     drop(relay);
-    stop_child(&mut upstream.child).await;
+    running.stop().await;
     to_client.abort();
     Ok(())
-}
-
-async fn stop_child(child: &mut Child) {
-    drop(child.stdin.take());
-    if tokio::time::timeout(CHILD_GRACE, child.wait())
-        .await
-        .is_err()
-    {
-        let _ = child.kill().await;
-    }
 }

@@ -15,6 +15,8 @@ import subprocess
 import sys
 
 from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 
 cfg = json.loads(sys.argv[1])
 root = cfg["root"]
@@ -38,8 +40,13 @@ def pending_id(result):
 
 
 async def session(out):
-    params = StdioServerParameters(command=cfg["policyc"], args=cfg["proxy_args"])
-    async with Client(params) as client:
+    if "url" in cfg:
+        # Streamable HTTP: the proxy is already listening; a service key authenticates.
+        http = create_mcp_http_client(headers={"Authorization": "Bearer " + cfg["service"]})
+        server = streamable_http_client(cfg["url"], http_client=http)
+    else:
+        server = StdioServerParameters(command=cfg["policyc"], args=cfg["proxy_args"])
+    async with Client(server) as client:
         out["protocol"] = client.protocol_version
         out["tools"] = sorted(t.name for t in (await client.list_tools()).tools)
         call = client.call_tool
