@@ -39,11 +39,17 @@ pub(crate) struct McpProxyArgs {
     /// Hold a call needing approval until it is approved, rejected or this long passes (`30s`, `5m`).
     #[arg(long, value_parser = parse_duration)]
     pub wait_approval: Option<Duration>,
+    /// The upstream's credentials by trusted scope (env vars for a command, headers for a URL; docs/mcp.md).
+    #[arg(long)]
+    pub credentials: Option<PathBuf>,
+    /// A Streamable HTTP upstream instead of a command.
+    #[arg(long, conflicts_with = "upstream")]
+    pub upstream_url: Option<String>,
     /// Forward the client's roots to the upstream (off: they would widen its reach).
     #[arg(long)]
     pub forward_roots: bool,
     /// The upstream MCP server's command and arguments (stdio).
-    #[arg(last = true, required = true)]
+    #[arg(last = true, required_unless_present = "upstream_url")]
     pub upstream: Vec<String>,
 }
 
@@ -76,7 +82,11 @@ pub(crate) fn run(args: McpProxyArgs) -> Exit {
             fields: args.ctx.into_iter().collect(),
         },
         data: args.data,
-        upstream: Upstream::Command(args.upstream),
+        upstream: match args.upstream_url {
+            Some(url) => Upstream::Url(url),
+            None => Upstream::Command(args.upstream),
+        },
+        credentials: args.credentials,
         listen: args.listen,
         admin_listen: args.admin_listen,
         keys: args.keys,

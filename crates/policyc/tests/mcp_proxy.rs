@@ -412,3 +412,143 @@ fn stdin_eof_stops_the_upstream_and_exits_promptly() {
     assert_eq!(records[0]["kind"], "policy_load");
     audit_verifies(&t.data);
 }
+
+/// A free port's `host:port`, and a child that was started listening on it (killed when dropped).
+struct Upstream {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The reference "everything" server in Streamable HTTP mode on a free port, once it accepts connections.
+fn everything_over_http() -> Upstream {
+    let port = free_port();
+    let child = Command::new(peers().bin.join("mcp-server-everything"))
+        .arg("streamableHttp")
+        .env("PORT", port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let upstream = Upstream { child, port };
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "server-everything did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    upstream
+}
+
+fn everything_args(data: &Path, extra: &[&str]) -> Vec<String> {
+    let policy = repo("crates/policyc/tests/mcp/everything.policy");
+    let mut args: Vec<String> = ["mcp-proxy", "--policy", &policy.display().to_string()]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for a in [
+        "--agent", "tester", "--tenant", "t1", "--env", "dev", "--data",
+    ] {
+        args.push(a.to_string());
+    }
+    args.push(data.display().to_string());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+/// What every session with the everything server must have seen.
+fn assert_everything(out: &Value, data: &Path) {
+    assert_eq!(out["protocol"], "2025-11-25");
+    let listed = json!([
+        "echo",
+        "get-env",
+        "get-structured-content",
+        "get-sum",
+        "simulate-research-query"
+    ]);
+    assert_eq!(out["tools"], listed);
+    assert_ok(&out["echo"]);
+    assert_eq!(text(&out["echo"]), "Echo: hi");
+    assert_ok(&out["sum"]);
+    // structuredContent passes unchanged (the SDK validates it against the outputSchema).
+    assert_ok(&out["structured"]);
+    assert!(
+        out["structured"]["structured"]["temperature"].is_number(),
+        "{}",
+        out["structured"]
+    );
+    assert_error(&out["toggle"], "everything.policy:18");
+    assert_error(&out["hidden"], "undeclared tool");
+    // Resources and prompts pass through.
+    assert!(out["resources"].as_u64().unwrap() > 0, "{out}");
+    assert!(
+        out["prompts"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("simple-prompt")),
+        "{out}"
+    );
+    let records = journal(data);
+    let conflict = records.iter().any(|r| {
+        r["kind"] == "tool_notice"
+            && r["body"]["what"] == "annotation"
+            && r["body"]["tool"] == "simulate-research-query"
+    });
+    assert!(conflict, "the readOnlyHint conflict is journaled");
+    audit_verifies(data);
+}
+
+#[test]
+fn the_everything_server_over_streamable_http_upstream() {
+    let dir = temp_dir("everything-http");
+    let data = dir.join("data");
+    let upstream = everything_over_http();
+    let url = format!("http://127.0.0.1:{}/mcp", upstream.port);
+    let config = json!({
+        "policyc": BIN,
+        "proxy_args": everything_args(&data, &["--upstream-url", &url]),
+    });
+    let out = run_script("everything_session.py", &config);
+    assert_everything(&out, &data);
+}
+
+#[test]
+fn credentials_reach_the_upstream_child_and_never_the_journal() {
+    let dir = temp_dir("everything-creds");
+    let data = dir.join("data");
+    let creds = dir.join("creds.toml");
+    let secret = "s3cret-for-t1-only";
+    std::fs::write(
+        &creds,
+        format!("[[credential]]\ntenant = \"t1\"\nvars = {{ TG_TEST_TOKEN = \"{secret}\" }}\n\n[[credential]]\ntenant = \"t2\"\nvars = {{ TG_OTHER_TOKEN = \"not-for-t1\" }}\n"),
+    )
+    .unwrap();
+    let server = peers()
+        .bin
+        .join("mcp-server-everything")
+        .display()
+        .to_string();
+    let creds_arg = creds.display().to_string();
+    let config = json!({
+        "policyc": BIN,
+        "env": true,
+        "proxy_args": everything_args(&data, &["--credentials", &creds_arg, "--", &server, "stdio"]),
+    });
+    let out = run_script("everything_session.py", &config);
+    assert_everything(&out, &data);
+    // The policy lets this test's agent read the child's environment: the
+    // tenant's credential is there, another tenant's is not.
+    assert_ok(&out["env"]);
+    assert!(text(&out["env"]).contains(secret), "{}", out["env"]);
+    assert!(!text(&out["env"]).contains("not-for-t1"));
+    let journal_text = std::fs::read_to_string(data.join("journal.jsonl")).unwrap();
+    assert!(!journal_text.contains(secret));
+}

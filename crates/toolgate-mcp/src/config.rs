@@ -24,6 +24,8 @@ pub struct Trusted {
 pub enum Upstream {
     /// A child process speaking MCP over stdio: the command and its arguments.
     Command(Vec<String>),
+    /// A Streamable HTTP endpoint (`--upstream-url`).
+    Url(String),
 }
 
 /// Everything `policyc mcp-proxy` takes.
@@ -47,6 +49,8 @@ pub struct ProxyConfig {
     pub wait_approval: Option<Duration>,
     /// Forward the client's `roots` capability and `roots/list` upstream.
     pub forward_roots: bool,
+    /// The credentials file.
+    pub credentials: Option<PathBuf>,
 }
 
 /// Parses `KEY=VALUE` (`--ctx`); the value is JSON when it parses as JSON

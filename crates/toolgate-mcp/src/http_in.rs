@@ -10,8 +10,9 @@
 //! private, no-store` (a `tools/list` is per caller).
 
 use crate::config::{Trusted, Upstream};
+use crate::connect::{connect, Connection};
+use crate::credentials::Credentials;
 use crate::relay::{Options, Relay};
-use crate::stdio::{ChildUpstream, Running};
 use crate::tools::Visibility;
 use crate::McpError;
 use axum::extract::State;
@@ -44,6 +45,8 @@ pub struct Listener {
     pub upstream: Upstream,
     /// The callers' keys.
     pub keys: Keyring,
+    /// Credentials for the upstream, by scope.
+    pub secrets: Credentials,
 }
 
 /// One client session.
@@ -53,7 +56,7 @@ struct Session {
     /// Responses awaited by open POSTs, by request id; other messages go to
     /// the GET stream, or the latest open POST stream.
     routes: Mutex<Routes>,
-    running: Mutex<Option<Running>>,
+    connection: Mutex<Option<Connection>>,
 }
 
 #[derive(Default)]
@@ -220,23 +223,18 @@ async fn open_session(shared: &Arc<Shared>, key: &Key) -> Result<(Arc<Session>, 
     let id = toolgate_runtime::gateway::random_token()
         .map_err(|e| rpc_error(StatusCode::INTERNAL_SERVER_ERROR, -32603, &e.to_string()))?;
     let fail = |e: McpError| rpc_error(StatusCode::BAD_GATEWAY, -32603, &e.to_string());
-    let Upstream::Command(command) = &l.upstream;
-    let upstream = ChildUpstream::spawn(command, &[]).map_err(fail)?;
     let (to_client, inbox) = unbounded_channel();
-    let relay = Relay::new(
-        l.gate.clone(),
-        trusted,
-        l.visibility.clone(),
-        l.options,
-        upstream.sender.clone(),
-        to_client,
-    );
-    let running = upstream.pump(relay.clone()).map_err(fail)?;
+    let secrets = l.secrets.for_scope(&trusted);
+    let (relay, connection) = connect(&l.upstream, &secrets, |to_upstream| {
+        let (gate, visibility) = (l.gate.clone(), l.visibility.clone());
+        Relay::new(gate, trusted, visibility, l.options, to_upstream, to_client)
+    })
+    .map_err(fail)?;
     let session = Arc::new(Session {
         relay,
         key: key.name.clone(),
         routes: Mutex::new(Routes::default()),
-        running: Mutex::new(Some(running)),
+        connection: Mutex::new(Some(connection)),
     });
     tokio::spawn(dispatch(session.clone(), inbox));
     lock(&shared.sessions).insert(id.clone(), session.clone());
@@ -293,9 +291,9 @@ async fn on_delete(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Res
     if let Some(id) = headers.get(SESSION).and_then(|v| v.to_str().ok()) {
         lock(&shared.sessions).remove(id);
     }
-    let running = lock(&session.running).take();
-    if let Some(running) = running {
-        running.stop().await;
+    let connection = lock(&session.connection).take();
+    if let Some(connection) = connection {
+        connection.stop().await;
     }
     StatusCode::NO_CONTENT.into_response()
 }

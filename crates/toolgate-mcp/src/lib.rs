@@ -16,6 +16,8 @@
 //! - [`relay`]: the message loop between the downstream client and the upstream;
 //! - [`stdio`]: the stdio transports (the client on stdin/stdout, the upstream a child);
 //! - [`http_in`]: Streamable HTTP downstream (`--listen`), sessions keyed by service keys;
+//! - [`http_out`]: Streamable HTTP upstream (`--upstream-url`); [`connect`]: either upstream;
+//! - [`credentials`]: `--credentials`, secrets for the upstream by trusted scope;
 //! - [`run`]: opens the gateway, the admin API and the transports.
 //!
 //! [`Gateway`]: toolgate_runtime::gateway::Gateway
@@ -23,8 +25,11 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod connect;
+pub mod credentials;
 mod err;
 pub mod http_in;
+pub mod http_out;
 pub mod relay;
 mod run;
 pub mod stdio;

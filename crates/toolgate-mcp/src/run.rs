@@ -4,10 +4,12 @@
 //! asked (`--admin-listen`: the gateway service's router over the same
 //! gateway), the upstream, and the relay.
 
-use crate::config::{ProxyConfig, Upstream};
+use crate::config::ProxyConfig;
+use crate::connect::connect;
+use crate::credentials::Credentials;
 use crate::http_in::{self, Listener};
 use crate::relay::{Options, Relay};
-use crate::stdio::{self, ChildUpstream};
+use crate::stdio;
 use crate::tools::Visibility;
 use crate::McpError;
 use std::net::SocketAddr;
@@ -45,6 +47,10 @@ pub async fn run(config: ProxyConfig) -> Result<(), McpError> {
         wait_approval: config.wait_approval,
         forward_roots: config.forward_roots,
     };
+    let secrets = match &config.credentials {
+        Some(path) => Credentials::load(path)?,
+        None => Credentials::default(),
+    };
     if let Some(listen) = &config.listen {
         let keys_path = config.keys.clone().unwrap_or_else(|| data.keys());
         let listener = Listener {
@@ -55,21 +61,17 @@ pub async fn run(config: ProxyConfig) -> Result<(), McpError> {
             upstream: config.upstream.clone(),
             keys: Keyring::open(keys_path)
                 .map_err(|e| McpError::Config(format!("the callers' keys: {e}")))?,
+            secrets,
         };
         return http_in::serve(listen, listener).await;
     }
-    let Upstream::Command(command) = &config.upstream;
-    let upstream = ChildUpstream::spawn(command, &[])?;
     let (to_client, client_inbox) = unbounded_channel();
-    let relay = Relay::new(
-        gate,
-        config.trusted.clone(),
-        visibility,
-        options,
-        upstream.sender.clone(),
-        to_client,
-    );
-    stdio::serve(upstream, client_inbox, relay).await
+    let scoped = secrets.for_scope(&config.trusted);
+    let (relay, connection) = connect(&config.upstream, &scoped, |to_upstream| {
+        let trusted = config.trusted.clone();
+        Relay::new(gate, trusted, visibility, options, to_upstream, to_client)
+    })?;
+    stdio::serve(relay, connection, client_inbox).await
 }
 
 /// The policy, checked: the tool visibility of the agent and the gateway's form.
