@@ -552,3 +552,235 @@ fn credentials_reach_the_upstream_child_and_never_the_journal() {
     let journal_text = std::fs::read_to_string(data.join("journal.jsonl")).unwrap();
     assert!(!journal_text.contains(secret));
 }
+
+/// The proxy on stdio, driven line by line (for what no SDK would send).
+struct Raw {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    lines: std::sync::mpsc::Receiver<Value>,
+}
+
+impl Raw {
+    fn start(args: &[String]) -> Raw {
+        use std::io::BufRead as _;
+        let mut child = Command::new(BIN)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(serde_json::from_str(&line).unwrap_or(json!({"unparsed": line})));
+            }
+        });
+        let stdin = child.stdin.take();
+        let mut raw = Raw {
+            child,
+            stdin,
+            lines,
+        };
+        let init = json!({"jsonrpc": "2.0", "id": "init", "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "clientInfo": {"name": "raw", "version": "1"},
+            "capabilities": {"roots": {"listChanged": true}}}});
+        raw.send_text(&init.to_string());
+        raw.answer(&json!("init"));
+        raw.send_text(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+        raw
+    }
+
+    fn send_text(&mut self, text: &str) {
+        use std::io::Write as _;
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{text}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// The next message answering `id` (others are skipped).
+    fn answer(&self, id: &Value) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let message = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no answer to {id}"));
+            if &message["id"] == id && message.get("method").is_none() {
+                return message;
+            }
+        }
+    }
+
+    /// Every message that arrives within `wait`.
+    fn drain(&self, wait: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + wait;
+        let mut seen = Vec::new();
+        while let Ok(m) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            seen.push(m);
+        }
+        seen
+    }
+
+    fn call(&mut self, id: u64, tool: &str, args: Value) -> Value {
+        let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": args}});
+        self.send_text(&call.to_string());
+        self.answer(&json!(id))
+    }
+
+    /// Closes stdin and waits for the proxy to exit.
+    fn finish(mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn what_the_proxy_cannot_decide_fails_closed() {
+    let t = tree("fs-raw");
+    let mut args = proxy_args(&t, "127.0.0.1:0", &filesystem_server(&t));
+    let at = args.iter().position(|a| a == "--admin-listen").unwrap();
+    args.drain(at..at + 2);
+    let mut raw = Raw::start(&args);
+    raw.send_text("this is not json");
+    assert_eq!(raw.answer(&Value::Null)["error"]["code"], -32700);
+    raw.send_text(
+        r#"[{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"move_file"}}]"#,
+    );
+    assert_eq!(raw.answer(&Value::Null)["error"]["code"], -32600);
+    raw.send_text(r#"{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"arguments":{}}}"#);
+    assert_eq!(raw.answer(&json!(8))["error"]["code"], -32602);
+    raw.send_text(r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"read_text_file","arguments":"x"}}"#);
+    assert_eq!(raw.answer(&json!(9))["error"]["code"], -32602);
+    // Arguments over the gateway's limit are denied (and journaled without them).
+    let big = "x".repeat(70 * 1024);
+    let answer = raw.call(
+        10,
+        "read_text_file",
+        json!({"path": format!("{}{big}", t.root)}),
+    );
+    assert_eq!(answer["result"]["isError"], true, "{answer}");
+    assert!(answer["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("over the limit"));
+    // Arguments that do not fit the tool's schema are denied.
+    let answer = raw.call(11, "read_text_file", json!({"path": 5}));
+    assert_eq!(answer["result"]["isError"], true, "{answer}");
+    // Duplicate keys: the upstream runs what was decided (the last `path`, as parsed).
+    let dup = format!(
+        r#"{{"jsonrpc":"2.0","id":12,"method":"tools/call","params":{{"name":"read_text_file","arguments":{{"path":"{}","path":"{}a.txt"}}}}}}"#,
+        t.dir.join("secret.txt").display(),
+        t.root
+    );
+    raw.send_text(&dup);
+    let answer = raw.answer(&json!(12));
+    assert_eq!(
+        answer["result"]["content"][0]["text"], "hello A\n",
+        "{answer}"
+    );
+    raw.finish();
+    let records = journal(&t.data);
+    let decided = records.iter().filter(|r| r["kind"] == "decision").count();
+    assert_eq!(
+        decided, 3,
+        "the malformed messages never reached the gateway"
+    );
+    audit_verifies(&t.data);
+}
+
+#[test]
+fn wait_approval_holds_the_call_until_a_human_approves_it() {
+    let t = tree("fs-wait");
+    let k = keys(&t);
+    let admin = format!("127.0.0.1:{}", free_port());
+    let mut args = proxy_args(&t, &admin, &filesystem_server(&t));
+    args.splice(1..1, ["--wait-approval".to_string(), "30s".to_string()]);
+    let mut raw = Raw::start(&args);
+    let path = format!("{}held.txt", t.root);
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "write_file", "arguments": {"path": path, "content": "waited"}}});
+    raw.send_text(&call.to_string());
+    // Find the held call on the admin API and approve it while the call waits.
+    let url = format!("http://{admin}");
+    let policyc = |key: &str, args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .env("TOOLGATE_KEY", key)
+            .env("TOOLGATE_URL", &url)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let start = Instant::now();
+    let id = loop {
+        let listed: Value =
+            serde_json::from_str(&policyc(&k.approver, &["approvals", "list", "--json"])).unwrap();
+        let ids: Vec<String> = listed["approvals"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["id"].as_str().map(String::from))
+            .collect();
+        if let Some(id) = ids.first() {
+            break id.clone();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the call was never held: {listed}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!Path::new(&path).exists());
+    policyc(
+        &k.approver,
+        &[
+            "approvals",
+            "approve",
+            &id,
+            "--tenant",
+            "local",
+            "--reason",
+            "ok",
+        ],
+    );
+    let answer = raw.answer(&json!(1));
+    assert_eq!(answer["result"]["isError"], Value::Null, "{answer}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "waited");
+    raw.finish();
+    audit_verifies(&t.data);
+}
+
+#[test]
+fn the_clients_roots_reach_the_upstream_only_when_configured() {
+    let t = tree("fs-roots");
+    let mut args = proxy_args(&t, "127.0.0.1:0", &filesystem_server(&t));
+    let at = args.iter().position(|a| a == "--admin-listen").unwrap();
+    args.drain(at..at + 2);
+    let asks = |args: &[String]| {
+        let raw = Raw::start(args);
+        // The filesystem server asks a client that declares roots for them at once.
+        let seen = raw.drain(Duration::from_secs(3));
+        raw.finish();
+        seen.iter().any(|m| m["method"] == "roots/list")
+    };
+    assert!(!asks(&args), "roots are withheld by default");
+    args.insert(1, "--forward-roots".into());
+    assert!(
+        asks(&args),
+        "with --forward-roots the upstream asks the client"
+    );
+}

@@ -129,7 +129,11 @@ impl Relay {
             (Some("tools/call"), Some(id)) => {
                 let relay = self.clone();
                 let (id, params) = (id.clone(), object.get("params").cloned());
-                tokio::spawn(async move { relay.call_tool(id, text, params).await });
+                // The upstream gets the message as parsed, not the text: it
+                // runs exactly what was decided, whatever its JSON parser
+                // would make of duplicate keys or odd escapes.
+                let decided = message.to_string();
+                tokio::spawn(async move { relay.call_tool(id, decided, params).await });
             }
             (Some("tools/call"), None) => {}
             (Some("initialize"), Some(_)) if !self.options.forward_roots => {
@@ -206,7 +210,8 @@ impl Relay {
         }
     }
 
-    /// Decides a `tools/call` and forwards it, or answers it.
+    /// Decides a `tools/call` and forwards it (`text`, the message as
+    /// parsed), or answers it.
     async fn call_tool(self: Arc<Self>, id: Json, text: String, params: Option<Json>) {
         let call = match self.call_of(params.as_ref()) {
             Ok(call) => call,
