@@ -4,7 +4,7 @@ use crate::Exit;
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;
-use toolgate_mcp::config::{parse_ctx, ProxyConfig, Trusted, Upstream};
+use toolgate_mcp::config::{parse_ctx, ProxyConfig, RemoteGateway, Trusted, Upstream};
 
 /// `policyc mcp-proxy`'s flags.
 #[derive(Debug, Args)]
@@ -45,6 +45,12 @@ pub(crate) struct McpProxyArgs {
     /// A Streamable HTTP upstream instead of a command.
     #[arg(long, conflicts_with = "upstream")]
     pub upstream_url: Option<String>,
+    /// Decide with a shared `policyc serve` at this URL instead of an embedded gateway.
+    #[arg(long, requires = "key", conflicts_with = "admin_listen")]
+    pub gateway: Option<String>,
+    /// The service key for `--gateway` (or `TOOLGATE_KEY`).
+    #[arg(long, env = "TOOLGATE_KEY", hide_env_values = true)]
+    pub key: Option<String>,
     /// Forward the client's roots to the upstream (off: they would widen its reach).
     #[arg(long)]
     pub forward_roots: bool,
@@ -87,6 +93,10 @@ pub(crate) fn run(args: McpProxyArgs) -> Exit {
             None => Upstream::Command(args.upstream),
         },
         credentials: args.credentials,
+        gateway: args.gateway.map(|url| RemoteGateway {
+            url,
+            key: args.key.unwrap_or_default(),
+        }),
         listen: args.listen,
         admin_listen: args.admin_listen,
         keys: args.keys,

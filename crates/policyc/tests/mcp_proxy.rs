@@ -213,6 +213,7 @@ fn the_filesystem_server_behind_the_policy_over_stdio() {
     config["proxy_args"] = json!(proxy_args(&t, &admin, &filesystem_server(&t)));
     let out = run_script("fs_session.py", &config);
     assert_session(&t, &out);
+    assert_notices(&t.data);
 }
 
 /// The proxy listening for Streamable HTTP, stopped (SIGTERM) when dropped.
@@ -276,6 +277,7 @@ fn the_filesystem_server_behind_the_policy_over_streamable_http() {
     config["service"] = json!(service);
     let out = run_script("fs_session.py", &config);
     assert_session(&t, &out);
+    assert_notices(&t.data);
     // No key: 401; a key for other tenants, or not a service key: 403, journaled.
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}});
     let post = |key: Option<&str>| {
@@ -364,15 +366,50 @@ fn assert_session(t: &Tree, out: &Value) {
     let held = decisions[5]["body"]["call"].as_str().unwrap();
     assert_eq!(count(&records, "token_used", held), 1);
     assert_eq!(count(&records, "execution", held), 1);
-    let hidden = records
+    audit_verifies(&t.data);
+}
+
+/// The embedded gateway journals the upstream tools it hides, once each.
+fn assert_notices(data: &Path) {
+    let records = journal(data);
+    let hidden: Vec<&Value> = records
         .iter()
         .filter(|r| r["kind"] == "tool_notice" && r["body"]["what"] == "hidden")
-        .count();
-    assert!(
-        hidden >= 5,
-        "undeclared upstream tools are journaled once each"
+        .map(|r| &r["body"]["tool"])
+        .collect();
+    assert!(hidden.len() >= 5, "{hidden:?}");
+    assert!(hidden.contains(&&json!("edit_file")), "{hidden:?}");
+    let unique: std::collections::HashSet<String> = hidden.iter().map(|v| v.to_string()).collect();
+    assert_eq!(unique.len(), hidden.len(), "once each");
+}
+
+#[test]
+fn many_proxies_can_share_one_policyc_serve() {
+    let t = tree("fs-remote");
+    let k = keys(&t);
+    let service = add_key(&t.data, "proxy-1", "service", &["--tenants", "local"]);
+    let policy = repo("policies/mcp-filesystem.policy").display().to_string();
+    let server = harness::Server::start(&t.data, &["--policy", &policy]);
+    let admin = server.url.trim_start_matches("http://").to_string();
+    let mut args = proxy_args(&t, &admin, &filesystem_server(&t));
+    // Decisions, approvals, kill switch and journal are the server's.
+    let at = args.iter().position(|a| a == "--admin-listen").unwrap();
+    args.splice(
+        at..at + 2,
+        [
+            "--gateway".to_string(),
+            server.url.clone(),
+            "--key".to_string(),
+            service,
+        ],
     );
-    audit_verifies(&t.data);
+    let at = args.iter().position(|a| a == "--data").unwrap();
+    args.drain(at..at + 2);
+    let mut config = session_config(&t, &k, &admin);
+    config["proxy_args"] = json!(args);
+    let out = run_script("fs_session.py", &config);
+    assert_session(&t, &out);
+    server.kill();
 }
 
 #[test]

@@ -28,6 +28,15 @@ pub enum Upstream {
     Url(String),
 }
 
+/// A shared `policyc serve` that decides instead of an embedded gateway.
+#[derive(Clone, Debug)]
+pub struct RemoteGateway {
+    /// Its base URL.
+    pub url: String,
+    /// A service key for it.
+    pub key: String,
+}
+
 /// Everything `policyc mcp-proxy` takes.
 #[derive(Clone, Debug)]
 pub struct ProxyConfig {
@@ -51,6 +60,8 @@ pub struct ProxyConfig {
     pub forward_roots: bool,
     /// The credentials file.
     pub credentials: Option<PathBuf>,
+    /// Decide with a shared `policyc serve` instead of an embedded gateway.
+    pub gateway: Option<RemoteGateway>,
 }
 
 /// Parses `KEY=VALUE` (`--ctx`); the value is JSON when it parses as JSON

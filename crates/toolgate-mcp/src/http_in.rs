@@ -12,6 +12,7 @@
 use crate::config::{Trusted, Upstream};
 use crate::connect::{connect, Connection};
 use crate::credentials::Credentials;
+use crate::decider::Decider;
 use crate::relay::{Options, Relay};
 use crate::tools::Visibility;
 use crate::McpError;
@@ -27,14 +28,13 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use toolgate_server::keys::{Key, Keyring, Role};
-use toolgate_server::Gate;
 
 const SESSION: &str = "mcp-session-id";
 
 /// What every session is made from.
 pub struct Listener {
     /// The gateway.
-    pub gate: Arc<Gate>,
+    pub decider: Arc<dyn Decider>,
     /// The proxy's own context (the tenant may come from the caller's key).
     pub trusted: Trusted,
     /// The agent's tools.
@@ -116,11 +116,7 @@ async fn caller(shared: &Shared, headers: &HeaderMap) -> Result<Key, Response> {
         None
     };
     if let Some(why) = why {
-        let _ = shared
-            .listener
-            .gate
-            .access_denied(&key.name, "mcp", &why)
-            .await;
+        shared.listener.decider.access_denied(&key.name, &why).await;
         return Err(rpc_error(StatusCode::FORBIDDEN, -32001, &why));
     }
     Ok(key)
@@ -213,7 +209,7 @@ async fn open_session(shared: &Arc<Shared>, key: &Key) -> Result<(Arc<Session>, 
             "the key `{}` may not act for tenant `{}`",
             key.name, l.trusted.tenant
         );
-        let _ = l.gate.access_denied(&key.name, "mcp", &why).await;
+        l.decider.access_denied(&key.name, &why).await;
         return Err(rpc_error(StatusCode::FORBIDDEN, -32001, &why));
     };
     let trusted = Trusted {
@@ -226,8 +222,15 @@ async fn open_session(shared: &Arc<Shared>, key: &Key) -> Result<(Arc<Session>, 
     let (to_client, inbox) = unbounded_channel();
     let secrets = l.secrets.for_scope(&trusted);
     let (relay, connection) = connect(&l.upstream, &secrets, |to_upstream| {
-        let (gate, visibility) = (l.gate.clone(), l.visibility.clone());
-        Relay::new(gate, trusted, visibility, l.options, to_upstream, to_client)
+        let (decider, visibility) = (l.decider.clone(), l.visibility.clone());
+        Relay::new(
+            decider,
+            trusted,
+            visibility,
+            l.options,
+            to_upstream,
+            to_client,
+        )
     })
     .map_err(fail)?;
     let session = Arc::new(Session {

@@ -13,6 +13,8 @@
 //! - [`config`]: what the proxy is given (trusted context, upstream, limits);
 //! - [`tools`]: which tools the agent may see, and what an upstream's
 //!   annotations say against the policy;
+//! - [`decider`]: the gateway behind one small trait, in process ([`decider::Local`]) or a
+//!   shared `policyc serve` ([`remote::Remote`], `--gateway URL`);
 //! - [`relay`]: the message loop between the downstream client and the upstream;
 //! - [`stdio`]: the stdio transports (the client on stdin/stdout, the upstream a child);
 //! - [`http_in`]: Streamable HTTP downstream (`--listen`), sessions keyed by service keys;
@@ -27,10 +29,12 @@
 pub mod config;
 pub mod connect;
 pub mod credentials;
+pub mod decider;
 mod err;
 pub mod http_in;
 pub mod http_out;
 pub mod relay;
+pub mod remote;
 mod run;
 pub mod stdio;
 pub mod tools;

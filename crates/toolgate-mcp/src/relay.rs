@@ -9,6 +9,7 @@
 //! never forwarded: fail closed).
 
 use crate::config::Trusted;
+use crate::decider::{Decided, Decider, Held};
 use crate::tools::{filter_list, Visibility};
 use serde_json::{json, Value as Json};
 use std::collections::{HashMap, HashSet};
@@ -16,10 +17,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
 use toolgate_engine::Context;
-use toolgate_runtime::gateway::{random_token, Authorized, Call, GatewayError, Lease};
+use toolgate_runtime::gateway::{canonical, random_token, Call};
+use toolgate_runtime::journal::sha256_hex;
 use toolgate_runtime::record::ToolNotice;
 use toolgate_runtime::store::CallKey;
-use toolgate_server::Gate;
 
 mod reply;
 
@@ -54,7 +55,7 @@ enum Inflight {
 struct State {
     /// By the request id's JSON text.
     inflight: HashMap<String, Inflight>,
-    /// Calls held for approval in this session, by tool and argument digest,
+    /// Calls held for approval in this session, by tool and arguments (SHA-256 of their canonical JSON),
     /// so that the same call made again after its approval runs with its token.
     held: HashMap<(String, String), Call>,
     /// Notices already journaled.
@@ -63,7 +64,7 @@ struct State {
 
 /// One client session with one upstream.
 pub struct Relay {
-    gate: Arc<Gate>,
+    decider: Arc<dyn Decider>,
     trusted: Trusted,
     visibility: Visibility,
     options: Options,
@@ -73,9 +74,9 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// A relay over `gate`, sending to the upstream and the client through the channels.
+    /// A relay over `decider`, sending to the upstream and the client through the channels.
     pub fn new(
-        gate: Arc<Gate>,
+        decider: Arc<dyn Decider>,
         trusted: Trusted,
         visibility: Visibility,
         options: Options,
@@ -83,7 +84,7 @@ impl Relay {
         to_client: UnboundedSender<String>,
     ) -> Arc<Relay> {
         Arc::new(Relay {
-            gate,
+            decider,
             trusted,
             visibility,
             options,
@@ -173,9 +174,7 @@ impl Relay {
             }
             Some(Inflight::Call(key)) => {
                 let outcome = reply::call_outcome(&message);
-                if let Err(e) = self.gate.complete(&key, outcome).await {
-                    eprintln!("toolgate: cannot journal the result of `{}`: {e}", key.id);
-                }
+                self.decider.complete(&key, outcome).await;
                 self.to_client_text(text);
             }
             None => self.to_client_text(text),
@@ -204,9 +203,7 @@ impl Relay {
                 what: what.into(),
                 detail,
             };
-            if let Err(e) = self.gate.tool_notice(notice).await {
-                eprintln!("toolgate: cannot journal a tool notice: {e}");
-            }
+            self.decider.notice(notice).await;
         }
     }
 
@@ -222,8 +219,7 @@ impl Relay {
             None => self.decide(&call).await,
         };
         match answer {
-            Ok(lease) => {
-                let key = lease.key;
+            Ok(key) => {
                 self.state()
                     .inflight
                     .insert(id.to_string(), Inflight::Call(key));
@@ -260,32 +256,41 @@ impl Relay {
         })
     }
 
-    /// Decides a new call: a lease, or the tool result the client gets instead.
-    async fn decide(&self, call: &Call) -> Result<Lease, Json> {
-        match self.gate.authorize(call).await {
-            Ok(Authorized::Allowed(lease)) => Ok(lease),
-            Ok(Authorized::Pending {
+    /// What a decision means for the call: go ahead with this key, or the
+    /// tool result the client gets instead.
+    fn outcome(&self, call: &Call, decided: Decided, wait: Option<Duration>) -> Step {
+        match decided {
+            Decided::Allowed(key) => Step::Done(Ok(key)),
+            Decided::Refused(r) => Step::Done(Err(reply::refused(&call.tool, &r))),
+            Decided::Pending {
                 id,
                 rule,
                 args_digest,
-                ..
-            }) => {
+            } => {
                 let pending = reply::Pending {
-                    id: &id,
-                    tenant: &call.context.tenant,
-                    tool: &call.tool,
-                    rule: rule.as_deref(),
-                    args_digest: &args_digest,
+                    id,
+                    tenant: call.context.tenant.clone(),
+                    tool: call.tool.clone(),
+                    rule,
+                    args_digest,
                 };
-                match self.options.wait_approval {
-                    Some(wait) => self.wait(call, wait, &pending).await,
+                match wait {
+                    Some(wait) => Step::Wait(pending, wait),
                     None => {
-                        self.remember(call, &args_digest);
-                        Err(reply::pending(&pending))
+                        self.remember(call);
+                        Step::Done(Err(reply::pending(&pending)))
                     }
                 }
             }
-            Err(e) => Err(reply::refused(&call.tool, &e)),
+        }
+    }
+
+    /// Decides a new call: its key to go ahead with, or the tool result the client gets instead.
+    async fn decide(&self, call: &Call) -> Result<CallKey, Json> {
+        let decided = self.decider.authorize(call).await;
+        match self.outcome(call, decided, self.options.wait_approval) {
+            Step::Done(done) => done,
+            Step::Wait(pending, wait) => self.wait(call, wait, &pending).await,
         }
     }
 
@@ -295,61 +300,74 @@ impl Relay {
         &self,
         call: &Call,
         wait: Duration,
-        pending: &reply::Pending<'_>,
-    ) -> Result<Lease, Json> {
-        let key = call.key();
-        match self.gate.wait_for_approval(&key, wait).await {
-            Some(token) => self
-                .gate
-                .authorize_approved(call, &token)
-                .await
-                .map_err(|e| reply::refused(&call.tool, &e)),
-            None => {
-                let state = self.gate.call_state(&key);
-                let state = state.map_or("unknown", |s| s.as_str());
-                if state == "pending" {
-                    self.remember(call, pending.args_digest);
-                }
-                Err(reply::not_approved(pending, state))
+        pending: &reply::Pending,
+    ) -> Result<CallKey, Json> {
+        match self.decider.held(&call.key(), Some(wait)).await {
+            Held::Approved(token) => self.execute(call, &token).await,
+            Held::Pending => {
+                self.remember(call);
+                Err(reply::not_approved(pending, "pending"))
             }
+            Held::Finished(state) => Err(reply::not_approved(pending, &state)),
         }
     }
 
-    fn remember(&self, call: &Call, args_digest: &str) {
-        let key = (call.tool.clone(), args_digest.to_string());
-        self.state().held.insert(key, call.clone());
+    async fn execute(&self, call: &Call, token: &str) -> Result<CallKey, Json> {
+        match self.decider.execute(call, token).await {
+            Decided::Allowed(key) => Ok(key),
+            Decided::Refused(r) => Err(reply::refused(&call.tool, &r)),
+            Decided::Pending { .. } => Err(reply::refused(
+                &call.tool,
+                &crate::decider::Refused {
+                    reason: "the approved call was held again".into(),
+                    rule: None,
+                    denial: false,
+                },
+            )),
+        }
+    }
+
+    fn held_key(call: &Call) -> (String, String) {
+        let args = sha256_hex(canonical(&call.args).as_bytes());
+        (call.tool.clone(), args)
+    }
+
+    fn remember(&self, call: &Call) {
+        self.state().held.insert(Self::held_key(call), call.clone());
     }
 
     /// A call made again after it was held in this session: still pending,
     /// approved (runs once with its token) or finished (forgotten, decided anew).
-    async fn approved_before(&self, call: &Call) -> Option<Result<Lease, Json>> {
-        let digest = self.gate.binding(call).args_digest;
-        let key = (call.tool.clone(), digest.clone());
+    async fn approved_before(&self, call: &Call) -> Option<Result<CallKey, Json>> {
+        let key = Self::held_key(call);
         let held = self.state().held.get(&key).cloned()?;
-        let state = self.gate.call_state(&held.key());
-        use toolgate_runtime::gateway::CallState;
-        match state {
-            Some(CallState::Pending) => {
+        match self.decider.held(&held.key(), None).await {
+            Held::Pending => {
                 let pending = reply::Pending {
-                    id: &held.id,
-                    tenant: &held.context.tenant,
-                    tool: &held.tool,
+                    id: held.id.clone(),
+                    tenant: held.context.tenant.clone(),
+                    tool: held.tool.clone(),
                     rule: None,
-                    args_digest: &digest,
+                    args_digest: String::new(),
                 };
                 Some(Err(reply::pending(&pending)))
             }
-            Some(CallState::Approved { token: Some(token) }) => {
+            Held::Approved(token) => {
                 self.state().held.remove(&key);
-                let lease = self.gate.authorize_approved(&held, &token).await;
-                Some(lease.map_err(|e: GatewayError| reply::refused(&call.tool, &e)))
+                Some(self.execute(&held, &token).await)
             }
-            _ => {
+            Held::Finished(_) => {
                 self.state().held.remove(&key);
                 None
             }
         }
     }
+}
+
+/// The next step of a decided call.
+enum Step {
+    Done(Result<CallKey, Json>),
+    Wait(reply::Pending, Duration),
 }
 
 /// An `initialize` request without the client's `roots` capability, so the

@@ -7,8 +7,10 @@
 use crate::config::ProxyConfig;
 use crate::connect::connect;
 use crate::credentials::Credentials;
+use crate::decider::{Decider, Local};
 use crate::http_in::{self, Listener};
 use crate::relay::{Options, Relay};
+use crate::remote::Remote;
 use crate::stdio;
 use crate::tools::Visibility;
 use crate::McpError;
@@ -27,22 +29,10 @@ use toolgate_server::{policy, App, Gate, HttpLimits};
 pub async fn run(config: ProxyConfig) -> Result<(), McpError> {
     let (visibility, loaded) = load_policy(&config)?;
     let data = DataDir(config.data.clone());
-    let index = Arc::new(Index::default());
-    let gate = open_state(
-        &data,
-        loaded.compiled,
-        Fsync::Always,
-        Limits::default(),
-        &index,
-    )
-    .await
-    .map_err(|e| McpError::Gateway(e.to_string()))?;
-    let gate = Arc::new(gate);
-    if let Some(listen) = &config.admin_listen {
-        let app = admin_app(&config, gate.clone(), index, data.clone(), loaded.summary)?;
-        serve_admin(listen, app).await?;
-    }
-    background(gate.clone());
+    let decider: Arc<dyn Decider> = match &config.gateway {
+        Some(remote) => Arc::new(Remote::new(remote)),
+        None => open_local(&config, &data, loaded).await?,
+    };
     let options = Options {
         wait_approval: config.wait_approval,
         forward_roots: config.forward_roots,
@@ -54,7 +44,7 @@ pub async fn run(config: ProxyConfig) -> Result<(), McpError> {
     if let Some(listen) = &config.listen {
         let keys_path = config.keys.clone().unwrap_or_else(|| data.keys());
         let listener = Listener {
-            gate,
+            decider,
             trusted: config.trusted.clone(),
             visibility,
             options,
@@ -69,9 +59,36 @@ pub async fn run(config: ProxyConfig) -> Result<(), McpError> {
     let scoped = secrets.for_scope(&config.trusted);
     let (relay, connection) = connect(&config.upstream, &scoped, |to_upstream| {
         let trusted = config.trusted.clone();
-        Relay::new(gate, trusted, visibility, options, to_upstream, to_client)
+        Relay::new(
+            decider,
+            trusted,
+            visibility,
+            options,
+            to_upstream,
+            to_client,
+        )
     })?;
     stdio::serve(relay, connection, client_inbox).await
+}
+
+/// The embedded gateway under `--data`, with the admin API when asked.
+async fn open_local(
+    config: &ProxyConfig,
+    data: &DataDir,
+    loaded: policy::Loaded,
+) -> Result<Arc<dyn Decider>, McpError> {
+    let index = Arc::new(Index::default());
+    let limits = Limits::default();
+    let gate = open_state(data, loaded.compiled, Fsync::Always, limits, &index)
+        .await
+        .map_err(|e| McpError::Gateway(e.to_string()))?;
+    let gate = Arc::new(gate);
+    if let Some(listen) = &config.admin_listen {
+        let app = admin_app(config, gate.clone(), index, data.clone(), loaded.summary)?;
+        serve_admin(listen, app).await?;
+    }
+    background(gate.clone());
+    Ok(Arc::new(Local(gate)))
 }
 
 /// The policy, checked: the tool visibility of the agent and the gateway's form.

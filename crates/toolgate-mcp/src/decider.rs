@@ -1,0 +1,166 @@
+//! Who decides: the relay's one small client trait over the gateway, so a
+//! proxy can run the gateway in-process ([`Local`], the default) or use a
+//! shared `policyc serve` ([`crate::remote::Remote`], `--gateway URL`) for
+//! decisions, approvals, kill switch and journal. Either way the relay makes
+//! the same calls: `authorize`, `complete`, `held`, `execute`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use toolgate_runtime::gateway::{Authorized, Call, CallState, GatewayError};
+use toolgate_runtime::record::ToolNotice;
+use toolgate_runtime::store::CallKey;
+use toolgate_server::Gate;
+
+/// A boxed future (the trait is used as `dyn`).
+pub type Fut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a call did not go through, worded for the model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refused {
+    /// The reason.
+    pub reason: String,
+    /// The deciding rule (`file:line:column`), if a rule decided.
+    pub rule: Option<String>,
+    /// A decision (the policy, a limit or the kill switch), not a failure to decide.
+    pub denial: bool,
+}
+
+/// What the gateway made of a call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decided {
+    /// Execute it once, then `complete` with this key.
+    Allowed(CallKey),
+    /// Held for approval.
+    Pending {
+        /// The call (approval) id.
+        id: String,
+        /// The rule requiring the approval.
+        rule: Option<String>,
+        /// The keyed digest approvers approve.
+        args_digest: String,
+    },
+    /// Not let through.
+    Refused(Refused),
+}
+
+/// Where a held call stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Held {
+    /// Still waiting.
+    Pending,
+    /// Approved: this token runs it once.
+    Approved(String),
+    /// Anything else (`rejected`, `expired`, `cancelled`, `executed`, `unknown`).
+    Finished(String),
+}
+
+/// The gateway, as the relay uses it.
+pub trait Decider: Send + Sync {
+    /// Decides a call (journaled by the gateway).
+    fn authorize<'a>(&'a self, call: &'a Call) -> Fut<'a, Decided>;
+    /// Reports an allowed call's outcome.
+    fn complete<'a>(&'a self, key: &'a CallKey, outcome: Result<(), String>) -> Fut<'a, ()>;
+    /// Where a held call stands; with `wait`, waits up to that long for its approval.
+    fn held<'a>(&'a self, key: &'a CallKey, wait: Option<Duration>) -> Fut<'a, Held>;
+    /// The go-ahead for an approved call with its token.
+    fn execute<'a>(&'a self, call: &'a Call, token: &'a str) -> Fut<'a, Decided>;
+    /// Records a note about an upstream tool.
+    fn notice(&self, notice: ToolNotice) -> Fut<'_, ()>;
+    /// Records a refused downstream caller.
+    fn access_denied<'a>(&'a self, caller: &'a str, why: &'a str) -> Fut<'a, ()>;
+}
+
+/// The gateway in this process.
+pub struct Local(pub Arc<Gate>);
+
+fn refused(e: GatewayError) -> Decided {
+    Decided::Refused(match e {
+        GatewayError::Denied { reason, rule } => Refused {
+            reason,
+            rule,
+            denial: true,
+        },
+        GatewayError::Refused(r) => Refused {
+            reason: r.to_string(),
+            rule: None,
+            denial: true,
+        },
+        other => Refused {
+            reason: other.to_string(),
+            rule: None,
+            denial: false,
+        },
+    })
+}
+
+impl Decider for Local {
+    fn authorize<'a>(&'a self, call: &'a Call) -> Fut<'a, Decided> {
+        Box::pin(async move {
+            match self.0.authorize(call).await {
+                Ok(Authorized::Allowed(lease)) => Decided::Allowed(lease.key),
+                Ok(Authorized::Pending {
+                    id,
+                    rule,
+                    args_digest,
+                    ..
+                }) => Decided::Pending {
+                    id,
+                    rule,
+                    args_digest,
+                },
+                Err(e) => refused(e),
+            }
+        })
+    }
+
+    fn complete<'a>(&'a self, key: &'a CallKey, outcome: Result<(), String>) -> Fut<'a, ()> {
+        Box::pin(async move {
+            if let Err(e) = self.0.complete(key, outcome).await {
+                eprintln!("toolgate: cannot journal the result of `{}`: {e}", key.id);
+            }
+        })
+    }
+
+    fn held<'a>(&'a self, key: &'a CallKey, wait: Option<Duration>) -> Fut<'a, Held> {
+        Box::pin(async move {
+            if let Some(wait) = wait {
+                if let Some(token) = self.0.wait_for_approval(key, wait).await {
+                    return Held::Approved(token);
+                }
+            }
+            match self.0.call_state(key) {
+                Some(CallState::Pending) => Held::Pending,
+                Some(CallState::Approved { token: Some(t) }) => Held::Approved(t),
+                Some(other) => Held::Finished(other.as_str().to_string()),
+                None => Held::Finished("unknown".into()),
+            }
+        })
+    }
+
+    fn execute<'a>(&'a self, call: &'a Call, token: &'a str) -> Fut<'a, Decided> {
+        Box::pin(async move {
+            match self.0.authorize_approved(call, token).await {
+                Ok(lease) => Decided::Allowed(lease.key),
+                Err(e) => refused(e),
+            }
+        })
+    }
+
+    fn notice(&self, notice: ToolNotice) -> Fut<'_, ()> {
+        Box::pin(async move {
+            if let Err(e) = self.0.tool_notice(notice).await {
+                eprintln!("toolgate: cannot journal a tool notice: {e}");
+            }
+        })
+    }
+
+    fn access_denied<'a>(&'a self, caller: &'a str, why: &'a str) -> Fut<'a, ()> {
+        Box::pin(async move {
+            if let Err(e) = self.0.access_denied(caller, "mcp", why).await {
+                eprintln!("toolgate: cannot journal a refused caller: {e}");
+            }
+        })
+    }
+}
