@@ -79,3 +79,20 @@ pub fn parse_ctx(item: &str) -> Result<(String, Json), String> {
     };
     Ok((key.to_string(), value))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_ctx;
+    use serde_json::json;
+
+    #[test]
+    fn ctx_values_are_numbers_and_booleans_when_they_parse_as_such() {
+        assert_eq!(parse_ctx("region=eu"), Ok(("region".into(), json!("eu"))));
+        assert_eq!(parse_ctx("n=5"), Ok(("n".into(), json!(5))));
+        assert_eq!(parse_ctx("b=true"), Ok(("b".into(), json!(true))));
+        assert_eq!(parse_ctx("root=/a=b/"), Ok(("root".into(), json!("/a=b/"))));
+        assert_eq!(parse_ctx("q=\"x\""), Ok(("q".into(), json!("\"x\""))));
+        assert!(parse_ctx("novalue").is_err());
+        assert!(parse_ctx("=x").is_err());
+    }
+}

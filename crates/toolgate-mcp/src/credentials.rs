@@ -95,3 +95,71 @@ impl Entry {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn trusted(tenant: &str, region: &str) -> Trusted {
+        let mut fields = serde_json::Map::new();
+        fields.insert("region".into(), json!(region));
+        Trusted {
+            agent: "a".into(),
+            tenant: tenant.into(),
+            env: "prod".into(),
+            fields,
+        }
+    }
+
+    fn creds(text: &str) -> Credentials {
+        let file: File = toml::from_str(text).unwrap_or_else(|e| panic!("{e}"));
+        Credentials {
+            entries: file.credential,
+        }
+    }
+
+    #[test]
+    fn only_entries_whose_scope_matches_apply_later_ones_winning() {
+        let c = creds(
+            r#"
+[[credential]]
+vars = { SHARED = "all", TOKEN = "default" }
+[[credential]]
+tenant = "acme"
+ctx = { region = "eu" }
+vars = { TOKEN = "acme-eu" }
+headers = { authorization = "Bearer acme" }
+[[credential]]
+tenant = "globex"
+vars = { TOKEN = "globex" }
+"#,
+        );
+        let s = c.for_scope(&trusted("acme", "eu"));
+        let token = |s: &Secrets| {
+            s.env
+                .iter()
+                .find(|(k, _)| k == "TOKEN")
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(token(&s).as_deref(), Some("acme-eu"));
+        assert!(s.env.iter().any(|(k, v)| k == "SHARED" && v == "all"));
+        assert_eq!(
+            s.headers,
+            [("authorization".to_string(), "Bearer acme".to_string())]
+        );
+        let us = c.for_scope(&trusted("acme", "us"));
+        assert_eq!(token(&us).as_deref(), Some("default"));
+        assert!(us.headers.is_empty());
+        assert_eq!(
+            token(&c.for_scope(&trusted("globex", "eu"))).as_deref(),
+            Some("globex")
+        );
+    }
+
+    #[test]
+    fn an_unknown_field_is_refused() {
+        let parsed: Result<File, _> = toml::from_str("[[credential]]\ntenants = [\"a\"]\n");
+        assert!(parsed.is_err());
+    }
+}

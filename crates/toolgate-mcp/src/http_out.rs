@@ -225,3 +225,16 @@ fn read_events(body: impl Read, mut deliver: impl FnMut(String)) {
         deliver(data);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::read_events;
+
+    #[test]
+    fn sse_events_are_their_data_lines_joined() {
+        let stream = "event: message\nid: 1\ndata: {\"a\":1}\n\n: comment\ndata:{\"b\":\ndata: 2}\n\ndata: last";
+        let mut seen = Vec::new();
+        read_events(stream.as_bytes(), |m| seen.push(m));
+        assert_eq!(seen, ["{\"a\":1}", "{\"b\":\n2}", "last"]);
+    }
+}
