@@ -509,7 +509,8 @@ fn assert_everything(out: &Value, data: &Path) {
         "get-env",
         "get-structured-content",
         "get-sum",
-        "simulate-research-query"
+        "simulate-research-query",
+        "toggle-subscriber-updates"
     ]);
     assert_eq!(out["tools"], listed);
     assert_ok(&out["echo"]);
@@ -522,7 +523,7 @@ fn assert_everything(out: &Value, data: &Path) {
         "{}",
         out["structured"]
     );
-    assert_error(&out["toggle"], "everything.policy:18");
+    assert_error(&out["toggle"], "everything.policy:19");
     assert_error(&out["hidden"], "undeclared tool");
     // Resources and prompts pass through.
     assert!(out["resources"].as_u64().unwrap() > 0, "{out}");
@@ -540,6 +541,22 @@ fn assert_everything(out: &Value, data: &Path) {
             && r["body"]["tool"] == "simulate-research-query"
     });
     assert!(conflict, "the readOnlyHint conflict is journaled");
+    // A write the client's user approves: asked through elicitation, with
+    // the arguments' digest, journaled as that user's approval, run once.
+    assert_ok(&out["user_approved"]);
+    let asked = out["asked"][0].as_str().unwrap_or_default();
+    assert!(
+        asked.contains("toggle-subscriber-updates") && asked.contains("arguments digest"),
+        "{asked}"
+    );
+    let granted: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["kind"] == "approval_granted")
+        .collect();
+    assert_eq!(granted.len(), 1, "{granted:?}");
+    assert_eq!(granted[0]["body"]["approver"], "mcp-user@t1");
+    let call = granted[0]["body"]["call"].as_str().unwrap();
+    assert_eq!(count(&records, "token_used", call), 1);
     audit_verifies(data);
 }
 

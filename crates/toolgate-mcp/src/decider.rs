@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use toolgate_runtime::gateway::{Authorized, Call, CallState, GatewayError};
 use toolgate_runtime::record::ToolNotice;
-use toolgate_runtime::store::CallKey;
+use toolgate_runtime::store::{Approver, CallKey, TenantScope};
 use toolgate_server::Gate;
 
 /// A boxed future (the trait is used as `dyn`).
@@ -70,7 +70,20 @@ pub trait Decider: Send + Sync {
     fn notice(&self, notice: ToolNotice) -> Fut<'_, ()>;
     /// Records a refused downstream caller.
     fn access_denied<'a>(&'a self, caller: &'a str, why: &'a str) -> Fut<'a, ()>;
+    /// Whether the held call's approvers are the client's own user
+    /// (`require approval from "user"`), who may approve it through MCP elicitation.
+    fn user_approves<'a>(&'a self, key: &'a CallKey) -> Fut<'a, bool>;
+    /// Records the client's user's approval of the held call, bound to the
+    /// arguments' digest; the token once the call is fully approved.
+    fn approve_as_user<'a>(
+        &'a self,
+        key: &'a CallKey,
+        args_digest: &'a str,
+    ) -> Fut<'a, Option<String>>;
 }
+
+/// The approvers' group whose approval the client's user may give through MCP elicitation.
+pub const USER_GROUP: &str = "user";
 
 /// The gateway in this process.
 pub struct Local(pub Arc<Gate>);
@@ -160,6 +173,36 @@ impl Decider for Local {
         Box::pin(async move {
             if let Err(e) = self.0.access_denied(caller, "mcp", why).await {
                 eprintln!("toolgate: cannot journal a refused caller: {e}");
+            }
+        })
+    }
+
+    fn user_approves<'a>(&'a self, key: &'a CallKey) -> Fut<'a, bool> {
+        let group = self.0.pending(key).and_then(|p| p.group);
+        Box::pin(async move { group.as_deref() == Some(USER_GROUP) })
+    }
+
+    fn approve_as_user<'a>(
+        &'a self,
+        key: &'a CallKey,
+        args_digest: &'a str,
+    ) -> Fut<'a, Option<String>> {
+        Box::pin(async move {
+            let who = Approver {
+                name: format!("mcp-user@{}", key.tenant),
+                groups: vec![USER_GROUP.to_string()],
+                tenants: TenantScope::Only(vec![key.tenant.clone()]),
+            };
+            let reason = "approved by the user through MCP elicitation";
+            match self.0.approve(key, &who, args_digest, reason).await {
+                Ok(token) => token,
+                Err(e) => {
+                    eprintln!(
+                        "toolgate: the user's approval of `{}` was refused: {e}",
+                        key.id
+                    );
+                    None
+                }
             }
         })
     }

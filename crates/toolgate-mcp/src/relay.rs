@@ -16,6 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::oneshot;
 use toolgate_engine::Context;
 use toolgate_runtime::gateway::{canonical, random_token, Call};
 use toolgate_runtime::journal::sha256_hex;
@@ -60,7 +61,15 @@ struct State {
     held: HashMap<(String, String), Call>,
     /// Notices already journaled.
     reported: HashSet<String>,
+    /// The client declared the `elicitation` capability.
+    elicits: bool,
+    /// The proxy's own requests to the client (elicitations), by id, awaiting answers.
+    asked: HashMap<String, oneshot::Sender<Json>>,
+    next_ask: u64,
 }
+
+/// How long the client's user has to answer an approval question.
+const ASK_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// One client session with one upstream.
 pub struct Relay {
@@ -122,6 +131,17 @@ impl Relay {
         };
         let method = object.get("method").and_then(Json::as_str);
         let id = object.get("id");
+        if method == Some("initialize") {
+            let caps = message.pointer("/params/capabilities/elicitation");
+            self.state().elicits = caps.is_some_and(Json::is_object);
+        }
+        if let (None, Some(id)) = (method, id) {
+            let waiter = self.state().asked.remove(&id.to_string());
+            if let Some(waiter) = waiter {
+                let _ = waiter.send(message.clone());
+                return;
+            }
+        }
         match (method, id) {
             (Some("tools/list"), Some(id)) => {
                 self.state().inflight.insert(id.to_string(), Inflight::List);
@@ -288,6 +308,11 @@ impl Relay {
     /// Decides a new call: its key to go ahead with, or the tool result the client gets instead.
     async fn decide(&self, call: &Call) -> Result<CallKey, Json> {
         let decided = self.decider.authorize(call).await;
+        if let Decided::Pending { args_digest, .. } = &decided {
+            if let Some(answer) = self.ask_user(call, args_digest).await {
+                return answer;
+            }
+        }
         match self.outcome(call, decided, self.options.wait_approval) {
             Step::Done(done) => done,
             Step::Wait(pending, wait) => self.wait(call, wait, &pending).await,
@@ -325,6 +350,52 @@ impl Relay {
                 },
             )),
         }
+    }
+
+    /// When the held call's approvers are the client's own user and the
+    /// client supports elicitation: asks the user, bound to the arguments'
+    /// digest. `None` when the question cannot be asked or answered (the
+    /// call stays held as any other).
+    async fn ask_user(&self, call: &Call, args_digest: &str) -> Option<Result<CallKey, Json>> {
+        let key = call.key();
+        if !self.state().elicits || !self.decider.user_approves(&key).await {
+            return None;
+        }
+        let args = serde_json::to_string_pretty(&call.args).unwrap_or_default();
+        let message = format!(
+            "The assistant wants to run `{}` with these arguments:\n{args}\n\
+             (call `{}`, arguments digest {args_digest}). Approve this exact call?",
+            call.tool, call.id
+        );
+        let answer = self.elicit(message).await?;
+        let result = answer.get("result")?;
+        let approved = result["action"] == "accept" && result["content"]["approve"] == true;
+        if !approved {
+            return Some(Err(reply::declined(&call.tool, &call.id)));
+        }
+        let token = self.decider.approve_as_user(&key, args_digest).await?;
+        Some(self.execute(call, &token).await)
+    }
+
+    /// Sends an `elicitation/create` to the client and waits for its answer.
+    async fn elicit(&self, message: String) -> Option<Json> {
+        let (tx, rx) = oneshot::channel();
+        let id = {
+            let mut state = self.state();
+            state.next_ask += 1;
+            let id = json!(format!("toolgate-ask-{}", state.next_ask));
+            state.asked.insert(id.to_string(), tx);
+            id
+        };
+        let schema = json!({"type": "object", "required": ["approve"], "properties": {
+            "approve": {"type": "boolean", "title": "Approve", "description": "Run this exact call once"}}});
+        let params = json!({"message": message, "requestedSchema": schema});
+        self.to_client(
+            &json!({"jsonrpc": "2.0", "id": id, "method": "elicitation/create", "params": params}),
+        );
+        let answer = tokio::time::timeout(ASK_TIMEOUT, rx).await;
+        self.state().asked.remove(&id.to_string());
+        answer.ok()?.ok()
     }
 
     fn held_key(call: &Call) -> (String, String) {

@@ -5,7 +5,7 @@
 //! held call, `POST /v1/calls/{id}/execute` runs an approved one. A server
 //! that cannot be reached or refuses is a refusal: the call does not run.
 //! The server has no endpoint for tool notices or refused MCP callers: those
-//! go to stderr only.
+//! go to stderr only; approvals are the server's approvers' (no elicitation).
 
 use crate::config::RemoteGateway;
 use crate::decider::{Decided, Decider, Fut, Held, Refused};
@@ -214,5 +214,14 @@ impl Decider for Remote {
 
     fn access_denied<'a>(&'a self, caller: &'a str, why: &'a str) -> Fut<'a, ()> {
         Box::pin(async move { eprintln!("toolgate: refused `{caller}`: {why}") })
+    }
+
+    /// Approvals go through the shared server's approvers, never elicitation.
+    fn user_approves<'a>(&'a self, _: &'a CallKey) -> Fut<'a, bool> {
+        Box::pin(async { false })
+    }
+
+    fn approve_as_user<'a>(&'a self, _: &'a CallKey, _: &'a str) -> Fut<'a, Option<String>> {
+        Box::pin(async { None })
     }
 }

@@ -9,6 +9,7 @@ import asyncio
 import json
 import sys
 
+import mcp_types as types
 from mcp import Client, StdioServerParameters
 
 cfg = json.loads(sys.argv[1])
@@ -20,8 +21,15 @@ def seen(result):
 
 
 async def session(out):
+    asked = []
+
+    async def elicit(context, params):
+        # The user reads what the proxy asks and approves it.
+        asked.append(params.message)
+        return types.ElicitResult(action="accept", content={"approve": True})
+
     server = StdioServerParameters(command=cfg["policyc"], args=cfg["proxy_args"])
-    async with Client(server) as client:
+    async with Client(server, elicitation_callback=elicit) as client:
         out["protocol"] = client.protocol_version
         out["tools"] = sorted(t.name for t in (await client.list_tools()).tools)
         out["echo"] = seen(await client.call_tool("echo", {"message": "hi"}))
@@ -31,6 +39,8 @@ async def session(out):
         out["hidden"] = seen(await client.call_tool("get-tiny-image", {}))
         if cfg.get("env"):
             out["env"] = seen(await client.call_tool("get-env", {}))
+        out["user_approved"] = seen(await client.call_tool("toggle-subscriber-updates", {}))
+        out["asked"] = asked
         out["resources"] = len((await client.list_resources()).resources)
         out["prompts"] = sorted(p.name for p in (await client.list_prompts()).prompts)
 

@@ -71,6 +71,13 @@ fn rule_text(rule: Option<&str>) -> String {
     rule.map(|r| format!(" (rule {r})")).unwrap_or_default()
 }
 
+/// The result for a call the client's user declined to approve.
+pub(super) fn declined(tool: &str, id: &str) -> Json {
+    tool_error(format!(
+        "toolgate: the user did not approve `{tool}` (call `{id}`); it did not run."
+    ))
+}
+
 /// The result for a held call whose wait ended without an approval.
 pub(super) fn not_approved(p: &Pending, state: &str) -> Json {
     let rule = rule_text(p.rule.as_deref());
