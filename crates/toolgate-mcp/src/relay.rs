@@ -65,7 +65,6 @@ struct State {
     elicits: bool,
     /// The proxy's own requests to the client (elicitations), by id, awaiting answers.
     asked: HashMap<String, oneshot::Sender<Json>>,
-    next_ask: u64,
 }
 
 /// How long the client's user has to answer an approval question.
@@ -131,16 +130,8 @@ impl Relay {
         };
         let method = object.get("method").and_then(Json::as_str);
         let id = object.get("id");
-        if method == Some("initialize") {
-            let caps = message.pointer("/params/capabilities/elicitation");
-            self.state().elicits = caps.is_some_and(Json::is_object);
-        }
-        if let (None, Some(id)) = (method, id) {
-            let waiter = self.state().asked.remove(&id.to_string());
-            if let Some(waiter) = waiter {
-                let _ = waiter.send(message.clone());
-                return;
-            }
+        if self.answers_the_proxy(&message, method, id) {
+            return;
         }
         match (method, id) {
             (Some("tools/list"), Some(id)) => {
@@ -167,6 +158,26 @@ impl Relay {
                 let why = "a JSON-RPC message has a `method` or an `id`";
                 self.to_client(&reply::rpc_error(&Json::Null, INVALID_REQUEST, why));
             }
+        }
+    }
+
+    /// Notes the client's capabilities from its `initialize`; takes the
+    /// client's answers to the proxy's own questions (true: not to forward).
+    fn answers_the_proxy(&self, message: &Json, method: Option<&str>, id: Option<&Json>) -> bool {
+        if method == Some("initialize") {
+            let caps = message.pointer("/params/capabilities/elicitation");
+            self.state().elicits = caps.is_some_and(Json::is_object);
+        }
+        let Some(id) = id.filter(|_| method.is_none()) else {
+            return false;
+        };
+        let waiter = self.state().asked.remove(&id.to_string());
+        match waiter {
+            Some(waiter) => {
+                let _ = waiter.send(message.clone());
+                true
+            }
+            None => false,
         }
     }
 
@@ -380,13 +391,10 @@ impl Relay {
     /// Sends an `elicitation/create` to the client and waits for its answer.
     async fn elicit(&self, message: String) -> Option<Json> {
         let (tx, rx) = oneshot::channel();
-        let id = {
-            let mut state = self.state();
-            state.next_ask += 1;
-            let id = json!(format!("toolgate-ask-{}", state.next_ask));
-            state.asked.insert(id.to_string(), tx);
-            id
-        };
+        // Unguessable, so that an upstream cannot send the client a question
+        // of its own under this id and have the user's answer taken as an approval.
+        let id = json!(format!("toolgate-ask-{}", random_token().ok()?));
+        self.state().asked.insert(id.to_string(), tx);
         let schema = json!({"type": "object", "required": ["approve"], "properties": {
             "approve": {"type": "boolean", "title": "Approve", "description": "Run this exact call once"}}});
         let params = json!({"message": message, "requestedSchema": schema});
