@@ -5,6 +5,7 @@ use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;
 use toolgate_mcp::config::{parse_ctx, ProxyConfig, RemoteGateway, Trusted, Upstream};
+use toolgate_runtime::journal::Fsync;
 
 /// `policyc mcp-proxy`'s flags.
 #[derive(Debug, Args)]
@@ -51,6 +52,9 @@ pub(crate) struct McpProxyArgs {
     /// The service key for `--gateway` (or `TOOLGATE_KEY`).
     #[arg(long, env = "TOOLGATE_KEY", hide_env_values = true)]
     pub key: Option<String>,
+    /// When the journal syncs to disk: `always` (default) or `never`.
+    #[arg(long, default_value = "always", value_parser = ["always", "never"])]
+    pub fsync: String,
     /// Forward the client's roots to the upstream (off: they would widen its reach).
     #[arg(long)]
     pub forward_roots: bool,
@@ -93,6 +97,11 @@ pub(crate) fn run(args: McpProxyArgs) -> Exit {
             None => Upstream::Command(args.upstream),
         },
         credentials: args.credentials,
+        fsync: if args.fsync == "never" {
+            Fsync::Never
+        } else {
+            Fsync::Always
+        },
         gateway: args.gateway.map(|url| RemoteGateway {
             url,
             key: args.key.unwrap_or_default(),

@@ -62,6 +62,8 @@ pub struct ProxyConfig {
     pub credentials: Option<PathBuf>,
     /// Decide with a shared `policyc serve` instead of an embedded gateway.
     pub gateway: Option<RemoteGateway>,
+    /// Sync the embedded gateway's journal to disk on every commit (the default) or not.
+    pub fsync: toolgate_runtime::journal::Fsync,
 }
 
 /// Parses `KEY=VALUE` (`--ctx`); the value is JSON when it parses as JSON

@@ -19,7 +19,6 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::mpsc::unbounded_channel;
 use toolgate_runtime::gateway::Limits;
-use toolgate_runtime::journal::Fsync;
 use toolgate_server::data::{open_state, DataDir};
 use toolgate_server::index::Index;
 use toolgate_server::keys::Keyring;
@@ -79,7 +78,7 @@ async fn open_local(
 ) -> Result<Arc<dyn Decider>, McpError> {
     let index = Arc::new(Index::default());
     let limits = Limits::default();
-    let gate = open_state(data, loaded.compiled, Fsync::Always, limits, &index)
+    let gate = open_state(data, loaded.compiled, config.fsync, limits, &index)
         .await
         .map_err(|e| McpError::Gateway(e.to_string()))?;
     let gate = Arc::new(gate);
