@@ -31,6 +31,9 @@ use toolgate_server::keys::{Key, Keyring, Role};
 
 const SESSION: &str = "mcp-session-id";
 
+/// Open sessions at most (each has its own upstream child or HTTP session).
+pub const MAX_SESSIONS: usize = 64;
+
 /// What every session is made from.
 pub struct Listener {
     /// The gateway.
@@ -212,6 +215,10 @@ async fn open_session(shared: &Arc<Shared>, key: &Key) -> Result<(Arc<Session>, 
         l.decider.access_denied(&key.name, &why).await;
         return Err(rpc_error(StatusCode::FORBIDDEN, -32001, &why));
     };
+    if lock(&shared.sessions).len() >= MAX_SESSIONS {
+        let why = format!("the proxy has {MAX_SESSIONS} open sessions: end one (DELETE) first");
+        return Err(rpc_error(StatusCode::SERVICE_UNAVAILABLE, -32000, &why));
+    }
     let trusted = Trusted {
         tenant,
         ..l.trusted.clone()
