@@ -2,7 +2,9 @@
 //! is one POST (on a blocking thread, with ureq); the answer, JSON or an SSE
 //! stream, goes back to the relay message by message. The session id and
 //! protocol version the upstream gives at `initialize` are sent with every
-//! later request; once a session exists, a GET stream carries the upstream's
+//! later request. Notifications and answers are posted in order, each
+//! before the next message; requests run side by side. Once a session
+//! exists, a GET stream carries the upstream's
 //! own requests and notifications (when it offers one). Headers from
 //! `--credentials` are added to every request and never logged. A request
 //! the upstream cannot be reached for is answered with a JSON-RPC error, so
@@ -69,8 +71,15 @@ impl HttpUpstream {
                 _ = &mut stop => None,
             };
             let Some(text) = text else { break };
+            let request = is_request(&text);
             let (up, relay, handle) = (self.clone(), relay.clone(), handle.clone());
-            tokio::task::spawn_blocking(move || up.post(&text, &relay, &handle));
+            let posted = tokio::task::spawn_blocking(move || up.post(&text, &relay, &handle));
+            // Notifications and answers are posted in order (the upstream
+            // answers them at once with 202): `notifications/initialized`
+            // must arrive before the next request. Requests run side by side.
+            if !request {
+                let _ = posted.await;
+            }
         }
         let up = self.clone();
         let _ = tokio::task::spawn_blocking(move || up.end_session()).await;
@@ -201,6 +210,13 @@ impl HttpUpstream {
             let _ = self.headers(self.agent.delete(&self.url)).call();
         }
     }
+}
+
+/// Whether a message is a request (it has a method and an id).
+fn is_request(text: &str) -> bool {
+    serde_json::from_str::<Json>(text)
+        .map(|m| m.get("method").is_some() && m.get("id").is_some())
+        .unwrap_or(false)
 }
 
 /// Reads SSE events (`data:` lines up to a blank line) and hands each event's data on.
