@@ -779,25 +779,29 @@ fn wait_approval_holds_the_call_until_a_human_approves_it() {
         );
         String::from_utf8(out.stdout).unwrap()
     };
-    let start = Instant::now();
-    let id = loop {
-        let listed: Value =
-            serde_json::from_str(&policyc(&k.approver, &["approvals", "list", "--json"])).unwrap();
-        let ids: Vec<String> = listed["approvals"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|p| p["id"].as_str().map(String::from))
-            .collect();
-        if let Some(id) = ids.first() {
-            break id.clone();
+    let held = || {
+        let start = Instant::now();
+        loop {
+            let listed: Value =
+                serde_json::from_str(&policyc(&k.approver, &["approvals", "list", "--json"]))
+                    .unwrap();
+            let id = listed["approvals"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|p| p["state"] == "pending")
+                .and_then(|p| p["id"].as_str().map(String::from));
+            if let Some(id) = id {
+                return id;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "no call was held: {listed}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "the call was never held: {listed}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
     };
+    let id = held();
     assert!(!Path::new(&path).exists());
     policyc(
         &k.approver,
@@ -814,6 +818,34 @@ fn wait_approval_holds_the_call_until_a_human_approves_it() {
     let answer = raw.answer(&json!(1));
     assert_eq!(answer["result"]["isError"], Value::Null, "{answer}");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "waited");
+    // A rejection ends the wait at once.
+    let other = format!("{}rejected.txt", t.root);
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+        "name": "write_file", "arguments": {"path": other, "content": "no"}}});
+    raw.send_text(&call.to_string());
+    let id = held();
+    let start = Instant::now();
+    policyc(
+        &k.approver,
+        &[
+            "approvals",
+            "reject",
+            &id,
+            "--tenant",
+            "local",
+            "--reason",
+            "no",
+        ],
+    );
+    let answer = raw.answer(&json!(2));
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(answer["result"]["isError"], true, "{answer}");
+    assert!(answer.to_string().contains("rejected"), "{answer}");
+    assert!(!Path::new(&other).exists());
     raw.finish();
     audit_verifies(&t.data);
 }

@@ -85,6 +85,9 @@ pub trait Decider: Send + Sync {
 /// The approvers' group whose approval the client's user may give through MCP elicitation.
 pub const USER_GROUP: &str = "user";
 
+/// How often a wait for an approval looks for a rejection or an expiry.
+const SLICE: Duration = Duration::from_millis(250);
+
 /// The gateway in this process.
 pub struct Local(pub Arc<Gate>);
 
@@ -138,16 +141,22 @@ impl Decider for Local {
 
     fn held<'a>(&'a self, key: &'a CallKey, wait: Option<Duration>) -> Fut<'a, Held> {
         Box::pin(async move {
-            if let Some(wait) = wait {
-                if let Some(token) = self.0.wait_for_approval(key, wait).await {
+            // In slices, so that a rejection or an expiry ends the wait early.
+            let deadline = tokio::time::Instant::now() + wait.unwrap_or_default();
+            loop {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                if let Some(token) = self.0.wait_for_approval(key, left.min(SLICE)).await {
                     return Held::Approved(token);
                 }
-            }
-            match self.0.call_state(key) {
-                Some(CallState::Pending) => Held::Pending,
-                Some(CallState::Approved { token: Some(t) }) => Held::Approved(t),
-                Some(other) => Held::Finished(other.as_str().to_string()),
-                None => Held::Finished("unknown".into()),
+                let held = match self.0.call_state(key) {
+                    Some(CallState::Pending) => Held::Pending,
+                    Some(CallState::Approved { token: Some(t) }) => Held::Approved(t),
+                    Some(other) => Held::Finished(other.as_str().to_string()),
+                    None => Held::Finished("unknown".into()),
+                };
+                if held != Held::Pending || tokio::time::Instant::now() >= deadline {
+                    return held;
+                }
             }
         })
     }
