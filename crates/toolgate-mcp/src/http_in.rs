@@ -26,6 +26,7 @@ use serde_json::{json, Value as Json};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use toolgate_server::keys::{Key, Keyring, Role};
 
@@ -60,7 +61,21 @@ struct Session {
     /// the GET stream, or the latest open POST stream.
     routes: Mutex<Routes>,
     connection: Mutex<Option<Connection>>,
+    /// When a request last used it.
+    used: Mutex<std::time::Instant>,
 }
+
+impl Session {
+    /// Idle: no request for `IDLE`, no open POST and no open GET stream.
+    fn idle(&self) -> bool {
+        let routes = lock(&self.routes);
+        let streaming = routes.stream.as_ref().is_some_and(|tx| !tx.is_closed());
+        routes.waiting.is_empty() && !streaming && lock(&self.used).elapsed() >= IDLE
+    }
+}
+
+/// A session nobody used for this long (and with no open stream) is ended.
+pub const IDLE: Duration = Duration::from_secs(30 * 60);
 
 #[derive(Default)]
 struct Routes {
@@ -84,6 +99,7 @@ pub fn router(listener: Listener) -> Router {
         listener,
         sessions: Mutex::new(HashMap::new()),
     });
+    tokio::spawn(sweep(Arc::downgrade(&shared)));
     Router::new()
         .route("/mcp", post(on_post).get(on_get).delete(on_delete))
         .with_state(shared)
@@ -137,6 +153,7 @@ fn tenant_of(key: &Key, trusted: &Trusted) -> Option<String> {
 fn session_of(shared: &Shared, headers: &HeaderMap, key: &Key) -> Option<Arc<Session>> {
     let id = headers.get(SESSION)?.to_str().ok()?;
     let session = lock(&shared.sessions).get(id).cloned()?;
+    *lock(&session.used) = std::time::Instant::now();
     (session.key == key.name).then_some(session)
 }
 
@@ -245,6 +262,7 @@ async fn open_session(shared: &Arc<Shared>, key: &Key) -> Result<(Arc<Session>, 
         key: key.name.clone(),
         routes: Mutex::new(Routes::default()),
         connection: Mutex::new(Some(connection)),
+        used: Mutex::new(std::time::Instant::now()),
     });
     tokio::spawn(dispatch(session.clone(), inbox));
     lock(&shared.sessions).insert(id.clone(), session.clone());
@@ -269,6 +287,32 @@ async fn dispatch(session: Arc<Session>, mut inbox: UnboundedReceiver<String>) {
         };
         if let Some(tx) = target {
             let _ = tx.send(text);
+        }
+    }
+}
+
+/// Ends idle sessions (stops their upstreams) every minute.
+async fn sweep(shared: std::sync::Weak<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let idle: Vec<Arc<Session>> = {
+            let mut sessions = lock(&shared.sessions);
+            let ids: Vec<String> = sessions
+                .iter()
+                .filter(|(_, s)| s.idle())
+                .map(|(id, _)| id.clone())
+                .collect();
+            ids.iter().filter_map(|id| sessions.remove(id)).collect()
+        };
+        for session in idle {
+            let connection = lock(&session.connection).take();
+            if let Some(connection) = connection {
+                connection.stop().await;
+            }
         }
     }
 }
