@@ -714,6 +714,13 @@ fn what_the_proxy_cannot_decide_fails_closed() {
     assert_eq!(raw.answer(&json!(8))["error"]["code"], -32602);
     raw.send_text(r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"read_text_file","arguments":"x"}}"#);
     assert_eq!(raw.answer(&json!(9))["error"]["code"], -32602);
+    // An unknown method on the tools path is refused, not forwarded.
+    raw.send_text(
+        r#"{"jsonrpc":"2.0","id":13,"method":"tools/execute","params":{"name":"move_file"}}"#,
+    );
+    let refused = raw.answer(&json!(13));
+    assert_eq!(refused["error"]["code"], -32601);
+    assert!(refused.to_string().contains("not relayed"), "{refused}");
     // Arguments over the gateway's limit are denied (and journaled without them).
     let big = "x".repeat(70 * 1024);
     let answer = raw.call(

@@ -3,7 +3,8 @@
 //! Messages are JSON-RPC texts. Every message is forwarded as the text it
 //! arrived as, except: a `tools/list` answer (filtered by [`Visibility`]),
 //! a `tools/call` request (decided by the gateway first: forwarded only
-//! when allowed, answered by the proxy otherwise), the client's `roots`
+//! when allowed, answered by the proxy otherwise), any other `tools/`
+//! method (refused: the tools path is the proxy's to decide), the client's `roots`
 //! (not forwarded unless configured: they would widen the server's reach)
 //! and messages the proxy cannot read (answered with a JSON-RPC error,
 //! never forwarded: fail closed).
@@ -148,6 +149,14 @@ impl Relay {
                 tokio::spawn(async move { relay.call_tool(id, decided, params).await });
             }
             (Some("tools/call"), None) => {}
+            // The tools path is the proxy's to decide: what it does not know
+            // there (a newer method that could run a tool) is refused, not forwarded.
+            (Some(m), id) if m.starts_with("tools/") => {
+                if let Some(id) = id {
+                    let why = format!("`{m}` is not relayed: the proxy decides `tools/list` and `tools/call` only");
+                    self.to_client(&reply::rpc_error(id, METHOD_NOT_FOUND, &why));
+                }
+            }
             (Some("initialize"), Some(_)) if !self.options.forward_roots => {
                 self.to_upstream(without_roots(message).to_string());
             }
