@@ -3,9 +3,11 @@
 //! policy and every `tools/call` decided by the runtime's [`Gateway`]
 //! (`authorize` → upstream → `complete`) before it reaches the upstream.
 //!
-//! It is a JSON-RPC relay, not a typed MCP server: every message other than
-//! a `tools/list` answer and a `tools/call` request passes through byte for
-//! byte as JSON (resources, prompts, notifications, cancellation, progress,
+//! It is a JSON-RPC relay, not a typed MCP server (so not built on `rmcp`'s
+//! typed handlers, which would re-serialize every message through types
+//! that drop what they do not know): every message other than a `tools/list`
+//! answer, a `tools/…` request and the client's roots passes through byte
+//! for byte (resources, prompts, notifications, cancellation, progress,
 //! pings, unknown methods, server→client requests, protocol negotiation), so
 //! a protocol version newer than this crate (a client's `server/discover`)
 //! reaches the upstream, which answers or refuses it as it would directly.
