@@ -18,6 +18,10 @@ venv="$peers/venv"
 reqs="$root/clients/python/requirements-test.txt"
 python="${PYTHON:-python3}"
 
+# --- redis-server (the replica tests), pinned: scripts/setup-redis.sh ---
+"$root/scripts/setup-redis.sh" >&2
+# --- end redis-server ---
+
 missing() {
     echo "setup-test-peers: $1" >&2
     echo "setup-test-peers: the Python tests of \`cargo test\` need python3 (3.10 or newer) with venv and pip;" >&2
