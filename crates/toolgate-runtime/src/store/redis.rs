@@ -6,8 +6,10 @@
 //! is still the one read (else it reads again), so the pure admission rules
 //! of [`Pending`] and [`Token`] run here unchanged and nothing is granted twice
 //! across replicas. The kill switch is a hash of engaged scopes plus a pub/sub
-//! message; writes read the hash on every decision, reads use a copy kept
-//! fresh by the message and a 100 ms poll.
+//! message carrying the change: each replica keeps a copy, changed by the
+//! message as it arrives and re-read every 100 ms. Decisions use the copy only
+//! while it is exact (subscribed without a break since it was read); otherwise
+//! (a replica that may have missed a message) a write reads the hash itself.
 //!
 //! Layout (prefix `P`, tenant `T` escaped): `P:{t:T}:budget:<sha256>` (sorted
 //! set), `P:{t:T}:pending:<id>` and `P:{t:T}:token:<sha256>` (JSON strings),
@@ -101,6 +103,10 @@ struct Inner {
     down: RedisDown,
     healthy: AtomicBool,
     kill: RwLock<Vec<KillScope>>,
+    /// Subscribed to the kill switch channel without a break.
+    subscribed: AtomicBool,
+    /// `kill` is exact: read while subscribed (cleared with `subscribed`).
+    fresh: AtomicBool,
     wake: tokio::sync::Notify,
     consume: redis::Script,
     cas: redis::Script,
@@ -221,6 +227,8 @@ impl RedisStore {
             down: config.down,
             healthy: AtomicBool::new(false),
             kill: RwLock::new(Vec::new()),
+            subscribed: AtomicBool::new(false),
+            fresh: AtomicBool::new(false),
             wake: tokio::sync::Notify::new(),
             consume: redis::Script::new(CONSUME),
             cas: redis::Script::new(CAS),
@@ -253,12 +261,21 @@ async fn listen(inner: Weak<Inner>) {
         drop(i);
         if let Ok(mut pubsub) = client.get_async_pubsub().await {
             if pubsub.subscribe(&channel).await.is_ok() {
+                if let Some(i) = inner.upgrade() {
+                    i.subscribed.store(true, Ordering::SeqCst);
+                    i.wake.notify_one();
+                }
                 let mut messages = pubsub.on_message();
-                while messages.next().await.is_some() {
+                while let Some(msg) = messages.next().await {
                     let Some(i) = inner.upgrade() else { return };
+                    i.changed(msg.get_payload_bytes());
                     i.wake.notify_one();
                 }
             }
+        }
+        if let Some(i) = inner.upgrade() {
+            i.subscribed.store(false, Ordering::SeqCst);
+            i.fresh.store(false, Ordering::SeqCst);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -293,9 +310,42 @@ impl Inner {
     }
 
     async fn refresh(&self) -> Result<(), StoreError> {
+        let subscribed = self.subscribed.load(Ordering::SeqCst);
         let scopes = self.scopes().await?;
         *self.kill.write().unwrap_or_else(|p| p.into_inner()) = scopes;
+        // Exact only if no message could have been missed since before the read.
+        let still = self.subscribed.load(Ordering::SeqCst);
+        self.fresh.store(subscribed && still, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// A kill switch message (`+SCOPE` engaged, `-SCOPE` released): applied
+    /// to the copy at once.
+    fn changed(&self, payload: &[u8]) {
+        let text = String::from_utf8_lossy(payload);
+        let (engaged, scope) = match text.split_at_checked(1) {
+            Some(("+", rest)) => (true, rest),
+            Some(("-", rest)) => (false, rest),
+            _ => return,
+        };
+        let Ok(scope) = parse::<KillScope>(scope) else {
+            return;
+        };
+        let mut kill = self.kill.write().unwrap_or_else(|p| p.into_inner());
+        kill.retain(|k| *k != scope);
+        if engaged {
+            kill.push(scope);
+        }
+    }
+
+    /// The copy's answer, when it is exact and Redis answers.
+    fn cached(&self, who: Subject<'_>) -> Option<bool> {
+        let usable = self.fresh.load(Ordering::SeqCst) && self.healthy.load(Ordering::SeqCst);
+        usable.then(|| {
+            let kill = self.kill.read().unwrap_or_else(|p| p.into_inner());
+            kill.iter()
+                .any(|k| k.stops(who.tenant, who.agent, who.write))
+        })
     }
 
     async fn scopes(&self) -> Result<Vec<KillScope>, StoreError> {
@@ -358,6 +408,9 @@ impl Inner {
     }
 
     async fn killed(&self, who: Subject<'_>) -> Result<bool, StoreError> {
+        if let Some(known) = self.cached(who) {
+            return Ok(known);
+        }
         if !who.write {
             if self.down == RedisDown::DenyAll && !self.healthy.load(Ordering::SeqCst) {
                 return Err(StoreError("redis does not answer".into()));
@@ -670,7 +723,10 @@ impl Store for RedisStore {
         } else {
             pipe.cmd("HDEL").arg(i.keys.kill()).arg(&name);
         }
-        pipe.cmd("PUBLISH").arg(i.keys.channel()).arg(&name);
+        let sign = if kill.engaged { "+" } else { "-" };
+        pipe.cmd("PUBLISH")
+            .arg(i.keys.channel())
+            .arg(format!("{sign}{name}"));
         let r: redis::RedisResult<()> = pipe.query_async(&mut i.conn()).await;
         i.answered(r)?;
         i.refresh().await?;
