@@ -29,6 +29,7 @@ struct Keys {
 
 struct Cluster {
     replicas: Vec<Server>,
+    dirs: Vec<std::path::PathBuf>,
     keys: Keys,
     redis: RedisServer,
 }
@@ -50,6 +51,7 @@ fn cluster(name: &str, n: usize, extra: &[&str]) -> Cluster {
         ),
     };
     let mut replicas: Vec<Server> = Vec::new();
+    let mut dirs = Vec::new();
     let mut first: Option<std::path::PathBuf> = None;
     for i in 0..n {
         let data = temp_dir(&format!("{name}-r{i}"));
@@ -60,9 +62,11 @@ fn cluster(name: &str, n: usize, extra: &[&str]) -> Cluster {
             None => first = Some(data.clone()),
         }
         replicas.push(start(&data, &shared, &redis, &format!("r{i}"), extra));
+        dirs.push(data);
     }
     Cluster {
         replicas,
+        dirs,
         keys,
         redis,
     }
@@ -168,9 +172,30 @@ fn a_budget_is_one_budget_across_three_replicas() {
         denied["reason"].as_str().unwrap().contains("budget"),
         "{denied}"
     );
-    // Each replica journals its own records, with its id.
+    // Each replica journals its own records, with its id, in its signed checkpoints too.
     let records = c.replicas[1].audit(&c.keys.operator, "kind=decision");
     assert!(records.iter().all(|r| r["body"]["replica"] == "r1"));
+    let checkpoints = std::fs::read_to_string(c.dirs[1].join("journal.checkpoints")).unwrap();
+    let last: Value = serde_json::from_str(checkpoints.lines().last().unwrap()).unwrap();
+    assert_eq!(last["replica"], "r1");
+    // `audit verify` takes the three journals and reports each.
+    let journals: Vec<_> = c.dirs.iter().map(|d| d.join("journal.jsonl")).collect();
+    let out = std::process::Command::new(harness::BIN)
+        .args(["audit", "verify"])
+        .args(&journals)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.matches("chain valid up to record").count(),
+        3,
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -197,33 +222,29 @@ fn a_kill_switch_through_one_replica_stops_writes_on_the_others_at_once() {
     let r = c.replicas[0].post("/v1/kill-switch", &c.keys.operator, kill);
     assert_eq!(r.status, 200, "{}", r.text);
     let engaged = Instant::now();
-    // Each of the other replicas denies writes within 100 ms of the switch
-    // (in practice at once: the message is applied as it arrives).
+    // On each of the other replicas, no write sent 100 ms or more after the
+    // switch is allowed (in practice the first one is denied: the message is
+    // applied as it arrives). Measured when each request starts, so a slow
+    // machine's request latency does not count.
     for (n, replica) in c.replicas.iter().enumerate().skip(1) {
-        let mut tries = 0;
-        loop {
-            tries += 1;
+        for tries in 0.. {
+            let sent = engaged.elapsed();
             let r = replica.post(
                 "/v1/calls",
                 &c.keys.service,
                 ticket(&format!("k{n}-{tries}")),
             );
             if r.json["outcome"] == "denied" {
-                assert!(
-                    r.json["reason"].as_str().unwrap().contains("kill switch"),
-                    "{}",
-                    r.text
-                );
+                let reason = r.json["reason"].as_str().unwrap();
+                assert!(reason.contains("kill switch"), "{}", r.text);
                 break;
             }
             assert!(
-                engaged.elapsed() < Duration::from_millis(100),
-                "replica {n} still allows writes"
+                sent < Duration::from_millis(100),
+                "replica {n} allowed a write {sent:?} after the switch"
             );
         }
     }
-    let took = engaged.elapsed();
-    assert!(took < Duration::from_millis(100), "took {took:?}");
     // The approval held before the switch was cancelled, whichever replica holds it.
     let state = c.replicas[1].get("/v1/calls/before?tenant=acme", &c.keys.service);
     assert_eq!(state.json["state"], "cancelled", "{}", state.text);

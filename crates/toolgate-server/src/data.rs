@@ -85,10 +85,11 @@ pub async fn open_state(
     })?;
     let open = |e: String| DataError::Open(e);
     let sink = Box::new(IndexSink(index.clone()));
-    let seal = SealConfig::new(
+    let mut seal = SealConfig::new(
         SigningKeySource::File(data.signing_key()),
         data.checkpoints(),
     );
+    seal.replica = shared.replica.clone();
     let config = JournalConfig {
         fsync,
         sinks: vec![sink],
