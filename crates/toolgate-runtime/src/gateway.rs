@@ -543,17 +543,7 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             let reason = decision.reason.to_string();
             return Ok(settled(decision, Outcome::Deny, reason));
         }
-        let subject = Subject {
-            tenant: &call.context.tenant,
-            agent: &call.agent,
-            write,
-        };
-        let stopped = match self.store.killed(subject).await {
-            Ok(false) => None,
-            Ok(true) => Some(Refusal::KillSwitch),
-            Err(e) => Some(Refusal::from(e)),
-        };
-        if let Some(refusal) = stopped {
+        if let Some(refusal) = self.stopped_by(call, write).await {
             // The kill switch (or a store that cannot say) decided, not the
             // grant it overrode: cite no rule.
             decision.rule = None;
@@ -571,18 +561,13 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
                 let why = "internal error: the budget has no key".to_string();
                 return Ok(settled(decision, Outcome::Deny, why));
             };
-            let key = json!([
-                sha256_hex(key.rule_identity.as_bytes()).get(..16),
-                key.agent,
-                key.tool,
-                key.tenant
-            ])
-            .to_string();
+            // A budget shared by every tenant (`per agent`) is kept apart from any one tenant's.
+            let tenant = key.tenant.clone().unwrap_or_default();
+            let key = window_key(&key);
             let window_ms = budget.window_secs.saturating_mul(1000);
-            let tenant = &call.context.tenant;
             let taken = self
                 .store
-                .consume(tenant, &key, budget.limit, window_ms, now)
+                .consume(&tenant, &key, budget.limit, window_ms, now)
                 .await;
             let taken = match taken {
                 Ok(taken) => taken,
@@ -610,6 +595,20 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
                     return Ok(settled(decision, Outcome::Deny, why));
                 }
             };
+        }
+    }
+
+    /// Why a kill switch (or a store that cannot say) stops this call, if it does.
+    async fn stopped_by(&self, call: &Call, write: bool) -> Option<Refusal> {
+        let subject = Subject {
+            tenant: &call.context.tenant,
+            agent: &call.agent,
+            write,
+        };
+        match self.store.killed(subject).await {
+            Ok(false) => None,
+            Ok(true) => Some(Refusal::KillSwitch),
+            Err(e) => Some(Refusal::from(e)),
         }
     }
 
@@ -656,6 +655,17 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         };
         self.record(&Record::ShadowDiffers(differs)).await
     }
+}
+
+/// A budget window's key: the rule's identity (hashed), agent, tool, tenant.
+fn window_key(key: &toolgate_engine::BudgetKey) -> String {
+    json!([
+        sha256_hex(key.rule_identity.as_bytes()).get(..16),
+        key.agent,
+        key.tool,
+        key.tenant
+    ])
+    .to_string()
 }
 
 fn policy_load(policy: &CompiledPolicy) -> record::PolicyLoad {

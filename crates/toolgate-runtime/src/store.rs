@@ -363,8 +363,10 @@ pub struct Subject<'a> {
 /// network round trip.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync {
-    /// Takes one unit of the budget `key` (of `tenant`) if fewer than `limit`
-    /// were taken in the `window_ms` before `now`; returns whether it did.
+    /// Takes one unit of the budget `key` if fewer than `limit` were taken
+    /// in the `window_ms` before `now`; returns whether it did. `tenant` is
+    /// the budget's tenant (empty for a budget every tenant shares): a
+    /// networked store keeps the window with that tenant's state.
     async fn consume(
         &self,
         tenant: &str,
