@@ -51,6 +51,17 @@ for i in 1 2 3; do
     urls+=("$url")
 done
 
+# The same policy with the embedded store, for comparison (no Redis).
+mkdir -p "$work/mem"
+"$bin" serve --policy "$root/benches/load/replicas.policy" --data "$work/mem" --keys "$keys" \
+    --listen 127.0.0.1:0 --fsync never >"$work/serve-mem.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do
+    mem_url="$(sed -n 's/^toolgate: listening on //p' "$work/serve-mem.log")"
+    [ -n "$mem_url" ] && break
+    sleep 0.1
+done
+
 script() { # script TOOL ARGS: a wrk script posting a call (a fresh id each time)
     cat >"$work/$1.lua" <<LUA
 wrk.method = "POST"
@@ -79,11 +90,11 @@ calls() {
         END { print s + 0 }'
 }
 
-row() { # row NAME TOOL N
+row() { # row NAME TOOL N [URL]: N replicas on Redis, or the one server at URL
     local before after out total=0 p99=0 secs=0
     before="$(calls)"
     for i in $(seq 0 $(( $3 - 1 ))); do
-        wrk -t1 -c"$conns" -d"$duration" -s "$work/$2.lua" "${urls[$i]}" >"$work/wrk-$i.txt" 2>&1 &
+        wrk -t1 -c"$conns" -d"$duration" -s "$work/$2.lua" "${4:-${urls[$i]}}" >"$work/wrk-$i.txt" 2>&1 &
     done
     wait $(jobs -p | tail -n "$3") 2>/dev/null || true
     after="$(calls)"
@@ -99,7 +110,9 @@ row() { # row NAME TOOL N
 
 echo "| call                         | replicas | calls/s | p99 | Redis round trips per call |"
 echo "|------------------------------|---|----------|-------------|-------|"
+row "allowed read, --store memory" kb.read 1 "$mem_url"
 row "allowed read (kb.read)" kb.read 1
 row "allowed read (kb.read)" kb.read 3
+row "budgeted write, --store memory" ticket.create 1 "$mem_url"
 row "budgeted write (ticket.create)" ticket.create 1
 row "budgeted write (ticket.create)" ticket.create 3
