@@ -206,8 +206,12 @@ fn an_approved_token_runs_once_across_replicas_and_travels_between_them() {
     let bodies = (0..3).map(|_| execute_body(&token)).collect();
     let outcomes = race(&c, |_| "/v1/calls/refund-1/execute".into(), bodies);
     assert_eq!(allowed(&outcomes), 1, "{outcomes:#?}");
-    // Held on replica 2, approved through replica 3, executed through replica 1.
-    let token = approved(&c, "refund-2", 1, 2);
+    // Held on replica 2, approved through replica 3, executed through replica 1
+    // (the service asks replica 1 for the token, which replica 3 sealed in Redis).
+    let _ = approved(&c, "refund-2", 1, 2);
+    let state = c.replicas[0].get("/v1/calls/refund-2?tenant=acme", &c.keys.service);
+    assert_eq!(state.json["state"], "approved", "{}", state.text);
+    let token = state.json["token"].as_str().unwrap().to_string();
     let path = "/v1/calls/refund-2/execute";
     let r = c.replicas[0].post(path, &c.keys.service, execute_body(&token));
     assert_eq!(r.json["outcome"], "allowed", "{}", r.text);

@@ -258,6 +258,11 @@ pub struct Token {
     pub used: bool,
     /// Revoked by the kill switch.
     pub revoked: bool,
+    /// The token sealed with the replicas' shared digest key
+    /// (`DigestKey::seal_token`), so that any replica can hand it to the
+    /// service; only a store shared by replicas keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<String>,
 }
 
 impl Token {
@@ -386,15 +391,27 @@ pub trait Store: Send + Sync {
     /// Adds `grant` by `who` (admitted by [`Pending::admit_approval`], refused
     /// when a kill switch stops the call, `write` being its tool's class); when
     /// it completes the count, issues the token whose SHA-256 is
-    /// `token_digest` in the same step and returns its record.
+    /// `token_digest` in the same step and returns its record. `sealed` is
+    /// the token sealed for other replicas (a store of one process ignores it).
     async fn approve(
         &self,
         grant: &ApprovalGranted,
         who: &Approver,
         write: bool,
         token_digest: &str,
+        sealed: &str,
         now: u64,
     ) -> Admitted<Option<TokenIssued>>;
+    /// The sealed token of the token with this digest (issued for `key`), if
+    /// the store keeps it.
+    async fn sealed_token(
+        &self,
+        key: &CallKey,
+        digest: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let _ = (key, digest);
+        Ok(None)
+    }
     /// Rejects a pending call (admitted by [`Pending::admit_rejection`]).
     async fn reject(&self, rejected: &ApprovalRejected, who: &Approver, now: u64) -> Admitted<()>;
     /// Uses a token once for `binding` (admitted by [`Token::admit`]; refused

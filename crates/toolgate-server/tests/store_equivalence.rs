@@ -109,7 +109,7 @@ async fn run(store: &dyn Store, tenant: &str, ops: &[Op]) -> Vec<String> {
                     reason: "ok".into(),
                 };
                 let r = store
-                    .approve(&grant, &approver(*w), true, &digest, now)
+                    .approve(&grant, &approver(*w), true, &digest, "sealed", now)
                     .await;
                 if let Ok(Ok(Some(_))) = &r {
                     tokens.insert(*id, digest);

@@ -116,7 +116,10 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         let admitted = match self.write_of(key).await {
             Ok(write) => {
                 let digest = sha256_hex(token.as_bytes());
-                let approved = self.store.approve(&grant, who, write, &digest, now);
+                let sealed = self.digest.seal_token(&token, &digest).unwrap_or_default();
+                let approved = self
+                    .store
+                    .approve(&grant, who, write, &digest, &sealed, now);
                 approved.await.unwrap_or_else(|e| Err(e.into()))
             }
             Err(refusal) => Err(refusal),

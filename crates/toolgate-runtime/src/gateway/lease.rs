@@ -182,7 +182,7 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         Ok(Some(match state {
             PendingState::Waiting => CallState::Pending,
             PendingState::Approved => CallState::Approved {
-                token: self.ready_token(key).await,
+                token: self.ready_token(key, pending.token.as_deref()).await,
             },
             PendingState::Finished if pending.rejected.is_some() => CallState::Rejected,
             PendingState::Finished if pending.cancelled.is_some() => CallState::Cancelled,
@@ -195,14 +195,22 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         }))
     }
 
-    /// The token of an approval completed in this process. The store shows
-    /// an approval a moment before its token is journaled and handed over
-    /// (both under `commit`): an answer waits for that to finish.
-    async fn ready_token(&self, key: &CallKey) -> Option<String> {
+    /// The token of an approved call: completed in this process (the store
+    /// shows an approval a moment before its token is journaled and handed
+    /// over, both under `commit`: an answer waits for that to finish), or
+    /// by another replica, which sealed it in the shared store.
+    async fn ready_token(&self, key: &CallKey, digest: Option<&str>) -> Option<String> {
         if let Some((token, _)) = self.lock_ready().get(key) {
             return Some(token.clone());
         }
-        let _commit = self.commit.lock().await;
-        self.lock_ready().get(key).map(|(t, _)| t.clone())
+        {
+            let _commit = self.commit.lock().await;
+            if let Some((token, _)) = self.lock_ready().get(key) {
+                return Some(token.clone());
+            }
+        }
+        let digest = digest?;
+        let sealed = self.store.sealed_token(key, digest).await.ok()??;
+        self.digest.open_token(&sealed, digest)
     }
 }

@@ -279,6 +279,7 @@ impl Store for MemoryStore {
         who: &Approver,
         write: bool,
         token_digest: &str,
+        _sealed: &str,
         now: u64,
     ) -> Admitted<Option<TokenIssued>> {
         let mut s = self.state();
@@ -409,6 +410,7 @@ fn apply_record(s: &mut State, record: &Record) {
                 expires_at: r.expires_at,
                 used: false,
                 revoked: false,
+                sealed: None,
             };
             s.tokens.insert(r.token_digest.clone(), token);
         }

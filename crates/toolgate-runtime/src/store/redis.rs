@@ -501,6 +501,7 @@ impl Inner {
         who: &Approver,
         write: bool,
         token_digest: &str,
+        sealed: &str,
         now: u64,
     ) -> Result<Option<Result<Option<TokenIssued>, Refusal>>, StoreError> {
         let key = self.keys.pending(&grant.key);
@@ -539,6 +540,7 @@ impl Inner {
                 expires_at: i.expires_at,
                 used: false,
                 revoked: false,
+                sealed: Some(sealed.to_string()),
             }
         });
         let value = json(&p)?;
@@ -686,11 +688,12 @@ impl Store for RedisStore {
         who: &Approver,
         write: bool,
         token_digest: &str,
+        sealed: &str,
         now: u64,
     ) -> Admitted<Option<TokenIssued>> {
         let step = || {
             self.inner
-                .approve_once(grant, who, write, token_digest, now)
+                .approve_once(grant, who, write, token_digest, sealed, now)
         };
         retry!(self.inner.keys.pending(&grant.key), step())
     }
@@ -785,6 +788,21 @@ impl Store for RedisStore {
         }
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
+    }
+
+    async fn sealed_token(
+        &self,
+        key: &CallKey,
+        digest: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let raw = self
+            .inner
+            .get(&self.inner.keys.token(&key.tenant, digest))
+            .await?;
+        match raw {
+            Some(raw) => Ok(parse::<Token>(&raw)?.sealed),
+            None => Ok(None),
+        }
     }
 
     async fn token_used(&self, key: &CallKey, digest: &str) -> Result<bool, StoreError> {
