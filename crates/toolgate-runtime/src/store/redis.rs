@@ -29,6 +29,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
+mod layout;
+use layout::{valid_prefix, Keys, CAS, CONSUME};
+
 /// What a replica does while Redis does not answer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum RedisDown {
@@ -62,34 +65,6 @@ const WAIT_MS: u64 = 30 * 24 * 3600 * 1000;
 /// How much longer than its window a budget window is kept (ms).
 const WINDOW_SLACK_MS: u64 = 60 * 1000;
 
-/// The sliding window: drop units at or before `now - window`, take one if
-/// fewer than `limit` remain.
-const CONSUME: &str = r"
-local now = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[3]) then
-  redis.call('ZADD', KEYS[1], now, ARGV[4])
-  redis.call('PEXPIRE', KEYS[1], ARGV[5])
-  return 1
-end
-return 0
-";
-
-/// Compare-and-set: writes KEYS[1] (and KEYS[2]) only if KEYS[1] still holds
-/// ARGV[1] (`''`: absent). A TTL of `0` keeps the key's TTL.
-const CAS: &str = r"
-local cur = redis.call('GET', KEYS[1]) or ''
-if cur ~= ARGV[1] then return 0 end
-if ARGV[3] == '0' then
-  redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
-else
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-end
-if ARGV[4] ~= '' then redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[5]) end
-return 1
-";
-
 /// The gateway's state in Redis. Cheap to clone.
 #[derive(Clone)]
 pub struct RedisStore {
@@ -113,64 +88,6 @@ struct Inner {
     /// Makes budget units unique across replicas.
     nonce: String,
     units: AtomicU64,
-}
-
-struct Keys {
-    prefix: String,
-}
-
-/// `{`, `}` (hash tags), `*?[]\` (SCAN patterns) and `%` escaped, so a tenant
-/// or id can neither move a key to another slot nor widen a pattern.
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '%' | '{' | '}' | '*' | '?' | '[' | ']' | '\\' | ':' => {
-                out.push_str(&format!("%{:02X}", u32::from(c)));
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-impl Keys {
-    fn tenant(&self, tenant: &str) -> String {
-        format!("{}:{{t:{}}}", self.prefix, esc(tenant))
-    }
-    fn budget(&self, tenant: &str, key: &str) -> String {
-        let hash = crate::journal::sha256_hex(key.as_bytes());
-        format!(
-            "{}:budget:{}",
-            self.tenant(tenant),
-            hash.get(..32).unwrap_or("")
-        )
-    }
-    fn pending(&self, key: &CallKey) -> String {
-        format!("{}:pending:{}", self.tenant(&key.tenant), esc(&key.id))
-    }
-    fn token(&self, tenant: &str, digest: &str) -> String {
-        format!("{}:token:{}", self.tenant(tenant), esc(digest))
-    }
-    fn pattern(&self, tenant: Option<&str>, kind: &str) -> String {
-        match tenant {
-            Some(t) => format!("{}:{kind}:*", self.tenant(t)),
-            None => format!("{}:{{t:*}}:{kind}:*", self.prefix),
-        }
-    }
-    fn kill(&self) -> String {
-        format!("{}:{{kill}}:scopes", self.prefix)
-    }
-    fn channel(&self) -> String {
-        format!("{}:kill", self.prefix)
-    }
-}
-
-fn valid_prefix(prefix: &str) -> bool {
-    !prefix.is_empty()
-        && prefix
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
 }
 
 fn field(scope: &KillScope) -> String {
