@@ -1,6 +1,6 @@
 //! The memory store and the Redis store are one store: the same random
-//! sequence of budget consumes and clock steps (and of holds, approvals and
-//! token uses) gets the same answers from both, against a real redis-server
+//! sequence of budget consumes and clock steps (and of holds, approvals,
+//! token uses and kill switches) gets the same answers from both, against a real redis-server
 //! (installed by `scripts/setup-redis.sh`, started on its own port).
 
 #[path = "../../toolgate-runtime/tests/support/redis_server.rs"]
@@ -9,11 +9,11 @@ mod redis_server;
 use proptest::prelude::*;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
-use toolgate_runtime::record::{ApprovalGranted, ApprovalRequested, TokenUsed};
+use toolgate_runtime::record::{ApprovalGranted, ApprovalRequested, KillSwitch, TokenUsed};
 use toolgate_runtime::refusal::Refusal;
 use toolgate_runtime::store::redis::{RedisConfig, RedisDown, RedisStore};
 use toolgate_runtime::store::{
-    Approver, Binding, CallKey, MemoryStore, Store, Subject, TenantScope,
+    Approver, Binding, CallKey, KillScope, MemoryStore, Store, Subject, TenantScope,
 };
 
 #[derive(Clone, Debug)]
@@ -28,6 +28,8 @@ enum Op {
     Approve { id: u8, who: u8 },
     /// Use the token of call `id`'s latest approval.
     Use { id: u8 },
+    /// Engage or release the tenant's kill switch (writes).
+    Kill { engaged: bool },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -38,6 +40,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0u8..3, prop::sample::select(vec![30u64, 200])).prop_map(|(id, expires)| Op::Hold { id, expires }),
         2 => (0u8..3, 0u8..3).prop_map(|(id, who)| Op::Approve { id, who }),
         1 => (0u8..3).prop_map(|id| Op::Use { id }),
+        1 => any::<bool>().prop_map(|engaged| Op::Kill { engaged }),
     ]
 }
 
@@ -115,6 +118,25 @@ async fn run(store: &dyn Store, tenant: &str, ops: &[Op]) -> Vec<String> {
                     tokens.insert(*id, digest);
                 }
                 format!("{r:?}")
+            }
+            Op::Kill { engaged } => {
+                let kill = KillSwitch {
+                    scope: KillScope {
+                        tenant: Some(tenant.to_string()),
+                        agent: None,
+                        all_tools: false,
+                    },
+                    engaged: *engaged,
+                    by: "ops".into(),
+                    reason: "incident".into(),
+                };
+                let done = store.kill_switch(&kill).await;
+                // Other cases' tenants share the Redis store: count this one's.
+                let mine = |w: Vec<toolgate_runtime::store::Pending>| {
+                    w.iter().filter(|p| p.key.tenant == tenant).count()
+                };
+                let pending = store.waiting(now).await.map(mine);
+                format!("{done:?} {:?} {pending:?}", store.killed(who).await)
             }
             Op::Use { id } => {
                 let digest = tokens.get(id).cloned().unwrap_or_else(|| "none".into());
