@@ -163,7 +163,11 @@ impl RedisStore {
 async fn watch(inner: Weak<Inner>) {
     loop {
         let Some(i) = inner.upgrade() else { return };
-        let _ = i.refresh().await;
+        // Any error (not only a lost connection: a refused password, an
+        // out-of-memory Redis) makes the store not ready until it answers.
+        if i.refresh().await.is_err() {
+            i.healthy.store(false, Ordering::SeqCst);
+        }
         let woken = i.wake.notified();
         let _ = tokio::time::timeout(Duration::from_millis(100), woken).await;
     }

@@ -44,6 +44,8 @@ pub struct RedisServer {
     pub dir: PathBuf,
     /// Its port.
     pub port: u16,
+    /// Its password (`requirepass`), if it has one.
+    pub password: Option<String>,
 }
 
 fn free_port() -> u16 {
@@ -56,6 +58,11 @@ fn free_port() -> u16 {
 impl RedisServer {
     /// Starts one in a fresh directory under the system's temp dir.
     pub fn start(name: &str) -> RedisServer {
+        Self::start_with(name, None)
+    }
+
+    /// Starts one that requires `password` (`requirepass`), if given.
+    pub fn start_with(name: &str, password: Option<&str>) -> RedisServer {
         let bin = ensure_installed();
         let dir = std::env::temp_dir().join(format!("tg-redis-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -65,6 +72,7 @@ impl RedisServer {
             bin,
             dir,
             port: free_port(),
+            password: password.map(String::from),
         };
         server.restart();
         server
@@ -90,6 +98,11 @@ impl RedisServer {
                 "",
             ])
             .args(["--daemonize", "no", "--protected-mode", "yes"])
+            .args(
+                self.password
+                    .iter()
+                    .flat_map(|p| ["--requirepass", p.as_str()]),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -119,10 +132,15 @@ impl RedisServer {
             .is_some_and(|r| r.starts_with("+PONG"))
     }
 
-    /// Sends one inline command; its raw answer.
+    /// Sends one inline command (after `AUTH` when it has a password); its raw answer.
     pub fn command(&self, inline: &str) -> Option<String> {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        if let Some(p) = &self.password {
+            s.write_all(format!("AUTH {p}\r\n").as_bytes()).ok()?;
+            let mut ok = [0u8; 5];
+            s.read_exact(&mut ok).ok()?;
+        }
         s.write_all(inline.as_bytes()).ok()?;
         let mut buf = [0u8; 65536];
         let n = s.read(&mut buf).ok()?;
