@@ -306,7 +306,18 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         if !engaged {
             self.record(&Record::KillSwitch(kill.clone())).await?;
         }
-        self.store.kill_switch(&kill).await.map_err(Refusal::from)?;
+        if let Err(e) = self.store.kill_switch(&kill).await {
+            if !engaged {
+                // The journaled release did not happen: say so, engaged again.
+                let kept = record::KillSwitch {
+                    engaged: true,
+                    reason: format!("the release failed ({e}): still engaged"),
+                    ..kill
+                };
+                self.record(&Record::KillSwitch(kept)).await?;
+            }
+            return Err(Refusal::from(e).into());
+        }
         if engaged {
             self.record(&Record::KillSwitch(kill)).await?;
         }
