@@ -304,6 +304,18 @@ fn redis_killed_denies_state_and_restarted_with_aof_keeps_every_spent_unit() {
         let ready = replica.req("GET", "/readyz", None, None);
         assert_eq!(ready.status, 503, "{}", ready.text);
     }
+    // A kill switch cannot change while Redis is down; a refused release is
+    // journaled as the switch still engaged.
+    let release = json!({"engaged": false, "reason": "all clear", "tenant": "acme"});
+    let r = c.replicas[0].post("/v1/kill-switch", &c.keys.operator, release);
+    r.problem(503, "toolgate::gateway::store_unavailable", None);
+    let kills = c.replicas[0].audit(&c.keys.operator, "kind=kill_switch");
+    assert_eq!(kills.len(), 2, "{kills:?}");
+    assert_eq!(kills[1]["body"]["engaged"], true);
+    assert!(kills[1]["body"]["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("not released"));
     let denials = c.replicas[0].audit(&c.keys.operator, "kind=decision");
     assert!(denials
         .iter()

@@ -311,7 +311,7 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
                 // The journaled release did not happen: say so, engaged again.
                 let kept = record::KillSwitch {
                     engaged: true,
-                    reason: format!("the release failed ({e}): still engaged"),
+                    reason: format!("not released: {e}"),
                     ..kill
                 };
                 self.record(&Record::KillSwitch(kept)).await?;
