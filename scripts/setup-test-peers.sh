@@ -3,7 +3,7 @@
 # Idempotent (a stamp of the inputs skips an install when nothing changed);
 # a missing prerequisite exits non-zero saying what to install, never skips.
 #
-#   scripts/setup-test-peers.sh [python] [npm] ...     (no argument: all of them)
+#   scripts/setup-test-peers.sh [python] [npm] [redis]   (no argument: all of them)
 #
 # Each section prints one `NAME: PATH` line:
 # - python: `venv: PATH`, target/test-peers/venv (so `cargo clean` removes it)
@@ -16,6 +16,9 @@
 #   reference servers server-filesystem and server-everything and the MCP
 #   conformance suite. Needs node (20 or newer) and npm. To change a version:
 #   edit package.json there and run `npm install --package-lock-only`.
+# - redis: `redis-server: PATH`, Debian's redis-server at the version pinned in
+#   scripts/test-peers/redis-server.version (scripts/setup-redis.sh; apt-get
+#   install when it is missing, which needs root).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -107,11 +110,18 @@ setup_npm() {
     echo "npm: $dir/node_modules"
 }
 
-if [ "$#" -eq 0 ]; then set -- python npm; fi
+setup_redis() {
+    # redis-server (the replica tests), the Debian package at the version
+    # pinned in scripts/test-peers/redis-server.version; prints `redis-server: PATH`.
+    "$root/scripts/setup-redis.sh"
+}
+
+if [ "$#" -eq 0 ]; then set -- python npm redis; fi
 for part in "$@"; do
     case "$part" in
         python) setup_python ;;
         npm) setup_npm ;;
-        *) echo "setup-test-peers: unknown part \`$part\` (python, npm)" >&2; exit 2 ;;
+        redis) setup_redis ;;
+        *) echo "setup-test-peers: unknown part \`$part\` (python, npm, redis)" >&2; exit 2 ;;
     esac
 done

@@ -90,25 +90,41 @@ fn options(args: &VerifyArgs) -> Result<AuditOptions, String> {
     })
 }
 
-/// `policyc audit verify LOG [--checkpoints FILE --public-key KEY] [--head SEQ:HASH]`.
+/// `policyc audit verify LOG... [--checkpoints FILE --public-key KEY] [--head SEQ:HASH]`:
+/// each journal (one per replica) verified and reported on its own; the
+/// anchors (`--checkpoints`, `--head`) belong to one journal.
 fn verify(args: &VerifyArgs) -> Exit {
     let options = match options(args) {
         Ok(o) => o,
         Err(e) => return usage(&e),
     };
+    let anchored = options.checkpoints.is_some() || options.head.is_some();
+    if anchored && args.logs.len() > 1 {
+        return usage("`--checkpoints` and `--head` anchor one journal: verify journals with anchors one at a time");
+    }
+    let mut worst = Exit::Ok;
+    for log in &args.logs {
+        match verify_one(log, &options) {
+            Exit::Ok => {}
+            Exit::Findings if worst == Exit::Ok => worst = Exit::Findings,
+            Exit::Findings => {}
+            other => return other,
+        }
+    }
+    worst
+}
+
+fn verify_one(log: &Path, options: &AuditOptions) -> Exit {
     // Without an anchor a missing journal is a usage error; with one, it is
     // a finding (everything the anchors cover was removed).
-    if !args.log.exists() && options.checkpoints.is_none() && options.head.is_none() {
-        return usage(&format!(
-            "cannot read `{}`: no such file",
-            args.log.display()
-        ));
+    if !log.exists() && options.checkpoints.is_none() && options.head.is_none() {
+        return usage(&format!("cannot read `{}`: no such file", log.display()));
     }
-    let report = match journal::audit(&args.log, &options) {
+    let report = match journal::audit(log, options) {
         Ok(r) => r,
         Err(e) => return io_error(e),
     };
-    print_summary(&args.log, &report, &options);
+    print_summary(log, &report, options);
     let findings = report.findings.len();
     for f in report.findings {
         diag::eprint(Box::new(f));

@@ -167,6 +167,9 @@ pub(crate) struct AuditTailArgs {
     /// Keep printing new records as they are journaled (until interrupted).
     #[arg(long)]
     pub follow: bool,
+    /// Read these journals (one per replica) instead of a server, merged by time.
+    #[arg(long = "journal", value_name = "FILE", conflicts_with_all = ["follow", "since"])]
+    pub journals: Vec<PathBuf>,
     #[command(flatten)]
     pub conn: Conn,
 }
@@ -215,6 +218,21 @@ pub(crate) struct ServeArgs {
     /// Seconds a service has to report an allowed call's result before it is journaled as `result_missing` (default 300).
     #[arg(long)]
     pub result_timeout: Option<u64>,
+    /// Where the gateway's state lives: `memory` (default: this process,
+    /// rebuilt from its journal) or `redis://[user:password@]host:port/db`
+    /// (`rediss://` for TLS), shared by every replica on it.
+    #[arg(long)]
+    pub store: Option<String>,
+    /// Prefix of every Redis key (default `toolgate`).
+    #[arg(long)]
+    pub store_prefix: Option<String>,
+    /// While Redis does not answer: `deny-all` (default) or `reads-only`
+    /// (reads that need no state keep their decisions).
+    #[arg(long)]
+    pub redis_down: Option<String>,
+    /// This replica's id, written into every record (default: a random id kept in `DATA/replica.id`).
+    #[arg(long)]
+    pub replica_id: Option<String>,
 }
 
 /// Where the keys file is.
@@ -424,8 +442,9 @@ pub(crate) enum AuditCommand {
 
 #[derive(Debug, Args)]
 pub(crate) struct VerifyArgs {
-    /// The journal (JSON Lines).
-    pub log: PathBuf,
+    /// The journals (JSON Lines), one per replica; each is verified and reported on its own.
+    #[arg(required = true, num_args = 1..)]
+    pub logs: Vec<PathBuf>,
     /// The checkpoint file to check the journal against.
     #[arg(long, requires = "public_key")]
     pub checkpoints: Option<PathBuf>,

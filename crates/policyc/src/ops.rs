@@ -380,6 +380,9 @@ pub(crate) fn audit_tail(args: &AuditTailArgs) -> Exit {
 }
 
 fn tail(args: &AuditTailArgs) -> Result<(), Failure> {
+    if !args.journals.is_empty() {
+        return tail_journals(args);
+    }
     let client = client(&args.conn);
     let filters = |after: Option<String>| {
         query(&[
@@ -419,6 +422,54 @@ fn tail(args: &AuditTailArgs) -> Result<(), Failure> {
     }
 }
 
+/// `audit tail --journal A --journal B ...`: the replicas' journals (their
+/// sealed segments, then the live file), merged by time, then by journal and
+/// seq (the order each journal gives its records of one millisecond).
+fn tail_journals(args: &AuditTailArgs) -> Result<(), Failure> {
+    let mut merged: Vec<(u64, usize, u64, Value)> = Vec::new();
+    for (n, path) in args.journals.iter().enumerate() {
+        let files = toolgate_runtime::journal::journal_files(path)
+            .map_err(|e| Failure::Transport(format!("`{}`: {e}", path.display())))?;
+        for file in files {
+            let text = match std::fs::read_to_string(&file) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Failure::Transport(format!("`{}`: {e}", file.display()))),
+            };
+            for r in records_of(&text).filter(|r| wanted(args, r)) {
+                let (ts, seq) = (
+                    r["ts_ms"].as_u64().unwrap_or(0),
+                    r["seq"].as_u64().unwrap_or(0),
+                );
+                merged.push((ts, n, seq, r));
+            }
+        }
+    }
+    merged.sort_by_key(|a| (a.0, a.1, a.2));
+    let skip = match args.lines {
+        0 => 0,
+        n => merged.len().saturating_sub(n),
+    };
+    if !args.conn.json {
+        println!(
+            "{:<6}  {:<19}  {:<22}  {:<14}  DETAIL",
+            "SEQ", "TIME (UTC)", "KIND", "CALL"
+        );
+    }
+    for (_, _, _, r) in merged.iter().skip(skip) {
+        print_record(args.conn.json, r);
+    }
+    Ok(())
+}
+
+fn wanted(args: &AuditTailArgs, r: &Value) -> bool {
+    let body = &r["body"];
+    let is = |want: &Option<String>, got: &Value| {
+        want.as_deref().is_none_or(|w| got.as_str() == Some(w))
+    };
+    is(&args.kind, &r["kind"]) && is(&args.call, &body["call"]) && is(&args.tenant, &body["tenant"])
+}
+
 fn records(text: &str) -> Vec<Value> {
     records_of(text).collect()
 }
@@ -435,8 +486,8 @@ fn print_record(json: bool, r: &Value) {
     }
     let body = &r["body"];
     let detail: Vec<String> = [
-        "tenant", "agent", "tool", "decision", "outcome", "approver", "caller", "action", "reason",
-        "why", "error",
+        "replica", "tenant", "agent", "tool", "decision", "outcome", "approver", "caller",
+        "action", "reason", "why", "error",
     ]
     .iter()
     .filter(|k| !body[**k].is_null())

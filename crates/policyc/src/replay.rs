@@ -310,6 +310,7 @@ async fn open_gateway(
         credentials: NoCredentials,
         executor: Simulated,
         digest_key: DigestKey::random().map_err(|e| e.to_string())?,
+        replica: None,
         limits: Limits::default(),
     };
     let policy = CompiledPolicy::new(&loaded.policy, &loaded.src, &loaded.file)
@@ -523,7 +524,7 @@ async fn apply<C: CredentialProvider, X: ToolExecutor>(
                 .kill_switch(scope, engaged, &by, &reason)
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok(Ok(cancelled(gateway, pending)))
+            Ok(Ok(cancelled(gateway, pending).await))
         }
     }
 }
@@ -556,27 +557,28 @@ fn refusal_or_error(e: GatewayError, event: &'static str, call: &str) -> Result<
 }
 
 /// The waiting calls a kill switch just cancelled, made final.
-fn cancelled<C: CredentialProvider, X: ToolExecutor>(
+async fn cancelled<C: CredentialProvider, X: ToolExecutor>(
     gateway: &Gateway<C, X>,
     pending: &mut HashMap<String, Traced>,
 ) -> Vec<Traced> {
-    let ids: Vec<String> = pending
-        .iter()
-        .filter(|(_, t)| {
-            gateway
-                .pending(&t.call.key())
-                .is_some_and(|p| p.cancelled.is_some())
-        })
-        .map(|(id, _)| id.clone())
-        .collect();
-    let mut done: Vec<Traced> = ids.iter().filter_map(|id| pending.remove(id)).collect();
-    done.sort_by_key(|t| t.seq);
-    for t in &mut done {
-        if let Some((by, why)) = gateway.pending(&t.call.key()).and_then(|p| p.cancelled) {
-            t.outcome = "cancelled";
-            t.reason = format!("cancelled by the kill switch (engaged by {by}: {why})");
+    let mut by_id: Vec<(String, (String, String))> = Vec::new();
+    for (id, t) in pending.iter() {
+        // A replay's store is in memory: it always answers.
+        if let Ok(Some(p)) = gateway.pending(&t.call.key()).await {
+            if let Some(c) = p.cancelled {
+                by_id.push((id.clone(), c));
+            }
         }
     }
+    let mut done: Vec<Traced> = Vec::new();
+    for (id, (by, why)) in by_id {
+        if let Some(mut t) = pending.remove(&id) {
+            t.outcome = "cancelled";
+            t.reason = format!("cancelled by the kill switch (engaged by {by}: {why})");
+            done.push(t);
+        }
+    }
+    done.sort_by_key(|t| t.seq);
     done
 }
 

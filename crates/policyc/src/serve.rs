@@ -22,6 +22,10 @@ pub(crate) fn serve(args: ServeArgs) -> Exit {
         concurrency: args.concurrency,
         fsync: args.fsync,
         result_timeout: args.result_timeout,
+        store: args.store,
+        store_prefix: args.store_prefix,
+        redis_down: args.redis_down,
+        replica_id: args.replica_id,
     };
     let settings = match &args.config {
         Some(path) => match Settings::from_file(path) {

@@ -24,7 +24,7 @@ pub use policy::CompiledPolicy;
 use crate::journal::{sha256_hex, Journal, JournalError};
 use crate::record::{self, BudgetUnit, Record};
 use crate::refusal::Refusal;
-use crate::store::{CallKey, Store};
+use crate::store::{CallKey, Store, Subject};
 use serde_json::{json, Value as Json};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -203,6 +203,9 @@ pub struct Services<C, X> {
     pub digest_key: DigestKey,
     /// Limits.
     pub limits: Limits,
+    /// This replica's id, written into every record (`body.replica`) when
+    /// several gateways share one state store; `None` for a lone gateway.
+    pub replica: Option<String>,
 }
 
 /// The gateway. Share it behind an `Arc`.
@@ -218,8 +221,9 @@ pub struct Gateway<C, X> {
     executor: X,
     digest: DigestKey,
     limits: Limits,
-    /// Held while a grant is journaled and applied, so the store and the
-    /// journal see grants in the same order.
+    replica: Option<String>,
+    /// Held while a grant is changed in the store and journaled, so this
+    /// replica's journal records its grants in the order they happened.
     commit: tokio::sync::Mutex<()>,
     /// Tokens of approvals completed in this process, for `wait_for_approval`,
     /// with their expiry.
@@ -255,6 +259,7 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             executor: services.executor,
             digest: services.digest_key,
             limits: services.limits,
+            replica: services.replica,
             commit: tokio::sync::Mutex::new(()),
             ready: std::sync::Mutex::new(HashMap::new()),
             approved: tokio::sync::Notify::new(),
@@ -344,6 +349,9 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
     ) -> Result<(), GatewayError> {
         let (kind, mut body) = record.to_kind_body();
         body["policy"] = json!(policy.hash);
+        if let Some(replica) = &self.replica {
+            body["replica"] = json!(replica);
+        }
         let now = self.clock.now_ms();
         if record.sealed() {
             self.journal.append_sealed(&kind, now, body).await?;
@@ -374,10 +382,11 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
     }
 
     /// Forgets state that can no longer matter (also done on its own every few thousand operations).
-    pub fn prune(&self) {
+    pub async fn prune(&self) -> Result<(), GatewayError> {
         let now = self.clock.now_ms();
-        self.store.prune(now);
         self.lock_ready().retain(|_, (_, exp)| *exp > now);
+        self.store.prune(now).await.map_err(Refusal::from)?;
+        Ok(())
     }
 
     fn lock_ready(&self) -> std::sync::MutexGuard<'_, HashMap<CallKey, (String, u64)>> {
@@ -539,11 +548,11 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             let reason = decision.reason.to_string();
             return Ok(settled(decision, Outcome::Deny, reason));
         }
-        if self.store.killed(&call.context.tenant, &call.agent, write) {
-            // The kill switch decided, not the grant it overrode: cite no rule.
+        if let Some(refusal) = self.stopped_by(call, write).await {
+            // The kill switch (or a store that cannot say) decided, not the
+            // grant it overrode: cite no rule.
             decision.rule = None;
-            let reason = Refusal::KillSwitch.to_string();
-            return Ok(settled(decision, Outcome::Deny, reason));
+            return Ok(settled(decision, Outcome::Deny, refusal.to_string()));
         }
         loop {
             if let Some(why) = missing_scope(&decision, req) {
@@ -557,15 +566,22 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
                 let why = "internal error: the budget has no key".to_string();
                 return Ok(settled(decision, Outcome::Deny, why));
             };
-            let key = json!([
-                sha256_hex(key.rule_identity.as_bytes()).get(..16),
-                key.agent,
-                key.tool,
-                key.tenant
-            ])
-            .to_string();
+            // A budget shared by every tenant (`per agent`) is kept apart from any one tenant's.
+            let tenant = key.tenant.clone().unwrap_or_default();
+            let key = window_key(&key);
             let window_ms = budget.window_secs.saturating_mul(1000);
-            if self.store.consume(&key, budget.limit, window_ms, now) {
+            let taken = self
+                .store
+                .consume(&tenant, &key, budget.limit, window_ms, now)
+                .await;
+            let taken = match taken {
+                Ok(taken) => taken,
+                Err(e) => {
+                    let why = Refusal::from(e).to_string();
+                    return Ok(settled(decision, Outcome::Deny, why));
+                }
+            };
+            if taken {
                 let reason = decision.reason.to_string();
                 let mut s = settled(decision, Outcome::Allow, reason);
                 s.budget = Some(BudgetUnit { key, window_ms });
@@ -584,6 +600,20 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
                     return Ok(settled(decision, Outcome::Deny, why));
                 }
             };
+        }
+    }
+
+    /// Why a kill switch (or a store that cannot say) stops this call, if it does.
+    async fn stopped_by(&self, call: &Call, write: bool) -> Option<Refusal> {
+        let subject = Subject {
+            tenant: &call.context.tenant,
+            agent: &call.agent,
+            write,
+        };
+        match self.store.killed(subject).await {
+            Ok(false) => None,
+            Ok(true) => Some(Refusal::KillSwitch),
+            Err(e) => Some(Refusal::from(e)),
         }
     }
 
@@ -630,6 +660,17 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         };
         self.record(&Record::ShadowDiffers(differs)).await
     }
+}
+
+/// A budget window's key: the rule's identity (hashed), agent, tool, tenant.
+fn window_key(key: &toolgate_engine::BudgetKey) -> String {
+    json!([
+        sha256_hex(key.rule_identity.as_bytes()).get(..16),
+        key.agent,
+        key.tool,
+        key.tenant
+    ])
+    .to_string()
 }
 
 fn policy_load(policy: &CompiledPolicy) -> record::PolicyLoad {

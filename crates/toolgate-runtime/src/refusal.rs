@@ -97,10 +97,27 @@ pub enum Refusal {
         /// The call id.
         id: String,
     },
+    /// The state store (Redis) could not answer: nothing that needs state is
+    /// granted until it does.
+    #[error("the state store is unavailable: {why}")]
+    #[diagnostic(
+        code(toolgate::gateway::store_unavailable),
+        help("the gateway fails closed while its state store is down and resumes on its own when it answers")
+    )]
+    StoreUnavailable {
+        /// What the store said.
+        why: String,
+    },
     /// A kill switch stops this call now.
     #[error("the kill switch is engaged: writes are stopped")]
     #[diagnostic(code(toolgate::gateway::kill_switch))]
     KillSwitch,
+}
+
+impl From<crate::store::StoreError> for Refusal {
+    fn from(e: crate::store::StoreError) -> Self {
+        Refusal::StoreUnavailable { why: e.0 }
+    }
 }
 
 impl Refusal {

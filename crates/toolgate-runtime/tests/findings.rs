@@ -18,9 +18,7 @@ use toolgate_runtime::gateway::{
 };
 use toolgate_runtime::journal::{Fsync, Journal, JournalConfig};
 use toolgate_runtime::refusal::Refusal;
-use toolgate_runtime::store::{
-    Approver, CallKey, KillScope, MemoryStore, Store, StoreState, TenantScope,
-};
+use toolgate_runtime::store::{Approver, CallKey, KillScope, MemoryStore, StoreState, TenantScope};
 
 struct Creds;
 impl CredentialProvider for Creds {
@@ -81,6 +79,7 @@ async fn open(path: &Path, text: &str, clock: Arc<ManualClock>) -> (Gw, Exec, Ar
         credentials: Creds,
         executor: exec.clone(),
         digest_key: DigestKey::from_bytes([3; 32]),
+        replica: None,
         limits: Limits::default(),
     };
     let policy = CompiledPolicy::compile(text, "t.policy").expect("compiles");
@@ -170,7 +169,11 @@ async fn c2_a_raced_approval_never_runs_arguments_nobody_reviewed() {
             held, 1,
             "exactly one of two racing calls is held: {r1:?} {r2:?}"
         );
-        let p = g.pending(&CallKey::new("acme", &id)).expect("pending");
+        let p = g
+            .pending(&CallKey::new("acme", &id))
+            .await
+            .unwrap()
+            .expect("pending");
         let winner = if p.binding == g.binding(&a) { a } else { b };
         reviewed.push((winner, p.binding.args_digest));
     }
@@ -375,7 +378,7 @@ async fn m3_state_stays_bounded_over_a_long_simulated_run() {
         peak < 2_500,
         "state grew with history: peak {peak} entries after 10,000 calls"
     );
-    g.prune();
+    g.prune().await.unwrap();
     // The state rebuilt from the journal is bounded too (the journal's
     // StateMachine prunes by the records' own times).
     let rebuilt = {
@@ -434,6 +437,8 @@ async fn m8_l1_approvals_are_scoped_to_tenants_and_identities_are_normalised() {
     assert_eq!(exec.ran(), vec![json!({"id": "1"})]);
     assert!(g
         .pending(&globex.key())
+        .await
+        .unwrap()
         .is_some_and(|p| p.approvals.is_empty()));
 }
 

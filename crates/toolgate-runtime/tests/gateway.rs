@@ -78,6 +78,7 @@ async fn gateway_over(
         credentials: creds,
         executor: exec,
         digest_key: key(),
+        replica: None,
         limits: Limits::default(),
     };
     Gateway::open(policy, services).await.expect("gateway")
@@ -148,6 +149,7 @@ impl Ops for Gateway<Creds, Exec> {
     ) -> Result<Option<String>, GatewayError> {
         let digest = self
             .pending(&acme(id))
+            .await?
             .map(|p| p.binding.args_digest)
             .unwrap_or_default();
         self.approve(&acme(id), who, &digest, reason).await

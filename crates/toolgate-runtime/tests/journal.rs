@@ -291,13 +291,20 @@ fn a_gateway_killed_at_random_restarts_with_the_same_state() {
         let store = MemoryStore::default();
         replay(&store, &verified.lines).expect("replays");
         let day = 86_400_000;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let consume = |limit| {
+            rt.block_on(store.consume("acme", key, limit, day, last))
+                .unwrap()
+        };
         // Full at `units` (so at least that many were rebuilt) but not at `units + 1` (so no more).
         assert!(
-            !store.consume(key, units, day, last),
+            !consume(units),
             "round {round}: fewer than {units} budget units were rebuilt"
         );
         assert!(
-            store.consume(key, units + 1, day, last),
+            consume(units + 1),
             "round {round}: more than {units} budget units were rebuilt"
         );
     }

@@ -55,6 +55,7 @@ async fn gateway(name: &str, text: &str) -> (Gateway<NoCreds, NoTool>, Arc<Manua
         credentials: NoCreds,
         executor: NoTool,
         digest_key: DigestKey::from_bytes([1; 32]),
+        replica: None,
         limits: Limits {
             lease_ms: 1_000,
             ..Limits::default()
@@ -162,9 +163,12 @@ async fn a_held_call_can_be_polled_until_it_runs() {
     let Authorized::Pending { args_digest, .. } = g.authorize(&c).await.expect("held") else {
         panic!("ticket.close in prod needs approval");
     };
-    assert_eq!(g.call_state(&c.key()), Some(CallState::Pending));
+    assert_eq!(
+        g.call_state(&c.key()).await.unwrap(),
+        Some(CallState::Pending)
+    );
     // What approvers are shown travels with the pending call (and its snapshots).
-    let shown = g.pending(&c.key()).expect("pending");
+    let shown = g.pending(&c.key()).await.unwrap().expect("pending");
     assert_eq!(shown.args, json!({"account_id": "A1", "ticket_id": "T1"}));
     assert_eq!(shown.rule.as_deref(), Some("support-desk.policy:25:3"));
     assert_eq!(shown.requested_at, 1_800_000_000_000);
@@ -179,14 +183,17 @@ async fn a_held_call_can_be_polled_until_it_runs() {
         .expect("ok")
         .expect("token");
     assert_eq!(
-        g.call_state(&c.key()),
+        g.call_state(&c.key()).await.unwrap(),
         Some(CallState::Approved {
             token: Some(token.clone())
         })
     );
     let lease = g.authorize_approved(&c, &token).await.expect("go ahead");
     g.complete(&lease.key, Ok(())).await.expect("reported");
-    assert_eq!(g.call_state(&c.key()), Some(CallState::Executed));
+    assert_eq!(
+        g.call_state(&c.key()).await.unwrap(),
+        Some(CallState::Executed)
+    );
 }
 
 #[tokio::test]

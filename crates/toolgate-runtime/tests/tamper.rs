@@ -23,7 +23,9 @@ use toolgate_runtime::journal::{
     sha256_hex, JournalConfig, JournalError, SealConfig, SigningKeySource, GENESIS,
 };
 use toolgate_runtime::refusal::Refusal;
-use toolgate_runtime::store::{Approver, CallKey, KillScope, MemoryStore, Store, TenantScope};
+use toolgate_runtime::store::{
+    Approver, CallKey, KillScope, MemoryStore, Store, Subject, TenantScope,
+};
 
 struct Creds;
 impl CredentialProvider for Creds {
@@ -67,6 +69,7 @@ async fn open(dir: &Path) -> Result<(Gateway<Creds, Exec>, Arc<MemoryStore>), Jo
         credentials: Creds,
         executor: Exec,
         digest_key: DigestKey::from_bytes([9; 32]),
+        replica: None,
         limits: Limits::default(),
     };
     let policy = CompiledPolicy::compile(POLICY, "t.policy").expect("compiles");
@@ -210,7 +213,14 @@ async fn state_is_intact(dir: &Path, used: &str, revoked: &str) {
 async fn state_holds(dir: &Path, used: &str, revoked: &str, expect: Expect) {
     let (g, store) = open(dir).await.expect("opens");
     assert!(
-        store.killed("acme", "bot", true),
+        store
+            .killed(Subject {
+                tenant: "acme",
+                agent: "bot",
+                write: true
+            })
+            .await
+            .expect("the memory store answers"),
         "the kill switch stays engaged"
     );
     let r = g.execute_approved(&pay("c1", "alice"), used).await;
@@ -238,7 +248,11 @@ async fn state_holds(dir: &Path, used: &str, revoked: &str, expect: Expect) {
         g.execute_approved(&pay("c2", "bob"), revoked).await,
         Refusal::TokenRevoked,
     );
-    match g.pending(&CallKey::new("acme", "c3")) {
+    match g
+        .pending(&CallKey::new("acme", "c3"))
+        .await
+        .expect("the memory store answers")
+    {
         Some(waiting) => assert!(waiting.cancelled.is_some() && waiting.approvals.is_empty()),
         None => assert!(expect == Expect::NothingReopened, "c3 is gone"),
     }

@@ -77,6 +77,7 @@ pub async fn open_state(
     fsync: Fsync,
     limits: Limits,
     index: &Arc<Index>,
+    shared: crate::store::Opened,
 ) -> Result<Gate, DataError> {
     std::fs::create_dir_all(&data.0).map_err(|e| DataError::Dir {
         path: data.0.display().to_string(),
@@ -84,19 +85,26 @@ pub async fn open_state(
     })?;
     let open = |e: String| DataError::Open(e);
     let sink = Box::new(IndexSink(index.clone()));
-    let seal = SealConfig::new(
+    let mut seal = SealConfig::new(
         SigningKeySource::File(data.signing_key()),
         data.checkpoints(),
     );
+    seal.replica = shared.replica.clone();
     let config = JournalConfig {
         fsync,
         sinks: vec![sink],
         seal: Some(seal),
         ..JournalConfig::default()
     };
-    let (journal, store, _) = open_journal(&data.journal(), config)
+    let (journal, embedded, _) = open_journal(&data.journal(), config)
         .await
         .map_err(|e| open(e.to_string()))?;
+    // With Redis, the state of record is Redis: the state rebuilt from this
+    // replica's journal is not used.
+    let store: Arc<dyn toolgate_runtime::store::Store> = match shared.store {
+        Some(shared) => shared,
+        None => embedded,
+    };
     let digest_key =
         DigestKey::load_or_create(&data.digest_key()).map_err(|e| open(e.to_string()))?;
     let services = Services {
@@ -106,6 +114,7 @@ pub async fn open_state(
         credentials: Sidecar,
         executor: Sidecar,
         digest_key,
+        replica: shared.replica,
         limits,
     };
     Gateway::open(policy, services)

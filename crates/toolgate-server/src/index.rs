@@ -143,6 +143,11 @@ impl Index {
             .copied()
     }
 
+    /// The held calls it knows.
+    pub fn held_keys(&self) -> Vec<CallKey> {
+        self.lock_held().keys().cloned().collect()
+    }
+
     /// Forgets held calls the gateway no longer knows.
     pub fn retain_held(&self, keep: impl Fn(&CallKey) -> bool) {
         self.lock_held().retain(|k, _| keep(k));

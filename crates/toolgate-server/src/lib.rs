@@ -7,6 +7,7 @@
 //! - [`serve`]: `policyc serve` (config, listening, TLS, SIGHUP, background tasks);
 //! - [`keys`]: API keys and roles; [`auth`]: who is calling and what they may do;
 //! - [`data`]: the data directory, the only place that opens or reads the journal;
+//! - [`store`]: `--store`: the embedded state or Redis, shared by replicas;
 //! - [`index`]: a read-only view of the journal (held calls' arguments, recent outcomes);
 //! - [`problem`]: RFC 9457 errors; [`openapi`]: the OpenAPI document.
 
@@ -23,6 +24,7 @@ pub mod openapi;
 pub mod policy;
 pub mod problem;
 pub mod serve;
+pub mod store;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};

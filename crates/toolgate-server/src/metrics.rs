@@ -114,7 +114,7 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
 }
 
 /// The Prometheus text exposition.
-pub fn render(app: &App) -> String {
+pub async fn render(app: &App) -> String {
     let mut out = String::new();
     for (name, help, value) in app.gateway.metrics().counters() {
         family(&mut out, name, "counter", help);
@@ -161,11 +161,14 @@ pub fn render(app: &App) -> String {
         let labels = format!("route=\"{route}\"");
         h.render(&mut out, "toolgate_http_request_duration_seconds", &labels);
     }
-    gauges(app, &mut out);
+    let pending = app.gateway.waiting().await.map(|w| w.len());
+    let kill = app.gateway.kill_scopes().await.map(|k| k.len());
+    gauges(app, &mut out, pending.ok(), kill.ok());
     out
 }
 
-fn gauges(app: &App, out: &mut String) {
+/// `pending` and `kill` are `None` when the state store could not say.
+fn gauges(app: &App, out: &mut String, pending: Option<usize>, kill: Option<usize>) {
     let s = &app.stats;
     family(
         out,
@@ -176,7 +179,7 @@ fn gauges(app: &App, out: &mut String) {
     let _ = writeln!(
         out,
         "toolgate_pending_approvals {}",
-        app.gateway.waiting().len()
+        pending.map_or("NaN".to_string(), |n| n.to_string())
     );
     family(
         out,
@@ -187,8 +190,16 @@ fn gauges(app: &App, out: &mut String) {
     let _ = writeln!(
         out,
         "toolgate_kill_switch_engaged {}",
-        app.gateway.kill_scopes().len()
+        kill.map_or("NaN".to_string(), |n| n.to_string())
     );
+    family(
+        out,
+        "toolgate_store_up",
+        "gauge",
+        "whether the state store answers (1) or not (0)",
+    );
+    let up = u8::from(app.gateway.store().healthy());
+    let _ = writeln!(out, "toolgate_store_up {up}");
     family(
         out,
         "toolgate_budget_exhausted_total",

@@ -112,6 +112,7 @@ pub fn refusal(r: &Refusal) -> Problem {
         Refusal::WrongTenant | Refusal::SelfApproval | Refusal::WrongGroup => StatusCode::FORBIDDEN,
         Refusal::NoSuchRequest | Refusal::NoSuchLease { .. } => StatusCode::NOT_FOUND,
         Refusal::ReasonRequired => StatusCode::BAD_REQUEST,
+        Refusal::StoreUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         Refusal::DigestMismatch
         | Refusal::ApprovedTwice
         | Refusal::AlreadyApproved

@@ -47,6 +47,14 @@ pub struct Settings {
     /// Seconds a service has to report an allowed call's result before it
     /// is journaled as `result_missing`. Default 300.
     pub result_timeout: Option<u64>,
+    /// `memory` (default) or a `redis://` / `rediss://` URL.
+    pub store: Option<String>,
+    /// Prefix of every Redis key. Default `toolgate`.
+    pub store_prefix: Option<String>,
+    /// `deny-all` (default) or `reads-only`.
+    pub redis_down: Option<String>,
+    /// This replica's id. Default: a random id kept in `DATA/replica.id`.
+    pub replica_id: Option<String>,
 }
 
 impl Settings {
@@ -73,6 +81,10 @@ impl Settings {
             concurrency: self.concurrency.or(file.concurrency),
             fsync: self.fsync.or(file.fsync),
             result_timeout: self.result_timeout.or(file.result_timeout),
+            store: self.store.or(file.store),
+            store_prefix: self.store_prefix.or(file.store_prefix),
+            redis_down: self.redis_down.or(file.redis_down),
+            replica_id: self.replica_id.or(file.replica_id),
         }
     }
 }
@@ -264,7 +276,16 @@ async fn start(
     if let Some(secs) = settings.result_timeout {
         limits.lease_ms = secs.saturating_mul(1000);
     }
-    let gateway = open_state(data, loaded.compiled, fsync, limits, &index)
+    let store = crate::store::StoreSettings {
+        url: settings.store.clone(),
+        prefix: settings.store_prefix.clone(),
+        down: settings.redis_down.clone(),
+        replica: settings.replica_id.clone(),
+    };
+    let state = crate::store::open_store(&store, &data.0)
+        .await
+        .map_err(|e| ServeError::Config(e.to_string()))?;
+    let gateway = open_state(data, loaded.compiled, fsync, limits, &index, state)
         .await
         .map_err(|e| ServeError::Start(e.to_string()))?;
     let shadow_summary = shadow.map(|s| {
@@ -352,8 +373,14 @@ fn background(app: Arc<App>) {
             if let Err(e) = ticker.gateway.expire_leases().await {
                 eprintln!("toolgate: cannot journal missing results: {e}");
             }
-            let g = &ticker.gateway;
-            ticker.index.retain_held(|k| g.pending(k).is_some());
+            let held = ticker.index.held_keys();
+            let mut gone = Vec::new();
+            for key in held {
+                if let Ok(None) = ticker.gateway.pending(&key).await {
+                    gone.push(key);
+                }
+            }
+            ticker.index.retain_held(|k| !gone.contains(k));
         }
     });
     #[cfg(unix)]

@@ -113,6 +113,7 @@ async fn main() -> std::process::ExitCode {
             credentials: NoCredentials,
             executor: NoTool,
             digest_key,
+            replica: None,
             limits: Limits::default(),
         };
         let Ok(gateway) = Gateway::open(policy, services).await else {

@@ -1,9 +1,10 @@
 //! Human approval and the kill switch: holding a call (which reserves its id
 //! for its tenant, bound to its arguments), approving with the digest the
 //! approver reviewed, rejecting, running an approved call once with its
-//! token, and engaging or releasing the kill switch. Each grant is journaled
-//! and then applied to the store under `commit`, so the store and the journal
-//! agree by construction.
+//! token, and engaging or releasing the kill switch. Each is one conditional
+//! operation of the store (atomic there, across replicas too), whose outcome
+//! the gateway then journals under `commit`, so this replica's journal records
+//! what it did, in the order it did it.
 
 use super::{
     digest, request, Authorized, CredentialProvider, Gateway, GatewayError, Lease, ToolExecutor,
@@ -11,13 +12,10 @@ use super::{
 use crate::journal::sha256_hex;
 use crate::record::{self, Record};
 use crate::refusal::Refusal;
-use crate::store::{Approver, Binding, CallKey, KillScope, Pending, PendingState};
+use crate::store::{Approver, Binding, CallKey, KillScope, Pending, PendingState, Subject};
 use serde_json::Value as Json;
 use std::sync::atomic::Ordering;
 use toolgate_engine::{Decision, Outcome};
-
-/// Tokens of approvals with no expiry expire this long after they are issued.
-const TOKEN_TTL_MS: u64 = 15 * 60 * 1000;
 
 impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
     /// Holds a call for approval. The id is reserved (for this tenant) and
@@ -45,36 +43,8 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             _ => (Some(String::new()), u32::MAX, Some(now)),
         };
         let key = call.key();
-        let _commit = self.commit.lock().await;
-        let in_use = match self.store.pending_state(&key, now) {
-            Some(PendingState::Waiting) => Some("waiting for approval"),
-            Some(PendingState::Approved) => Some("approved and its token not yet used"),
-            Some(PendingState::Finished) | None => None,
-        };
-        // Checked again under the lock a kill switch takes: a call held after
-        // the switch was engaged would escape its cancellation.
-        let write = self.policy().is_write(&call.tool);
-        let refusal = if self.store.killed(&call.context.tenant, &call.agent, write) {
-            Some(Refusal::KillSwitch)
-        } else {
-            in_use.map(|state| Refusal::IdInUse {
-                id: call.id.clone(),
-                state,
-            })
-        };
-        if let Some(refusal) = refusal {
-            let refused = record::ApprovalRequestRefused {
-                key,
-                binding,
-                why: refusal.to_string(),
-                code: refusal.code(),
-            };
-            self.record(&Record::ApprovalRequestRefused(refused))
-                .await?;
-            return Err(refusal.into());
-        }
         let args_digest = binding.args_digest.clone();
-        let requested = Record::ApprovalRequested(record::ApprovalRequested {
+        let requested = record::ApprovalRequested {
             key,
             binding,
             group,
@@ -84,9 +54,26 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             rule: rule.clone(),
             reason: d.reason.to_string(),
             requested_at: now,
-        });
-        self.record(&requested).await?;
-        self.store.apply(&requested);
+        };
+        let subject = Subject {
+            tenant: &call.context.tenant,
+            agent: &call.agent,
+            write: self.policy().is_write(&call.tool),
+        };
+        let _commit = self.commit.lock().await;
+        let held = self.store.hold(&requested, subject, now).await;
+        if let Err(refusal) = held.unwrap_or_else(|e| Err(e.into())) {
+            let refused = record::ApprovalRequestRefused {
+                key: requested.key,
+                binding: requested.binding,
+                why: refusal.to_string(),
+                code: refusal.code(),
+            };
+            self.record(&Record::ApprovalRequestRefused(refused))
+                .await?;
+            return Err(refusal.into());
+        }
+        self.record(&Record::ApprovalRequested(requested)).await?;
         Ok(Authorized::Pending {
             id: call.id.clone(),
             rule,
@@ -94,15 +81,15 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             args_digest,
         })
     }
-
     /// A pending call, as approvers review it.
-    pub fn pending(&self, key: &CallKey) -> Option<Pending> {
-        self.store.pending(key)
+    pub async fn pending(&self, key: &CallKey) -> Result<Option<Pending>, GatewayError> {
+        Ok(self.store.pending(key).await.map_err(Refusal::from)?)
     }
 
     /// Every call waiting for approval now.
-    pub fn waiting(&self) -> Vec<Pending> {
-        self.store.waiting(self.clock.now_ms())
+    pub async fn waiting(&self) -> Result<Vec<Pending>, GatewayError> {
+        let now = self.clock.now_ms();
+        Ok(self.store.waiting(now).await.map_err(Refusal::from)?)
     }
 
     /// Records an approval of the pending call `key` by `who`, who reviewed
@@ -116,17 +103,29 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         args_digest: &str,
         reason: &str,
     ) -> Result<Option<String>, GatewayError> {
-        let _commit = self.commit.lock().await;
         let now = self.clock.now_ms();
-        let admitted = match self.store.pending(key) {
-            None => Err(Refusal::NoSuchRequest),
-            Some(p) if self.stopped(&p) => Err(Refusal::KillSwitch),
-            Some(p) => p
-                .admit_approval(who, args_digest, reason, now)
-                .map(|completes| (p, completes)),
+        let token = digest::random_token()?;
+        let grant = record::ApprovalGranted {
+            key: key.clone(),
+            approver: who.name.clone(),
+            groups: who.groups.clone(),
+            args_digest: args_digest.to_string(),
+            reason: reason.to_string(),
         };
-        let (pending, completes) = match admitted {
-            Ok(ok) => ok,
+        let _commit = self.commit.lock().await;
+        let admitted = match self.write_of(key).await {
+            Ok(write) => {
+                let digest = sha256_hex(token.as_bytes());
+                let sealed = self.digest.seal_token(&token, &digest).unwrap_or_default();
+                let approved = self
+                    .store
+                    .approve(&grant, who, write, &digest, &sealed, now);
+                approved.await.unwrap_or_else(|e| Err(e.into()))
+            }
+            Err(refusal) => Err(refusal),
+        };
+        let issued = match admitted {
+            Ok(issued) => issued,
             Err(refusal) => {
                 self.metrics.refusals.fetch_add(1, Ordering::Relaxed);
                 let refused = refused(key, who, reason, &refusal);
@@ -134,38 +133,34 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
                 return Err(refusal.into());
             }
         };
-        let granted = Record::ApprovalGranted(record::ApprovalGranted {
-            key: key.clone(),
-            approver: who.name.clone(),
-            groups: who.groups.clone(),
-            args_digest: args_digest.to_string(),
-            reason: reason.to_string(),
-        });
-        self.record(&granted).await?;
-        self.store.apply(&granted);
+        self.record(&Record::ApprovalGranted(grant)).await?;
         self.metrics.approvals.fetch_add(1, Ordering::Relaxed);
-        if !completes {
+        let Some(issued) = issued else {
             return Ok(None);
-        }
-        self.issue_token(pending, now).await.map(Some)
+        };
+        self.issued(issued, token, now).await.map(Some)
     }
 
-    async fn issue_token(&self, pending: Pending, now: u64) -> Result<String, GatewayError> {
-        let token = digest::random_token()?;
-        let expires_at = pending
-            .expires_at
-            .unwrap_or(now.saturating_add(TOKEN_TTL_MS));
-        let issued = Record::TokenIssued(record::TokenIssued {
-            key: pending.key.clone(),
-            token_digest: sha256_hex(token.as_bytes()),
-            expires_at,
-            binding: pending.binding,
-        });
-        self.record(&issued).await?;
-        self.store.apply(&issued);
+    /// Whether the pending call `key` runs a write tool (for the kill switch).
+    async fn write_of(&self, key: &CallKey) -> Result<bool, Refusal> {
+        match self.store.pending(key).await? {
+            Some(p) => Ok(self.policy().is_write(&p.binding.tool)),
+            None => Err(Refusal::NoSuchRequest),
+        }
+    }
+
+    /// Journals a token the store issued and hands it to `wait_for_approval`.
+    async fn issued(
+        &self,
+        issued: record::TokenIssued,
+        token: String,
+        now: u64,
+    ) -> Result<String, GatewayError> {
+        let (key, expires_at) = (issued.key.clone(), issued.expires_at);
+        self.record(&Record::TokenIssued(issued)).await?;
         let mut ready = self.lock_ready();
         ready.retain(|_, (_, exp)| *exp > now);
-        ready.insert(pending.key, (token.clone(), expires_at));
+        ready.insert(key, (token.clone(), expires_at));
         drop(ready);
         self.approved.notify_waiters();
         Ok(token)
@@ -201,27 +196,23 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         who: &Approver,
         reason: &str,
     ) -> Result<(), GatewayError> {
-        let _commit = self.commit.lock().await;
         let now = self.clock.now_ms();
-        let admitted = match self.store.pending(key) {
-            None => Err(Refusal::NoSuchRequest),
-            Some(p) => p.admit_rejection(who, reason, now),
+        let rejected = record::ApprovalRejected {
+            key: key.clone(),
+            approver: who.name.clone(),
+            reason: reason.to_string(),
         };
-        if let Err(refusal) = admitted {
+        let _commit = self.commit.lock().await;
+        // A rejection only restricts: it takes effect first, so a journal
+        // failure cannot leave a journaled rejection that did not happen.
+        let admitted = self.store.reject(&rejected, who, now).await;
+        if let Err(refusal) = admitted.unwrap_or_else(|e| Err(e.into())) {
             self.metrics.refusals.fetch_add(1, Ordering::Relaxed);
             let refused = refused(key, who, reason, &refusal);
             self.record(&Record::RejectionRefused(refused)).await?;
             return Err(refusal.into());
         }
-        let rejected = Record::ApprovalRejected(record::ApprovalRejected {
-            key: key.clone(),
-            approver: who.name.clone(),
-            reason: reason.to_string(),
-        });
-        // A rejection only restricts: it takes effect first, so a journal
-        // failure cannot leave a journaled rejection that did not happen.
-        self.store.apply(&rejected);
-        self.record(&rejected).await
+        self.record(&Record::ApprovalRejected(rejected)).await
     }
 
     /// Runs an approved call with its token (`authorize_approved`, the
@@ -249,13 +240,17 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         let policy = self.policy();
         let write = policy.is_write(&call.tool);
         let now = self.clock.now_ms();
-        let token_digest = sha256_hex(token.as_bytes());
-        let used = if self.store.killed(&call.context.tenant, &call.agent, write) {
-            Err(Refusal::KillSwitch)
-        } else {
-            self.store.use_token(&token_digest, &binding, now)
+        let spent = record::TokenUsed {
+            key: key.clone(),
+            token_digest: sha256_hex(token.as_bytes()),
         };
-        if let Err(refusal) = used {
+        let subject = Subject {
+            tenant: &call.context.tenant,
+            agent: &call.agent,
+            write,
+        };
+        let used = self.store.use_token(&spent, &binding, subject, now).await;
+        if let Err(refusal) = used.unwrap_or_else(|e| Err(e.into())) {
             self.metrics.refusals.fetch_add(1, Ordering::Relaxed);
             let refused = record::TokenRefused {
                 key,
@@ -265,10 +260,6 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             self.record(&Record::TokenRefused(refused)).await?;
             return Err(refusal.into());
         }
-        let spent = record::TokenUsed {
-            key: key.clone(),
-            token_digest,
-        };
         self.record(&Record::TokenUsed(spent)).await?;
         self.lock_ready().remove(&key);
         let req = request(call);
@@ -302,41 +293,48 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         by: &str,
         reason: &str,
     ) -> Result<(), GatewayError> {
-        let _commit = self.commit.lock().await;
-        let kill = Record::KillSwitch(record::KillSwitch {
+        let kill = record::KillSwitch {
             scope,
             engaged,
             by: by.to_string(),
             reason: reason.to_string(),
-        });
+        };
+        let _commit = self.commit.lock().await;
+        // Engaging only restricts: it takes effect before it is journaled
+        // (and stays in effect if journaling fails). Releasing is journaled
+        // first, so a journal failure leaves it engaged.
+        if !engaged {
+            self.record(&Record::KillSwitch(kill.clone())).await?;
+        }
+        if let Err(e) = self.store.kill_switch(&kill).await {
+            if !engaged {
+                // The journaled release did not happen: say so, engaged again.
+                let kept = record::KillSwitch {
+                    engaged: true,
+                    reason: format!("not released: {e}"),
+                    ..kill
+                };
+                self.record(&Record::KillSwitch(kept)).await?;
+            }
+            return Err(Refusal::from(e).into());
+        }
         if engaged {
-            // Engaging only restricts: it takes effect before it is journaled
-            // (and stays in effect if journaling fails).
-            self.store.apply(&kill);
-            self.record(&kill).await?;
-        } else {
-            self.record(&kill).await?;
-            self.store.apply(&kill);
+            self.record(&Record::KillSwitch(kill)).await?;
         }
         let now = self.clock.now_ms();
-        let store = &self.store;
-        self.lock_ready()
-            .retain(|k, _| store.pending_state(k, now) == Some(PendingState::Approved));
+        let ready: Vec<CallKey> = self.lock_ready().keys().cloned().collect();
+        for key in ready {
+            let state = self.store.pending_state(&key, now).await;
+            if !matches!(state, Ok(Some(PendingState::Approved))) {
+                self.lock_ready().remove(&key);
+            }
+        }
         Ok(())
     }
 
     /// The engaged kill switch scopes.
-    pub fn kill_scopes(&self) -> Vec<KillScope> {
-        self.store.kill_scopes()
-    }
-}
-
-impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
-    /// Whether a kill switch now covers this pending call.
-    fn stopped(&self, p: &Pending) -> bool {
-        let write = self.policy().is_write(&p.binding.tool);
-        self.store
-            .killed(&p.binding.tenant, &p.binding.agent, write)
+    pub async fn kill_scopes(&self) -> Result<Vec<KillScope>, GatewayError> {
+        Ok(self.store.kill_scopes().await.map_err(Refusal::from)?)
     }
 }
 

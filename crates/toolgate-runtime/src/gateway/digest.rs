@@ -121,6 +121,27 @@ impl DigestKey {
         }
     }
 
+    /// A token sealed for the other replicas (which share this key): each hex
+    /// digit XORed with one of HMAC-SHA-256(key, label, the token's SHA-256),
+    /// a pad used for this token only. `None` for a token that is not 64 hex digits.
+    pub fn seal_token(&self, token: &str, token_digest: &str) -> Option<String> {
+        let pad = self.digest(format!("toolgate-token-seal-v1\n{token_digest}").as_bytes());
+        if token.len() != pad.len() {
+            return None;
+        }
+        token
+            .chars()
+            .zip(pad.chars())
+            .map(|(t, p)| char::from_digit(t.to_digit(16)? ^ p.to_digit(16)?, 16))
+            .collect()
+    }
+
+    /// The token a sealed token holds, if it is the one with this SHA-256.
+    pub fn open_token(&self, sealed: &str, token_digest: &str) -> Option<String> {
+        let token = self.seal_token(sealed, token_digest)?;
+        (sha256_hex(token.as_bytes()) == token_digest).then_some(token)
+    }
+
     /// The binding of an approval or token to a call: keyed digests of the
     /// arguments and of the context's other fields.
     pub fn binding(&self, call: &Call) -> Binding {
@@ -167,5 +188,24 @@ pub(super) fn json_len(v: &Json) -> u64 {
     match serde_json::to_writer(&mut count, v) {
         Ok(()) => count.0,
         Err(_) => u64::MAX,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sealed_token_opens_only_with_the_key_and_for_its_digest() {
+        let key = DigestKey::from_bytes([7; 32]);
+        let token = random_token().unwrap();
+        let digest = sha256_hex(token.as_bytes());
+        let sealed = key.seal_token(&token, &digest).unwrap();
+        assert_ne!(sealed, token);
+        assert_eq!(key.open_token(&sealed, &digest), Some(token.clone()));
+        let other = DigestKey::from_bytes([8; 32]);
+        assert_eq!(other.open_token(&sealed, &digest), None);
+        let wrong = sha256_hex(b"another token");
+        assert_eq!(key.open_token(&sealed, &wrong), None);
     }
 }

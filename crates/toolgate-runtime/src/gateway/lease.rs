@@ -164,21 +164,53 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
     }
 
     /// Where a held call stands, if the gateway knows it.
-    pub fn call_state(&self, key: &CallKey) -> Option<CallState> {
+    pub async fn call_state(&self, key: &CallKey) -> Result<Option<CallState>, GatewayError> {
         let now = self.clock.now_ms();
-        let pending = self.store.pending(key)?;
-        let state = self.store.pending_state(key, now)?;
-        Some(match state {
+        let unavailable = |e| GatewayError::Refused(Refusal::from(e));
+        let Some(pending) = self.store.pending(key).await.map_err(unavailable)? else {
+            return Ok(None);
+        };
+        let token = pending.token.as_deref().unwrap_or("");
+        let Some(state) = self
+            .store
+            .pending_state(key, now)
+            .await
+            .map_err(unavailable)?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(match state {
             PendingState::Waiting => CallState::Pending,
             PendingState::Approved => CallState::Approved {
-                token: self.lock_ready().get(key).map(|(t, _)| t.clone()),
+                token: self.ready_token(key, pending.token.as_deref()).await,
             },
             PendingState::Finished if pending.rejected.is_some() => CallState::Rejected,
             PendingState::Finished if pending.cancelled.is_some() => CallState::Cancelled,
-            PendingState::Finished => match pending.token.as_deref() {
-                Some(digest) if self.store.token_used(digest) => CallState::Executed,
-                _ => CallState::Expired,
+            PendingState::Finished if pending.token.is_none() => CallState::Expired,
+            PendingState::Finished => match self.store.token_used(key, token).await {
+                Ok(true) => CallState::Executed,
+                Ok(false) => CallState::Expired,
+                Err(e) => return Err(unavailable(e)),
             },
-        })
+        }))
+    }
+
+    /// The token of an approved call: completed in this process (the store
+    /// shows an approval a moment before its token is journaled and handed
+    /// over, both under `commit`: an answer waits for that to finish), or
+    /// by another replica, which sealed it in the shared store.
+    async fn ready_token(&self, key: &CallKey, digest: Option<&str>) -> Option<String> {
+        if let Some((token, _)) = self.lock_ready().get(key) {
+            return Some(token.clone());
+        }
+        {
+            let _commit = self.commit.lock().await;
+            if let Some((token, _)) = self.lock_ready().get(key) {
+                return Some(token.clone());
+            }
+        }
+        let digest = digest?;
+        let sealed = self.store.sealed_token(key, digest).await.ok()??;
+        self.digest.open_token(&sealed, digest)
     }
 }

@@ -1,5 +1,5 @@
 //! Sealing: Ed25519 signing keys kept outside the journal, and the signed
-//! checkpoints `{seq, head_hash, time, policy_hash, key_id, sig}` the writer
+//! checkpoints `{seq, head_hash, time, policy_hash, key_id, replica?, sig}` the writer
 //! appends to a separate checkpoint file (JSON Lines) and gives to every sink.
 
 use super::{fsutil, sha256_hex, JournalError};
@@ -29,6 +29,9 @@ pub struct SealConfig {
     pub every_records: u64,
     /// A checkpoint this long after the oldest unsealed record (default 10 s).
     pub every: Duration,
+    /// The replica whose journal this is (several gateways on one state
+    /// store), signed into every checkpoint.
+    pub replica: Option<String>,
 }
 
 impl SealConfig {
@@ -39,6 +42,7 @@ impl SealConfig {
             checkpoints,
             every_records: 1000,
             every: Duration::from_secs(10),
+            replica: None,
         }
     }
 }
@@ -56,6 +60,9 @@ pub struct Checkpoint {
     pub policy_hash: Option<String>,
     /// Which key signed it: the first 16 hex digits of SHA-256 of the public key.
     pub key_id: String,
+    /// The replica whose journal it seals, if the journal is one of several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
     /// The Ed25519 signature (hex) of [`Checkpoint::message`].
     pub sig: String,
 }
@@ -67,6 +74,7 @@ impl Checkpoint {
         seq: u64,
         head_hash: &str,
         policy_hash: Option<String>,
+        replica: Option<String>,
         extra: &str,
     ) -> Checkpoint {
         let mut c = Checkpoint {
@@ -75,16 +83,22 @@ impl Checkpoint {
             time: fsutil::now_ms(),
             policy_hash,
             key_id: key_id(&key.verifying_key()),
+            replica,
             sig: String::new(),
         };
         c.sig = to_hex(&key.sign(&c.message(extra)).to_bytes());
         c
     }
 
-    /// The signed bytes (`extra` is empty for a plain checkpoint).
+    /// The signed bytes (`extra` is empty for a plain checkpoint); a
+    /// replica's id is signed after them (a lone journal's message is as before).
     pub fn message(&self, extra: &str) -> Vec<u8> {
+        let replica = match &self.replica {
+            Some(r) => format!("\nreplica {r}"),
+            None => String::new(),
+        };
         format!(
-            "toolgate-checkpoint-v1\n{}\n{}\n{}\n{}\n{}\n{}",
+            "toolgate-checkpoint-v1\n{}\n{}\n{}\n{}\n{}\n{}{replica}",
             self.seq,
             self.head_hash,
             self.time,

@@ -40,11 +40,12 @@ pub(crate) fn write(
     key: &SigningKey,
     head: (u64, &str),
     policy_hash: Option<String>,
+    replica: Option<String>,
     state: &serde_json::Value,
 ) -> Result<(), JournalError> {
     let state_line = state.to_string();
     let state_sha256 = sha256_hex(state_line.as_bytes());
-    let checkpoint = Checkpoint::sign(key, head.0, head.1, policy_hash, &state_sha256);
+    let checkpoint = Checkpoint::sign(key, head.0, head.1, policy_hash, replica, &state_sha256);
     let header = serde_json::to_string(&Header {
         checkpoint,
         state_sha256,

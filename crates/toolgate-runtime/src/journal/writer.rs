@@ -294,7 +294,8 @@ impl Writer {
         if let (Some(s), true) = (&self.sealer, self.state_ok) {
             let head = (self.seq, self.prev.as_str());
             let state = self.state.export();
-            snapshot::write(&self.path, &s.key, head, self.policy_hash.clone(), &state)
+            let (policy, replica) = (self.policy_hash.clone(), s.config.replica.clone());
+            snapshot::write(&self.path, &s.key, head, policy, replica, &state)
                 .map_err(|e| e.to_string())?;
         }
         let segment = segments::segment_path(&self.path, self.live_first);
@@ -401,7 +402,8 @@ impl Writer {
             return Ok(());
         }
         self.file.sync()?;
-        let c = Checkpoint::sign(&s.key, self.seq, &self.prev, self.policy_hash.clone(), "");
+        let (policy, replica) = (self.policy_hash.clone(), s.config.replica.clone());
+        let c = Checkpoint::sign(&s.key, self.seq, &self.prev, policy, replica, "");
         let line = c.to_line();
         s.file.write(format!("{line}\n").as_bytes(), true)?;
         s.sealed_seq = self.seq;

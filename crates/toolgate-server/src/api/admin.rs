@@ -38,10 +38,11 @@ pub struct KillStatus {
     pub engaged: Vec<KillScopeView>,
 }
 
-fn engaged(app: &App) -> KillStatus {
+async fn engaged(app: &App) -> Result<KillStatus, Problem> {
     let engaged = app
         .gateway
         .kill_scopes()
+        .await?
         .into_iter()
         .map(|s| KillScopeView {
             tenant: s.tenant,
@@ -49,7 +50,7 @@ fn engaged(app: &App) -> KillStatus {
             tools: if s.all_tools { "all" } else { "writes" }.into(),
         })
         .collect();
-    KillStatus { engaged }
+    Ok(KillStatus { engaged })
 }
 
 /// The engaged kill switches.
@@ -63,7 +64,7 @@ pub async fn kill_status(
     caller
         .require(&app, &[Role::Operator], "read the kill switch")
         .await?;
-    Ok(Json(engaged(&app)))
+    Ok(Json(engaged(&app).await?))
 }
 
 /// Engage or release a kill switch.
@@ -130,7 +131,7 @@ pub async fn kill_switch(
     app.gateway
         .kill_switch(scope, body.engaged, caller.name(), &body.reason)
         .await?;
-    Ok(Json(engaged(&app)))
+    Ok(Json(engaged(&app).await?))
 }
 
 /// Filters of `GET /v1/audit`.
@@ -371,8 +372,8 @@ pub async fn status(State(app): State<Arc<App>>, caller: Caller) -> Result<Json<
         policy: summary.name,
         policy_sha256: summary.sha256,
         uptime_secs: crate::now_ms().saturating_sub(app.started_at) / 1000,
-        pending: app.gateway.waiting().len(),
-        kill_switch: engaged(&app).engaged,
+        pending: app.gateway.waiting().await?.len(),
+        kill_switch: engaged(&app).await?.engaged,
         journal_head: data::audit_head(&app.data).ok().flatten(),
     }))
 }
@@ -386,7 +387,7 @@ pub async fn metrics(State(app): State<Arc<App>>, caller: Caller) -> Result<Resp
     caller
         .require(&app, &[Role::Operator], "read metrics")
         .await?;
-    let text = crate::metrics::render(&app);
+    let text = crate::metrics::render(&app).await;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
@@ -403,6 +404,11 @@ pub async fn healthz() -> Json<Json_> {
 pub async fn readyz(State(app): State<Arc<App>>) -> Result<Json<Json_>, Problem> {
     if !data::journal_writable(&app.data.0) {
         return Err(Problem::unavailable("the journal is not writable"));
+    }
+    if !app.gateway.store().healthy() {
+        return Err(Problem::unavailable(
+            "the state store (redis) does not answer: calls that need state are denied",
+        ));
     }
     Ok(Json(
         json!({"status": "ready", "policy": app.summary().sha256}),

@@ -82,14 +82,15 @@ pub struct ApprovalList {
     pub approvals: Vec<ApprovalItem>,
 }
 
-fn item(app: &App, p: Pending) -> ApprovalItem {
+async fn item(app: &App, p: Pending) -> Result<ApprovalItem, Problem> {
     let state = app
         .gateway
         .call_state(&p.key)
+        .await?
         .map_or("expired", |s| s.as_str())
         .to_string();
     // What approvers are shown travels with the pending call (store and snapshots).
-    ApprovalItem {
+    Ok(ApprovalItem {
         id: p.key.id.clone(),
         tenant: p.key.tenant.clone(),
         env: p.binding.env.clone(),
@@ -109,7 +110,7 @@ fn item(app: &App, p: Pending) -> ApprovalItem {
             .map(|(approver, reason)| ApprovalGiven { approver, reason })
             .collect(),
         state,
-    }
+    })
 }
 
 /// Held calls waiting for approval, within the key's tenants.
@@ -132,6 +133,7 @@ pub async fn list(
     let mut waiting: Vec<Pending> = app
         .gateway
         .waiting()
+        .await?
         .into_iter()
         .filter(|p| key.allows_tenant(&p.key.tenant))
         .filter(|p| q.tenant.as_deref().is_none_or(|t| t == p.key.tenant))
@@ -139,7 +141,10 @@ pub async fn list(
         .filter(|p| q.tool.as_deref().is_none_or(|t| t == p.binding.tool))
         .collect();
     waiting.sort_by(|a, b| a.key.cmp(&b.key));
-    let mut approvals: Vec<ApprovalItem> = waiting.into_iter().map(|p| item(&app, p)).collect();
+    let mut approvals: Vec<ApprovalItem> = Vec::with_capacity(waiting.len());
+    for p in waiting {
+        approvals.push(item(&app, p).await?);
+    }
     approvals.sort_by_key(|a| a.requested_at);
     Ok(Json(ApprovalList { approvals }))
 }
@@ -158,6 +163,7 @@ async fn tenant_of(
     let mut tenants: Vec<String> = app
         .gateway
         .waiting()
+        .await?
         .into_iter()
         .filter(|p| p.key.id == id && caller.0.allows_tenant(&p.key.tenant))
         .map(|p| p.key.tenant)
@@ -202,8 +208,9 @@ pub async fn show(
     let pending = app
         .gateway
         .pending(&CallKey::new(&tenant, &id))
+        .await?
         .ok_or_else(|| Problem::not_found(format!("no held call `{id}` for tenant `{tenant}`")))?;
-    Ok(Json(item(&app, pending)))
+    Ok(Json(item(&app, pending).await?))
 }
 
 /// An approval.
@@ -239,21 +246,22 @@ pub struct ApprovalResult {
     pub count: u32,
 }
 
-fn result(app: &App, key: &CallKey) -> ApprovalResult {
-    let pending = app.gateway.pending(key);
-    ApprovalResult {
+async fn result(app: &App, key: &CallKey) -> Result<ApprovalResult, Problem> {
+    let pending = app.gateway.pending(key).await?;
+    Ok(ApprovalResult {
         id: key.id.clone(),
         tenant: key.tenant.clone(),
         state: app
             .gateway
             .call_state(key)
+            .await?
             .map_or("expired", |s| s.as_str())
             .to_string(),
         approvals: pending
             .as_ref()
             .map_or(0, |p| u32::try_from(p.approvals.len()).unwrap_or(u32::MAX)),
         count: pending.as_ref().map_or(1, |p| p.count),
-    }
+    })
 }
 
 /// Approves a held call as this key's approver; the token goes to the service, not here.
@@ -280,7 +288,7 @@ pub async fn approve(
     app.gateway
         .approve(&key, &who, &body.args_digest, &body.reason)
         .await?;
-    Ok(Json(result(&app, &key)))
+    Ok(Json(result(&app, &key).await?))
 }
 
 /// Rejects a held call as this key's approver.
@@ -306,5 +314,5 @@ pub async fn reject(
     app.gateway
         .reject(&key, &caller.approver(), &body.reason)
         .await?;
-    Ok(Json(result(&app, &key)))
+    Ok(Json(result(&app, &key).await?))
 }

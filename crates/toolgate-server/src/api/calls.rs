@@ -272,7 +272,7 @@ pub async fn create(
             args_digest,
         }) => {
             let key = call.key();
-            let pending = app.gateway.pending(&key);
+            let pending = app.gateway.pending(&key).await.ok().flatten();
             let reason = pending.as_ref().map(|p| p.reason.clone());
             CallAnswer {
                 call: id.clone(),
@@ -352,8 +352,8 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     }
 }
 
-fn status_of(app: &App, key: &CallKey) -> Option<CallStatus> {
-    let (state, token) = match app.gateway.call_state(key) {
+async fn status_of(app: &App, key: &CallKey) -> Result<Option<CallStatus>, Problem> {
+    let (state, token) = match app.gateway.call_state(key).await? {
         Some(s) => {
             let token = match &s {
                 toolgate_runtime::gateway::CallState::Approved { token } => token.clone(),
@@ -361,14 +361,17 @@ fn status_of(app: &App, key: &CallKey) -> Option<CallStatus> {
             };
             (s.as_str().to_string(), token)
         }
-        None => (app.index.recent(key)?.as_str().to_string(), None),
+        None => match app.index.recent(key) {
+            Some(recent) => (recent.as_str().to_string(), None),
+            None => return Ok(None),
+        },
     };
-    Some(CallStatus {
+    Ok(Some(CallStatus {
         call: key.id.clone(),
         tenant: key.tenant.clone(),
         state,
         token,
-    })
+    }))
 }
 
 /// A call's state; `?wait=30s` holds the answer while it is pending.
@@ -398,6 +401,7 @@ pub async fn state(
     let deadline = Instant::now() + wait.min(app.max_wait);
     loop {
         let status = status_of(&app, &key)
+            .await?
             .ok_or_else(|| Problem::not_found(format!("no call `{id}` for tenant `{tenant}`")))?;
         if status.state != "pending" || Instant::now() >= deadline {
             return Ok(Json(status));
@@ -508,10 +512,10 @@ pub async fn execute(
         .or(q.tenant.as_deref());
     let tenant = caller.tenant(&app, given, "execute a call").await?;
     let key = CallKey::new(&tenant, &id);
-    let pending = app
-        .gateway
-        .pending(&key)
-        .ok_or_else(|| Problem::not_found(format!("no held call `{id}` for tenant `{tenant}`")))?;
+    let pending =
+        app.gateway.pending(&key).await?.ok_or_else(|| {
+            Problem::not_found(format!("no held call `{id}` for tenant `{tenant}`"))
+        })?;
     let context = match body.context {
         Some(c) => Context {
             tenant: c.tenant,
