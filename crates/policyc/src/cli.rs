@@ -218,6 +218,14 @@ pub(crate) struct ServeArgs {
     /// Seconds a service has to report an allowed call's result before it is journaled as `result_missing` (default 300).
     #[arg(long)]
     pub result_timeout: Option<u64>,
+    /// Where the gateway's state lives (`--store`, `--store-prefix`, `--redis-down`, `--replica-id`).
+    #[command(flatten)]
+    pub state: StoreArgs,
+}
+
+/// Where a gateway's state lives: shared by `serve` and `mcp-proxy`.
+#[derive(Debug, Args)]
+pub(crate) struct StoreArgs {
     /// Where the gateway's state lives: `memory` (default: this process,
     /// rebuilt from its journal) or `redis://[user:password@]host:port/db`
     /// (`rediss://` for TLS), shared by every replica on it.

@@ -58,6 +58,9 @@ pub(crate) struct McpProxyArgs {
     /// Forward the client's roots to the upstream (off: they would widen its reach).
     #[arg(long)]
     pub forward_roots: bool,
+    /// Where the embedded gateway's state lives (`--store redis://...` shares it with other proxies and `policyc serve` replicas).
+    #[command(flatten)]
+    pub state: crate::cli::StoreArgs,
     /// The upstream MCP server's command and arguments (stdio).
     #[arg(last = true, required_unless_present = "upstream_url")]
     pub upstream: Vec<String>,
@@ -111,6 +114,12 @@ pub(crate) fn run(args: McpProxyArgs) -> Exit {
         keys: args.keys,
         wait_approval: args.wait_approval,
         forward_roots: args.forward_roots,
+        store: toolgate_server::store::StoreSettings {
+            url: args.state.store,
+            prefix: args.state.store_prefix,
+            down: args.state.redis_down,
+            replica: args.state.replica_id,
+        },
     };
     let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -22,10 +22,10 @@ pub(crate) fn serve(args: ServeArgs) -> Exit {
         concurrency: args.concurrency,
         fsync: args.fsync,
         result_timeout: args.result_timeout,
-        store: args.store,
-        store_prefix: args.store_prefix,
-        redis_down: args.redis_down,
-        replica_id: args.replica_id,
+        store: args.state.store,
+        store_prefix: args.state.store_prefix,
+        redis_down: args.state.redis_down,
+        replica_id: args.state.replica_id,
     };
     let settings = match &args.config {
         Some(path) => match Settings::from_file(path) {

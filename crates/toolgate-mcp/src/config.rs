@@ -64,6 +64,9 @@ pub struct ProxyConfig {
     pub gateway: Option<RemoteGateway>,
     /// Sync the embedded gateway's journal to disk on every commit (the default) or not.
     pub fsync: toolgate_runtime::journal::Fsync,
+    /// Where the embedded gateway's state lives (`--store`; default: in
+    /// memory, rebuilt from the journal under `--data`).
+    pub store: toolgate_server::store::StoreSettings,
 }
 
 /// Parses `KEY=VALUE` (`--ctx`); the value is JSON when it parses as JSON

@@ -148,11 +148,13 @@ impl Decider for Local {
                 if let Some(token) = self.0.wait_for_approval(key, left.min(SLICE)).await {
                     return Held::Approved(token);
                 }
-                let held = match self.0.call_state(key) {
-                    Some(CallState::Pending) => Held::Pending,
-                    Some(CallState::Approved { token: Some(t) }) => Held::Approved(t),
-                    Some(other) => Held::Finished(other.as_str().to_string()),
-                    None => Held::Finished("unknown".into()),
+                let held = match self.0.call_state(key).await {
+                    Ok(Some(CallState::Pending)) => Held::Pending,
+                    Ok(Some(CallState::Approved { token: Some(t) })) => Held::Approved(t),
+                    Ok(Some(other)) => Held::Finished(other.as_str().to_string()),
+                    Ok(None) => Held::Finished("unknown".into()),
+                    // The store did not answer: not approved (fail closed).
+                    Err(e) => Held::Finished(format!("unknown ({e})")),
                 };
                 if held != Held::Pending || tokio::time::Instant::now() >= deadline {
                     return held;
@@ -187,8 +189,16 @@ impl Decider for Local {
     }
 
     fn user_approves<'a>(&'a self, key: &'a CallKey) -> Fut<'a, bool> {
-        let group = self.0.pending(key).and_then(|p| p.group);
-        Box::pin(async move { group.as_deref() == Some(USER_GROUP) })
+        Box::pin(async move {
+            let group = self
+                .0
+                .pending(key)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|p| p.group);
+            group.as_deref() == Some(USER_GROUP)
+        })
     }
 
     fn approve_as_user<'a>(

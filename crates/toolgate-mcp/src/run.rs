@@ -78,7 +78,10 @@ async fn open_local(
 ) -> Result<Arc<dyn Decider>, McpError> {
     let index = Arc::new(Index::default());
     let limits = Limits::default();
-    let gate = open_state(data, loaded.compiled, config.fsync, limits, &index)
+    let shared = toolgate_server::store::open_store(&config.store, &data.0)
+        .await
+        .map_err(|e| McpError::Config(e.to_string()))?;
+    let gate = open_state(data, loaded.compiled, config.fsync, limits, &index, shared)
         .await
         .map_err(|e| McpError::Gateway(e.to_string()))?;
     let gate = Arc::new(gate);
