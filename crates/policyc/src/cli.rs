@@ -40,6 +40,8 @@ pub(crate) enum Command {
     Audit(AuditCommand),
     /// Run the gateway as an HTTP service (see docs/server.md).
     Serve(Box<ServeArgs>),
+    /// Put an MCP server behind a policy: an MCP proxy with the gateway embedded (see docs/mcp.md).
+    McpProxy(Box<crate::mcp_proxy::McpProxyArgs>),
     /// Manage the API keys of `policyc serve`.
     #[command(subcommand)]
     Keys(KeysCommand),

@@ -13,6 +13,7 @@ mod fmt;
 mod import;
 mod lines;
 mod mcp_import;
+mod mcp_proxy;
 mod ops;
 mod replay;
 mod serve;
@@ -54,6 +55,7 @@ fn main() -> Exit {
         cli::Command::Replay(args) => replay::run(&args),
         cli::Command::Audit(command) => audit::run(command),
         cli::Command::Serve(args) => serve::serve(*args),
+        cli::Command::McpProxy(args) => mcp_proxy::run(*args),
         cli::Command::Keys(cmd) => serve::keys(cmd),
         cli::Command::Test(args) => testing::run(&args),
         cli::Command::Show(args) => show::run(&args),

@@ -326,6 +326,11 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         self.record(&Record::AccessDenied(denied)).await
     }
 
+    /// Journals a front door's note about a tool it relays (no state changes).
+    pub async fn tool_notice(&self, notice: record::ToolNotice) -> Result<(), GatewayError> {
+        self.record(&Record::ToolNotice(notice)).await
+    }
+
     /// Journals a record (with the policy's hash); sealed records are covered
     /// by a signed checkpoint before this returns.
     async fn record(&self, record: &Record) -> Result<(), GatewayError> {

@@ -51,6 +51,10 @@ pub enum Record {
     ShadowDiffers(ShadowDiffers),
     /// A front door refused a caller (wrong role, tenant, env or agent).
     AccessDenied(AccessDenied),
+    /// A front door's note about a tool it relays (the MCP proxy: an upstream
+    /// tool hidden because the policy does not declare it, or an upstream
+    /// annotation that contradicts the policy's class). Changes no state.
+    ToolNotice(ToolNotice),
     /// The operator opened a journal inconsistent with its checkpoints (written by the journal).
     JournalOverride(Json),
     /// Unsealed records found at open were set aside (written by the journal).
@@ -383,6 +387,19 @@ pub struct AccessDenied {
     pub action: String,
     /// Why it was refused.
     pub why: String,
+}
+
+/// `tool_notice`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ToolNotice {
+    /// The front door (`mcp-proxy`).
+    pub door: String,
+    /// The tool, as the upstream names it.
+    pub tool: String,
+    /// `hidden` (not declared in the policy) or `annotation` (an upstream hint contradicts the policy).
+    pub what: String,
+    /// Details, for a human.
+    pub detail: String,
 }
 
 /// `restored`: a record that only restricts, found among the records set

@@ -1,0 +1,104 @@
+//! `policyc mcp-proxy`: a thin wrapper over toolgate-mcp.
+
+use crate::Exit;
+use clap::Args;
+use std::path::PathBuf;
+use std::time::Duration;
+use toolgate_mcp::config::{parse_ctx, ProxyConfig, Trusted, Upstream};
+
+/// `policyc mcp-proxy`'s flags.
+#[derive(Debug, Args)]
+pub(crate) struct McpProxyArgs {
+    /// The policy file.
+    #[arg(long)]
+    pub policy: PathBuf,
+    /// The agent every call is made as (a policy `agent` block).
+    #[arg(long)]
+    pub agent: String,
+    /// The tenant every call is made for.
+    #[arg(long)]
+    pub tenant: String,
+    /// The environment.
+    #[arg(long)]
+    pub env: String,
+    /// A declared context field, `KEY=VALUE` (repeatable).
+    #[arg(long = "ctx", value_parser = parse_ctx)]
+    pub ctx: Vec<(String, serde_json::Value)>,
+    /// The data directory: journal, digest key, signing key (default `./toolgate-data`).
+    #[arg(long, default_value = "./toolgate-data")]
+    pub data: PathBuf,
+    /// Serve Streamable HTTP at `http://ADDR/mcp` instead of stdio (loopback; callers bring a service key).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Serve the approvals and kill-switch API (the `policyc serve` router) on this loopback address.
+    #[arg(long)]
+    pub admin_listen: Option<String>,
+    /// The keys file of the admin API and of `--listen`'s callers (default `DATA/keys.toml`).
+    #[arg(long)]
+    pub keys: Option<PathBuf>,
+    /// Hold a call needing approval until it is approved, rejected or this long passes (`30s`, `5m`).
+    #[arg(long, value_parser = parse_duration)]
+    pub wait_approval: Option<Duration>,
+    /// Forward the client's roots to the upstream (off: they would widen its reach).
+    #[arg(long)]
+    pub forward_roots: bool,
+    /// The upstream MCP server's command and arguments (stdio).
+    #[arg(last = true, required = true)]
+    pub upstream: Vec<String>,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (digits, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like `30s` or `5m`"))?;
+    let secs = match unit {
+        "ms" => return Ok(Duration::from_millis(n)),
+        "" | "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        _ => return Err(format!("`{text}` is not a duration like `30s` or `5m`")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+/// `policyc mcp-proxy`.
+pub(crate) fn run(args: McpProxyArgs) -> Exit {
+    let config = ProxyConfig {
+        policy: args.policy,
+        trusted: Trusted {
+            agent: args.agent,
+            tenant: args.tenant,
+            env: args.env,
+            fields: args.ctx.into_iter().collect(),
+        },
+        data: args.data,
+        upstream: Upstream::Command(args.upstream),
+        listen: args.listen,
+        admin_listen: args.admin_listen,
+        keys: args.keys,
+        wait_approval: args.wait_approval,
+        forward_roots: args.forward_roots,
+    };
+    let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    else {
+        eprintln!("error: cannot start the async runtime");
+        return Exit::Usage;
+    };
+    let result = rt.block_on(toolgate_mcp::run(config));
+    // A blocked read of stdin must not hold the exit; dropping the tasks
+    // closes the journal (its writer thread flushes and joins).
+    rt.shutdown_timeout(Duration::from_millis(200));
+    match result {
+        Ok(()) => Exit::Ok,
+        Err(e) => {
+            eprintln!("error: {e}");
+            Exit::Usage
+        }
+    }
+}

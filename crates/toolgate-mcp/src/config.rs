@@ -1,0 +1,66 @@
+//! What the proxy is given: the policy, the trusted context (from its own
+//! flags, never from the model or the upstream), the upstream and the
+//! operator's options.
+
+use serde_json::{Map, Value as Json};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The trusted context every call through this proxy is decided with.
+#[derive(Clone, Debug)]
+pub struct Trusted {
+    /// The agent (a policy `agent` block).
+    pub agent: String,
+    /// The tenant.
+    pub tenant: String,
+    /// The environment.
+    pub env: String,
+    /// The policy's declared `context` fields (`--ctx KEY=VALUE`).
+    pub fields: Map<String, Json>,
+}
+
+/// Where the upstream MCP server is.
+#[derive(Clone, Debug)]
+pub enum Upstream {
+    /// A child process speaking MCP over stdio: the command and its arguments.
+    Command(Vec<String>),
+}
+
+/// Everything `policyc mcp-proxy` takes.
+#[derive(Clone, Debug)]
+pub struct ProxyConfig {
+    /// The policy file.
+    pub policy: PathBuf,
+    /// The trusted context.
+    pub trusted: Trusted,
+    /// The data directory (journal, digest key, signing key).
+    pub data: PathBuf,
+    /// The upstream server.
+    pub upstream: Upstream,
+    /// Serve Streamable HTTP on this address instead of stdio.
+    pub listen: Option<String>,
+    /// Mount the gateway service's approvals and kill-switch API here.
+    pub admin_listen: Option<String>,
+    /// The keys file of the admin API (default `DATA/keys.toml`).
+    pub keys: Option<PathBuf>,
+    /// Hold a call needing approval this long for its approval.
+    pub wait_approval: Option<Duration>,
+    /// Forward the client's `roots` capability and `roots/list` upstream.
+    pub forward_roots: bool,
+}
+
+/// Parses `KEY=VALUE` (`--ctx`); the value is JSON when it parses as JSON
+/// (numbers, booleans), a string otherwise.
+pub fn parse_ctx(item: &str) -> Result<(String, Json), String> {
+    let (key, value) = item
+        .split_once('=')
+        .ok_or_else(|| format!("`--ctx {item}` is not `KEY=VALUE`"))?;
+    if key.is_empty() {
+        return Err(format!("`--ctx {item}` has no key"));
+    }
+    let value = match serde_json::from_str::<Json>(value) {
+        Ok(v @ (Json::Number(_) | Json::Bool(_))) => v,
+        _ => Json::String(value.to_string()),
+    };
+    Ok((key.to_string(), value))
+}

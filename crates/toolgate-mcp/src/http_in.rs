@@ -1,0 +1,338 @@
+//! Streamable HTTP downstream (`--listen`): MCP clients POST JSON-RPC to
+//! `/mcp` with a service key (`Authorization: Bearer`, from keys.toml).
+//! Each `initialize` opens a session (`Mcp-Session-Id`) with its own relay
+//! and its own upstream child; the session's trusted context is the proxy's
+//! `--agent`/`--env` and the caller key's tenant (its only tenant, or
+//! `--tenant` when the key allows it). A request is answered as an SSE
+//! stream that carries the upstream's messages until its response; a GET
+//! opens the session's stream for the upstream's own requests and
+//! notifications; DELETE ends the session. Answers are `Cache-Control:
+//! private, no-store` (a `tools/list` is per caller).
+
+use crate::config::{Trusted, Upstream};
+use crate::relay::{Options, Relay};
+use crate::stdio::{ChildUpstream, Running};
+use crate::tools::Visibility;
+use crate::McpError;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use serde_json::{json, Value as Json};
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use toolgate_server::keys::{Key, Keyring, Role};
+use toolgate_server::Gate;
+
+const SESSION: &str = "mcp-session-id";
+
+/// What every session is made from.
+pub struct Listener {
+    /// The gateway.
+    pub gate: Arc<Gate>,
+    /// The proxy's own context (the tenant may come from the caller's key).
+    pub trusted: Trusted,
+    /// The agent's tools.
+    pub visibility: Visibility,
+    /// Relay options.
+    pub options: Options,
+    /// The upstream each session starts.
+    pub upstream: Upstream,
+    /// The callers' keys.
+    pub keys: Keyring,
+}
+
+/// One client session.
+struct Session {
+    relay: Arc<Relay>,
+    key: String,
+    /// Responses awaited by open POSTs, by request id; other messages go to
+    /// the GET stream, or the latest open POST stream.
+    routes: Mutex<Routes>,
+    running: Mutex<Option<Running>>,
+}
+
+#[derive(Default)]
+struct Routes {
+    waiting: HashMap<String, UnboundedSender<String>>,
+    stream: Option<UnboundedSender<String>>,
+}
+
+struct Shared {
+    listener: Listener,
+    sessions: Mutex<HashMap<String, Arc<Session>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Each change is one insert or remove: a poisoned lock holds whole maps.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The `/mcp` router.
+pub fn router(listener: Listener) -> Router {
+    let shared = Arc::new(Shared {
+        listener,
+        sessions: Mutex::new(HashMap::new()),
+    });
+    Router::new()
+        .route("/mcp", post(on_post).get(on_get).delete(on_delete))
+        .with_state(shared)
+}
+
+fn rpc_error(status: StatusCode, code: i64, message: &str) -> Response {
+    let body = json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}});
+    (status, axum::Json(body)).into_response()
+}
+
+/// The caller's service key, or the refusal (journaled as `access_denied`).
+async fn caller(shared: &Shared, headers: &HeaderMap) -> Result<Key, Response> {
+    let secret = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let Some(key) = secret.and_then(|s| shared.listener.keys.authenticate(s)) else {
+        return Err(rpc_error(
+            StatusCode::UNAUTHORIZED,
+            -32001,
+            "a service key is required (`Authorization: Bearer KEY`)",
+        ));
+    };
+    let t = &shared.listener.trusted;
+    let why = if key.role != Role::Service {
+        Some(format!("the key `{}` is not a service key", key.name))
+    } else if !key.allows_env(&t.env) || !key.allows_agent(&t.agent) {
+        Some(format!(
+            "the key `{}` may not act as agent `{}` in env `{}`",
+            key.name, t.agent, t.env
+        ))
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        let _ = shared
+            .listener
+            .gate
+            .access_denied(&key.name, "mcp", &why)
+            .await;
+        return Err(rpc_error(StatusCode::FORBIDDEN, -32001, &why));
+    }
+    Ok(key)
+}
+
+/// The session's tenant: the key's only tenant, or the proxy's when the key allows it.
+fn tenant_of(key: &Key, trusted: &Trusted) -> Option<String> {
+    match key.tenants.as_slice() {
+        [only] => Some(only.clone()),
+        _ if key.allows_tenant(&trusted.tenant) => Some(trusted.tenant.clone()),
+        _ => None,
+    }
+}
+
+fn session_of(shared: &Shared, headers: &HeaderMap, key: &Key) -> Option<Arc<Session>> {
+    let id = headers.get(SESSION)?.to_str().ok()?;
+    let session = lock(&shared.sessions).get(id).cloned()?;
+    (session.key == key.name).then_some(session)
+}
+
+async fn on_post(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: String) -> Response {
+    let key = match caller(&shared, &headers).await {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    let message: Json = serde_json::from_str(&body).unwrap_or(Json::Null);
+    let method = message.get("method").and_then(Json::as_str);
+    let (session, new_id) = match (session_of(&shared, &headers, &key), method) {
+        (Some(s), _) => (s, None),
+        (None, Some("initialize")) => match open_session(&shared, &key).await {
+            Ok((s, id)) => (s, Some(id)),
+            Err(r) => return r,
+        },
+        (None, _) => {
+            let why = "no session: send `initialize` first, then the `Mcp-Session-Id` it returns";
+            return rpc_error(StatusCode::BAD_REQUEST, -32000, why);
+        }
+    };
+    let response = match (message.get("id"), method.is_some()) {
+        (Some(id), true) => stream_answer(&session, id.to_string(), body),
+        _ => {
+            session.relay.from_client(body);
+            StatusCode::ACCEPTED.into_response()
+        }
+    };
+    with_headers(response, new_id)
+}
+
+fn with_headers(mut response: Response, session: Option<String>) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    if let Some(id) = session.and_then(|s| HeaderValue::from_str(&s).ok()) {
+        h.insert(SESSION, id);
+    }
+    response
+}
+
+/// Sends a request into the relay and streams what comes back until its response.
+fn stream_answer(session: &Arc<Session>, id: String, body: String) -> Response {
+    let (tx, rx) = unbounded_channel();
+    {
+        let mut routes = lock(&session.routes);
+        routes.waiting.insert(id.clone(), tx);
+    }
+    session.relay.from_client(body);
+    let stream = futures_util::stream::unfold((rx, false), |(mut rx, done)| async move {
+        if done {
+            return None;
+        }
+        let text: String = rx.recv().await?;
+        let last = is_response(&text);
+        Some((Ok::<_, Infallible>(Event::default().data(text)), (rx, last)))
+    });
+    Sse::new(stream).into_response()
+}
+
+fn is_response(text: &str) -> bool {
+    serde_json::from_str::<Json>(text)
+        .map(|m| m.get("method").is_none() && m.get("id").is_some())
+        .unwrap_or(false)
+}
+
+async fn open_session(shared: &Arc<Shared>, key: &Key) -> Result<(Arc<Session>, String), Response> {
+    let l = &shared.listener;
+    let Some(tenant) = tenant_of(key, &l.trusted) else {
+        let why = format!(
+            "the key `{}` may not act for tenant `{}`",
+            key.name, l.trusted.tenant
+        );
+        let _ = l.gate.access_denied(&key.name, "mcp", &why).await;
+        return Err(rpc_error(StatusCode::FORBIDDEN, -32001, &why));
+    };
+    let trusted = Trusted {
+        tenant,
+        ..l.trusted.clone()
+    };
+    let id = toolgate_runtime::gateway::random_token()
+        .map_err(|e| rpc_error(StatusCode::INTERNAL_SERVER_ERROR, -32603, &e.to_string()))?;
+    let fail = |e: McpError| rpc_error(StatusCode::BAD_GATEWAY, -32603, &e.to_string());
+    let Upstream::Command(command) = &l.upstream;
+    let upstream = ChildUpstream::spawn(command, &[]).map_err(fail)?;
+    let (to_client, inbox) = unbounded_channel();
+    let relay = Relay::new(
+        l.gate.clone(),
+        trusted,
+        l.visibility.clone(),
+        l.options,
+        upstream.sender.clone(),
+        to_client,
+    );
+    let running = upstream.pump(relay.clone()).map_err(fail)?;
+    let session = Arc::new(Session {
+        relay,
+        key: key.name.clone(),
+        routes: Mutex::new(Routes::default()),
+        running: Mutex::new(Some(running)),
+    });
+    tokio::spawn(dispatch(session.clone(), inbox));
+    lock(&shared.sessions).insert(id.clone(), session.clone());
+    Ok((session, id))
+}
+
+/// Routes the relay's messages for the client: a response to its POST, anything else to the
+/// session's GET stream, or the latest open POST stream.
+async fn dispatch(session: Arc<Session>, mut inbox: UnboundedReceiver<String>) {
+    while let Some(text) = inbox.recv().await {
+        let id = serde_json::from_str::<Json>(&text)
+            .ok()
+            .filter(|m| m.get("method").is_none())
+            .and_then(|m| m.get("id").map(Json::to_string));
+        let mut routes = lock(&session.routes);
+        let target = match id.and_then(|id| routes.waiting.remove(&id)) {
+            Some(tx) => Some(tx),
+            None => routes
+                .stream
+                .clone()
+                .or_else(|| routes.waiting.values().next().cloned()),
+        };
+        if let Some(tx) = target {
+            let _ = tx.send(text);
+        }
+    }
+}
+
+async fn on_get(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let key = match caller(&shared, &headers).await {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    let Some(session) = session_of(&shared, &headers, &key) else {
+        return rpc_error(StatusCode::NOT_FOUND, -32000, "no such session");
+    };
+    let (tx, rx) = unbounded_channel::<String>();
+    lock(&session.routes).stream = Some(tx);
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        let text = rx.recv().await?;
+        Some((Ok::<_, Infallible>(Event::default().data(text)), rx))
+    });
+    with_headers(Sse::new(stream).into_response(), None)
+}
+
+async fn on_delete(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let key = match caller(&shared, &headers).await {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    let Some(session) = session_of(&shared, &headers, &key) else {
+        return rpc_error(StatusCode::NOT_FOUND, -32000, "no such session");
+    };
+    if let Some(id) = headers.get(SESSION).and_then(|v| v.to_str().ok()) {
+        lock(&shared.sessions).remove(id);
+    }
+    let running = lock(&session.running).take();
+    if let Some(running) = running {
+        running.stop().await;
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Serves `/mcp` on `listen` until interrupted; stops every session's upstream then.
+pub async fn serve(listen: &str, listener: Listener) -> Result<(), McpError> {
+    let addr = toolgate_server::serve::check_listen(listen, false, false)
+        .map_err(|e| McpError::Config(format!("`--listen`: {e}")))?;
+    let tcp = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| McpError::Config(format!("cannot listen on `{addr}`: {e}")))?;
+    let bound = tcp
+        .local_addr()
+        .map_err(|e| McpError::Config(e.to_string()))?;
+    eprintln!("toolgate: MCP endpoint on http://{bound}/mcp");
+    // Not a graceful shutdown: open GET streams never end. Dropping the
+    // sessions kills their children (`kill_on_drop`).
+    tokio::select! {
+        served = axum::serve(tcp, router(listener)) => {
+            served.map_err(|e| McpError::Gateway(e.to_string()))
+        }
+        () = interrupted() => Ok(()),
+    }
+}
+
+/// SIGINT or SIGTERM.
+async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

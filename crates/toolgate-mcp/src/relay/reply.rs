@@ -1,0 +1,95 @@
+//! What the proxy answers in the upstream's place: JSON-RPC errors for
+//! messages it cannot read, and tool results with `isError: true` for calls
+//! the gateway did not let through, worded so that the model can recover
+//! (the reason and the rule; for a held call, its id and how a human approves it).
+
+use serde_json::{json, Value as Json};
+use toolgate_runtime::gateway::GatewayError;
+
+/// A JSON-RPC error answer.
+pub(super) fn rpc_error(id: &Json, code: i64, message: &str) -> Json {
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+}
+
+/// A JSON-RPC result answer.
+pub(super) fn result(id: &Json, result: Json) -> Json {
+    json!({"jsonrpc": "2.0", "id": id, "result": result})
+}
+
+/// A tool result with `isError: true` and one text.
+fn tool_error(text: String) -> Json {
+    json!({"content": [{"type": "text", "text": text}], "isError": true})
+}
+
+/// The outcome of an upstream's answer to a `tools/call`, as the gateway journals it.
+pub(super) fn call_outcome(message: &Json) -> Result<(), String> {
+    if let Some(error) = message.get("error") {
+        let text = error.get("message").and_then(Json::as_str).unwrap_or("");
+        return Err(format!("upstream error: {text}"));
+    }
+    match message.get("result").and_then(|r| r.get("isError")) {
+        Some(Json::Bool(true)) => Err("the tool returned an error result".into()),
+        _ => Ok(()),
+    }
+}
+
+/// A call held for approval.
+pub(super) struct Pending<'a> {
+    pub id: &'a str,
+    pub tenant: &'a str,
+    pub tool: &'a str,
+    pub rule: Option<&'a str>,
+    pub args_digest: &'a str,
+}
+
+fn approve_command(p: &Pending<'_>) -> String {
+    format!(
+        "policyc approvals approve {} --tenant {} --reason \"...\"",
+        p.id, p.tenant
+    )
+}
+
+/// The result for a call now waiting for approval.
+pub(super) fn pending(p: &Pending<'_>) -> Json {
+    let rule = p.rule.map(|r| format!(" (rule {r})")).unwrap_or_default();
+    tool_error(format!(
+        "toolgate: `{}` needs a human approval{rule}; it did not run. Pending call id: `{}` \
+         (arguments digest {}). A human approves it with `{}`; then make the same call again, \
+         with the same arguments, and it runs once.",
+        p.tool,
+        p.id,
+        p.args_digest,
+        approve_command(p)
+    ))
+}
+
+/// The result for a held call whose wait ended without an approval.
+pub(super) fn not_approved(p: &Pending<'_>, state: &str) -> Json {
+    let rule = p.rule.map(|r| format!(" (rule {r})")).unwrap_or_default();
+    tool_error(format!(
+        "toolgate: `{}` needs a human approval{rule} and was not approved in time; it did not run \
+         (call `{}` is {state}). A human approves it with `{}`; then make the same call again.",
+        p.tool,
+        p.id,
+        approve_command(p)
+    ))
+}
+
+/// The result for a call the gateway refused (a denial, a refused token, a
+/// journal failure: every failure to decide refuses).
+pub(super) fn refused(tool: &str, e: &GatewayError) -> Json {
+    match e {
+        GatewayError::Denied { reason, rule } => {
+            let rule = rule
+                .as_deref()
+                .map(|r| format!(" (rule {r})"))
+                .unwrap_or_default();
+            tool_error(format!(
+                "toolgate: `{tool}` is denied{rule}: {reason}. The call did not run."
+            ))
+        }
+        other => tool_error(format!(
+            "toolgate: `{tool}` was refused: {other}. The call did not run."
+        )),
+    }
+}

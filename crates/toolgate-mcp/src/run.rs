@@ -1,0 +1,158 @@
+//! Starting the proxy: the policy (compiled for the gateway, checked IR for
+//! the tool list), the embedded gateway under `--data` (journal, digest key,
+//! state, through the gateway service's `open_state`), the admin API when
+//! asked (`--admin-listen`: the gateway service's router over the same
+//! gateway), the upstream, and the relay.
+
+use crate::config::{ProxyConfig, Upstream};
+use crate::http_in::{self, Listener};
+use crate::relay::{Options, Relay};
+use crate::stdio::{self, ChildUpstream};
+use crate::tools::Visibility;
+use crate::McpError;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::mpsc::unbounded_channel;
+use toolgate_runtime::gateway::Limits;
+use toolgate_runtime::journal::Fsync;
+use toolgate_server::data::{open_state, DataDir};
+use toolgate_server::index::Index;
+use toolgate_server::keys::Keyring;
+use toolgate_server::{policy, App, Gate, HttpLimits};
+
+/// Runs the proxy until the client's input ends (stdio) or the upstream stops.
+pub async fn run(config: ProxyConfig) -> Result<(), McpError> {
+    let (visibility, loaded) = load_policy(&config)?;
+    let data = DataDir(config.data.clone());
+    let index = Arc::new(Index::default());
+    let gate = open_state(
+        &data,
+        loaded.compiled,
+        Fsync::Always,
+        Limits::default(),
+        &index,
+    )
+    .await
+    .map_err(|e| McpError::Gateway(e.to_string()))?;
+    let gate = Arc::new(gate);
+    if let Some(listen) = &config.admin_listen {
+        let app = admin_app(&config, gate.clone(), index, data.clone(), loaded.summary)?;
+        serve_admin(listen, app).await?;
+    }
+    background(gate.clone());
+    let options = Options {
+        wait_approval: config.wait_approval,
+        forward_roots: config.forward_roots,
+    };
+    if let Some(listen) = &config.listen {
+        let keys_path = config.keys.clone().unwrap_or_else(|| data.keys());
+        let listener = Listener {
+            gate,
+            trusted: config.trusted.clone(),
+            visibility,
+            options,
+            upstream: config.upstream.clone(),
+            keys: Keyring::open(keys_path)
+                .map_err(|e| McpError::Config(format!("the callers' keys: {e}")))?,
+        };
+        return http_in::serve(listen, listener).await;
+    }
+    let Upstream::Command(command) = &config.upstream;
+    let upstream = ChildUpstream::spawn(command, &[])?;
+    let (to_client, client_inbox) = unbounded_channel();
+    let relay = Relay::new(
+        gate,
+        config.trusted.clone(),
+        visibility,
+        options,
+        upstream.sender.clone(),
+        to_client,
+    );
+    stdio::serve(upstream, client_inbox, relay).await
+}
+
+/// The policy, checked: the tool visibility of the agent and the gateway's form.
+fn load_policy(config: &ProxyConfig) -> Result<(Visibility, policy::Loaded), McpError> {
+    let path = &config.policy;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| McpError::Config(format!("cannot read `{}`: {e}", path.display())))?;
+    let file = path.display().to_string();
+    let refused = |why: String| McpError::Policy(format!("`{file}` does not check clean: {why}"));
+    let loaded = policy::compile(&text, &file, toolgate_server::now_ms()).map_err(|r| {
+        let first = r.diagnostics.iter().find(|d| d["severity"] == "error");
+        refused(first.map_or_else(String::new, |d| d["message"].to_string()))
+    })?;
+    let parsed = toolgate_syntax::parse(&text);
+    let checked = toolgate_check::check(&parsed.file, &text);
+    let ir = checked
+        .policy
+        .ok_or_else(|| refused("it has errors".into()))?;
+    let agent = &config.trusted.agent;
+    let visibility = Visibility::of(&ir, agent).ok_or_else(|| {
+        McpError::Policy(format!(
+            "`{file}` has no `agent {agent} {{ }}` block: every call would be denied"
+        ))
+    })?;
+    Ok((visibility, loaded))
+}
+
+fn admin_app(
+    config: &ProxyConfig,
+    gateway: Arc<Gate>,
+    index: Arc<Index>,
+    data: DataDir,
+    summary: policy::PolicySummary,
+) -> Result<Arc<App>, McpError> {
+    let keys_path = config.keys.clone().unwrap_or_else(|| data.keys());
+    let keys = Keyring::open(keys_path)
+        .map_err(|e| McpError::Config(format!("the admin API's keys: {e}")))?;
+    Ok(Arc::new(App {
+        gateway,
+        keys,
+        index,
+        data,
+        policy_path: config.policy.clone(),
+        summary: RwLock::new(summary),
+        shadow: RwLock::new(None),
+        stats: toolgate_server::metrics::Stats::default(),
+        started_at: toolgate_server::now_ms(),
+        max_wait: Duration::from_secs(55),
+        reloading: tokio::sync::Mutex::new(()),
+    }))
+}
+
+/// Serves the gateway service's router (approvals, kill switch, audit) on a loopback address.
+async fn serve_admin(listen: &str, app: Arc<App>) -> Result<(), McpError> {
+    let addr: SocketAddr = toolgate_server::serve::check_listen(listen, false, false)
+        .map_err(|e| McpError::Config(format!("`--admin-listen`: {e}")))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| McpError::Config(format!("cannot listen on `{addr}`: {e}")))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| McpError::Config(e.to_string()))?;
+    eprintln!("toolgate: admin API on http://{bound}");
+    let router = toolgate_server::router(app, HttpLimits::default());
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            eprintln!("toolgate: the admin API stopped: {e}");
+        }
+    });
+    Ok(())
+}
+
+/// Journals `result_missing` for calls whose upstream never answered.
+fn background(gate: Arc<Gate>) {
+    let weak = Arc::downgrade(&gate);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let Some(gate) = weak.upgrade() else { return };
+            if let Err(e) = gate.expire_leases().await {
+                eprintln!("toolgate: cannot journal missing results: {e}");
+            }
+        }
+    });
+}

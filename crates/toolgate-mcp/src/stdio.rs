@@ -1,0 +1,135 @@
+//! The stdio transports: the client on the proxy's stdin and stdout, the
+//! upstream a child process on its own (newline-delimited JSON-RPC, as MCP's
+//! stdio transport). On the client's end of input the proxy closes the
+//! child's stdin, gives it a moment to exit, kills it otherwise, and returns.
+
+use crate::relay::Relay;
+use crate::McpError;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+
+/// How long the child has to exit after its stdin closes.
+const CHILD_GRACE: Duration = Duration::from_secs(2);
+
+/// A started upstream child.
+pub struct ChildUpstream {
+    child: Child,
+    /// What the relay sends to the upstream.
+    pub sender: UnboundedSender<String>,
+    inbox: UnboundedReceiver<String>,
+}
+
+impl ChildUpstream {
+    /// Starts `command` (its first element the program) with extra environment `env`.
+    pub fn spawn(command: &[String], env: &[(String, String)]) -> Result<ChildUpstream, McpError> {
+        let (program, args) = command
+            .split_first()
+            .ok_or_else(|| McpError::Config("give the upstream command after `--`".into()))?;
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let child = cmd
+            .spawn()
+            .map_err(|e| McpError::Upstream(format!("cannot start `{program}`: {e}")))?;
+        let (sender, inbox) = unbounded_channel();
+        Ok(ChildUpstream {
+            child,
+            sender,
+            inbox,
+        })
+    }
+}
+
+/// Writes each message as one line.
+async fn write_lines<W: AsyncWrite + Unpin>(mut out: W, mut inbox: UnboundedReceiver<String>) {
+    while let Some(text) = inbox.recv().await {
+        let line = format!("{text}\n");
+        if out.write_all(line.as_bytes()).await.is_err() || out.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A running upstream child: its writer and reader tasks.
+pub struct Running {
+    child: Child,
+    to_child: tokio::task::JoinHandle<()>,
+    /// Ends when the child closes its output.
+    pub from_child: tokio::task::JoinHandle<()>,
+}
+
+impl ChildUpstream {
+    /// Connects the child's stdin and stdout to `relay`.
+    pub fn pump(mut self, relay: Arc<Relay>) -> Result<Running, McpError> {
+        let child_in = self.child.stdin.take();
+        let child_out = self.child.stdout.take();
+        let (Some(child_in), Some(child_out)) = (child_in, child_out) else {
+            return Err(McpError::Upstream(
+                "the child has no stdin or stdout".into(),
+            ));
+        };
+        let to_child = tokio::spawn(write_lines(child_in, self.inbox));
+        let from_child = tokio::spawn(async move {
+            let mut lines = BufReader::new(child_out).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                relay.from_upstream(line).await;
+            }
+        });
+        Ok(Running {
+            child: self.child,
+            to_child,
+            from_child,
+        })
+    }
+}
+
+impl Running {
+    /// Closes the child's stdin (MCP stdio shutdown), gives it a moment to
+    /// exit, and kills it otherwise.
+    pub async fn stop(mut self) {
+        self.to_child.abort();
+        let _ = (&mut self.to_child).await;
+        drop(self.child.stdin.take());
+        if tokio::time::timeout(CHILD_GRACE, self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+        self.from_child.abort();
+    }
+}
+
+/// Relays between the proxy's stdin/stdout and the child until the client's
+/// input ends or the child's output ends; then stops the child.
+pub async fn serve(
+    upstream: ChildUpstream,
+    client_inbox: UnboundedReceiver<String>,
+    relay: Arc<Relay>,
+) -> Result<(), McpError> {
+    let mut running = upstream.pump(relay.clone())?;
+    let to_client = tokio::spawn(write_lines(tokio::io::stdout(), client_inbox));
+    let mut stdin = BufReader::new(tokio::io::stdin()).lines();
+    tokio::select! {
+        () = async {
+            while let Ok(Some(line)) = stdin.next_line().await {
+                if !line.trim().is_empty() {
+                    relay.from_client(line);
+                }
+            }
+        } => {}
+        _ = &mut running.from_child => eprintln!("toolgate: the upstream closed its output"),
+    }
+    drop(relay);
+    running.stop().await;
+    to_client.abort();
+    Ok(())
+}
