@@ -52,7 +52,8 @@ async def one(session: ClientSession, line: str) -> None:
     result = await session.call_tool(name, arguments)
     for block in result.content:
         print("  " + getattr(block, "text", repr(block)).replace("\n", "\n  "))
-    print(f"  (isError: {bool(result.isError)})")
+    is_error = getattr(result, "is_error", None) or getattr(result, "isError", None)
+    print(f"  (isError: {bool(is_error)})")
 
 
 def main() -> None:
