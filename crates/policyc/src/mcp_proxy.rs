@@ -4,7 +4,8 @@ use crate::Exit;
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;
-use toolgate_mcp::config::{parse_ctx, ProxyConfig, Trusted, Upstream};
+use toolgate_mcp::config::{parse_ctx, ProxyConfig, RemoteGateway, Trusted, Upstream};
+use toolgate_runtime::journal::Fsync;
 
 /// `policyc mcp-proxy`'s flags.
 #[derive(Debug, Args)]
@@ -39,11 +40,26 @@ pub(crate) struct McpProxyArgs {
     /// Hold a call needing approval until it is approved, rejected or this long passes (`30s`, `5m`).
     #[arg(long, value_parser = parse_duration)]
     pub wait_approval: Option<Duration>,
+    /// The upstream's credentials by trusted scope (env vars for a command, headers for a URL; docs/mcp.md).
+    #[arg(long)]
+    pub credentials: Option<PathBuf>,
+    /// A Streamable HTTP upstream instead of a command.
+    #[arg(long, conflicts_with = "upstream")]
+    pub upstream_url: Option<String>,
+    /// Decide with a shared `policyc serve` at this URL instead of an embedded gateway.
+    #[arg(long, requires = "key", conflicts_with = "admin_listen")]
+    pub gateway: Option<String>,
+    /// The service key for `--gateway` (or `TOOLGATE_KEY`).
+    #[arg(long, env = "TOOLGATE_KEY", hide_env_values = true)]
+    pub key: Option<String>,
+    /// When the journal syncs to disk: `always` (default) or `never`.
+    #[arg(long, default_value = "always", value_parser = ["always", "never"])]
+    pub fsync: String,
     /// Forward the client's roots to the upstream (off: they would widen its reach).
     #[arg(long)]
     pub forward_roots: bool,
     /// The upstream MCP server's command and arguments (stdio).
-    #[arg(last = true, required = true)]
+    #[arg(last = true, required_unless_present = "upstream_url")]
     pub upstream: Vec<String>,
 }
 
@@ -76,7 +92,20 @@ pub(crate) fn run(args: McpProxyArgs) -> Exit {
             fields: args.ctx.into_iter().collect(),
         },
         data: args.data,
-        upstream: Upstream::Command(args.upstream),
+        upstream: match args.upstream_url {
+            Some(url) => Upstream::Url(url),
+            None => Upstream::Command(args.upstream),
+        },
+        credentials: args.credentials,
+        fsync: if args.fsync == "never" {
+            Fsync::Never
+        } else {
+            Fsync::Always
+        },
+        gateway: args.gateway.map(|url| RemoteGateway {
+            url,
+            key: args.key.unwrap_or_default(),
+        }),
         listen: args.listen,
         admin_listen: args.admin_listen,
         keys: args.keys,

@@ -213,6 +213,7 @@ fn the_filesystem_server_behind_the_policy_over_stdio() {
     config["proxy_args"] = json!(proxy_args(&t, &admin, &filesystem_server(&t)));
     let out = run_script("fs_session.py", &config);
     assert_session(&t, &out);
+    assert_notices(&t.data);
 }
 
 /// The proxy listening for Streamable HTTP, stopped (SIGTERM) when dropped.
@@ -276,6 +277,7 @@ fn the_filesystem_server_behind_the_policy_over_streamable_http() {
     config["service"] = json!(service);
     let out = run_script("fs_session.py", &config);
     assert_session(&t, &out);
+    assert_notices(&t.data);
     // No key: 401; a key for other tenants, or not a service key: 403, journaled.
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}});
     let post = |key: Option<&str>| {
@@ -364,15 +366,50 @@ fn assert_session(t: &Tree, out: &Value) {
     let held = decisions[5]["body"]["call"].as_str().unwrap();
     assert_eq!(count(&records, "token_used", held), 1);
     assert_eq!(count(&records, "execution", held), 1);
-    let hidden = records
+    audit_verifies(&t.data);
+}
+
+/// The embedded gateway journals the upstream tools it hides, once each.
+fn assert_notices(data: &Path) {
+    let records = journal(data);
+    let hidden: Vec<&Value> = records
         .iter()
         .filter(|r| r["kind"] == "tool_notice" && r["body"]["what"] == "hidden")
-        .count();
-    assert!(
-        hidden >= 5,
-        "undeclared upstream tools are journaled once each"
+        .map(|r| &r["body"]["tool"])
+        .collect();
+    assert!(hidden.len() >= 5, "{hidden:?}");
+    assert!(hidden.contains(&&json!("edit_file")), "{hidden:?}");
+    let unique: std::collections::HashSet<String> = hidden.iter().map(|v| v.to_string()).collect();
+    assert_eq!(unique.len(), hidden.len(), "once each");
+}
+
+#[test]
+fn many_proxies_can_share_one_policyc_serve() {
+    let t = tree("fs-remote");
+    let k = keys(&t);
+    let service = add_key(&t.data, "proxy-1", "service", &["--tenants", "local"]);
+    let policy = repo("policies/mcp-filesystem.policy").display().to_string();
+    let server = harness::Server::start(&t.data, &["--policy", &policy]);
+    let admin = server.url.trim_start_matches("http://").to_string();
+    let mut args = proxy_args(&t, &admin, &filesystem_server(&t));
+    // Decisions, approvals, kill switch and journal are the server's.
+    let at = args.iter().position(|a| a == "--admin-listen").unwrap();
+    args.splice(
+        at..at + 2,
+        [
+            "--gateway".to_string(),
+            server.url.clone(),
+            "--key".to_string(),
+            service,
+        ],
     );
-    audit_verifies(&t.data);
+    let at = args.iter().position(|a| a == "--data").unwrap();
+    args.drain(at..at + 2);
+    let mut config = session_config(&t, &k, &admin);
+    config["proxy_args"] = json!(args);
+    let out = run_script("fs_session.py", &config);
+    assert_session(&t, &out);
+    server.kill();
 }
 
 #[test]
@@ -411,4 +448,432 @@ fn stdin_eof_stops_the_upstream_and_exits_promptly() {
     let records = journal(&t.data);
     assert_eq!(records[0]["kind"], "policy_load");
     audit_verifies(&t.data);
+}
+
+/// A free port's `host:port`, and a child that was started listening on it (killed when dropped).
+struct Upstream {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The reference "everything" server in Streamable HTTP mode on a free port, once it accepts connections.
+fn everything_over_http() -> Upstream {
+    let port = free_port();
+    let child = Command::new(peers().bin.join("mcp-server-everything"))
+        .arg("streamableHttp")
+        .env("PORT", port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let upstream = Upstream { child, port };
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "server-everything did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    upstream
+}
+
+fn everything_args(data: &Path, extra: &[&str]) -> Vec<String> {
+    let policy = repo("crates/policyc/tests/mcp/everything.policy");
+    let mut args: Vec<String> = ["mcp-proxy", "--policy", &policy.display().to_string()]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for a in [
+        "--agent", "tester", "--tenant", "t1", "--env", "dev", "--data",
+    ] {
+        args.push(a.to_string());
+    }
+    args.push(data.display().to_string());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+/// What every session with the everything server must have seen.
+fn assert_everything(out: &Value, data: &Path) {
+    assert_eq!(out["protocol"], "2025-11-25");
+    let listed = json!([
+        "echo",
+        "get-env",
+        "get-structured-content",
+        "get-sum",
+        "simulate-research-query",
+        "toggle-subscriber-updates"
+    ]);
+    assert_eq!(out["tools"], listed);
+    assert_ok(&out["echo"]);
+    assert_eq!(text(&out["echo"]), "Echo: hi");
+    assert_ok(&out["sum"]);
+    // structuredContent passes unchanged (the SDK validates it against the outputSchema).
+    assert_ok(&out["structured"]);
+    assert!(
+        out["structured"]["structured"]["temperature"].is_number(),
+        "{}",
+        out["structured"]
+    );
+    assert_error(&out["toggle"], "everything.policy:19");
+    assert_error(&out["hidden"], "undeclared tool");
+    // Resources and prompts pass through.
+    assert!(out["resources"].as_u64().unwrap() > 0, "{out}");
+    assert!(
+        out["prompts"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("simple-prompt")),
+        "{out}"
+    );
+    let records = journal(data);
+    let conflict = records.iter().any(|r| {
+        r["kind"] == "tool_notice"
+            && r["body"]["what"] == "annotation"
+            && r["body"]["tool"] == "simulate-research-query"
+    });
+    assert!(conflict, "the readOnlyHint conflict is journaled");
+    // A write the client's user approves: asked through elicitation, with
+    // the arguments' digest, journaled as that user's approval, run once.
+    assert_ok(&out["user_approved"]);
+    let asked = out["asked"][0].as_str().unwrap_or_default();
+    assert!(
+        asked.contains("toggle-subscriber-updates") && asked.contains("arguments digest"),
+        "{asked}"
+    );
+    let granted: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["kind"] == "approval_granted")
+        .collect();
+    assert_eq!(granted.len(), 1, "{granted:?}");
+    assert_eq!(granted[0]["body"]["approver"], "mcp-user@t1");
+    let call = granted[0]["body"]["call"].as_str().unwrap();
+    assert_eq!(count(&records, "token_used", call), 1);
+    audit_verifies(data);
+}
+
+#[test]
+fn the_everything_server_over_streamable_http_upstream() {
+    let dir = temp_dir("everything-http");
+    let data = dir.join("data");
+    let upstream = everything_over_http();
+    let url = format!("http://127.0.0.1:{}/mcp", upstream.port);
+    let config = json!({
+        "policyc": BIN,
+        "proxy_args": everything_args(&data, &["--upstream-url", &url]),
+    });
+    let out = run_script("everything_session.py", &config);
+    assert_everything(&out, &data);
+}
+
+#[test]
+fn credentials_reach_the_upstream_child_and_never_the_journal() {
+    let dir = temp_dir("everything-creds");
+    let data = dir.join("data");
+    let creds = dir.join("creds.toml");
+    let secret = "s3cret-for-t1-only";
+    std::fs::write(
+        &creds,
+        format!("[[credential]]\ntenant = \"t1\"\nvars = {{ TG_TEST_TOKEN = \"{secret}\" }}\n\n[[credential]]\ntenant = \"t2\"\nvars = {{ TG_OTHER_TOKEN = \"not-for-t1\" }}\n"),
+    )
+    .unwrap();
+    let server = peers()
+        .bin
+        .join("mcp-server-everything")
+        .display()
+        .to_string();
+    let creds_arg = creds.display().to_string();
+    let config = json!({
+        "policyc": BIN,
+        "env": true,
+        "proxy_args": everything_args(&data, &["--credentials", &creds_arg, "--", &server, "stdio"]),
+    });
+    let out = run_script("everything_session.py", &config);
+    assert_everything(&out, &data);
+    // The policy lets this test's agent read the child's environment: the
+    // tenant's credential is there, another tenant's is not.
+    assert_ok(&out["env"]);
+    assert!(text(&out["env"]).contains(secret), "{}", out["env"]);
+    assert!(!text(&out["env"]).contains("not-for-t1"));
+    let journal_text = std::fs::read_to_string(data.join("journal.jsonl")).unwrap();
+    assert!(!journal_text.contains(secret));
+}
+
+/// The proxy on stdio, driven line by line (for what no SDK would send).
+struct Raw {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    lines: std::sync::mpsc::Receiver<Value>,
+}
+
+impl Raw {
+    fn start(args: &[String]) -> Raw {
+        use std::io::BufRead as _;
+        let mut child = Command::new(BIN)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(serde_json::from_str(&line).unwrap_or(json!({"unparsed": line})));
+            }
+        });
+        let stdin = child.stdin.take();
+        let mut raw = Raw {
+            child,
+            stdin,
+            lines,
+        };
+        let init = json!({"jsonrpc": "2.0", "id": "init", "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "clientInfo": {"name": "raw", "version": "1"},
+            "capabilities": {"roots": {"listChanged": true}}}});
+        raw.send_text(&init.to_string());
+        raw.answer(&json!("init"));
+        raw.send_text(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+        raw
+    }
+
+    fn send_text(&mut self, text: &str) {
+        use std::io::Write as _;
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{text}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// The next message answering `id` (others are skipped).
+    fn answer(&self, id: &Value) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let message = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no answer to {id}"));
+            if &message["id"] == id && message.get("method").is_none() {
+                return message;
+            }
+        }
+    }
+
+    /// Every message that arrives within `wait`.
+    fn drain(&self, wait: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + wait;
+        let mut seen = Vec::new();
+        while let Ok(m) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            seen.push(m);
+        }
+        seen
+    }
+
+    fn call(&mut self, id: u64, tool: &str, args: Value) -> Value {
+        let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": args}});
+        self.send_text(&call.to_string());
+        self.answer(&json!(id))
+    }
+
+    /// Closes stdin and waits for the proxy to exit.
+    fn finish(mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn what_the_proxy_cannot_decide_fails_closed() {
+    let t = tree("fs-raw");
+    let mut args = proxy_args(&t, "127.0.0.1:0", &filesystem_server(&t));
+    let at = args.iter().position(|a| a == "--admin-listen").unwrap();
+    args.drain(at..at + 2);
+    let mut raw = Raw::start(&args);
+    raw.send_text("this is not json");
+    assert_eq!(raw.answer(&Value::Null)["error"]["code"], -32700);
+    raw.send_text(
+        r#"[{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"move_file"}}]"#,
+    );
+    assert_eq!(raw.answer(&Value::Null)["error"]["code"], -32600);
+    raw.send_text(r#"{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"arguments":{}}}"#);
+    assert_eq!(raw.answer(&json!(8))["error"]["code"], -32602);
+    raw.send_text(r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"read_text_file","arguments":"x"}}"#);
+    assert_eq!(raw.answer(&json!(9))["error"]["code"], -32602);
+    // An unknown method on the tools path is refused, not forwarded.
+    raw.send_text(
+        r#"{"jsonrpc":"2.0","id":13,"method":"tools/execute","params":{"name":"move_file"}}"#,
+    );
+    let refused = raw.answer(&json!(13));
+    assert_eq!(refused["error"]["code"], -32601);
+    assert!(refused.to_string().contains("not relayed"), "{refused}");
+    // Arguments over the gateway's limit are denied (and journaled without them).
+    let big = "x".repeat(70 * 1024);
+    let answer = raw.call(
+        10,
+        "read_text_file",
+        json!({"path": format!("{}{big}", t.root)}),
+    );
+    assert_eq!(answer["result"]["isError"], true, "{answer}");
+    assert!(answer["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("over the limit"));
+    // Arguments that do not fit the tool's schema are denied.
+    let answer = raw.call(11, "read_text_file", json!({"path": 5}));
+    assert_eq!(answer["result"]["isError"], true, "{answer}");
+    // Duplicate keys: the upstream runs what was decided (the last `path`, as parsed).
+    let dup = format!(
+        r#"{{"jsonrpc":"2.0","id":12,"method":"tools/call","params":{{"name":"read_text_file","arguments":{{"path":"{}","path":"{}a.txt"}}}}}}"#,
+        t.dir.join("secret.txt").display(),
+        t.root
+    );
+    raw.send_text(&dup);
+    let answer = raw.answer(&json!(12));
+    assert_eq!(
+        answer["result"]["content"][0]["text"], "hello A\n",
+        "{answer}"
+    );
+    raw.finish();
+    let records = journal(&t.data);
+    let decided = records.iter().filter(|r| r["kind"] == "decision").count();
+    assert_eq!(
+        decided, 3,
+        "the malformed messages never reached the gateway"
+    );
+    audit_verifies(&t.data);
+}
+
+#[test]
+fn wait_approval_holds_the_call_until_a_human_approves_it() {
+    let t = tree("fs-wait");
+    let k = keys(&t);
+    let admin = format!("127.0.0.1:{}", free_port());
+    let mut args = proxy_args(&t, &admin, &filesystem_server(&t));
+    args.splice(1..1, ["--wait-approval".to_string(), "30s".to_string()]);
+    let mut raw = Raw::start(&args);
+    let path = format!("{}held.txt", t.root);
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "write_file", "arguments": {"path": path, "content": "waited"}}});
+    raw.send_text(&call.to_string());
+    // Find the held call on the admin API and approve it while the call waits.
+    let url = format!("http://{admin}");
+    let policyc = |key: &str, args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .env("TOOLGATE_KEY", key)
+            .env("TOOLGATE_URL", &url)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let held = || {
+        let start = Instant::now();
+        loop {
+            let listed: Value =
+                serde_json::from_str(&policyc(&k.approver, &["approvals", "list", "--json"]))
+                    .unwrap();
+            let id = listed["approvals"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|p| p["state"] == "pending")
+                .and_then(|p| p["id"].as_str().map(String::from));
+            if let Some(id) = id {
+                return id;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "no call was held: {listed}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let id = held();
+    assert!(!Path::new(&path).exists());
+    policyc(
+        &k.approver,
+        &[
+            "approvals",
+            "approve",
+            &id,
+            "--tenant",
+            "local",
+            "--reason",
+            "ok",
+        ],
+    );
+    let answer = raw.answer(&json!(1));
+    assert_eq!(answer["result"]["isError"], Value::Null, "{answer}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "waited");
+    // A rejection ends the wait at once.
+    let other = format!("{}rejected.txt", t.root);
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+        "name": "write_file", "arguments": {"path": other, "content": "no"}}});
+    raw.send_text(&call.to_string());
+    let id = held();
+    let start = Instant::now();
+    policyc(
+        &k.approver,
+        &[
+            "approvals",
+            "reject",
+            &id,
+            "--tenant",
+            "local",
+            "--reason",
+            "no",
+        ],
+    );
+    let answer = raw.answer(&json!(2));
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(answer["result"]["isError"], true, "{answer}");
+    assert!(answer.to_string().contains("rejected"), "{answer}");
+    assert!(!Path::new(&other).exists());
+    raw.finish();
+    audit_verifies(&t.data);
+}
+
+#[test]
+fn the_clients_roots_reach_the_upstream_only_when_configured() {
+    let t = tree("fs-roots");
+    let mut args = proxy_args(&t, "127.0.0.1:0", &filesystem_server(&t));
+    let at = args.iter().position(|a| a == "--admin-listen").unwrap();
+    args.drain(at..at + 2);
+    let asks = |args: &[String]| {
+        let raw = Raw::start(args);
+        // The filesystem server asks a client that declares roots for them at once.
+        let seen = raw.drain(Duration::from_secs(3));
+        raw.finish();
+        seen.iter().any(|m| m["method"] == "roots/list")
+    };
+    assert!(!asks(&args), "roots are withheld by default");
+    args.insert(1, "--forward-roots".into());
+    assert!(
+        asks(&args),
+        "with --forward-roots the upstream asks the client"
+    );
 }

@@ -24,6 +24,17 @@ pub struct Trusted {
 pub enum Upstream {
     /// A child process speaking MCP over stdio: the command and its arguments.
     Command(Vec<String>),
+    /// A Streamable HTTP endpoint (`--upstream-url`).
+    Url(String),
+}
+
+/// A shared `policyc serve` that decides instead of an embedded gateway.
+#[derive(Clone, Debug)]
+pub struct RemoteGateway {
+    /// Its base URL.
+    pub url: String,
+    /// A service key for it.
+    pub key: String,
 }
 
 /// Everything `policyc mcp-proxy` takes.
@@ -47,6 +58,12 @@ pub struct ProxyConfig {
     pub wait_approval: Option<Duration>,
     /// Forward the client's `roots` capability and `roots/list` upstream.
     pub forward_roots: bool,
+    /// The credentials file.
+    pub credentials: Option<PathBuf>,
+    /// Decide with a shared `policyc serve` instead of an embedded gateway.
+    pub gateway: Option<RemoteGateway>,
+    /// Sync the embedded gateway's journal to disk on every commit (the default) or not.
+    pub fsync: toolgate_runtime::journal::Fsync,
 }
 
 /// Parses `KEY=VALUE` (`--ctx`); the value is JSON when it parses as JSON
@@ -63,4 +80,21 @@ pub fn parse_ctx(item: &str) -> Result<(String, Json), String> {
         _ => Json::String(value.to_string()),
     };
     Ok((key.to_string(), value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_ctx;
+    use serde_json::json;
+
+    #[test]
+    fn ctx_values_are_numbers_and_booleans_when_they_parse_as_such() {
+        assert_eq!(parse_ctx("region=eu"), Ok(("region".into(), json!("eu"))));
+        assert_eq!(parse_ctx("n=5"), Ok(("n".into(), json!(5))));
+        assert_eq!(parse_ctx("b=true"), Ok(("b".into(), json!(true))));
+        assert_eq!(parse_ctx("root=/a=b/"), Ok(("root".into(), json!("/a=b/"))));
+        assert_eq!(parse_ctx("q=\"x\""), Ok(("q".into(), json!("\"x\""))));
+        assert!(parse_ctx("novalue").is_err());
+        assert!(parse_ctx("=x").is_err());
+    }
 }

@@ -10,8 +10,10 @@
 //! private, no-store` (a `tools/list` is per caller).
 
 use crate::config::{Trusted, Upstream};
+use crate::connect::{connect, Connection};
+use crate::credentials::Credentials;
+use crate::decider::Decider;
 use crate::relay::{Options, Relay};
-use crate::stdio::{ChildUpstream, Running};
 use crate::tools::Visibility;
 use crate::McpError;
 use axum::extract::State;
@@ -24,16 +26,19 @@ use serde_json::{json, Value as Json};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use toolgate_server::keys::{Key, Keyring, Role};
-use toolgate_server::Gate;
 
 const SESSION: &str = "mcp-session-id";
+
+/// Open sessions at most (each has its own upstream child or HTTP session).
+pub const MAX_SESSIONS: usize = 64;
 
 /// What every session is made from.
 pub struct Listener {
     /// The gateway.
-    pub gate: Arc<Gate>,
+    pub decider: Arc<dyn Decider>,
     /// The proxy's own context (the tenant may come from the caller's key).
     pub trusted: Trusted,
     /// The agent's tools.
@@ -44,6 +49,8 @@ pub struct Listener {
     pub upstream: Upstream,
     /// The callers' keys.
     pub keys: Keyring,
+    /// Credentials for the upstream, by scope.
+    pub secrets: Credentials,
 }
 
 /// One client session.
@@ -53,8 +60,22 @@ struct Session {
     /// Responses awaited by open POSTs, by request id; other messages go to
     /// the GET stream, or the latest open POST stream.
     routes: Mutex<Routes>,
-    running: Mutex<Option<Running>>,
+    connection: Mutex<Option<Connection>>,
+    /// When a request last used it.
+    used: Mutex<std::time::Instant>,
 }
+
+impl Session {
+    /// Idle: no request for `IDLE`, no open POST and no open GET stream.
+    fn idle(&self) -> bool {
+        let routes = lock(&self.routes);
+        let streaming = routes.stream.as_ref().is_some_and(|tx| !tx.is_closed());
+        routes.waiting.is_empty() && !streaming && lock(&self.used).elapsed() >= IDLE
+    }
+}
+
+/// A session nobody used for this long (and with no open stream) is ended.
+pub const IDLE: Duration = Duration::from_secs(30 * 60);
 
 #[derive(Default)]
 struct Routes {
@@ -78,6 +99,7 @@ pub fn router(listener: Listener) -> Router {
         listener,
         sessions: Mutex::new(HashMap::new()),
     });
+    tokio::spawn(sweep(Arc::downgrade(&shared)));
     Router::new()
         .route("/mcp", post(on_post).get(on_get).delete(on_delete))
         .with_state(shared)
@@ -113,11 +135,7 @@ async fn caller(shared: &Shared, headers: &HeaderMap) -> Result<Key, Response> {
         None
     };
     if let Some(why) = why {
-        let _ = shared
-            .listener
-            .gate
-            .access_denied(&key.name, "mcp", &why)
-            .await;
+        shared.listener.decider.access_denied(&key.name, &why).await;
         return Err(rpc_error(StatusCode::FORBIDDEN, -32001, &why));
     }
     Ok(key)
@@ -135,6 +153,7 @@ fn tenant_of(key: &Key, trusted: &Trusted) -> Option<String> {
 fn session_of(shared: &Shared, headers: &HeaderMap, key: &Key) -> Option<Arc<Session>> {
     let id = headers.get(SESSION)?.to_str().ok()?;
     let session = lock(&shared.sessions).get(id).cloned()?;
+    *lock(&session.used) = std::time::Instant::now();
     (session.key == key.name).then_some(session)
 }
 
@@ -210,9 +229,13 @@ async fn open_session(shared: &Arc<Shared>, key: &Key) -> Result<(Arc<Session>, 
             "the key `{}` may not act for tenant `{}`",
             key.name, l.trusted.tenant
         );
-        let _ = l.gate.access_denied(&key.name, "mcp", &why).await;
+        l.decider.access_denied(&key.name, &why).await;
         return Err(rpc_error(StatusCode::FORBIDDEN, -32001, &why));
     };
+    if lock(&shared.sessions).len() >= MAX_SESSIONS {
+        let why = format!("the proxy has {MAX_SESSIONS} open sessions: end one (DELETE) first");
+        return Err(rpc_error(StatusCode::SERVICE_UNAVAILABLE, -32000, &why));
+    }
     let trusted = Trusted {
         tenant,
         ..l.trusted.clone()
@@ -220,23 +243,26 @@ async fn open_session(shared: &Arc<Shared>, key: &Key) -> Result<(Arc<Session>, 
     let id = toolgate_runtime::gateway::random_token()
         .map_err(|e| rpc_error(StatusCode::INTERNAL_SERVER_ERROR, -32603, &e.to_string()))?;
     let fail = |e: McpError| rpc_error(StatusCode::BAD_GATEWAY, -32603, &e.to_string());
-    let Upstream::Command(command) = &l.upstream;
-    let upstream = ChildUpstream::spawn(command, &[]).map_err(fail)?;
     let (to_client, inbox) = unbounded_channel();
-    let relay = Relay::new(
-        l.gate.clone(),
-        trusted,
-        l.visibility.clone(),
-        l.options,
-        upstream.sender.clone(),
-        to_client,
-    );
-    let running = upstream.pump(relay.clone()).map_err(fail)?;
+    let secrets = l.secrets.for_scope(&trusted);
+    let (relay, connection) = connect(&l.upstream, &secrets, |to_upstream| {
+        let (decider, visibility) = (l.decider.clone(), l.visibility.clone());
+        Relay::new(
+            decider,
+            trusted,
+            visibility,
+            l.options,
+            to_upstream,
+            to_client,
+        )
+    })
+    .map_err(fail)?;
     let session = Arc::new(Session {
         relay,
         key: key.name.clone(),
         routes: Mutex::new(Routes::default()),
-        running: Mutex::new(Some(running)),
+        connection: Mutex::new(Some(connection)),
+        used: Mutex::new(std::time::Instant::now()),
     });
     tokio::spawn(dispatch(session.clone(), inbox));
     lock(&shared.sessions).insert(id.clone(), session.clone());
@@ -261,6 +287,32 @@ async fn dispatch(session: Arc<Session>, mut inbox: UnboundedReceiver<String>) {
         };
         if let Some(tx) = target {
             let _ = tx.send(text);
+        }
+    }
+}
+
+/// Ends idle sessions (stops their upstreams) every minute.
+async fn sweep(shared: std::sync::Weak<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let idle: Vec<Arc<Session>> = {
+            let mut sessions = lock(&shared.sessions);
+            let ids: Vec<String> = sessions
+                .iter()
+                .filter(|(_, s)| s.idle())
+                .map(|(id, _)| id.clone())
+                .collect();
+            ids.iter().filter_map(|id| sessions.remove(id)).collect()
+        };
+        for session in idle {
+            let connection = lock(&session.connection).take();
+            if let Some(connection) = connection {
+                connection.stop().await;
+            }
         }
     }
 }
@@ -293,9 +345,9 @@ async fn on_delete(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Res
     if let Some(id) = headers.get(SESSION).and_then(|v| v.to_str().ok()) {
         lock(&shared.sessions).remove(id);
     }
-    let running = lock(&session.running).take();
-    if let Some(running) = running {
-        running.stop().await;
+    let connection = lock(&session.connection).take();
+    if let Some(connection) = connection {
+        connection.stop().await;
     }
     StatusCode::NO_CONTENT.into_response()
 }

@@ -3,9 +3,11 @@
 //! policy and every `tools/call` decided by the runtime's [`Gateway`]
 //! (`authorize` → upstream → `complete`) before it reaches the upstream.
 //!
-//! It is a JSON-RPC relay, not a typed MCP server: every message other than
-//! a `tools/list` answer and a `tools/call` request passes through byte for
-//! byte as JSON (resources, prompts, notifications, cancellation, progress,
+//! It is a JSON-RPC relay, not a typed MCP server (so not built on `rmcp`'s
+//! typed handlers, which would re-serialize every message through types
+//! that drop what they do not know): every message other than a `tools/list`
+//! answer, a `tools/…` request and the client's roots passes through byte
+//! for byte (resources, prompts, notifications, cancellation, progress,
 //! pings, unknown methods, server→client requests, protocol negotiation), so
 //! a protocol version newer than this crate (a client's `server/discover`)
 //! reaches the upstream, which answers or refuses it as it would directly.
@@ -13,9 +15,13 @@
 //! - [`config`]: what the proxy is given (trusted context, upstream, limits);
 //! - [`tools`]: which tools the agent may see, and what an upstream's
 //!   annotations say against the policy;
+//! - [`decider`]: the gateway behind one small trait, in process ([`decider::Local`]) or a
+//!   shared `policyc serve` ([`remote::Remote`], `--gateway URL`);
 //! - [`relay`]: the message loop between the downstream client and the upstream;
 //! - [`stdio`]: the stdio transports (the client on stdin/stdout, the upstream a child);
 //! - [`http_in`]: Streamable HTTP downstream (`--listen`), sessions keyed by service keys;
+//! - [`http_out`]: Streamable HTTP upstream (`--upstream-url`); [`connect`]: either upstream;
+//! - [`credentials`]: `--credentials`, secrets for the upstream by trusted scope;
 //! - [`run`]: opens the gateway, the admin API and the transports.
 //!
 //! [`Gateway`]: toolgate_runtime::gateway::Gateway
@@ -23,9 +29,14 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod connect;
+pub mod credentials;
+pub mod decider;
 mod err;
 pub mod http_in;
+pub mod http_out;
 pub mod relay;
+pub mod remote;
 mod run;
 pub mod stdio;
 pub mod tools;

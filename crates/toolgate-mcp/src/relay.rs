@@ -3,23 +3,26 @@
 //! Messages are JSON-RPC texts. Every message is forwarded as the text it
 //! arrived as, except: a `tools/list` answer (filtered by [`Visibility`]),
 //! a `tools/call` request (decided by the gateway first: forwarded only
-//! when allowed, answered by the proxy otherwise), the client's `roots`
+//! when allowed, answered by the proxy otherwise), any other `tools/`
+//! method (refused: the tools path is the proxy's to decide), the client's `roots`
 //! (not forwarded unless configured: they would widen the server's reach)
 //! and messages the proxy cannot read (answered with a JSON-RPC error,
 //! never forwarded: fail closed).
 
 use crate::config::Trusted;
+use crate::decider::{Decided, Decider, Held};
 use crate::tools::{filter_list, Visibility};
 use serde_json::{json, Value as Json};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::oneshot;
 use toolgate_engine::Context;
-use toolgate_runtime::gateway::{random_token, Authorized, Call, GatewayError, Lease};
+use toolgate_runtime::gateway::{canonical, random_token, Call};
+use toolgate_runtime::journal::sha256_hex;
 use toolgate_runtime::record::ToolNotice;
 use toolgate_runtime::store::CallKey;
-use toolgate_server::Gate;
 
 mod reply;
 
@@ -54,16 +57,23 @@ enum Inflight {
 struct State {
     /// By the request id's JSON text.
     inflight: HashMap<String, Inflight>,
-    /// Calls held for approval in this session, by tool and argument digest,
+    /// Calls held for approval in this session, by tool and arguments (SHA-256 of their canonical JSON),
     /// so that the same call made again after its approval runs with its token.
     held: HashMap<(String, String), Call>,
     /// Notices already journaled.
     reported: HashSet<String>,
+    /// The client declared the `elicitation` capability.
+    elicits: bool,
+    /// The proxy's own requests to the client (elicitations), by id, awaiting answers.
+    asked: HashMap<String, oneshot::Sender<Json>>,
 }
+
+/// How long the client's user has to answer an approval question.
+const ASK_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// One client session with one upstream.
 pub struct Relay {
-    gate: Arc<Gate>,
+    decider: Arc<dyn Decider>,
     trusted: Trusted,
     visibility: Visibility,
     options: Options,
@@ -73,9 +83,9 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// A relay over `gate`, sending to the upstream and the client through the channels.
+    /// A relay over `decider`, sending to the upstream and the client through the channels.
     pub fn new(
-        gate: Arc<Gate>,
+        decider: Arc<dyn Decider>,
         trusted: Trusted,
         visibility: Visibility,
         options: Options,
@@ -83,7 +93,7 @@ impl Relay {
         to_client: UnboundedSender<String>,
     ) -> Arc<Relay> {
         Arc::new(Relay {
-            gate,
+            decider,
             trusted,
             visibility,
             options,
@@ -121,6 +131,9 @@ impl Relay {
         };
         let method = object.get("method").and_then(Json::as_str);
         let id = object.get("id");
+        if self.answers_the_proxy(&message, method, id) {
+            return;
+        }
         match (method, id) {
             (Some("tools/list"), Some(id)) => {
                 self.state().inflight.insert(id.to_string(), Inflight::List);
@@ -129,9 +142,21 @@ impl Relay {
             (Some("tools/call"), Some(id)) => {
                 let relay = self.clone();
                 let (id, params) = (id.clone(), object.get("params").cloned());
-                tokio::spawn(async move { relay.call_tool(id, text, params).await });
+                // The upstream gets the message as parsed, not the text: it
+                // runs exactly what was decided, whatever its JSON parser
+                // would make of duplicate keys or odd escapes.
+                let decided = message.to_string();
+                tokio::spawn(async move { relay.call_tool(id, decided, params).await });
             }
             (Some("tools/call"), None) => {}
+            // The tools path is the proxy's to decide: what it does not know
+            // there (a newer method that could run a tool) is refused, not forwarded.
+            (Some(m), id) if m.starts_with("tools/") => {
+                if let Some(id) = id {
+                    let why = format!("`{m}` is not relayed: the proxy decides `tools/list` and `tools/call` only");
+                    self.to_client(&reply::rpc_error(id, METHOD_NOT_FOUND, &why));
+                }
+            }
             (Some("initialize"), Some(_)) if !self.options.forward_roots => {
                 self.to_upstream(without_roots(message).to_string());
             }
@@ -142,6 +167,26 @@ impl Relay {
                 let why = "a JSON-RPC message has a `method` or an `id`";
                 self.to_client(&reply::rpc_error(&Json::Null, INVALID_REQUEST, why));
             }
+        }
+    }
+
+    /// Notes the client's capabilities from its `initialize`; takes the
+    /// client's answers to the proxy's own questions (true: not to forward).
+    fn answers_the_proxy(&self, message: &Json, method: Option<&str>, id: Option<&Json>) -> bool {
+        if method == Some("initialize") {
+            let caps = message.pointer("/params/capabilities/elicitation");
+            self.state().elicits = caps.is_some_and(Json::is_object);
+        }
+        let Some(id) = id.filter(|_| method.is_none()) else {
+            return false;
+        };
+        let waiter = self.state().asked.remove(&id.to_string());
+        match waiter {
+            Some(waiter) => {
+                let _ = waiter.send(message.clone());
+                true
+            }
+            None => false,
         }
     }
 
@@ -169,9 +214,7 @@ impl Relay {
             }
             Some(Inflight::Call(key)) => {
                 let outcome = reply::call_outcome(&message);
-                if let Err(e) = self.gate.complete(&key, outcome).await {
-                    eprintln!("toolgate: cannot journal the result of `{}`: {e}", key.id);
-                }
+                self.decider.complete(&key, outcome).await;
                 self.to_client_text(text);
             }
             None => self.to_client_text(text),
@@ -200,13 +243,12 @@ impl Relay {
                 what: what.into(),
                 detail,
             };
-            if let Err(e) = self.gate.tool_notice(notice).await {
-                eprintln!("toolgate: cannot journal a tool notice: {e}");
-            }
+            self.decider.notice(notice).await;
         }
     }
 
-    /// Decides a `tools/call` and forwards it, or answers it.
+    /// Decides a `tools/call` and forwards it (`text`, the message as
+    /// parsed), or answers it.
     async fn call_tool(self: Arc<Self>, id: Json, text: String, params: Option<Json>) {
         let call = match self.call_of(params.as_ref()) {
             Ok(call) => call,
@@ -217,8 +259,7 @@ impl Relay {
             None => self.decide(&call).await,
         };
         match answer {
-            Ok(lease) => {
-                let key = lease.key;
+            Ok(key) => {
                 self.state()
                     .inflight
                     .insert(id.to_string(), Inflight::Call(key));
@@ -255,32 +296,46 @@ impl Relay {
         })
     }
 
-    /// Decides a new call: a lease, or the tool result the client gets instead.
-    async fn decide(&self, call: &Call) -> Result<Lease, Json> {
-        match self.gate.authorize(call).await {
-            Ok(Authorized::Allowed(lease)) => Ok(lease),
-            Ok(Authorized::Pending {
+    /// What a decision means for the call: go ahead with this key, or the
+    /// tool result the client gets instead.
+    fn outcome(&self, call: &Call, decided: Decided, wait: Option<Duration>) -> Step {
+        match decided {
+            Decided::Allowed(key) => Step::Done(Ok(key)),
+            Decided::Refused(r) => Step::Done(Err(reply::refused(&call.tool, &r))),
+            Decided::Pending {
                 id,
                 rule,
                 args_digest,
-                ..
-            }) => {
+            } => {
                 let pending = reply::Pending {
-                    id: &id,
-                    tenant: &call.context.tenant,
-                    tool: &call.tool,
-                    rule: rule.as_deref(),
-                    args_digest: &args_digest,
+                    id,
+                    tenant: call.context.tenant.clone(),
+                    tool: call.tool.clone(),
+                    rule,
+                    args_digest,
                 };
-                match self.options.wait_approval {
-                    Some(wait) => self.wait(call, wait, &pending).await,
+                match wait {
+                    Some(wait) => Step::Wait(pending, wait),
                     None => {
-                        self.remember(call, &args_digest);
-                        Err(reply::pending(&pending))
+                        self.remember(call);
+                        Step::Done(Err(reply::pending(&pending)))
                     }
                 }
             }
-            Err(e) => Err(reply::refused(&call.tool, &e)),
+        }
+    }
+
+    /// Decides a new call: its key to go ahead with, or the tool result the client gets instead.
+    async fn decide(&self, call: &Call) -> Result<CallKey, Json> {
+        let decided = self.decider.authorize(call).await;
+        if let Decided::Pending { args_digest, .. } = &decided {
+            if let Some(answer) = self.ask_user(call, args_digest).await {
+                return answer;
+            }
+        }
+        match self.outcome(call, decided, self.options.wait_approval) {
+            Step::Done(done) => done,
+            Step::Wait(pending, wait) => self.wait(call, wait, &pending).await,
         }
     }
 
@@ -290,61 +345,117 @@ impl Relay {
         &self,
         call: &Call,
         wait: Duration,
-        pending: &reply::Pending<'_>,
-    ) -> Result<Lease, Json> {
-        let key = call.key();
-        match self.gate.wait_for_approval(&key, wait).await {
-            Some(token) => self
-                .gate
-                .authorize_approved(call, &token)
-                .await
-                .map_err(|e| reply::refused(&call.tool, &e)),
-            None => {
-                let state = self.gate.call_state(&key);
-                let state = state.map_or("unknown", |s| s.as_str());
-                if state == "pending" {
-                    self.remember(call, pending.args_digest);
-                }
-                Err(reply::not_approved(pending, state))
+        pending: &reply::Pending,
+    ) -> Result<CallKey, Json> {
+        match self.decider.held(&call.key(), Some(wait)).await {
+            Held::Approved(token) => self.execute(call, &token).await,
+            Held::Pending => {
+                self.remember(call);
+                Err(reply::not_approved(pending, "pending"))
             }
+            Held::Finished(state) => Err(reply::not_approved(pending, &state)),
         }
     }
 
-    fn remember(&self, call: &Call, args_digest: &str) {
-        let key = (call.tool.clone(), args_digest.to_string());
-        self.state().held.insert(key, call.clone());
+    async fn execute(&self, call: &Call, token: &str) -> Result<CallKey, Json> {
+        match self.decider.execute(call, token).await {
+            Decided::Allowed(key) => Ok(key),
+            Decided::Refused(r) => Err(reply::refused(&call.tool, &r)),
+            Decided::Pending { .. } => Err(reply::refused(
+                &call.tool,
+                &crate::decider::Refused {
+                    reason: "the approved call was held again".into(),
+                    rule: None,
+                    denial: false,
+                },
+            )),
+        }
+    }
+
+    /// When the held call's approvers are the client's own user and the
+    /// client supports elicitation: asks the user, bound to the arguments'
+    /// digest. `None` when the question cannot be asked or answered (the
+    /// call stays held as any other).
+    async fn ask_user(&self, call: &Call, args_digest: &str) -> Option<Result<CallKey, Json>> {
+        let key = call.key();
+        if !self.state().elicits || !self.decider.user_approves(&key).await {
+            return None;
+        }
+        let args = serde_json::to_string_pretty(&call.args).unwrap_or_default();
+        let message = format!(
+            "The assistant wants to run `{}` with these arguments:\n{args}\n\
+             (call `{}`, arguments digest {args_digest}). Approve this exact call?",
+            call.tool, call.id
+        );
+        let answer = self.elicit(message).await?;
+        let result = answer.get("result")?;
+        let approved = result["action"] == "accept" && result["content"]["approve"] == true;
+        if !approved {
+            return Some(Err(reply::declined(&call.tool, &call.id)));
+        }
+        let token = self.decider.approve_as_user(&key, args_digest).await?;
+        Some(self.execute(call, &token).await)
+    }
+
+    /// Sends an `elicitation/create` to the client and waits for its answer.
+    async fn elicit(&self, message: String) -> Option<Json> {
+        let (tx, rx) = oneshot::channel();
+        // Unguessable, so that an upstream cannot send the client a question
+        // of its own under this id and have the user's answer taken as an approval.
+        let id = json!(format!("toolgate-ask-{}", random_token().ok()?));
+        self.state().asked.insert(id.to_string(), tx);
+        let schema = json!({"type": "object", "required": ["approve"], "properties": {
+            "approve": {"type": "boolean", "title": "Approve", "description": "Run this exact call once"}}});
+        let params = json!({"message": message, "requestedSchema": schema});
+        self.to_client(
+            &json!({"jsonrpc": "2.0", "id": id, "method": "elicitation/create", "params": params}),
+        );
+        let answer = tokio::time::timeout(ASK_TIMEOUT, rx).await;
+        self.state().asked.remove(&id.to_string());
+        answer.ok()?.ok()
+    }
+
+    fn held_key(call: &Call) -> (String, String) {
+        let args = sha256_hex(canonical(&call.args).as_bytes());
+        (call.tool.clone(), args)
+    }
+
+    fn remember(&self, call: &Call) {
+        self.state().held.insert(Self::held_key(call), call.clone());
     }
 
     /// A call made again after it was held in this session: still pending,
     /// approved (runs once with its token) or finished (forgotten, decided anew).
-    async fn approved_before(&self, call: &Call) -> Option<Result<Lease, Json>> {
-        let digest = self.gate.binding(call).args_digest;
-        let key = (call.tool.clone(), digest.clone());
+    async fn approved_before(&self, call: &Call) -> Option<Result<CallKey, Json>> {
+        let key = Self::held_key(call);
         let held = self.state().held.get(&key).cloned()?;
-        let state = self.gate.call_state(&held.key());
-        use toolgate_runtime::gateway::CallState;
-        match state {
-            Some(CallState::Pending) => {
+        match self.decider.held(&held.key(), None).await {
+            Held::Pending => {
                 let pending = reply::Pending {
-                    id: &held.id,
-                    tenant: &held.context.tenant,
-                    tool: &held.tool,
+                    id: held.id.clone(),
+                    tenant: held.context.tenant.clone(),
+                    tool: held.tool.clone(),
                     rule: None,
-                    args_digest: &digest,
+                    args_digest: String::new(),
                 };
                 Some(Err(reply::pending(&pending)))
             }
-            Some(CallState::Approved { token: Some(token) }) => {
+            Held::Approved(token) => {
                 self.state().held.remove(&key);
-                let lease = self.gate.authorize_approved(&held, &token).await;
-                Some(lease.map_err(|e: GatewayError| reply::refused(&call.tool, &e)))
+                Some(self.execute(&held, &token).await)
             }
-            _ => {
+            Held::Finished(_) => {
                 self.state().held.remove(&key);
                 None
             }
         }
     }
+}
+
+/// The next step of a decided call.
+enum Step {
+    Done(Result<CallKey, Json>),
+    Wait(reply::Pending, Duration),
 }
 
 /// An `initialize` request without the client's `roots` capability, so the

@@ -4,10 +4,14 @@
 //! asked (`--admin-listen`: the gateway service's router over the same
 //! gateway), the upstream, and the relay.
 
-use crate::config::{ProxyConfig, Upstream};
+use crate::config::ProxyConfig;
+use crate::connect::connect;
+use crate::credentials::Credentials;
+use crate::decider::{Decider, Local};
 use crate::http_in::{self, Listener};
 use crate::relay::{Options, Relay};
-use crate::stdio::{self, ChildUpstream};
+use crate::remote::Remote;
+use crate::stdio;
 use crate::tools::Visibility;
 use crate::McpError;
 use std::net::SocketAddr;
@@ -15,7 +19,6 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::mpsc::unbounded_channel;
 use toolgate_runtime::gateway::Limits;
-use toolgate_runtime::journal::Fsync;
 use toolgate_server::data::{open_state, DataDir};
 use toolgate_server::index::Index;
 use toolgate_server::keys::Keyring;
@@ -25,51 +28,66 @@ use toolgate_server::{policy, App, Gate, HttpLimits};
 pub async fn run(config: ProxyConfig) -> Result<(), McpError> {
     let (visibility, loaded) = load_policy(&config)?;
     let data = DataDir(config.data.clone());
-    let index = Arc::new(Index::default());
-    let gate = open_state(
-        &data,
-        loaded.compiled,
-        Fsync::Always,
-        Limits::default(),
-        &index,
-    )
-    .await
-    .map_err(|e| McpError::Gateway(e.to_string()))?;
-    let gate = Arc::new(gate);
-    if let Some(listen) = &config.admin_listen {
-        let app = admin_app(&config, gate.clone(), index, data.clone(), loaded.summary)?;
-        serve_admin(listen, app).await?;
-    }
-    background(gate.clone());
+    let decider: Arc<dyn Decider> = match &config.gateway {
+        Some(remote) => Arc::new(Remote::new(remote)),
+        None => open_local(&config, &data, loaded).await?,
+    };
     let options = Options {
         wait_approval: config.wait_approval,
         forward_roots: config.forward_roots,
     };
+    let secrets = match &config.credentials {
+        Some(path) => Credentials::load(path)?,
+        None => Credentials::default(),
+    };
     if let Some(listen) = &config.listen {
         let keys_path = config.keys.clone().unwrap_or_else(|| data.keys());
         let listener = Listener {
-            gate,
+            decider,
             trusted: config.trusted.clone(),
             visibility,
             options,
             upstream: config.upstream.clone(),
             keys: Keyring::open(keys_path)
                 .map_err(|e| McpError::Config(format!("the callers' keys: {e}")))?,
+            secrets,
         };
         return http_in::serve(listen, listener).await;
     }
-    let Upstream::Command(command) = &config.upstream;
-    let upstream = ChildUpstream::spawn(command, &[])?;
     let (to_client, client_inbox) = unbounded_channel();
-    let relay = Relay::new(
-        gate,
-        config.trusted.clone(),
-        visibility,
-        options,
-        upstream.sender.clone(),
-        to_client,
-    );
-    stdio::serve(upstream, client_inbox, relay).await
+    let scoped = secrets.for_scope(&config.trusted);
+    let (relay, connection) = connect(&config.upstream, &scoped, |to_upstream| {
+        let trusted = config.trusted.clone();
+        Relay::new(
+            decider,
+            trusted,
+            visibility,
+            options,
+            to_upstream,
+            to_client,
+        )
+    })?;
+    stdio::serve(relay, connection, client_inbox).await
+}
+
+/// The embedded gateway under `--data`, with the admin API when asked.
+async fn open_local(
+    config: &ProxyConfig,
+    data: &DataDir,
+    loaded: policy::Loaded,
+) -> Result<Arc<dyn Decider>, McpError> {
+    let index = Arc::new(Index::default());
+    let limits = Limits::default();
+    let gate = open_state(data, loaded.compiled, config.fsync, limits, &index)
+        .await
+        .map_err(|e| McpError::Gateway(e.to_string()))?;
+    let gate = Arc::new(gate);
+    if let Some(listen) = &config.admin_listen {
+        let app = admin_app(config, gate.clone(), index, data.clone(), loaded.summary)?;
+        serve_admin(listen, app).await?;
+    }
+    background(gate.clone());
+    Ok(Arc::new(Local(gate)))
 }
 
 /// The policy, checked: the tool visibility of the agent and the gateway's form.

@@ -1,8 +1,10 @@
 //! The stdio transports: the client on the proxy's stdin and stdout, the
 //! upstream a child process on its own (newline-delimited JSON-RPC, as MCP's
-//! stdio transport). On the client's end of input the proxy closes the
-//! child's stdin, gives it a moment to exit, kills it otherwise, and returns.
+//! stdio transport). On the client's end of input the proxy stops its
+//! upstream (a child's stdin is closed, it gets a moment to exit, and is
+//! killed otherwise) and returns.
 
+use crate::connect::Connection;
 use crate::relay::Relay;
 use crate::McpError;
 use std::process::Stdio;
@@ -108,14 +110,13 @@ impl Running {
     }
 }
 
-/// Relays between the proxy's stdin/stdout and the child until the client's
-/// input ends or the child's output ends; then stops the child.
+/// Relays between the proxy's stdin/stdout and the upstream until the
+/// client's input ends or the upstream goes away; then stops the upstream.
 pub async fn serve(
-    upstream: ChildUpstream,
-    client_inbox: UnboundedReceiver<String>,
     relay: Arc<Relay>,
+    mut connection: Connection,
+    client_inbox: UnboundedReceiver<String>,
 ) -> Result<(), McpError> {
-    let mut running = upstream.pump(relay.clone())?;
     let to_client = tokio::spawn(write_lines(tokio::io::stdout(), client_inbox));
     let mut stdin = BufReader::new(tokio::io::stdin()).lines();
     tokio::select! {
@@ -126,10 +127,10 @@ pub async fn serve(
                 }
             }
         } => {}
-        _ = &mut running.from_child => eprintln!("toolgate: the upstream closed its output"),
+        () = connection.closed() => eprintln!("toolgate: the upstream closed its output"),
     }
     drop(relay);
-    running.stop().await;
+    connection.stop().await;
     to_client.abort();
     Ok(())
 }

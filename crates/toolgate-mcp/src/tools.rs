@@ -116,3 +116,91 @@ pub fn filter_list(
     });
     notes
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn visibility(src: &str, agent: &str) -> Visibility {
+        let parsed = toolgate_syntax::parse(src);
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        let checked = toolgate_check::check(&parsed.file, src);
+        let policy = checked
+            .policy
+            .unwrap_or_else(|| panic!("{:?}", checked.diagnostics));
+        Visibility::of(&policy, agent).unwrap_or_else(|| panic!("no agent `{agent}`"))
+    }
+
+    const POLICY: &str = r#"
+tool read_file read { path: string };
+tool write_file write { path: string, content: string };
+tool move_file write { source: string, destination: string };
+tool stat read { path: string };
+writes enabled;
+agent a {
+  allow read_file when args.path starts_with "/srv/";
+  write write_file require approval;
+  write move_file require approval;
+  deny move_file reason "no";
+}
+"#;
+
+    #[test]
+    fn a_tool_is_listed_when_some_grant_can_let_it_through() {
+        let v = visibility(POLICY, "a");
+        // A conditional grant still lists the tool: some call may pass.
+        assert_eq!(v.verdict("read_file"), Verdict::Listed);
+        assert_eq!(v.verdict("write_file"), Verdict::Listed);
+        // An unconditional deny, or no grant at all, withholds it.
+        assert_eq!(v.verdict("move_file"), Verdict::Withheld);
+        assert_eq!(v.verdict("stat"), Verdict::Withheld);
+        assert_eq!(v.verdict("rm_rf"), Verdict::Undeclared);
+    }
+
+    #[test]
+    fn an_unknown_agent_has_no_visibility() {
+        let parsed = toolgate_syntax::parse(POLICY);
+        let policy = toolgate_check::check(&parsed.file, POLICY).policy;
+        assert!(Visibility::of(&policy.unwrap_or_else(|| panic!()), "b").is_none());
+    }
+
+    #[test]
+    fn filtering_keeps_listed_tools_and_reports_each_hidden_one_once() {
+        let v = visibility(POLICY, "a");
+        let mut result = json!({"tools": [
+            {"name": "read_file", "annotations": {"readOnlyHint": false}},
+            {"name": "write_file", "annotations": {"destructiveHint": true}},
+            {"name": "move_file"},
+            {"name": "rm_rf"},
+        ], "nextCursor": "c"});
+        let mut reported = HashSet::new();
+        let notes = filter_list(&v, &mut result, &mut reported);
+        let names: Vec<&str> = result["tools"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["name"].as_str())
+            .collect();
+        assert_eq!(names, ["read_file", "write_file"]);
+        assert_eq!(result["nextCursor"], "c", "the rest of the result is kept");
+        let what: Vec<(&str, &str)> = notes.iter().map(|(t, w, _)| (t.as_str(), *w)).collect();
+        // A write tool marked destructive is no conflict; a read tool marked not read-only is.
+        assert_eq!(what, [("read_file", "annotation"), ("rm_rf", "hidden")]);
+        assert!(
+            notes[0].2.contains("`readOnlyHint: false`"),
+            "{}",
+            notes[0].2
+        );
+        let mut again = json!({"tools": [{"name": "rm_rf"}, {"name": "read_file", "annotations": {"readOnlyHint": false}}]});
+        assert!(filter_list(&v, &mut again, &mut reported).is_empty());
+    }
+
+    #[test]
+    fn a_result_without_tools_is_left_alone() {
+        let v = visibility(POLICY, "a");
+        let mut result = json!({"other": 1});
+        assert!(filter_list(&v, &mut result, &mut HashSet::new()).is_empty());
+        assert_eq!(result, json!({"other": 1}));
+    }
+}

@@ -3,8 +3,8 @@
 //! the gateway did not let through, worded so that the model can recover
 //! (the reason and the rule; for a held call, its id and how a human approves it).
 
+use crate::decider::Refused;
 use serde_json::{json, Value as Json};
-use toolgate_runtime::gateway::GatewayError;
 
 /// A JSON-RPC error answer.
 pub(super) fn rpc_error(id: &Json, code: i64, message: &str) -> Json {
@@ -34,15 +34,16 @@ pub(super) fn call_outcome(message: &Json) -> Result<(), String> {
 }
 
 /// A call held for approval.
-pub(super) struct Pending<'a> {
-    pub id: &'a str,
-    pub tenant: &'a str,
-    pub tool: &'a str,
-    pub rule: Option<&'a str>,
-    pub args_digest: &'a str,
+pub(super) struct Pending {
+    pub id: String,
+    pub tenant: String,
+    pub tool: String,
+    pub rule: Option<String>,
+    /// Empty when not known here.
+    pub args_digest: String,
 }
 
-fn approve_command(p: &Pending<'_>) -> String {
+fn approve_command(p: &Pending) -> String {
     format!(
         "policyc approvals approve {} --tenant {} --reason \"...\"",
         p.id, p.tenant
@@ -50,22 +51,36 @@ fn approve_command(p: &Pending<'_>) -> String {
 }
 
 /// The result for a call now waiting for approval.
-pub(super) fn pending(p: &Pending<'_>) -> Json {
-    let rule = p.rule.map(|r| format!(" (rule {r})")).unwrap_or_default();
+pub(super) fn pending(p: &Pending) -> Json {
+    let rule = rule_text(p.rule.as_deref());
+    let digest = match p.args_digest.as_str() {
+        "" => String::new(),
+        d => format!(" (arguments digest {d})"),
+    };
     tool_error(format!(
-        "toolgate: `{}` needs a human approval{rule}; it did not run. Pending call id: `{}` \
-         (arguments digest {}). A human approves it with `{}`; then make the same call again, \
-         with the same arguments, and it runs once.",
+        "toolgate: `{}` needs a human approval{rule}; it did not run. Pending call id: `{}`{digest}. \
+         A human approves it with `{}`; then make the same call again, with the same arguments, \
+         and it runs once.",
         p.tool,
         p.id,
-        p.args_digest,
         approve_command(p)
     ))
 }
 
+fn rule_text(rule: Option<&str>) -> String {
+    rule.map(|r| format!(" (rule {r})")).unwrap_or_default()
+}
+
+/// The result for a call the client's user declined to approve.
+pub(super) fn declined(tool: &str, id: &str) -> Json {
+    tool_error(format!(
+        "toolgate: the user did not approve `{tool}` (call `{id}`); it did not run."
+    ))
+}
+
 /// The result for a held call whose wait ended without an approval.
-pub(super) fn not_approved(p: &Pending<'_>, state: &str) -> Json {
-    let rule = p.rule.map(|r| format!(" (rule {r})")).unwrap_or_default();
+pub(super) fn not_approved(p: &Pending, state: &str) -> Json {
+    let rule = rule_text(p.rule.as_deref());
     tool_error(format!(
         "toolgate: `{}` needs a human approval{rule} and was not approved in time; it did not run \
          (call `{}` is {state}). A human approves it with `{}`; then make the same call again.",
@@ -76,20 +91,17 @@ pub(super) fn not_approved(p: &Pending<'_>, state: &str) -> Json {
 }
 
 /// The result for a call the gateway refused (a denial, a refused token, a
-/// journal failure: every failure to decide refuses).
-pub(super) fn refused(tool: &str, e: &GatewayError) -> Json {
-    match e {
-        GatewayError::Denied { reason, rule } => {
-            let rule = rule
-                .as_deref()
-                .map(|r| format!(" (rule {r})"))
-                .unwrap_or_default();
-            tool_error(format!(
-                "toolgate: `{tool}` is denied{rule}: {reason}. The call did not run."
-            ))
-        }
-        other => tool_error(format!(
-            "toolgate: `{tool}` was refused: {other}. The call did not run."
-        )),
+/// failure to decide: every failure to decide refuses).
+pub(super) fn refused(tool: &str, r: &Refused) -> Json {
+    let rule = rule_text(r.rule.as_deref());
+    let reason = &r.reason;
+    if r.denial {
+        tool_error(format!(
+            "toolgate: `{tool}` is denied{rule}: {reason}. The call did not run."
+        ))
+    } else {
+        tool_error(format!(
+            "toolgate: `{tool}` was refused: {reason}. The call did not run."
+        ))
     }
 }

@@ -1,0 +1,256 @@
+//! Streamable HTTP upstream (`--upstream-url`): each message the relay sends
+//! is one POST (on a blocking thread, with ureq); the answer, JSON or an SSE
+//! stream, goes back to the relay message by message. The session id and
+//! protocol version the upstream gives at `initialize` are sent with every
+//! later request. Notifications and answers are posted in order, each
+//! before the next message; requests run side by side. Once a session
+//! exists, a GET stream carries the upstream's
+//! own requests and notifications (when it offers one). Headers from
+//! `--credentials` are added to every request and never logged. A request
+//! the upstream cannot be reached for is answered with a JSON-RPC error, so
+//! the client never waits forever.
+
+use crate::relay::Relay;
+use serde_json::{json, Value as Json};
+use std::io::{BufRead, BufReader, Read};
+use std::sync::{Arc, Mutex};
+use tokio::runtime::Handle;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+
+/// Largest answer body read from the upstream (bytes).
+const MAX_BODY: u64 = 64 * 1024 * 1024;
+
+/// An HTTP upstream.
+pub struct HttpUpstream {
+    url: String,
+    headers: Vec<(String, String)>,
+    agent: ureq::Agent,
+    /// `Mcp-Session-Id` and `MCP-Protocol-Version`, once known.
+    session: Mutex<(Option<String>, Option<String>)>,
+}
+
+impl HttpUpstream {
+    /// An upstream at `url`, sending `headers` (credentials) with every request.
+    pub fn new(url: &str, headers: Vec<(String, String)>) -> Arc<HttpUpstream> {
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build();
+        Arc::new(HttpUpstream {
+            url: url.to_string(),
+            headers,
+            agent: config.into(),
+            session: Mutex::new((None, None)),
+        })
+    }
+
+    fn session(&self) -> (Option<String>, Option<String>) {
+        self.session
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The channel the relay writes to; give its receiver to [`HttpUpstream::run`].
+    pub fn channel() -> (UnboundedSender<String>, UnboundedReceiver<String>) {
+        unbounded_channel()
+    }
+
+    /// Relays what arrives on `rx` to the upstream, each message on its own
+    /// blocking thread (HTTP requests are independent); ends the upstream's
+    /// session when the channel closes.
+    pub async fn run(
+        self: Arc<Self>,
+        mut rx: UnboundedReceiver<String>,
+        relay: Arc<Relay>,
+        mut stop: tokio::sync::oneshot::Receiver<()>,
+    ) {
+        let handle = Handle::current();
+        loop {
+            let text = tokio::select! {
+                text = rx.recv() => text,
+                _ = &mut stop => None,
+            };
+            let Some(text) = text else { break };
+            let request = is_request(&text);
+            let (up, relay, handle) = (self.clone(), relay.clone(), handle.clone());
+            let posted = tokio::task::spawn_blocking(move || up.post(&text, &relay, &handle));
+            // Notifications and answers are posted in order (the upstream
+            // answers them at once with 202): `notifications/initialized`
+            // must arrive before the next request. Requests run side by side.
+            if !request {
+                let _ = posted.await;
+            }
+        }
+        let up = self.clone();
+        let _ = tokio::task::spawn_blocking(move || up.end_session()).await;
+    }
+
+    /// `req` with the session's headers and the credentials.
+    fn headers<B>(&self, req: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        let (session, version) = self.session();
+        let mut req = req.header("accept", "application/json, text/event-stream");
+        if let Some(s) = session {
+            req = req.header("mcp-session-id", &s);
+        }
+        if let Some(v) = version {
+            req = req.header("mcp-protocol-version", &v);
+        }
+        for (k, v) in &self.headers {
+            req = req.header(k, v);
+        }
+        req
+    }
+
+    /// POSTs one message and hands every message of the answer to the relay;
+    /// after `initialize`, opens the GET stream.
+    fn post(self: &Arc<Self>, text: &str, relay: &Arc<Relay>, handle: &Handle) {
+        let sent: Json = serde_json::from_str(text).unwrap_or(Json::Null);
+        let id = sent.get("method").and(sent.get("id")).cloned();
+        let initialize = sent.get("method").and_then(Json::as_str) == Some("initialize");
+        let req = self.headers(self.agent.post(&self.url));
+        let answer = req
+            .header("content-type", "application/json")
+            .send(text)
+            .map_err(|e| format!("cannot reach the upstream: {e}"));
+        let failed = match answer {
+            Ok(resp) => self.read_answer(resp, initialize, relay, handle).err(),
+            Err(e) => Some(e),
+        };
+        if let (Some(why), Some(id)) = (&failed, id) {
+            let error =
+                json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32603, "message": why}});
+            handle.block_on(relay.from_upstream(error.to_string()));
+        }
+        if initialize && failed.is_none() && self.session().0.is_some() {
+            self.listen(relay.clone(), handle.clone());
+        }
+    }
+
+    fn read_answer(
+        &self,
+        resp: ureq::http::Response<ureq::Body>,
+        initialize: bool,
+        relay: &Arc<Relay>,
+        handle: &Handle,
+    ) -> Result<(), String> {
+        let status = resp.status().as_u16();
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(String::from)
+        };
+        let kind = header("content-type").unwrap_or_default();
+        if initialize {
+            if let Some(s) = header("mcp-session-id") {
+                self.session.lock().unwrap_or_else(|p| p.into_inner()).0 = Some(s);
+            }
+        }
+        if status == 202 {
+            return Ok(());
+        }
+        let body = resp.into_body().into_with_config().limit(MAX_BODY).reader();
+        let deliver = |message: String| {
+            if initialize {
+                self.note_version(&message);
+            }
+            handle.block_on(relay.from_upstream(message));
+        };
+        if kind.starts_with("text/event-stream") {
+            read_events(body, deliver);
+            return Ok(());
+        }
+        let mut text = String::new();
+        BufReader::new(body)
+            .read_to_string(&mut text)
+            .map_err(|e| format!("the upstream's answer: {e}"))?;
+        if !(200..300).contains(&status) || !kind.starts_with("application/json") {
+            return Err(format!("the upstream answered HTTP {status}"));
+        }
+        match serde_json::from_str::<Json>(&text) {
+            Ok(Json::Array(items)) => items.iter().for_each(|m| deliver(m.to_string())),
+            _ => deliver(text),
+        }
+        Ok(())
+    }
+
+    fn note_version(&self, message: &str) {
+        let parsed: Json = serde_json::from_str(message).unwrap_or(Json::Null);
+        if let Some(v) = parsed
+            .pointer("/result/protocolVersion")
+            .and_then(Json::as_str)
+        {
+            self.session.lock().unwrap_or_else(|p| p.into_inner()).1 = Some(v.to_string());
+        }
+    }
+
+    /// Opens the GET stream of upstream-initiated messages, if the upstream offers one.
+    fn listen(self: &Arc<Self>, relay: Arc<Relay>, handle: Handle) {
+        let up = self.clone();
+        std::thread::spawn(move || {
+            let Ok(resp) = up.headers(up.agent.get(&up.url)).call() else {
+                return;
+            };
+            let kind = resp
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok());
+            if resp.status().as_u16() != 200
+                || !kind.is_some_and(|k| k.starts_with("text/event-stream"))
+            {
+                return;
+            }
+            let body = resp.into_body().into_with_config().limit(MAX_BODY).reader();
+            read_events(body, |m| handle.block_on(relay.from_upstream(m)));
+        });
+    }
+
+    fn end_session(&self) {
+        if self.session().0.is_some() {
+            let _ = self.headers(self.agent.delete(&self.url)).call();
+        }
+    }
+}
+
+/// Whether a message is a request (it has a method and an id).
+fn is_request(text: &str) -> bool {
+    serde_json::from_str::<Json>(text)
+        .map(|m| m.get("method").is_some() && m.get("id").is_some())
+        .unwrap_or(false)
+}
+
+/// Reads SSE events (`data:` lines up to a blank line) and hands each event's data on.
+fn read_events(body: impl Read, mut deliver: impl FnMut(String)) {
+    let mut data = String::new();
+    for line in BufReader::new(body).lines() {
+        let Ok(line) = line else { return };
+        if line.is_empty() {
+            if !data.is_empty() {
+                deliver(std::mem::take(&mut data));
+            }
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("data:") {
+            if !data.is_empty() {
+                data.push('\n');
+            }
+            data.push_str(rest.strip_prefix(' ').unwrap_or(rest));
+        }
+    }
+    if !data.is_empty() {
+        deliver(data);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_events;
+
+    #[test]
+    fn sse_events_are_their_data_lines_joined() {
+        let stream = "event: message\nid: 1\ndata: {\"a\":1}\n\n: comment\ndata:{\"b\":\ndata: 2}\n\ndata: last";
+        let mut seen = Vec::new();
+        read_events(stream.as_bytes(), |m| seen.push(m));
+        assert_eq!(seen, ["{\"a\":1}", "{\"b\":\n2}", "last"]);
+    }
+}
