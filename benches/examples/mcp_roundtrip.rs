@@ -9,11 +9,14 @@
 //! cargo run --release -p toolgate-benches --example mcp_roundtrip -- [CALLS] [MODE...]
 //! ```
 //!
-//! MODE is any of `direct-stdio proxy-stdio direct-http proxy-http` (default: all).
+//! MODE is any of `direct-stdio proxy-stdio direct-http proxy-http proxy-http-stdio`
+//! (default: all): `proxy-http` is an HTTP client, the proxy (`--listen`) and an HTTP
+//! upstream (`--upstream-url`); `proxy-http-stdio` the same with a stdio upstream.
 //! Needs the npm test peers (`bash scripts/setup-test-peers.sh npm`).
 
 use rmcp::model::CallToolRequestParams;
 use rmcp::service::RunningService;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{RoleClient, ServiceExt as _};
 use std::path::{Path, PathBuf};
@@ -24,7 +27,8 @@ type Client = RunningService<RoleClient, ()>;
 type Fallible<T> = Result<T, String>;
 
 const WARMUP: usize = 200;
-const POLICY: &str = "policy bench;\n\ntool echo read { message: string };\n\nagent bench {\n  allow echo;\n}\n";
+const POLICY: &str =
+    "policy bench;\n\ntool echo read { message: string };\n\nagent bench {\n  allow echo;\n}\n";
 
 struct Env {
     root: PathBuf,
@@ -38,7 +42,7 @@ fn main() {
     let calls: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(5_000);
     let mut modes: Vec<String> = args.collect();
     if modes.is_empty() {
-        modes = ["direct-stdio", "proxy-stdio", "direct-http", "proxy-http"]
+        modes = ["direct-stdio", "proxy-stdio", "direct-http", "proxy-http", "proxy-http-stdio"]
             .map(String::from)
             .to_vec();
     }
@@ -49,9 +53,17 @@ fn main() {
             std::process::exit(2);
         }
     };
-    println!("calls per mode: {calls} (after {WARMUP} warm-up calls); one client, one call at a time");
-    println!("{:<14} {:>10} {:>10} {:>10} {:>16}", "mode", "p50 µs", "p99 µs", "mean µs", "proxy CPU µs/call");
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+    println!(
+        "calls per mode: {calls} (after {WARMUP} warm-up calls); one client, one call at a time"
+    );
+    println!(
+        "{:<14} {:>10} {:>10} {:>10} {:>16}",
+        "mode", "p50 µs", "p99 µs", "mean µs", "proxy CPU µs/call"
+    );
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
         std::process::exit(2);
     };
     for mode in &modes {
@@ -79,7 +91,10 @@ fn setup() -> Fallible<Env> {
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target/release/policyc"));
     if !policyc.is_file() {
-        return Err(format!("no {} (cargo build --release -p policyc)", policyc.display()));
+        return Err(format!(
+            "no {} (cargo build --release -p policyc)",
+            policyc.display()
+        ));
     }
     let work = std::env::temp_dir().join(format!("mcp_roundtrip.{}", std::process::id()));
     std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
@@ -114,10 +129,16 @@ fn proxy_args(env: &Env, mode: &str) -> Vec<String> {
 async fn run_mode(env: &Env, mode: &str, calls: usize) -> Fallible<String> {
     let _ = &env.root;
     let (client, proxy_pid, _children) = match mode {
-        "direct-stdio" => (stdio_client(Command::new(&env.everything).into()).await?, None, Vec::new()),
+        "direct-stdio" => (
+            stdio_client(Command::new(&env.everything).into()).await?,
+            None,
+            Vec::new(),
+        ),
         "proxy-stdio" => {
             let mut cmd = tokio::process::Command::new(&env.policyc);
-            cmd.args(proxy_args(env, mode)).arg("--").arg(&env.everything);
+            cmd.args(proxy_args(env, mode))
+                .arg("--")
+                .arg(&env.everything);
             let (transport, _) = TokioChildProcess::builder(cmd)
                 .stderr(Stdio::inherit())
                 .spawn()
@@ -128,21 +149,32 @@ async fn run_mode(env: &Env, mode: &str, calls: usize) -> Fallible<String> {
         }
         "direct-http" => {
             let (port, server) = everything_http(env)?;
-            (http_client(port).await?, None, vec![server])
+            (http_client(port, None).await?, None, vec![server])
         }
-        "proxy-http" => {
-            let (up, server) = everything_http(env)?;
+        "proxy-http" | "proxy-http-stdio" => {
+            // proxy-http: HTTP client → proxy → HTTP server (compare with direct-http);
+            // proxy-http-stdio: HTTP client → proxy → stdio server.
+            let keys = env.work.join(format!("keys-{mode}.toml"));
+            let key = service_key(env, &keys)?;
             let port = free_port()?;
-            let proxy = Command::new(&env.policyc)
-                .args(proxy_args(env, mode))
-                .args(["--listen", &format!("127.0.0.1:{port}")])
-                .args(["--upstream-url", &format!("http://127.0.0.1:{up}/mcp")])
-                .stdin(Stdio::null())
-                .spawn()
-                .map_err(|e| e.to_string())?;
+            let mut cmd = Command::new(&env.policyc);
+            cmd.args(proxy_args(env, mode))
+                .arg("--keys")
+                .arg(&keys)
+                .args(["--listen", &format!("127.0.0.1:{port}")]);
+            let mut guards = Vec::new();
+            if mode == "proxy-http" {
+                let (up, server) = everything_http(env)?;
+                cmd.args(["--upstream-url", &format!("http://127.0.0.1:{up}/mcp")]);
+                guards.push(server);
+            } else {
+                cmd.arg("--").arg(&env.everything);
+            }
+            let proxy = cmd.stdin(Stdio::null()).spawn().map_err(|e| e.to_string())?;
             let pid = proxy.id();
+            guards.insert(0, Guard(proxy));
             wait_port(port)?;
-            (http_client(port).await?, Some(pid), vec![Guard(proxy), server])
+            (http_client(port, Some(key)).await?, Some(pid), guards)
         }
         other => return Err(format!("unknown mode `{other}`")),
     };
@@ -150,7 +182,10 @@ async fn run_mode(env: &Env, mode: &str, calls: usize) -> Fallible<String> {
     let _ = client.cancel().await;
     let (lat, cpu) = result?;
     let cpu = cpu.map_or_else(|| "-".to_string(), |c| format!("{c:.1}"));
-    Ok(format!("{mode:<14} {:>10.1} {:>10.1} {:>10.1} {cpu:>16}", lat.0, lat.1, lat.2))
+    Ok(format!(
+        "{mode:<14} {:>10.1} {:>10.1} {:>10.1} {cpu:>16}",
+        lat.0, lat.1, lat.2
+    ))
 }
 
 /// Kills the child when dropped.
@@ -171,9 +206,31 @@ async fn stdio_client(cmd: tokio::process::Command) -> Fallible<Client> {
     ().serve(transport).await.map_err(|e| e.to_string())
 }
 
-async fn http_client(port: u16) -> Fallible<Client> {
-    let transport = StreamableHttpClientTransport::from_uri(format!("http://127.0.0.1:{port}/mcp"));
+async fn http_client(port: u16, key: Option<String>) -> Fallible<Client> {
+    let mut config =
+        StreamableHttpClientTransportConfig::with_uri(format!("http://127.0.0.1:{port}/mcp"));
+    if let Some(key) = key {
+        config = config.auth_header(key);
+    }
+    let transport = StreamableHttpClientTransport::from_config(config);
     ().serve(transport).await.map_err(|e| e.to_string())
+}
+
+/// A service key for `--listen` (`policyc keys add`): its secret.
+fn service_key(env: &Env, keys: &Path) -> Fallible<String> {
+    let out = Command::new(&env.policyc)
+        .args(["keys", "add", "bench", "--role", "service", "--keys"])
+        .arg(keys)
+        .output()
+        .map_err(|e| e.to_string())?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    match stdout.lines().last() {
+        Some(k) if out.status.success() => Ok(k.trim().to_string()),
+        _ => Err(format!(
+            "policyc keys add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )),
+    }
 }
 
 /// `mcp-server-everything streamableHttp` on a free port.
@@ -208,7 +265,11 @@ fn wait_port(port: u16) -> Fallible<()> {
 }
 
 /// ((p50, p99, mean) in µs, proxy CPU µs per call).
-async fn measure(client: &Client, pid: Option<u32>, calls: usize) -> Fallible<((f64, f64, f64), Option<f64>)> {
+async fn measure(
+    client: &Client,
+    pid: Option<u32>,
+    calls: usize,
+) -> Fallible<((f64, f64, f64), Option<f64>)> {
     let mut args = serde_json::Map::new();
     args.insert("message".into(), "hello".into());
     let params = CallToolRequestParams::new("echo").with_arguments(args);
@@ -223,17 +284,27 @@ async fn measure(client: &Client, pid: Option<u32>, calls: usize) -> Fallible<((
         times.push(t.elapsed().as_secs_f64() * 1e6);
     }
     let cpu = match (pid, cpu0) {
-        (Some(p), Some(c0)) => Some((cpu_ticks(p)? - c0) as f64 * 1e6 / clock_ticks()? / calls as f64),
+        (Some(p), Some(c0)) => {
+            Some((cpu_ticks(p)? - c0) as f64 * 1e6 / clock_ticks()? / calls as f64)
+        }
         _ => None,
     };
     times.sort_by(f64::total_cmp);
-    let at = |q: f64| times.get(((times.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(f64::NAN);
+    let at = |q: f64| {
+        times
+            .get(((times.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
     let mean = times.iter().sum::<f64>() / times.len().max(1) as f64;
     Ok(((at(0.50), at(0.99), mean), cpu))
 }
 
 async fn call(client: &Client, params: &CallToolRequestParams) -> Fallible<()> {
-    let r = client.call_tool(params.clone()).await.map_err(|e| e.to_string())?;
+    let r = client
+        .call_tool(params.clone())
+        .await
+        .map_err(|e| e.to_string())?;
     if r.is_error == Some(true) {
         return Err(format!("the call failed: {:?}", r.content));
     }
@@ -246,11 +317,22 @@ fn cpu_ticks(pid: u32) -> Fallible<u64> {
     // Fields after the command name (which may hold spaces) start at field 3.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok()).ok_or("bad /proc stat");
+    let field = |n: usize| {
+        fields
+            .get(n - 3)
+            .and_then(|f| f.parse::<u64>().ok())
+            .ok_or("bad /proc stat")
+    };
     Ok(field(14)? + field(15)?)
 }
 
 fn clock_ticks() -> Fallible<f64> {
-    let out = Command::new("getconf").arg("CLK_TCK").output().map_err(|e| e.to_string())?;
-    String::from_utf8_lossy(&out.stdout).trim().parse().map_err(|e| format!("getconf CLK_TCK: {e}"))
+    let out = Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .map_err(|e| e.to_string())?;
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .map_err(|e| format!("getconf CLK_TCK: {e}"))
 }
