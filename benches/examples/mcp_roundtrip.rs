@@ -12,7 +12,8 @@
 //! MODE is any of `direct-stdio proxy-stdio direct-http proxy-http proxy-http-stdio`
 //! (default: all): `proxy-http` is an HTTP client, the proxy (`--listen`) and an HTTP
 //! upstream (`--upstream-url`); `proxy-http-stdio` the same with a stdio upstream.
-//! Needs the npm test peers (`bash scripts/setup-test-peers.sh npm`).
+//! Needs the npm test peers (`bash scripts/setup-test-peers.sh npm`). `FSYNC=never`
+//! passes `--fsync=never` to the proxy (its journal default is `always`).
 
 use rmcp::model::CallToolRequestParams;
 use rmcp::service::RunningService;
@@ -42,9 +43,15 @@ fn main() {
     let calls: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(5_000);
     let mut modes: Vec<String> = args.collect();
     if modes.is_empty() {
-        modes = ["direct-stdio", "proxy-stdio", "direct-http", "proxy-http", "proxy-http-stdio"]
-            .map(String::from)
-            .to_vec();
+        modes = [
+            "direct-stdio",
+            "proxy-stdio",
+            "direct-http",
+            "proxy-http",
+            "proxy-http-stdio",
+        ]
+        .map(String::from)
+        .to_vec();
     }
     let env = match setup() {
         Ok(e) => e,
@@ -124,6 +131,9 @@ fn proxy_args(env: &Env, mode: &str) -> Vec<String> {
         "--data".into(),
         data.display().to_string(),
     ]
+    .into_iter()
+    .chain(std::env::var("FSYNC").ok().map(|f| format!("--fsync={f}")))
+    .collect()
 }
 
 async fn run_mode(env: &Env, mode: &str, calls: usize) -> Fallible<String> {
@@ -170,7 +180,10 @@ async fn run_mode(env: &Env, mode: &str, calls: usize) -> Fallible<String> {
             } else {
                 cmd.arg("--").arg(&env.everything);
             }
-            let proxy = cmd.stdin(Stdio::null()).spawn().map_err(|e| e.to_string())?;
+            let proxy = cmd
+                .stdin(Stdio::null())
+                .spawn()
+                .map_err(|e| e.to_string())?;
             let pid = proxy.id();
             guards.insert(0, Guard(proxy));
             wait_port(port)?;
