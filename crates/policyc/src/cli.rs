@@ -32,6 +32,9 @@ pub(crate) enum Command {
     Diff(DiffArgs),
     /// Convert the YAML safe-default configuration into a policy (printed on stdout).
     Import(ImportArgs),
+    /// Declare an MCP server's tools in a new policy, from its live `tools/list` or a JSON file
+    /// (exit 0: written, 1: the result does not check clean, 2: usage, I/O or the server failed).
+    McpImport(McpImportArgs),
     /// Audit journal tools.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -420,6 +423,22 @@ pub(crate) struct ImportArgs {
     /// The agent the policy declares (the YAML format has none).
     #[arg(long, default_value = "assistant")]
     pub agent: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct McpImportArgs {
+    /// A `tools/list` result (`{"tools": [...]}`) or a list of tools, as JSON (`-`: stdin).
+    #[arg(long, value_name = "TOOLS_JSON")]
+    pub from: Option<PathBuf>,
+    /// Write the policy to this file instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// The policy's name (default: the server's name, or the file's stem).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The MCP server to start over stdio, and its arguments (after `--`).
+    #[arg(last = true, value_name = "SERVER_COMMAND")]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -12,6 +12,7 @@ mod files;
 mod fmt;
 mod import;
 mod lines;
+mod mcp_import;
 mod mcp_proxy;
 mod ops;
 mod replay;
@@ -60,6 +61,7 @@ fn main() -> Exit {
         cli::Command::Show(args) => show::run(&args),
         cli::Command::Diff(args) => diff::run(&args),
         cli::Command::Import(args) => import::run(&args),
+        cli::Command::McpImport(args) => mcp_import::run(&args),
         cli::Command::Approvals(cmd) => ops::approvals(cmd),
         cli::Command::KillSwitch(cmd) => ops::kill_switch(cmd),
         cli::Command::Status(conn) => ops::status(&conn),

@@ -1,0 +1,437 @@
+//! An MCP tool's `inputSchema` (JSON Schema) → the argument schema of a
+//! Toolgate `tool` declaration, plus what the language cannot say about it.
+//!
+//! Every choice fails closed (docs/mcp.md, "Importing tools"): a value the
+//! declaration does not express is denied, never let through. `number` and
+//! nullable types are narrowed (`int`, never `null`); an `enum` or `const`
+//! becomes a deny rule; a field whose type cannot be written at all (a union,
+//! a map, `$ref`, an object or array of anything) is left out of the record,
+//! so the gateway's schema check denies every call that carries it.
+//! Validation keywords (`minLength`, `pattern`, …) are not checked by the
+//! policy and are reported, since the upstream is what validates them.
+
+use serde_json::{Map, Value};
+
+/// Keywords that restrict values without changing their type.
+const UNCHECKED: &[&str] = &[
+    "minLength",
+    "maxLength",
+    "pattern",
+    "format",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "multipleOf",
+    "minItems",
+    "maxItems",
+    "uniqueItems",
+    "contains",
+    "minProperties",
+    "maxProperties",
+];
+
+/// Keywords whose meaning the language has no way to write.
+const UNEXPRESSIBLE: &[&str] = &[
+    "$ref",
+    "allOf",
+    "not",
+    "if",
+    "patternProperties",
+    "dependentSchemas",
+    "prefixItems",
+];
+
+/// How a field's schema was handled when the language could not say it exactly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Declared with a narrower type: the values in between are denied.
+    Narrowed,
+    /// Left out of the declaration: a call carrying it is denied.
+    Omitted,
+    /// Declared, but a validation keyword is left to the upstream.
+    Unchecked,
+}
+
+impl Kind {
+    /// The warning's stable code.
+    pub(crate) fn code(self) -> &'static str {
+        match self {
+            Kind::Narrowed => "policyc::mcp_import::narrowed",
+            Kind::Omitted => "policyc::mcp_import::omitted",
+            Kind::Unchecked => "policyc::mcp_import::unchecked",
+        }
+    }
+}
+
+/// One field the language could not express exactly.
+#[derive(Debug)]
+pub(crate) struct Note {
+    /// `a.b[].c`, or `(arguments)` for the whole input schema.
+    pub field: String,
+    /// What the declaration got.
+    pub kind: Kind,
+    /// Why, in words.
+    pub message: String,
+}
+
+/// An `enum`/`const` the policy enforces with a deny rule.
+#[derive(Debug)]
+pub(crate) struct Allowed {
+    /// The field's path below `args`.
+    pub path: Vec<String>,
+    /// Optional fields on the way (each prefix needs a `has` guard).
+    pub guards: Vec<Vec<String>>,
+    /// The path is a list and each element must be one of the values.
+    pub each: bool,
+    /// The values as policy literals.
+    pub values: Vec<String>,
+}
+
+/// The converted input schema.
+#[derive(Debug)]
+pub(crate) struct Converted {
+    /// The record type, e.g. `{ path: string, head?: int }`.
+    pub schema: String,
+    /// What could not be said exactly, per field.
+    pub notes: Vec<Note>,
+    /// The deny rules that enforce enums.
+    pub allowed: Vec<Allowed>,
+}
+
+/// One step from `args` down to a field.
+#[derive(Clone, Debug)]
+enum Step {
+    Field { name: String, optional: bool },
+    Items,
+}
+
+/// Converts a tool's `inputSchema`.
+pub(crate) fn convert(input: &Value) -> Converted {
+    let mut walk = Walk::default();
+    let schema = match input.as_object() {
+        Some(obj) => top_level(obj).and_then(|()| walk.record(obj, &mut Vec::new())),
+        None => Err("the input schema is not an object".to_string()),
+    };
+    let schema = schema.unwrap_or_else(|why| {
+        walk.notes.push(Note {
+            field: "(arguments)".into(),
+            kind: Kind::Omitted,
+            message: format!("{why}; declared with no arguments, so a call with any is denied"),
+        });
+        walk.allowed.clear();
+        "{}".into()
+    });
+    Converted {
+        schema,
+        notes: walk.notes,
+        allowed: walk.allowed,
+    }
+}
+
+/// The input schema must be one object schema: no union, no reference.
+fn top_level(obj: &Map<String, Value>) -> Result<(), String> {
+    let keys = UNEXPRESSIBLE
+        .iter()
+        .chain(&["anyOf", "oneOf", "enum", "const"]);
+    if let Some(k) = keys.into_iter().find(|k| obj.contains_key(**k)) {
+        return Err(format!("`{k}` on the input schema is not expressible"));
+    }
+    match obj.get("type") {
+        None => Ok(()),
+        Some(t) if t == "object" => Ok(()),
+        Some(t) => Err(format!("the input schema has type `{t}`, not `object`")),
+    }
+}
+
+#[derive(Default)]
+struct Walk {
+    notes: Vec<Note>,
+    allowed: Vec<Allowed>,
+}
+
+impl Walk {
+    fn note(&mut self, at: &[Step], kind: Kind, message: String) {
+        self.notes.push(Note {
+            field: display(at),
+            kind,
+            message,
+        });
+    }
+
+    /// An object schema as a closed record.
+    fn record(&mut self, obj: &Map<String, Value>, at: &mut Vec<Step>) -> Result<String, String> {
+        let props = match obj.get("properties") {
+            None => None,
+            Some(Value::Object(p)) => Some(p),
+            Some(_) => return Err("`properties` is not an object".into()),
+        };
+        let has_props = props.is_some_and(|p| !p.is_empty());
+        match obj.get("additionalProperties") {
+            Some(Value::Bool(false)) => {}
+            None if has_props || at.is_empty() => {}
+            None => return Err("an object without `properties` (any keys)".into()),
+            Some(_) if !has_props => {
+                return Err("an open object (a map): its keys are not known".into())
+            }
+            Some(_) => self.note(
+                at,
+                Kind::Narrowed,
+                "an open object (`additionalProperties`): only the declared properties are accepted".into(),
+            ),
+        }
+        let required: Vec<&str> = obj
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let mut fields = Vec::new();
+        for (name, schema) in props.into_iter().flatten() {
+            let optional = !required.contains(&name.as_str());
+            if let Some(field) = self.property(name, schema, optional, at) {
+                fields.push(field);
+            }
+        }
+        Ok(if fields.is_empty() {
+            "{}".into()
+        } else {
+            format!("{{ {} }}", fields.join(", "))
+        })
+    }
+
+    /// One property as `name: T` / `name?: T`, or `None` when it is left out.
+    fn property(
+        &mut self,
+        name: &str,
+        schema: &Value,
+        optional: bool,
+        at: &mut Vec<Step>,
+    ) -> Option<String> {
+        at.push(Step::Field {
+            name: name.to_string(),
+            optional,
+        });
+        let (notes, allowed) = (self.notes.len(), self.allowed.len());
+        let typed = if is_ident(name) {
+            self.field_type(schema, at)
+        } else {
+            Err("the name is not an identifier (letters, digits, `_`)".into())
+        };
+        let out = match typed {
+            Ok(t) => Some(format!("{name}{}: {t}", if optional { "?" } else { "" })),
+            Err(why) => {
+                self.notes.truncate(notes);
+                self.allowed.truncate(allowed);
+                let then = if optional {
+                    "left out, so a call that passes it is denied"
+                } else {
+                    "left out; it is required, so every call to the tool is denied until the declaration is written by hand"
+                };
+                self.note(at, Kind::Omitted, format!("{why}; {then}"));
+                None
+            }
+        };
+        at.pop();
+        out
+    }
+
+    /// The Toolgate type of one field's schema.
+    fn field_type(&mut self, schema: &Value, at: &mut Vec<Step>) -> Result<String, String> {
+        let Some(obj) = schema.as_object() else {
+            return Err("a boolean schema (any value)".into());
+        };
+        if let Some(k) = UNEXPRESSIBLE.iter().find(|k| obj.contains_key(**k)) {
+            return Err(format!("`{k}` is not expressible"));
+        }
+        if let Some(inner) = self.nullable_union(obj, at)? {
+            return self.field_type(inner, at);
+        }
+        let ty = self.base_type(obj, at)?;
+        for k in UNCHECKED.iter().filter(|k| obj.contains_key(**k)) {
+            self.note(
+                at,
+                Kind::Unchecked,
+                format!("`{k}` is not checked by the policy (the upstream validates it)"),
+            );
+        }
+        let text = match ty.as_str() {
+            "string" => "string".to_string(),
+            "integer" => "int".to_string(),
+            "boolean" => "bool".to_string(),
+            "number" => {
+                self.note(
+                    at,
+                    Kind::Narrowed,
+                    "`number` declared as `int`: a call with a fractional value is denied".into(),
+                );
+                "int".to_string()
+            }
+            "array" => {
+                let items = obj
+                    .get("items")
+                    .ok_or("an array without `items` (any elements)")?;
+                at.push(Step::Items);
+                let t = self.field_type(items, at);
+                at.pop();
+                format!("list<{}>", t?)
+            }
+            "object" => self.record(obj, at)?,
+            other => return Err(format!("type `{other}` is not expressible")),
+        };
+        let values = match (obj.get("enum"), obj.get("const")) {
+            (Some(Value::Array(v)), _) => Some(v.clone()),
+            (None, Some(c)) => Some(vec![c.clone()]),
+            (Some(_), _) => return Err("`enum` is not a list".into()),
+            (None, None) => None,
+        };
+        if let Some(values) = values {
+            self.enum_rule(&values, &ty, at)?;
+        }
+        Ok(text)
+    }
+
+    /// `anyOf`/`oneOf` of one type and `null`: that type (narrowed, noted).
+    fn nullable_union<'a>(
+        &mut self,
+        obj: &'a Map<String, Value>,
+        at: &[Step],
+    ) -> Result<Option<&'a Value>, String> {
+        let Some(members) = obj.get("anyOf").or_else(|| obj.get("oneOf")) else {
+            return Ok(None);
+        };
+        let members = members.as_array().ok_or("`anyOf`/`oneOf` is not a list")?;
+        let is_null = |m: &Value| m.get("type").and_then(Value::as_str) == Some("null");
+        let rest: Vec<&Value> = members.iter().filter(|m| !is_null(m)).collect();
+        match rest.as_slice() {
+            [one] if rest.len() < members.len() => {
+                self.note_nullable(at);
+                Ok(Some(one))
+            }
+            [one] => Ok(Some(one)),
+            _ => Err("a union (`anyOf`/`oneOf`) of several types".into()),
+        }
+    }
+
+    fn note_nullable(&mut self, at: &[Step]) {
+        self.note(
+            at,
+            Kind::Narrowed,
+            "nullable: declared without `null`, so a call passing `null` is denied".into(),
+        );
+    }
+
+    /// The JSON Schema type name: `type`, or inferred from `enum`/`const`,
+    /// `properties` or `items`.
+    fn base_type(&mut self, obj: &Map<String, Value>, at: &[Step]) -> Result<String, String> {
+        match obj.get("type") {
+            Some(Value::String(t)) => Ok(t.clone()),
+            Some(Value::Array(ts)) => {
+                let names: Vec<&str> = ts.iter().filter_map(Value::as_str).collect();
+                let rest: Vec<&str> = names.iter().copied().filter(|t| *t != "null").collect();
+                match rest.as_slice() {
+                    [one] => {
+                        if rest.len() < names.len() {
+                            self.note_nullable(at);
+                        }
+                        Ok((*one).to_string())
+                    }
+                    _ => Err(format!("a union of types `{}`", names.join("`, `"))),
+                }
+            }
+            Some(_) => Err("`type` is neither a string nor a list".into()),
+            None => infer_type(obj),
+        }
+    }
+
+    /// A deny rule for the values an `enum`/`const` lists.
+    fn enum_rule(&mut self, values: &[Value], ty: &str, at: &[Step]) -> Result<(), String> {
+        let literal = |v: &Value| -> Option<String> {
+            match (ty, v) {
+                ("string", Value::String(s)) => Some(toolgate_syntax::string_text(s)),
+                ("integer" | "number", Value::Number(n)) => n.as_i64().map(|i| i.to_string()),
+                ("boolean", Value::Bool(b)) => Some(b.to_string()),
+                _ => None,
+            }
+        };
+        let values: Option<Vec<String>> = values
+            .iter()
+            .filter(|v| !v.is_null())
+            .map(literal)
+            .collect();
+        let values =
+            values.ok_or_else(|| format!("an `enum` whose values are not all `{ty}` literals"))?;
+        let mut path = Vec::new();
+        let mut guards = Vec::new();
+        let mut each = false;
+        for step in at {
+            match step {
+                Step::Items if each => return Err("an `enum` inside a list of lists".into()),
+                Step::Items => each = true,
+                Step::Field { .. } if each => {
+                    return Err("an `enum` inside a list of records".into())
+                }
+                Step::Field { name, optional } => {
+                    path.push(name.clone());
+                    if *optional {
+                        guards.push(path.clone());
+                    }
+                }
+            }
+        }
+        self.allowed.push(Allowed {
+            path,
+            guards,
+            each,
+            values,
+        });
+        Ok(())
+    }
+}
+
+/// The type of a schema with no `type`.
+fn infer_type(obj: &Map<String, Value>) -> Result<String, String> {
+    let values: Vec<&Value> = match (obj.get("enum"), obj.get("const")) {
+        (Some(Value::Array(v)), _) => v.iter().filter(|v| !v.is_null()).collect(),
+        (None, Some(c)) => vec![c],
+        _ if obj.contains_key("properties") => return Ok("object".into()),
+        _ if obj.contains_key("items") => return Ok("array".into()),
+        _ => return Err("no `type` (any value)".into()),
+    };
+    let all = |f: fn(&Value) -> bool| !values.is_empty() && values.iter().all(|v| f(v));
+    if all(Value::is_string) {
+        Ok("string".into())
+    } else if all(Value::is_i64) {
+        Ok("integer".into())
+    } else if all(Value::is_boolean) {
+        Ok("boolean".into())
+    } else {
+        Err("an `enum` of mixed or non-scalar values".into())
+    }
+}
+
+/// `[A-Za-z_][A-Za-z0-9_]*`: a field name the language can write.
+pub(crate) fn is_ident(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `a.b[].c`.
+fn display(at: &[Step]) -> String {
+    let mut out = String::new();
+    for step in at {
+        match step {
+            Step::Field { name, .. } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(name);
+            }
+            Step::Items => out.push_str("[]"),
+        }
+    }
+    if out.is_empty() {
+        "(arguments)".into()
+    } else {
+        out
+    }
+}
