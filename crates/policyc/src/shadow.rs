@@ -246,7 +246,7 @@ fn paths(e: &ir::Expr, out: &mut Vec<ir::Path>) {
 fn placeholder(ty: &ir::Type) -> Json {
     match ty {
         ir::Type::String => json!(""),
-        ir::Type::Int => json!(0),
+        ir::Type::Int | ir::Type::Number => json!(0),
         ir::Type::Bool => json!(false),
         ir::Type::List(_) => json!([]),
         ir::Type::Record(fields) => Json::Object(

@@ -255,11 +255,12 @@ impl<'s> Checker<'s> {
             ast::Type::Named(n) => match n.as_str() {
                 "string" => Some(ir::Type::String),
                 "int" => Some(ir::Type::Int),
+                "number" => Some(ir::Type::Number),
                 "bool" => Some(ir::Type::Bool),
                 other => {
-                    let help = suggest::did_you_mean(other, ["string", "int", "bool"])
+                    let help = suggest::did_you_mean(other, ["string", "int", "number", "bool"])
                         .unwrap_or_else(|| {
-                            "the types are `string`, `int`, `bool`, `list<T>` and records `{ f: T }`"
+                            "the types are `string`, `int`, `number`, `bool`, `list<T>` and records `{ f: T }`"
                                 .to_string()
                         });
                     self.diags.push(CheckError::UnknownType {

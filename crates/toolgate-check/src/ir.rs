@@ -90,8 +90,10 @@ pub struct Field {
 pub enum Type {
     /// A string.
     String,
-    /// A 64-bit signed integer.
+    /// A 64-bit signed integer: an integral JSON number (`4` or `4.0`).
     Int,
+    /// Any JSON number (`98.7`, `4`), read as the nearest `f64`.
+    Number,
     /// A boolean.
     Bool,
     /// A list whose elements all have this type.
@@ -349,8 +351,46 @@ pub enum Value {
     Str(String),
     /// An integer.
     Int(i64),
+    /// A decimal number.
+    Num(Number),
     /// A boolean.
     Bool(bool),
     /// A list.
     List(Vec<Value>),
+}
+
+/// A finite `f64`, the value of a decimal literal. Equality and hashing are by
+/// value (`-0.0 == 0.0`), so it may key maps; ordering against integers is exact
+/// (see `docs/semantics.md`, "Numbers").
+#[derive(Clone, Copy, Debug)]
+pub struct Number(f64);
+
+impl Number {
+    /// Zero.
+    pub const ZERO: Number = Number(0.0);
+
+    /// The number, if `value` is finite.
+    pub fn new(value: f64) -> Option<Number> {
+        value.is_finite().then_some(Number(value))
+    }
+
+    /// Its value.
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl PartialEq for Number {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for Number {}
+
+impl std::hash::Hash for Number {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // `+ 0.0` turns `-0.0` into `0.0`, which compare equal.
+        (self.0 + 0.0).to_bits().hash(state);
+    }
 }

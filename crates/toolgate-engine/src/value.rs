@@ -7,6 +7,7 @@
 
 use serde_json::Value as Json;
 use std::borrow::Cow;
+use std::cmp::Ordering;
 use toolgate_check::ir;
 
 /// Why a condition could not be evaluated.
@@ -25,6 +26,8 @@ pub enum Val<'a> {
     Str(Cow<'a, str>),
     /// An integer.
     Int(i64),
+    /// A number that is not an `i64` (finite: JSON has no NaN or infinity).
+    Num(f64),
     /// A boolean.
     Bool(bool),
     /// A list from the request's JSON.
@@ -34,11 +37,20 @@ pub enum Val<'a> {
 }
 
 impl<'a> Val<'a> {
-    /// A JSON value from the request. Objects, null and non-integer numbers have no value.
+    /// A JSON value from the request. Objects and null have no value. A number
+    /// is an `Int` when it is an `i64` as written (`4`), else a `Num` (`4.0`,
+    /// `98.7`, `1e300`): the two compare by value.
     pub fn from_json(v: &'a Json) -> Result<Val<'a>, EvalError> {
         match v {
             Json::String(s) => Ok(Val::Str(Cow::Borrowed(s))),
-            Json::Number(n) => n.as_i64().map(Val::Int).ok_or(EvalError::Type),
+            Json::Number(n) => match n.as_i64() {
+                Some(i) => Ok(Val::Int(i)),
+                None => n
+                    .as_f64()
+                    .filter(|f| f.is_finite())
+                    .map(Val::Num)
+                    .ok_or(EvalError::Type),
+            },
             Json::Bool(b) => Ok(Val::Bool(*b)),
             Json::Array(items) => Ok(Val::JsonList(items)),
             Json::Null | Json::Object(_) => Err(EvalError::Type),
@@ -50,6 +62,7 @@ impl<'a> Val<'a> {
         match v {
             ir::Value::Str(s) => Val::Str(Cow::Borrowed(s)),
             ir::Value::Int(i) => Val::Int(*i),
+            ir::Value::Num(n) => Val::Num(n.get()),
             ir::Value::Bool(b) => Val::Bool(*b),
             ir::Value::List(items) => Val::ConstList(items),
         }
@@ -78,7 +91,9 @@ impl<'a> Val<'a> {
 pub fn equal(a: &Val<'_>, b: &Val<'_>) -> Result<bool, EvalError> {
     match (a, b) {
         (Val::Str(x), Val::Str(y)) => Ok(x == y),
-        (Val::Int(x), Val::Int(y)) => Ok(x == y),
+        (Val::Int(_) | Val::Num(_), Val::Int(_) | Val::Num(_)) => {
+            Ok(compare_numbers(a, b)? == Ordering::Equal)
+        }
         (Val::Bool(x), Val::Bool(y)) => Ok(x == y),
         (x, y) if is_list(x) && is_list(y) => {
             let (xs, ys) = (x.elements()?, y.elements()?);
@@ -110,20 +125,50 @@ pub fn member(needle: &Val<'_>, list: &Val<'_>) -> Result<bool, EvalError> {
     Ok(false)
 }
 
+/// Orders two numbers by their exact values: an `i64` against an `f64` is
+/// compared without converting either (so `9007199254740993 > 9007199254740992.0`).
+pub fn compare_numbers(a: &Val<'_>, b: &Val<'_>) -> Result<Ordering, EvalError> {
+    match (a, b) {
+        (Val::Int(x), Val::Int(y)) => Ok(x.cmp(y)),
+        (Val::Num(x), Val::Num(y)) => x.partial_cmp(y).ok_or(EvalError::Type),
+        (Val::Int(x), Val::Num(y)) => int_cmp_float(*x, *y),
+        (Val::Num(x), Val::Int(y)) => int_cmp_float(*y, *x).map(Ordering::reverse),
+        _ => Err(EvalError::Type),
+    }
+}
+
+/// `i` against `f`, exactly.
+fn int_cmp_float(i: i64, f: f64) -> Result<Ordering, EvalError> {
+    // 2^63, exactly representable: every f64 in [-2^63, 2^63) truncates to an i64.
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    if f.is_nan() {
+        return Err(EvalError::Type);
+    }
+    if f >= TWO_63 {
+        return Ok(Ordering::Less);
+    }
+    if f < -TWO_63 {
+        return Ok(Ordering::Greater);
+    }
+    let whole = f.trunc();
+    // In range and integral, so the conversion is exact.
+    let whole_int = whole as i64;
+    Ok(i.cmp(&whole_int).then_with(|| {
+        // `i` equals the whole part: `f`'s fraction decides.
+        0.0_f64.partial_cmp(&(f - whole)).unwrap_or(Ordering::Equal)
+    }))
+}
+
 /// Applies a binary operator.
 pub fn binary(op: ir::BinOp, a: &Val<'_>, b: &Val<'_>) -> Result<bool, EvalError> {
     use ir::BinOp as B;
-    let ints = |a: &Val<'_>, b: &Val<'_>| match (a, b) {
-        (Val::Int(x), Val::Int(y)) => Ok((*x, *y)),
-        _ => Err(EvalError::Type),
-    };
     match op {
         B::Eq => equal(a, b),
         B::Ne => equal(a, b).map(|e| !e),
-        B::Lt => ints(a, b).map(|(x, y)| x < y),
-        B::Le => ints(a, b).map(|(x, y)| x <= y),
-        B::Gt => ints(a, b).map(|(x, y)| x > y),
-        B::Ge => ints(a, b).map(|(x, y)| x >= y),
+        B::Lt => compare_numbers(a, b).map(Ordering::is_lt),
+        B::Le => compare_numbers(a, b).map(Ordering::is_le),
+        B::Gt => compare_numbers(a, b).map(Ordering::is_gt),
+        B::Ge => compare_numbers(a, b).map(Ordering::is_ge),
         B::In => member(a, b),
         B::NotIn => member(a, b).map(|m| !m),
         B::StartsWith => Ok(a.as_str()?.starts_with(b.as_str()?)),
@@ -262,6 +307,34 @@ mod tests {
             Err(EvalError::Type)
         );
         assert_eq!(len(&Val::Str("é".into())), Ok(1));
+    }
+
+    #[test]
+    fn numbers_compare_by_exact_value() {
+        use Ordering::*;
+        let cmp = |a: Val<'_>, b: Val<'_>| compare_numbers(&a, &b);
+        assert_eq!(cmp(Val::Int(4), Val::Num(4.0)), Ok(Equal));
+        assert_eq!(cmp(Val::Num(98.7), Val::Int(100)), Ok(Less));
+        assert_eq!(cmp(Val::Int(-1), Val::Num(-0.5)), Ok(Less));
+        assert_eq!(cmp(Val::Num(-0.5), Val::Int(-1)), Ok(Greater));
+        assert_eq!(cmp(Val::Int(5000), Val::Num(5000.01)), Ok(Less));
+        // 2^53 + 1 has no f64; converting it would make these equal.
+        assert_eq!(
+            cmp(
+                Val::Int(9_007_199_254_740_993),
+                Val::Num(9_007_199_254_740_992.0)
+            ),
+            Ok(Greater)
+        );
+        assert_eq!(cmp(Val::Int(i64::MAX), Val::Num(9.3e18)), Ok(Less));
+        assert_eq!(cmp(Val::Int(i64::MIN), Val::Num(-9.3e18)), Ok(Greater));
+        assert_eq!(equal(&Val::Num(0.0), &Val::Int(0)), Ok(true));
+        assert_eq!(
+            binary(ir::BinOp::Le, &Val::Num(100.0), &Val::Num(100.00)),
+            Ok(true)
+        );
+        let four = serde_json::json!(4.0);
+        assert!(matches!(Val::from_json(&four), Ok(Val::Num(f)) if f == 4.0));
     }
 
     #[test]

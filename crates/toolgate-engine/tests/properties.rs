@@ -17,14 +17,14 @@ use toolgate_engine::{Context, Engine, Outcome, Request};
 const TOOLS: &str = "\
 tool t.r1 read { s: string, n: int, l: list<string> };
 tool t.r2 read;
-tool t.w1 write { s: string, n: int };
+tool t.w1 write { s: string, n: int, m?: number };
 tool t.w2 write irreversible;
 tool t.w3 write { l: list<string>, o?: { x: int } };
 ";
 const READ_TOOLS: [&str; 2] = ["t.r1", "t.r2"];
 const WRITE_TOOLS: [&str; 3] = ["t.w1", "t.w2", "t.w3"];
 
-const CONDITIONS: [&str; 18] = [
+const CONDITIONS: [&str; 21] = [
     "has args.s and args.s == \"x\"",
     "has args.n and args.n > 3",
     "env == \"dev\"",
@@ -43,6 +43,9 @@ const CONDITIONS: [&str; 18] = [
     "has args.s and port(args.s) > 100",
     "scheme(args.s) == \"https\"",
     "has args.s and path(args.s) starts_with \"/a\"",
+    "has args.m and args.m <= 100.00",
+    "has args.n and args.n > 2.5",
+    "args.m == 4 or args.m in [-0.5, 7]",
 ];
 
 #[derive(Clone, Debug)]
@@ -183,6 +186,7 @@ fn json_value() -> impl Strategy<Value = Json> {
         Just(json!(5)),
         Just(json!(1)),
         Just(json!(2.5)),
+        Just(json!(4.0)),
         Just(json!(true)),
         Just(json!(null)),
         Just(json!(["a", "b"])),
@@ -192,8 +196,23 @@ fn json_value() -> impl Strategy<Value = Json> {
     ]
 }
 
+/// Numbers around the generated conditions' boundaries, integral ones written
+/// both ways (`4`, `4.0`).
+fn number() -> impl Strategy<Value = Json> {
+    prop::sample::select(vec![
+        json!(98.7),
+        json!(100.0),
+        json!(100.01),
+        json!(4),
+        json!(4.0),
+        json!(-0.5),
+        json!(7),
+        json!(1e300),
+    ])
+}
+
 fn args() -> impl Strategy<Value = Json> {
-    let key = prop::sample::select(vec!["s", "n", "l", "o", "q", "tenant_id", "tenant"]);
+    let key = prop::sample::select(vec!["s", "n", "m", "l", "o", "q", "tenant_id", "tenant"]);
     let s = prop::sample::select(vec![
         "x",
         "xyz",
@@ -208,7 +227,10 @@ fn args() -> impl Strategy<Value = Json> {
     prop_oneof![
         // Conforming to t.r1, t.w1 and t.w3 (and anything for the schema-less tools).
         2 => (s.clone(), n.clone(), l.clone()).prop_map(|(s, n, l)| json!({ "s": s, "n": n, "l": l })),
-        2 => (s, n).prop_map(|(s, n)| json!({ "s": s, "n": n })),
+        2 => (s, n, prop::option::of(number())).prop_map(|(s, n, m)| match m {
+            Some(m) => json!({ "s": s, "n": n, "m": m }),
+            None => json!({ "s": s, "n": n }),
+        }),
         2 => (l, prop::option::of(-1i64..4)).prop_map(|(l, x)| match x {
             Some(x) => json!({ "l": l, "o": { "x": x } }),
             None => json!({ "l": l }),

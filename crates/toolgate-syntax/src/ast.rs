@@ -410,6 +410,9 @@ pub enum Literal {
     Str(String),
     /// `42`, `-1`
     Int(i64),
+    /// `100.00`, `-0.5`: a decimal number, kept as written (its value is
+    /// finite; the checker reads it as the nearest `f64`).
+    Num(String),
     /// `true` / `false`
     Bool(bool),
     /// `[a, b, c]`

@@ -436,6 +436,7 @@ pub fn literal_text(l: &ast::Literal) -> String {
     match l {
         ast::Literal::Str(s) => string_text(s),
         ast::Literal::Int(i) => i.to_string(),
+        ast::Literal::Num(text) => text.clone(),
         ast::Literal::Bool(b) => b.to_string(),
         ast::Literal::List(items) => {
             format!("[{}]", join(items.iter().map(|i| literal_text(&i.node))))

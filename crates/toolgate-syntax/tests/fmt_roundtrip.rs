@@ -46,6 +46,7 @@ fn literal(depth: u32) -> BoxedStrategy<ast::Literal> {
     let leaf = prop_oneof![
         text().prop_map(ast::Literal::Str),
         any::<i64>().prop_map(ast::Literal::Int),
+        "-?[0-9]{1,6}\\.[0-9]{1,4}".prop_map(ast::Literal::Num),
         any::<bool>().prop_map(ast::Literal::Bool),
     ];
     if depth == 0 {

@@ -37,6 +37,7 @@ impl Scope {
 pub(super) enum Ty {
     Str,
     Int,
+    Num,
     Bool,
     List(Box<Ty>),
     Record(Vec<ir::Field>),
@@ -49,6 +50,7 @@ impl Ty {
         match t {
             ir::Type::String => Ty::Str,
             ir::Type::Int => Ty::Int,
+            ir::Type::Number => Ty::Num,
             ir::Type::Bool => Ty::Bool,
             ir::Type::List(inner) => Ty::List(Box::new(Ty::of(inner))),
             ir::Type::Record(fields) => Ty::Record(fields.clone()),
@@ -59,6 +61,7 @@ impl Ty {
         match self {
             Ty::Str => "string".into(),
             Ty::Int => "int".into(),
+            Ty::Num => "number".into(),
             Ty::Bool => "bool".into(),
             Ty::List(inner) => format!("list<{}>", inner.name()),
             Ty::Record(_) => "record".into(),
@@ -72,12 +75,17 @@ impl Ty {
             (Ty::Any, _) | (_, Ty::Any) => true,
             (Ty::List(a), Ty::List(b)) => a.compatible(b),
             (Ty::Record(_), Ty::Record(_)) => true,
-            (a, b) => a == b,
+            (a, b) => a == b || (a.is_numeric() && b.is_numeric()),
         }
     }
 
     fn is(&self, want: &Ty) -> bool {
         *self == Ty::Any || self == want
+    }
+
+    /// An `int`, a `number`, or not known: what `<`, `<=`, `>` and `>=` take.
+    fn is_numeric(&self) -> bool {
+        matches!(self, Ty::Int | Ty::Num | Ty::Any)
     }
 }
 
@@ -485,7 +493,7 @@ impl Checker<'_> {
         use ast::CmpOp as C;
         let ok = match op.node {
             C::Eq | C::Ne => l.1.compatible(r.1),
-            C::Lt | C::Le | C::Gt | C::Ge => l.1.is(&Ty::Int) && r.1.is(&Ty::Int),
+            C::Lt | C::Le | C::Gt | C::Ge => l.1.is_numeric() && r.1.is_numeric(),
             C::In | C::NotIn => match r.1 {
                 Ty::List(elem) => l.1.compatible(elem),
                 Ty::Any => true,
@@ -502,7 +510,7 @@ impl Checker<'_> {
         };
         if !ok {
             let help = match op.node {
-                C::Lt | C::Le | C::Gt | C::Ge => "`<`, `<=`, `>` and `>=` compare two `int`s",
+                C::Lt | C::Le | C::Gt | C::Ge => "`<`, `<=`, `>` and `>=` compare numbers (`int` or `number`)",
                 C::In | C::NotIn => "the right side of `in` is a list of values of the left side's type",
                 C::StartsWith | C::EndsWith => "both sides must be `string`s",
                 C::Contains => "`contains` tests a substring of a `string` or an element of a list",
@@ -695,6 +703,7 @@ impl Checker<'_> {
         match l {
             ast::Literal::Str(_) => Ty::Str,
             ast::Literal::Int(_) => Ty::Int,
+            ast::Literal::Num(_) => Ty::Num,
             ast::Literal::Bool(_) => Ty::Bool,
             ast::Literal::List(items) => Ty::List(Box::new(
                 items
@@ -710,6 +719,13 @@ pub(super) fn value(l: &ast::Literal) -> ir::Value {
     match l {
         ast::Literal::Str(s) => ir::Value::Str(s.clone()),
         ast::Literal::Int(i) => ir::Value::Int(*i),
+        // The parser accepts only finite decimals; `0.0` keeps this total.
+        ast::Literal::Num(text) => ir::Value::Num(
+            text.parse::<f64>()
+                .ok()
+                .and_then(ir::Number::new)
+                .unwrap_or(ir::Number::ZERO),
+        ),
         ast::Literal::Bool(b) => ir::Value::Bool(*b),
         ast::Literal::List(items) => {
             ir::Value::List(items.iter().map(|i| value(&i.node)).collect())

@@ -290,3 +290,36 @@ fn host_suffixes_need_their_leading_dot() {
         ]
     );
 }
+
+#[test]
+fn numbers_compare_with_ints_and_decimals_by_value() {
+    let head = "tool pay.send write { amount: number, n: int, s: string };\nwrites enabled;\n";
+    let ok = format!(
+        "{head}write pay.send when args.amount <= 100.00 and args.n > 2.5 and args.amount == 4 \
+         and args.n in [1, 2.5];"
+    );
+    assert_eq!(codes(&ok), Vec::<String>::new());
+    let p = policy(&ok);
+    let cond = p.rules[0].condition.as_ref().expect("a condition");
+    let ir::ExprKind::And(parts) = &cond.kind else {
+        panic!("an `and`: {cond:?}");
+    };
+    let ir::ExprKind::Binary(ir::BinOp::Le, _, rhs) = &parts[0].kind else {
+        panic!("a comparison: {:?}", parts[0]);
+    };
+    assert_eq!(
+        rhs.kind,
+        ir::ExprKind::Lit(ir::Value::Num(ir::Number::new(100.0).expect("finite")))
+    );
+    assert_eq!(
+        codes(&format!("{head}write pay.send when args.s < 1.5;")),
+        ["type_mismatch @ args.s"]
+    );
+    assert_eq!(
+        codes(&format!(
+            "{head}write pay.send when args.amount == \"1.5\";"
+        )),
+        ["type_mismatch @ args.amount"]
+    );
+    assert_eq!(codes("tool t read { n: numbr };"), ["unknown_type @ numbr"]);
+}

@@ -167,7 +167,7 @@ fn phrase(rule: Rule) -> &'static str {
         Rule::from_opt => "`from`",
         Rule::expires_opt => "`expires`",
         Rule::string => "a string",
-        Rule::int => "a number",
+        Rule::int | Rule::number => "a number",
         Rule::duration => "a duration such as `15m`",
         Rule::bool => "`true` or `false`",
         Rule::list => "a list",

@@ -434,7 +434,7 @@ impl Lower<'_> {
                 ast::Expr::Call(name, Box::new(self.expr(self.last(&p)?)?))
             }
             Rule::path => ast::Expr::Path(self.path(p)?),
-            Rule::string | Rule::int | Rule::bool | Rule::list => {
+            Rule::string | Rule::number | Rule::int | Rule::bool | Rule::list => {
                 return Ok(self.literal(p)?.map_node(ast::Expr::Literal))
             }
             other => return Err(internal(&format!("unexpected expression {other:?}"), span)),
@@ -511,6 +511,16 @@ impl Lower<'_> {
                     span: span.into(),
                 }
             })?),
+            Rule::number => {
+                let text = p.as_str();
+                if !text.parse::<f64>().is_ok_and(f64::is_finite) {
+                    return Err(SyntaxError::NumberOutOfRange {
+                        text: text.to_string(),
+                        span: span.into(),
+                    });
+                }
+                ast::Literal::Num(text.to_string())
+            }
             Rule::bool => ast::Literal::Bool(p.as_str() == "true"),
             Rule::list => {
                 self.enter(span)?;
