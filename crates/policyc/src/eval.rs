@@ -268,8 +268,12 @@ fn explanation(loaded: &Loaded, engine: &Engine, req: &toolgate_engine::Request<
     }
     for t in &traces {
         let rule = &p.rules[t.rule.0 as usize];
+        let id = rule
+            .name
+            .as_ref()
+            .map_or(String::new(), |n| format!(" @id({n})"));
         out.push_str(&format!(
-            "  {}:{}:{}  {}\n",
+            "  {}:{}:{}{id}  {}\n",
             loaded.file,
             rule.line,
             rule.column,
@@ -312,10 +316,7 @@ fn explanation(loaded: &Loaded, engine: &Engine, req: &toolgate_engine::Request<
         decision.reason
     ));
     if let Some(r) = decision.rule {
-        out.push_str(&format!(
-            "  by rule at {}:{}:{}\n",
-            r.file, r.line, r.column
-        ));
+        out.push_str(&format!("  by rule {r}\n"));
     }
     for key in ["scope", "approval", "budget", "fallback"] {
         if !json[key].is_null() && json[key] != json!({}) {

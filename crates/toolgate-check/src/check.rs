@@ -69,6 +69,8 @@ pub(crate) struct Checker<'s> {
     constants: HashMap<String, Constant>,
     writes: Option<Spanned<ast::WritesMode>>,
     rules: Vec<ir::Rule>,
+    /// `@id`s seen so far, with where.
+    rule_ids: HashMap<String, Span>,
 }
 
 impl<'s> Checker<'s> {
@@ -88,6 +90,7 @@ impl<'s> Checker<'s> {
             constants: HashMap::new(),
             writes: None,
             rules: Vec::new(),
+            rule_ids: HashMap::new(),
         }
     }
 

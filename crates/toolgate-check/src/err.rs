@@ -202,6 +202,20 @@ pub enum CheckError {
         #[help]
         help: String,
     },
+    /// An `@id("...")` that is empty or has characters other than letters,
+    /// digits, `-`, `_`, `.` and `:`.
+    #[error("invalid rule id `{id}`")]
+    #[diagnostic(
+        code(toolgate::check::invalid_rule_id),
+        help("a rule id is 1 to 64 ASCII letters, digits, `-`, `_`, `.` or `:`, e.g. `@id(\"close-dev-budget\")`")
+    )]
+    InvalidRuleId {
+        /// The id as written.
+        id: String,
+        /// Where.
+        #[label("not a rule id")]
+        span: SourceSpan,
+    },
     /// A `matches` pattern that is not a literal, does not compile, or is too large.
     #[error("invalid {kind} pattern: {reason}")]
     #[diagnostic(code(toolgate::check::invalid_pattern))]

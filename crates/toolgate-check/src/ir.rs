@@ -127,6 +127,9 @@ pub enum Writes {
 pub struct Rule {
     /// Its index.
     pub id: RuleId,
+    /// Its `@id("...")`, unique in the policy: the name decisions, `explain`,
+    /// replay output and audit records show beside `file:line:col`.
+    pub name: Option<String>,
     /// `None` for a top-level rule, which applies to every agent.
     pub agent: Option<AgentId>,
     /// The tools it names, patterns expanded (for grants: only tools of the right class).
@@ -137,8 +140,9 @@ pub struct Rule {
     pub condition: Option<Expr>,
     /// `reason`, if any.
     pub reason: Option<String>,
-    /// Its identity across unrelated edits: the agent block it is in (`*` at
-    /// top level) and `toolgate_syntax::rule_identity`. Budget windows are keyed by it.
+    /// Its identity across unrelated edits: `@id(NAME)` for a rule with an id;
+    /// otherwise the agent block it is in (`*` at top level) and
+    /// `toolgate_syntax::rule_identity`. Budget windows are keyed by it.
     pub identity: String,
     /// Where it was written.
     pub span: Span,

@@ -35,12 +35,26 @@ pub struct RuleInfo {
     pub id: ir::RuleId,
     /// Its identity across unrelated edits (`ir::Rule::identity`).
     pub identity: Arc<str>,
+    /// Its `@id("...")`, if written (`ir::Rule::name`).
+    pub name: Option<Arc<str>>,
     /// The policy file.
     pub file: Arc<str>,
     /// 1-based line.
     pub line: usize,
     /// 1-based column.
     pub column: usize,
+}
+
+/// `NAME (file:line:col)` for a rule with an `@id`, else `file:line:col`: how
+/// decisions, `explain`, replay output and audit records name a rule.
+impl std::fmt::Display for RuleInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (file, line, column) = (&self.file, self.line, self.column);
+        match &self.name {
+            Some(name) => write!(f, "{name} ({file}:{line}:{column})"),
+            None => write!(f, "{file}:{line}:{column}"),
+        }
+    }
 }
 
 /// A decision and everything needed to enforce it.
@@ -60,6 +74,15 @@ pub struct Decision<'e> {
     pub budget: Option<&'e ir::Budget>,
     /// For a budgeted allow: what applies when the budget is exhausted.
     pub fallback: Option<Box<Decision<'e>>>,
+}
+
+/// `{file, line, column}`, and `id` for a rule with an `@id`.
+fn rule_json(r: &RuleInfo) -> Json {
+    let mut out = json!({ "file": &*r.file, "line": r.line, "column": r.column });
+    if let Some(name) = &r.name {
+        out["id"] = json!(&**name);
+    }
+    out
 }
 
 /// The key a budget is counted under for one request.
@@ -150,7 +173,7 @@ impl<'e> Decision<'e> {
         let mut out = json!({
             "decision": self.outcome.as_str(),
             "reason": self.reason,
-            "rule": self.rule.map(|r| json!({ "file": &*r.file, "line": r.line, "column": r.column })),
+            "rule": self.rule.map(rule_json),
             "scope": scope,
             "approval": approval,
             "budget": budget,

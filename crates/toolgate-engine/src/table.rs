@@ -268,6 +268,7 @@ fn compile_rules(policy: &ir::Policy, file: &str) -> Result<Vec<CompiledRule>, S
                 info: RuleInfo {
                     id: r.id,
                     identity: r.identity.as_str().into(),
+                    name: r.name.as_deref().map(Arc::from),
                     file: file.clone(),
                     line: r.line,
                     column: r.column,

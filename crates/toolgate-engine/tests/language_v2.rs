@@ -62,3 +62,53 @@ fn int_accepts_integral_numbers_as_json_schema_does() {
     assert_eq!(out, Outcome::Deny);
     assert!(why.contains("must be an integer"), "{why}");
 }
+
+/// The decision for `bot` calling `tool` with `args` (engine only).
+fn decision_json(src: &str, tool: &str, args: Json) -> (Json, Option<String>, Option<String>) {
+    let parsed = toolgate_syntax::parse(src);
+    assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+    let ir = toolgate_check::check(&parsed.file, src)
+        .policy
+        .expect("the policy checks");
+    let engine = Engine::new(&ir, "p.policy").expect("compiles");
+    let text = json!({
+        "agent": "bot", "tool": tool, "args": args,
+        "context": { "tenant": "acme", "env": "prod" },
+    });
+    let req = OwnedRequest::from_json(&text.to_string()).expect("a request");
+    let d = engine.decide(&req.as_request());
+    let key = d
+        .budget_key(&req.as_request())
+        .map(|k| k.rule_identity.to_string());
+    (
+        d.to_json(&req.as_request()),
+        d.rule.map(ToString::to_string),
+        key,
+    )
+}
+
+#[test]
+fn rule_ids_name_the_rule_in_decisions_and_key_its_budget() {
+    let v1 = "tool t.close write { n: int };\nwrites enabled;\nagent bot {\n  \
+              @id(\"close-budget\")\n  write t.close auto-approve limit 3 per hour when args.n > 1;\n}\n";
+    let (json, shown, key) = decision_json(v1, "t.close", json!({ "n": 2 }));
+    assert_eq!(
+        json["rule"],
+        json!({ "file": "p.policy", "line": 4, "column": 3, "id": "close-budget" })
+    );
+    assert_eq!(shown.as_deref(), Some("close-budget (p.policy:4:3)"));
+    // Moved to the top level, its condition changed: the same budget window.
+    let v2 = "tool t.close write { n: int };\nwrites enabled;\nagent bot {}\n\
+              @id(\"close-budget\") write t.close auto-approve limit 5 per hour when args.n > 0;\n";
+    let (_, _, key2) = decision_json(v2, "t.close", json!({ "n": 2 }));
+    assert_eq!(key, key2);
+    assert_eq!(key.as_deref(), Some("@id(close-budget)"));
+    // Without an id, the rule is named by its place, as before.
+    let plain = "tool t.r read;\nagent bot {\n  allow t.r;\n}\n";
+    let (json, shown, _) = decision_json(plain, "t.r", json!({}));
+    assert_eq!(
+        json["rule"],
+        json!({ "file": "p.policy", "line": 3, "column": 3 })
+    );
+    assert_eq!(shown.as_deref(), Some("p.policy:3:3"));
+}

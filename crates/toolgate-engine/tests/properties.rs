@@ -56,11 +56,18 @@ struct GenRule {
     approval: &'static str,
     scope: &'static str,
     when: Option<String>,
+    /// Written with `@id("r<index>")`.
+    named: bool,
 }
 
 impl GenRule {
-    fn text(&self) -> String {
-        let mut s = format!("{} {}", self.kind, self.tools.join(", "));
+    fn text(&self, index: usize) -> String {
+        let id = if self.named {
+            format!("@id(\"r{index}\") ")
+        } else {
+            String::new()
+        };
+        let mut s = format!("{id}{} {}", self.kind, self.tools.join(", "));
         for part in [self.approval, self.scope] {
             if !part.is_empty() {
                 s.push(' ');
@@ -92,14 +99,15 @@ impl GenPolicy {
         s.push_str(TOOLS);
         s.push_str(self.writes);
         s.push('\n');
-        for r in self.rules.iter().filter(|r| r.agent.is_none()) {
-            s.push_str(&r.text());
+        let rules = self.rules.iter().enumerate();
+        for (i, r) in rules.clone().filter(|(_, r)| r.agent.is_none()) {
+            s.push_str(&r.text(i));
             s.push('\n');
         }
         for agent in ["a1", "a2"] {
             s.push_str(&format!("agent {agent} {{\n"));
-            for r in self.rules.iter().filter(|r| r.agent == Some(agent)) {
-                s.push_str(&format!("  {}\n", r.text()));
+            for (i, r) in rules.clone().filter(|(_, r)| r.agent == Some(agent)) {
+                s.push_str(&format!("  {}\n", r.text(i)));
             }
             s.push_str("}\n");
         }
@@ -135,31 +143,35 @@ fn rule() -> impl Strategy<Value = GenRule> {
         scope,
         approval,
         prop::option::of(condition()),
+        any::<bool>(),
     )
-        .prop_map(|(kind, agent, pick, pattern, scope, approval, when)| {
-            let pool: Vec<&str> = match kind {
-                "allow" => READ_TOOLS.to_vec(),
-                "write" => WRITE_TOOLS.to_vec(),
-                _ => READ_TOOLS
-                    .iter()
-                    .chain(WRITE_TOOLS.iter())
-                    .copied()
-                    .collect(),
-            };
-            let tools = if pattern && kind == "deny" {
-                vec!["t.*"]
-            } else {
-                vec![*pick.get(&pool)]
-            };
-            GenRule {
-                kind,
-                agent,
-                tools,
-                approval: if kind == "write" { approval } else { "" },
-                scope: if kind == "deny" { "" } else { scope },
-                when,
-            }
-        })
+        .prop_map(
+            |(kind, agent, pick, pattern, scope, approval, when, named)| {
+                let pool: Vec<&str> = match kind {
+                    "allow" => READ_TOOLS.to_vec(),
+                    "write" => WRITE_TOOLS.to_vec(),
+                    _ => READ_TOOLS
+                        .iter()
+                        .chain(WRITE_TOOLS.iter())
+                        .copied()
+                        .collect(),
+                };
+                let tools = if pattern && kind == "deny" {
+                    vec!["t.*"]
+                } else {
+                    vec![*pick.get(&pool)]
+                };
+                GenRule {
+                    kind,
+                    agent,
+                    tools,
+                    approval: if kind == "write" { approval } else { "" },
+                    scope: if kind == "deny" { "" } else { scope },
+                    when,
+                    named,
+                }
+            },
+        )
 }
 
 fn policy() -> impl Strategy<Value = GenPolicy> {
@@ -337,6 +349,10 @@ proptest! {
             let req = r.as_request();
             let (d, want) = (engine.decide(&req), reference::decide(&ir, &req));
             prop_assert!(reference::agrees(&d, &want), "engine {d:?}\nreference {want:?}\nrequest {r:?}\n{text}");
+            if let Some(info) = d.rule {
+                let named = ir.rules.get(info.id.0 as usize).and_then(|r| r.name.as_deref());
+                prop_assert_eq!(info.name.as_deref(), named, "the decision names its rule's @id");
+            }
             let c = cached.decide(&req);
             prop_assert!(reference::agrees(&c, &want), "cached engine {c:?}\nreference {want:?}\nrequest {r:?}\n{text}");
         }
@@ -370,7 +386,7 @@ proptest! {
     fn an_unconditional_deny_overrides_everything(p in policy(), r in request()) {
         let mut p = p;
         let tool = if r.tool == "t.nope" { "t.r1" } else { r.tool };
-        p.rules.push(GenRule { kind: "deny", agent: None, tools: vec![tool], approval: "", scope: "", when: None });
+        p.rules.push(GenRule { kind: "deny", agent: None, tools: vec![tool], approval: "", scope: "", when: None, named: false });
         let Some(ir) = compile(&p.text()) else { return Ok(()) };
         let engine = Engine::new(&ir, "p.policy").expect("compiles");
         let mut r = r;

@@ -195,9 +195,11 @@ pub enum Type {
     Record(Vec<Field>),
 }
 
-/// A rule: `allow|write|deny TOOLS clauses...;`
+/// A rule: `[@id("name")] allow|write|deny TOOLS clauses...;`
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Rule {
+    /// `@id("name")`: the rule's stable name, if written.
+    pub id: Option<Spanned<String>>,
     /// `allow`, `write` or `deny`.
     pub kind: Spanned<RuleKind>,
     /// Tool names and patterns, in source order.

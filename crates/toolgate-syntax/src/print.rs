@@ -251,8 +251,21 @@ fn type_text(t: &ast::Type) -> String {
     }
 }
 
-/// A rule, laid out at `indent` (the indentation itself is not included).
+/// A rule, laid out at `indent` (the indentation itself is not included);
+/// its `@id(...)`, if any, on a line of its own before it.
 pub(crate) fn rule_text(rule: &ast::Rule, indent: usize) -> String {
+    let body = rule_body(rule, indent);
+    match &rule.id {
+        Some(id) => format!(
+            "@id({})\n{}{body}",
+            string_text(&id.node),
+            " ".repeat(indent)
+        ),
+        None => body,
+    }
+}
+
+fn rule_body(rule: &ast::Rule, indent: usize) -> String {
     let kind = match rule.kind.node {
         ast::RuleKind::Allow => "allow",
         ast::RuleKind::Write => "write",

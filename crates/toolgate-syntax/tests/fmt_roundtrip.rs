@@ -189,8 +189,10 @@ fn rule() -> impl Strategy<Value = ast::Rule> {
         kind,
         prop::collection::vec(pattern, 1..3),
         prop::collection::vec(clause(), 0..4),
+        prop::option::of("[a-z][a-z0-9-]{0,12}"),
     )
-        .prop_map(|(kind, tools, clauses)| ast::Rule {
+        .prop_map(|(kind, tools, clauses, id)| ast::Rule {
+            id: id.map(sp),
             kind: sp(kind),
             tools: tools.into_iter().map(sp).collect(),
             clauses: clauses.into_iter().map(sp).collect(),

@@ -58,12 +58,17 @@ impl Checker<'_> {
         let condition = clauses.when.and_then(|w| self.condition(w, &tools));
         let (line, column) = self.line_col(span.start);
         let id = ir::RuleId(self.rules.len() as u32);
+        let name = rule.id.as_ref().and_then(|n| self.rule_name(n));
         let owner = agent
             .and_then(|a| self.agents.get(a.0 as usize))
             .map_or("*", |a| a.name.as_str());
-        let identity = format!("{owner}: {}", toolgate_syntax::rule_identity(rule));
+        let identity = match &name {
+            Some(name) => format!("@id({name})"),
+            None => format!("{owner}: {}", toolgate_syntax::rule_identity(rule)),
+        };
         self.rules.push(ir::Rule {
             id,
+            name,
             identity,
             agent,
             tools,
@@ -74,6 +79,33 @@ impl Checker<'_> {
             line,
             column,
         });
+    }
+
+    /// The rule's `@id`, checked to be well formed and unique in the policy.
+    fn rule_name(&mut self, id: &Spanned<String>) -> Option<String> {
+        let ok = (1..=64).contains(&id.node.len())
+            && id
+                .node
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
+        if !ok {
+            self.diags.push(CheckError::InvalidRuleId {
+                id: id.node.clone(),
+                span: id.span.into(),
+            });
+            return None;
+        }
+        if let Some(first) = self.rule_ids.get(&id.node) {
+            self.diags.push(CheckError::Duplicate {
+                what: "rule id",
+                name: id.node.clone(),
+                span: id.span.into(),
+                first: (*first).into(),
+            });
+            return None;
+        }
+        self.rule_ids.insert(id.node.clone(), id.span);
+        Some(id.node.clone())
     }
 
     /// Expands names and patterns to tool ids, reporting unknown names and

@@ -323,3 +323,21 @@ fn numbers_compare_with_ints_and_decimals_by_value() {
     );
     assert_eq!(codes("tool t read { n: numbr };"), ["unknown_type @ numbr"]);
 }
+
+#[test]
+fn rule_ids_are_well_formed_and_unique() {
+    let head = "tool t.r read;\nagent bot {\n";
+    let p = policy(&format!("{head}  @id(\"read-all\") allow t.r;\n}}\n"));
+    assert_eq!(p.rules[0].name.as_deref(), Some("read-all"));
+    assert_eq!(p.rules[0].identity, "@id(read-all)");
+    assert_eq!(
+        codes(&format!(
+            "{head}  @id(\"a\") allow t.r;\n  @id(\"a\") deny t.r when tenant == \"w\";\n  @id(\"\") deny t.r when tenant == \"x\";\n  @id(\"has space\") deny t.r when tenant == \"y\";\n}}\n"
+        )),
+        [
+            "duplicate_declaration @ \"a\"",
+            "invalid_rule_id @ \"\"",
+            "invalid_rule_id @ \"has space\""
+        ]
+    );
+}

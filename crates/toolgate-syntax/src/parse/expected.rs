@@ -156,6 +156,7 @@ fn phrase(rule: Rule) -> &'static str {
         Rule::type_name | Rule::list_type | Rule::record_type => "a type",
         Rule::writes_mode => "`enabled` or `disabled`",
         Rule::rule_kind => "a rule",
+        Rule::rule_id | Rule::at_id => "`@id(\"...\")`",
         Rule::require_clause => "`require`",
         Rule::auto_clause => "`auto-approve`",
         Rule::scope_clause => "`scope`",

@@ -258,13 +258,19 @@ impl Lower<'_> {
             .map(|t| self.name(&t))
             .collect::<Vec<_>>();
         let mut clauses = Vec::new();
+        let mut id = None;
         for c in kids(p) {
-            if !matches!(c.as_rule(), Rule::rule_kind | Rule::tool_list) {
-                let span = self.span(&c);
-                clauses.push(Spanned::new(self.clause(c)?, span));
+            match c.as_rule() {
+                Rule::rule_kind | Rule::tool_list => {}
+                Rule::rule_id => id = Some(self.string(self.child(&c, Rule::string)?)?),
+                _ => {
+                    let span = self.span(&c);
+                    clauses.push(Spanned::new(self.clause(c)?, span));
+                }
             }
         }
         Ok(ast::Rule {
+            id,
             kind: Spanned::new(kind_node, self.span(&kind)),
             tools,
             clauses,
