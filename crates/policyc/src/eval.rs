@@ -289,10 +289,10 @@ fn explanation(loaded: &Loaded, engine: &Engine, req: &toolgate_engine::Request<
                 } else {
                     "has a value of the wrong type"
                 };
-                let effect = if rule.effect == ir::Effect::Deny {
-                    "so this deny applies"
-                } else {
-                    "so this grant does not apply"
+                let effect = match rule.effect {
+                    ir::Effect::Deny => "so this deny applies",
+                    ir::Effect::Floor(_) => "so this approval floor applies",
+                    _ => "so this grant does not apply",
                 };
                 let (l, c) = lines.line_col(&loaded.src, at.start);
                 format!(

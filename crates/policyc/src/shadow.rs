@@ -322,7 +322,7 @@ fn decide(
         }
         Some(format!("{old} -> {new}"))
     } else if new == "approval_required" {
-        approval_flip(approvals.get(&key_of(body)), d.approval, report)
+        approval_flip(approvals.get(&key_of(body)), d.approval.as_deref(), report)
     } else {
         None
     };

@@ -304,6 +304,21 @@ pub enum CheckError {
         #[label("denied here")]
         deny: SourceSpan,
     },
+    /// A stricter approval that a weaker grant of the same tool wins over.
+    #[error("this approval is never asked for when the weaker grant also matches: the most permissive grant wins")]
+    #[diagnostic(
+        code(toolgate::check::shadowed_approval),
+        severity(Warning),
+        help("to make this approval a minimum whichever grant matches, write it as an approval floor: `require N approvals from \"GROUP\" on TOOL when ...;`")
+    )]
+    ShadowedApproval {
+        /// The stricter grant.
+        #[label(primary, "stricter approval")]
+        span: SourceSpan,
+        /// The weaker grant that wins.
+        #[label("weaker grant, chosen first")]
+        weaker: SourceSpan,
+    },
     /// The same rule written twice in the same block.
     #[error("duplicate rule")]
     #[diagnostic(

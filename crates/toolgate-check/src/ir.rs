@@ -169,10 +169,20 @@ pub enum Effect {
     },
     /// Denies; overrides every grant.
     Deny,
+    /// An approval floor (`require ... on TOOLS`): whichever grant matched,
+    /// the decision needs at least this approval (always `Approval::Human`).
+    Floor(Approval),
+}
+
+impl Effect {
+    /// Whether the rule grants (`allow` or `write`), as opposed to a deny or a floor.
+    pub fn is_grant(&self) -> bool {
+        matches!(self, Effect::Allow { .. } | Effect::Write { .. })
+    }
 }
 
 /// How a write is approved.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Approval {
     /// A human must approve (the default for `write`).
     Human {

@@ -26,8 +26,8 @@ pub(crate) enum Read {
 pub(crate) enum CellOutcome {
     /// This deny applied.
     Denied(u32),
-    /// These grants held, most permissive first.
-    Granted(Vec<u32>),
+    /// These grants held, most permissive first; these floors applied (source order).
+    Granted(Vec<u32>, Vec<u32>),
 }
 
 type Key = (u32, u32, String);

@@ -68,8 +68,9 @@ pub struct Decision<'e> {
     pub rule: Option<&'e RuleInfo>,
     /// The credential scope (empty for a deny).
     pub scope: &'e [ir::ScopeItem],
-    /// For `approval_required`: who must approve, how many, for how long.
-    pub approval: Option<&'e ir::Approval>,
+    /// For `approval_required`: who must approve, how many, for how long
+    /// (owned when an approval floor raised the grant's approval).
+    pub approval: Option<Cow<'e, ir::Approval>>,
     /// For a budgeted allow: the budget that must still have room.
     pub budget: Option<&'e ir::Budget>,
     /// For a budgeted allow: what applies when the budget is exhausted.
@@ -153,7 +154,7 @@ impl<'e> Decision<'e> {
     /// The decision as `policyc eval` prints it.
     pub fn to_json(&self, req: &Request<'_>) -> Json {
         let scope: serde_json::Map<String, Json> = self.scope_values(req).into_iter().collect();
-        let approval = match self.approval {
+        let approval = match self.approval.as_deref() {
             Some(ir::Approval::Human {
                 group,
                 count,

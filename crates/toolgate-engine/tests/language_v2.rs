@@ -112,3 +112,55 @@ fn rule_ids_name_the_rule_in_decisions_and_key_its_budget() {
     );
     assert_eq!(shown.as_deref(), Some("p.policy:3:3"));
 }
+
+const REFUNDS: &str = r#"
+tool refund.issue write { amount_cents: int, note?: string };
+writes enabled;
+agent bot {
+  write refund.issue auto-approve limit 5 per day when args.amount_cents <= 2000;
+  write refund.issue require approval from "support";
+  @id("big-refunds")
+  require 2 approvals from "finance" on refund.issue when args.amount_cents > 10000;
+}
+"#;
+
+#[test]
+fn an_approval_floor_raises_whichever_grant_matched() {
+    let parsed = toolgate_syntax::parse(REFUNDS);
+    let ir = toolgate_check::check(&parsed.file, REFUNDS)
+        .policy
+        .expect("checks");
+    let engine = Engine::new(&ir, "p.policy").expect("compiles");
+    let ask = |cents: i64| {
+        let text = json!({
+            "agent": "bot", "tool": "refund.issue", "args": { "amount_cents": cents },
+            "context": { "tenant": "acme", "env": "prod" },
+        });
+        OwnedRequest::from_json(&text.to_string()).expect("a request")
+    };
+    let small = ask(1500);
+    let d = engine.decide(&small.as_request());
+    assert_eq!((d.outcome, d.budget.is_some()), (Outcome::Allow, true));
+    // 9,000 dollars: one approval from support was enough before the floor.
+    let big = ask(900_000);
+    let d = engine.decide(&big.as_request());
+    assert_eq!(d.outcome, Outcome::ApprovalRequired);
+    assert_eq!(
+        d.approval.as_deref(),
+        Some(&toolgate_check::ir::Approval::Human {
+            group: Some("finance".into()),
+            count: 2,
+            expires_secs: None
+        })
+    );
+    assert_eq!(d.rule.and_then(|r| r.name.as_deref()), Some("big-refunds"));
+    let want = reference::decide(&ir, &big.as_request());
+    assert!(reference::agrees(&d, &want), "{d:?} vs {want:?}");
+    // A floor whose condition cannot be evaluated applies (fail closed).
+    let (out, _) = decide(
+        &REFUNDS.replace("args.amount_cents > 10000", "args.note == \"x\""),
+        "refund.issue",
+        json!({ "amount_cents": 1500 }),
+    );
+    assert_eq!(out, Outcome::ApprovalRequired);
+}

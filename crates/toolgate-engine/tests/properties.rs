@@ -67,8 +67,17 @@ impl GenRule {
         } else {
             String::new()
         };
-        let mut s = format!("{id}{} {}", self.kind, self.tools.join(", "));
-        for part in [self.approval, self.scope] {
+        let mut s = if self.kind == "floor" {
+            format!("{id}{} on {}", self.approval, self.tools.join(", "))
+        } else {
+            format!("{id}{} {}", self.kind, self.tools.join(", "))
+        };
+        let approval = if self.kind == "floor" {
+            ""
+        } else {
+            self.approval
+        };
+        for part in [approval, self.scope] {
             if !part.is_empty() {
                 s.push(' ');
                 s.push_str(part);
@@ -126,7 +135,7 @@ fn condition() -> impl Strategy<Value = String> {
 }
 
 fn rule() -> impl Strategy<Value = GenRule> {
-    let kind = prop::sample::select(vec!["allow", "write", "deny"]);
+    let kind = prop::sample::select(vec!["allow", "write", "deny", "write", "floor"]);
     let agent = prop::sample::select(vec![None, Some("a1"), Some("a2")]);
     let scope = prop::sample::select(vec!["", "scope tenant", "scope tenant, env, ctx.region"]);
     let approval = prop::sample::select(vec![
@@ -134,6 +143,13 @@ fn rule() -> impl Strategy<Value = GenRule> {
         "require 2 approvals",
         "auto-approve limit 3 per hour",
         "auto-approve limit 3 per hour",
+        "require approval from \"ops\" expires 1h",
+    ]);
+    let floor = prop::sample::select(vec![
+        "require 2 approvals",
+        "require approval from \"fin\"",
+        "require approval from \"ops\" expires 30m",
+        "require 3 approvals from \"fin\" expires 2h",
     ]);
     (
         kind,
@@ -143,20 +159,20 @@ fn rule() -> impl Strategy<Value = GenRule> {
         scope,
         approval,
         prop::option::of(condition()),
-        any::<bool>(),
+        (any::<bool>(), floor),
     )
         .prop_map(
-            |(kind, agent, pick, pattern, scope, approval, when, named)| {
+            |(kind, agent, pick, pattern, scope, approval, when, (named, floor))| {
                 let pool: Vec<&str> = match kind {
                     "allow" => READ_TOOLS.to_vec(),
-                    "write" => WRITE_TOOLS.to_vec(),
+                    "write" | "floor" => WRITE_TOOLS.to_vec(),
                     _ => READ_TOOLS
                         .iter()
                         .chain(WRITE_TOOLS.iter())
                         .copied()
                         .collect(),
                 };
-                let tools = if pattern && kind == "deny" {
+                let tools = if pattern && (kind == "deny" || kind == "floor") {
                     vec!["t.*"]
                 } else {
                     vec![*pick.get(&pool)]
@@ -165,8 +181,16 @@ fn rule() -> impl Strategy<Value = GenRule> {
                     kind,
                     agent,
                     tools,
-                    approval: if kind == "write" { approval } else { "" },
-                    scope: if kind == "deny" { "" } else { scope },
+                    approval: match kind {
+                        "write" => approval,
+                        "floor" => floor,
+                        _ => "",
+                    },
+                    scope: if kind == "deny" || kind == "floor" {
+                        ""
+                    } else {
+                        scope
+                    },
                     when,
                     named,
                 }
@@ -365,13 +389,13 @@ proptest! {
         let engine = Engine::new(&ir, "p.policy").expect("compiles");
         let req = r.as_request();
         let d = engine.decide(&req);
-        let granted = p.rules.iter().any(|g| g.kind != "deny"
+        let granted = p.rules.iter().any(|g| g.kind != "deny" && g.kind != "floor"
             && g.agent.is_none_or(|a| a == r.agent)
             && g.tools.contains(&r.tool));
         if !granted || r.agent == "a3" || r.tool == "t.nope" {
             prop_assert_eq!(d.outcome, Outcome::Deny);
         }
-        let grants: Vec<usize> = (0..p.rules.len()).filter(|i| p.rules[*i].kind != "deny").collect();
+        let grants: Vec<usize> = (0..p.rules.len()).filter(|i| !["deny", "floor"].contains(&p.rules[*i].kind)).collect();
         if d.outcome == Outcome::Deny && !grants.is_empty() {
             let mut smaller = p.clone();
             smaller.rules.remove(grants[drop.index(grants.len())]);
@@ -451,6 +475,7 @@ fn generators_reach_every_kind_of_decision() {
             (Outcome::Deny, false, _) => "deny by default",
             (Outcome::Allow, _, true) => "budgeted allow",
             (Outcome::Allow, _, false) => "allow",
+            (Outcome::ApprovalRequired, _, _) if d.reason.contains("floor") => "raised by a floor",
             (Outcome::ApprovalRequired, _, _) => "approval required",
         });
     }
@@ -458,5 +483,5 @@ fn generators_reach_every_kind_of_decision() {
         clean >= 500,
         "only {clean} of 1000 generated policies check clean"
     );
-    assert_eq!(seen.len(), 5, "decisions seen: {seen:?}");
+    assert_eq!(seen.len(), 6, "decisions seen: {seen:?}");
 }

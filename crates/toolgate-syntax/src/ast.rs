@@ -217,6 +217,9 @@ pub enum RuleKind {
     Write,
     /// `deny`: overrides every grant.
     Deny,
+    /// `require ... on TOOLS`: an approval floor. Its `require` clause is the
+    /// first of the rule's clauses.
+    Floor,
 }
 
 /// One clause of a rule.

@@ -266,13 +266,8 @@ pub(crate) fn rule_text(rule: &ast::Rule, indent: usize) -> String {
 }
 
 fn rule_body(rule: &ast::Rule, indent: usize) -> String {
-    let kind = match rule.kind.node {
-        ast::RuleKind::Allow => "allow",
-        ast::RuleKind::Write => "write",
-        ast::RuleKind::Deny => "deny",
-    };
-    let head = format!("{kind} {}", join(rule.tools.iter().map(|t| t.node.clone())));
-    let clauses: Vec<String> = rule.clauses.iter().map(|c| clause_text(&c.node)).collect();
+    let (head, clauses) = rule_head(rule);
+    let clauses: Vec<String> = clauses.iter().map(|c| clause_text(&c.node)).collect();
     let one_line = std::iter::once(head.clone())
         .chain(clauses.iter().cloned())
         .collect::<Vec<_>>();
@@ -287,6 +282,23 @@ fn rule_body(rule: &ast::Rule, indent: usize) -> String {
     }
     s.push(';');
     s
+}
+
+/// A rule's head (`write a, b`; `require 2 approvals on a, b` for a floor)
+/// and the clauses after it.
+fn rule_head(rule: &ast::Rule) -> (String, &[Spanned<ast::Clause>]) {
+    let tools = join(rule.tools.iter().map(|t| t.node.clone()));
+    let (kind, rest) = match (rule.kind.node, rule.clauses.split_first()) {
+        (ast::RuleKind::Floor, Some((first, rest))) => {
+            return (format!("{} on {tools}", clause_text(&first.node)), rest);
+        }
+        (ast::RuleKind::Allow, _) => ("allow", &rule.clauses[..]),
+        (ast::RuleKind::Write, _) => ("write", &rule.clauses[..]),
+        (ast::RuleKind::Deny, _) => ("deny", &rule.clauses[..]),
+        // A floor always has its `require` clause; kept total.
+        (ast::RuleKind::Floor, None) => ("require approval on", &rule.clauses[..]),
+    };
+    (format!("{kind} {tools}"), rest)
 }
 
 /// A rule's identity across edits that leave it alone (budget windows are
@@ -309,12 +321,7 @@ pub fn rule_identity(rule: &ast::Rule) -> String {
         })
         .collect();
     parts.sort();
-    let kind = match rule.kind.node {
-        ast::RuleKind::Allow => "allow",
-        ast::RuleKind::Write => "write",
-        ast::RuleKind::Deny => "deny",
-    };
-    let head = format!("{kind} {}", join(rule.tools.iter().map(|t| t.node.clone())));
+    let (head, _) = rule_head(rule);
     std::iter::once(head)
         .chain(parts)
         .collect::<Vec<_>>()

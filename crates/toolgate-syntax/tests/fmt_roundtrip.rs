@@ -190,12 +190,28 @@ fn rule() -> impl Strategy<Value = ast::Rule> {
         prop::collection::vec(pattern, 1..3),
         prop::collection::vec(clause(), 0..4),
         prop::option::of("[a-z][a-z0-9-]{0,12}"),
+        prop::option::of(0u64..4),
     )
-        .prop_map(|(kind, tools, clauses, id)| ast::Rule {
-            id: id.map(sp),
-            kind: sp(kind),
-            tools: tools.into_iter().map(sp).collect(),
-            clauses: clauses.into_iter().map(sp).collect(),
+        .prop_map(|(kind, tools, clauses, id, floor)| {
+            let mut clauses: Vec<_> = clauses.into_iter().map(sp).collect();
+            let kind = match floor {
+                // An approval floor: its `require` clause comes first.
+                Some(n) => {
+                    let require = ast::Require {
+                        count: (n > 0).then(|| sp(n)),
+                        options: Vec::new(),
+                    };
+                    clauses.insert(0, sp(ast::Clause::Require(require)));
+                    ast::RuleKind::Floor
+                }
+                None => kind,
+            };
+            ast::Rule {
+                id: id.map(sp),
+                kind: sp(kind),
+                tools: tools.into_iter().map(sp).collect(),
+                clauses,
+            }
         })
 }
 

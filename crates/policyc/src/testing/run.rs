@@ -143,7 +143,7 @@ fn compare(loaded: &Loaded, d: &Decision<'_>, want: &CaseExpect) -> Result<Vec<S
         }
     }
     if let Some(a) = &want.approval {
-        failures.extend(approval_differs(d.approval, a));
+        failures.extend(approval_differs(d.approval.as_deref(), a));
     }
     if let Some(b) = &want.budget {
         let secs = match b.get_ref().per.as_str() {

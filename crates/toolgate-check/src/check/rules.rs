@@ -25,6 +25,7 @@ fn kind_word(kind: ast::RuleKind) -> &'static str {
         ast::RuleKind::Allow => "allow",
         ast::RuleKind::Write => "write",
         ast::RuleKind::Deny => "deny",
+        ast::RuleKind::Floor => "require ... on",
     }
 }
 
@@ -114,7 +115,7 @@ impl Checker<'_> {
         let kind = rule.kind.node;
         let want = match kind {
             ast::RuleKind::Allow => Some(ast::ToolClass::Read),
-            ast::RuleKind::Write => Some(ast::ToolClass::Write),
+            ast::RuleKind::Write | ast::RuleKind::Floor => Some(ast::ToolClass::Write),
             ast::RuleKind::Deny => None,
         };
         let mut out: Vec<ir::ToolId> = Vec::new();
@@ -136,7 +137,9 @@ impl Checker<'_> {
             };
             let tool = &self.tools[id.0 as usize];
             if let Some(want) = want.filter(|w| *w != tool.class) {
-                let right = if tool.class == ast::ToolClass::Write {
+                let right = if kind == ast::RuleKind::Floor {
+                    "allow ... when"
+                } else if tool.class == ast::ToolClass::Write {
                     "write"
                 } else {
                     "allow"
@@ -171,7 +174,7 @@ impl Checker<'_> {
         want: Option<ast::ToolClass>,
         out: &mut Vec<ir::ToolId>,
     ) {
-        if pattern.node == "*" {
+        if pattern.node == "*" && kind != ast::RuleKind::Floor {
             if let Some(class) = want {
                 self.diags.push(CheckError::WildcardGrant {
                     keyword: kind_word(kind),
@@ -271,6 +274,12 @@ impl Checker<'_> {
                 "a deny is never approved; use a `write` rule with `require approval` instead"
             }
             ("scope", ast::RuleKind::Deny) => "a deny loads no credentials, so it has no scope",
+            ("auto-approve", ast::RuleKind::Floor) => {
+                "a floor only raises approvals; budgets belong on `write` rules"
+            }
+            ("scope", ast::RuleKind::Floor) => {
+                "a floor grants nothing, so it has no scope; the grant's scope applies"
+            }
             _ => return true,
         };
         self.diags.push(CheckError::ClauseNotAllowed {
@@ -289,6 +298,15 @@ impl Checker<'_> {
         };
         match rule.kind.node {
             ast::RuleKind::Deny => ir::Effect::Deny,
+            ast::RuleKind::Floor => match c.require.map(|r| &r.node) {
+                Some(ast::Clause::Require(r)) => ir::Effect::Floor(self.require(r)),
+                // The parser puts the floor's `require` first; kept total.
+                _ => ir::Effect::Floor(ir::Approval::Human {
+                    group: None,
+                    count: 1,
+                    expires_secs: None,
+                }),
+            },
             ast::RuleKind::Allow => ir::Effect::Allow { scope },
             ast::RuleKind::Write => {
                 let approval = match (c.auto, c.require) {

@@ -341,3 +341,42 @@ fn rule_ids_are_well_formed_and_unique() {
         ]
     );
 }
+
+#[test]
+fn approval_floors_name_write_tools_and_stricter_shadowed_approvals_warn() {
+    let head =
+        "tool r.get read;\ntool refund.issue write { amount_cents: int };\nwrites enabled;\n";
+    let floor =
+        "require 2 approvals from \"finance\" on refund.issue when args.amount_cents > 10000;";
+    let p = policy(&format!("{head}write refund.issue;\n{floor}\n"));
+    assert_eq!(
+        p.rules[1].effect,
+        ir::Effect::Floor(ir::Approval::Human {
+            group: Some("finance".into()),
+            count: 2,
+            expires_secs: None
+        })
+    );
+    assert_eq!(
+        codes(&format!("{head}require approval on r.get scope tenant;\n")),
+        [
+            "wrong_grant_keyword @ r.get",
+            "clause_not_allowed @ scope tenant"
+        ]
+    );
+    // The issue's example: the stricter conditional approval is shadowed.
+    assert_eq!(
+        codes(&format!(
+            "{head}write refund.issue require 2 approvals when args.amount_cents > 10000;\n\
+             write refund.issue require approval from \"finance\";\n"
+        )),
+        ["shadowed_approval @ write refund.issue require 2 approvals when args.amount_cents > 10000;"]
+    );
+    // Written as a floor instead: clean.
+    assert_eq!(
+        codes(&format!(
+            "{head}{floor}\nwrite refund.issue require approval from \"finance\";\n"
+        )),
+        Vec::<String>::new()
+    );
+}

@@ -157,6 +157,8 @@ fn phrase(rule: Rule) -> &'static str {
         Rule::writes_mode => "`enabled` or `disabled`",
         Rule::rule_kind => "a rule",
         Rule::rule_id | Rule::at_id => "`@id(\"...\")`",
+        Rule::floor_head => "a rule",
+        Rule::kw_on => "`on`",
         Rule::require_clause => "`require`",
         Rule::auto_clause => "`auto-approve`",
         Rule::scope_clause => "`scope`",

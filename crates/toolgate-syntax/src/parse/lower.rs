@@ -89,6 +89,9 @@ fn kids(p: Pair<'_, Rule>) -> impl Iterator<Item = Pair<'_, Rule>> {
     p.into_inner().filter(|c| !is_noise(c.as_rule()))
 }
 
+/// A rule's `@id`, if any, and its clauses after the head.
+type RuleRest = (Option<Spanned<String>>, Vec<Spanned<ast::Clause>>);
+
 struct Lower<'s> {
     offset: usize,
     depth: usize,
@@ -248,6 +251,9 @@ impl Lower<'_> {
     }
 
     fn rule(&mut self, p: Pair<'_, Rule>) -> Result<ast::Rule> {
+        if let Some(head) = kids(p.clone()).find(|c| c.as_rule() == Rule::floor_head) {
+            return self.floor(p, head);
+        }
         let kind = self.child(&p, Rule::rule_kind)?;
         let kind_node = match kind.as_str() {
             "allow" => ast::RuleKind::Allow,
@@ -257,11 +263,40 @@ impl Lower<'_> {
         let tools = kids(self.child(&p, Rule::tool_list)?)
             .map(|t| self.name(&t))
             .collect::<Vec<_>>();
+        let (id, clauses) = self.rule_rest(p)?;
+        Ok(ast::Rule {
+            id,
+            kind: Spanned::new(kind_node, self.span(&kind)),
+            tools,
+            clauses,
+        })
+    }
+
+    /// `require ... on TOOLS clauses;`: the `require` clause becomes the first clause.
+    fn floor(&mut self, p: Pair<'_, Rule>, head: Pair<'_, Rule>) -> Result<ast::Rule> {
+        let require = self.child(&head, Rule::require_clause)?;
+        let require_span = self.span(&require);
+        let kind_span = self.span(&self.child(&require, Rule::kw_require)?);
+        let tools = kids(self.child(&head, Rule::tool_list)?)
+            .map(|t| self.name(&t))
+            .collect::<Vec<_>>();
+        let first = Spanned::new(self.clause(require)?, require_span);
+        let (id, rest) = self.rule_rest(p)?;
+        Ok(ast::Rule {
+            id,
+            kind: Spanned::new(ast::RuleKind::Floor, kind_span),
+            tools,
+            clauses: std::iter::once(first).chain(rest).collect(),
+        })
+    }
+
+    /// A rule's `@id` and its clauses after the head.
+    fn rule_rest(&mut self, p: Pair<'_, Rule>) -> Result<RuleRest> {
         let mut clauses = Vec::new();
         let mut id = None;
         for c in kids(p) {
             match c.as_rule() {
-                Rule::rule_kind | Rule::tool_list => {}
+                Rule::rule_kind | Rule::tool_list | Rule::floor_head => {}
                 Rule::rule_id => id = Some(self.string(self.child(&c, Rule::string)?)?),
                 _ => {
                     let span = self.span(&c);
@@ -269,12 +304,7 @@ impl Lower<'_> {
                 }
             }
         }
-        Ok(ast::Rule {
-            id,
-            kind: Spanned::new(kind_node, self.span(&kind)),
-            tools,
-            clauses,
-        })
+        Ok((id, clauses))
     }
 
     fn clause(&mut self, p: Pair<'_, Rule>) -> Result<ast::Clause> {
