@@ -173,7 +173,8 @@ fn rule() -> impl Strategy<Value = GenRule> {
                         .collect(),
                 };
                 let tools = if pattern && (kind == "deny" || kind == "floor") {
-                    vec!["t.*"]
+                    // A whole-segment `*`, or one inside a segment.
+                    vec![if pick.index(2) == 0 { "t.*" } else { "t.w*" }]
                 } else {
                     vec![*pick.get(&pool)]
                 };

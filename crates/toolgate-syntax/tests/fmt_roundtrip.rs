@@ -183,7 +183,9 @@ fn rule() -> impl Strategy<Value = ast::Rule> {
     let pattern = prop_oneof![
         tool_name(),
         Just("*".to_string()),
-        Just("ticket.*".to_string())
+        Just("ticket.*".to_string()),
+        Just("get_*".to_string()),
+        Just("crm.*_file".to_string())
     ];
     (
         kind,

@@ -194,7 +194,7 @@ impl Checker<'_> {
             }
         }
         if matched == 0 {
-            let (what, help) = match want {
+            let (what, mut help) = match want {
                 None => (
                     "declared tool",
                     "check the spelling; `*` matches any run of characters".to_string(),
@@ -208,6 +208,15 @@ impl Checker<'_> {
                     "`write` grants write tools; use `allow` to grant read tools".to_string(),
                 ),
             };
+            // `crm*` for `crm.*`: a `*` inside a segment never crosses a dot.
+            if let Some(stem) = pattern.node.strip_suffix('*').filter(|s| !s.ends_with('.')) {
+                let dotted = format!("{stem}.*");
+                if self.tools.iter().any(|t| glob_match(&dotted, &t.name)) {
+                    help = format!(
+                        "a `*` inside a segment does not cross dots: did you mean `{dotted}`?"
+                    );
+                }
+            }
             self.diags.push(CheckError::EmptyPattern {
                 pattern: pattern.node.clone(),
                 what,
@@ -540,26 +549,58 @@ fn dedupe_from(diags: &mut Vec<CheckError>, from: usize) {
     }
 }
 
-/// Whether `name` matches `pattern`, where `*` matches any run of characters.
+/// Whether `name` matches `pattern`: a `*` that is a whole dotted segment
+/// matches any run of characters, dots included (`ticket.*`, `crm.*.get`); a
+/// `*` inside a segment (`get_*`, `*_file`) any run within that segment.
+/// Dynamic programming over the name: linear in pattern × name, whatever the stars.
 pub(crate) fn glob_match(pattern: &str, name: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    let (first, rest) = match parts.split_first() {
-        Some(x) => x,
-        None => return name.is_empty(),
-    };
-    let Some(mut tail) = name.strip_prefix(first) else {
-        return false;
-    };
-    let Some((last, middle)) = rest.split_last() else {
-        return tail.is_empty();
-    };
-    for part in middle {
-        match tail.find(part) {
-            Some(i) => tail = &tail[i + part.len()..],
-            None => return false,
-        }
+    /// One step of a pattern.
+    #[derive(Clone, Copy)]
+    enum Step {
+        /// This byte.
+        Byte(u8),
+        /// A whole-segment `*`: any run of characters, dots included.
+        AnyRun,
+        /// A `*` inside a segment (`get_*`): any run without a dot.
+        SegmentRun,
     }
-    tail.len() >= last.len() && tail.ends_with(last)
+    let mut steps = Vec::new();
+    for (i, seg) in pattern.split('.').enumerate() {
+        if i > 0 {
+            steps.push(Step::Byte(b'.'));
+        }
+        if seg == "*" {
+            steps.push(Step::AnyRun);
+            continue;
+        }
+        steps.extend(seg.bytes().map(|b| match b {
+            b'*' => Step::SegmentRun,
+            b => Step::Byte(b),
+        }));
+    }
+    // matched[j]: the steps so far match the first j bytes of the name.
+    let name = name.as_bytes();
+    let mut matched = vec![false; name.len() + 1];
+    matched[0] = true;
+    for step in steps {
+        let mut next = vec![false; name.len() + 1];
+        let mut reach = false;
+        for j in 0..=name.len() {
+            next[j] = match step {
+                Step::Byte(b) => j > 0 && matched[j - 1] && name[j - 1] == b,
+                Step::AnyRun => {
+                    reach |= matched[j];
+                    reach
+                }
+                Step::SegmentRun => {
+                    reach = (reach && (j == 0 || name[j - 1] != b'.')) || matched[j];
+                    reach
+                }
+            };
+        }
+        matched = next;
+    }
+    matched[name.len()]
 }
 
 pub(crate) fn path_text(p: &ast::Path) -> String {
@@ -584,12 +625,30 @@ mod tests {
     use super::glob_match;
 
     #[test]
+    fn a_star_inside_a_segment_stays_in_the_segment() {
+        assert!(glob_match("get_*", "get_user"));
+        assert!(glob_match("get_*", "get_"));
+        assert!(!glob_match("get_*", "get_user.delete"));
+        assert!(glob_match("*_file", "read_file"));
+        assert!(!glob_match("*_file", "fs.read_file"));
+        assert!(glob_match("fs.*_file", "fs.read_file"));
+        assert!(glob_match("crm.*.get", "crm.contacts.get"));
+        assert!(
+            glob_match("crm.*.get", "crm.a.b.get"),
+            "a whole-segment `*` crosses dots"
+        );
+        assert!(!glob_match("crm*", "crm.get"));
+        assert!(glob_match("crm*", "crm_v2"));
+        assert!(glob_match("a*b*c", "axxbyyc"));
+        assert!(glob_match("**", "ab"));
+    }
+
+    #[test]
     fn tool_patterns_match_any_run_of_characters() {
         assert!(glob_match("*", "a.b"));
         assert!(glob_match("ticket.*", "ticket.close"));
         assert!(!glob_match("ticket.*", "tickets.close"));
         assert!(glob_match("*.read", "kb.read"));
-        assert!(glob_match("a*b*c", "axxbyyc"));
         assert!(!glob_match("a*b*c", "axxbyy"));
         assert!(
             !glob_match("ab*ba", "aba"),

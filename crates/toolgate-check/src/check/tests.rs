@@ -380,3 +380,24 @@ fn approval_floors_name_write_tools_and_stricter_shadowed_approvals_warn() {
         Vec::<String>::new()
     );
 }
+
+#[test]
+fn a_star_inside_a_segment_expands_within_the_segment() {
+    let head = "tool get_user read;\ntool get_user.audit read;\ntool crm.get read;\nagent bot {}\n";
+    let p = policy(&format!("{head}allow get_*;\n"));
+    assert_eq!(p.rules[0].tools, [ir::ToolId(0)]);
+    let checked = run(&format!("{head}allow crm*;\n"));
+    let help: Vec<String> = checked
+        .diagnostics
+        .iter()
+        .filter_map(|d| d.help().map(|h| h.to_string()))
+        .collect();
+    assert_eq!(
+        codes(&format!("{head}allow crm*;\n")),
+        ["empty_pattern @ crm*"]
+    );
+    assert_eq!(
+        help,
+        ["a `*` inside a segment does not cross dots: did you mean `crm.*`?"]
+    );
+}
