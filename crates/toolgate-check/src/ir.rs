@@ -356,6 +356,9 @@ pub enum Path {
     Agent,
     /// The called tool's name.
     Tool,
+    /// `x.a.b` inside `all|any x in LIST: ...`: a field of the current element
+    /// (at least one field; the element itself is [`ExprKind::Elem`]).
+    Elem(Vec<String>),
 }
 
 /// A literal value.

@@ -99,7 +99,12 @@ pub(crate) fn reads(cond: &Cond, out: &mut Vec<Read>) {
         Cond::Ctx(f) | Cond::HasCtx(f) => add(Read::Ctx(f.clone())),
         Cond::Tenant => add(Read::Tenant),
         Cond::Env => add(Read::Env),
-        Cond::Const(_) | Cond::Agent | Cond::Tool | Cond::Elem => {}
+        Cond::Const(_)
+        | Cond::Agent
+        | Cond::Tool
+        | Cond::Elem
+        | Cond::ElemField(_)
+        | Cond::HasElem(_) => {}
         Cond::Len(x) | Cond::Lower(x) | Cond::Url(_, x) | Cond::Not(x) | Cond::Match(x, _) => {
             reads(x, out)
         }

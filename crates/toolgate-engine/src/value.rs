@@ -34,10 +34,15 @@ pub enum Val<'a> {
     JsonList(&'a [Json]),
     /// A list from the policy.
     ConstList(&'a [ir::Value]),
+    /// A JSON object (an element of a list of records): only its fields,
+    /// read by `x.f` inside a quantifier, are values; as a whole it compares
+    /// with nothing (a type error).
+    Obj(&'a serde_json::Map<String, Json>),
 }
 
 impl<'a> Val<'a> {
-    /// A JSON value from the request. Objects and null have no value. A number
+    /// A JSON value from the request. `null` has no value; an object is an
+    /// [`Val::Obj`], whose fields a quantifier's body may read. A number
     /// is an `Int` when it is an `i64` as written (`4`), else a `Num` (`4.0`,
     /// `98.7`, `1e300`): the two compare by value.
     pub fn from_json(v: &'a Json) -> Result<Val<'a>, EvalError> {
@@ -53,7 +58,8 @@ impl<'a> Val<'a> {
             },
             Json::Bool(b) => Ok(Val::Bool(*b)),
             Json::Array(items) => Ok(Val::JsonList(items)),
-            Json::Null | Json::Object(_) => Err(EvalError::Type),
+            Json::Object(map) => Ok(Val::Obj(map)),
+            Json::Null => Err(EvalError::Type),
         }
     }
 
@@ -76,6 +82,27 @@ impl<'a> Val<'a> {
             Val::ConstList(items) => Ok(items.iter().map(|v| Ok(Val::from_const(v))).collect()),
             _ => Err(EvalError::Type),
         }
+    }
+
+    /// The field at `path` under this object (`x.a.b`): missing (or `null`)
+    /// is [`EvalError::Missing`], a non-object on the way a type error.
+    pub fn field(&self, path: &[String]) -> Result<Val<'a>, EvalError> {
+        let Val::Obj(map) = self else {
+            return Err(EvalError::Type);
+        };
+        let (first, rest) = path.split_first().ok_or(EvalError::Type)?;
+        let mut v = map.get(first).ok_or(EvalError::Missing)?;
+        for key in rest {
+            v = v
+                .as_object()
+                .ok_or(EvalError::Type)?
+                .get(key)
+                .ok_or(EvalError::Missing)?;
+        }
+        if v.is_null() {
+            return Err(EvalError::Missing);
+        }
+        Val::from_json(v)
     }
 
     /// The string, or a type error.

@@ -164,3 +164,45 @@ fn an_approval_floor_raises_whichever_grant_matched() {
     );
     assert_eq!(out, Outcome::ApprovalRequired);
 }
+
+const MEETINGS: &str = r#"
+context { contacts: list<string> };
+tool cal.invite write { participants: list<{ email: string, name?: string }> };
+writes enabled;
+agent bot {
+  write cal.invite auto-approve limit 5 per day
+    when all p in args.participants: p.email ends_with "@acme.com" or p.email in ctx.contacts;
+  deny cal.invite when any p in args.participants: has p.name and p.name == "";
+}
+"#;
+
+#[test]
+fn element_wise_quantifiers_read_fields_of_each_element() {
+    let parsed = toolgate_syntax::parse(MEETINGS);
+    assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+    let checked = toolgate_check::check(&parsed.file, MEETINGS);
+    assert!(checked.diagnostics.is_empty(), "{:?}", checked.diagnostics);
+    let ir = checked.policy.expect("checks");
+    let engine = Engine::new(&ir, "p.policy").expect("compiles");
+    let ask = |people: Json| {
+        let text = json!({
+            "agent": "bot", "tool": "cal.invite", "args": { "participants": people },
+            "context": { "tenant": "acme", "env": "prod", "contacts": ["bob@gmail.com"] },
+        });
+        let req = OwnedRequest::from_json(&text.to_string()).expect("a request");
+        let d = engine.decide(&req.as_request());
+        let want = reference::decide(&ir, &req.as_request());
+        assert!(reference::agrees(&d, &want), "{d:?} vs {want:?}");
+        d.outcome
+    };
+    let ann = json!({ "email": "ann@acme.com" });
+    let bob = json!({ "email": "bob@gmail.com", "name": "Bob" });
+    let eve = json!({ "email": "eve@evil.com" });
+    assert_eq!(ask(json!([ann, bob])), Outcome::Allow);
+    assert_eq!(ask(json!([ann, eve])), Outcome::Deny);
+    assert_eq!(ask(json!([])), Outcome::Allow, "`all` of nothing holds");
+    assert_eq!(
+        ask(json!([{ "email": "x@acme.com", "name": "" }])),
+        Outcome::Deny
+    );
+}

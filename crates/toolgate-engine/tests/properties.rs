@@ -19,12 +19,12 @@ tool t.r1 read { s: string, n: int, l: list<string> };
 tool t.r2 read;
 tool t.w1 write { s: string, n: int, m?: number };
 tool t.w2 write irreversible;
-tool t.w3 write { l: list<string>, o?: { x: int } };
+tool t.w3 write { l: list<string>, o?: { x: int }, p?: list<{ e: string, n?: int }> };
 ";
 const READ_TOOLS: [&str; 2] = ["t.r1", "t.r2"];
 const WRITE_TOOLS: [&str; 3] = ["t.w1", "t.w2", "t.w3"];
 
-const CONDITIONS: [&str; 21] = [
+const CONDITIONS: [&str; 24] = [
     "has args.s and args.s == \"x\"",
     "has args.n and args.n > 3",
     "env == \"dev\"",
@@ -46,6 +46,9 @@ const CONDITIONS: [&str; 21] = [
     "has args.m and args.m <= 100.00",
     "has args.n and args.n > 2.5",
     "args.m == 4 or args.m in [-0.5, 7]",
+    "has args.p and any x in args.p: x.e ends_with \"@a.test\" or x.e in [\"b\"]",
+    "has args.p and all x in args.p: has x.n and x.n > 1",
+    "has args.l and any x in args.l: x == \"b\" or (all y in args.l: y != \"a\")",
 ];
 
 #[derive(Clone, Debug)]
@@ -248,6 +251,18 @@ fn number() -> impl Strategy<Value = Json> {
     ])
 }
 
+/// A list of records for the element-wise quantifiers.
+fn people() -> impl Strategy<Value = Json> {
+    let person = prop::sample::select(vec![
+        json!({ "e": "a@a.test" }),
+        json!({ "e": "b", "n": 2 }),
+        json!({ "e": "c@x.test", "n": 0 }),
+        json!({ "e": "b", "n": null }),
+        json!({ "e": 3 }),
+    ]);
+    prop::collection::vec(person, 0..3).prop_map(Json::Array)
+}
+
 fn args() -> impl Strategy<Value = Json> {
     let key = prop::sample::select(vec!["s", "n", "m", "l", "o", "q", "tenant_id", "tenant"]);
     let s = prop::sample::select(vec![
@@ -268,9 +283,15 @@ fn args() -> impl Strategy<Value = Json> {
             Some(m) => json!({ "s": s, "n": n, "m": m }),
             None => json!({ "s": s, "n": n }),
         }),
-        2 => (l, prop::option::of(-1i64..4)).prop_map(|(l, x)| match x {
-            Some(x) => json!({ "l": l, "o": { "x": x } }),
-            None => json!({ "l": l }),
+        2 => (l, prop::option::of(-1i64..4), prop::option::of(people())).prop_map(|(l, x, p)| {
+            let mut v = json!({ "l": l });
+            if let Some(x) = x {
+                v["o"] = json!({ "x": x });
+            }
+            if let Some(p) = p {
+                v["p"] = p;
+            }
+            v
         }),
         3 => prop::collection::btree_map(key, json_value(), 0..5)
             .prop_map(|m| Json::Object(m.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
@@ -464,21 +485,25 @@ fn generators_reach_every_kind_of_decision() {
     let (mut clean, mut seen) = (0, std::collections::BTreeSet::new());
     for _ in 0..1000 {
         let p = policy().new_tree(&mut runner).expect("policy").current();
-        let r = request().new_tree(&mut runner).expect("request").current();
         let Some(ir) = compile(&p.text()) else {
             continue;
         };
         clean += 1;
         let engine = Engine::new(&ir, "p.policy").expect("compiles");
-        let d = engine.decide(&r.as_request());
-        seen.insert(match (d.outcome, d.rule.is_some(), d.budget.is_some()) {
-            (Outcome::Deny, true, _) => "deny by rule",
-            (Outcome::Deny, false, _) => "deny by default",
-            (Outcome::Allow, _, true) => "budgeted allow",
-            (Outcome::Allow, _, false) => "allow",
-            (Outcome::ApprovalRequired, _, _) if d.reason.contains("floor") => "raised by a floor",
-            (Outcome::ApprovalRequired, _, _) => "approval required",
-        });
+        for _ in 0..4 {
+            let r = request().new_tree(&mut runner).expect("request").current();
+            let d = engine.decide(&r.as_request());
+            seen.insert(match (d.outcome, d.rule.is_some(), d.budget.is_some()) {
+                (Outcome::Deny, true, _) => "deny by rule",
+                (Outcome::Deny, false, _) => "deny by default",
+                (Outcome::Allow, _, true) => "budgeted allow",
+                (Outcome::Allow, _, false) => "allow",
+                (Outcome::ApprovalRequired, _, _) if d.reason.contains("floor") => {
+                    "raised by a floor"
+                }
+                (Outcome::ApprovalRequired, _, _) => "approval required",
+            });
+        }
     }
     assert!(
         clean >= 500,

@@ -337,6 +337,18 @@ pub enum Expr {
         Spanned<CmpOp>,
         Box<Spanned<Expr>>,
     ),
+    /// `all|any VAR in LIST: BODY`: `BODY` (which reads `VAR` and paths under
+    /// it) holds for every / some element of `LIST`.
+    ForEach {
+        /// `all` or `any`.
+        quantifier: Spanned<Quantifier>,
+        /// The element's name.
+        var: Name,
+        /// The list.
+        list: Box<Spanned<Expr>>,
+        /// The condition on each element.
+        body: Box<Spanned<Expr>>,
+    },
     /// `f(arg)`
     Call(Name, Box<Spanned<Expr>>),
     /// `( expr )`

@@ -395,9 +395,36 @@ fn level(e: &ast::Expr) -> u8 {
         ast::Expr::Or(_) => 0,
         ast::Expr::And(_) => 1,
         ast::Expr::Not(_) => 2,
-        ast::Expr::Has(_) | ast::Expr::Compare(..) | ast::Expr::Quantified(..) => 3,
+        ast::Expr::Has(_)
+        | ast::Expr::Compare(..)
+        | ast::Expr::Quantified(..)
+        | ast::Expr::ForEach { .. } => 3,
         _ => 4,
     }
+}
+
+/// Whether `e`'s text ends in a quantifier body, which would swallow
+/// whatever follows it in a chain (so such a part is parenthesised unless last).
+fn ends_open(e: &ast::Expr) -> bool {
+    match e {
+        ast::Expr::ForEach { .. } => true,
+        ast::Expr::Not(inner) => ends_open(&inner.node),
+        _ => false,
+    }
+}
+
+/// The parts of an `and`/`or` chain joined by `word`.
+fn chain(parts: &[Spanned<ast::Expr>], min: u8, word: &str) -> String {
+    let last = parts.len().saturating_sub(1);
+    parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| match i < last && ends_open(&p.node) {
+            true => format!("({})", expr_text(&p.node)),
+            false => wrapped(&p.node, min),
+        })
+        .collect::<Vec<_>>()
+        .join(word)
 }
 
 fn wrapped(e: &ast::Expr, min: u8) -> String {
@@ -412,16 +439,8 @@ fn wrapped(e: &ast::Expr, min: u8) -> String {
 /// that a hand-built tree needs to parse back the same).
 pub fn expr_text(e: &ast::Expr) -> String {
     match e {
-        ast::Expr::Or(parts) => parts
-            .iter()
-            .map(|p| wrapped(&p.node, 1))
-            .collect::<Vec<_>>()
-            .join(" or "),
-        ast::Expr::And(parts) => parts
-            .iter()
-            .map(|p| wrapped(&p.node, 2))
-            .collect::<Vec<_>>()
-            .join(" and "),
+        ast::Expr::Or(parts) => chain(parts, 1, " or "),
+        ast::Expr::And(parts) => chain(parts, 2, " and "),
         ast::Expr::Not(inner) => format!("not {}", wrapped(&inner.node, 2)),
         ast::Expr::Has(p) => format!("has {}", path_text(&p.node)),
         ast::Expr::Compare(l, op, r) => {
@@ -443,6 +462,19 @@ pub fn expr_text(e: &ast::Expr) -> String {
                 op.node.as_str(),
                 wrapped(&r.node, 4)
             )
+        }
+        ast::Expr::ForEach {
+            quantifier,
+            var,
+            list,
+            body,
+        } => {
+            let q = match quantifier.node {
+                ast::Quantifier::All => "all",
+                ast::Quantifier::Any => "any",
+            };
+            let list = wrapped(&list.node, 4);
+            format!("{q} {} in {list}: {}", var.node, expr_text(&body.node))
         }
         ast::Expr::Call(f, arg) => format!("{}({})", f.node, wrapped(&arg.node, 4)),
         ast::Expr::Paren(inner) => format!("({})", expr_text(&inner.node)),

@@ -126,6 +126,19 @@ fn expr() -> impl Strategy<Value = ast::Expr> {
                 inner.clone()
             )
                 .prop_map(|(f, a)| ast::Expr::Call(sp(f.to_string()), Box::new(operand(a)))),
+            (any::<bool>(), inner.clone(), inner.clone()).prop_map(|(all, l, body)| {
+                let q = if all {
+                    ast::Quantifier::All
+                } else {
+                    ast::Quantifier::Any
+                };
+                ast::Expr::ForEach {
+                    quantifier: sp(q),
+                    var: sp("x".to_string()),
+                    list: Box::new(operand(l)),
+                    body: Box::new(sp(body)),
+                }
+            }),
             inner.prop_map(|e| ast::Expr::Paren(Box::new(sp(e)))),
         ]
     })

@@ -17,6 +17,9 @@ pub(super) struct Scope {
     tool: Option<ir::ToolId>,
     /// `args` paths guarded by `has` earlier in the current `and` chain.
     guards: Vec<Vec<String>>,
+    /// The variables of the enclosing `all|any x in ...:` quantifiers,
+    /// innermost last, with their element types.
+    vars: Vec<(String, Ty)>,
 }
 
 impl Scope {
@@ -24,6 +27,7 @@ impl Scope {
         Scope {
             tool,
             guards: Vec::new(),
+            vars: Vec::new(),
         }
     }
 
@@ -146,7 +150,7 @@ impl Checker<'_> {
                 Some((node(ir::ExprKind::Not(Box::new(inner)), span), Ty::Bool))
             }
             ast::Expr::Has(path) => {
-                let p = self.has_path(path)?;
+                let p = self.has_path(path, scope)?;
                 Some((node(ir::ExprKind::Has(p), span), Ty::Bool))
             }
             ast::Expr::Compare(lhs, op, rhs) => {
@@ -156,6 +160,12 @@ impl Checker<'_> {
             ast::Expr::Quantified(q, list, op, rhs) => {
                 self.quantified(q.node, list, op, rhs, span, scope)
             }
+            ast::Expr::ForEach {
+                quantifier,
+                var,
+                list,
+                body,
+            } => self.for_each(quantifier.node, var, list, body, span, scope),
             ast::Expr::Call(f, arg) => self.call(f, arg, span, scope),
             ast::Expr::Paren(inner) => self.expr(inner, scope),
             ast::Expr::Path(p) => self.path(p, span, scope),
@@ -189,9 +199,16 @@ impl Checker<'_> {
         Some((node(ir::ExprKind::And(out), span), Ty::Bool))
     }
 
-    /// `has PATH`: any `args` path is allowed; `ctx` fields must be declared.
-    fn has_path(&mut self, path: &Spanned<ast::Path>) -> Option<ir::Path> {
+    /// `has PATH`: any `args` path is allowed; `ctx` fields must be declared;
+    /// a field of the innermost quantifier's element.
+    fn has_path(&mut self, path: &Spanned<ast::Path>, scope: &Scope) -> Option<ir::Path> {
         let p = &path.node;
+        let innermost = scope.vars.last().is_some_and(|(v, _)| *v == p.root.node);
+        if innermost && !p.fields.is_empty() {
+            return Some(ir::Path::Elem(
+                p.fields.iter().map(|f| f.node.clone()).collect(),
+            ));
+        }
         match (p.root.node.as_str(), p.fields.as_slice()) {
             ("args", fields) if !fields.is_empty() => Some(ir::Path::Args(
                 fields.iter().map(|f| f.node.clone()).collect(),
@@ -219,6 +236,9 @@ impl Checker<'_> {
 
     fn path(&mut self, p: &ast::Path, span: Span, scope: &mut Scope) -> Option<Typed> {
         let root = p.root.node.as_str();
+        if let Some(depth) = scope.vars.iter().rposition(|(v, _)| v == root) {
+            return self.elem_path(p, depth, span, scope);
+        }
         let fields: Vec<String> = p.fields.iter().map(|f| f.node.clone()).collect();
         let (path, ty) = match root {
             "args" if !fields.is_empty() => {
@@ -391,6 +411,102 @@ impl Checker<'_> {
         Some((node(kind, span), result))
     }
 
+    /// `all|any VAR in LIST: BODY`: lowered to `Quant` with a body reading the element.
+    fn for_each(
+        &mut self,
+        q: ast::Quantifier,
+        var: &ast::Name,
+        list: &Spanned<ast::Expr>,
+        body: &Spanned<ast::Expr>,
+        span: Span,
+        scope: &mut Scope,
+    ) -> Option<Typed> {
+        let (list_ir, list_ty) = self.expr(list, scope)?;
+        let elem = match list_ty {
+            Ty::List(inner) => *inner,
+            Ty::Any => Ty::Any,
+            other => {
+                self.mismatch(
+                    format!("a quantifier needs a list, but this is `{}`", other.name()),
+                    vec![label(list.span, format!("this is `{}`", other.name()))],
+                    None,
+                );
+                return None;
+            }
+        };
+        if ROOTS.contains(&var.node.as_str()) {
+            self.mismatch(
+                format!("`{}` cannot name a quantifier's element", var.node),
+                vec![label(var.span, "a request value's name")],
+                Some("choose another name, e.g. `x`".into()),
+            );
+            return None;
+        }
+        scope.vars.push((var.node.clone(), elem));
+        let pred = self.bool_expr(body, scope);
+        scope.vars.pop();
+        let kind = ir::ExprKind::Quant(q, Box::new(list_ir), Box::new(pred?));
+        Some((node(kind, span), Ty::Bool))
+    }
+
+    /// `x` or `x.a.b` for the element of an enclosing quantifier: only the
+    /// innermost one's (its list was read in the outer scope).
+    fn elem_path(
+        &mut self,
+        p: &ast::Path,
+        depth: usize,
+        span: Span,
+        scope: &Scope,
+    ) -> Option<Typed> {
+        if depth + 1 != scope.vars.len() {
+            self.mismatch(
+                format!(
+                    "`{}` is an outer quantifier's element; only the innermost one's can be read",
+                    p.root.node
+                ),
+                vec![label(span, "outer element")],
+                Some("compare it in the outer quantifier's body, outside the inner one".into()),
+            );
+            return None;
+        }
+        let mut ty = scope.vars.get(depth).map_or(Ty::Any, |(_, t)| t.clone());
+        for (i, f) in p.fields.iter().enumerate() {
+            ty = match &ty {
+                Ty::Any => Ty::Any,
+                Ty::Record(fields) if fields.iter().any(|x| x.name == f.node) => fields
+                    .iter()
+                    .find(|x| x.name == f.node)
+                    .map_or(Ty::Any, |x| Ty::of(&x.ty)),
+                other => {
+                    let at = std::iter::once(p.root.node.as_str())
+                        .chain(p.fields[..i].iter().map(|x| x.node.as_str()))
+                        .collect::<Vec<_>>()
+                        .join(".");
+                    let help = match other {
+                        Ty::Record(fields) => {
+                            suggest::did_you_mean(&f.node, fields.iter().map(|x| x.name.clone()))
+                        }
+                        _ => None,
+                    };
+                    self.mismatch(
+                        format!("`{at}` is `{}` and has no field `{}`", other.name(), f.node),
+                        vec![label(f.span, "no such field")],
+                        help,
+                    );
+                    return None;
+                }
+            };
+        }
+        let kind = if p.fields.is_empty() {
+            ir::ExprKind::Elem
+        } else {
+            ir::ExprKind::Path(ir::Path::Elem(
+                p.fields.iter().map(|f| f.node.clone()).collect(),
+            ))
+        };
+        Some((node(kind, span), ty))
+    }
+
     fn quantified(
         &mut self,
         q: ast::Quantifier,
@@ -419,7 +535,12 @@ impl Checker<'_> {
             }
         };
         let elem_typed = Some((node(ir::ExprKind::Elem, list.span), elem));
-        let (pred, _) = self.compare(list, elem_typed, op, rhs, span, scope)?;
+        // The right side is evaluated per element of this list: an enclosing
+        // `x in ...:` element is out of reach there (a layer no name matches).
+        scope.vars.push((String::new(), Ty::Any));
+        let pred = self.compare(list, elem_typed, op, rhs, span, scope);
+        scope.vars.pop();
+        let (pred, _) = pred?;
         Some((
             node(
                 ir::ExprKind::Quant(q, Box::new(list_ir), Box::new(pred)),

@@ -401,3 +401,44 @@ fn a_star_inside_a_segment_expands_within_the_segment() {
         ["a `*` inside a segment does not cross dots: did you mean `crm.*`?"]
     );
 }
+
+#[test]
+fn element_wise_quantifiers_type_the_element() {
+    let head = "tool t.w write { people: list<{ email: string, age?: int }>, tags: list<string> };\nwrites enabled;\n";
+    let ok = format!(
+        "{head}write t.w when any p in args.people: p.email ends_with \"@a.com\" and (has p.age and p.age > 3);\n\
+         write t.w require 2 approvals when all t in args.tags: t != \"x\";\n"
+    );
+    assert_eq!(codes(&ok), Vec::<String>::new());
+    assert_eq!(
+        codes(&format!(
+            "{head}write t.w when any p in args.people: p.emial == \"x\";\n"
+        )),
+        ["type_mismatch @ emial"]
+    );
+    assert_eq!(
+        codes(&format!(
+            "{head}write t.w when any p in args.people: p.email > 3;\n"
+        )),
+        ["type_mismatch @ p.email"]
+    );
+    // Only the innermost element can be read; the old form's right side is per element.
+    assert_eq!(
+        codes(&format!(
+            "{head}write t.w when any p in args.people: all t in args.tags: t == p.email;\n"
+        )),
+        ["type_mismatch @ p.email"]
+    );
+    assert_eq!(
+        codes(&format!(
+            "{head}write t.w when any p in args.people: all args.tags != p.email;\n"
+        )),
+        ["type_mismatch @ p.email"]
+    );
+    assert_eq!(
+        codes(&format!(
+            "{head}write t.w when any args in args.tags: args == \"x\";\n"
+        )),
+        ["type_mismatch @ args"]
+    );
+}

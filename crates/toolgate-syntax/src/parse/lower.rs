@@ -394,6 +394,31 @@ impl Lower<'_> {
         Ok(ast::Duration { value, unit })
     }
 
+    /// `all|any VAR in LIST: BODY`; counts towards [`MAX_DEPTH`].
+    fn for_each(&mut self, p: Pair<'_, Rule>, span: ast::Span) -> Result<Spanned<ast::Expr>> {
+        let mut it = kids(p).filter(|c| !matches!(c.as_rule(), Rule::kw_in | Rule::colon));
+        let (q, var, list, body) = (it.next(), it.next(), it.next(), it.next());
+        let (Some(q), Some(var), Some(list), Some(body)) = (q, var, list, body) else {
+            return Err(internal("malformed quantifier", span));
+        };
+        let quant = if q.as_str() == "all" {
+            ast::Quantifier::All
+        } else {
+            ast::Quantifier::Any
+        };
+        self.enter(span)?;
+        let list = self.expr(list);
+        let body = self.expr(body);
+        self.depth -= 1;
+        let node = ast::Expr::ForEach {
+            quantifier: Spanned::new(quant, self.span(&q)),
+            var: self.name(&var),
+            list: Box::new(list?),
+            body: Box::new(body?),
+        };
+        Ok(Spanned::new(node, span))
+    }
+
     /// Parentheses and calls count towards [`MAX_DEPTH`] (as do `not`s, lists
     /// and types); the grammar's own layers in between do not.
     fn expr(&mut self, p: Pair<'_, Rule>) -> Result<Spanned<ast::Expr>> {
@@ -448,6 +473,7 @@ impl Lower<'_> {
                     Box::new(self.expr(rhs)?),
                 )
             }
+            Rule::for_each => return self.for_each(p, span),
             Rule::has_expr => {
                 let path = self.child(&p, Rule::path)?;
                 ast::Expr::Has(Spanned::new(self.path(path.clone())?, self.span(&path)))
