@@ -231,11 +231,15 @@ fn paths(e: &ir::Expr, out: &mut Vec<ir::Path>) {
     match &e.kind {
         K::Path(p) | K::Has(p) => out.push(p.clone()),
         K::Lit(_) | K::Elem => {}
-        K::Len(a) | K::Lower(a) | K::Url(_, a) | K::Not(a) | K::Glob(a, _) | K::Regex(a, _) => {
-            paths(a, out)
-        }
+        K::Len(a)
+        | K::Lower(a)
+        | K::Text(_, a)
+        | K::Url(_, a)
+        | K::Not(a)
+        | K::Glob(a, _)
+        | K::Regex(a, _) => paths(a, out),
         K::And(xs) | K::Or(xs) => xs.iter().for_each(|x| paths(x, out)),
-        K::Binary(_, a, b) | K::Quant(_, a, b) => {
+        K::Binary(_, a, b) | K::Quant(_, a, b) | K::Within(a, b) => {
             paths(a, out);
             paths(b, out);
         }

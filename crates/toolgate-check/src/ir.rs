@@ -257,6 +257,11 @@ pub enum ExprKind {
     Len(Box<Expr>),
     /// `lower(x)`.
     Lower(Box<Expr>),
+    /// `trim(x)`, `compact(x)` or `email_domain(x)`: a string from a string.
+    Text(TextFn, Box<Expr>),
+    /// `within(path, root)`: the normalised absolute `path` lies under `root`
+    /// by whole segments (`docs/semantics.md` says when it is an error).
+    Within(Box<Expr>, Box<Expr>),
     /// `host(url)`, `port(url)`, `scheme(url)` or `path(url)`: one part of an
     /// absolute `http`/`https`/`ws`/`wss` URL as a WHATWG client reads it.
     Url(UrlPart, Box<Expr>),
@@ -279,6 +284,30 @@ pub enum ExprKind {
 }
 
 pub use toolgate_syntax::ast::Quantifier;
+
+/// A string function of one string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TextFn {
+    /// `trim(x)`: leading and trailing whitespace removed.
+    Trim,
+    /// `compact(x)`: every whitespace character removed.
+    Compact,
+    /// `email_domain(x)`: the lower-cased domain of an e-mail address; an
+    /// error when `x` is not one.
+    EmailDomain,
+}
+
+impl TextFn {
+    /// The function called `name`, if there is one.
+    pub fn from_name(name: &str) -> Option<TextFn> {
+        match name {
+            "trim" => Some(TextFn::Trim),
+            "compact" => Some(TextFn::Compact),
+            "email_domain" => Some(TextFn::EmailDomain),
+            _ => None,
+        }
+    }
+}
 
 /// The part of a URL a URL function returns (`docs/semantics.md` says which
 /// URLs they accept).

@@ -105,11 +105,14 @@ pub(crate) fn reads(cond: &Cond, out: &mut Vec<Read>) {
         | Cond::Elem
         | Cond::ElemField(_)
         | Cond::HasElem(_) => {}
-        Cond::Len(x) | Cond::Lower(x) | Cond::Url(_, x) | Cond::Not(x) | Cond::Match(x, _) => {
-            reads(x, out)
-        }
+        Cond::Len(x)
+        | Cond::Lower(x)
+        | Cond::Text(_, x)
+        | Cond::Url(_, x)
+        | Cond::Not(x)
+        | Cond::Match(x, _) => reads(x, out),
         Cond::And(xs) | Cond::Or(xs) => xs.iter().for_each(|x| reads(x, out)),
-        Cond::Binary(_, l, r) | Cond::Quant(_, l, r) => {
+        Cond::Binary(_, l, r) | Cond::Quant(_, l, r) | Cond::Within(l, r) => {
             reads(l, out);
             reads(r, out);
         }

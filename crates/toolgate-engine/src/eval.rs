@@ -25,6 +25,8 @@ pub(crate) enum Cond {
     HasElem(Box<[String]>),
     Len(Box<Cond>),
     Lower(Box<Cond>),
+    Text(ir::TextFn, Box<Cond>),
+    Within(Box<Cond>, Box<Cond>),
     Url(ir::UrlPart, Box<Cond>),
     Not(Box<Cond>),
     And(Box<[Cond]>),
@@ -55,6 +57,8 @@ impl Cond {
             ir::ExprKind::Elem => Cond::Elem,
             ir::ExprKind::Len(x) => Cond::Len(b(x)?),
             ir::ExprKind::Lower(x) => Cond::Lower(b(x)?),
+            ir::ExprKind::Text(f, x) => Cond::Text(*f, b(x)?),
+            ir::ExprKind::Within(p, r) => Cond::Within(b(p)?, b(r)?),
             ir::ExprKind::Url(part, x) => Cond::Url(*part, b(x)?),
             ir::ExprKind::Not(x) => Cond::Not(b(x)?),
             ir::ExprKind::And(xs) => {
@@ -108,6 +112,7 @@ impl Cond {
             },
             Cond::Binary(op, l, r) => value::binary(*op, &l.value(env)?, &r.value(env)?),
             Cond::Match(x, re) => Ok(re.is_match(x.value(env)?.as_str()?)),
+            Cond::Within(p, r) => value::within(p.value(env)?.as_str()?, r.value(env)?.as_str()?),
             Cond::Quant(q, list, pred) => {
                 for item in list.value(env)?.elements()? {
                     let inner = Scope {
@@ -145,6 +150,7 @@ impl Cond {
             Cond::Len(x) => value::len(&x.value(env)?).map(Val::Int),
             Cond::Lower(x) => Ok(Val::Str(Cow::Owned(x.value(env)?.as_str()?.to_lowercase()))),
             Cond::Url(part, x) => value::url_part(*part, x.value(env)?.as_str()?),
+            Cond::Text(f, x) => value::text_fn(*f, x.value(env)?.as_str()?),
             cond => cond.truth(env).map(Val::Bool),
         }
     }

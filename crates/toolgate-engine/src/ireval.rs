@@ -48,6 +48,9 @@ pub(crate) fn truth<'a>(
         }
         K::Has(_) => Ok(true),
         K::Binary(op, l, r) => value::binary(*op, &val(l, req, elem)?, &val(r, req, elem)?),
+        K::Within(p, r) => {
+            value::within(val(p, req, elem)?.as_str()?, val(r, req, elem)?.as_str()?)
+        }
         K::Glob(x, g) => {
             let re = regex::Regex::new(&value::glob_regex(g)).map_err(|_| EvalError::Type)?;
             Ok(re.is_match(val(x, req, elem)?.as_str()?))
@@ -105,6 +108,7 @@ fn val<'a>(
             val(x, req, elem)?.as_str()?.to_lowercase(),
         ))),
         K::Url(part, x) => value::url_part(*part, val(x, req, elem)?.as_str()?),
+        K::Text(f, x) => value::text_fn(*f, val(x, req, elem)?.as_str()?),
         _ => truth(e, req, elem).map(Val::Bool),
     }
 }

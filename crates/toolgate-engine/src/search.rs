@@ -182,9 +182,9 @@ impl Pool {
         match &e.kind {
             K::Lit(v) => self.literal(v),
             K::Path(_) | K::Elem | K::Has(_) => {}
-            K::Len(a) | K::Lower(a) | K::Url(_, a) | K::Not(a) => self.collect(a),
+            K::Len(a) | K::Lower(a) | K::Text(_, a) | K::Url(_, a) | K::Not(a) => self.collect(a),
             K::And(xs) | K::Or(xs) => xs.iter().for_each(|x| self.collect(x)),
-            K::Binary(_, a, b) | K::Quant(_, a, b) => {
+            K::Binary(_, a, b) | K::Quant(_, a, b) | K::Within(a, b) => {
                 self.collect(a);
                 self.collect(b);
             }

@@ -218,6 +218,57 @@ pub fn len(v: &Val<'_>) -> Result<i64, EvalError> {
     i64::try_from(n).map_err(|_| EvalError::Type)
 }
 
+/// `trim(x)`, `compact(x)` or `email_domain(x)`.
+pub fn text_fn(f: ir::TextFn, text: &str) -> Result<Val<'static>, EvalError> {
+    let out = match f {
+        ir::TextFn::Trim => text.trim().to_string(),
+        ir::TextFn::Compact => text.chars().filter(|c| !c.is_whitespace()).collect(),
+        ir::TextFn::EmailDomain => email_domain(text).ok_or(EvalError::Type)?,
+    };
+    Ok(Val::Str(Cow::Owned(out)))
+}
+
+/// The lower-cased domain of `local@domain`: exactly one `@`, a non-empty
+/// local part without whitespace or control characters, and a domain of
+/// dot-separated non-empty labels of ASCII letters, digits and `-` (no
+/// leading or trailing dot). Anything else is not an e-mail address.
+fn email_domain(text: &str) -> Option<String> {
+    let (local, domain) = text.split_once('@')?;
+    let bad_local = |c: char| c.is_whitespace() || c.is_control() || c == '@';
+    if local.is_empty() || local.chars().any(bad_local) {
+        return None;
+    }
+    let label_ok =
+        |l: &str| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if !domain.split('.').all(label_ok) {
+        return None;
+    }
+    Some(domain.to_ascii_lowercase())
+}
+
+/// `within(path, root)`: both absolute (`/...`), normalised (`.`, `..`,
+/// repeated slashes); true when `path`'s segments begin with `root`'s. A
+/// relative path, or one whose `..` climbs above `/`, is an error.
+pub fn within(path: &str, root: &str) -> Result<bool, EvalError> {
+    let (path, root) = (segments(path)?, segments(root)?);
+    Ok(path.len() >= root.len() && path.iter().zip(&root).all(|(a, b)| a == b))
+}
+
+fn segments(path: &str) -> Result<Vec<&str>, EvalError> {
+    let rest = path.strip_prefix('/').ok_or(EvalError::Type)?;
+    let mut out = Vec::new();
+    for seg in rest.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                out.pop().ok_or(EvalError::Type)?;
+            }
+            s => out.push(s),
+        }
+    }
+    Ok(out)
+}
+
 /// `host(x)`, `port(x)`, `scheme(x)` or `path(x)` (see [`crate::urls`]).
 /// A string the URL functions refuse is an error.
 pub fn url_part(part: ir::UrlPart, text: &str) -> Result<Val<'static>, EvalError> {
@@ -334,6 +385,46 @@ mod tests {
             Err(EvalError::Type)
         );
         assert_eq!(len(&Val::Str("é".into())), Ok(1));
+    }
+
+    #[test]
+    fn within_compares_whole_normalised_segments() {
+        assert_eq!(within("/srv/work/a.txt", "/srv/work"), Ok(true));
+        assert_eq!(within("/srv/work/a.txt", "/srv/work/"), Ok(true));
+        assert_eq!(within("/srv/work", "/srv/work"), Ok(true));
+        assert_eq!(within("/srv/work-secrets/x", "/srv/work"), Ok(false));
+        assert_eq!(within("/srv/work-secrets/x", "/srv/work/"), Ok(false));
+        assert_eq!(within("/srv/work/../etc/passwd", "/srv/work"), Ok(false));
+        assert_eq!(within("//srv/./work//b", "/srv/work"), Ok(true));
+        assert_eq!(within("/anything", "/"), Ok(true));
+        assert_eq!(within("srv/work/a", "/srv/work"), Err(EvalError::Type));
+        assert_eq!(within("/srv/../../etc", "/srv"), Err(EvalError::Type));
+    }
+
+    #[test]
+    fn email_domain_is_the_lower_cased_domain_or_an_error() {
+        let d = |s: &str| match text_fn(ir::TextFn::EmailDomain, s) {
+            Ok(Val::Str(s)) => Some(s.into_owned()),
+            _ => None,
+        };
+        assert_eq!(d("Ann@ACME.com").as_deref(), Some("acme.com"));
+        for bad in [
+            "acme.com",
+            "a@b@acme.com",
+            "@acme.com",
+            "a@",
+            "a@acme..com",
+            "a b@x.com",
+            "a@x.com ",
+        ] {
+            assert_eq!(d(bad), None, "{bad}");
+        }
+        let t = |f, s: &str| match text_fn(f, s) {
+            Ok(Val::Str(s)) => s.into_owned(),
+            _ => String::new(),
+        };
+        assert_eq!(t(ir::TextFn::Trim, "  a b \n"), "a b");
+        assert_eq!(t(ir::TextFn::Compact, " DE 01\t2 "), "DE012");
     }
 
     #[test]

@@ -24,7 +24,7 @@ tool t.w3 write { l: list<string>, o?: { x: int }, p?: list<{ e: string, n?: int
 const READ_TOOLS: [&str; 2] = ["t.r1", "t.r2"];
 const WRITE_TOOLS: [&str; 3] = ["t.w1", "t.w2", "t.w3"];
 
-const CONDITIONS: [&str; 24] = [
+const CONDITIONS: [&str; 27] = [
     "has args.s and args.s == \"x\"",
     "has args.n and args.n > 3",
     "env == \"dev\"",
@@ -49,6 +49,9 @@ const CONDITIONS: [&str; 24] = [
     "has args.p and any x in args.p: x.e ends_with \"@a.test\" or x.e in [\"b\"]",
     "has args.p and all x in args.p: has x.n and x.n > 1",
     "has args.l and any x in args.l: x == \"b\" or (all y in args.l: y != \"a\")",
+    "has args.s and email_domain(args.s) == \"a.test\"",
+    "has args.s and within(args.s, \"/a\")",
+    "compact(trim(args.s)) == \"xyz\"",
 ];
 
 #[derive(Clone, Debug)]
@@ -273,6 +276,12 @@ fn args() -> impl Strategy<Value = Json> {
         "https://X.test/a",
         "http://x.test:8080/b/../a",
         r"https:\\x.test/a",
+        " x y z ",
+        "Bo@A.test",
+        "b@a.test.",
+        "/a/b/../c",
+        "/a-b/x",
+        "/a/../../x",
     ]);
     let n = -2i64..8;
     let l = prop::collection::vec(prop::sample::select(vec!["a", "b", "c"]), 0..3);

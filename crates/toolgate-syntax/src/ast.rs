@@ -349,8 +349,8 @@ pub enum Expr {
         /// The condition on each element.
         body: Box<Spanned<Expr>>,
     },
-    /// `f(arg)`
-    Call(Name, Box<Spanned<Expr>>),
+    /// `f(arg, ...)`: at least one argument.
+    Call(Name, Vec<Spanned<Expr>>),
     /// `( expr )`
     Paren(Box<Spanned<Expr>>),
     /// A path or a constant's name.

@@ -476,7 +476,10 @@ pub fn expr_text(e: &ast::Expr) -> String {
             let list = wrapped(&list.node, 4);
             format!("{q} {} in {list}: {}", var.node, expr_text(&body.node))
         }
-        ast::Expr::Call(f, arg) => format!("{}({})", f.node, wrapped(&arg.node, 4)),
+        ast::Expr::Call(f, args) => {
+            let args: Vec<String> = args.iter().map(|a| wrapped(&a.node, 4)).collect();
+            format!("{}({})", f.node, args.join(", "))
+        }
         ast::Expr::Paren(inner) => format!("({})", expr_text(&inner.node)),
         ast::Expr::Path(p) => path_text(p),
         ast::Expr::Literal(l) => literal_text(l),

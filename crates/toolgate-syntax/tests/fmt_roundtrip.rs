@@ -125,7 +125,11 @@ fn expr() -> impl Strategy<Value = ast::Expr> {
                 ]),
                 inner.clone()
             )
-                .prop_map(|(f, a)| ast::Expr::Call(sp(f.to_string()), Box::new(operand(a)))),
+                .prop_map(|(f, a)| ast::Expr::Call(sp(f.to_string()), vec![operand(a)])),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| ast::Expr::Call(
+                sp("within".to_string()),
+                vec![operand(a), operand(b)]
+            )),
             (any::<bool>(), inner.clone(), inner.clone()).prop_map(|(all, l, body)| {
                 let q = if all {
                     ast::Quantifier::All

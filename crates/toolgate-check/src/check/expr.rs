@@ -95,7 +95,18 @@ impl Ty {
 
 type Typed = (ir::Expr, Ty);
 
-const FUNCTIONS: [&str; 6] = ["len", "lower", "host", "port", "scheme", "path"];
+const FUNCTIONS: [&str; 10] = [
+    "len",
+    "lower",
+    "trim",
+    "compact",
+    "email_domain",
+    "within",
+    "host",
+    "port",
+    "scheme",
+    "path",
+];
 const ROOTS: [&str; 6] = ["args", "ctx", "tenant", "env", "agent", "tool"];
 
 fn node(kind: ir::ExprKind, span: Span) -> ir::Expr {
@@ -166,7 +177,7 @@ impl Checker<'_> {
                 list,
                 body,
             } => self.for_each(quantifier.node, var, list, body, span, scope),
-            ast::Expr::Call(f, arg) => self.call(f, arg, span, scope),
+            ast::Expr::Call(f, args) => self.call(f, args, span, scope),
             ast::Expr::Paren(inner) => self.expr(inner, scope),
             ast::Expr::Path(p) => self.path(p, span, scope),
             ast::Expr::Literal(l) => {
@@ -358,20 +369,25 @@ impl Checker<'_> {
     fn call(
         &mut self,
         f: &ast::Name,
-        arg: &Spanned<ast::Expr>,
+        args: &[Spanned<ast::Expr>],
         span: Span,
         scope: &mut Scope,
     ) -> Option<Typed> {
-        let typed = self.expr(arg, scope);
+        let typed: Vec<Option<Typed>> = args.iter().map(|a| self.expr(a, scope)).collect();
         let url = ir::UrlPart::from_name(&f.node);
-        let (want, result): (&[Ty], Ty) = match (f.node.as_str(), url) {
-            ("len", _) => (&[Ty::Str, Ty::List(Box::new(Ty::Any))], Ty::Int),
-            ("lower", _) => (&[Ty::Str], Ty::Str),
-            (_, Some(ir::UrlPart::Port)) => (&[Ty::Str], Ty::Int),
-            (_, Some(_)) => (&[Ty::Str], Ty::Str),
-            (other, None) => {
+        let text = ir::TextFn::from_name(&f.node);
+        let (want, result): (&[Ty], Ty) = match (f.node.as_str(), url, text) {
+            ("len", _, _) => (&[Ty::Str, Ty::List(Box::new(Ty::Any))], Ty::Int),
+            ("lower", _, _) | (_, _, Some(_)) => (&[Ty::Str], Ty::Str),
+            ("within", _, _) => (&[Ty::Str], Ty::Bool),
+            (_, Some(ir::UrlPart::Port), _) => (&[Ty::Str], Ty::Int),
+            (_, Some(_), _) => (&[Ty::Str], Ty::Str),
+            (other, None, None) => {
                 let help = suggest::did_you_mean(other, FUNCTIONS).unwrap_or_else(|| {
-                    "the functions are `len`, `lower`, `host`, `port`, `scheme` and `path`".into()
+                    format!(
+                        "the functions are {}",
+                        FUNCTIONS.map(|f| format!("`{f}`")).join(", ")
+                    )
                 });
                 self.diags.push(CheckError::UnknownFunction {
                     name: other.into(),
@@ -381,34 +397,71 @@ impl Checker<'_> {
                 return None;
             }
         };
-        let (arg_ir, arg_ty) = typed?;
-        let fits = want
-            .iter()
-            .any(|w| arg_ty.is(w) || matches!((w, &arg_ty), (Ty::List(_), Ty::List(_))));
-        if !fits {
-            let wanted = if want.len() == 2 {
-                "a `string` or a list"
+        let arity = if f.node == "within" { 2 } else { 1 };
+        if args.len() != arity {
+            let wanted = if arity == 2 {
+                "two arguments"
             } else {
-                "a `string`"
+                "one argument"
             };
             self.mismatch(
                 format!(
-                    "`{}` takes {wanted}, but this is `{}`",
+                    "`{}` takes {wanted}, but this call has {}",
                     f.node,
-                    arg_ty.name()
+                    args.len()
                 ),
-                vec![label(arg.span, format!("this is `{}`", arg_ty.name()))],
-                None,
+                vec![label(span, "this call")],
+                (f.node == "within").then(|| "write `within(args.path, \"/srv/work\")`".into()),
             );
             return None;
         }
-        let boxed = Box::new(arg_ir);
-        let kind = match (f.node.as_str(), url) {
-            (_, Some(part)) => ir::ExprKind::Url(part, boxed),
-            ("len", _) => ir::ExprKind::Len(boxed),
-            _ => ir::ExprKind::Lower(boxed),
+        let mut irs = Vec::new();
+        for (arg, t) in args.iter().zip(typed) {
+            let (arg_ir, arg_ty) = t?;
+            self.argument_fits(f, want, arg, &arg_ty)?;
+            irs.push(arg_ir);
+        }
+        let mut irs = irs.into_iter().map(Box::new);
+        let first = irs.next()?;
+        let kind = match (f.node.as_str(), url, text) {
+            (_, Some(part), _) => ir::ExprKind::Url(part, first),
+            (_, _, Some(t)) => ir::ExprKind::Text(t, first),
+            ("len", _, _) => ir::ExprKind::Len(first),
+            ("within", _, _) => ir::ExprKind::Within(first, irs.next()?),
+            _ => ir::ExprKind::Lower(first),
         };
         Some((node(kind, span), result))
+    }
+
+    /// Whether one argument has a type the function takes (reported if not).
+    fn argument_fits(
+        &mut self,
+        f: &ast::Name,
+        want: &[Ty],
+        arg: &Spanned<ast::Expr>,
+        arg_ty: &Ty,
+    ) -> Option<()> {
+        let fits = want
+            .iter()
+            .any(|w| arg_ty.is(w) || matches!((w, arg_ty), (Ty::List(_), Ty::List(_))));
+        if fits {
+            return Some(());
+        }
+        let wanted = if want.len() == 2 {
+            "a `string` or a list"
+        } else {
+            "a `string`"
+        };
+        self.mismatch(
+            format!(
+                "`{}` takes {wanted}, but this is `{}`",
+                f.node,
+                arg_ty.name()
+            ),
+            vec![label(arg.span, format!("this is `{}`", arg_ty.name()))],
+            None,
+        );
+        None
     }
 
     /// `all|any VAR in LIST: BODY`: lowered to `Quant` with a body reading the element.

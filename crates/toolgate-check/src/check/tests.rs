@@ -442,3 +442,28 @@ fn element_wise_quantifiers_type_the_element() {
         ["type_mismatch @ args"]
     );
 }
+
+#[test]
+fn functions_take_their_arguments() {
+    let head = "tool fs.read read { path: string, to: string };\nagent bot {}\n";
+    let ok = format!(
+        "{head}allow fs.read when within(args.path, \"/srv/work\") and email_domain(trim(args.to)) == \"acme.com\" and compact(args.to) != \"\";\n"
+    );
+    assert_eq!(codes(&ok), Vec::<String>::new());
+    assert_eq!(
+        codes(&format!("{head}allow fs.read when within(args.path);\n")),
+        ["type_mismatch @ within(args.path)"]
+    );
+    assert_eq!(
+        codes(&format!(
+            "{head}allow fs.read when trim(args.path, args.to) == \"\";\n"
+        )),
+        ["type_mismatch @ trim(args.path, args.to)"]
+    );
+    assert_eq!(
+        codes(&format!(
+            "{head}allow fs.read when email_domian(args.to) == \"x\";\n"
+        )),
+        ["unknown_function @ email_domian"]
+    );
+}

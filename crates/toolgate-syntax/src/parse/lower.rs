@@ -493,7 +493,11 @@ impl Lower<'_> {
             Rule::paren => ast::Expr::Paren(Box::new(self.expr(self.child(&p, Rule::expr)?)?)),
             Rule::call => {
                 let name = self.name(&self.child(&p, Rule::func_name)?);
-                ast::Expr::Call(name, Box::new(self.expr(self.last(&p)?)?))
+                let args = kids(p)
+                    .filter(|c| c.as_rule() != Rule::func_name)
+                    .map(|c| self.expr(c))
+                    .collect::<Result<Vec<_>>>()?;
+                ast::Expr::Call(name, args)
             }
             Rule::path => ast::Expr::Path(self.path(p)?),
             Rule::string | Rule::number | Rule::int | Rule::bool | Rule::list => {
