@@ -125,7 +125,17 @@ impl Checker<'_> {
                 continue;
             }
             let Some(&id) = self.tool_index.get(&name.node) else {
-                let help = suggest::did_you_mean(&name.node, self.tool_index.keys());
+                let switch = matches!(name.node.as_str(), "enabled" | "disabled")
+                    && kind == ast::RuleKind::Write
+                    && rule.tools.len() == 1;
+                let help = if switch {
+                    Some(format!(
+                        "the policy-wide switch is `writes {};` (with an `s`)",
+                        name.node
+                    ))
+                } else {
+                    suggest::did_you_mean(&name.node, self.tool_index.keys())
+                };
                 self.diags.push(CheckError::UnknownTool {
                     name: name.node.clone(),
                     span: name.span.into(),

@@ -48,7 +48,10 @@ pub(super) fn describe(e: &pest::error::Error<Rule>, src: &str, at: usize) -> Sy
     }
     let expected = join(&words);
     let (found, mut len) = found_at(src, at);
-    let help = help_for(&words, &found);
+    let (before, rest) = (src.get(..at).unwrap_or(""), src.get(at..).unwrap_or(""));
+    let help = mistake_help(&words, &found, before, rest)
+        .map(String::from)
+        .or_else(|| help_for(&words, &found));
     // A missing `;` is best shown right after the text it should follow.
     let mut at = at;
     let before = src.get(..at).unwrap_or("");
@@ -108,6 +111,36 @@ fn found_at(src: &str, at: usize) -> (String, usize) {
         first.to_string()
     };
     (format!("`{shown}`"), first.len_utf8())
+}
+
+/// Help for the mistakes people make most, written from other languages'
+/// habits: `'x'`, `&&`, `||`, `!`, `("a", "b")`, `};`, `writes enable;`,
+/// `a matches "x" == false`.
+fn mistake_help(
+    words: &BTreeSet<&'static str>,
+    found: &str,
+    before: &str,
+    rest: &str,
+) -> Option<&'static str> {
+    Some(match found {
+        "`'`" => "strings are written in double quotes: `\"text\"`",
+        "`&`" => "write `and` to require both conditions (`&&` is not an operator)",
+        "`|`" => "write `or` when either condition will do (`||` is not an operator)",
+        "`!`" => "write `not` to negate a condition: `not (a == b)`; `!=` compares",
+        "`,`" if words.contains("`)`") => {
+            "a list is written in brackets: `[\"a\", \"b\"]`; parentheses group one condition"
+        }
+        "`;`" if before.trim_end().ends_with('}') => {
+            "an agent block ends with `}` alone: remove the `;`"
+        }
+        "`enable`" | "`disable`" if words.contains("`enabled` or `disabled`") => {
+            "write `writes enabled;` or `writes disabled;`"
+        }
+        "`=`" if rest.starts_with("==") => {
+            "comparisons do not chain: write `not (x matches \"…\")` for `... == false`, or parenthesise one side"
+        }
+        _ => return None,
+    })
 }
 
 fn help_for(words: &BTreeSet<&'static str>, found: &str) -> Option<String> {
