@@ -427,6 +427,20 @@ pub enum CheckError {
         #[help]
         help: String,
     },
+    /// A declared context field that no rule reads or scopes by.
+    #[error("context field `{name}` is never used")]
+    #[diagnostic(
+        code(toolgate::check::unused_context_field),
+        severity(Warning),
+        help("remove it, or read it in a condition (`ctx.{name}`) or a `scope`; callers must still send every declared field")
+    )]
+    UnusedContextField {
+        /// The field.
+        name: String,
+        /// Where it is declared.
+        #[label("declared here")]
+        span: SourceSpan,
+    },
     /// A `let` constant that no condition uses.
     #[error("constant `{name}` is never used")]
     #[diagnostic(

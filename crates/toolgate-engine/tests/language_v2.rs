@@ -206,3 +206,25 @@ fn element_wise_quantifiers_read_fields_of_each_element() {
         Outcome::Deny
     );
 }
+
+#[test]
+fn undeclared_context_fields_are_ignored() {
+    let src = "context { region: string };\ntool t.r read;\nagent bot {\n  allow t.r when ctx.region == \"eu\";\n}\n";
+    let parsed = toolgate_syntax::parse(src);
+    let ir = toolgate_check::check(&parsed.file, src)
+        .policy
+        .expect("checks");
+    let engine = Engine::new(&ir, "p.policy").expect("compiles");
+    for extra in [
+        json!({}),
+        json!({ "admin": true, "tenant_override": "other" }),
+    ] {
+        let mut context = json!({ "tenant": "acme", "env": "prod", "region": "eu" });
+        for (k, v) in extra.as_object().into_iter().flatten() {
+            context[k] = v.clone();
+        }
+        let text = json!({ "agent": "bot", "tool": "t.r", "args": {}, "context": context });
+        let req = OwnedRequest::from_json(&text.to_string()).expect("a request");
+        assert_eq!(engine.decide(&req.as_request()).outcome, Outcome::Allow);
+    }
+}

@@ -12,6 +12,7 @@ impl Checker<'_> {
     pub(super) fn lints(&mut self, file: &ast::File) {
         self.unreachable();
         self.shadowed_approvals();
+        self.unused_context();
         self.duplicate_rules(file);
         self.url_lints();
         if self.writes.is_none() {
@@ -119,6 +120,40 @@ impl Checker<'_> {
             }
         }
         self.diags.extend(found);
+    }
+
+    /// Declared context fields that no condition reads and no scope names.
+    fn unused_context(&mut self) {
+        let mut used: Vec<&str> = Vec::new();
+        for r in &self.rules {
+            if let Some(c) = &r.condition {
+                super::urls::walk(c, &mut |e| match &e.kind {
+                    ir::ExprKind::Path(ir::Path::Ctx(f)) | ir::ExprKind::Has(ir::Path::Ctx(f)) => {
+                        used.push(f)
+                    }
+                    _ => {}
+                });
+            }
+            if let ir::Effect::Allow { scope } | ir::Effect::Write { scope, .. } = &r.effect {
+                used.extend(scope.iter().filter_map(|s| match s {
+                    ir::ScopeItem::Ctx(f) => Some(f.as_str()),
+                    _ => None,
+                }));
+            }
+        }
+        let mut unused: Vec<(String, Span)> = self
+            .context_spans
+            .iter()
+            .filter(|(name, _)| !used.contains(&name.as_str()))
+            .map(|(name, span)| (name.clone(), *span))
+            .collect();
+        unused.sort_by_key(|(_, s)| s.start);
+        for (name, span) in unused {
+            self.diags.push(CheckError::UnusedContextField {
+                name,
+                span: span.into(),
+            });
+        }
     }
 
     /// The same rule twice in one block (top level counts as one block).

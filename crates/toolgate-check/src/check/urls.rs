@@ -105,7 +105,7 @@ fn raw_arg(e: &ir::Expr) -> Option<&[String]> {
 
 /// Calls `f` on `e` and every expression inside it (depth bounded by the
 /// parser's nesting limit; `and`/`or` chains are flat).
-fn walk<'a>(e: &'a ir::Expr, f: &mut impl FnMut(&'a ir::Expr)) {
+pub(super) fn walk<'a>(e: &'a ir::Expr, f: &mut impl FnMut(&'a ir::Expr)) {
     use ir::ExprKind as K;
     f(e);
     match &e.kind {
