@@ -60,6 +60,10 @@ pub(crate) struct Checker<'s> {
     diags: Vec<CheckError>,
     name: Option<String>,
     envs: Vec<ast::Name>,
+    /// `tenants` (empty: not declared).
+    tenants: Vec<ast::Name>,
+    /// `groups` (empty: not declared).
+    groups: Vec<ast::Name>,
     context: Vec<ir::Field>,
     context_spans: HashMap<String, Span>,
     tools: Vec<ir::Tool>,
@@ -81,6 +85,8 @@ impl<'s> Checker<'s> {
             diags: Vec::new(),
             name: None,
             envs: Vec::new(),
+            tenants: Vec::new(),
+            groups: Vec::new(),
             context: Vec::new(),
             context_spans: HashMap::new(),
             tools: Vec::new(),
@@ -142,6 +148,22 @@ impl<'s> Checker<'s> {
                     }
                     seen_envs = Some(item.span);
                     self.envs(envs);
+                }
+                ast::Item::Tenants(names) => {
+                    if !self.tenants.is_empty() {
+                        let first = self.tenants[0].span;
+                        self.duplicate("`tenants` statement", "tenants", item.span, first);
+                        continue;
+                    }
+                    self.tenants = names.clone();
+                }
+                ast::Item::Groups(names) => {
+                    if !self.groups.is_empty() {
+                        let first = self.groups[0].span;
+                        self.duplicate("`groups` statement", "groups", item.span, first);
+                        continue;
+                    }
+                    self.groups = names.clone();
                 }
                 ast::Item::Context(fields) => {
                     if let Some(first) = seen_context {

@@ -85,6 +85,32 @@ pub enum CheckError {
         #[help]
         help: String,
     },
+    /// A tenant name compared with `tenant` that `tenants` does not declare.
+    #[error("unknown tenant `{name}`")]
+    #[diagnostic(code(toolgate::check::unknown_tenant))]
+    UnknownTenant {
+        /// The tenant as written.
+        name: String,
+        /// Where.
+        #[label("not in `tenants`")]
+        span: SourceSpan,
+        /// Did you mean / the declared tenants.
+        #[help]
+        help: String,
+    },
+    /// An approver group (`from "..."`) that `groups` does not declare.
+    #[error("unknown approver group `{name}`")]
+    #[diagnostic(code(toolgate::check::unknown_group))]
+    UnknownGroup {
+        /// The group as written.
+        name: String,
+        /// Where.
+        #[label("not in `groups`")]
+        span: SourceSpan,
+        /// Did you mean / the declared groups.
+        #[help]
+        help: String,
+    },
     /// `ctx.f` where the `context` block has no `f`.
     #[error("unknown context field `{name}`")]
     #[diagnostic(code(toolgate::check::unknown_context_field))]

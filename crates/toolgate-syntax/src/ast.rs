@@ -108,6 +108,10 @@ pub enum Item {
     Policy(Name),
     /// `envs a, b, c;`
     Envs(Vec<Name>),
+    /// `tenants a, b;`: the tenants conditions may name.
+    Tenants(Vec<Name>),
+    /// `groups a, b;`: the approver groups `from "..."` may name.
+    Groups(Vec<Name>),
     /// `context { field: type; ... }`
     Context(Vec<Field>),
     /// `tool NAME read|write [irreversible] [{ schema }];`

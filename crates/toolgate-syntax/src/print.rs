@@ -206,6 +206,8 @@ fn item_text(item: &ast::Item) -> String {
     match item {
         ast::Item::Policy(name) => format!("policy {};", name.node),
         ast::Item::Envs(envs) => format!("envs {};", join(envs.iter().map(|e| e.node.clone()))),
+        ast::Item::Tenants(t) => format!("tenants {};", join(t.iter().map(|e| e.node.clone()))),
+        ast::Item::Groups(g) => format!("groups {};", join(g.iter().map(|e| e.node.clone()))),
         ast::Item::Context(fields) if fields.is_empty() => "context {}".to_string(),
         ast::Item::Context(fields) => {
             let body: String = fields

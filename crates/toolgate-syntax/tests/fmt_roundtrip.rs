@@ -269,6 +269,10 @@ fn item() -> impl Strategy<Value = ast::Item> {
         ident().prop_map(|n| ast::Item::Policy(sp(n))),
         prop::collection::vec(ident(), 1..4)
             .prop_map(|e| ast::Item::Envs(e.into_iter().map(sp).collect())),
+        prop::collection::vec(ident(), 1..3)
+            .prop_map(|e| ast::Item::Tenants(e.into_iter().map(sp).collect())),
+        prop::collection::vec(ident(), 1..3)
+            .prop_map(|e| ast::Item::Groups(e.into_iter().map(sp).collect())),
         fields(1).prop_map(ast::Item::Context),
         (
             tool_name(),

@@ -817,6 +817,16 @@ impl Checker<'_> {
                     help,
                 });
             }
+            ir::Path::Tenant
+                if !self.tenants.is_empty() && !self.tenants.iter().any(|t| t.node == name) =>
+            {
+                let help = declared_help(&name, &self.tenants, "tenants");
+                self.diags.push(CheckError::UnknownTenant {
+                    name,
+                    span: span.into(),
+                    help,
+                });
+            }
             ir::Path::Agent if !self.agent_index.contains_key(&name) => {
                 let help = suggest::did_you_mean(&name, self.agent_index.keys()).or_else(|| {
                     let mut names: Vec<&String> = self.agent_index.keys().collect();
@@ -886,6 +896,15 @@ impl Checker<'_> {
             )),
         }
     }
+}
+
+/// Did you mean one of `declared`, or the list of them.
+pub(super) fn declared_help(name: &str, declared: &[ast::Name], what: &str) -> String {
+    let names: Vec<String> = declared.iter().map(|d| d.node.clone()).collect();
+    suggest::did_you_mean(name, names.iter()).unwrap_or_else(|| {
+        let listed: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+        format!("the declared {what} are {}", listed.join(", "))
+    })
 }
 
 /// A literal's value.

@@ -377,7 +377,16 @@ impl Checker<'_> {
             }
             first.insert(word, o.span);
             match &o.node {
-                ast::ApprovalOption::From(g) => group = Some(g.clone()),
+                ast::ApprovalOption::From(g) => {
+                    if !self.groups.is_empty() && !self.groups.iter().any(|d| d.node == *g) {
+                        self.diags.push(CheckError::UnknownGroup {
+                            name: g.clone(),
+                            span: o.span.into(),
+                            help: super::expr::declared_help(g, &self.groups, "groups"),
+                        });
+                    }
+                    group = Some(g.clone());
+                }
                 ast::ApprovalOption::Expires(d) => {
                     let secs = duration_secs(*d);
                     if secs == 0 {

@@ -467,3 +467,20 @@ fn functions_take_their_arguments() {
         ["unknown_function @ email_domian"]
     );
 }
+
+#[test]
+fn tenants_and_groups_make_strings_checkable() {
+    let head = "tenants acme, globex;\ngroups support-leads;\ntool t.w write;\nwrites enabled;\nagent bot {}\n";
+    assert_eq!(
+        codes(&format!(
+            "{head}write t.w require approval from \"suport-leads\" when tenant in [\"acme\", \"glbex\"];\n"
+        )),
+        ["unknown_group @ from \"suport-leads\"", "unknown_tenant @ \"glbex\""]
+    );
+    assert_eq!(
+        codes(&format!(
+            "{head}write t.w require approval from \"support-leads\" when tenant == \"globex\";\n"
+        )),
+        Vec::<String>::new()
+    );
+}

@@ -16,9 +16,11 @@ pub(super) fn describe(e: &pest::error::Error<Rule>, src: &str, at: usize) -> Sy
     }
     words.remove("");
     // At the start of an item, name the category rather than every keyword.
-    const ITEM_WORDS: [&str; 8] = [
+    const ITEM_WORDS: [&str; 10] = [
         "`policy`",
         "`envs`",
+        "`tenants`",
+        "`groups`",
         "`context`",
         "`tool`",
         "`let`",
@@ -171,6 +173,8 @@ fn phrase(rule: Rule) -> &'static str {
     match rule {
         Rule::policy_decl
         | Rule::envs_decl
+        | Rule::tenants_decl
+        | Rule::groups_decl
         | Rule::context_decl
         | Rule::tool_decl
         | Rule::let_decl
@@ -248,6 +252,8 @@ fn keyword(rule: Rule) -> &'static str {
     match rule {
         Rule::kw_policy => "`policy`",
         Rule::kw_envs => "`envs`",
+        Rule::kw_tenants => "`tenants`",
+        Rule::kw_groups => "`groups`",
         Rule::kw_context => "`context`",
         Rule::kw_tool => "`tool`",
         Rule::kw_read => "`read`",

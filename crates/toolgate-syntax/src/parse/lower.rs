@@ -144,12 +144,9 @@ impl Lower<'_> {
         let span = self.span(&p);
         let item = match p.as_rule() {
             Rule::policy_decl => ast::Item::Policy(self.name(&self.child(&p, Rule::name)?)),
-            Rule::envs_decl => ast::Item::Envs(
-                kids(p)
-                    .filter(|c| c.as_rule() == Rule::name)
-                    .map(|c| self.name(&c))
-                    .collect(),
-            ),
+            Rule::envs_decl => ast::Item::Envs(self.names(p)),
+            Rule::tenants_decl => ast::Item::Tenants(self.names(p)),
+            Rule::groups_decl => ast::Item::Groups(self.names(p)),
             Rule::context_decl => ast::Item::Context(self.fields(p)?),
             Rule::tool_decl => ast::Item::Tool(self.tool_decl(p)?),
             Rule::let_decl => ast::Item::Let(ast::LetDecl {
@@ -248,6 +245,14 @@ impl Lower<'_> {
         };
         self.depth -= 1;
         Ok(Spanned::new(node, span))
+    }
+
+    /// The names of an `envs`, `tenants` or `groups` statement.
+    fn names(&self, p: Pair<'_, Rule>) -> Vec<ast::Name> {
+        kids(p)
+            .filter(|c| c.as_rule() == Rule::name)
+            .map(|c| self.name(&c))
+            .collect()
     }
 
     fn rule(&mut self, p: Pair<'_, Rule>) -> Result<ast::Rule> {
