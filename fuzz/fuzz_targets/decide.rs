@@ -12,10 +12,11 @@ use std::sync::OnceLock;
 use toolgate_check::ir;
 use toolgate_engine::{reference, Context, Engine, Request};
 
-const POLICIES: [&str; 3] = [
+const POLICIES: [&str; 4] = [
     include_str!("../../policies/support-desk.policy"),
     include_str!("../../policies/safe-default.policy"),
     include_str!("../../policies/multi-tenant.policy"),
+    include_str!("../../policies/personal-banking.policy"),
 ];
 
 struct Compiled {
@@ -60,6 +61,11 @@ fuzz_target!(|data: &[u8]| {
         if c & (1 << i) != 0 {
             fields.insert(name.to_string(), serde_json::json!(if c & 8 != 0 { "A1" } else { "trial" }));
         }
+    }
+    if c & 128 != 0 {
+        // personal-banking's context: its own account and saved payees.
+        fields.insert("account_iban".into(), serde_json::json!("DE01"));
+        fields.insert("payees".into(), serde_json::json!(["DE02", "FR03"]));
     }
     let env = ["dev", "staging", "prod", "qa"][(*c as usize >> 4) % 4];
     let tenant = if c & 64 != 0 { "acme" } else { "" };

@@ -268,8 +268,12 @@ fn explanation(loaded: &Loaded, engine: &Engine, req: &toolgate_engine::Request<
     }
     for t in &traces {
         let rule = &p.rules[t.rule.0 as usize];
+        let id = rule
+            .name
+            .as_ref()
+            .map_or(String::new(), |n| format!(" @id({n})"));
         out.push_str(&format!(
-            "  {}:{}:{}  {}\n",
+            "  {}:{}:{}{id}  {}\n",
             loaded.file,
             rule.line,
             rule.column,
@@ -285,10 +289,10 @@ fn explanation(loaded: &Loaded, engine: &Engine, req: &toolgate_engine::Request<
                 } else {
                     "has a value of the wrong type"
                 };
-                let effect = if rule.effect == ir::Effect::Deny {
-                    "so this deny applies"
-                } else {
-                    "so this grant does not apply"
+                let effect = match rule.effect {
+                    ir::Effect::Deny => "so this deny applies",
+                    ir::Effect::Floor(_) => "so this approval floor applies",
+                    _ => "so this grant does not apply",
                 };
                 let (l, c) = lines.line_col(&loaded.src, at.start);
                 format!(
@@ -312,10 +316,7 @@ fn explanation(loaded: &Loaded, engine: &Engine, req: &toolgate_engine::Request<
         decision.reason
     ));
     if let Some(r) = decision.rule {
-        out.push_str(&format!(
-            "  by rule at {}:{}:{}\n",
-            r.file, r.line, r.column
-        ));
+        out.push_str(&format!("  by rule {r}\n"));
     }
     for key in ["scope", "approval", "budget", "fallback"] {
         if !json[key].is_null() && json[key] != json!({}) {

@@ -49,7 +49,7 @@ pub(crate) struct Traced {
     pub call: Call,
     /// `executed`, `pending`, `denied`, `approved_executed`, `rejected`, `cancelled` or `expired`.
     pub outcome: &'static str,
-    /// The granting (or denying) rule, `file:line:column`.
+    /// The granting (or denying) rule, `file:line:column` (`NAME (file:line:column)` with an `@id`).
     pub rule: Option<String>,
     /// Why, for humans.
     pub reason: String,

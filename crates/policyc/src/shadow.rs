@@ -231,11 +231,15 @@ fn paths(e: &ir::Expr, out: &mut Vec<ir::Path>) {
     match &e.kind {
         K::Path(p) | K::Has(p) => out.push(p.clone()),
         K::Lit(_) | K::Elem => {}
-        K::Len(a) | K::Lower(a) | K::Url(_, a) | K::Not(a) | K::Glob(a, _) | K::Regex(a, _) => {
-            paths(a, out)
-        }
+        K::Len(a)
+        | K::Lower(a)
+        | K::Text(_, a)
+        | K::Url(_, a)
+        | K::Not(a)
+        | K::Glob(a, _)
+        | K::Regex(a, _) => paths(a, out),
         K::And(xs) | K::Or(xs) => xs.iter().for_each(|x| paths(x, out)),
-        K::Binary(_, a, b) | K::Quant(_, a, b) => {
+        K::Binary(_, a, b) | K::Quant(_, a, b) | K::Within(a, b) => {
             paths(a, out);
             paths(b, out);
         }
@@ -246,7 +250,7 @@ fn paths(e: &ir::Expr, out: &mut Vec<ir::Path>) {
 fn placeholder(ty: &ir::Type) -> Json {
     match ty {
         ir::Type::String => json!(""),
-        ir::Type::Int => json!(0),
+        ir::Type::Int | ir::Type::Number => json!(0),
         ir::Type::Bool => json!(false),
         ir::Type::List(_) => json!([]),
         ir::Type::Record(fields) => Json::Object(
@@ -322,7 +326,7 @@ fn decide(
         }
         Some(format!("{old} -> {new}"))
     } else if new == "approval_required" {
-        approval_flip(approvals.get(&key_of(body)), d.approval, report)
+        approval_flip(approvals.get(&key_of(body)), d.approval.as_deref(), report)
     } else {
         None
     };

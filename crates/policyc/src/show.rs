@@ -116,10 +116,18 @@ fn cell_text(p: &ir::Policy, c: &Cell) -> String {
             .collect();
         text.push_str(&format!(" (unless {})", lines.join(", ")));
     }
+    if !c.floors.is_empty() {
+        let lines: Vec<String> = c
+            .floors
+            .iter()
+            .map(|f| format!("@{}", line(p, *f)))
+            .collect();
+        text.push_str(&format!(" (at least approval {})", lines.join(", ")));
+    }
     text
 }
 
-const LEGEND: &str = "@N: the rule on line N; if…: the rule has a condition; ›: what applies once a budget is spent (or its condition fails); unless @N: a conditional deny that overrides";
+const LEGEND: &str = "@N: the rule on line N; if…: the rule has a condition; ›: what applies once a budget is spent (or its condition fails); unless @N: a conditional deny that overrides; at least approval @N: an approval floor that raises whichever grant matched";
 
 /// Every rule the shown cells mark (`if…`, `unless`), with its condition in
 /// full (whitespace collapsed), so that no condition is hidden.
@@ -131,7 +139,9 @@ fn conditions(loaded: &Loaded, cells: &[Vec<Cell>], markdown: bool) -> String {
         .filter(|c| !c.always_denied())
         .flat_map(|c| {
             let grants = c.grants.iter().filter(|g| g.conditional).map(|g| g.rule);
-            grants.chain(c.denies.iter().copied())
+            grants
+                .chain(c.denies.iter().copied())
+                .chain(c.floors.iter().copied())
         })
         .collect();
     rules.sort_by_key(|r| r.0);
@@ -223,6 +233,7 @@ fn json_doc(loaded: &Loaded, cells: &[Vec<Cell>]) -> Json {
                 "writes_off": c.writes_off,
                 "grants": grants,
                 "conditional_denies": c.denies.iter().map(|d| json!({ "rule": at(*d), "condition": condition(*d) })).collect::<Vec<_>>(),
+                "approval_floors": c.floors.iter().map(|f| json!({ "rule": at(*f), "condition": condition(*f) })).collect::<Vec<_>>(),
             })
         })
         .collect();

@@ -60,6 +60,10 @@ pub(crate) struct Checker<'s> {
     diags: Vec<CheckError>,
     name: Option<String>,
     envs: Vec<ast::Name>,
+    /// `tenants` (empty: not declared).
+    tenants: Vec<ast::Name>,
+    /// `groups` (empty: not declared).
+    groups: Vec<ast::Name>,
     context: Vec<ir::Field>,
     context_spans: HashMap<String, Span>,
     tools: Vec<ir::Tool>,
@@ -69,6 +73,8 @@ pub(crate) struct Checker<'s> {
     constants: HashMap<String, Constant>,
     writes: Option<Spanned<ast::WritesMode>>,
     rules: Vec<ir::Rule>,
+    /// `@id`s seen so far, with where.
+    rule_ids: HashMap<String, Span>,
 }
 
 impl<'s> Checker<'s> {
@@ -79,6 +85,8 @@ impl<'s> Checker<'s> {
             diags: Vec::new(),
             name: None,
             envs: Vec::new(),
+            tenants: Vec::new(),
+            groups: Vec::new(),
             context: Vec::new(),
             context_spans: HashMap::new(),
             tools: Vec::new(),
@@ -88,6 +96,7 @@ impl<'s> Checker<'s> {
             constants: HashMap::new(),
             writes: None,
             rules: Vec::new(),
+            rule_ids: HashMap::new(),
         }
     }
 
@@ -139,6 +148,22 @@ impl<'s> Checker<'s> {
                     }
                     seen_envs = Some(item.span);
                     self.envs(envs);
+                }
+                ast::Item::Tenants(names) => {
+                    if !self.tenants.is_empty() {
+                        let first = self.tenants[0].span;
+                        self.duplicate("`tenants` statement", "tenants", item.span, first);
+                        continue;
+                    }
+                    self.tenants = names.clone();
+                }
+                ast::Item::Groups(names) => {
+                    if !self.groups.is_empty() {
+                        let first = self.groups[0].span;
+                        self.duplicate("`groups` statement", "groups", item.span, first);
+                        continue;
+                    }
+                    self.groups = names.clone();
                 }
                 ast::Item::Context(fields) => {
                     if let Some(first) = seen_context {
@@ -255,11 +280,12 @@ impl<'s> Checker<'s> {
             ast::Type::Named(n) => match n.as_str() {
                 "string" => Some(ir::Type::String),
                 "int" => Some(ir::Type::Int),
+                "number" => Some(ir::Type::Number),
                 "bool" => Some(ir::Type::Bool),
                 other => {
-                    let help = suggest::did_you_mean(other, ["string", "int", "bool"])
+                    let help = suggest::did_you_mean(other, ["string", "int", "number", "bool"])
                         .unwrap_or_else(|| {
-                            "the types are `string`, `int`, `bool`, `list<T>` and records `{ f: T }`"
+                            "the types are `string`, `int`, `number`, `bool`, `list<T>` and records `{ f: T }`"
                                 .to_string()
                         });
                     self.diags.push(CheckError::UnknownType {

@@ -85,6 +85,32 @@ pub enum CheckError {
         #[help]
         help: String,
     },
+    /// A tenant name compared with `tenant` that `tenants` does not declare.
+    #[error("unknown tenant `{name}`")]
+    #[diagnostic(code(toolgate::check::unknown_tenant))]
+    UnknownTenant {
+        /// The tenant as written.
+        name: String,
+        /// Where.
+        #[label("not in `tenants`")]
+        span: SourceSpan,
+        /// Did you mean / the declared tenants.
+        #[help]
+        help: String,
+    },
+    /// An approver group (`from "..."`) that `groups` does not declare.
+    #[error("unknown approver group `{name}`")]
+    #[diagnostic(code(toolgate::check::unknown_group))]
+    UnknownGroup {
+        /// The group as written.
+        name: String,
+        /// Where.
+        #[label("not in `groups`")]
+        span: SourceSpan,
+        /// Did you mean / the declared groups.
+        #[help]
+        help: String,
+    },
     /// `ctx.f` where the `context` block has no `f`.
     #[error("unknown context field `{name}`")]
     #[diagnostic(code(toolgate::check::unknown_context_field))]
@@ -202,6 +228,20 @@ pub enum CheckError {
         #[help]
         help: String,
     },
+    /// An `@id("...")` that is empty or has characters other than letters,
+    /// digits, `-`, `_`, `.` and `:`.
+    #[error("invalid rule id `{id}`")]
+    #[diagnostic(
+        code(toolgate::check::invalid_rule_id),
+        help("a rule id is 1 to 64 ASCII letters, digits, `-`, `_`, `.` or `:`, e.g. `@id(\"close-dev-budget\")`")
+    )]
+    InvalidRuleId {
+        /// The id as written.
+        id: String,
+        /// Where.
+        #[label("not a rule id")]
+        span: SourceSpan,
+    },
     /// A `matches` pattern that is not a literal, does not compile, or is too large.
     #[error("invalid {kind} pattern: {reason}")]
     #[diagnostic(code(toolgate::check::invalid_pattern))]
@@ -289,6 +329,21 @@ pub enum CheckError {
         /// A deny that overrides it.
         #[label("denied here")]
         deny: SourceSpan,
+    },
+    /// A stricter approval that a weaker grant of the same tool wins over.
+    #[error("this approval is never asked for when the weaker grant also matches: the most permissive grant wins")]
+    #[diagnostic(
+        code(toolgate::check::shadowed_approval),
+        severity(Warning),
+        help("to make this approval a minimum whichever grant matches, write it as an approval floor: `require N approvals from \"GROUP\" on TOOL when ...;`")
+    )]
+    ShadowedApproval {
+        /// The stricter grant.
+        #[label(primary, "stricter approval")]
+        span: SourceSpan,
+        /// The weaker grant that wins.
+        #[label("weaker grant, chosen first")]
+        weaker: SourceSpan,
     },
     /// The same rule written twice in the same block.
     #[error("duplicate rule")]
@@ -397,6 +452,20 @@ pub enum CheckError {
         /// What instead.
         #[help]
         help: String,
+    },
+    /// A declared context field that no rule reads or scopes by.
+    #[error("context field `{name}` is never used")]
+    #[diagnostic(
+        code(toolgate::check::unused_context_field),
+        severity(Warning),
+        help("remove it, or read it in a condition (`ctx.{name}`) or a `scope`; callers must still send every declared field")
+    )]
+    UnusedContextField {
+        /// The field.
+        name: String,
+        /// Where it is declared.
+        #[label("declared here")]
+        span: SourceSpan,
     },
     /// A `let` constant that no condition uses.
     #[error("constant `{name}` is never used")]

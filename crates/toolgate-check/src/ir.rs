@@ -90,8 +90,10 @@ pub struct Field {
 pub enum Type {
     /// A string.
     String,
-    /// A 64-bit signed integer.
+    /// A 64-bit signed integer: an integral JSON number (`4` or `4.0`).
     Int,
+    /// Any JSON number (`98.7`, `4`), read as the nearest `f64`.
+    Number,
     /// A boolean.
     Bool,
     /// A list whose elements all have this type.
@@ -125,6 +127,9 @@ pub enum Writes {
 pub struct Rule {
     /// Its index.
     pub id: RuleId,
+    /// Its `@id("...")`, unique in the policy: the name decisions, `explain`,
+    /// replay output and audit records show beside `file:line:col`.
+    pub name: Option<String>,
     /// `None` for a top-level rule, which applies to every agent.
     pub agent: Option<AgentId>,
     /// The tools it names, patterns expanded (for grants: only tools of the right class).
@@ -135,8 +140,9 @@ pub struct Rule {
     pub condition: Option<Expr>,
     /// `reason`, if any.
     pub reason: Option<String>,
-    /// Its identity across unrelated edits: the agent block it is in (`*` at
-    /// top level) and `toolgate_syntax::rule_identity`. Budget windows are keyed by it.
+    /// Its identity across unrelated edits: `@id(NAME)` for a rule with an id;
+    /// otherwise the agent block it is in (`*` at top level) and
+    /// `toolgate_syntax::rule_identity`. Budget windows are keyed by it.
     pub identity: String,
     /// Where it was written.
     pub span: Span,
@@ -163,10 +169,20 @@ pub enum Effect {
     },
     /// Denies; overrides every grant.
     Deny,
+    /// An approval floor (`require ... on TOOLS`): whichever grant matched,
+    /// the decision needs at least this approval (always `Approval::Human`).
+    Floor(Approval),
+}
+
+impl Effect {
+    /// Whether the rule grants (`allow` or `write`), as opposed to a deny or a floor.
+    pub fn is_grant(&self) -> bool {
+        matches!(self, Effect::Allow { .. } | Effect::Write { .. })
+    }
 }
 
 /// How a write is approved.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Approval {
     /// A human must approve (the default for `write`).
     Human {
@@ -241,6 +257,11 @@ pub enum ExprKind {
     Len(Box<Expr>),
     /// `lower(x)`.
     Lower(Box<Expr>),
+    /// `trim(x)`, `compact(x)` or `email_domain(x)`: a string from a string.
+    Text(TextFn, Box<Expr>),
+    /// `within(path, root)`: the normalised absolute `path` lies under `root`
+    /// by whole segments (`docs/semantics.md` says when it is an error).
+    Within(Box<Expr>, Box<Expr>),
     /// `host(url)`, `port(url)`, `scheme(url)` or `path(url)`: one part of an
     /// absolute `http`/`https`/`ws`/`wss` URL as a WHATWG client reads it.
     Url(UrlPart, Box<Expr>),
@@ -263,6 +284,30 @@ pub enum ExprKind {
 }
 
 pub use toolgate_syntax::ast::Quantifier;
+
+/// A string function of one string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TextFn {
+    /// `trim(x)`: leading and trailing whitespace removed.
+    Trim,
+    /// `compact(x)`: every whitespace character removed.
+    Compact,
+    /// `email_domain(x)`: the lower-cased domain of an e-mail address; an
+    /// error when `x` is not one.
+    EmailDomain,
+}
+
+impl TextFn {
+    /// The function called `name`, if there is one.
+    pub fn from_name(name: &str) -> Option<TextFn> {
+        match name {
+            "trim" => Some(TextFn::Trim),
+            "compact" => Some(TextFn::Compact),
+            "email_domain" => Some(TextFn::EmailDomain),
+            _ => None,
+        }
+    }
+}
 
 /// The part of a URL a URL function returns (`docs/semantics.md` says which
 /// URLs they accept).
@@ -340,6 +385,9 @@ pub enum Path {
     Agent,
     /// The called tool's name.
     Tool,
+    /// `x.a.b` inside `all|any x in LIST: ...`: a field of the current element
+    /// (at least one field; the element itself is [`ExprKind::Elem`]).
+    Elem(Vec<String>),
 }
 
 /// A literal value.
@@ -349,8 +397,46 @@ pub enum Value {
     Str(String),
     /// An integer.
     Int(i64),
+    /// A decimal number.
+    Num(Number),
     /// A boolean.
     Bool(bool),
     /// A list.
     List(Vec<Value>),
+}
+
+/// A finite `f64`, the value of a decimal literal. Equality and hashing are by
+/// value (`-0.0 == 0.0`), so it may key maps; ordering against integers is exact
+/// (see `docs/semantics.md`, "Numbers").
+#[derive(Clone, Copy, Debug)]
+pub struct Number(f64);
+
+impl Number {
+    /// Zero.
+    pub const ZERO: Number = Number(0.0);
+
+    /// The number, if `value` is finite.
+    pub fn new(value: f64) -> Option<Number> {
+        value.is_finite().then_some(Number(value))
+    }
+
+    /// Its value.
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl PartialEq for Number {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for Number {}
+
+impl std::hash::Hash for Number {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // `+ 0.0` turns `-0.0` into `0.0`, which compare equal.
+        (self.0 + 0.0).to_bits().hash(state);
+    }
 }

@@ -26,8 +26,8 @@ pub(crate) enum Read {
 pub(crate) enum CellOutcome {
     /// This deny applied.
     Denied(u32),
-    /// These grants held, most permissive first.
-    Granted(Vec<u32>),
+    /// These grants held, most permissive first; these floors applied (source order).
+    Granted(Vec<u32>, Vec<u32>),
 }
 
 type Key = (u32, u32, String);
@@ -99,12 +99,20 @@ pub(crate) fn reads(cond: &Cond, out: &mut Vec<Read>) {
         Cond::Ctx(f) | Cond::HasCtx(f) => add(Read::Ctx(f.clone())),
         Cond::Tenant => add(Read::Tenant),
         Cond::Env => add(Read::Env),
-        Cond::Const(_) | Cond::Agent | Cond::Tool | Cond::Elem => {}
-        Cond::Len(x) | Cond::Lower(x) | Cond::Url(_, x) | Cond::Not(x) | Cond::Match(x, _) => {
-            reads(x, out)
-        }
+        Cond::Const(_)
+        | Cond::Agent
+        | Cond::Tool
+        | Cond::Elem
+        | Cond::ElemField(_)
+        | Cond::HasElem(_) => {}
+        Cond::Len(x)
+        | Cond::Lower(x)
+        | Cond::Text(_, x)
+        | Cond::Url(_, x)
+        | Cond::Not(x)
+        | Cond::Match(x, _) => reads(x, out),
         Cond::And(xs) | Cond::Or(xs) => xs.iter().for_each(|x| reads(x, out)),
-        Cond::Binary(_, l, r) | Cond::Quant(_, l, r) => {
+        Cond::Binary(_, l, r) | Cond::Quant(_, l, r) | Cond::Within(l, r) => {
             reads(l, out);
             reads(r, out);
         }

@@ -301,7 +301,32 @@ fn structural(old: &Side<'_>, new: &Side<'_>, o: &Cell, n: &Cell, found: &mut Ve
             ));
         }
     }
+    floors(old, new, o, n, found);
     grants(old, new, o, n, found);
+}
+
+/// Approval floors compared by approval and condition: one the new policy no
+/// longer has (or has changed) may let a call through with less approval, so
+/// it is an escalation; a new one a restriction.
+fn floors(old: &Side<'_>, new: &Side<'_>, o: &Cell, n: &Cell, found: &mut Vec<Found>) {
+    let key = |side: &Side<'_>, r: ir::RuleId| {
+        let effect = side.policy.rules.get(r.0 as usize).map(|r| &r.effect);
+        (format!("{effect:?}"), condition(side, r))
+    };
+    let old_floors: Vec<_> = o.floors.iter().map(|f| (key(old, *f), *f)).collect();
+    let new_floors: Vec<_> = n.floors.iter().map(|f| (key(new, *f), *f)).collect();
+    for (k, f) in &old_floors {
+        if !new_floors.iter().any(|(nk, _)| nk == k) {
+            let msg = "an approval floor was removed or changed".to_string();
+            found.push((Kind::Escalation, msg, Some(line(old, *f)), None));
+        }
+    }
+    for (k, f) in &new_floors {
+        if !old_floors.iter().any(|(ok, _)| ok == k) {
+            let msg = "an approval floor was added".to_string();
+            found.push((Kind::Restriction, msg, None, Some(line(new, *f))));
+        }
+    }
 }
 
 fn rank(k: &GrantKind) -> u8 {
@@ -502,7 +527,7 @@ pub fn more_permissive(a: &Decision<'_>, b: &Decision<'_>) -> bool {
         return level(a.outcome) > level(b.outcome);
     }
     let dropped = b.scope.iter().any(|s| !a.scope.contains(s));
-    match (a.outcome, a.approval, b.approval) {
+    match (a.outcome, a.approval.as_deref(), b.approval.as_deref()) {
         (
             Outcome::ApprovalRequired,
             Some(ir::Approval::Human {
@@ -540,7 +565,7 @@ pub fn more_permissive(a: &Decision<'_>, b: &Decision<'_>) -> bool {
 
 /// A decision in a few words.
 pub fn summary(d: &Decision<'_>) -> String {
-    match (d.outcome, d.approval, d.budget) {
+    match (d.outcome, d.approval.as_deref(), d.budget) {
         (
             Outcome::ApprovalRequired,
             Some(ir::Approval::Human {

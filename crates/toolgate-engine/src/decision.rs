@@ -35,12 +35,26 @@ pub struct RuleInfo {
     pub id: ir::RuleId,
     /// Its identity across unrelated edits (`ir::Rule::identity`).
     pub identity: Arc<str>,
+    /// Its `@id("...")`, if written (`ir::Rule::name`).
+    pub name: Option<Arc<str>>,
     /// The policy file.
     pub file: Arc<str>,
     /// 1-based line.
     pub line: usize,
     /// 1-based column.
     pub column: usize,
+}
+
+/// `NAME (file:line:col)` for a rule with an `@id`, else `file:line:col`: how
+/// decisions, `explain`, replay output and audit records name a rule.
+impl std::fmt::Display for RuleInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (file, line, column) = (&self.file, self.line, self.column);
+        match &self.name {
+            Some(name) => write!(f, "{name} ({file}:{line}:{column})"),
+            None => write!(f, "{file}:{line}:{column}"),
+        }
+    }
 }
 
 /// A decision and everything needed to enforce it.
@@ -54,12 +68,22 @@ pub struct Decision<'e> {
     pub rule: Option<&'e RuleInfo>,
     /// The credential scope (empty for a deny).
     pub scope: &'e [ir::ScopeItem],
-    /// For `approval_required`: who must approve, how many, for how long.
-    pub approval: Option<&'e ir::Approval>,
+    /// For `approval_required`: who must approve, how many, for how long
+    /// (owned when an approval floor raised the grant's approval).
+    pub approval: Option<Cow<'e, ir::Approval>>,
     /// For a budgeted allow: the budget that must still have room.
     pub budget: Option<&'e ir::Budget>,
     /// For a budgeted allow: what applies when the budget is exhausted.
     pub fallback: Option<Box<Decision<'e>>>,
+}
+
+/// `{file, line, column}`, and `id` for a rule with an `@id`.
+fn rule_json(r: &RuleInfo) -> Json {
+    let mut out = json!({ "file": &*r.file, "line": r.line, "column": r.column });
+    if let Some(name) = &r.name {
+        out["id"] = json!(&**name);
+    }
+    out
 }
 
 /// The key a budget is counted under for one request.
@@ -130,7 +154,7 @@ impl<'e> Decision<'e> {
     /// The decision as `policyc eval` prints it.
     pub fn to_json(&self, req: &Request<'_>) -> Json {
         let scope: serde_json::Map<String, Json> = self.scope_values(req).into_iter().collect();
-        let approval = match self.approval {
+        let approval = match self.approval.as_deref() {
             Some(ir::Approval::Human {
                 group,
                 count,
@@ -150,7 +174,7 @@ impl<'e> Decision<'e> {
         let mut out = json!({
             "decision": self.outcome.as_str(),
             "reason": self.reason,
-            "rule": self.rule.map(|r| json!({ "file": &*r.file, "line": r.line, "column": r.column })),
+            "rule": self.rule.map(rule_json),
             "scope": scope,
             "approval": approval,
             "budget": budget,

@@ -19,8 +19,14 @@ pub(crate) enum Cond {
     Agent,
     Tool,
     Elem,
+    /// `x.a.b`: a field of the current element.
+    ElemField(Box<[String]>),
+    /// `has x.a.b`.
+    HasElem(Box<[String]>),
     Len(Box<Cond>),
     Lower(Box<Cond>),
+    Text(ir::TextFn, Box<Cond>),
+    Within(Box<Cond>, Box<Cond>),
     Url(ir::UrlPart, Box<Cond>),
     Not(Box<Cond>),
     And(Box<[Cond]>),
@@ -46,10 +52,13 @@ impl Cond {
                 ir::Path::Env => Cond::Env,
                 ir::Path::Agent => Cond::Agent,
                 ir::Path::Tool => Cond::Tool,
+                ir::Path::Elem(fields) => Cond::ElemField(fields.clone().into()),
             },
             ir::ExprKind::Elem => Cond::Elem,
             ir::ExprKind::Len(x) => Cond::Len(b(x)?),
             ir::ExprKind::Lower(x) => Cond::Lower(b(x)?),
+            ir::ExprKind::Text(f, x) => Cond::Text(*f, b(x)?),
+            ir::ExprKind::Within(p, r) => Cond::Within(b(p)?, b(r)?),
             ir::ExprKind::Url(part, x) => Cond::Url(*part, b(x)?),
             ir::ExprKind::Not(x) => Cond::Not(b(x)?),
             ir::ExprKind::And(xs) => {
@@ -61,6 +70,7 @@ impl Cond {
             ir::ExprKind::Has(p) => match p {
                 ir::Path::Args(fields) => Cond::HasArg(fields.clone().into()),
                 ir::Path::Ctx(f) => Cond::HasCtx(f.clone()),
+                ir::Path::Elem(fields) => Cond::HasElem(fields.clone().into()),
                 _ => Cond::Const(ir::Value::Bool(true)),
             },
             ir::ExprKind::Binary(op, l, r) => Cond::Binary(*op, b(l)?, b(r)?),
@@ -94,8 +104,15 @@ impl Cond {
             }
             Cond::HasArg(path) => Ok(arg(env.req.args, path).is_some()),
             Cond::HasCtx(f) => Ok(env.req.context.fields.get(f).is_some_and(|v| !v.is_null())),
+            Cond::HasElem(path) => match env.elem.as_ref().map(|e| e.field(path)) {
+                Some(Ok(_)) => Ok(true),
+                Some(Err(EvalError::Missing)) => Ok(false),
+                Some(Err(e)) => Err(e),
+                None => Err(EvalError::Missing),
+            },
             Cond::Binary(op, l, r) => value::binary(*op, &l.value(env)?, &r.value(env)?),
             Cond::Match(x, re) => Ok(re.is_match(x.value(env)?.as_str()?)),
+            Cond::Within(p, r) => value::within(p.value(env)?.as_str()?, r.value(env)?.as_str()?),
             Cond::Quant(q, list, pred) => {
                 for item in list.value(env)?.elements()? {
                     let inner = Scope {
@@ -129,9 +146,11 @@ impl Cond {
             Cond::Agent => Ok(Val::Str(Cow::Borrowed(env.req.agent))),
             Cond::Tool => Ok(Val::Str(Cow::Borrowed(env.req.tool))),
             Cond::Elem => env.elem.clone().ok_or(EvalError::Missing),
+            Cond::ElemField(path) => env.elem.as_ref().ok_or(EvalError::Missing)?.field(path),
             Cond::Len(x) => value::len(&x.value(env)?).map(Val::Int),
             Cond::Lower(x) => Ok(Val::Str(Cow::Owned(x.value(env)?.as_str()?.to_lowercase()))),
             Cond::Url(part, x) => value::url_part(*part, x.value(env)?.as_str()?),
+            Cond::Text(f, x) => value::text_fn(*f, x.value(env)?.as_str()?),
             cond => cond.truth(env).map(Val::Bool),
         }
     }

@@ -37,8 +37,8 @@ pub struct RuleTrace {
     pub verdict: Verdict,
 }
 
-/// The rules of the request's cell in decision order (denies in source order,
-/// then grants most permissive first), each with its verdict. Empty when the
+/// The rules of the request's cell in decision order (denies and approval
+/// floors in source order, then grants most permissive first), each with its verdict. Empty when the
 /// agent or tool is unknown.
 pub fn explain(policy: &ir::Policy, req: &Request<'_>) -> Vec<RuleTrace> {
     let (Some(agent), Some(tool)) = (policy.agent_id(req.agent), policy.tool_id(req.tool)) else {
@@ -51,7 +51,7 @@ pub fn explain(policy: &ir::Policy, req: &Request<'_>) -> Vec<RuleTrace> {
         .collect();
     rules.sort_by_key(|r| {
         (
-            r.effect != ir::Effect::Deny,
+            r.effect.is_grant(),
             crate::table::grant_rank(&r.effect),
             r.id,
         )

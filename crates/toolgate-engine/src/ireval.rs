@@ -35,8 +35,22 @@ pub(crate) fn truth<'a>(
         }
         K::Has(ir::Path::Args(p)) => Ok(eval::arg(req.args, p).is_some()),
         K::Has(ir::Path::Ctx(f)) => Ok(req.context.fields.get(f).is_some_and(|v| !v.is_null())),
+        K::Has(ir::Path::Elem(p)) => {
+            // Present: a value or an object; absent or `null`: false.
+            let Some(e) = elem else {
+                return Err(EvalError::Missing);
+            };
+            match e.field(p) {
+                Ok(_) => Ok(true),
+                Err(EvalError::Missing) => Ok(false),
+                Err(other) => Err(other),
+            }
+        }
         K::Has(_) => Ok(true),
         K::Binary(op, l, r) => value::binary(*op, &val(l, req, elem)?, &val(r, req, elem)?),
+        K::Within(p, r) => {
+            value::within(val(p, req, elem)?.as_str()?, val(r, req, elem)?.as_str()?)
+        }
         K::Glob(x, g) => {
             let re = regex::Regex::new(&value::glob_regex(g)).map_err(|_| EvalError::Type)?;
             Ok(re.is_match(val(x, req, elem)?.as_str()?))
@@ -88,11 +102,13 @@ fn val<'a>(
         K::Path(ir::Path::Agent) => Ok(Val::Str(Cow::Borrowed(req.agent))),
         K::Path(ir::Path::Tool) => Ok(Val::Str(Cow::Borrowed(req.tool))),
         K::Elem => elem.cloned().ok_or(EvalError::Missing),
+        K::Path(ir::Path::Elem(p)) => elem.ok_or(EvalError::Missing)?.field(p),
         K::Len(x) => value::len(&val(x, req, elem)?).map(Val::Int),
         K::Lower(x) => Ok(Val::Str(Cow::Owned(
             val(x, req, elem)?.as_str()?.to_lowercase(),
         ))),
         K::Url(part, x) => value::url_part(*part, val(x, req, elem)?.as_str()?),
+        K::Text(f, x) => value::text_fn(*f, val(x, req, elem)?.as_str()?),
         _ => truth(e, req, elem).map(Val::Bool),
     }
 }

@@ -14,6 +14,7 @@ pub mod compare;
 mod decision;
 pub(crate) mod eval;
 mod explain;
+mod floor;
 mod ireval;
 pub mod matrix;
 #[cfg(feature = "reference")]

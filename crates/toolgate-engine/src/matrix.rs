@@ -49,6 +49,9 @@ pub struct Cell {
     pub denied_by: Option<ir::RuleId>,
     /// The conditional denies, in source order.
     pub denies: Vec<ir::RuleId>,
+    /// The approval floors (`require ... on`), in source order: whichever grant
+    /// decides, the decision needs at least their approval when they apply.
+    pub floors: Vec<ir::RuleId>,
     /// A write tool while writes are not enabled: no grant applies.
     pub writes_off: bool,
     /// The grants, in the engine's rank order.
@@ -75,6 +78,7 @@ pub fn cell(policy: &ir::Policy, agent: ir::AgentId, tool: ir::ToolId) -> Cell {
         tool,
         denied_by: None,
         denies: Vec::new(),
+        floors: Vec::new(),
         writes_off: false,
         grants: Vec::new(),
     };
@@ -87,6 +91,10 @@ pub fn cell(policy: &ir::Policy, agent: ir::AgentId, tool: ir::ToolId) -> Cell {
             }
             ir::Effect::Deny => {
                 cell.denied_by = cell.denied_by.or(Some(r.id));
+                continue;
+            }
+            ir::Effect::Floor(_) => {
+                cell.floors.push(r.id);
                 continue;
             }
             ir::Effect::Allow { scope } => (GrantKind::Allow, scope),

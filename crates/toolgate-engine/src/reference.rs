@@ -19,6 +19,8 @@ pub struct RefDecision {
     pub reason: String,
     /// Whether a budget must have room.
     pub budgeted: bool,
+    /// For approval required: the approval.
+    pub approval: Option<ir::Approval>,
     /// What applies when the budget is exhausted.
     pub fallback: Option<Box<RefDecision>>,
 }
@@ -30,6 +32,7 @@ pub fn agrees(d: &crate::Decision<'_>, r: &RefDecision) -> bool {
         && d.rule.map(|i| i.id) == r.rule
         && d.reason == r.reason
         && d.budget.is_some() == r.budgeted
+        && d.approval.as_deref() == r.approval.as_ref()
         && match (&d.fallback, &r.fallback) {
             (None, None) => true,
             (Some(a), Some(b)) => agrees(a, b),
@@ -43,6 +46,7 @@ fn deny(reason: impl Into<String>, rule: Option<ir::RuleId>) -> RefDecision {
         rule,
         reason: reason.into(),
         budgeted: false,
+        approval: None,
         fallback: None,
     }
 }
@@ -73,6 +77,15 @@ pub fn decide(policy: &ir::Policy, req: &Request<'_>) -> RefDecision {
             && r.tools.iter().any(|t| t.0 as usize == tool_index)
     };
     // 5. Any deny whose condition holds, or cannot be evaluated, denies.
+    //    (Floors whose condition holds or cannot be evaluated are kept for step 8.)
+    let mut floors: Vec<&ir::Rule> = Vec::new();
+    for r in policy.rules.iter().filter(applies) {
+        if let ir::Effect::Floor(_) = r.effect {
+            if condition(r, req).unwrap_or(true) {
+                floors.push(r);
+            }
+        }
+    }
     for r in policy
         .rules
         .iter()
@@ -96,11 +109,47 @@ pub fn decide(policy: &ir::Policy, req: &Request<'_>) -> RefDecision {
         .rules
         .iter()
         .filter(applies)
-        .filter(|r| r.effect != ir::Effect::Deny)
+        .filter(|r| r.effect.is_grant())
         .filter(|r| condition(r, req).unwrap_or(false))
         .collect();
     grants.sort_by_key(|r| (rank(&r.effect), r.id));
-    chain(&grants)
+    // 8. The floors that apply raise the decision to at least their approval.
+    with_floors(chain(&grants), grants.first().copied(), &floors)
+}
+
+fn with_floors(d: RefDecision, grant: Option<&ir::Rule>, floors: &[&ir::Rule]) -> RefDecision {
+    let Some(first) = floors.first() else {
+        return d;
+    };
+    if d.outcome == Outcome::Deny {
+        return d;
+    }
+    let approvals: Vec<&ir::Approval> = floors
+        .iter()
+        .filter_map(|f| match &f.effect {
+            ir::Effect::Floor(a) => Some(a),
+            _ => None,
+        })
+        .collect();
+    let granted = grant.and_then(|g| match &g.effect {
+        ir::Effect::Write { approval, .. } => Some(approval),
+        _ => None,
+    });
+    match crate::floor::raise(granted, &approvals) {
+        crate::floor::Raised::Unchanged => d,
+        crate::floor::Raised::Conflict(why) => deny(why, Some(first.id)),
+        crate::floor::Raised::To(approval) => RefDecision {
+            outcome: Outcome::ApprovalRequired,
+            rule: Some(first.id),
+            reason: first
+                .reason
+                .clone()
+                .unwrap_or_else(|| "needs approval: raised by an approval floor".into()),
+            budgeted: false,
+            approval: Some(approval),
+            fallback: None,
+        },
+    }
 }
 
 fn rank(effect: &ir::Effect) -> (u8, u32) {
@@ -114,7 +163,7 @@ fn rank(effect: &ir::Effect) -> (u8, u32) {
             approval: ir::Approval::Human { count, .. },
             ..
         } => (2, *count),
-        ir::Effect::Deny => (3, 0),
+        ir::Effect::Deny | ir::Effect::Floor(_) => (3, 0),
     }
 }
 
@@ -129,6 +178,7 @@ fn chain(grants: &[&ir::Rule]) -> RefDecision {
             rule: Some(r.id),
             reason: said("allowed by rule"),
             budgeted: false,
+            approval: None,
             fallback: None,
         },
         ir::Effect::Write {
@@ -146,17 +196,19 @@ fn chain(grants: &[&ir::Rule]) -> RefDecision {
                 rule: Some(r.id),
                 reason: said("auto-approved within budget"),
                 budgeted: true,
+                approval: None,
                 fallback: Some(Box::new(next)),
             }
         }
-        ir::Effect::Write { .. } => RefDecision {
+        ir::Effect::Write { approval, .. } => RefDecision {
             outcome: Outcome::ApprovalRequired,
             rule: Some(r.id),
             reason: said("needs human approval"),
             budgeted: false,
+            approval: Some(approval.clone()),
             fallback: None,
         },
-        ir::Effect::Deny => deny(said("denied by rule"), Some(r.id)),
+        ir::Effect::Deny | ir::Effect::Floor(_) => deny(said("denied by rule"), Some(r.id)),
     }
 }
 

@@ -59,7 +59,8 @@ fn conforms(value: &Json, fields: &[ir::Field]) -> bool {
 fn conforms_type(v: &Json, ty: &ir::Type) -> bool {
     match (ty, v) {
         (ir::Type::String, Json::String(_)) | (ir::Type::Bool, Json::Bool(_)) => true,
-        (ir::Type::Int, Json::Number(n)) => n.as_i64().is_some(),
+        (ir::Type::Int, Json::Number(n)) => is_int(n),
+        (ir::Type::Number, Json::Number(_)) => true,
         (ir::Type::List(inner), Json::Array(items)) => {
             items.iter().all(|i| conforms_type(i, inner))
         }
@@ -105,7 +106,8 @@ pub fn value(v: &Json, ty: &ir::Type, at: &str) -> Result<(), String> {
 fn of_type(v: &Json, ty: &ir::Type, at: &str) -> Result<(), String> {
     let ok = match (ty, v) {
         (ir::Type::String, Json::String(_)) | (ir::Type::Bool, Json::Bool(_)) => true,
-        (ir::Type::Int, Json::Number(n)) => n.as_i64().is_some(),
+        (ir::Type::Int, Json::Number(n)) => is_int(n),
+        (ir::Type::Number, Json::Number(_)) => true,
         (ir::Type::List(inner), Json::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
                 of_type(item, inner, &format!("{at}[{i}]"))?;
@@ -126,6 +128,15 @@ fn of_type(v: &Json, ty: &ir::Type, at: &str) -> Result<(), String> {
     }
 }
 
+/// An `int`: an `i64`, written `4` or `4.0` (JSON Schema's `integer`).
+fn is_int(n: &serde_json::Number) -> bool {
+    // 2^63, exactly representable: integral f64s in [-2^63, 2^63) are i64s.
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    n.is_i64()
+        || n.as_f64()
+            .is_some_and(|f| f.fract() == 0.0 && (-TWO_63..TWO_63).contains(&f))
+}
+
 fn join(at: &str, key: &str) -> String {
     if at.is_empty() {
         key.to_string()
@@ -138,6 +149,7 @@ fn type_name(ty: &ir::Type) -> String {
     match ty {
         ir::Type::String => "a string".into(),
         ir::Type::Int => "an integer".into(),
+        ir::Type::Number => "a number".into(),
         ir::Type::Bool => "a boolean".into(),
         ir::Type::List(inner) => format!("a list of {}", plural(inner)),
         ir::Type::Record(_) => "an object".into(),
@@ -148,6 +160,7 @@ fn plural(ty: &ir::Type) -> &'static str {
     match ty {
         ir::Type::String => "strings",
         ir::Type::Int => "integers",
+        ir::Type::Number => "numbers",
         ir::Type::Bool => "booleans",
         ir::Type::List(_) => "lists",
         ir::Type::Record(_) => "objects",
@@ -158,7 +171,7 @@ fn kind(v: &Json) -> &'static str {
     match v {
         Json::Null => "null",
         Json::Bool(_) => "a boolean",
-        Json::Number(n) if n.is_i64() => "an integer",
+        Json::Number(n) if is_int(n) => "an integer",
         Json::Number(_) => "a number that is not a 64-bit integer",
         Json::String(_) => "a string",
         Json::Array(_) => "a list",

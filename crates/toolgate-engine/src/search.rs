@@ -115,6 +115,8 @@ fn advance(odometer: &mut [usize], choices: &[Vec<Json>]) -> bool {
 struct Pool {
     strings: Vec<String>,
     ints: Vec<i64>,
+    /// Decimal boundaries (`x - 0.01`, `x`, `x + 0.01`); `number`s also take the ints.
+    nums: Vec<f64>,
 }
 
 impl Pool {
@@ -131,7 +133,10 @@ impl Pool {
         for v in context.values() {
             match v {
                 Json::String(s) => pool.string(s),
-                Json::Number(n) => pool.ints.extend(n.as_i64()),
+                Json::Number(n) => match n.as_i64() {
+                    Some(i) => pool.ints.push(i),
+                    None => pool.nums.extend(n.as_f64()),
+                },
                 _ => {}
             }
         }
@@ -163,6 +168,10 @@ impl Pool {
             ir::Value::Int(n) => self
                 .ints
                 .extend([n.saturating_sub(1), *n, n.saturating_add(1)]),
+            ir::Value::Num(n) => {
+                let n = n.get();
+                self.nums.extend([n - 0.01, n, n + 0.01]);
+            }
             ir::Value::Bool(_) => {}
             ir::Value::List(items) => items.iter().for_each(|i| self.literal(i)),
         }
@@ -173,9 +182,9 @@ impl Pool {
         match &e.kind {
             K::Lit(v) => self.literal(v),
             K::Path(_) | K::Elem | K::Has(_) => {}
-            K::Len(a) | K::Lower(a) | K::Url(_, a) | K::Not(a) => self.collect(a),
+            K::Len(a) | K::Lower(a) | K::Text(_, a) | K::Url(_, a) | K::Not(a) => self.collect(a),
             K::And(xs) | K::Or(xs) => xs.iter().for_each(|x| self.collect(x)),
-            K::Binary(_, a, b) | K::Quant(_, a, b) => {
+            K::Binary(_, a, b) | K::Quant(_, a, b) | K::Within(a, b) => {
                 self.collect(a);
                 self.collect(b);
             }
@@ -192,6 +201,10 @@ impl Pool {
         let mut out: Vec<Json> = match ty {
             ir::Type::String => self.strings.iter().map(|s| json!(s)).collect(),
             ir::Type::Int => self.ints.iter().map(|n| json!(n)).collect(),
+            ir::Type::Number => {
+                let whole = self.ints.iter().map(|n| json!(n));
+                whole.chain(self.nums.iter().map(|n| json!(n))).collect()
+            }
             ir::Type::Bool => vec![json!(true), json!(false)],
             ir::Type::List(inner) => {
                 let mut lists = vec![json!([])];

@@ -13,6 +13,7 @@
 use crate::cache::{self, Cache, CellOutcome};
 use crate::decision::{Decision, Outcome, RuleInfo};
 use crate::eval::{Cond, Scope};
+use crate::floor;
 use crate::request::Request;
 use crate::schema;
 use rustc_hash::FxHashMap;
@@ -32,7 +33,7 @@ pub(crate) struct CompiledRule {
 /// The rules that apply to one (agent, tool).
 #[derive(Debug, Default)]
 pub(crate) struct Cell {
-    /// Deny rules, in source order.
+    /// Deny rules and approval floors, in source order.
     pub denies: Box<[u32]>,
     /// Grants, most permissive first: allows, then budgeted writes (source
     /// order), then approval-required writes (fewest approvers first).
@@ -123,7 +124,7 @@ pub(crate) struct Table {
     pub cache: Option<Cache>,
 }
 
-/// A cell's rules while the table is built: denies and grants, in source order.
+/// A cell's rules while the table is built: denies (and floors) and grants, in source order.
 type Lists = (Vec<u32>, Vec<u32>);
 
 fn own_key(agent: u32, tool: u32) -> u64 {
@@ -131,10 +132,10 @@ fn own_key(agent: u32, tool: u32) -> u64 {
 }
 
 fn push(lists: &mut Lists, rule: &ir::Rule) {
-    let list = if rule.effect == ir::Effect::Deny {
-        &mut lists.0
-    } else {
+    let list = if rule.effect.is_grant() {
         &mut lists.1
+    } else {
+        &mut lists.0
     };
     list.push(rule.id.0);
 }
@@ -191,7 +192,7 @@ pub(crate) fn grant_rank(effect: &ir::Effect) -> (u8, u32) {
             approval: ir::Approval::Human { count, .. },
             ..
         } => (2, *count),
-        ir::Effect::Deny => (3, 0),
+        ir::Effect::Deny | ir::Effect::Floor(_) => (3, 0),
     }
 }
 
@@ -268,6 +269,7 @@ fn compile_rules(policy: &ir::Policy, file: &str) -> Result<Vec<CompiledRule>, S
                 info: RuleInfo {
                     id: r.id,
                     identity: r.identity.as_str().into(),
+                    name: r.name.as_deref().map(Arc::from),
                     file: file.clone(),
                     line: r.line,
                     column: r.column,
@@ -353,23 +355,31 @@ impl Table {
                     let rule = &self.rules[*d as usize];
                     Decision::deny(reason(rule, "denied by rule"), Some(&rule.info))
                 }
-                CellOutcome::Granted(_) if info.write && !self.writes_enabled => Decision::deny(
+                CellOutcome::Granted(..) if info.write && !self.writes_enabled => Decision::deny(
                     "writes are not enabled in this policy (`writes enabled;`)",
                     None,
                 ),
-                CellOutcome::Granted(grants) => {
-                    grant_chain(&mut grants.iter().map(|g| &self.rules[*g as usize]))
+                CellOutcome::Granted(grants, floors) => {
+                    let d = grant_chain(&mut grants.iter().map(|g| &self.rules[*g as usize]));
+                    let floors: Vec<&CompiledRule> =
+                        floors.iter().map(|f| &self.rules[*f as usize]).collect();
+                    apply_floors(d, &floors)
                 }
             };
         }
+        let mut floors: Vec<&CompiledRule> = Vec::new();
         for &d in cell.denies.iter() {
             let rule = &self.rules[d as usize];
-            // Fail closed: a deny whose condition cannot be evaluated applies.
+            // Fail closed: a deny (or floor) whose condition cannot be evaluated applies.
             if rule
                 .cond
                 .as_ref()
                 .is_none_or(|c| c.truth(&scope).unwrap_or(true))
             {
+                if let ir::Effect::Floor(_) = rule.effect {
+                    floors.push(rule);
+                    continue;
+                }
                 return Decision::deny(reason(rule, "denied by rule"), Some(&rule.info));
             }
         }
@@ -389,7 +399,7 @@ impl Table {
                     .as_ref()
                     .is_none_or(|c| c.truth(&scope).unwrap_or(false))
             });
-        grant_chain(&mut matching)
+        apply_floors(grant_chain(&mut matching), &floors)
     }
 
     /// The index of the cell for (agent, tool): the agent's own if its block
@@ -407,6 +417,7 @@ impl Table {
 
     /// Every condition of a cell, for the cache: the deny that applies, or every grant that holds.
     fn evaluate(&self, cell: &Cell, scope: &Scope<'_>) -> CellOutcome {
+        let mut floors = Vec::new();
         for &d in cell.denies.iter() {
             let rule = &self.rules[d as usize];
             if rule
@@ -414,6 +425,10 @@ impl Table {
                 .as_ref()
                 .is_none_or(|c| c.truth(scope).unwrap_or(true))
             {
+                if let ir::Effect::Floor(_) = rule.effect {
+                    floors.push(d);
+                    continue;
+                }
                 return CellOutcome::Denied(d);
             }
         }
@@ -423,7 +438,7 @@ impl Table {
                 .as_ref()
                 .is_none_or(|c| c.truth(scope).unwrap_or(false))
         };
-        CellOutcome::Granted(cell.grants.iter().filter(holds).copied().collect())
+        CellOutcome::Granted(cell.grants.iter().filter(holds).copied().collect(), floors)
     }
 }
 
@@ -473,9 +488,50 @@ pub(crate) fn grant_chain<'e>(
             Some(approval),
             "needs human approval",
         ),
-        ir::Effect::Deny => Decision::deny(reason(rule, "denied by rule"), Some(&rule.info)),
+        ir::Effect::Deny | ir::Effect::Floor(_) => {
+            Decision::deny(reason(rule, "denied by rule"), Some(&rule.info))
+        }
     }
 }
+
+/// The decision once the approval floors that apply (`floors`, source order)
+/// are taken into account: at least as strict as each of them.
+fn apply_floors<'e>(d: Decision<'e>, floors: &[&'e CompiledRule]) -> Decision<'e> {
+    let Some(first) = floors.first() else {
+        return d;
+    };
+    if d.outcome == Outcome::Deny {
+        return d;
+    }
+    let approvals: Vec<&ir::Approval> = floors
+        .iter()
+        .filter_map(|f| match &f.effect {
+            ir::Effect::Floor(a) => Some(a),
+            _ => None,
+        })
+        .collect();
+    let grant = d.approval.as_deref().or(d.budget.map(|_| &AUTO));
+    match floor::raise(grant, &approvals) {
+        floor::Raised::Unchanged => d,
+        floor::Raised::Conflict(why) => Decision::deny(why, Some(&first.info)),
+        floor::Raised::To(approval) => Decision {
+            outcome: Outcome::ApprovalRequired,
+            reason: reason(first, "needs approval: raised by an approval floor"),
+            rule: Some(&first.info),
+            scope: d.scope,
+            approval: Some(Cow::Owned(approval)),
+            budget: None,
+            fallback: None,
+        },
+    }
+}
+
+/// Stands for a budgeted allow's approval when floors are combined.
+static AUTO: ir::Approval = ir::Approval::Auto(ir::Budget {
+    limit: 0,
+    window_secs: 0,
+    key: ir::BudgetKey::AgentToolTenant,
+});
 
 fn granted<'e>(
     rule: &'e CompiledRule,
@@ -484,6 +540,7 @@ fn granted<'e>(
     approval: Option<&'e ir::Approval>,
     default: &'static str,
 ) -> Decision<'e> {
+    let approval = approval.map(Cow::Borrowed);
     Decision {
         outcome,
         reason: reason(rule, default),

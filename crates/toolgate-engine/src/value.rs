@@ -7,6 +7,7 @@
 
 use serde_json::Value as Json;
 use std::borrow::Cow;
+use std::cmp::Ordering;
 use toolgate_check::ir;
 
 /// Why a condition could not be evaluated.
@@ -25,23 +26,40 @@ pub enum Val<'a> {
     Str(Cow<'a, str>),
     /// An integer.
     Int(i64),
+    /// A number that is not an `i64` (finite: JSON has no NaN or infinity).
+    Num(f64),
     /// A boolean.
     Bool(bool),
     /// A list from the request's JSON.
     JsonList(&'a [Json]),
     /// A list from the policy.
     ConstList(&'a [ir::Value]),
+    /// A JSON object (an element of a list of records): only its fields,
+    /// read by `x.f` inside a quantifier, are values; as a whole it compares
+    /// with nothing (a type error).
+    Obj(&'a serde_json::Map<String, Json>),
 }
 
 impl<'a> Val<'a> {
-    /// A JSON value from the request. Objects, null and non-integer numbers have no value.
+    /// A JSON value from the request. `null` has no value; an object is an
+    /// [`Val::Obj`], whose fields a quantifier's body may read. A number
+    /// is an `Int` when it is an `i64` as written (`4`), else a `Num` (`4.0`,
+    /// `98.7`, `1e300`): the two compare by value.
     pub fn from_json(v: &'a Json) -> Result<Val<'a>, EvalError> {
         match v {
             Json::String(s) => Ok(Val::Str(Cow::Borrowed(s))),
-            Json::Number(n) => n.as_i64().map(Val::Int).ok_or(EvalError::Type),
+            Json::Number(n) => match n.as_i64() {
+                Some(i) => Ok(Val::Int(i)),
+                None => n
+                    .as_f64()
+                    .filter(|f| f.is_finite())
+                    .map(Val::Num)
+                    .ok_or(EvalError::Type),
+            },
             Json::Bool(b) => Ok(Val::Bool(*b)),
             Json::Array(items) => Ok(Val::JsonList(items)),
-            Json::Null | Json::Object(_) => Err(EvalError::Type),
+            Json::Object(map) => Ok(Val::Obj(map)),
+            Json::Null => Err(EvalError::Type),
         }
     }
 
@@ -50,6 +68,7 @@ impl<'a> Val<'a> {
         match v {
             ir::Value::Str(s) => Val::Str(Cow::Borrowed(s)),
             ir::Value::Int(i) => Val::Int(*i),
+            ir::Value::Num(n) => Val::Num(n.get()),
             ir::Value::Bool(b) => Val::Bool(*b),
             ir::Value::List(items) => Val::ConstList(items),
         }
@@ -65,6 +84,27 @@ impl<'a> Val<'a> {
         }
     }
 
+    /// The field at `path` under this object (`x.a.b`): missing (or `null`)
+    /// is [`EvalError::Missing`], a non-object on the way a type error.
+    pub fn field(&self, path: &[String]) -> Result<Val<'a>, EvalError> {
+        let Val::Obj(map) = self else {
+            return Err(EvalError::Type);
+        };
+        let (first, rest) = path.split_first().ok_or(EvalError::Type)?;
+        let mut v = map.get(first).ok_or(EvalError::Missing)?;
+        for key in rest {
+            v = v
+                .as_object()
+                .ok_or(EvalError::Type)?
+                .get(key)
+                .ok_or(EvalError::Missing)?;
+        }
+        if v.is_null() {
+            return Err(EvalError::Missing);
+        }
+        Val::from_json(v)
+    }
+
     /// The string, or a type error.
     pub fn as_str(&self) -> Result<&str, EvalError> {
         match self {
@@ -78,7 +118,9 @@ impl<'a> Val<'a> {
 pub fn equal(a: &Val<'_>, b: &Val<'_>) -> Result<bool, EvalError> {
     match (a, b) {
         (Val::Str(x), Val::Str(y)) => Ok(x == y),
-        (Val::Int(x), Val::Int(y)) => Ok(x == y),
+        (Val::Int(_) | Val::Num(_), Val::Int(_) | Val::Num(_)) => {
+            Ok(compare_numbers(a, b)? == Ordering::Equal)
+        }
         (Val::Bool(x), Val::Bool(y)) => Ok(x == y),
         (x, y) if is_list(x) && is_list(y) => {
             let (xs, ys) = (x.elements()?, y.elements()?);
@@ -110,20 +152,50 @@ pub fn member(needle: &Val<'_>, list: &Val<'_>) -> Result<bool, EvalError> {
     Ok(false)
 }
 
+/// Orders two numbers by their exact values: an `i64` against an `f64` is
+/// compared without converting either (so `9007199254740993 > 9007199254740992.0`).
+pub fn compare_numbers(a: &Val<'_>, b: &Val<'_>) -> Result<Ordering, EvalError> {
+    match (a, b) {
+        (Val::Int(x), Val::Int(y)) => Ok(x.cmp(y)),
+        (Val::Num(x), Val::Num(y)) => x.partial_cmp(y).ok_or(EvalError::Type),
+        (Val::Int(x), Val::Num(y)) => int_cmp_float(*x, *y),
+        (Val::Num(x), Val::Int(y)) => int_cmp_float(*y, *x).map(Ordering::reverse),
+        _ => Err(EvalError::Type),
+    }
+}
+
+/// `i` against `f`, exactly.
+fn int_cmp_float(i: i64, f: f64) -> Result<Ordering, EvalError> {
+    // 2^63, exactly representable: every f64 in [-2^63, 2^63) truncates to an i64.
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    if f.is_nan() {
+        return Err(EvalError::Type);
+    }
+    if f >= TWO_63 {
+        return Ok(Ordering::Less);
+    }
+    if f < -TWO_63 {
+        return Ok(Ordering::Greater);
+    }
+    let whole = f.trunc();
+    // In range and integral, so the conversion is exact.
+    let whole_int = whole as i64;
+    Ok(i.cmp(&whole_int).then_with(|| {
+        // `i` equals the whole part: `f`'s fraction decides.
+        0.0_f64.partial_cmp(&(f - whole)).unwrap_or(Ordering::Equal)
+    }))
+}
+
 /// Applies a binary operator.
 pub fn binary(op: ir::BinOp, a: &Val<'_>, b: &Val<'_>) -> Result<bool, EvalError> {
     use ir::BinOp as B;
-    let ints = |a: &Val<'_>, b: &Val<'_>| match (a, b) {
-        (Val::Int(x), Val::Int(y)) => Ok((*x, *y)),
-        _ => Err(EvalError::Type),
-    };
     match op {
         B::Eq => equal(a, b),
         B::Ne => equal(a, b).map(|e| !e),
-        B::Lt => ints(a, b).map(|(x, y)| x < y),
-        B::Le => ints(a, b).map(|(x, y)| x <= y),
-        B::Gt => ints(a, b).map(|(x, y)| x > y),
-        B::Ge => ints(a, b).map(|(x, y)| x >= y),
+        B::Lt => compare_numbers(a, b).map(Ordering::is_lt),
+        B::Le => compare_numbers(a, b).map(Ordering::is_le),
+        B::Gt => compare_numbers(a, b).map(Ordering::is_gt),
+        B::Ge => compare_numbers(a, b).map(Ordering::is_ge),
         B::In => member(a, b),
         B::NotIn => member(a, b).map(|m| !m),
         B::StartsWith => Ok(a.as_str()?.starts_with(b.as_str()?)),
@@ -144,6 +216,57 @@ pub fn len(v: &Val<'_>) -> Result<i64, EvalError> {
         _ => return Err(EvalError::Type),
     };
     i64::try_from(n).map_err(|_| EvalError::Type)
+}
+
+/// `trim(x)`, `compact(x)` or `email_domain(x)`.
+pub fn text_fn(f: ir::TextFn, text: &str) -> Result<Val<'static>, EvalError> {
+    let out = match f {
+        ir::TextFn::Trim => text.trim().to_string(),
+        ir::TextFn::Compact => text.chars().filter(|c| !c.is_whitespace()).collect(),
+        ir::TextFn::EmailDomain => email_domain(text).ok_or(EvalError::Type)?,
+    };
+    Ok(Val::Str(Cow::Owned(out)))
+}
+
+/// The lower-cased domain of `local@domain`: exactly one `@`, a non-empty
+/// local part without whitespace or control characters, and a domain of
+/// dot-separated non-empty labels of ASCII letters, digits and `-` (no
+/// leading or trailing dot). Anything else is not an e-mail address.
+fn email_domain(text: &str) -> Option<String> {
+    let (local, domain) = text.split_once('@')?;
+    let bad_local = |c: char| c.is_whitespace() || c.is_control() || c == '@';
+    if local.is_empty() || local.chars().any(bad_local) {
+        return None;
+    }
+    let label_ok =
+        |l: &str| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if !domain.split('.').all(label_ok) {
+        return None;
+    }
+    Some(domain.to_ascii_lowercase())
+}
+
+/// `within(path, root)`: both absolute (`/...`), normalised (`.`, `..`,
+/// repeated slashes); true when `path`'s segments begin with `root`'s. A
+/// relative path, or one whose `..` climbs above `/`, is an error.
+pub fn within(path: &str, root: &str) -> Result<bool, EvalError> {
+    let (path, root) = (segments(path)?, segments(root)?);
+    Ok(path.len() >= root.len() && path.iter().zip(&root).all(|(a, b)| a == b))
+}
+
+fn segments(path: &str) -> Result<Vec<&str>, EvalError> {
+    let rest = path.strip_prefix('/').ok_or(EvalError::Type)?;
+    let mut out = Vec::new();
+    for seg in rest.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                out.pop().ok_or(EvalError::Type)?;
+            }
+            s => out.push(s),
+        }
+    }
+    Ok(out)
 }
 
 /// `host(x)`, `port(x)`, `scheme(x)` or `path(x)` (see [`crate::urls`]).
@@ -262,6 +385,74 @@ mod tests {
             Err(EvalError::Type)
         );
         assert_eq!(len(&Val::Str("é".into())), Ok(1));
+    }
+
+    #[test]
+    fn within_compares_whole_normalised_segments() {
+        assert_eq!(within("/srv/work/a.txt", "/srv/work"), Ok(true));
+        assert_eq!(within("/srv/work/a.txt", "/srv/work/"), Ok(true));
+        assert_eq!(within("/srv/work", "/srv/work"), Ok(true));
+        assert_eq!(within("/srv/work-secrets/x", "/srv/work"), Ok(false));
+        assert_eq!(within("/srv/work-secrets/x", "/srv/work/"), Ok(false));
+        assert_eq!(within("/srv/work/../etc/passwd", "/srv/work"), Ok(false));
+        assert_eq!(within("//srv/./work//b", "/srv/work"), Ok(true));
+        assert_eq!(within("/anything", "/"), Ok(true));
+        assert_eq!(within("srv/work/a", "/srv/work"), Err(EvalError::Type));
+        assert_eq!(within("/srv/../../etc", "/srv"), Err(EvalError::Type));
+    }
+
+    #[test]
+    fn email_domain_is_the_lower_cased_domain_or_an_error() {
+        let d = |s: &str| match text_fn(ir::TextFn::EmailDomain, s) {
+            Ok(Val::Str(s)) => Some(s.into_owned()),
+            _ => None,
+        };
+        assert_eq!(d("Ann@ACME.com").as_deref(), Some("acme.com"));
+        for bad in [
+            "acme.com",
+            "a@b@acme.com",
+            "@acme.com",
+            "a@",
+            "a@acme..com",
+            "a b@x.com",
+            "a@x.com ",
+        ] {
+            assert_eq!(d(bad), None, "{bad}");
+        }
+        let t = |f, s: &str| match text_fn(f, s) {
+            Ok(Val::Str(s)) => s.into_owned(),
+            _ => String::new(),
+        };
+        assert_eq!(t(ir::TextFn::Trim, "  a b \n"), "a b");
+        assert_eq!(t(ir::TextFn::Compact, " DE 01\t2 "), "DE012");
+    }
+
+    #[test]
+    fn numbers_compare_by_exact_value() {
+        use Ordering::*;
+        let cmp = |a: Val<'_>, b: Val<'_>| compare_numbers(&a, &b);
+        assert_eq!(cmp(Val::Int(4), Val::Num(4.0)), Ok(Equal));
+        assert_eq!(cmp(Val::Num(98.7), Val::Int(100)), Ok(Less));
+        assert_eq!(cmp(Val::Int(-1), Val::Num(-0.5)), Ok(Less));
+        assert_eq!(cmp(Val::Num(-0.5), Val::Int(-1)), Ok(Greater));
+        assert_eq!(cmp(Val::Int(5000), Val::Num(5000.01)), Ok(Less));
+        // 2^53 + 1 has no f64; converting it would make these equal.
+        assert_eq!(
+            cmp(
+                Val::Int(9_007_199_254_740_993),
+                Val::Num(9_007_199_254_740_992.0)
+            ),
+            Ok(Greater)
+        );
+        assert_eq!(cmp(Val::Int(i64::MAX), Val::Num(9.3e18)), Ok(Less));
+        assert_eq!(cmp(Val::Int(i64::MIN), Val::Num(-9.3e18)), Ok(Greater));
+        assert_eq!(equal(&Val::Num(0.0), &Val::Int(0)), Ok(true));
+        assert_eq!(
+            binary(ir::BinOp::Le, &Val::Num(100.0), &Val::Num(100.00)),
+            Ok(true)
+        );
+        let four = serde_json::json!(4.0);
+        assert!(matches!(Val::from_json(&four), Ok(Val::Num(f)) if f == 4.0));
     }
 
     #[test]

@@ -17,14 +17,14 @@ use toolgate_engine::{Context, Engine, Outcome, Request};
 const TOOLS: &str = "\
 tool t.r1 read { s: string, n: int, l: list<string> };
 tool t.r2 read;
-tool t.w1 write { s: string, n: int };
+tool t.w1 write { s: string, n: int, m?: number };
 tool t.w2 write irreversible;
-tool t.w3 write { l: list<string>, o?: { x: int } };
+tool t.w3 write { l: list<string>, o?: { x: int }, p?: list<{ e: string, n?: int }> };
 ";
 const READ_TOOLS: [&str; 2] = ["t.r1", "t.r2"];
 const WRITE_TOOLS: [&str; 3] = ["t.w1", "t.w2", "t.w3"];
 
-const CONDITIONS: [&str; 18] = [
+const CONDITIONS: [&str; 27] = [
     "has args.s and args.s == \"x\"",
     "has args.n and args.n > 3",
     "env == \"dev\"",
@@ -43,6 +43,15 @@ const CONDITIONS: [&str; 18] = [
     "has args.s and port(args.s) > 100",
     "scheme(args.s) == \"https\"",
     "has args.s and path(args.s) starts_with \"/a\"",
+    "has args.m and args.m <= 100.00",
+    "has args.n and args.n > 2.5",
+    "args.m == 4 or args.m in [-0.5, 7]",
+    "has args.p and any x in args.p: x.e ends_with \"@a.test\" or x.e in [\"b\"]",
+    "has args.p and all x in args.p: has x.n and x.n > 1",
+    "has args.l and any x in args.l: x == \"b\" or (all y in args.l: y != \"a\")",
+    "has args.s and email_domain(args.s) == \"a.test\"",
+    "has args.s and within(args.s, \"/a\")",
+    "compact(trim(args.s)) == \"xyz\"",
 ];
 
 #[derive(Clone, Debug)]
@@ -53,12 +62,28 @@ struct GenRule {
     approval: &'static str,
     scope: &'static str,
     when: Option<String>,
+    /// Written with `@id("r<index>")`.
+    named: bool,
 }
 
 impl GenRule {
-    fn text(&self) -> String {
-        let mut s = format!("{} {}", self.kind, self.tools.join(", "));
-        for part in [self.approval, self.scope] {
+    fn text(&self, index: usize) -> String {
+        let id = if self.named {
+            format!("@id(\"r{index}\") ")
+        } else {
+            String::new()
+        };
+        let mut s = if self.kind == "floor" {
+            format!("{id}{} on {}", self.approval, self.tools.join(", "))
+        } else {
+            format!("{id}{} {}", self.kind, self.tools.join(", "))
+        };
+        let approval = if self.kind == "floor" {
+            ""
+        } else {
+            self.approval
+        };
+        for part in [approval, self.scope] {
             if !part.is_empty() {
                 s.push(' ');
                 s.push_str(part);
@@ -89,14 +114,15 @@ impl GenPolicy {
         s.push_str(TOOLS);
         s.push_str(self.writes);
         s.push('\n');
-        for r in self.rules.iter().filter(|r| r.agent.is_none()) {
-            s.push_str(&r.text());
+        let rules = self.rules.iter().enumerate();
+        for (i, r) in rules.clone().filter(|(_, r)| r.agent.is_none()) {
+            s.push_str(&r.text(i));
             s.push('\n');
         }
         for agent in ["a1", "a2"] {
             s.push_str(&format!("agent {agent} {{\n"));
-            for r in self.rules.iter().filter(|r| r.agent == Some(agent)) {
-                s.push_str(&format!("  {}\n", r.text()));
+            for (i, r) in rules.clone().filter(|(_, r)| r.agent == Some(agent)) {
+                s.push_str(&format!("  {}\n", r.text(i)));
             }
             s.push_str("}\n");
         }
@@ -115,7 +141,7 @@ fn condition() -> impl Strategy<Value = String> {
 }
 
 fn rule() -> impl Strategy<Value = GenRule> {
-    let kind = prop::sample::select(vec!["allow", "write", "deny"]);
+    let kind = prop::sample::select(vec!["allow", "write", "deny", "write", "floor"]);
     let agent = prop::sample::select(vec![None, Some("a1"), Some("a2")]);
     let scope = prop::sample::select(vec!["", "scope tenant", "scope tenant, env, ctx.region"]);
     let approval = prop::sample::select(vec![
@@ -123,6 +149,13 @@ fn rule() -> impl Strategy<Value = GenRule> {
         "require 2 approvals",
         "auto-approve limit 3 per hour",
         "auto-approve limit 3 per hour",
+        "require approval from \"ops\" expires 1h",
+    ]);
+    let floor = prop::sample::select(vec![
+        "require 2 approvals",
+        "require approval from \"fin\"",
+        "require approval from \"ops\" expires 30m",
+        "require 3 approvals from \"fin\" expires 2h",
     ]);
     (
         kind,
@@ -132,31 +165,44 @@ fn rule() -> impl Strategy<Value = GenRule> {
         scope,
         approval,
         prop::option::of(condition()),
+        (any::<bool>(), floor),
     )
-        .prop_map(|(kind, agent, pick, pattern, scope, approval, when)| {
-            let pool: Vec<&str> = match kind {
-                "allow" => READ_TOOLS.to_vec(),
-                "write" => WRITE_TOOLS.to_vec(),
-                _ => READ_TOOLS
-                    .iter()
-                    .chain(WRITE_TOOLS.iter())
-                    .copied()
-                    .collect(),
-            };
-            let tools = if pattern && kind == "deny" {
-                vec!["t.*"]
-            } else {
-                vec![*pick.get(&pool)]
-            };
-            GenRule {
-                kind,
-                agent,
-                tools,
-                approval: if kind == "write" { approval } else { "" },
-                scope: if kind == "deny" { "" } else { scope },
-                when,
-            }
-        })
+        .prop_map(
+            |(kind, agent, pick, pattern, scope, approval, when, (named, floor))| {
+                let pool: Vec<&str> = match kind {
+                    "allow" => READ_TOOLS.to_vec(),
+                    "write" | "floor" => WRITE_TOOLS.to_vec(),
+                    _ => READ_TOOLS
+                        .iter()
+                        .chain(WRITE_TOOLS.iter())
+                        .copied()
+                        .collect(),
+                };
+                let tools = if pattern && (kind == "deny" || kind == "floor") {
+                    // A whole-segment `*`, or one inside a segment.
+                    vec![if pick.index(2) == 0 { "t.*" } else { "t.w*" }]
+                } else {
+                    vec![*pick.get(&pool)]
+                };
+                GenRule {
+                    kind,
+                    agent,
+                    tools,
+                    approval: match kind {
+                        "write" => approval,
+                        "floor" => floor,
+                        _ => "",
+                    },
+                    scope: if kind == "deny" || kind == "floor" {
+                        ""
+                    } else {
+                        scope
+                    },
+                    when,
+                    named,
+                }
+            },
+        )
 }
 
 fn policy() -> impl Strategy<Value = GenPolicy> {
@@ -183,6 +229,7 @@ fn json_value() -> impl Strategy<Value = Json> {
         Just(json!(5)),
         Just(json!(1)),
         Just(json!(2.5)),
+        Just(json!(4.0)),
         Just(json!(true)),
         Just(json!(null)),
         Just(json!(["a", "b"])),
@@ -192,8 +239,35 @@ fn json_value() -> impl Strategy<Value = Json> {
     ]
 }
 
+/// Numbers around the generated conditions' boundaries, integral ones written
+/// both ways (`4`, `4.0`).
+fn number() -> impl Strategy<Value = Json> {
+    prop::sample::select(vec![
+        json!(98.7),
+        json!(100.0),
+        json!(100.01),
+        json!(4),
+        json!(4.0),
+        json!(-0.5),
+        json!(7),
+        json!(1e300),
+    ])
+}
+
+/// A list of records for the element-wise quantifiers.
+fn people() -> impl Strategy<Value = Json> {
+    let person = prop::sample::select(vec![
+        json!({ "e": "a@a.test" }),
+        json!({ "e": "b", "n": 2 }),
+        json!({ "e": "c@x.test", "n": 0 }),
+        json!({ "e": "b", "n": null }),
+        json!({ "e": 3 }),
+    ]);
+    prop::collection::vec(person, 0..3).prop_map(Json::Array)
+}
+
 fn args() -> impl Strategy<Value = Json> {
-    let key = prop::sample::select(vec!["s", "n", "l", "o", "q", "tenant_id", "tenant"]);
+    let key = prop::sample::select(vec!["s", "n", "m", "l", "o", "q", "tenant_id", "tenant"]);
     let s = prop::sample::select(vec![
         "x",
         "xyz",
@@ -202,16 +276,31 @@ fn args() -> impl Strategy<Value = Json> {
         "https://X.test/a",
         "http://x.test:8080/b/../a",
         r"https:\\x.test/a",
+        " x y z ",
+        "Bo@A.test",
+        "b@a.test.",
+        "/a/b/../c",
+        "/a-b/x",
+        "/a/../../x",
     ]);
     let n = -2i64..8;
     let l = prop::collection::vec(prop::sample::select(vec!["a", "b", "c"]), 0..3);
     prop_oneof![
         // Conforming to t.r1, t.w1 and t.w3 (and anything for the schema-less tools).
         2 => (s.clone(), n.clone(), l.clone()).prop_map(|(s, n, l)| json!({ "s": s, "n": n, "l": l })),
-        2 => (s, n).prop_map(|(s, n)| json!({ "s": s, "n": n })),
-        2 => (l, prop::option::of(-1i64..4)).prop_map(|(l, x)| match x {
-            Some(x) => json!({ "l": l, "o": { "x": x } }),
-            None => json!({ "l": l }),
+        2 => (s, n, prop::option::of(number())).prop_map(|(s, n, m)| match m {
+            Some(m) => json!({ "s": s, "n": n, "m": m }),
+            None => json!({ "s": s, "n": n }),
+        }),
+        2 => (l, prop::option::of(-1i64..4), prop::option::of(people())).prop_map(|(l, x, p)| {
+            let mut v = json!({ "l": l });
+            if let Some(x) = x {
+                v["o"] = json!({ "x": x });
+            }
+            if let Some(p) = p {
+                v["p"] = p;
+            }
+            v
         }),
         3 => prop::collection::btree_map(key, json_value(), 0..5)
             .prop_map(|m| Json::Object(m.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
@@ -315,6 +404,10 @@ proptest! {
             let req = r.as_request();
             let (d, want) = (engine.decide(&req), reference::decide(&ir, &req));
             prop_assert!(reference::agrees(&d, &want), "engine {d:?}\nreference {want:?}\nrequest {r:?}\n{text}");
+            if let Some(info) = d.rule {
+                let named = ir.rules.get(info.id.0 as usize).and_then(|r| r.name.as_deref());
+                prop_assert_eq!(info.name.as_deref(), named, "the decision names its rule's @id");
+            }
             let c = cached.decide(&req);
             prop_assert!(reference::agrees(&c, &want), "cached engine {c:?}\nreference {want:?}\nrequest {r:?}\n{text}");
         }
@@ -327,13 +420,13 @@ proptest! {
         let engine = Engine::new(&ir, "p.policy").expect("compiles");
         let req = r.as_request();
         let d = engine.decide(&req);
-        let granted = p.rules.iter().any(|g| g.kind != "deny"
+        let granted = p.rules.iter().any(|g| g.kind != "deny" && g.kind != "floor"
             && g.agent.is_none_or(|a| a == r.agent)
             && g.tools.contains(&r.tool));
         if !granted || r.agent == "a3" || r.tool == "t.nope" {
             prop_assert_eq!(d.outcome, Outcome::Deny);
         }
-        let grants: Vec<usize> = (0..p.rules.len()).filter(|i| p.rules[*i].kind != "deny").collect();
+        let grants: Vec<usize> = (0..p.rules.len()).filter(|i| !["deny", "floor"].contains(&p.rules[*i].kind)).collect();
         if d.outcome == Outcome::Deny && !grants.is_empty() {
             let mut smaller = p.clone();
             smaller.rules.remove(grants[drop.index(grants.len())]);
@@ -348,7 +441,7 @@ proptest! {
     fn an_unconditional_deny_overrides_everything(p in policy(), r in request()) {
         let mut p = p;
         let tool = if r.tool == "t.nope" { "t.r1" } else { r.tool };
-        p.rules.push(GenRule { kind: "deny", agent: None, tools: vec![tool], approval: "", scope: "", when: None });
+        p.rules.push(GenRule { kind: "deny", agent: None, tools: vec![tool], approval: "", scope: "", when: None, named: false });
         let Some(ir) = compile(&p.text()) else { return Ok(()) };
         let engine = Engine::new(&ir, "p.policy").expect("compiles");
         let mut r = r;
@@ -401,24 +494,29 @@ fn generators_reach_every_kind_of_decision() {
     let (mut clean, mut seen) = (0, std::collections::BTreeSet::new());
     for _ in 0..1000 {
         let p = policy().new_tree(&mut runner).expect("policy").current();
-        let r = request().new_tree(&mut runner).expect("request").current();
         let Some(ir) = compile(&p.text()) else {
             continue;
         };
         clean += 1;
         let engine = Engine::new(&ir, "p.policy").expect("compiles");
-        let d = engine.decide(&r.as_request());
-        seen.insert(match (d.outcome, d.rule.is_some(), d.budget.is_some()) {
-            (Outcome::Deny, true, _) => "deny by rule",
-            (Outcome::Deny, false, _) => "deny by default",
-            (Outcome::Allow, _, true) => "budgeted allow",
-            (Outcome::Allow, _, false) => "allow",
-            (Outcome::ApprovalRequired, _, _) => "approval required",
-        });
+        for _ in 0..4 {
+            let r = request().new_tree(&mut runner).expect("request").current();
+            let d = engine.decide(&r.as_request());
+            seen.insert(match (d.outcome, d.rule.is_some(), d.budget.is_some()) {
+                (Outcome::Deny, true, _) => "deny by rule",
+                (Outcome::Deny, false, _) => "deny by default",
+                (Outcome::Allow, _, true) => "budgeted allow",
+                (Outcome::Allow, _, false) => "allow",
+                (Outcome::ApprovalRequired, _, _) if d.reason.contains("floor") => {
+                    "raised by a floor"
+                }
+                (Outcome::ApprovalRequired, _, _) => "approval required",
+            });
+        }
     }
     assert!(
         clean >= 500,
         "only {clean} of 1000 generated policies check clean"
     );
-    assert_eq!(seen.len(), 5, "decisions seen: {seen:?}");
+    assert_eq!(seen.len(), 6, "decisions seen: {seen:?}");
 }

@@ -688,9 +688,9 @@ fn request(call: &Call) -> Request<'_> {
     }
 }
 
+/// `NAME (file:line:col)` for a rule with an `@id`, else `file:line:col`.
 fn rule_text(d: &Decision<'_>) -> Option<String> {
-    d.rule
-        .map(|r| format!("{}:{}:{}", r.file, r.line, r.column))
+    d.rule.map(ToString::to_string)
 }
 
 /// Why a granted call cannot get credentials: a scope value the trusted

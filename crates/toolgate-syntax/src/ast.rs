@@ -108,6 +108,10 @@ pub enum Item {
     Policy(Name),
     /// `envs a, b, c;`
     Envs(Vec<Name>),
+    /// `tenants a, b;`: the tenants conditions may name.
+    Tenants(Vec<Name>),
+    /// `groups a, b;`: the approver groups `from "..."` may name.
+    Groups(Vec<Name>),
     /// `context { field: type; ... }`
     Context(Vec<Field>),
     /// `tool NAME read|write [irreversible] [{ schema }];`
@@ -195,9 +199,11 @@ pub enum Type {
     Record(Vec<Field>),
 }
 
-/// A rule: `allow|write|deny TOOLS clauses...;`
+/// A rule: `[@id("name")] allow|write|deny TOOLS clauses...;`
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Rule {
+    /// `@id("name")`: the rule's stable name, if written.
+    pub id: Option<Spanned<String>>,
     /// `allow`, `write` or `deny`.
     pub kind: Spanned<RuleKind>,
     /// Tool names and patterns, in source order.
@@ -215,6 +221,9 @@ pub enum RuleKind {
     Write,
     /// `deny`: overrides every grant.
     Deny,
+    /// `require ... on TOOLS`: an approval floor. Its `require` clause is the
+    /// first of the rule's clauses.
+    Floor,
 }
 
 /// One clause of a rule.
@@ -332,8 +341,20 @@ pub enum Expr {
         Spanned<CmpOp>,
         Box<Spanned<Expr>>,
     ),
-    /// `f(arg)`
-    Call(Name, Box<Spanned<Expr>>),
+    /// `all|any VAR in LIST: BODY`: `BODY` (which reads `VAR` and paths under
+    /// it) holds for every / some element of `LIST`.
+    ForEach {
+        /// `all` or `any`.
+        quantifier: Spanned<Quantifier>,
+        /// The element's name.
+        var: Name,
+        /// The list.
+        list: Box<Spanned<Expr>>,
+        /// The condition on each element.
+        body: Box<Spanned<Expr>>,
+    },
+    /// `f(arg, ...)`: at least one argument.
+    Call(Name, Vec<Spanned<Expr>>),
     /// `( expr )`
     Paren(Box<Spanned<Expr>>),
     /// A path or a constant's name.
@@ -410,6 +431,9 @@ pub enum Literal {
     Str(String),
     /// `42`, `-1`
     Int(i64),
+    /// `100.00`, `-0.5`: a decimal number, kept as written (its value is
+    /// finite; the checker reads it as the nearest `f64`).
+    Num(String),
     /// `true` / `false`
     Bool(bool),
     /// `[a, b, c]`

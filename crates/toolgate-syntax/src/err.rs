@@ -40,7 +40,7 @@ pub enum SyntaxError {
     #[error("number `{text}` is out of range")]
     #[diagnostic(
         code(toolgate::syntax::number_out_of_range),
-        help("numbers must lie between -9223372036854775808 and 9223372036854775807, and counts must be positive")
+        help("integers must lie between -9223372036854775808 and 9223372036854775807, decimal numbers within the range of a 64-bit float, and counts must be positive")
     )]
     NumberOutOfRange {
         /// The number as written.

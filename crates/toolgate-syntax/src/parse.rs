@@ -123,7 +123,8 @@ fn error_offset(e: &pest::error::Error<Rule>) -> usize {
 
 /// Words that start a top-level item; recovery resumes at a line starting with one.
 const ITEM_KEYWORDS: &[&str] = &[
-    "policy", "envs", "context", "tool", "let", "writes", "agent", "allow", "write", "deny",
+    "policy", "envs", "tenants", "groups", "context", "tool", "let", "writes", "agent", "allow",
+    "write", "deny", "@id", "require",
 ];
 
 /// The first line start after `item` (where the failed item began), not before

@@ -206,6 +206,8 @@ fn item_text(item: &ast::Item) -> String {
     match item {
         ast::Item::Policy(name) => format!("policy {};", name.node),
         ast::Item::Envs(envs) => format!("envs {};", join(envs.iter().map(|e| e.node.clone()))),
+        ast::Item::Tenants(t) => format!("tenants {};", join(t.iter().map(|e| e.node.clone()))),
+        ast::Item::Groups(g) => format!("groups {};", join(g.iter().map(|e| e.node.clone()))),
         ast::Item::Context(fields) if fields.is_empty() => "context {}".to_string(),
         ast::Item::Context(fields) => {
             let body: String = fields
@@ -251,15 +253,23 @@ fn type_text(t: &ast::Type) -> String {
     }
 }
 
-/// A rule, laid out at `indent` (the indentation itself is not included).
+/// A rule, laid out at `indent` (the indentation itself is not included);
+/// its `@id(...)`, if any, on a line of its own before it.
 pub(crate) fn rule_text(rule: &ast::Rule, indent: usize) -> String {
-    let kind = match rule.kind.node {
-        ast::RuleKind::Allow => "allow",
-        ast::RuleKind::Write => "write",
-        ast::RuleKind::Deny => "deny",
-    };
-    let head = format!("{kind} {}", join(rule.tools.iter().map(|t| t.node.clone())));
-    let clauses: Vec<String> = rule.clauses.iter().map(|c| clause_text(&c.node)).collect();
+    let body = rule_body(rule, indent);
+    match &rule.id {
+        Some(id) => format!(
+            "@id({})\n{}{body}",
+            string_text(&id.node),
+            " ".repeat(indent)
+        ),
+        None => body,
+    }
+}
+
+fn rule_body(rule: &ast::Rule, indent: usize) -> String {
+    let (head, clauses) = rule_head(rule);
+    let clauses: Vec<String> = clauses.iter().map(|c| clause_text(&c.node)).collect();
     let one_line = std::iter::once(head.clone())
         .chain(clauses.iter().cloned())
         .collect::<Vec<_>>();
@@ -274,6 +284,23 @@ pub(crate) fn rule_text(rule: &ast::Rule, indent: usize) -> String {
     }
     s.push(';');
     s
+}
+
+/// A rule's head (`write a, b`; `require 2 approvals on a, b` for a floor)
+/// and the clauses after it.
+fn rule_head(rule: &ast::Rule) -> (String, &[Spanned<ast::Clause>]) {
+    let tools = join(rule.tools.iter().map(|t| t.node.clone()));
+    let (kind, rest) = match (rule.kind.node, rule.clauses.split_first()) {
+        (ast::RuleKind::Floor, Some((first, rest))) => {
+            return (format!("{} on {tools}", clause_text(&first.node)), rest);
+        }
+        (ast::RuleKind::Allow, _) => ("allow", &rule.clauses[..]),
+        (ast::RuleKind::Write, _) => ("write", &rule.clauses[..]),
+        (ast::RuleKind::Deny, _) => ("deny", &rule.clauses[..]),
+        // A floor always has its `require` clause; kept total.
+        (ast::RuleKind::Floor, None) => ("require approval on", &rule.clauses[..]),
+    };
+    (format!("{kind} {tools}"), rest)
 }
 
 /// A rule's identity across edits that leave it alone (budget windows are
@@ -296,12 +323,7 @@ pub fn rule_identity(rule: &ast::Rule) -> String {
         })
         .collect();
     parts.sort();
-    let kind = match rule.kind.node {
-        ast::RuleKind::Allow => "allow",
-        ast::RuleKind::Write => "write",
-        ast::RuleKind::Deny => "deny",
-    };
-    let head = format!("{kind} {}", join(rule.tools.iter().map(|t| t.node.clone())));
+    let (head, _) = rule_head(rule);
     std::iter::once(head)
         .chain(parts)
         .collect::<Vec<_>>()
@@ -375,9 +397,36 @@ fn level(e: &ast::Expr) -> u8 {
         ast::Expr::Or(_) => 0,
         ast::Expr::And(_) => 1,
         ast::Expr::Not(_) => 2,
-        ast::Expr::Has(_) | ast::Expr::Compare(..) | ast::Expr::Quantified(..) => 3,
+        ast::Expr::Has(_)
+        | ast::Expr::Compare(..)
+        | ast::Expr::Quantified(..)
+        | ast::Expr::ForEach { .. } => 3,
         _ => 4,
     }
+}
+
+/// Whether `e`'s text ends in a quantifier body, which would swallow
+/// whatever follows it in a chain (so such a part is parenthesised unless last).
+fn ends_open(e: &ast::Expr) -> bool {
+    match e {
+        ast::Expr::ForEach { .. } => true,
+        ast::Expr::Not(inner) => ends_open(&inner.node),
+        _ => false,
+    }
+}
+
+/// The parts of an `and`/`or` chain joined by `word`.
+fn chain(parts: &[Spanned<ast::Expr>], min: u8, word: &str) -> String {
+    let last = parts.len().saturating_sub(1);
+    parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| match i < last && ends_open(&p.node) {
+            true => format!("({})", expr_text(&p.node)),
+            false => wrapped(&p.node, min),
+        })
+        .collect::<Vec<_>>()
+        .join(word)
 }
 
 fn wrapped(e: &ast::Expr, min: u8) -> String {
@@ -392,16 +441,8 @@ fn wrapped(e: &ast::Expr, min: u8) -> String {
 /// that a hand-built tree needs to parse back the same).
 pub fn expr_text(e: &ast::Expr) -> String {
     match e {
-        ast::Expr::Or(parts) => parts
-            .iter()
-            .map(|p| wrapped(&p.node, 1))
-            .collect::<Vec<_>>()
-            .join(" or "),
-        ast::Expr::And(parts) => parts
-            .iter()
-            .map(|p| wrapped(&p.node, 2))
-            .collect::<Vec<_>>()
-            .join(" and "),
+        ast::Expr::Or(parts) => chain(parts, 1, " or "),
+        ast::Expr::And(parts) => chain(parts, 2, " and "),
         ast::Expr::Not(inner) => format!("not {}", wrapped(&inner.node, 2)),
         ast::Expr::Has(p) => format!("has {}", path_text(&p.node)),
         ast::Expr::Compare(l, op, r) => {
@@ -424,7 +465,23 @@ pub fn expr_text(e: &ast::Expr) -> String {
                 wrapped(&r.node, 4)
             )
         }
-        ast::Expr::Call(f, arg) => format!("{}({})", f.node, wrapped(&arg.node, 4)),
+        ast::Expr::ForEach {
+            quantifier,
+            var,
+            list,
+            body,
+        } => {
+            let q = match quantifier.node {
+                ast::Quantifier::All => "all",
+                ast::Quantifier::Any => "any",
+            };
+            let list = wrapped(&list.node, 4);
+            format!("{q} {} in {list}: {}", var.node, expr_text(&body.node))
+        }
+        ast::Expr::Call(f, args) => {
+            let args: Vec<String> = args.iter().map(|a| wrapped(&a.node, 4)).collect();
+            format!("{}({})", f.node, args.join(", "))
+        }
         ast::Expr::Paren(inner) => format!("({})", expr_text(&inner.node)),
         ast::Expr::Path(p) => path_text(p),
         ast::Expr::Literal(l) => literal_text(l),
@@ -436,6 +493,7 @@ pub fn literal_text(l: &ast::Literal) -> String {
     match l {
         ast::Literal::Str(s) => string_text(s),
         ast::Literal::Int(i) => i.to_string(),
+        ast::Literal::Num(text) => text.clone(),
         ast::Literal::Bool(b) => b.to_string(),
         ast::Literal::List(items) => {
             format!("[{}]", join(items.iter().map(|i| literal_text(&i.node))))

@@ -46,6 +46,7 @@ fn literal(depth: u32) -> BoxedStrategy<ast::Literal> {
     let leaf = prop_oneof![
         text().prop_map(ast::Literal::Str),
         any::<i64>().prop_map(ast::Literal::Int),
+        "-?[0-9]{1,6}\\.[0-9]{1,4}".prop_map(ast::Literal::Num),
         any::<bool>().prop_map(ast::Literal::Bool),
     ];
     if depth == 0 {
@@ -124,7 +125,24 @@ fn expr() -> impl Strategy<Value = ast::Expr> {
                 ]),
                 inner.clone()
             )
-                .prop_map(|(f, a)| ast::Expr::Call(sp(f.to_string()), Box::new(operand(a)))),
+                .prop_map(|(f, a)| ast::Expr::Call(sp(f.to_string()), vec![operand(a)])),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| ast::Expr::Call(
+                sp("within".to_string()),
+                vec![operand(a), operand(b)]
+            )),
+            (any::<bool>(), inner.clone(), inner.clone()).prop_map(|(all, l, body)| {
+                let q = if all {
+                    ast::Quantifier::All
+                } else {
+                    ast::Quantifier::Any
+                };
+                ast::Expr::ForEach {
+                    quantifier: sp(q),
+                    var: sp("x".to_string()),
+                    list: Box::new(operand(l)),
+                    body: Box::new(sp(body)),
+                }
+            }),
             inner.prop_map(|e| ast::Expr::Paren(Box::new(sp(e)))),
         ]
     })
@@ -182,17 +200,37 @@ fn rule() -> impl Strategy<Value = ast::Rule> {
     let pattern = prop_oneof![
         tool_name(),
         Just("*".to_string()),
-        Just("ticket.*".to_string())
+        Just("ticket.*".to_string()),
+        Just("get_*".to_string()),
+        Just("crm.*_file".to_string())
     ];
     (
         kind,
         prop::collection::vec(pattern, 1..3),
         prop::collection::vec(clause(), 0..4),
+        prop::option::of("[a-z][a-z0-9-]{0,12}"),
+        prop::option::of(0u64..4),
     )
-        .prop_map(|(kind, tools, clauses)| ast::Rule {
-            kind: sp(kind),
-            tools: tools.into_iter().map(sp).collect(),
-            clauses: clauses.into_iter().map(sp).collect(),
+        .prop_map(|(kind, tools, clauses, id, floor)| {
+            let mut clauses: Vec<_> = clauses.into_iter().map(sp).collect();
+            let kind = match floor {
+                // An approval floor: its `require` clause comes first.
+                Some(n) => {
+                    let require = ast::Require {
+                        count: (n > 0).then(|| sp(n)),
+                        options: Vec::new(),
+                    };
+                    clauses.insert(0, sp(ast::Clause::Require(require)));
+                    ast::RuleKind::Floor
+                }
+                None => kind,
+            };
+            ast::Rule {
+                id: id.map(sp),
+                kind: sp(kind),
+                tools: tools.into_iter().map(sp).collect(),
+                clauses,
+            }
         })
 }
 
@@ -231,6 +269,10 @@ fn item() -> impl Strategy<Value = ast::Item> {
         ident().prop_map(|n| ast::Item::Policy(sp(n))),
         prop::collection::vec(ident(), 1..4)
             .prop_map(|e| ast::Item::Envs(e.into_iter().map(sp).collect())),
+        prop::collection::vec(ident(), 1..3)
+            .prop_map(|e| ast::Item::Tenants(e.into_iter().map(sp).collect())),
+        prop::collection::vec(ident(), 1..3)
+            .prop_map(|e| ast::Item::Groups(e.into_iter().map(sp).collect())),
         fields(1).prop_map(ast::Item::Context),
         (
             tool_name(),

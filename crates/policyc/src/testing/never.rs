@@ -110,7 +110,7 @@ fn cell(
         return Vec::new();
     }
     let grants = |r: &&&ir::Rule| match &r.effect {
-        ir::Effect::Deny => false,
+        ir::Effect::Deny | ir::Effect::Floor(_) => false,
         ir::Effect::Allow { .. }
         | ir::Effect::Write {
             approval: ir::Approval::Auto(_),

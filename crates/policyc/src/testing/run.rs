@@ -121,18 +121,29 @@ fn compare(loaded: &Loaded, d: &Decision<'_>, want: &CaseExpect) -> Result<Vec<S
         ));
     }
     if let Some(rule) = &want.rule {
-        let (file, line) = rule_ref(rule)?;
-        let got = d.rule.map(|r| (r.file.to_string(), r.line));
-        let same = got.as_ref().is_some_and(|(f, l)| {
-            *l == line && file.is_none_or(|file| same_file(f, file, &loaded.file))
-        });
+        let same = match rule_ref(rule) {
+            RuleRef::Id(id)
+                if !loaded
+                    .policy
+                    .rules
+                    .iter()
+                    .any(|r| r.name.as_deref() == Some(id)) =>
+            {
+                let msg = format!("`{id}` is not a rule reference: no rule has `@id(\"{id}\")`; name a rule by its `@id`, `file:line` or `line`");
+                return Err(Broken::at(rule, msg));
+            }
+            RuleRef::Id(id) => d.rule.and_then(|r| r.name.as_deref()) == Some(id),
+            RuleRef::At(file, line) => d.rule.is_some_and(|r| {
+                r.line == line && file.is_none_or(|file| same_file(&r.file, file, &loaded.file))
+            }),
+        };
         if !same {
-            let got = got.map_or("no rule".to_string(), |(f, l)| format!("{f}:{l}"));
+            let got = d.rule.map_or("no rule".to_string(), ToString::to_string);
             failures.push(format!("expected rule `{}`, got {got}", rule.get_ref()));
         }
     }
     if let Some(a) = &want.approval {
-        failures.extend(approval_differs(d.approval, a));
+        failures.extend(approval_differs(d.approval.as_deref(), a));
     }
     if let Some(b) = &want.budget {
         let secs = match b.get_ref().per.as_str() {
@@ -161,18 +172,23 @@ fn compare(loaded: &Loaded, d: &Decision<'_>, want: &CaseExpect) -> Result<Vec<S
     Ok(failures)
 }
 
-/// A rule reference: `file:line` or `line`.
-fn rule_ref(rule: &Spanned<String>) -> Result<(Option<&str>, usize), Broken> {
+/// How a test names a rule.
+enum RuleRef<'a> {
+    /// `file:line` or `line`.
+    At(Option<&'a str>, usize),
+    /// A rule's `@id`.
+    Id(&'a str),
+}
+
+/// A rule reference: `file:line`, `line`, or a rule's `@id`.
+fn rule_ref(rule: &Spanned<String>) -> RuleRef<'_> {
     let text = rule.get_ref().as_str();
     if let Ok(line) = text.parse::<usize>() {
-        return Ok((None, line));
+        return RuleRef::At(None, line);
     }
     match text.rsplit_once(':').map(|(f, l)| (f, l.parse::<usize>())) {
-        Some((f, Ok(line))) => Ok((Some(f), line)),
-        _ => Err(Broken::at(
-            rule,
-            format!("`{text}` is not a rule reference: name a rule by `file:line` or `line` (rule ids do not exist in the language yet)"),
-        )),
+        Some((f, Ok(line))) => RuleRef::At(Some(f), line),
+        _ => RuleRef::Id(text),
     }
 }
 

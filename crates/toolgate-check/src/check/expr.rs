@@ -17,6 +17,9 @@ pub(super) struct Scope {
     tool: Option<ir::ToolId>,
     /// `args` paths guarded by `has` earlier in the current `and` chain.
     guards: Vec<Vec<String>>,
+    /// The variables of the enclosing `all|any x in ...:` quantifiers,
+    /// innermost last, with their element types.
+    vars: Vec<(String, Ty)>,
 }
 
 impl Scope {
@@ -24,6 +27,7 @@ impl Scope {
         Scope {
             tool,
             guards: Vec::new(),
+            vars: Vec::new(),
         }
     }
 
@@ -37,6 +41,7 @@ impl Scope {
 pub(super) enum Ty {
     Str,
     Int,
+    Num,
     Bool,
     List(Box<Ty>),
     Record(Vec<ir::Field>),
@@ -49,6 +54,7 @@ impl Ty {
         match t {
             ir::Type::String => Ty::Str,
             ir::Type::Int => Ty::Int,
+            ir::Type::Number => Ty::Num,
             ir::Type::Bool => Ty::Bool,
             ir::Type::List(inner) => Ty::List(Box::new(Ty::of(inner))),
             ir::Type::Record(fields) => Ty::Record(fields.clone()),
@@ -59,6 +65,7 @@ impl Ty {
         match self {
             Ty::Str => "string".into(),
             Ty::Int => "int".into(),
+            Ty::Num => "number".into(),
             Ty::Bool => "bool".into(),
             Ty::List(inner) => format!("list<{}>", inner.name()),
             Ty::Record(_) => "record".into(),
@@ -72,18 +79,34 @@ impl Ty {
             (Ty::Any, _) | (_, Ty::Any) => true,
             (Ty::List(a), Ty::List(b)) => a.compatible(b),
             (Ty::Record(_), Ty::Record(_)) => true,
-            (a, b) => a == b,
+            (a, b) => a == b || (a.is_numeric() && b.is_numeric()),
         }
     }
 
     fn is(&self, want: &Ty) -> bool {
         *self == Ty::Any || self == want
     }
+
+    /// An `int`, a `number`, or not known: what `<`, `<=`, `>` and `>=` take.
+    fn is_numeric(&self) -> bool {
+        matches!(self, Ty::Int | Ty::Num | Ty::Any)
+    }
 }
 
 type Typed = (ir::Expr, Ty);
 
-const FUNCTIONS: [&str; 6] = ["len", "lower", "host", "port", "scheme", "path"];
+const FUNCTIONS: [&str; 10] = [
+    "len",
+    "lower",
+    "trim",
+    "compact",
+    "email_domain",
+    "within",
+    "host",
+    "port",
+    "scheme",
+    "path",
+];
 const ROOTS: [&str; 6] = ["args", "ctx", "tenant", "env", "agent", "tool"];
 
 fn node(kind: ir::ExprKind, span: Span) -> ir::Expr {
@@ -138,7 +161,7 @@ impl Checker<'_> {
                 Some((node(ir::ExprKind::Not(Box::new(inner)), span), Ty::Bool))
             }
             ast::Expr::Has(path) => {
-                let p = self.has_path(path)?;
+                let p = self.has_path(path, scope)?;
                 Some((node(ir::ExprKind::Has(p), span), Ty::Bool))
             }
             ast::Expr::Compare(lhs, op, rhs) => {
@@ -148,7 +171,13 @@ impl Checker<'_> {
             ast::Expr::Quantified(q, list, op, rhs) => {
                 self.quantified(q.node, list, op, rhs, span, scope)
             }
-            ast::Expr::Call(f, arg) => self.call(f, arg, span, scope),
+            ast::Expr::ForEach {
+                quantifier,
+                var,
+                list,
+                body,
+            } => self.for_each(quantifier.node, var, list, body, span, scope),
+            ast::Expr::Call(f, args) => self.call(f, args, span, scope),
             ast::Expr::Paren(inner) => self.expr(inner, scope),
             ast::Expr::Path(p) => self.path(p, span, scope),
             ast::Expr::Literal(l) => {
@@ -181,9 +210,16 @@ impl Checker<'_> {
         Some((node(ir::ExprKind::And(out), span), Ty::Bool))
     }
 
-    /// `has PATH`: any `args` path is allowed; `ctx` fields must be declared.
-    fn has_path(&mut self, path: &Spanned<ast::Path>) -> Option<ir::Path> {
+    /// `has PATH`: any `args` path is allowed; `ctx` fields must be declared;
+    /// a field of the innermost quantifier's element.
+    fn has_path(&mut self, path: &Spanned<ast::Path>, scope: &Scope) -> Option<ir::Path> {
         let p = &path.node;
+        let innermost = scope.vars.last().is_some_and(|(v, _)| *v == p.root.node);
+        if innermost && !p.fields.is_empty() {
+            return Some(ir::Path::Elem(
+                p.fields.iter().map(|f| f.node.clone()).collect(),
+            ));
+        }
         match (p.root.node.as_str(), p.fields.as_slice()) {
             ("args", fields) if !fields.is_empty() => Some(ir::Path::Args(
                 fields.iter().map(|f| f.node.clone()).collect(),
@@ -211,6 +247,9 @@ impl Checker<'_> {
 
     fn path(&mut self, p: &ast::Path, span: Span, scope: &mut Scope) -> Option<Typed> {
         let root = p.root.node.as_str();
+        if let Some(depth) = scope.vars.iter().rposition(|(v, _)| v == root) {
+            return self.elem_path(p, depth, span, scope);
+        }
         let fields: Vec<String> = p.fields.iter().map(|f| f.node.clone()).collect();
         let (path, ty) = match root {
             "args" if !fields.is_empty() => {
@@ -330,20 +369,25 @@ impl Checker<'_> {
     fn call(
         &mut self,
         f: &ast::Name,
-        arg: &Spanned<ast::Expr>,
+        args: &[Spanned<ast::Expr>],
         span: Span,
         scope: &mut Scope,
     ) -> Option<Typed> {
-        let typed = self.expr(arg, scope);
+        let typed: Vec<Option<Typed>> = args.iter().map(|a| self.expr(a, scope)).collect();
         let url = ir::UrlPart::from_name(&f.node);
-        let (want, result): (&[Ty], Ty) = match (f.node.as_str(), url) {
-            ("len", _) => (&[Ty::Str, Ty::List(Box::new(Ty::Any))], Ty::Int),
-            ("lower", _) => (&[Ty::Str], Ty::Str),
-            (_, Some(ir::UrlPart::Port)) => (&[Ty::Str], Ty::Int),
-            (_, Some(_)) => (&[Ty::Str], Ty::Str),
-            (other, None) => {
+        let text = ir::TextFn::from_name(&f.node);
+        let (want, result): (&[Ty], Ty) = match (f.node.as_str(), url, text) {
+            ("len", _, _) => (&[Ty::Str, Ty::List(Box::new(Ty::Any))], Ty::Int),
+            ("lower", _, _) | (_, _, Some(_)) => (&[Ty::Str], Ty::Str),
+            ("within", _, _) => (&[Ty::Str], Ty::Bool),
+            (_, Some(ir::UrlPart::Port), _) => (&[Ty::Str], Ty::Int),
+            (_, Some(_), _) => (&[Ty::Str], Ty::Str),
+            (other, None, None) => {
                 let help = suggest::did_you_mean(other, FUNCTIONS).unwrap_or_else(|| {
-                    "the functions are `len`, `lower`, `host`, `port`, `scheme` and `path`".into()
+                    format!(
+                        "the functions are {}",
+                        FUNCTIONS.map(|f| format!("`{f}`")).join(", ")
+                    )
                 });
                 self.diags.push(CheckError::UnknownFunction {
                     name: other.into(),
@@ -353,34 +397,167 @@ impl Checker<'_> {
                 return None;
             }
         };
-        let (arg_ir, arg_ty) = typed?;
-        let fits = want
-            .iter()
-            .any(|w| arg_ty.is(w) || matches!((w, &arg_ty), (Ty::List(_), Ty::List(_))));
-        if !fits {
-            let wanted = if want.len() == 2 {
-                "a `string` or a list"
+        let arity = if f.node == "within" { 2 } else { 1 };
+        if args.len() != arity {
+            let wanted = if arity == 2 {
+                "two arguments"
             } else {
-                "a `string`"
+                "one argument"
             };
             self.mismatch(
                 format!(
-                    "`{}` takes {wanted}, but this is `{}`",
+                    "`{}` takes {wanted}, but this call has {}",
                     f.node,
-                    arg_ty.name()
+                    args.len()
                 ),
-                vec![label(arg.span, format!("this is `{}`", arg_ty.name()))],
-                None,
+                vec![label(span, "this call")],
+                (f.node == "within").then(|| "write `within(args.path, \"/srv/work\")`".into()),
             );
             return None;
         }
-        let boxed = Box::new(arg_ir);
-        let kind = match (f.node.as_str(), url) {
-            (_, Some(part)) => ir::ExprKind::Url(part, boxed),
-            ("len", _) => ir::ExprKind::Len(boxed),
-            _ => ir::ExprKind::Lower(boxed),
+        let mut irs = Vec::new();
+        for (arg, t) in args.iter().zip(typed) {
+            let (arg_ir, arg_ty) = t?;
+            self.argument_fits(f, want, arg, &arg_ty)?;
+            irs.push(arg_ir);
+        }
+        let mut irs = irs.into_iter().map(Box::new);
+        let first = irs.next()?;
+        let kind = match (f.node.as_str(), url, text) {
+            (_, Some(part), _) => ir::ExprKind::Url(part, first),
+            (_, _, Some(t)) => ir::ExprKind::Text(t, first),
+            ("len", _, _) => ir::ExprKind::Len(first),
+            ("within", _, _) => ir::ExprKind::Within(first, irs.next()?),
+            _ => ir::ExprKind::Lower(first),
         };
         Some((node(kind, span), result))
+    }
+
+    /// Whether one argument has a type the function takes (reported if not).
+    fn argument_fits(
+        &mut self,
+        f: &ast::Name,
+        want: &[Ty],
+        arg: &Spanned<ast::Expr>,
+        arg_ty: &Ty,
+    ) -> Option<()> {
+        let fits = want
+            .iter()
+            .any(|w| arg_ty.is(w) || matches!((w, arg_ty), (Ty::List(_), Ty::List(_))));
+        if fits {
+            return Some(());
+        }
+        let wanted = if want.len() == 2 {
+            "a `string` or a list"
+        } else {
+            "a `string`"
+        };
+        self.mismatch(
+            format!(
+                "`{}` takes {wanted}, but this is `{}`",
+                f.node,
+                arg_ty.name()
+            ),
+            vec![label(arg.span, format!("this is `{}`", arg_ty.name()))],
+            None,
+        );
+        None
+    }
+
+    /// `all|any VAR in LIST: BODY`: lowered to `Quant` with a body reading the element.
+    fn for_each(
+        &mut self,
+        q: ast::Quantifier,
+        var: &ast::Name,
+        list: &Spanned<ast::Expr>,
+        body: &Spanned<ast::Expr>,
+        span: Span,
+        scope: &mut Scope,
+    ) -> Option<Typed> {
+        let (list_ir, list_ty) = self.expr(list, scope)?;
+        let elem = match list_ty {
+            Ty::List(inner) => *inner,
+            Ty::Any => Ty::Any,
+            other => {
+                self.mismatch(
+                    format!("a quantifier needs a list, but this is `{}`", other.name()),
+                    vec![label(list.span, format!("this is `{}`", other.name()))],
+                    None,
+                );
+                return None;
+            }
+        };
+        if ROOTS.contains(&var.node.as_str()) {
+            self.mismatch(
+                format!("`{}` cannot name a quantifier's element", var.node),
+                vec![label(var.span, "a request value's name")],
+                Some("choose another name, e.g. `x`".into()),
+            );
+            return None;
+        }
+        scope.vars.push((var.node.clone(), elem));
+        let pred = self.bool_expr(body, scope);
+        scope.vars.pop();
+        let kind = ir::ExprKind::Quant(q, Box::new(list_ir), Box::new(pred?));
+        Some((node(kind, span), Ty::Bool))
+    }
+
+    /// `x` or `x.a.b` for the element of an enclosing quantifier: only the
+    /// innermost one's (its list was read in the outer scope).
+    fn elem_path(
+        &mut self,
+        p: &ast::Path,
+        depth: usize,
+        span: Span,
+        scope: &Scope,
+    ) -> Option<Typed> {
+        if depth + 1 != scope.vars.len() {
+            self.mismatch(
+                format!(
+                    "`{}` is an outer quantifier's element; only the innermost one's can be read",
+                    p.root.node
+                ),
+                vec![label(span, "outer element")],
+                Some("compare it in the outer quantifier's body, outside the inner one".into()),
+            );
+            return None;
+        }
+        let mut ty = scope.vars.get(depth).map_or(Ty::Any, |(_, t)| t.clone());
+        for (i, f) in p.fields.iter().enumerate() {
+            ty = match &ty {
+                Ty::Any => Ty::Any,
+                Ty::Record(fields) if fields.iter().any(|x| x.name == f.node) => fields
+                    .iter()
+                    .find(|x| x.name == f.node)
+                    .map_or(Ty::Any, |x| Ty::of(&x.ty)),
+                other => {
+                    let at = std::iter::once(p.root.node.as_str())
+                        .chain(p.fields[..i].iter().map(|x| x.node.as_str()))
+                        .collect::<Vec<_>>()
+                        .join(".");
+                    let help = match other {
+                        Ty::Record(fields) => {
+                            suggest::did_you_mean(&f.node, fields.iter().map(|x| x.name.clone()))
+                        }
+                        _ => None,
+                    };
+                    self.mismatch(
+                        format!("`{at}` is `{}` and has no field `{}`", other.name(), f.node),
+                        vec![label(f.span, "no such field")],
+                        help,
+                    );
+                    return None;
+                }
+            };
+        }
+        let kind = if p.fields.is_empty() {
+            ir::ExprKind::Elem
+        } else {
+            ir::ExprKind::Path(ir::Path::Elem(
+                p.fields.iter().map(|f| f.node.clone()).collect(),
+            ))
+        };
+        Some((node(kind, span), ty))
     }
 
     fn quantified(
@@ -411,7 +588,12 @@ impl Checker<'_> {
             }
         };
         let elem_typed = Some((node(ir::ExprKind::Elem, list.span), elem));
-        let (pred, _) = self.compare(list, elem_typed, op, rhs, span, scope)?;
+        // The right side is evaluated per element of this list: an enclosing
+        // `x in ...:` element is out of reach there (a layer no name matches).
+        scope.vars.push((String::new(), Ty::Any));
+        let pred = self.compare(list, elem_typed, op, rhs, span, scope);
+        scope.vars.pop();
+        let (pred, _) = pred?;
         Some((
             node(
                 ir::ExprKind::Quant(q, Box::new(list_ir), Box::new(pred)),
@@ -485,7 +667,7 @@ impl Checker<'_> {
         use ast::CmpOp as C;
         let ok = match op.node {
             C::Eq | C::Ne => l.1.compatible(r.1),
-            C::Lt | C::Le | C::Gt | C::Ge => l.1.is(&Ty::Int) && r.1.is(&Ty::Int),
+            C::Lt | C::Le | C::Gt | C::Ge => l.1.is_numeric() && r.1.is_numeric(),
             C::In | C::NotIn => match r.1 {
                 Ty::List(elem) => l.1.compatible(elem),
                 Ty::Any => true,
@@ -502,7 +684,7 @@ impl Checker<'_> {
         };
         if !ok {
             let help = match op.node {
-                C::Lt | C::Le | C::Gt | C::Ge => "`<`, `<=`, `>` and `>=` compare two `int`s",
+                C::Lt | C::Le | C::Gt | C::Ge => "`<`, `<=`, `>` and `>=` compare numbers (`int` or `number`)",
                 C::In | C::NotIn => "the right side of `in` is a list of values of the left side's type",
                 C::StartsWith | C::EndsWith => "both sides must be `string`s",
                 C::Contains => "`contains` tests a substring of a `string` or an element of a list",
@@ -635,6 +817,16 @@ impl Checker<'_> {
                     help,
                 });
             }
+            ir::Path::Tenant
+                if !self.tenants.is_empty() && !self.tenants.iter().any(|t| t.node == name) =>
+            {
+                let help = declared_help(&name, &self.tenants, "tenants");
+                self.diags.push(CheckError::UnknownTenant {
+                    name,
+                    span: span.into(),
+                    help,
+                });
+            }
             ir::Path::Agent if !self.agent_index.contains_key(&name) => {
                 let help = suggest::did_you_mean(&name, self.agent_index.keys()).or_else(|| {
                     let mut names: Vec<&String> = self.agent_index.keys().collect();
@@ -695,6 +887,7 @@ impl Checker<'_> {
         match l {
             ast::Literal::Str(_) => Ty::Str,
             ast::Literal::Int(_) => Ty::Int,
+            ast::Literal::Num(_) => Ty::Num,
             ast::Literal::Bool(_) => Ty::Bool,
             ast::Literal::List(items) => Ty::List(Box::new(
                 items
@@ -705,11 +898,27 @@ impl Checker<'_> {
     }
 }
 
+/// Did you mean one of `declared`, or the list of them.
+pub(super) fn declared_help(name: &str, declared: &[ast::Name], what: &str) -> String {
+    let names: Vec<String> = declared.iter().map(|d| d.node.clone()).collect();
+    suggest::did_you_mean(name, names.iter()).unwrap_or_else(|| {
+        let listed: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+        format!("the declared {what} are {}", listed.join(", "))
+    })
+}
+
 /// A literal's value.
 pub(super) fn value(l: &ast::Literal) -> ir::Value {
     match l {
         ast::Literal::Str(s) => ir::Value::Str(s.clone()),
         ast::Literal::Int(i) => ir::Value::Int(*i),
+        // The parser accepts only finite decimals; `0.0` keeps this total.
+        ast::Literal::Num(text) => ir::Value::Num(
+            text.parse::<f64>()
+                .ok()
+                .and_then(ir::Number::new)
+                .unwrap_or(ir::Number::ZERO),
+        ),
         ast::Literal::Bool(b) => ir::Value::Bool(*b),
         ast::Literal::List(items) => {
             ir::Value::List(items.iter().map(|i| value(&i.node)).collect())

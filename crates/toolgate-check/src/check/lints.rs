@@ -11,6 +11,8 @@ use toolgate_syntax::ast::{self, Span};
 impl Checker<'_> {
     pub(super) fn lints(&mut self, file: &ast::File) {
         self.unreachable();
+        self.shadowed_approvals();
+        self.unused_context();
         self.duplicate_rules(file);
         self.url_lints();
         if self.writes.is_none() {
@@ -59,7 +61,7 @@ impl Checker<'_> {
         for r in self
             .rules
             .iter()
-            .filter(|r| r.effect != ir::Effect::Deny && !r.tools.is_empty())
+            .filter(|r| r.effect.is_grant() && !r.tools.is_empty())
         {
             let deny_of = |t: &ir::ToolId| {
                 global
@@ -75,6 +77,83 @@ impl Checker<'_> {
             }
         }
         self.diags.extend(found);
+    }
+
+    /// A write grant needing a stricter human approval than another grant of
+    /// the same (agent, tool) that the engine tries first, when at least one of
+    /// the two is unconditional: for the requests both match, the weaker one
+    /// wins, so the stricter approval is never asked for. (A budget before an
+    /// approval is the intended fallback pattern and is not reported.)
+    fn shadowed_approvals(&mut self) {
+        let mut found = Vec::new();
+        for strict in &self.rules {
+            let ir::Effect::Write {
+                approval: strict_approval @ ir::Approval::Human { .. },
+                ..
+            } = &strict.effect
+            else {
+                continue;
+            };
+            let weaker = self.rules.iter().find(|weak| {
+                let ir::Effect::Write { approval, .. } = &weak.effect else {
+                    return false;
+                };
+                // The engine tries human approvals by fewest approvers, then source order.
+                let first = |r: &ir::Rule, count: u32| (count, r.id);
+                let chosen_first = match (approval, strict_approval) {
+                    (
+                        ir::Approval::Human { count: cw, .. },
+                        ir::Approval::Human { count: cs, .. },
+                    ) => first(weak, *cw) < first(strict, *cs),
+                    _ => false,
+                };
+                chosen_first
+                    && (weak.condition.is_none() || strict.condition.is_none())
+                    && overlap(weak, strict)
+                    && weaker_approval(approval, strict_approval)
+            });
+            if let Some(weak) = weaker {
+                found.push(CheckError::ShadowedApproval {
+                    span: strict.span.into(),
+                    weaker: weak.span.into(),
+                });
+            }
+        }
+        self.diags.extend(found);
+    }
+
+    /// Declared context fields that no condition reads and no scope names.
+    fn unused_context(&mut self) {
+        let mut used: Vec<&str> = Vec::new();
+        for r in &self.rules {
+            if let Some(c) = &r.condition {
+                super::urls::walk(c, &mut |e| match &e.kind {
+                    ir::ExprKind::Path(ir::Path::Ctx(f)) | ir::ExprKind::Has(ir::Path::Ctx(f)) => {
+                        used.push(f)
+                    }
+                    _ => {}
+                });
+            }
+            if let ir::Effect::Allow { scope } | ir::Effect::Write { scope, .. } = &r.effect {
+                used.extend(scope.iter().filter_map(|s| match s {
+                    ir::ScopeItem::Ctx(f) => Some(f.as_str()),
+                    _ => None,
+                }));
+            }
+        }
+        let mut unused: Vec<(String, Span)> = self
+            .context_spans
+            .iter()
+            .filter(|(name, _)| !used.contains(&name.as_str()))
+            .map(|(name, span)| (name.clone(), *span))
+            .collect();
+        unused.sort_by_key(|(_, s)| s.start);
+        for (name, span) in unused {
+            self.diags.push(CheckError::UnusedContextField {
+                name,
+                span: span.into(),
+            });
+        }
     }
 
     /// The same rule twice in one block (top level counts as one block).
@@ -110,4 +189,37 @@ impl Checker<'_> {
             }
         }
     }
+}
+
+/// Whether two rules apply to a common (agent, tool).
+fn overlap(a: &ir::Rule, b: &ir::Rule) -> bool {
+    let agents = a.agent.is_none() || b.agent.is_none() || a.agent == b.agent;
+    agents && a.tools.iter().any(|t| b.tools.contains(t))
+}
+
+/// Whether human approval `a` lets a call through more easily than `b`
+/// (fewer approvers, another or no group, a longer or no expiry).
+pub(super) fn weaker_approval(a: &ir::Approval, b: &ir::Approval) -> bool {
+    let (
+        ir::Approval::Human {
+            group: ga,
+            count: ca,
+            expires_secs: ea,
+        },
+        ir::Approval::Human {
+            group: gb,
+            count: cb,
+            expires_secs: eb,
+        },
+    ) = (a, b)
+    else {
+        // A budget falling back to an approval is the intended pattern, not a shadow.
+        return false;
+    };
+    let longer = match (ea, eb) {
+        (Some(x), Some(y)) => x > y,
+        (None, Some(_)) => true,
+        _ => false,
+    };
+    ca < cb || (gb.is_some() && ga != gb) || longer
 }

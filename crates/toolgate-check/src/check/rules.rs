@@ -25,6 +25,7 @@ fn kind_word(kind: ast::RuleKind) -> &'static str {
         ast::RuleKind::Allow => "allow",
         ast::RuleKind::Write => "write",
         ast::RuleKind::Deny => "deny",
+        ast::RuleKind::Floor => "require ... on",
     }
 }
 
@@ -58,12 +59,17 @@ impl Checker<'_> {
         let condition = clauses.when.and_then(|w| self.condition(w, &tools));
         let (line, column) = self.line_col(span.start);
         let id = ir::RuleId(self.rules.len() as u32);
+        let name = rule.id.as_ref().and_then(|n| self.rule_name(n));
         let owner = agent
             .and_then(|a| self.agents.get(a.0 as usize))
             .map_or("*", |a| a.name.as_str());
-        let identity = format!("{owner}: {}", toolgate_syntax::rule_identity(rule));
+        let identity = match &name {
+            Some(name) => format!("@id({name})"),
+            None => format!("{owner}: {}", toolgate_syntax::rule_identity(rule)),
+        };
         self.rules.push(ir::Rule {
             id,
+            name,
             identity,
             agent,
             tools,
@@ -76,13 +82,40 @@ impl Checker<'_> {
         });
     }
 
+    /// The rule's `@id`, checked to be well formed and unique in the policy.
+    fn rule_name(&mut self, id: &Spanned<String>) -> Option<String> {
+        let ok = (1..=64).contains(&id.node.len())
+            && id
+                .node
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
+        if !ok {
+            self.diags.push(CheckError::InvalidRuleId {
+                id: id.node.clone(),
+                span: id.span.into(),
+            });
+            return None;
+        }
+        if let Some(first) = self.rule_ids.get(&id.node) {
+            self.diags.push(CheckError::Duplicate {
+                what: "rule id",
+                name: id.node.clone(),
+                span: id.span.into(),
+                first: (*first).into(),
+            });
+            return None;
+        }
+        self.rule_ids.insert(id.node.clone(), id.span);
+        Some(id.node.clone())
+    }
+
     /// Expands names and patterns to tool ids, reporting unknown names and
     /// grants of the wrong class. Grants expand patterns to tools of their class.
     fn expand_tools(&mut self, rule: &ast::Rule) -> Vec<ir::ToolId> {
         let kind = rule.kind.node;
         let want = match kind {
             ast::RuleKind::Allow => Some(ast::ToolClass::Read),
-            ast::RuleKind::Write => Some(ast::ToolClass::Write),
+            ast::RuleKind::Write | ast::RuleKind::Floor => Some(ast::ToolClass::Write),
             ast::RuleKind::Deny => None,
         };
         let mut out: Vec<ir::ToolId> = Vec::new();
@@ -92,7 +125,17 @@ impl Checker<'_> {
                 continue;
             }
             let Some(&id) = self.tool_index.get(&name.node) else {
-                let help = suggest::did_you_mean(&name.node, self.tool_index.keys());
+                let switch = matches!(name.node.as_str(), "enabled" | "disabled")
+                    && kind == ast::RuleKind::Write
+                    && rule.tools.len() == 1;
+                let help = if switch {
+                    Some(format!(
+                        "the policy-wide switch is `writes {};` (with an `s`)",
+                        name.node
+                    ))
+                } else {
+                    suggest::did_you_mean(&name.node, self.tool_index.keys())
+                };
                 self.diags.push(CheckError::UnknownTool {
                     name: name.node.clone(),
                     span: name.span.into(),
@@ -104,7 +147,9 @@ impl Checker<'_> {
             };
             let tool = &self.tools[id.0 as usize];
             if let Some(want) = want.filter(|w| *w != tool.class) {
-                let right = if tool.class == ast::ToolClass::Write {
+                let right = if kind == ast::RuleKind::Floor {
+                    "allow ... when"
+                } else if tool.class == ast::ToolClass::Write {
                     "write"
                 } else {
                     "allow"
@@ -139,7 +184,7 @@ impl Checker<'_> {
         want: Option<ast::ToolClass>,
         out: &mut Vec<ir::ToolId>,
     ) {
-        if pattern.node == "*" {
+        if pattern.node == "*" && kind != ast::RuleKind::Floor {
             if let Some(class) = want {
                 self.diags.push(CheckError::WildcardGrant {
                     keyword: kind_word(kind),
@@ -159,7 +204,7 @@ impl Checker<'_> {
             }
         }
         if matched == 0 {
-            let (what, help) = match want {
+            let (what, mut help) = match want {
                 None => (
                     "declared tool",
                     "check the spelling; `*` matches any run of characters".to_string(),
@@ -173,6 +218,15 @@ impl Checker<'_> {
                     "`write` grants write tools; use `allow` to grant read tools".to_string(),
                 ),
             };
+            // `crm*` for `crm.*`: a `*` inside a segment never crosses a dot.
+            if let Some(stem) = pattern.node.strip_suffix('*').filter(|s| !s.ends_with('.')) {
+                let dotted = format!("{stem}.*");
+                if self.tools.iter().any(|t| glob_match(&dotted, &t.name)) {
+                    help = format!(
+                        "a `*` inside a segment does not cross dots: did you mean `{dotted}`?"
+                    );
+                }
+            }
             self.diags.push(CheckError::EmptyPattern {
                 pattern: pattern.node.clone(),
                 what,
@@ -239,6 +293,12 @@ impl Checker<'_> {
                 "a deny is never approved; use a `write` rule with `require approval` instead"
             }
             ("scope", ast::RuleKind::Deny) => "a deny loads no credentials, so it has no scope",
+            ("auto-approve", ast::RuleKind::Floor) => {
+                "a floor only raises approvals; budgets belong on `write` rules"
+            }
+            ("scope", ast::RuleKind::Floor) => {
+                "a floor grants nothing, so it has no scope; the grant's scope applies"
+            }
             _ => return true,
         };
         self.diags.push(CheckError::ClauseNotAllowed {
@@ -257,6 +317,15 @@ impl Checker<'_> {
         };
         match rule.kind.node {
             ast::RuleKind::Deny => ir::Effect::Deny,
+            ast::RuleKind::Floor => match c.require.map(|r| &r.node) {
+                Some(ast::Clause::Require(r)) => ir::Effect::Floor(self.require(r)),
+                // The parser puts the floor's `require` first; kept total.
+                _ => ir::Effect::Floor(ir::Approval::Human {
+                    group: None,
+                    count: 1,
+                    expires_secs: None,
+                }),
+            },
             ast::RuleKind::Allow => ir::Effect::Allow { scope },
             ast::RuleKind::Write => {
                 let approval = match (c.auto, c.require) {
@@ -308,7 +377,16 @@ impl Checker<'_> {
             }
             first.insert(word, o.span);
             match &o.node {
-                ast::ApprovalOption::From(g) => group = Some(g.clone()),
+                ast::ApprovalOption::From(g) => {
+                    if !self.groups.is_empty() && !self.groups.iter().any(|d| d.node == *g) {
+                        self.diags.push(CheckError::UnknownGroup {
+                            name: g.clone(),
+                            span: o.span.into(),
+                            help: super::expr::declared_help(g, &self.groups, "groups"),
+                        });
+                    }
+                    group = Some(g.clone());
+                }
                 ast::ApprovalOption::Expires(d) => {
                     let secs = duration_secs(*d);
                     if secs == 0 {
@@ -490,26 +568,58 @@ fn dedupe_from(diags: &mut Vec<CheckError>, from: usize) {
     }
 }
 
-/// Whether `name` matches `pattern`, where `*` matches any run of characters.
+/// Whether `name` matches `pattern`: a `*` that is a whole dotted segment
+/// matches any run of characters, dots included (`ticket.*`, `crm.*.get`); a
+/// `*` inside a segment (`get_*`, `*_file`) any run within that segment.
+/// Dynamic programming over the name: linear in pattern × name, whatever the stars.
 pub(crate) fn glob_match(pattern: &str, name: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    let (first, rest) = match parts.split_first() {
-        Some(x) => x,
-        None => return name.is_empty(),
-    };
-    let Some(mut tail) = name.strip_prefix(first) else {
-        return false;
-    };
-    let Some((last, middle)) = rest.split_last() else {
-        return tail.is_empty();
-    };
-    for part in middle {
-        match tail.find(part) {
-            Some(i) => tail = &tail[i + part.len()..],
-            None => return false,
-        }
+    /// One step of a pattern.
+    #[derive(Clone, Copy)]
+    enum Step {
+        /// This byte.
+        Byte(u8),
+        /// A whole-segment `*`: any run of characters, dots included.
+        AnyRun,
+        /// A `*` inside a segment (`get_*`): any run without a dot.
+        SegmentRun,
     }
-    tail.len() >= last.len() && tail.ends_with(last)
+    let mut steps = Vec::new();
+    for (i, seg) in pattern.split('.').enumerate() {
+        if i > 0 {
+            steps.push(Step::Byte(b'.'));
+        }
+        if seg == "*" {
+            steps.push(Step::AnyRun);
+            continue;
+        }
+        steps.extend(seg.bytes().map(|b| match b {
+            b'*' => Step::SegmentRun,
+            b => Step::Byte(b),
+        }));
+    }
+    // matched[j]: the steps so far match the first j bytes of the name.
+    let name = name.as_bytes();
+    let mut matched = vec![false; name.len() + 1];
+    matched[0] = true;
+    for step in steps {
+        let mut next = vec![false; name.len() + 1];
+        let mut reach = false;
+        for j in 0..=name.len() {
+            next[j] = match step {
+                Step::Byte(b) => j > 0 && matched[j - 1] && name[j - 1] == b,
+                Step::AnyRun => {
+                    reach |= matched[j];
+                    reach
+                }
+                Step::SegmentRun => {
+                    reach = (reach && (j == 0 || name[j - 1] != b'.')) || matched[j];
+                    reach
+                }
+            };
+        }
+        matched = next;
+    }
+    matched[name.len()]
 }
 
 pub(crate) fn path_text(p: &ast::Path) -> String {
@@ -534,12 +644,30 @@ mod tests {
     use super::glob_match;
 
     #[test]
+    fn a_star_inside_a_segment_stays_in_the_segment() {
+        assert!(glob_match("get_*", "get_user"));
+        assert!(glob_match("get_*", "get_"));
+        assert!(!glob_match("get_*", "get_user.delete"));
+        assert!(glob_match("*_file", "read_file"));
+        assert!(!glob_match("*_file", "fs.read_file"));
+        assert!(glob_match("fs.*_file", "fs.read_file"));
+        assert!(glob_match("crm.*.get", "crm.contacts.get"));
+        assert!(
+            glob_match("crm.*.get", "crm.a.b.get"),
+            "a whole-segment `*` crosses dots"
+        );
+        assert!(!glob_match("crm*", "crm.get"));
+        assert!(glob_match("crm*", "crm_v2"));
+        assert!(glob_match("a*b*c", "axxbyyc"));
+        assert!(glob_match("**", "ab"));
+    }
+
+    #[test]
     fn tool_patterns_match_any_run_of_characters() {
         assert!(glob_match("*", "a.b"));
         assert!(glob_match("ticket.*", "ticket.close"));
         assert!(!glob_match("ticket.*", "tickets.close"));
         assert!(glob_match("*.read", "kb.read"));
-        assert!(glob_match("a*b*c", "axxbyyc"));
         assert!(!glob_match("a*b*c", "axxbyy"));
         assert!(
             !glob_match("ab*ba", "aba"),

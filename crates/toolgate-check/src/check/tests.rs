@@ -290,3 +290,197 @@ fn host_suffixes_need_their_leading_dot() {
         ]
     );
 }
+
+#[test]
+fn numbers_compare_with_ints_and_decimals_by_value() {
+    let head = "tool pay.send write { amount: number, n: int, s: string };\nwrites enabled;\n";
+    let ok = format!(
+        "{head}write pay.send when args.amount <= 100.00 and args.n > 2.5 and args.amount == 4 \
+         and args.n in [1, 2.5];"
+    );
+    assert_eq!(codes(&ok), Vec::<String>::new());
+    let p = policy(&ok);
+    let cond = p.rules[0].condition.as_ref().expect("a condition");
+    let ir::ExprKind::And(parts) = &cond.kind else {
+        panic!("an `and`: {cond:?}");
+    };
+    let ir::ExprKind::Binary(ir::BinOp::Le, _, rhs) = &parts[0].kind else {
+        panic!("a comparison: {:?}", parts[0]);
+    };
+    assert_eq!(
+        rhs.kind,
+        ir::ExprKind::Lit(ir::Value::Num(ir::Number::new(100.0).expect("finite")))
+    );
+    assert_eq!(
+        codes(&format!("{head}write pay.send when args.s < 1.5;")),
+        ["type_mismatch @ args.s"]
+    );
+    assert_eq!(
+        codes(&format!(
+            "{head}write pay.send when args.amount == \"1.5\";"
+        )),
+        ["type_mismatch @ args.amount"]
+    );
+    assert_eq!(codes("tool t read { n: numbr };"), ["unknown_type @ numbr"]);
+}
+
+#[test]
+fn rule_ids_are_well_formed_and_unique() {
+    let head = "tool t.r read;\nagent bot {\n";
+    let p = policy(&format!("{head}  @id(\"read-all\") allow t.r;\n}}\n"));
+    assert_eq!(p.rules[0].name.as_deref(), Some("read-all"));
+    assert_eq!(p.rules[0].identity, "@id(read-all)");
+    assert_eq!(
+        codes(&format!(
+            "{head}  @id(\"a\") allow t.r;\n  @id(\"a\") deny t.r when tenant == \"w\";\n  @id(\"\") deny t.r when tenant == \"x\";\n  @id(\"has space\") deny t.r when tenant == \"y\";\n}}\n"
+        )),
+        [
+            "duplicate_declaration @ \"a\"",
+            "invalid_rule_id @ \"\"",
+            "invalid_rule_id @ \"has space\""
+        ]
+    );
+}
+
+#[test]
+fn approval_floors_name_write_tools_and_stricter_shadowed_approvals_warn() {
+    let head =
+        "tool r.get read;\ntool refund.issue write { amount_cents: int };\nwrites enabled;\n";
+    let floor =
+        "require 2 approvals from \"finance\" on refund.issue when args.amount_cents > 10000;";
+    let p = policy(&format!("{head}write refund.issue;\n{floor}\n"));
+    assert_eq!(
+        p.rules[1].effect,
+        ir::Effect::Floor(ir::Approval::Human {
+            group: Some("finance".into()),
+            count: 2,
+            expires_secs: None
+        })
+    );
+    assert_eq!(
+        codes(&format!("{head}require approval on r.get scope tenant;\n")),
+        [
+            "wrong_grant_keyword @ r.get",
+            "clause_not_allowed @ scope tenant"
+        ]
+    );
+    // The issue's example: the stricter conditional approval is shadowed.
+    assert_eq!(
+        codes(&format!(
+            "{head}write refund.issue require 2 approvals when args.amount_cents > 10000;\n\
+             write refund.issue require approval from \"finance\";\n"
+        )),
+        ["shadowed_approval @ write refund.issue require 2 approvals when args.amount_cents > 10000;"]
+    );
+    // Written as a floor instead: clean.
+    assert_eq!(
+        codes(&format!(
+            "{head}{floor}\nwrite refund.issue require approval from \"finance\";\n"
+        )),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn a_star_inside_a_segment_expands_within_the_segment() {
+    let head = "tool get_user read;\ntool get_user.audit read;\ntool crm.get read;\nagent bot {}\n";
+    let p = policy(&format!("{head}allow get_*;\n"));
+    assert_eq!(p.rules[0].tools, [ir::ToolId(0)]);
+    let checked = run(&format!("{head}allow crm*;\n"));
+    let help: Vec<String> = checked
+        .diagnostics
+        .iter()
+        .filter_map(|d| d.help().map(|h| h.to_string()))
+        .collect();
+    assert_eq!(
+        codes(&format!("{head}allow crm*;\n")),
+        ["empty_pattern @ crm*"]
+    );
+    assert_eq!(
+        help,
+        ["a `*` inside a segment does not cross dots: did you mean `crm.*`?"]
+    );
+}
+
+#[test]
+fn element_wise_quantifiers_type_the_element() {
+    let head = "tool t.w write { people: list<{ email: string, age?: int }>, tags: list<string> };\nwrites enabled;\n";
+    let ok = format!(
+        "{head}write t.w when any p in args.people: p.email ends_with \"@a.com\" and (has p.age and p.age > 3);\n\
+         write t.w require 2 approvals when all t in args.tags: t != \"x\";\n"
+    );
+    assert_eq!(codes(&ok), Vec::<String>::new());
+    assert_eq!(
+        codes(&format!(
+            "{head}write t.w when any p in args.people: p.emial == \"x\";\n"
+        )),
+        ["type_mismatch @ emial"]
+    );
+    assert_eq!(
+        codes(&format!(
+            "{head}write t.w when any p in args.people: p.email > 3;\n"
+        )),
+        ["type_mismatch @ p.email"]
+    );
+    // Only the innermost element can be read; the old form's right side is per element.
+    assert_eq!(
+        codes(&format!(
+            "{head}write t.w when any p in args.people: all t in args.tags: t == p.email;\n"
+        )),
+        ["type_mismatch @ p.email"]
+    );
+    assert_eq!(
+        codes(&format!(
+            "{head}write t.w when any p in args.people: all args.tags != p.email;\n"
+        )),
+        ["type_mismatch @ p.email"]
+    );
+    assert_eq!(
+        codes(&format!(
+            "{head}write t.w when any args in args.tags: args == \"x\";\n"
+        )),
+        ["type_mismatch @ args"]
+    );
+}
+
+#[test]
+fn functions_take_their_arguments() {
+    let head = "tool fs.read read { path: string, to: string };\nagent bot {}\n";
+    let ok = format!(
+        "{head}allow fs.read when within(args.path, \"/srv/work\") and email_domain(trim(args.to)) == \"acme.com\" and compact(args.to) != \"\";\n"
+    );
+    assert_eq!(codes(&ok), Vec::<String>::new());
+    assert_eq!(
+        codes(&format!("{head}allow fs.read when within(args.path);\n")),
+        ["type_mismatch @ within(args.path)"]
+    );
+    assert_eq!(
+        codes(&format!(
+            "{head}allow fs.read when trim(args.path, args.to) == \"\";\n"
+        )),
+        ["type_mismatch @ trim(args.path, args.to)"]
+    );
+    assert_eq!(
+        codes(&format!(
+            "{head}allow fs.read when email_domian(args.to) == \"x\";\n"
+        )),
+        ["unknown_function @ email_domian"]
+    );
+}
+
+#[test]
+fn tenants_and_groups_make_strings_checkable() {
+    let head = "tenants acme, globex;\ngroups support-leads;\ntool t.w write;\nwrites enabled;\nagent bot {}\n";
+    assert_eq!(
+        codes(&format!(
+            "{head}write t.w require approval from \"suport-leads\" when tenant in [\"acme\", \"glbex\"];\n"
+        )),
+        ["unknown_group @ from \"suport-leads\"", "unknown_tenant @ \"glbex\""]
+    );
+    assert_eq!(
+        codes(&format!(
+            "{head}write t.w require approval from \"support-leads\" when tenant == \"globex\";\n"
+        )),
+        Vec::<String>::new()
+    );
+}

@@ -105,16 +105,20 @@ fn raw_arg(e: &ir::Expr) -> Option<&[String]> {
 
 /// Calls `f` on `e` and every expression inside it (depth bounded by the
 /// parser's nesting limit; `and`/`or` chains are flat).
-fn walk<'a>(e: &'a ir::Expr, f: &mut impl FnMut(&'a ir::Expr)) {
+pub(super) fn walk<'a>(e: &'a ir::Expr, f: &mut impl FnMut(&'a ir::Expr)) {
     use ir::ExprKind as K;
     f(e);
     match &e.kind {
         K::Lit(_) | K::Path(_) | K::Elem | K::Has(_) => {}
-        K::Len(x) | K::Lower(x) | K::Url(_, x) | K::Not(x) | K::Glob(x, _) | K::Regex(x, _) => {
-            walk(x, f)
-        }
+        K::Len(x)
+        | K::Lower(x)
+        | K::Text(_, x)
+        | K::Url(_, x)
+        | K::Not(x)
+        | K::Glob(x, _)
+        | K::Regex(x, _) => walk(x, f),
         K::And(xs) | K::Or(xs) => xs.iter().for_each(|x| walk(x, f)),
-        K::Binary(_, l, r) | K::Quant(_, l, r) => {
+        K::Binary(_, l, r) | K::Quant(_, l, r) | K::Within(l, r) => {
             walk(l, f);
             walk(r, f);
         }

@@ -29,7 +29,7 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         now: u64,
         rule: Option<String>,
     ) -> Result<Authorized, GatewayError> {
-        let (group, count, expires_at) = match d.approval {
+        let (group, count, expires_at) = match d.approval.as_deref() {
             Some(toolgate_check::ir::Approval::Human {
                 group,
                 count,

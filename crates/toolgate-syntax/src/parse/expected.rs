@@ -16,9 +16,11 @@ pub(super) fn describe(e: &pest::error::Error<Rule>, src: &str, at: usize) -> Sy
     }
     words.remove("");
     // At the start of an item, name the category rather than every keyword.
-    const ITEM_WORDS: [&str; 8] = [
+    const ITEM_WORDS: [&str; 10] = [
         "`policy`",
         "`envs`",
+        "`tenants`",
+        "`groups`",
         "`context`",
         "`tool`",
         "`let`",
@@ -48,7 +50,10 @@ pub(super) fn describe(e: &pest::error::Error<Rule>, src: &str, at: usize) -> Sy
     }
     let expected = join(&words);
     let (found, mut len) = found_at(src, at);
-    let help = help_for(&words, &found);
+    let (before, rest) = (src.get(..at).unwrap_or(""), src.get(at..).unwrap_or(""));
+    let help = mistake_help(&words, &found, before, rest)
+        .map(String::from)
+        .or_else(|| help_for(&words, &found));
     // A missing `;` is best shown right after the text it should follow.
     let mut at = at;
     let before = src.get(..at).unwrap_or("");
@@ -110,6 +115,36 @@ fn found_at(src: &str, at: usize) -> (String, usize) {
     (format!("`{shown}`"), first.len_utf8())
 }
 
+/// Help for the mistakes people make most, written from other languages'
+/// habits: `'x'`, `&&`, `||`, `!`, `("a", "b")`, `};`, `writes enable;`,
+/// `a matches "x" == false`.
+fn mistake_help(
+    words: &BTreeSet<&'static str>,
+    found: &str,
+    before: &str,
+    rest: &str,
+) -> Option<&'static str> {
+    Some(match found {
+        "`'`" => "strings are written in double quotes: `\"text\"`",
+        "`&`" => "write `and` to require both conditions (`&&` is not an operator)",
+        "`|`" => "write `or` when either condition will do (`||` is not an operator)",
+        "`!`" => "write `not` to negate a condition: `not (a == b)`; `!=` compares",
+        "`,`" if words.contains("`)`") => {
+            "a list is written in brackets: `[\"a\", \"b\"]`; parentheses group one condition"
+        }
+        "`;`" if before.trim_end().ends_with('}') => {
+            "an agent block ends with `}` alone: remove the `;`"
+        }
+        "`enable`" | "`disable`" if words.contains("`enabled` or `disabled`") => {
+            "write `writes enabled;` or `writes disabled;`"
+        }
+        "`=`" if rest.starts_with("==") => {
+            "comparisons do not chain: write `not (x matches \"…\")` for `... == false`, or parenthesise one side"
+        }
+        _ => return None,
+    })
+}
+
 fn help_for(words: &BTreeSet<&'static str>, found: &str) -> Option<String> {
     if found == "an unterminated string" {
         return Some("close the string with `\"` on the same line".to_string());
@@ -138,6 +173,8 @@ fn phrase(rule: Rule) -> &'static str {
     match rule {
         Rule::policy_decl
         | Rule::envs_decl
+        | Rule::tenants_decl
+        | Rule::groups_decl
         | Rule::context_decl
         | Rule::tool_decl
         | Rule::let_decl
@@ -156,6 +193,9 @@ fn phrase(rule: Rule) -> &'static str {
         Rule::type_name | Rule::list_type | Rule::record_type => "a type",
         Rule::writes_mode => "`enabled` or `disabled`",
         Rule::rule_kind => "a rule",
+        Rule::rule_id | Rule::at_id => "`@id(\"...\")`",
+        Rule::floor_head => "a rule",
+        Rule::kw_on => "`on`",
         Rule::require_clause => "`require`",
         Rule::auto_clause => "`auto-approve`",
         Rule::scope_clause => "`scope`",
@@ -167,7 +207,7 @@ fn phrase(rule: Rule) -> &'static str {
         Rule::from_opt => "`from`",
         Rule::expires_opt => "`expires`",
         Rule::string => "a string",
-        Rule::int => "a number",
+        Rule::int | Rule::number => "a number",
         Rule::duration => "a duration such as `15m`",
         Rule::bool => "`true` or `false`",
         Rule::list => "a list",
@@ -212,6 +252,8 @@ fn keyword(rule: Rule) -> &'static str {
     match rule {
         Rule::kw_policy => "`policy`",
         Rule::kw_envs => "`envs`",
+        Rule::kw_tenants => "`tenants`",
+        Rule::kw_groups => "`groups`",
         Rule::kw_context => "`context`",
         Rule::kw_tool => "`tool`",
         Rule::kw_read => "`read`",

@@ -89,6 +89,9 @@ fn kids(p: Pair<'_, Rule>) -> impl Iterator<Item = Pair<'_, Rule>> {
     p.into_inner().filter(|c| !is_noise(c.as_rule()))
 }
 
+/// A rule's `@id`, if any, and its clauses after the head.
+type RuleRest = (Option<Spanned<String>>, Vec<Spanned<ast::Clause>>);
+
 struct Lower<'s> {
     offset: usize,
     depth: usize,
@@ -141,12 +144,9 @@ impl Lower<'_> {
         let span = self.span(&p);
         let item = match p.as_rule() {
             Rule::policy_decl => ast::Item::Policy(self.name(&self.child(&p, Rule::name)?)),
-            Rule::envs_decl => ast::Item::Envs(
-                kids(p)
-                    .filter(|c| c.as_rule() == Rule::name)
-                    .map(|c| self.name(&c))
-                    .collect(),
-            ),
+            Rule::envs_decl => ast::Item::Envs(self.names(p)),
+            Rule::tenants_decl => ast::Item::Tenants(self.names(p)),
+            Rule::groups_decl => ast::Item::Groups(self.names(p)),
             Rule::context_decl => ast::Item::Context(self.fields(p)?),
             Rule::tool_decl => ast::Item::Tool(self.tool_decl(p)?),
             Rule::let_decl => ast::Item::Let(ast::LetDecl {
@@ -247,7 +247,18 @@ impl Lower<'_> {
         Ok(Spanned::new(node, span))
     }
 
+    /// The names of an `envs`, `tenants` or `groups` statement.
+    fn names(&self, p: Pair<'_, Rule>) -> Vec<ast::Name> {
+        kids(p)
+            .filter(|c| c.as_rule() == Rule::name)
+            .map(|c| self.name(&c))
+            .collect()
+    }
+
     fn rule(&mut self, p: Pair<'_, Rule>) -> Result<ast::Rule> {
+        if let Some(head) = kids(p.clone()).find(|c| c.as_rule() == Rule::floor_head) {
+            return self.floor(p, head);
+        }
         let kind = self.child(&p, Rule::rule_kind)?;
         let kind_node = match kind.as_str() {
             "allow" => ast::RuleKind::Allow,
@@ -257,18 +268,48 @@ impl Lower<'_> {
         let tools = kids(self.child(&p, Rule::tool_list)?)
             .map(|t| self.name(&t))
             .collect::<Vec<_>>();
-        let mut clauses = Vec::new();
-        for c in kids(p) {
-            if !matches!(c.as_rule(), Rule::rule_kind | Rule::tool_list) {
-                let span = self.span(&c);
-                clauses.push(Spanned::new(self.clause(c)?, span));
-            }
-        }
+        let (id, clauses) = self.rule_rest(p)?;
         Ok(ast::Rule {
+            id,
             kind: Spanned::new(kind_node, self.span(&kind)),
             tools,
             clauses,
         })
+    }
+
+    /// `require ... on TOOLS clauses;`: the `require` clause becomes the first clause.
+    fn floor(&mut self, p: Pair<'_, Rule>, head: Pair<'_, Rule>) -> Result<ast::Rule> {
+        let require = self.child(&head, Rule::require_clause)?;
+        let require_span = self.span(&require);
+        let kind_span = self.span(&self.child(&require, Rule::kw_require)?);
+        let tools = kids(self.child(&head, Rule::tool_list)?)
+            .map(|t| self.name(&t))
+            .collect::<Vec<_>>();
+        let first = Spanned::new(self.clause(require)?, require_span);
+        let (id, rest) = self.rule_rest(p)?;
+        Ok(ast::Rule {
+            id,
+            kind: Spanned::new(ast::RuleKind::Floor, kind_span),
+            tools,
+            clauses: std::iter::once(first).chain(rest).collect(),
+        })
+    }
+
+    /// A rule's `@id` and its clauses after the head.
+    fn rule_rest(&mut self, p: Pair<'_, Rule>) -> Result<RuleRest> {
+        let mut clauses = Vec::new();
+        let mut id = None;
+        for c in kids(p) {
+            match c.as_rule() {
+                Rule::rule_kind | Rule::tool_list | Rule::floor_head => {}
+                Rule::rule_id => id = Some(self.string(self.child(&c, Rule::string)?)?),
+                _ => {
+                    let span = self.span(&c);
+                    clauses.push(Spanned::new(self.clause(c)?, span));
+                }
+            }
+        }
+        Ok((id, clauses))
     }
 
     fn clause(&mut self, p: Pair<'_, Rule>) -> Result<ast::Clause> {
@@ -358,6 +399,31 @@ impl Lower<'_> {
         Ok(ast::Duration { value, unit })
     }
 
+    /// `all|any VAR in LIST: BODY`; counts towards [`MAX_DEPTH`].
+    fn for_each(&mut self, p: Pair<'_, Rule>, span: ast::Span) -> Result<Spanned<ast::Expr>> {
+        let mut it = kids(p).filter(|c| !matches!(c.as_rule(), Rule::kw_in | Rule::colon));
+        let (q, var, list, body) = (it.next(), it.next(), it.next(), it.next());
+        let (Some(q), Some(var), Some(list), Some(body)) = (q, var, list, body) else {
+            return Err(internal("malformed quantifier", span));
+        };
+        let quant = if q.as_str() == "all" {
+            ast::Quantifier::All
+        } else {
+            ast::Quantifier::Any
+        };
+        self.enter(span)?;
+        let list = self.expr(list);
+        let body = self.expr(body);
+        self.depth -= 1;
+        let node = ast::Expr::ForEach {
+            quantifier: Spanned::new(quant, self.span(&q)),
+            var: self.name(&var),
+            list: Box::new(list?),
+            body: Box::new(body?),
+        };
+        Ok(Spanned::new(node, span))
+    }
+
     /// Parentheses and calls count towards [`MAX_DEPTH`] (as do `not`s, lists
     /// and types); the grammar's own layers in between do not.
     fn expr(&mut self, p: Pair<'_, Rule>) -> Result<Spanned<ast::Expr>> {
@@ -412,6 +478,7 @@ impl Lower<'_> {
                     Box::new(self.expr(rhs)?),
                 )
             }
+            Rule::for_each => return self.for_each(p, span),
             Rule::has_expr => {
                 let path = self.child(&p, Rule::path)?;
                 ast::Expr::Has(Spanned::new(self.path(path.clone())?, self.span(&path)))
@@ -431,10 +498,14 @@ impl Lower<'_> {
             Rule::paren => ast::Expr::Paren(Box::new(self.expr(self.child(&p, Rule::expr)?)?)),
             Rule::call => {
                 let name = self.name(&self.child(&p, Rule::func_name)?);
-                ast::Expr::Call(name, Box::new(self.expr(self.last(&p)?)?))
+                let args = kids(p)
+                    .filter(|c| c.as_rule() != Rule::func_name)
+                    .map(|c| self.expr(c))
+                    .collect::<Result<Vec<_>>>()?;
+                ast::Expr::Call(name, args)
             }
             Rule::path => ast::Expr::Path(self.path(p)?),
-            Rule::string | Rule::int | Rule::bool | Rule::list => {
+            Rule::string | Rule::number | Rule::int | Rule::bool | Rule::list => {
                 return Ok(self.literal(p)?.map_node(ast::Expr::Literal))
             }
             other => return Err(internal(&format!("unexpected expression {other:?}"), span)),
@@ -511,6 +582,16 @@ impl Lower<'_> {
                     span: span.into(),
                 }
             })?),
+            Rule::number => {
+                let text = p.as_str();
+                if !text.parse::<f64>().is_ok_and(f64::is_finite) {
+                    return Err(SyntaxError::NumberOutOfRange {
+                        text: text.to_string(),
+                        span: span.into(),
+                    });
+                }
+                ast::Literal::Num(text.to_string())
+            }
             Rule::bool => ast::Literal::Bool(p.as_str() == "true"),
             Rule::list => {
                 self.enter(span)?;
