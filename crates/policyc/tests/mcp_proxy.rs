@@ -291,6 +291,19 @@ fn the_filesystem_server_behind_the_policy_over_streamable_http() {
     assert_eq!(post(None), 401);
     assert_eq!(post(Some(&stranger)), 403);
     assert_eq!(post(Some(&k.approver)), 403);
+    // DNS rebinding: a page whose name was rebound to 127.0.0.1 sends its own
+    // Host and Origin; refused (403) even with a valid key, before any session.
+    let rebound = |name: &str, value: &str| {
+        let req = ureq::post(&url)
+            .header("accept", "application/json, text/event-stream")
+            .header("authorization", &format!("Bearer {service}"))
+            .header(name, value);
+        let config = req.config().http_status_as_error(false).build();
+        config.send_json(&init).unwrap().status().as_u16()
+    };
+    assert_eq!(rebound("origin", "http://evil.example.com"), 403);
+    assert_eq!(rebound("host", "evil.example.com"), 403);
+    assert_eq!(rebound("origin", &format!("http://{endpoint}")), 200);
     drop(proxy);
     let denied = journal(&t.data)
         .into_iter()
@@ -324,7 +337,7 @@ fn assert_session(t: &Tree, out: &Value) {
     assert!(!text(&out["many_escape"]).contains("the secret"));
     assert_error(&out["climb"], "denied");
     // A denial names its rule; the upstream never saw it.
-    assert_error(&out["move"], "mcp-filesystem.policy:31");
+    assert_error(&out["move"], "no-move");
     assert!(Path::new(&format!("{}a.txt", t.root)).exists());
     assert!(!Path::new(&format!("{}moved.txt", t.root)).exists());
     // A held write names its id and the approval command, and does not run.

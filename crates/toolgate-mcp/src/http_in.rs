@@ -7,7 +7,8 @@
 //! stream that carries the upstream's messages until its response; a GET
 //! opens the session's stream for the upstream's own requests and
 //! notifications; DELETE ends the session. Answers are `Cache-Control:
-//! private, no-store` (a `tools/list` is per caller).
+//! private, no-store` (a `tools/list` is per caller). A request whose `Host`
+//! or `Origin` is not loopback is refused first (DNS rebinding, origin.rs).
 
 use crate::config::{Trusted, Upstream};
 use crate::connect::{connect, Connection};
@@ -102,6 +103,7 @@ pub fn router(listener: Listener) -> Router {
     tokio::spawn(sweep(Arc::downgrade(&shared)));
     Router::new()
         .route("/mcp", post(on_post).get(on_get).delete(on_delete))
+        .layer(axum::middleware::from_fn(crate::origin::local_only))
         .with_state(shared)
 }
 

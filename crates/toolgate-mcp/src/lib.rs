@@ -19,7 +19,8 @@
 //!   shared `policyc serve` ([`remote::Remote`], `--gateway URL`);
 //! - [`relay`]: the message loop between the downstream client and the upstream;
 //! - [`stdio`]: the stdio transports (the client on stdin/stdout, the upstream a child);
-//! - [`http_in`]: Streamable HTTP downstream (`--listen`), sessions keyed by service keys;
+//! - [`http_in`]: Streamable HTTP downstream (`--listen`), sessions keyed by service keys,
+//!   behind `origin.rs` (a non-loopback `Host` or `Origin` is refused: DNS rebinding);
 //! - [`http_out`]: Streamable HTTP upstream (`--upstream-url`); [`connect`]: either upstream;
 //! - [`credentials`]: `--credentials`, secrets for the upstream by trusted scope;
 //! - [`run`]: opens the gateway, the admin API and the transports.
@@ -35,6 +36,7 @@ pub mod decider;
 mod err;
 pub mod http_in;
 pub mod http_out;
+mod origin;
 pub mod relay;
 pub mod remote;
 mod run;

@@ -2,8 +2,8 @@
 //! Toolgate `tool` declaration, plus what the language cannot say about it.
 //!
 //! Every choice fails closed (docs/mcp.md, "Importing tools"): a value the
-//! declaration does not express is denied, never let through. `number` and
-//! nullable types are narrowed (`int`, never `null`); an `enum` or `const`
+//! declaration does not express is denied, never let through. `number` is
+//! the language's `number`; nullable types are narrowed (never `null`); an `enum` or `const`
 //! becomes a deny rule; a field whose type cannot be written at all (a union,
 //! a map, `$ref`, an object or array of anything) is left out of the record,
 //! so the gateway's schema check denies every call that carries it.
@@ -258,14 +258,7 @@ impl Walk {
             "string" => "string".to_string(),
             "integer" => "int".to_string(),
             "boolean" => "bool".to_string(),
-            "number" => {
-                self.note(
-                    at,
-                    Kind::Narrowed,
-                    "`number` declared as `int`: a call with a fractional value is denied".into(),
-                );
-                "int".to_string()
-            }
+            "number" => "number".to_string(),
             "array" => {
                 let items = obj
                     .get("items")
