@@ -11,39 +11,13 @@ use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn policyc(dir: &Path, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_policyc"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
-
-fn write(dir: &Path, name: &str, content: &str) {
-    let path = dir.join(name);
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).expect("parent dir");
-    }
-    std::fs::write(path, content).expect("write");
-}
+#[path = "support/run.rs"]
+#[allow(
+    dead_code,
+    reason = "shared by the command-line tests; each uses part of it"
+)]
+mod run;
+use run::{policyc, scratch, write};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -128,7 +102,7 @@ fn explain_takes_a_requests_file_and_names_the_schema_check() {
     write(
         &dir,
         "r.jsonl",
-        &format!(
+        format!(
             "{{\"id\": \"ok\", \"agent\": \"support-bot\", \"tool\": \"kb.read\", {ctx}}}\n\
              {{\"id\": \"bad\", \"agent\": \"support-bot\", \"tool\": \"ticket.close\", \"args\": {{\"account_id\": 5}}, {ctx}}}\n"
         ),
@@ -235,7 +209,7 @@ fn a_call_the_kill_switch_denies_cites_no_rule() {
     write(
         &dir,
         "t.jsonl",
-        &format!(
+        format!(
             "{{\"at\": \"2026-11-21T10:00:00Z\", \"event\": \"kill_switch\", \"engaged\": true, \"by\": \"ops\", \"reason\": \"incident\"}}\n\
              {{\"at\": \"2026-11-21T10:01:00Z\", \"id\": \"c1\", \"agent\": \"support-bot\", \"tool\": \"ticket.create\", \"args\": {{\"account_id\": \"A1\", \"title\": \"x\"}}, {ctx}}}\n"
         ),

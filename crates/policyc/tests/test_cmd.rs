@@ -7,32 +7,21 @@
 )]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+#[path = "support/run.rs"]
+#[allow(
+    dead_code,
+    reason = "shared by the command-line tests; each uses part of it"
+)]
+mod run;
+use run::{policyc_with, Run};
 
 fn policyc(dir: &Path, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_policyc"))
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    policyc_with(dir, args, &[("NO_COLOR", "1")])
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let dir = run::scratch(name);
     let policy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/support-desk.policy");
     std::fs::copy(policy, dir.join("support-desk.policy")).expect("copy policy");
     dir
