@@ -236,8 +236,9 @@ fn schema_failure(p: &ir::Policy, req: &toolgate_engine::Request<'_>) -> Option<
     if let Err(why) = toolgate_engine::schema::context(&p.envs, &p.context, req.context) {
         return Some(why);
     }
-    let schema = p.tools.get(tool.0 as usize)?.schema.as_ref()?;
-    toolgate_engine::schema::check(req.args, schema).err()
+    let tool = p.tools.get(tool.0 as usize)?;
+    let schema = tool.schema.as_ref()?;
+    toolgate_engine::schema::check(req.args, schema, tool.open).err()
 }
 
 fn explanation(loaded: &Loaded, engine: &Engine, req: &toolgate_engine::Request<'_>) -> String {

@@ -237,7 +237,8 @@ fn paths(e: &ir::Expr, out: &mut Vec<ir::Path>) {
         | K::Url(_, a)
         | K::Not(a)
         | K::Glob(a, _)
-        | K::Regex(a, _) => paths(a, out),
+        | K::Regex(a, _)
+        | K::IsNull(a) => paths(a, out),
         K::And(xs) | K::Or(xs) => xs.iter().for_each(|x| paths(x, out)),
         K::Binary(_, a, b) | K::Quant(_, a, b) | K::Within(a, b) => {
             paths(a, out);
@@ -253,7 +254,13 @@ fn placeholder(ty: &ir::Type) -> Json {
         ir::Type::Int | ir::Type::Number => json!(0),
         ir::Type::Bool => json!(false),
         ir::Type::List(_) => json!([]),
-        ir::Type::Record(fields) => Json::Object(
+        ir::Type::Nullable(_) | ir::Type::Any => Json::Null,
+        ir::Type::OneOf(values) => match values.first() {
+            Some(ir::Value::Int(i)) => json!(i),
+            Some(ir::Value::Str(s)) => json!(s),
+            _ => Json::Null,
+        },
+        ir::Type::Record(fields) | ir::Type::OpenRecord(fields) => Json::Object(
             fields
                 .iter()
                 .filter(|f| !f.optional)

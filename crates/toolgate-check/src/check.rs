@@ -6,11 +6,11 @@ mod lints;
 mod rules;
 #[cfg(test)]
 mod tests;
+mod types;
 mod urls;
 
 use crate::err::CheckError;
 use crate::ir;
-use crate::suggest;
 use std::collections::HashMap;
 use toolgate_syntax::ast::{self, Span, Spanned};
 use toolgate_syntax::LineIndex;
@@ -219,6 +219,7 @@ impl<'s> Checker<'s> {
             class: t.class.node,
             irreversible: t.irreversible,
             schema,
+            open: t.open,
             span: Span::new(span.start, t.class.span.end),
         });
     }
@@ -231,6 +232,16 @@ impl<'s> Checker<'s> {
         }
         // Type errors inside the literal (mixed lists) are reported once, here.
         self.literal_type(&l.value);
+        if l.value.node == ast::Literal::Null {
+            self.diags.push(CheckError::TypeMismatch {
+                message: "a constant cannot be `null`".into(),
+                labels: vec![miette::LabeledSpan::new_with_span(
+                    Some("`null`".into()),
+                    l.value.span,
+                )],
+                help: Some("compare with `null` directly: `args.x == null`".into()),
+            });
+        }
         let constant = Constant {
             value: l.value.clone(),
             span: l.name.span,
@@ -282,12 +293,9 @@ impl<'s> Checker<'s> {
                 "int" => Some(ir::Type::Int),
                 "number" => Some(ir::Type::Number),
                 "bool" => Some(ir::Type::Bool),
+                "any" => Some(ir::Type::Any),
                 other => {
-                    let help = suggest::did_you_mean(other, ["string", "int", "number", "bool"])
-                        .unwrap_or_else(|| {
-                            "the types are `string`, `int`, `number`, `bool`, `list<T>` and records `{ f: T }`"
-                                .to_string()
-                        });
+                    let help = types::unknown_type_help(other);
                     self.diags.push(CheckError::UnknownType {
                         name: other.to_string(),
                         span: t.span.into(),
@@ -298,6 +306,11 @@ impl<'s> Checker<'s> {
             },
             ast::Type::List(inner) => Some(ir::Type::List(Box::new(self.ty(inner)?))),
             ast::Type::Record(fields) => Some(ir::Type::Record(self.fields(fields, "field"))),
+            ast::Type::OpenRecord(fields) => {
+                Some(ir::Type::OpenRecord(self.fields(fields, "field")))
+            }
+            ast::Type::Literal(l) => self.literal_only_type(l),
+            ast::Type::Union(parts) => self.union_type(parts, t.span),
         }
     }
 

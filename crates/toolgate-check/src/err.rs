@@ -202,6 +202,40 @@ pub enum CheckError {
         #[help]
         help: String,
     },
+    /// A union type the language cannot say: not `T | null`, nor literal
+    /// values of one type (`"a" | "b"`, `1 | 2`), each optionally `| null`.
+    #[error("{message}")]
+    #[diagnostic(code(toolgate::check::invalid_union))]
+    InvalidUnion {
+        /// What is wrong with it.
+        message: String,
+        /// Where.
+        #[label("{label}")]
+        span: SourceSpan,
+        /// The part that does not fit.
+        label: String,
+        /// What can be written instead.
+        #[help]
+        help: String,
+    },
+    /// A literal compared with a value whose declared type is an enum
+    /// (`"economy" | "business"`) that is not one of its values.
+    #[error("`{value}` is not a value of `{of}`")]
+    #[diagnostic(code(toolgate::check::unknown_enum_value))]
+    UnknownEnumValue {
+        /// The literal as written.
+        value: String,
+        /// What it is compared with (`args.cabin`).
+        of: String,
+        /// Where.
+        #[label("not one of {values}")]
+        span: SourceSpan,
+        /// The declared values, `"a" | "b"`.
+        values: String,
+        /// Did you mean.
+        #[help]
+        help: String,
+    },
     /// A name in a condition that is neither a request value nor a constant.
     #[error("unknown name `{name}`")]
     #[diagnostic(code(toolgate::check::unknown_name))]

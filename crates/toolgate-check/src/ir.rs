@@ -66,6 +66,8 @@ pub struct Tool {
     pub irreversible: bool,
     /// The argument schema; `None` accepts any arguments.
     pub schema: Option<Vec<Field>>,
+    /// The schema ends with `..`: arguments it does not name are accepted.
+    pub open: bool,
     /// Where it was declared.
     pub span: Span,
 }
@@ -100,6 +102,14 @@ pub enum Type {
     List(Box<Type>),
     /// A record with exactly these fields.
     Record(Vec<Field>),
+    /// `{ a: T, .. }`: a record with these fields that allows others, of any type.
+    OpenRecord(Vec<Field>),
+    /// `T | null`: a `T` or JSON `null`.
+    Nullable(Box<Type>),
+    /// `"a" | "b"` or `1 | 2`: exactly one of these values (all strings or all integers).
+    OneOf(Vec<Value>),
+    /// `any`: any JSON value, `null` included.
+    Any,
 }
 
 /// An agent (one per `agent NAME { }` block).
@@ -281,6 +291,9 @@ pub enum ExprKind {
     Regex(Box<Expr>, String),
     /// `all`/`any` element of the list satisfies the predicate (which reads [`ExprKind::Elem`]).
     Quant(Quantifier, Box<Expr>, Box<Expr>),
+    /// `x == null`: `x` has no value (absent, or JSON `null`); never an error
+    /// for a missing value, an error only for a wrong type on the way.
+    IsNull(Box<Expr>),
 }
 
 pub use toolgate_syntax::ast::Quantifier;

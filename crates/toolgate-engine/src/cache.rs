@@ -110,7 +110,8 @@ pub(crate) fn reads(cond: &Cond, out: &mut Vec<Read>) {
         | Cond::Text(_, x)
         | Cond::Url(_, x)
         | Cond::Not(x)
-        | Cond::Match(x, _) => reads(x, out),
+        | Cond::Match(x, _)
+        | Cond::IsNull(x) => reads(x, out),
         Cond::And(xs) | Cond::Or(xs) => xs.iter().for_each(|x| reads(x, out)),
         Cond::Binary(_, l, r) | Cond::Quant(_, l, r) | Cond::Within(l, r) => {
             reads(l, out);

@@ -241,13 +241,13 @@ fn settle_conditions(found: &mut [Found], up: bool, down: bool) {
 }
 
 /// Whether what the engine checks before any rule is the same in both
-/// policies for `tool`: its class and schema, the envs and the context fields.
+/// policies for `tool`: its class and schema (open or not), the envs and the context fields.
 fn same_inputs(old: &ir::Policy, new: &ir::Policy, tool: &str) -> bool {
     let decl = |p: &ir::Policy| {
         p.tools
             .iter()
             .find(|t| t.name == tool)
-            .map(|t| (t.class, t.schema.clone()))
+            .map(|t| (t.class, t.schema.clone(), t.open))
     };
     decl(old) == decl(new) && old.envs == new.envs && old.context == new.context
 }

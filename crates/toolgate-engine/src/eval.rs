@@ -36,6 +36,8 @@ pub(crate) enum Cond {
     Binary(ir::BinOp, Box<Cond>, Box<Cond>),
     Match(Box<Cond>, regex::Regex),
     Quant(ir::Quantifier, Box<Cond>, Box<Cond>),
+    /// `x == null`: `x` has no value.
+    IsNull(Box<Cond>),
 }
 
 impl Cond {
@@ -77,6 +79,7 @@ impl Cond {
             ir::ExprKind::Glob(x, g) => Cond::Match(b(x)?, regex(&value::glob_regex(g))?),
             ir::ExprKind::Regex(x, r) => Cond::Match(b(x)?, regex(r)?),
             ir::ExprKind::Quant(q, list, pred) => Cond::Quant(*q, b(list)?, b(pred)?),
+            ir::ExprKind::IsNull(x) => Cond::IsNull(b(x)?),
         })
     }
 
@@ -111,6 +114,7 @@ impl Cond {
                 None => Err(EvalError::Missing),
             },
             Cond::Binary(op, l, r) => value::binary(*op, &l.value(env)?, &r.value(env)?),
+            Cond::IsNull(x) => value::is_null(x.value(env)),
             Cond::Match(x, re) => Ok(re.is_match(x.value(env)?.as_str()?)),
             Cond::Within(p, r) => value::within(p.value(env)?.as_str()?, r.value(env)?.as_str()?),
             Cond::Quant(q, list, pred) => {
@@ -140,7 +144,7 @@ impl Cond {
         match self {
             Cond::Const(v) => Ok(Val::from_const(v)),
             Cond::Arg(path) => Val::from_json(arg(env.req.args, path).ok_or(EvalError::Missing)?),
-            Cond::Ctx(f) => Val::from_json(ctx.fields.get(f).ok_or(EvalError::Missing)?),
+            Cond::Ctx(f) => Val::from_json(ctx_field(ctx, f)?),
             Cond::Tenant => Ok(Val::Str(Cow::Borrowed(&ctx.tenant))),
             Cond::Env => Ok(Val::Str(Cow::Borrowed(&ctx.env))),
             Cond::Agent => Ok(Val::Str(Cow::Borrowed(env.req.agent))),
@@ -162,6 +166,14 @@ fn regex(pattern: &str) -> Result<regex::Regex, String> {
         .dfa_size_limit(1 << 20)
         .build()
         .map_err(|e| format!("pattern `{pattern}` does not compile: {e}"))
+}
+
+/// A context field with a value (`null` is none).
+pub(crate) fn ctx_field<'a>(ctx: &'a crate::Context, f: &str) -> Result<&'a Json, EvalError> {
+    ctx.fields
+        .get(f)
+        .filter(|v| !v.is_null())
+        .ok_or(EvalError::Missing)
 }
 
 /// `args.a.b...`, if present.

@@ -48,6 +48,7 @@ pub(crate) fn truth<'a>(
         }
         K::Has(_) => Ok(true),
         K::Binary(op, l, r) => value::binary(*op, &val(l, req, elem)?, &val(r, req, elem)?),
+        K::IsNull(x) => value::is_null(val(x, req, elem)),
         K::Within(p, r) => {
             value::within(val(p, req, elem)?.as_str()?, val(r, req, elem)?.as_str()?)
         }
@@ -96,7 +97,7 @@ fn val<'a>(
         K::Path(ir::Path::Args(p)) => {
             Val::from_json(eval::arg(req.args, p).ok_or(EvalError::Missing)?)
         }
-        K::Path(ir::Path::Ctx(f)) => Val::from_json(ctx.fields.get(f).ok_or(EvalError::Missing)?),
+        K::Path(ir::Path::Ctx(f)) => Val::from_json(eval::ctx_field(ctx, f)?),
         K::Path(ir::Path::Tenant) => Ok(Val::Str(Cow::Borrowed(&ctx.tenant))),
         K::Path(ir::Path::Env) => Ok(Val::Str(Cow::Borrowed(&ctx.env))),
         K::Path(ir::Path::Agent) => Ok(Val::Str(Cow::Borrowed(req.agent))),

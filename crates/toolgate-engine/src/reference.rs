@@ -66,9 +66,10 @@ pub fn decide(policy: &ir::Policy, req: &Request<'_>) -> RefDecision {
     if let Err(why) = schema::context(&policy.envs, &policy.context, req.context) {
         return deny(why, None);
     }
-    // 4. Arguments must conform to the tool's schema, if it has one.
+    // 4. Arguments must conform to the tool's schema, if it has one (by the
+    //    explaining walk alone, not the engine's fast one).
     if let Some(fields) = &tool.schema {
-        if let Err(why) = schema::check(req.args, fields) {
+        if let Err(why) = schema::explain(req.args, fields, tool.open) {
             return deny(why, None);
         }
     }

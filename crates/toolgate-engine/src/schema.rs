@@ -15,7 +15,9 @@ pub fn context(envs: &[String], fields: &[ir::Field], ctx: &Context) -> Result<(
         return Err(format!("unknown env `{}`", ctx.env));
     }
     for f in fields {
-        match ctx.fields.get(&f.name).filter(|v| !v.is_null()) {
+        let null_is_a_value = matches!(f.ty, ir::Type::Nullable(_) | ir::Type::Any);
+        let given = ctx.fields.get(&f.name);
+        match given.filter(|v| null_is_a_value || !v.is_null()) {
             None if f.optional => {}
             None => return Err(format!("the request context has no `{}`", f.name)),
             Some(v) => value(v, &f.ty, &f.name)
@@ -25,27 +27,38 @@ pub fn context(envs: &[String], fields: &[ir::Field], ctx: &Context) -> Result<(
     Ok(())
 }
 
-/// Checks `args` against `schema`; the error says which field and why.
-/// The common case (arguments that conform) allocates nothing: the message
-/// is only built, by a second walk, when the arguments do not conform.
-pub fn check(args: &Json, schema: &[ir::Field]) -> Result<(), String> {
-    if conforms(args, schema) {
+/// Checks `args` against a tool's schema, `fields` (and, when `open`, any
+/// other argument); the error says which field and why. The common case
+/// (arguments that conform) allocates nothing: the message is only built, by
+/// a second walk, when the arguments do not conform.
+pub fn check(args: &Json, fields: &[ir::Field], open: bool) -> Result<(), String> {
+    if conforms(args, fields, open) {
         return Ok(());
     }
-    record(args, schema, "")?;
+    explain(args, fields, open)?;
     Err("the arguments do not match the tool's schema".into())
 }
 
-/// Whether `args` conforms to `fields` (the same rules as `record`, without
+/// The same rules as [`check`], walked once with a message for the first
+/// field that does not conform: what the reference interpreter runs, so the
+/// engine's fast walk is compared with it.
+pub fn explain(args: &Json, fields: &[ir::Field], open: bool) -> Result<(), String> {
+    record(args, fields, open, "")
+}
+
+/// Whether `value` conforms to `fields` (the same rules as `record`, without
 /// messages). One pass over the given fields, each found by a linear search of
 /// the (short) schema; no map lookups.
-fn conforms(value: &Json, fields: &[ir::Field]) -> bool {
+fn conforms(value: &Json, fields: &[ir::Field], open: bool) -> bool {
     let Json::Object(map) = value else {
         return false;
     };
     let mut required_seen = 0;
     for (key, v) in map {
         let Some(f) = fields.iter().find(|f| f.name == *key) else {
+            if open {
+                continue;
+            }
             return false;
         };
         if !conforms_type(v, &f.ty) {
@@ -64,12 +77,29 @@ fn conforms_type(v: &Json, ty: &ir::Type) -> bool {
         (ir::Type::List(inner), Json::Array(items)) => {
             items.iter().all(|i| conforms_type(i, inner))
         }
-        (ir::Type::Record(fields), v) => conforms(v, fields),
+        (ir::Type::Record(fields), v) => conforms(v, fields, false),
+        (ir::Type::OpenRecord(fields), v) => conforms(v, fields, true),
+        (ir::Type::Nullable(_), Json::Null) | (ir::Type::Any, _) => true,
+        (ir::Type::Nullable(inner), v) => conforms_type(v, inner),
+        (ir::Type::OneOf(values), v) => one_of(v, values),
         _ => false,
     }
 }
 
-fn record(value: &Json, fields: &[ir::Field], at: &str) -> Result<(), String> {
+/// Whether `v` is one of an enum's values: an equal string, or a number
+/// equal to an integer value (`2.0` is `2`, as JSON Schema's `enum` says).
+fn one_of(v: &Json, values: &[ir::Value]) -> bool {
+    values.iter().any(|x| match (x, v) {
+        (ir::Value::Str(a), Json::String(b)) => a == b,
+        (ir::Value::Int(a), Json::Number(n)) => {
+            n.as_i64() == Some(*a)
+                || (n.as_i64().is_none() && is_int(n) && n.as_f64() == Some(*a as f64))
+        }
+        _ => false,
+    })
+}
+
+fn record(value: &Json, fields: &[ir::Field], open: bool, at: &str) -> Result<(), String> {
     let Json::Object(map) = value else {
         let what = if at.is_empty() {
             "the arguments".to_string()
@@ -79,7 +109,7 @@ fn record(value: &Json, fields: &[ir::Field], at: &str) -> Result<(), String> {
         return Err(format!("{what} must be an object, got {}", kind(value)));
     };
     for key in map.keys() {
-        if !fields.iter().any(|f| f.name == *key) {
+        if !open && !fields.iter().any(|f| f.name == *key) {
             return Err(format!("unknown argument `{}`", join(at, key)));
         }
     }
@@ -114,7 +144,14 @@ fn of_type(v: &Json, ty: &ir::Type, at: &str) -> Result<(), String> {
             }
             true
         }
-        (ir::Type::Record(fields), Json::Object(_)) => return record(v, fields, at),
+        (ir::Type::Record(fields), Json::Object(_)) => return record(v, fields, false, at),
+        (ir::Type::OpenRecord(fields), Json::Object(_)) => return record(v, fields, true, at),
+        (ir::Type::Nullable(_), Json::Null) | (ir::Type::Any, _) => true,
+        (ir::Type::Nullable(inner), Json::Object(_) | Json::Array(_)) => {
+            return of_type(v, inner, at)
+        }
+        (ir::Type::Nullable(inner), v) => conforms_type(v, inner),
+        (ir::Type::OneOf(values), v) => one_of(v, values),
         _ => false,
     };
     if ok {
@@ -152,8 +189,23 @@ fn type_name(ty: &ir::Type) -> String {
         ir::Type::Number => "a number".into(),
         ir::Type::Bool => "a boolean".into(),
         ir::Type::List(inner) => format!("a list of {}", plural(inner)),
-        ir::Type::Record(_) => "an object".into(),
+        ir::Type::Record(_) | ir::Type::OpenRecord(_) => "an object".into(),
+        ir::Type::Nullable(inner) => format!("{} or null", type_name(inner)),
+        ir::Type::OneOf(values) => format!("one of {}", values_text(values)),
+        ir::Type::Any => "any value".into(),
     }
+}
+
+fn values_text(values: &[ir::Value]) -> String {
+    let parts: Vec<String> = values
+        .iter()
+        .map(|v| match v {
+            ir::Value::Str(s) => format!("{s:?}"),
+            ir::Value::Int(i) => i.to_string(),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    parts.join(", ")
 }
 
 fn plural(ty: &ir::Type) -> &'static str {
@@ -163,7 +215,10 @@ fn plural(ty: &ir::Type) -> &'static str {
         ir::Type::Number => "numbers",
         ir::Type::Bool => "booleans",
         ir::Type::List(_) => "lists",
-        ir::Type::Record(_) => "objects",
+        ir::Type::Record(_) | ir::Type::OpenRecord(_) => "objects",
+        ir::Type::Nullable(_) => "nullable values",
+        ir::Type::OneOf(_) => "enum values",
+        ir::Type::Any => "values",
     }
 }
 
@@ -181,10 +236,10 @@ fn kind(v: &Json) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::{check, conforms, record};
+    use super::{check, conforms, explain};
     use proptest::prelude::*;
     use serde_json::{json, Value as Json};
-    use toolgate_check::ir::{Field, Type};
+    use toolgate_check::ir::{Field, Type, Value};
 
     fn field(name: &str, optional: bool, ty: Type) -> Field {
         Field {
@@ -205,21 +260,86 @@ mod tests {
                 true,
                 Type::Record(vec![field("urgent", false, Type::Bool)]),
             ),
+            field(
+                "cabin",
+                true,
+                Type::OneOf(vec![Value::Str("a".into()), Value::Str("b".into())]),
+            ),
+            field(
+                "seats",
+                true,
+                Type::OneOf(vec![Value::Int(1), Value::Int(2)]),
+            ),
+            field("note", true, Type::Nullable(Box::new(Type::String))),
+            field("any", true, Type::Any),
+            field(
+                "open",
+                true,
+                Type::OpenRecord(vec![field("urgent", false, Type::Bool)]),
+            ),
         ]
+    }
+
+    #[test]
+    fn json_schema_level_types_are_checked() {
+        let s = schema();
+        let ok = |v: Json| check(&v, &s, false);
+        let base = |extra: Json| {
+            let mut v = json!({"to": "x", "amount": 1});
+            if let (Some(v), Json::Object(extra)) = (v.as_object_mut(), extra) {
+                v.extend(extra);
+            }
+            v
+        };
+        assert_eq!(
+            ok(base(json!({"cabin": "b", "seats": 2.0, "note": null}))),
+            Ok(())
+        );
+        assert_eq!(
+            ok(base(
+                json!({"any": null, "open": {"urgent": true, "x": [1]}})
+            )),
+            Ok(())
+        );
+        let err = |v: Json| ok(v).expect_err("does not conform");
+        assert_eq!(
+            err(base(json!({"cabin": "c"}))),
+            "argument `cabin` must be one of \"a\", \"b\", got a string"
+        );
+        assert_eq!(
+            err(base(json!({"seats": 3}))),
+            "argument `seats` must be one of 1, 2, got an integer"
+        );
+        assert_eq!(
+            err(base(json!({"note": 3}))),
+            "argument `note` must be a string or null, got an integer"
+        );
+        assert_eq!(
+            err(base(json!({"open": {"x": 1}}))),
+            "missing argument `open.urgent`"
+        );
+        assert_eq!(
+            err(base(json!({"open": null}))),
+            "argument `open` must be an object, got null"
+        );
+        // A tool schema ending in `..` accepts arguments it does not name.
+        assert_eq!(check(&base(json!({"zzz": 1})), &s, true), Ok(()));
+        assert_eq!(err(base(json!({"zzz": 1}))), "unknown argument `zzz`");
     }
 
     #[test]
     fn schema_errors_name_the_field() {
         let s = schema();
-        assert_eq!(check(&json!({"to": "x", "amount": 5}), &s), Ok(()));
+        assert_eq!(check(&json!({"to": "x", "amount": 5}), &s, false), Ok(()));
         assert_eq!(
             check(
                 &json!({"to": "x", "amount": 5, "tags": ["a"], "meta": {"urgent": true}}),
-                &s
+                &s,
+                false
             ),
             Ok(())
         );
-        let err = |v: Json| check(&v, &s).expect_err("does not conform");
+        let err = |v: Json| check(&v, &s, false).expect_err("does not conform");
         assert_eq!(err(json!({"to": "x"})), "missing argument `amount`");
         assert_eq!(
             err(json!({"to": "x", "amount": 5, "tenant_id": "t"})),
@@ -257,10 +377,15 @@ mod tests {
             any::<bool>().prop_map(Json::Bool),
             any::<i64>().prop_map(|i| json!(i)),
             Just(json!(1.5)),
+            Just(json!(2)),
+            Just(json!(2.0)),
             "[a-z]{0,3}".prop_map(Json::String),
         ];
         leaf.prop_recursive(3, 16, 4, |inner| {
-            let key = prop::sample::select(vec!["to", "amount", "tags", "meta", "urgent", "x"]);
+            let key = prop::sample::select(vec![
+                "to", "amount", "tags", "meta", "urgent", "x", "cabin", "seats", "note", "any",
+                "open",
+            ]);
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..3).prop_map(Json::Array),
                 prop::collection::btree_map(key, inner, 0..5).prop_map(|m| Json::Object(
@@ -275,7 +400,9 @@ mod tests {
         #[test]
         fn fast_check_agrees_with_the_explaining_check(v in json_value()) {
             let s = schema();
-            prop_assert_eq!(conforms(&v, &s), record(&v, &s, "").is_ok());
+            for open in [false, true] {
+                prop_assert_eq!(conforms(&v, &s, open), explain(&v, &s, open).is_ok());
+            }
         }
     }
 }

@@ -182,7 +182,9 @@ impl Pool {
         match &e.kind {
             K::Lit(v) => self.literal(v),
             K::Path(_) | K::Elem | K::Has(_) => {}
-            K::Len(a) | K::Lower(a) | K::Text(_, a) | K::Url(_, a) | K::Not(a) => self.collect(a),
+            K::Len(a) | K::Lower(a) | K::Text(_, a) | K::Url(_, a) | K::Not(a) | K::IsNull(a) => {
+                self.collect(a)
+            }
             K::And(xs) | K::Or(xs) => xs.iter().for_each(|x| self.collect(x)),
             K::Binary(_, a, b) | K::Quant(_, a, b) | K::Within(a, b) => {
                 self.collect(a);
@@ -216,7 +218,7 @@ impl Pool {
                 );
                 lists
             }
-            ir::Type::Record(fields) => {
+            ir::Type::Record(fields) | ir::Type::OpenRecord(fields) => {
                 let mut rec = Map::new();
                 for f in fields {
                     if let Some(v) = self.values(&f.ty, false).into_iter().next() {
@@ -225,10 +227,33 @@ impl Pool {
                 }
                 vec![Json::Object(rec)]
             }
+            // `null` stands for absent, so a nullable field is tried with its
+            // values and without one.
+            ir::Type::Nullable(inner) => {
+                let mut v = self.values(inner, false);
+                v.push(Json::Null);
+                v
+            }
+            ir::Type::OneOf(values) => values.iter().map(const_json).collect(),
+            ir::Type::Any => {
+                let strings = self.strings.iter().map(|s| json!(s));
+                strings.chain(self.ints.iter().map(|n| json!(n))).collect()
+            }
         };
         if optional {
             out.push(Json::Null);
         }
         out
+    }
+}
+
+/// A policy literal as JSON.
+fn const_json(v: &ir::Value) -> Json {
+    match v {
+        ir::Value::Str(s) => json!(s),
+        ir::Value::Int(i) => json!(i),
+        ir::Value::Num(n) => json!(n.get()),
+        ir::Value::Bool(b) => json!(b),
+        ir::Value::List(items) => Json::Array(items.iter().map(const_json).collect()),
     }
 }

@@ -74,6 +74,8 @@ impl Cell {
 #[derive(Debug)]
 pub(crate) struct ToolInfo {
     pub schema: Option<Vec<ir::Field>>,
+    /// The schema ends with `..`.
+    pub open: bool,
     pub write: bool,
 }
 
@@ -311,6 +313,7 @@ impl Table {
                 .iter()
                 .map(|t| ToolInfo {
                     schema: t.schema.clone(),
+                    open: t.open,
                     write: t.class == ir::ToolClass::Write,
                 })
                 .collect(),
@@ -337,7 +340,7 @@ impl Table {
         }
         let info = &self.tool_info[tool as usize];
         if let Some(schema) = &info.schema {
-            if let Err(why) = schema::check(req.args, schema) {
+            if let Err(why) = schema::check(req.args, schema, info.open) {
                 return Decision::deny(why, None);
             }
         }

@@ -38,6 +38,9 @@ pub enum Val<'a> {
     /// read by `x.f` inside a quantifier, are values; as a whole it compares
     /// with nothing (a type error).
     Obj(&'a serde_json::Map<String, Json>),
+    /// A `null` element of a list (`list<T | null>`): `x == null` holds for
+    /// it; every other operation on it is a type error.
+    Null,
 }
 
 impl<'a> Val<'a> {
@@ -63,6 +66,15 @@ impl<'a> Val<'a> {
         }
     }
 
+    /// An element of a request list: as [`Val::from_json`], but a `null`
+    /// is [`Val::Null`], so that a quantifier's body can test it.
+    fn from_element(v: &'a Json) -> Result<Val<'a>, EvalError> {
+        match v {
+            Json::Null => Ok(Val::Null),
+            v => Val::from_json(v),
+        }
+    }
+
     /// A literal from the policy.
     pub fn from_const(v: &'a ir::Value) -> Val<'a> {
         match v {
@@ -78,7 +90,7 @@ impl<'a> Val<'a> {
     /// a value is an error only for the operation that reaches it.
     pub fn elements(&self) -> Result<Vec<Result<Val<'a>, EvalError>>, EvalError> {
         match self {
-            Val::JsonList(items) => Ok(items.iter().map(Val::from_json).collect()),
+            Val::JsonList(items) => Ok(items.iter().map(Val::from_element).collect()),
             Val::ConstList(items) => Ok(items.iter().map(|v| Ok(Val::from_const(v))).collect()),
             _ => Err(EvalError::Type),
         }
@@ -87,8 +99,11 @@ impl<'a> Val<'a> {
     /// The field at `path` under this object (`x.a.b`): missing (or `null`)
     /// is [`EvalError::Missing`], a non-object on the way a type error.
     pub fn field(&self, path: &[String]) -> Result<Val<'a>, EvalError> {
-        let Val::Obj(map) = self else {
-            return Err(EvalError::Type);
+        let map = match self {
+            Val::Obj(map) => map,
+            // A `null` element has no fields: each is missing.
+            Val::Null => return Err(EvalError::Missing),
+            _ => return Err(EvalError::Type),
         };
         let (first, rest) = path.split_first().ok_or(EvalError::Type)?;
         let mut v = map.get(first).ok_or(EvalError::Missing)?;
@@ -111,6 +126,16 @@ impl<'a> Val<'a> {
             Val::Str(s) => Ok(s),
             _ => Err(EvalError::Type),
         }
+    }
+}
+
+/// `x == null`, given `x`'s evaluation: holds when it has no value (absent,
+/// `null`, or below an absent or `null` field); a type error stays an error.
+pub fn is_null(x: Result<Val<'_>, EvalError>) -> Result<bool, EvalError> {
+    match x {
+        Ok(Val::Null) | Err(EvalError::Missing) => Ok(true),
+        Ok(_) => Ok(false),
+        Err(e) => Err(e),
     }
 }
 

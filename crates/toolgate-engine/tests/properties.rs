@@ -15,16 +15,22 @@ use toolgate_engine::reference;
 use toolgate_engine::{Context, Engine, Outcome, Request};
 
 const TOOLS: &str = "\
-tool t.r1 read { s: string, n: int, l: list<string> };
+tool t.r1 read { s: string, n: int, l: list<string>, u?: string | null };
 tool t.r2 read;
-tool t.w1 write { s: string, n: int, m?: number };
+tool t.w1 write { s: string, n: int, m?: number, u?: string | null, c?: \"a\" | \"b\" | null, k?: any, o2?: { x: int, .. } };
 tool t.w2 write irreversible;
-tool t.w3 write { l: list<string>, o?: { x: int }, p?: list<{ e: string, n?: int }> };
+tool t.w3 write { l: list<string>, o?: { x: int }, p?: list<{ e: string, n?: int } | null>, u?: string | null };
 ";
 const READ_TOOLS: [&str; 2] = ["t.r1", "t.r2"];
 const WRITE_TOOLS: [&str; 3] = ["t.w1", "t.w2", "t.w3"];
 
-const CONDITIONS: [&str; 27] = [
+const CONDITIONS: [&str; 33] = [
+    "args.u == null",
+    "args.u != null and args.u starts_with \"x\"",
+    "has args.c and args.c == \"a\"",
+    "has args.k and args.k == 5",
+    "has args.o2 and args.o2.x > 1 and has args.o2.z and args.o2.z == \"q\"",
+    "has args.p and any x in args.p: x == null or x.e == \"b\"",
     "has args.s and args.s == \"x\"",
     "has args.n and args.n > 3",
     "env == \"dev\"",
@@ -254,6 +260,39 @@ fn number() -> impl Strategy<Value = Json> {
     ])
 }
 
+/// The optional fields of JSON-Schema-level types (`t.w1`'s `u`, `c`, `k`,
+/// `o2`), each absent, `null`, allowed or not.
+fn typed_fields() -> impl Strategy<Value = Json> {
+    let pick = |values: Vec<Json>| prop::option::of(prop::sample::select(values));
+    (
+        pick(vec![json!("x1"), json!("y"), Json::Null, json!(3)]),
+        pick(vec![json!("a"), json!("b"), json!("c"), Json::Null]),
+        pick(vec![
+            json!(5),
+            json!(5.0),
+            json!("5"),
+            Json::Null,
+            json!([5]),
+        ]),
+        pick(vec![
+            json!({ "x": 2, "z": "q" }),
+            json!({ "x": 1 }),
+            json!({ "z": "q" }),
+            json!({ "x": 3, "z": 4 }),
+            Json::Null,
+        ]),
+    )
+        .prop_map(|(u, c, k, o2)| {
+            let mut v = json!({});
+            for (key, value) in [("u", u), ("c", c), ("k", k), ("o2", o2)] {
+                if let Some(value) = value {
+                    v[key] = value;
+                }
+            }
+            v
+        })
+}
+
 /// A list of records for the element-wise quantifiers.
 fn people() -> impl Strategy<Value = Json> {
     let person = prop::sample::select(vec![
@@ -262,12 +301,26 @@ fn people() -> impl Strategy<Value = Json> {
         json!({ "e": "c@x.test", "n": 0 }),
         json!({ "e": "b", "n": null }),
         json!({ "e": 3 }),
+        Json::Null,
     ]);
     prop::collection::vec(person, 0..3).prop_map(Json::Array)
 }
 
 fn args() -> impl Strategy<Value = Json> {
-    let key = prop::sample::select(vec!["s", "n", "m", "l", "o", "q", "tenant_id", "tenant"]);
+    let key = prop::sample::select(vec![
+        "s",
+        "n",
+        "m",
+        "l",
+        "o",
+        "q",
+        "tenant_id",
+        "tenant",
+        "u",
+        "c",
+        "k",
+        "o2",
+    ]);
     let s = prop::sample::select(vec![
         "x",
         "xyz",
@@ -288,9 +341,14 @@ fn args() -> impl Strategy<Value = Json> {
     prop_oneof![
         // Conforming to t.r1, t.w1 and t.w3 (and anything for the schema-less tools).
         2 => (s.clone(), n.clone(), l.clone()).prop_map(|(s, n, l)| json!({ "s": s, "n": n, "l": l })),
-        2 => (s, n, prop::option::of(number())).prop_map(|(s, n, m)| match m {
+        2 => (s.clone(), n.clone(), prop::option::of(number())).prop_map(|(s, n, m)| match m {
             Some(m) => json!({ "s": s, "n": n, "m": m }),
             None => json!({ "s": s, "n": n }),
+        }),
+        2 => (s, n, typed_fields()).prop_map(|(s, n, mut v)| {
+            v["s"] = json!(s);
+            v["n"] = json!(n);
+            v
         }),
         2 => (l, prop::option::of(-1i64..4), prop::option::of(people())).prop_map(|(l, x, p)| {
             let mut v = json!({ "l": l });

@@ -283,15 +283,17 @@ async fn h2_an_unrelated_edit_and_a_restart_keep_the_budget_window() {
 #[tokio::test]
 async fn m1_redacted_values_never_reach_the_journal_in_any_form() {
     let path = scratch("m1");
-    let p = "tool v.send write { items: list<{ code: string redact }>, pin: string redact };\n\
+    let p = "tool v.send write { items: list<{ code: string redact }>, pin: string redact, \
+             card?: { num: string redact, .. } | null };\n\
              writes enabled;\nagent bot {\n  write v.send auto-approve limit 5 per hour;\n}\n";
     let (g, _, _) = open(&path, p, clock()).await;
-    let args = json!({"items": [{"code": "493817"}, {"code": "000111"}], "pin": "123456"});
+    let args = json!({"items": [{"code": "493817"}, {"code": "000111"}], "pin": "123456",
+        "card": {"num": "777999", "brand": "x"}});
     g.call(&call("c1", "bot", "v.send", args.clone(), "acme"))
         .await
         .expect("ok");
     let text = std::fs::read_to_string(&path).expect("read");
-    for secret in ["493817", "000111", "123456"] {
+    for secret in ["493817", "000111", "123456", "777999"] {
         assert!(
             !text.contains(secret),
             "{secret} reached the journal: {text}"

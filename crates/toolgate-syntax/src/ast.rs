@@ -137,6 +137,8 @@ pub struct ToolDecl {
     pub irreversible: bool,
     /// The argument schema, if one was declared.
     pub schema: Option<Spanned<Vec<Field>>>,
+    /// Whether the schema ends with `..`: it allows arguments it does not name.
+    pub open: bool,
 }
 
 /// Whether a tool only reads or may change the world.
@@ -197,6 +199,12 @@ pub enum Type {
     List(Box<Spanned<Type>>),
     /// `{ a: T, b?: U }`
     Record(Vec<Field>),
+    /// `{ a: T, .. }`: a record that also allows fields it does not name.
+    OpenRecord(Vec<Field>),
+    /// `"economy"` or `3` in a type: exactly that value (in a union, an enum).
+    Literal(Literal),
+    /// `A | B | ...`: a nullable type (`T | null`) or an enum (`"a" | "b"`).
+    Union(Vec<Spanned<Type>>),
 }
 
 /// A rule: `[@id("name")] allow|write|deny TOOLS clauses...;`
@@ -438,4 +446,6 @@ pub enum Literal {
     Bool(bool),
     /// `[a, b, c]`
     List(Vec<Spanned<Literal>>),
+    /// `null`: no value (the checker allows it only beside `==` / `!=`).
+    Null,
 }

@@ -196,7 +196,7 @@ fn tool_text(t: &ast::ToolDecl, widths: Option<(usize, usize)>) -> String {
     }
     if let Some(schema) = &t.schema {
         s.push(' ');
-        s.push_str(&record_text(&schema.node));
+        s.push_str(&record_text(&schema.node, t.open));
     }
     s.push(';');
     s
@@ -238,18 +238,31 @@ fn field_text(f: &ast::Field) -> String {
     format!("{}{opt}: {}{redact}", f.name.node, type_text(&f.ty.node))
 }
 
-fn record_text(fields: &[ast::Field]) -> String {
-    if fields.is_empty() {
+/// `{ a: T, b?: U }`; an open record ends with `..` (`{ .. }` alone).
+fn record_text(fields: &[ast::Field], open: bool) -> String {
+    let parts = fields
+        .iter()
+        .map(field_text)
+        .chain(open.then(|| "..".to_string()));
+    let body = join(parts);
+    if body.is_empty() {
         return "{}".to_string();
     }
-    format!("{{ {} }}", join(fields.iter().map(field_text)))
+    format!("{{ {body} }}")
 }
 
 fn type_text(t: &ast::Type) -> String {
     match t {
         ast::Type::Named(n) => n.clone(),
         ast::Type::List(inner) => format!("list<{}>", type_text(&inner.node)),
-        ast::Type::Record(fields) => record_text(fields),
+        ast::Type::Record(fields) => record_text(fields, false),
+        ast::Type::OpenRecord(fields) => record_text(fields, true),
+        ast::Type::Literal(l) => literal_text(l),
+        ast::Type::Union(parts) => parts
+            .iter()
+            .map(|p| type_text(&p.node))
+            .collect::<Vec<_>>()
+            .join(" | "),
     }
 }
 
@@ -495,6 +508,7 @@ pub fn literal_text(l: &ast::Literal) -> String {
         ast::Literal::Int(i) => i.to_string(),
         ast::Literal::Num(text) => text.clone(),
         ast::Literal::Bool(b) => b.to_string(),
+        ast::Literal::Null => "null".to_string(),
         ast::Literal::List(items) => {
             format!("[{}]", join(items.iter().map(|i| literal_text(&i.node))))
         }

@@ -48,6 +48,7 @@ fn literal(depth: u32) -> BoxedStrategy<ast::Literal> {
         any::<i64>().prop_map(ast::Literal::Int),
         "-?[0-9]{1,6}\\.[0-9]{1,4}".prop_map(ast::Literal::Num),
         any::<bool>().prop_map(ast::Literal::Bool),
+        Just(ast::Literal::Null),
     ];
     if depth == 0 {
         return leaf.boxed();
@@ -235,8 +236,22 @@ fn rule() -> impl Strategy<Value = ast::Rule> {
 }
 
 fn ty(depth: u32) -> BoxedStrategy<ast::Type> {
-    let leaf = prop::sample::select(vec!["string", "int", "bool", "strng"])
-        .prop_map(|n| ast::Type::Named(n.into()));
+    let atom = atom(depth);
+    prop_oneof![
+        4 => atom.clone(),
+        1 => prop::collection::vec(atom.prop_map(sp), 2..4).prop_map(ast::Type::Union),
+    ]
+    .boxed()
+}
+
+/// A type that is not a union (a union's parts).
+fn atom(depth: u32) -> BoxedStrategy<ast::Type> {
+    let leaf = prop_oneof![
+        4 => prop::sample::select(vec!["string", "int", "bool", "strng", "null", "any"])
+            .prop_map(|n| ast::Type::Named(n.into())),
+        1 => text().prop_map(|t| ast::Type::Literal(ast::Literal::Str(t))),
+        1 => any::<i64>().prop_map(|i| ast::Type::Literal(ast::Literal::Int(i))),
+    ];
     if depth == 0 {
         return leaf.boxed();
     }
@@ -244,6 +259,7 @@ fn ty(depth: u32) -> BoxedStrategy<ast::Type> {
         3 => leaf,
         1 => ty(depth - 1).prop_map(|t| ast::Type::List(Box::new(sp(t)))),
         1 => fields(depth - 1).prop_map(ast::Type::Record),
+        1 => fields(depth - 1).prop_map(ast::Type::OpenRecord),
     ]
     .boxed()
 }
@@ -278,13 +294,15 @@ fn item() -> impl Strategy<Value = ast::Item> {
             tool_name(),
             class,
             any::<bool>(),
-            prop::option::of(fields(2))
+            prop::option::of(fields(2)),
+            any::<bool>(),
         )
-            .prop_map(|(n, c, irreversible, schema)| {
+            .prop_map(|(n, c, irreversible, schema, open)| {
                 ast::Item::Tool(ast::ToolDecl {
                     name: sp(n),
                     class: sp(c),
                     irreversible,
+                    open: open && schema.is_some(),
                     schema: schema.map(sp),
                 })
             }),

@@ -14,12 +14,12 @@ use toolgate_syntax::ast::{self, Span, Spanned};
 
 /// What a condition is typed against.
 pub(super) struct Scope {
-    tool: Option<ir::ToolId>,
+    pub(super) tool: Option<ir::ToolId>,
     /// `args` paths guarded by `has` earlier in the current `and` chain.
     guards: Vec<Vec<String>>,
     /// The variables of the enclosing `all|any x in ...:` quantifiers,
     /// innermost last, with their element types.
-    vars: Vec<(String, Ty)>,
+    pub(super) vars: Vec<(String, Ty)>,
 }
 
 impl Scope {
@@ -45,12 +45,24 @@ pub(super) enum Ty {
     Bool,
     List(Box<Ty>),
     Record(Vec<ir::Field>),
+    /// `{ a: T, .. }`: a record whose other fields are `any`.
+    OpenRecord(Vec<ir::Field>),
     /// Not known until run time (a tool without a schema, a guarded path).
     Any,
+    /// `T | null`: read as a `T` (a `null` is a missing value); only
+    /// `== null` / `!= null` tell the two apart.
+    Nullable(Box<Ty>),
+    /// `"a" | "b"` or `1 | 2`: a `string` or an `int` whose values are known.
+    OneOf(Vec<ir::Value>),
+    /// The `null` literal.
+    Null,
 }
 
+static STR: Ty = Ty::Str;
+static INT: Ty = Ty::Int;
+
 impl Ty {
-    fn of(t: &ir::Type) -> Ty {
+    pub(super) fn of(t: &ir::Type) -> Ty {
         match t {
             ir::Type::String => Ty::Str,
             ir::Type::Int => Ty::Int,
@@ -58,38 +70,63 @@ impl Ty {
             ir::Type::Bool => Ty::Bool,
             ir::Type::List(inner) => Ty::List(Box::new(Ty::of(inner))),
             ir::Type::Record(fields) => Ty::Record(fields.clone()),
+            ir::Type::OpenRecord(fields) => Ty::OpenRecord(fields.clone()),
+            ir::Type::Nullable(inner) => Ty::Nullable(Box::new(Ty::of(inner))),
+            ir::Type::OneOf(values) => Ty::OneOf(values.clone()),
+            ir::Type::Any => Ty::Any,
         }
     }
 
-    fn name(&self) -> String {
+    pub(super) fn name(&self) -> String {
         match self {
             Ty::Str => "string".into(),
             Ty::Int => "int".into(),
             Ty::Num => "number".into(),
             Ty::Bool => "bool".into(),
             Ty::List(inner) => format!("list<{}>", inner.name()),
-            Ty::Record(_) => "record".into(),
+            Ty::Record(_) | Ty::OpenRecord(_) => "record".into(),
             Ty::Any => "any".into(),
+            Ty::Nullable(inner) => format!("{} | null", inner.name()),
+            Ty::OneOf(values) => super::types::values_text(values),
+            Ty::Null => "null".into(),
+        }
+    }
+
+    /// The type without its `| null`.
+    pub(super) fn without_null(&self) -> &Ty {
+        match self {
+            Ty::Nullable(inner) => inner,
+            other => other,
+        }
+    }
+
+    /// What operators see: `| null` dropped, an enum as its `string` or `int`.
+    fn base(&self) -> &Ty {
+        match self.without_null() {
+            Ty::OneOf(values) if matches!(values.first(), Some(ir::Value::Int(_))) => &INT,
+            Ty::OneOf(_) => &STR,
+            other => other,
         }
     }
 
     /// Whether values of the two types may be compared with `==`.
     fn compatible(&self, other: &Ty) -> bool {
-        match (self, other) {
+        match (self.base(), other.base()) {
             (Ty::Any, _) | (_, Ty::Any) => true,
             (Ty::List(a), Ty::List(b)) => a.compatible(b),
-            (Ty::Record(_), Ty::Record(_)) => true,
+            (Ty::Record(_) | Ty::OpenRecord(_), Ty::Record(_) | Ty::OpenRecord(_)) => true,
             (a, b) => a == b || (a.is_numeric() && b.is_numeric()),
         }
     }
 
     fn is(&self, want: &Ty) -> bool {
-        *self == Ty::Any || self == want
+        let base = self.base();
+        *base == Ty::Any || base == want
     }
 
     /// An `int`, a `number`, or not known: what `<`, `<=`, `>` and `>=` take.
     fn is_numeric(&self) -> bool {
-        matches!(self, Ty::Int | Ty::Num | Ty::Any)
+        matches!(self.base(), Ty::Int | Ty::Num | Ty::Any)
     }
 }
 
@@ -180,6 +217,12 @@ impl Checker<'_> {
             ast::Expr::Call(f, args) => self.call(f, args, span, scope),
             ast::Expr::Paren(inner) => self.expr(inner, scope),
             ast::Expr::Path(p) => self.path(p, span, scope),
+            // `null` is only ever compared (`compare` lowers it to `IsNull`):
+            // every other use is a type error, so its placeholder IR is never kept.
+            ast::Expr::Literal(ast::Literal::Null) => Some((
+                node(ir::ExprKind::Lit(ir::Value::Bool(false)), span),
+                Ty::Null,
+            )),
             ast::Expr::Literal(l) => {
                 let ty = self.literal_type(&Spanned::new(l.clone(), span))?;
                 Some((node(ir::ExprKind::Lit(value(l)), span), ty))
@@ -323,6 +366,7 @@ impl Checker<'_> {
             return Some(Ty::Any);
         };
         let tool_name = tool.name.clone();
+        let mut open = tool.open;
         let mut level = schema;
         let mut walked: Vec<String> = Vec::new();
         let mut ty = Ty::Any;
@@ -334,8 +378,9 @@ impl Checker<'_> {
                 }
                 let shown = format!("args.{}", walked.join("."));
                 let help = suggest::did_you_mean(&seg.node, level.iter().map(|f| f.name.clone()))
-                    .unwrap_or_else(|| {
-                        format!("if calls may omit it, guard it: `has {shown} and ...`")
+                    .unwrap_or_else(|| match open {
+                        true => format!("the record allows fields it does not name (`..`); read one behind `has`: `has {shown} and ...`"),
+                        false => format!("if calls may omit it, guard it: `has {shown} and ...`"),
                     });
                 self.diags.push(CheckError::UnknownArgument {
                     name: shown,
@@ -347,7 +392,14 @@ impl Checker<'_> {
             };
             ty = Ty::of(&f.ty);
             if i + 1 < fields.len() {
-                let Ty::Record(inner) = &ty else {
+                (level, open) = match ty.without_null() {
+                    // Below an `any`: known at run time only.
+                    Ty::Any => return Some(Ty::Any),
+                    Ty::Record(inner) => (inner.clone(), false),
+                    Ty::OpenRecord(inner) => (inner.clone(), true),
+                    _ => (Vec::new(), false),
+                };
+                let (Ty::Record(_) | Ty::OpenRecord(_)) = ty.without_null() else {
                     let shown = format!("args.{}", walked.join("."));
                     self.mismatch(
                         format!(
@@ -360,7 +412,6 @@ impl Checker<'_> {
                     );
                     return None;
                 };
-                level = inner.clone();
             }
         }
         Some(ty)
@@ -475,18 +526,7 @@ impl Checker<'_> {
         scope: &mut Scope,
     ) -> Option<Typed> {
         let (list_ir, list_ty) = self.expr(list, scope)?;
-        let elem = match list_ty {
-            Ty::List(inner) => *inner,
-            Ty::Any => Ty::Any,
-            other => {
-                self.mismatch(
-                    format!("a quantifier needs a list, but this is `{}`", other.name()),
-                    vec![label(list.span, format!("this is `{}`", other.name()))],
-                    None,
-                );
-                return None;
-            }
-        };
+        let elem = self.element_type(list, &list_ty, "a quantifier", None)?;
         if ROOTS.contains(&var.node.as_str()) {
             self.mismatch(
                 format!("`{}` cannot name a quantifier's element", var.node),
@@ -500,6 +540,29 @@ impl Checker<'_> {
         scope.vars.pop();
         let kind = ir::ExprKind::Quant(q, Box::new(list_ir), Box::new(pred?));
         Some((node(kind, span), Ty::Bool))
+    }
+
+    /// The element type of a quantifier's list (`any` when not known until
+    /// run time); anything but a list is reported as `what` needing one.
+    fn element_type(
+        &mut self,
+        list: &Spanned<ast::Expr>,
+        list_ty: &Ty,
+        what: &str,
+        help: Option<String>,
+    ) -> Option<Ty> {
+        match list_ty.base() {
+            Ty::List(inner) => Some((**inner).clone()),
+            Ty::Any => Some(Ty::Any),
+            other => {
+                self.mismatch(
+                    format!("{what} needs a list, but this is `{}`", other.name()),
+                    vec![label(list.span, format!("this is `{}`", other.name()))],
+                    help,
+                );
+                None
+            }
+        }
     }
 
     /// `x` or `x.a.b` for the element of an enclosing quantifier: only the
@@ -524,12 +587,18 @@ impl Checker<'_> {
         }
         let mut ty = scope.vars.get(depth).map_or(Ty::Any, |(_, t)| t.clone());
         for (i, f) in p.fields.iter().enumerate() {
-            ty = match &ty {
+            ty = match ty.without_null() {
                 Ty::Any => Ty::Any,
-                Ty::Record(fields) if fields.iter().any(|x| x.name == f.node) => fields
-                    .iter()
-                    .find(|x| x.name == f.node)
-                    .map_or(Ty::Any, |x| Ty::of(&x.ty)),
+                Ty::Record(fields) | Ty::OpenRecord(fields)
+                    if fields.iter().any(|x| x.name == f.node) =>
+                {
+                    fields
+                        .iter()
+                        .find(|x| x.name == f.node)
+                        .map_or(Ty::Any, |x| Ty::of(&x.ty))
+                }
+                // A field an open record does not name: present or not at run time.
+                Ty::OpenRecord(_) => Ty::Any,
                 other => {
                     let at = std::iter::once(p.root.node.as_str())
                         .chain(p.fields[..i].iter().map(|x| x.node.as_str()))
@@ -570,23 +639,13 @@ impl Checker<'_> {
         scope: &mut Scope,
     ) -> Option<Typed> {
         let (list_ir, list_ty) = self.expr(list, scope)?;
-        let elem = match list_ty {
-            Ty::List(inner) => *inner,
-            Ty::Any => Ty::Any,
-            other => {
-                let word = if q == ast::Quantifier::All {
-                    "all"
-                } else {
-                    "any"
-                };
-                self.mismatch(
-                    format!("`{word}` needs a list, but this is `{}`", other.name()),
-                    vec![label(list.span, format!("this is `{}`", other.name()))],
-                    Some(format!("to compare the value itself, drop `{word}`")),
-                );
-                return None;
-            }
+        let word = if q == ast::Quantifier::All {
+            "all"
+        } else {
+            "any"
         };
+        let help = format!("to compare the value itself, drop `{word}`");
+        let elem = self.element_type(list, &list_ty, &format!("`{word}`"), Some(help))?;
         let elem_typed = Some((node(ir::ExprKind::Elem, list.span), elem));
         // The right side is evaluated per element of this list: an enclosing
         // `x in ...:` element is out of reach there (a layer no name matches).
@@ -627,10 +686,16 @@ impl Checker<'_> {
         }
         let rhs_typed = self.expr(rhs, scope);
         let ((l, lty), (r, rty)) = (lhs_typed?, rhs_typed?);
+        if lty == Ty::Null || rty == Ty::Null {
+            let (l, r) = ((l, lty, lhs.span), (r, rty, rhs.span));
+            return self.null_compare(op, l, r, span, scope);
+        }
         let bin = self.binary_types(op, (lhs.span, &lty), (rhs.span, &rty))?;
         self.known_names(&l, op.node, rhs);
+        self.enum_literals(&l, &lty, op.node, rhs);
         if matches!(op.node, ast::CmpOp::Eq | ast::CmpOp::Ne) {
             self.known_names(&r, op.node, lhs);
+            self.enum_literals(&r, &rty, op.node, lhs);
         }
         Some((
             node(ir::ExprKind::Binary(bin, Box::new(l), Box::new(r)), span),
@@ -668,13 +733,13 @@ impl Checker<'_> {
         let ok = match op.node {
             C::Eq | C::Ne => l.1.compatible(r.1),
             C::Lt | C::Le | C::Gt | C::Ge => l.1.is_numeric() && r.1.is_numeric(),
-            C::In | C::NotIn => match r.1 {
+            C::In | C::NotIn => match r.1.base() {
                 Ty::List(elem) => l.1.compatible(elem),
                 Ty::Any => true,
                 _ => false,
             },
             C::StartsWith | C::EndsWith => l.1.is(&Ty::Str) && r.1.is(&Ty::Str),
-            C::Contains => match l.1 {
+            C::Contains => match l.1.base() {
                 Ty::List(elem) => elem.compatible(r.1),
                 Ty::Any => true,
                 Ty::Str => r.1.is(&Ty::Str),
@@ -861,6 +926,14 @@ impl Checker<'_> {
         let mut elem: Option<(Ty, Span)> = None;
         for item in items {
             let ty = self.literal_type(item)?;
+            if ty == Ty::Null {
+                self.mismatch(
+                    "a list cannot hold `null`".into(),
+                    vec![label(item.span, "`null`")],
+                    Some("test for `null` with `== null` or `!= null`".into()),
+                );
+                return None;
+            }
             match &elem {
                 Some((first, first_span)) if !first.compatible(&ty) => {
                     let first_span = *first_span;
@@ -889,6 +962,7 @@ impl Checker<'_> {
             ast::Literal::Int(_) => Ty::Int,
             ast::Literal::Num(_) => Ty::Num,
             ast::Literal::Bool(_) => Ty::Bool,
+            ast::Literal::Null => Ty::Null,
             ast::Literal::List(items) => Ty::List(Box::new(
                 items
                     .first()
@@ -920,6 +994,8 @@ pub(super) fn value(l: &ast::Literal) -> ir::Value {
                 .unwrap_or(ir::Number::ZERO),
         ),
         ast::Literal::Bool(b) => ir::Value::Bool(*b),
+        // Never kept: `null` is lowered to `IsNull` or rejected (see `expr`).
+        ast::Literal::Null => ir::Value::Bool(false),
         ast::Literal::List(items) => {
             ir::Value::List(items.iter().map(|i| value(&i.node)).collect())
         }

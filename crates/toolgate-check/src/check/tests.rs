@@ -16,7 +16,7 @@ fn run(src: &str) -> crate::Checked {
 }
 
 /// `code @ underlined text` of every diagnostic, in order.
-fn codes(src: &str) -> Vec<String> {
+pub(super) fn codes(src: &str) -> Vec<String> {
     run(src)
         .diagnostics
         .iter()
@@ -32,7 +32,7 @@ fn codes(src: &str) -> Vec<String> {
         .collect()
 }
 
-fn policy(src: &str) -> ir::Policy {
+pub(super) fn policy(src: &str) -> ir::Policy {
     let checked = run(src);
     let errors: Vec<_> = checked
         .diagnostics

@@ -116,7 +116,8 @@ pub(super) fn walk<'a>(e: &'a ir::Expr, f: &mut impl FnMut(&'a ir::Expr)) {
         | K::Url(_, x)
         | K::Not(x)
         | K::Glob(x, _)
-        | K::Regex(x, _) => walk(x, f),
+        | K::Regex(x, _)
+        | K::IsNull(x) => walk(x, f),
         K::And(xs) | K::Or(xs) => xs.iter().for_each(|x| walk(x, f)),
         K::Binary(_, l, r) | K::Quant(_, l, r) | K::Within(l, r) => {
             walk(l, f);

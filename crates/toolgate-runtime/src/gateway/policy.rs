@@ -141,7 +141,8 @@ fn redacted_paths(fields: &[ir::Field], prefix: &mut Vec<Step>, out: &mut Vec<Ve
 
 fn type_paths(ty: &ir::Type, prefix: &mut Vec<Step>, out: &mut Vec<Vec<Step>>) {
     match ty {
-        ir::Type::Record(inner) => redacted_paths(inner, prefix, out),
+        ir::Type::Record(inner) | ir::Type::OpenRecord(inner) => redacted_paths(inner, prefix, out),
+        ir::Type::Nullable(inner) => type_paths(inner, prefix, out),
         ir::Type::List(elem) => {
             prefix.push(Step::Each);
             type_paths(elem, prefix, out);

@@ -44,6 +44,7 @@ pub(super) fn describe(e: &pest::error::Error<Rule>, src: &str, at: usize) -> Sy
             "`(`",
             "`[`",
             "`true` or `false`",
+            "`null`",
         ] {
             words.remove(w);
         }
@@ -244,6 +245,8 @@ fn phrase(rule: Rule) -> &'static str {
         Rule::rbracket => "`]`",
         Rule::langle => "`<`",
         Rule::rangle => "`>`",
+        Rule::pipe => "`|`",
+        Rule::rest => "`..`",
         other => keyword(other),
     }
 }
@@ -293,6 +296,7 @@ fn keyword(rule: Rule) -> &'static str {
         }
         Rule::kw_regex => "`regex`",
         Rule::kw_true | Rule::kw_false => "`true` or `false`",
+        Rule::null_lit | Rule::kw_null => "`null`",
         _ => "",
     }
 }

@@ -81,6 +81,20 @@ fn is_noise(rule: Rule) -> bool {
             | Rule::rbracket
             | Rule::langle
             | Rule::rangle
+            | Rule::pipe
+    )
+}
+
+/// Whether a record type ends with `..`.
+fn is_open(record: &Pair<'_, Rule>) -> bool {
+    kids(record.clone()).any(|c| c.as_rule() == Rule::rest)
+}
+
+/// Whether a pair is one atom of a type (a union is a run of them).
+fn is_type_atom(rule: Rule) -> bool {
+    matches!(
+        rule,
+        Rule::type_name | Rule::list_type | Rule::record_type | Rule::string | Rule::int
     )
 }
 
@@ -182,7 +196,9 @@ impl Lower<'_> {
         } else {
             ast::ToolClass::Write
         };
-        let schema = match kids(p.clone()).find(|c| c.as_rule() == Rule::record_type) {
+        let record = kids(p.clone()).find(|c| c.as_rule() == Rule::record_type);
+        let open = record.clone().is_some_and(|r| is_open(&r));
+        let schema = match record {
             Some(r) => Some(Spanned::new(self.fields(r.clone())?, self.span(&r))),
             None => None,
         };
@@ -191,6 +207,7 @@ impl Lower<'_> {
             class: Spanned::new(class_node, self.span(&class)),
             irreversible: kids(p).any(|c| c.as_rule() == Rule::irreversible),
             schema,
+            open,
         })
     }
 
@@ -216,16 +233,7 @@ impl Lower<'_> {
         let name = self.name(&self.child(&p, Rule::field_name)?);
         let optional = kids(p.clone()).any(|c| c.as_rule() == Rule::optional);
         let redact = kids(p.clone()).any(|c| c.as_rule() == Rule::redact);
-        let ty_pair = kids(p)
-            .filter(|c| {
-                matches!(
-                    c.as_rule(),
-                    Rule::type_name | Rule::list_type | Rule::record_type
-                )
-            })
-            .last()
-            .ok_or_else(|| internal("field without a type", name.span))?;
-        let ty = self.ty(ty_pair)?;
+        let ty = self.type_of(&p)?;
         Ok(ast::Field {
             name,
             optional,
@@ -234,13 +242,39 @@ impl Lower<'_> {
         })
     }
 
+    /// The type among `p`'s children: one atom, or a union of atoms
+    /// (`T | null`, `"a" | "b"`), which counts one level of nesting.
+    fn type_of(&mut self, p: &Pair<'_, Rule>) -> Result<Spanned<ast::Type>> {
+        let atoms: Vec<Pair<'_, Rule>> = kids(p.clone())
+            .filter(|c| is_type_atom(c.as_rule()))
+            .collect();
+        let Some(first) = atoms.first() else {
+            return Err(internal("missing type", self.span(p)));
+        };
+        if atoms.len() == 1 {
+            return self.ty(first.clone());
+        }
+        let mut span = self.span(first);
+        self.enter(span)?;
+        let mut parts = Vec::with_capacity(atoms.len());
+        for a in atoms {
+            let part = self.ty(a)?;
+            span = span.to(part.span);
+            parts.push(part);
+        }
+        self.depth -= 1;
+        Ok(Spanned::new(ast::Type::Union(parts), span))
+    }
+
     fn ty(&mut self, p: Pair<'_, Rule>) -> Result<Spanned<ast::Type>> {
         let span = self.span(&p);
         self.enter(span)?;
         let node = match p.as_rule() {
             Rule::type_name => ast::Type::Named(p.as_str().to_string()),
-            Rule::list_type => ast::Type::List(Box::new(self.ty(self.last(&p)?)?)),
+            Rule::list_type => ast::Type::List(Box::new(self.type_of(&p)?)),
+            Rule::record_type if is_open(&p) => ast::Type::OpenRecord(self.fields(p)?),
             Rule::record_type => ast::Type::Record(self.fields(p)?),
+            Rule::string | Rule::int => ast::Type::Literal(self.literal(p)?.node),
             other => return Err(internal(&format!("unexpected type {other:?}"), span)),
         };
         self.depth -= 1;
@@ -505,7 +539,7 @@ impl Lower<'_> {
                 ast::Expr::Call(name, args)
             }
             Rule::path => ast::Expr::Path(self.path(p)?),
-            Rule::string | Rule::number | Rule::int | Rule::bool | Rule::list => {
+            Rule::string | Rule::number | Rule::int | Rule::bool | Rule::null_lit | Rule::list => {
                 return Ok(self.literal(p)?.map_node(ast::Expr::Literal))
             }
             other => return Err(internal(&format!("unexpected expression {other:?}"), span)),
@@ -593,6 +627,7 @@ impl Lower<'_> {
                 ast::Literal::Num(text.to_string())
             }
             Rule::bool => ast::Literal::Bool(p.as_str() == "true"),
+            Rule::null_lit => ast::Literal::Null,
             Rule::list => {
                 self.enter(span)?;
                 let items = kids(p)

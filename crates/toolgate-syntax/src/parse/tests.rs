@@ -270,3 +270,28 @@ fn fmt_is_a_fixed_point_on_the_corpus() {
         assert_eq!(print(&again, &once), once, "{name}: fmt is not idempotent");
     }
 }
+
+#[test]
+fn argument_types_parse_and_print_canonically() {
+    let src =
+        "tool t read {a: \"x\"|\"y\" , b : string|null, c?: {d: int,..}, e: list<1|2>, f: any,..};";
+    let file = parse_ok(src);
+    let Some(Item::Tool(t)) = file.items.first().map(|i| &i.node) else {
+        panic!("a tool")
+    };
+    assert!(t.open);
+    let printed = print(&file, src);
+    assert_eq!(
+        printed,
+        "tool t read { a: \"x\" | \"y\", b: string | null, c?: { d: int, .. }, e: list<1 | 2>, f: any, .. };\n"
+    );
+    assert_eq!(parse_ok(&printed), file);
+    let open = "tool t read {..};";
+    assert_eq!(print(&parse_ok(open), open), "tool t read { .. };\n");
+}
+
+#[test]
+fn null_is_a_literal_and_a_reserved_word() {
+    assert_eq!(shape(&condition("args.x == null")), "args.x == null");
+    assert_eq!(errors("let null = 1;").len(), 1);
+}
