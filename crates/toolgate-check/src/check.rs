@@ -3,6 +3,7 @@
 
 mod expr;
 mod lints;
+mod optional;
 mod rules;
 #[cfg(test)]
 mod tests;

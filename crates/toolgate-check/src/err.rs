@@ -456,6 +456,22 @@ pub enum CheckError {
         #[help]
         help: String,
     },
+    /// A deny (or approval floor) reading an optional or nullable argument
+    /// without `has`: it applies to every call that omits it.
+    #[error("this {kind} reads `{arg}`, which calls may omit, without `has`")]
+    #[diagnostic(code(toolgate::check::unguarded_optional), severity(Warning))]
+    UnguardedOptional {
+        /// `deny` or `approval floor`.
+        kind: &'static str,
+        /// The argument, e.g. `args.cc`.
+        arg: String,
+        /// The read.
+        #[label("an error when the call omits it (or sends `null`)")]
+        span: SourceSpan,
+        /// The guard to write.
+        #[help]
+        help: String,
+    },
     /// `starts_with` or `matches` on an argument that a rule reads as a URL.
     #[error("`{op}` on the raw URL `{arg}`")]
     #[diagnostic(code(toolgate::check::raw_url_match), severity(Warning))]

@@ -15,6 +15,7 @@ impl Checker<'_> {
         self.unused_context();
         self.duplicate_rules(file);
         self.url_lints();
+        self.unguarded_optionals();
         if self.writes.is_none() {
             let dead: Vec<Span> = self
                 .rules
