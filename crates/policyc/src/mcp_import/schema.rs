@@ -2,11 +2,15 @@
 //! Toolgate `tool` declaration, plus what the language cannot say about it.
 //!
 //! Every choice fails closed (docs/mcp.md, "Importing tools"): a value the
-//! declaration does not express is denied, never let through. `number` is
-//! the language's `number`; nullable types are narrowed (never `null`); an `enum` or `const`
-//! becomes a deny rule; a field whose type cannot be written at all (a union,
-//! a map, `$ref`, an object or array of anything) is left out of the record,
-//! so the gateway's schema check denies every call that carries it.
+//! declaration does not express is denied, never let through. What the
+//! language says exactly is declared exactly: `number`, `T | null` for a
+//! nullable type, a literal union (`"asc" | "desc"`, `1 | 2`) for a string or
+//! integer `enum`/`const`, `{ a: T, .. }` for `additionalProperties: true`,
+//! `{ .. }` for an object of any keys, `any` for a schema of any value, lists
+//! of records. A boolean `enum` becomes a deny rule; a field whose type cannot
+//! be written (a union of several types, a map with typed values, `$ref`, an
+//! array of anything) is left out of the record, so the gateway's schema check
+//! denies every call that carries it.
 //! Validation keywords (`minLength`, `pattern`, …) are not checked by the
 //! policy and are reported, since the upstream is what validates them.
 
@@ -75,7 +79,7 @@ pub(crate) struct Note {
     pub message: String,
 }
 
-/// An `enum`/`const` the policy enforces with a deny rule.
+/// A boolean `enum`/`const` the policy enforces with a deny rule.
 #[derive(Debug)]
 pub(crate) struct Allowed {
     /// The field's path below `args`.
@@ -167,19 +171,25 @@ impl Walk {
             Some(_) => return Err("`properties` is not an object".into()),
         };
         let has_props = props.is_some_and(|p| !p.is_empty());
-        match obj.get("additionalProperties") {
-            Some(Value::Bool(false)) => {}
-            None if has_props || at.is_empty() => {}
-            None => return Err("an object without `properties` (any keys)".into()),
+        let open = match obj.get("additionalProperties") {
+            Some(Value::Bool(false)) => false,
+            // Absent: JSON Schema allows other keys; declared closed (fail closed).
+            None if has_props || at.is_empty() => false,
+            // An object of any keys and values: exactly `{ .. }`.
+            None | Some(Value::Bool(true)) => true,
+            Some(Value::Object(any)) if any.is_empty() => true,
             Some(_) if !has_props => {
-                return Err("an open object (a map): its keys are not known".into())
+                return Err("a map whose values have a type: its keys are not known".into())
             }
-            Some(_) => self.note(
-                at,
-                Kind::Narrowed,
-                "an open object (`additionalProperties`): only the declared properties are accepted".into(),
-            ),
-        }
+            Some(_) => {
+                self.note(
+                    at,
+                    Kind::Narrowed,
+                    "other properties with a type (`additionalProperties`): only the declared properties are accepted".into(),
+                );
+                false
+            }
+        };
         let required: Vec<&str> = obj
             .get("required")
             .and_then(Value::as_array)
@@ -191,6 +201,9 @@ impl Walk {
             if let Some(field) = self.property(name, schema, optional, at) {
                 fields.push(field);
             }
+        }
+        if open {
+            fields.push("..".into());
         }
         Ok(if fields.is_empty() {
             "{}".into()
@@ -238,15 +251,18 @@ impl Walk {
     /// The Toolgate type of one field's schema.
     fn field_type(&mut self, schema: &Value, at: &mut Vec<Step>) -> Result<String, String> {
         let Some(obj) = schema.as_object() else {
-            return Err("a boolean schema (any value)".into());
+            return match schema {
+                Value::Bool(true) => Ok("any".into()),
+                _ => Err("a schema that accepts no value".into()),
+            };
         };
         if let Some(k) = UNEXPRESSIBLE.iter().find(|k| obj.contains_key(**k)) {
             return Err(format!("`{k}` is not expressible"));
         }
-        if let Some(inner) = self.nullable_union(obj, at)? {
-            return self.field_type(inner, at);
+        if let Some((inner, nullable)) = nullable_union(obj)? {
+            return Ok(or_null(self.field_type(inner, at)?, nullable));
         }
-        let ty = self.base_type(obj, at)?;
+        let (ty, nullable) = base_type(obj)?;
         for k in UNCHECKED.iter().filter(|k| obj.contains_key(**k)) {
             self.note(
                 at,
@@ -260,15 +276,16 @@ impl Walk {
             "boolean" => "bool".to_string(),
             "number" => "number".to_string(),
             "array" => {
-                let items = obj
-                    .get("items")
-                    .ok_or("an array without `items` (any elements)")?;
+                let Some(items) = obj.get("items") else {
+                    return Ok(or_null("list<any>".into(), nullable));
+                };
                 at.push(Step::Items);
                 let t = self.field_type(items, at);
                 at.pop();
                 format!("list<{}>", t?)
             }
             "object" => self.record(obj, at)?,
+            "any" => "any".to_string(),
             other => return Err(format!("type `{other}` is not expressible")),
         };
         let values = match (obj.get("enum"), obj.get("const")) {
@@ -277,62 +294,17 @@ impl Walk {
             (Some(_), _) => return Err("`enum` is not a list".into()),
             (None, None) => None,
         };
-        if let Some(values) = values {
-            self.enum_rule(&values, &ty, at)?;
-        }
-        Ok(text)
-    }
-
-    /// `anyOf`/`oneOf` of one type and `null`: that type (narrowed, noted).
-    fn nullable_union<'a>(
-        &mut self,
-        obj: &'a Map<String, Value>,
-        at: &[Step],
-    ) -> Result<Option<&'a Value>, String> {
-        let Some(members) = obj.get("anyOf").or_else(|| obj.get("oneOf")) else {
-            return Ok(None);
+        let Some(values) = values else {
+            return Ok(or_null(text, nullable));
         };
-        let members = members.as_array().ok_or("`anyOf`/`oneOf` is not a list")?;
-        let is_null = |m: &Value| m.get("type").and_then(Value::as_str) == Some("null");
-        let rest: Vec<&Value> = members.iter().filter(|m| !is_null(m)).collect();
-        match rest.as_slice() {
-            [one] if rest.len() < members.len() => {
-                self.note_nullable(at);
-                Ok(Some(one))
+        // `null` passes an `enum` only if listed, and the `type` only if it allows it.
+        let with_null = nullable && values.iter().any(Value::is_null);
+        match literal_union(&values, &ty) {
+            Some(union) => Ok(or_null(union, with_null)),
+            None => {
+                self.enum_rule(&values, &ty, at)?;
+                Ok(or_null(text, with_null))
             }
-            [one] => Ok(Some(one)),
-            _ => Err("a union (`anyOf`/`oneOf`) of several types".into()),
-        }
-    }
-
-    fn note_nullable(&mut self, at: &[Step]) {
-        self.note(
-            at,
-            Kind::Narrowed,
-            "nullable: declared without `null`, so a call passing `null` is denied".into(),
-        );
-    }
-
-    /// The JSON Schema type name: `type`, or inferred from `enum`/`const`,
-    /// `properties` or `items`.
-    fn base_type(&mut self, obj: &Map<String, Value>, at: &[Step]) -> Result<String, String> {
-        match obj.get("type") {
-            Some(Value::String(t)) => Ok(t.clone()),
-            Some(Value::Array(ts)) => {
-                let names: Vec<&str> = ts.iter().filter_map(Value::as_str).collect();
-                let rest: Vec<&str> = names.iter().copied().filter(|t| *t != "null").collect();
-                match rest.as_slice() {
-                    [one] => {
-                        if rest.len() < names.len() {
-                            self.note_nullable(at);
-                        }
-                        Ok((*one).to_string())
-                    }
-                    _ => Err(format!("a union of types `{}`", names.join("`, `"))),
-                }
-            }
-            Some(_) => Err("`type` is neither a string nor a list".into()),
-            None => infer_type(obj),
         }
     }
 
@@ -381,6 +353,65 @@ impl Walk {
     }
 }
 
+/// `anyOf`/`oneOf` of one type, with or without `null`: that type, and
+/// whether `null` is one of the members.
+fn nullable_union(obj: &Map<String, Value>) -> Result<Option<(&Value, bool)>, String> {
+    let Some(members) = obj.get("anyOf").or_else(|| obj.get("oneOf")) else {
+        return Ok(None);
+    };
+    let members = members.as_array().ok_or("`anyOf`/`oneOf` is not a list")?;
+    let is_null = |m: &Value| m.get("type").and_then(Value::as_str) == Some("null");
+    let rest: Vec<&Value> = members.iter().filter(|m| !is_null(m)).collect();
+    match rest.as_slice() {
+        [one] => Ok(Some((one, rest.len() < members.len()))),
+        _ => Err("a union (`anyOf`/`oneOf`) of several types".into()),
+    }
+}
+
+/// The JSON Schema type name (`type`, or inferred from `enum`/`const`,
+/// `properties` or `items`; `any` when nothing says), and whether `null` is
+/// allowed too (a `type` list with `"null"`, or no `type` at all).
+fn base_type(obj: &Map<String, Value>) -> Result<(String, bool), String> {
+    match obj.get("type") {
+        Some(Value::String(t)) => Ok((t.clone(), false)),
+        Some(Value::Array(ts)) => {
+            let names: Vec<&str> = ts.iter().filter_map(Value::as_str).collect();
+            let rest: Vec<&str> = names.iter().copied().filter(|t| *t != "null").collect();
+            match rest.as_slice() {
+                [one] => Ok(((*one).to_string(), rest.len() < names.len())),
+                _ => Err(format!("a union of types `{}`", names.join("`, `"))),
+            }
+        }
+        Some(_) => Err("`type` is neither a string nor a list".into()),
+        None => infer_type(obj).map(|t| (t, true)),
+    }
+}
+
+/// `T | null` when `nullable` (an `any` already includes `null`).
+fn or_null(ty: String, nullable: bool) -> String {
+    if nullable && ty != "any" {
+        format!("{ty} | null")
+    } else {
+        ty
+    }
+}
+
+/// A string or integer `enum` as a literal union (`"a" | "b"`, `1 | 2`),
+/// `null` left out; `None` for values the language has no literal type for.
+fn literal_union(values: &[Value], ty: &str) -> Option<String> {
+    let literal = |v: &Value| match (ty, v) {
+        ("string", Value::String(s)) => Some(toolgate_syntax::string_text(s)),
+        ("integer" | "number", Value::Number(n)) => n.as_i64().map(|i| i.to_string()),
+        _ => None,
+    };
+    let parts: Option<Vec<String>> = values
+        .iter()
+        .filter(|v| !v.is_null())
+        .map(literal)
+        .collect();
+    parts.filter(|p| !p.is_empty()).map(|p| p.join(" | "))
+}
+
 /// The type of a schema with no `type`.
 fn infer_type(obj: &Map<String, Value>) -> Result<String, String> {
     let values: Vec<&Value> = match (obj.get("enum"), obj.get("const")) {
@@ -388,7 +419,7 @@ fn infer_type(obj: &Map<String, Value>) -> Result<String, String> {
         (None, Some(c)) => vec![c],
         _ if obj.contains_key("properties") => return Ok("object".into()),
         _ if obj.contains_key("items") => return Ok("array".into()),
-        _ => return Err("no `type` (any value)".into()),
+        _ => return Ok("any".into()),
     };
     let all = |f: fn(&Value) -> bool| !values.is_empty() && values.iter().all(|v| f(v));
     if all(Value::is_string) {
