@@ -15,7 +15,7 @@ use toolgate_engine::reference;
 use toolgate_engine::{Context, Engine, Outcome, Request};
 
 const TOOLS: &str = "\
-tool t.r1 read { s: string, n: int, l: list<string>, u?: string | null };
+tool t.r1 read { s: string, n: int, l: list<string>, u?: string | null, .. };
 tool t.r2 read;
 tool t.w1 write { s: string, n: int, m?: number, u?: string | null, c?: \"a\" | \"b\" | null, k?: any, o2?: { x: int, .. } };
 tool t.w2 write irreversible;
