@@ -1,6 +1,7 @@
 //! The checker: declarations first, then rules, then whole-policy lints.
 //! Every problem found is reported; the IR is returned only when none is an error.
 
+mod dates;
 mod expr;
 mod lints;
 mod rules;
@@ -282,10 +283,13 @@ impl<'s> Checker<'s> {
                 "int" => Some(ir::Type::Int),
                 "number" => Some(ir::Type::Number),
                 "bool" => Some(ir::Type::Bool),
+                "date" => Some(ir::Type::Date),
+                "datetime" => Some(ir::Type::Datetime),
                 other => {
-                    let help = suggest::did_you_mean(other, ["string", "int", "number", "bool"])
+                    let names = ["string", "int", "number", "bool", "date", "datetime"];
+                    let help = suggest::did_you_mean(other, names)
                         .unwrap_or_else(|| {
-                            "the types are `string`, `int`, `number`, `bool`, `list<T>` and records `{ f: T }`"
+                            "the types are `string`, `int`, `number`, `bool`, `date`, `datetime`, `list<T>` and records `{ f: T }`"
                                 .to_string()
                         });
                     self.diags.push(CheckError::UnknownType {

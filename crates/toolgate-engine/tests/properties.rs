@@ -12,19 +12,19 @@
 use proptest::prelude::*;
 use serde_json::{json, Value as Json};
 use toolgate_engine::reference;
-use toolgate_engine::{Context, Engine, Outcome, Request};
+use toolgate_engine::{Context, Engine, Outcome, Request, Timestamp};
 
 const TOOLS: &str = "\
 tool t.r1 read { s: string, n: int, l: list<string> };
 tool t.r2 read;
-tool t.w1 write { s: string, n: int, m?: number };
+tool t.w1 write { s: string, n: int, m?: number, d?: date, t?: datetime };
 tool t.w2 write irreversible;
 tool t.w3 write { l: list<string>, o?: { x: int }, p?: list<{ e: string, n?: int }> };
 ";
 const READ_TOOLS: [&str; 2] = ["t.r1", "t.r2"];
 const WRITE_TOOLS: [&str; 3] = ["t.w1", "t.w2", "t.w3"];
 
-const CONDITIONS: [&str; 27] = [
+const CONDITIONS: [&str; 35] = [
     "has args.s and args.s == \"x\"",
     "has args.n and args.n > 3",
     "env == \"dev\"",
@@ -52,6 +52,14 @@ const CONDITIONS: [&str; 27] = [
     "has args.s and email_domain(args.s) == \"a.test\"",
     "has args.s and within(args.s, \"/a\")",
     "compact(trim(args.s)) == \"xyz\"",
+    "has args.d and args.d >= date(now)",
+    "has args.d and args.d <= date(now) + 30d",
+    "has args.t and args.t > now - 12h",
+    "has args.t and args.t - now <= 2w",
+    "datetime(args.s) < now + 90s",
+    "has args.d and args.d - date(\"2026-11-22\") < 3d",
+    "now >= datetime(\"2026-11-22T10:00:00+01:00\")",
+    "has args.t and date(args.t) == args.d",
 ];
 
 #[derive(Clone, Debug)]
@@ -236,6 +244,8 @@ fn json_value() -> impl Strategy<Value = Json> {
         Just(json!(["b", 3])),
         Just(json!({ "x": 3 })),
         Just(json!({ "x": "3" })),
+        Just(json!("2026-11-22")),
+        Just(json!("2026-11-22T10:00:00Z")),
     ]
 }
 
@@ -266,6 +276,41 @@ fn people() -> impl Strategy<Value = Json> {
     prop::collection::vec(person, 0..3).prop_map(Json::Array)
 }
 
+/// `date` and `datetime` arguments around the generated conditions' boundaries
+/// (and a few malformed ones, which the schema refuses).
+fn dates() -> impl Strategy<Value = (Option<&'static str>, Option<&'static str>)> {
+    let d = prop::sample::select(vec![
+        "2026-11-22",
+        "2026-11-21",
+        "2026-11-24",
+        "2026-12-22",
+        "2026-12-23",
+        "2026-02-30",
+        "22.11.2026",
+    ]);
+    let t = prop::sample::select(vec![
+        "2026-11-22T10:00:00Z",
+        "2026-11-22T11:00:00+01:00",
+        "2026-11-21T22:00:00Z",
+        "2026-12-06T10:00:00.5Z",
+        "2026-12-31T23:59:60Z",
+        "2026-11-22T10:00:00",
+    ]);
+    (prop::option::of(d), prop::option::of(t))
+}
+
+/// The time a request is decided at (`None`: no clock, `now` fails closed).
+fn now() -> impl Strategy<Value = Option<Timestamp>> {
+    prop::sample::select(vec![
+        Some("2026-11-22T10:00:00Z"),
+        Some("2026-11-22T09:00:00Z"),
+        Some("2026-11-22T23:59:59.999Z"),
+        Some("2026-12-22T00:00:00Z"),
+        None,
+    ])
+    .prop_map(|t| t.and_then(|t| t.parse::<Timestamp>().ok()))
+}
+
 fn args() -> impl Strategy<Value = Json> {
     let key = prop::sample::select(vec!["s", "n", "m", "l", "o", "q", "tenant_id", "tenant"]);
     let s = prop::sample::select(vec![
@@ -288,9 +333,19 @@ fn args() -> impl Strategy<Value = Json> {
     prop_oneof![
         // Conforming to t.r1, t.w1 and t.w3 (and anything for the schema-less tools).
         2 => (s.clone(), n.clone(), l.clone()).prop_map(|(s, n, l)| json!({ "s": s, "n": n, "l": l })),
-        2 => (s, n, prop::option::of(number())).prop_map(|(s, n, m)| match m {
+        2 => (s.clone(), n.clone(), prop::option::of(number())).prop_map(|(s, n, m)| match m {
             Some(m) => json!({ "s": s, "n": n, "m": m }),
             None => json!({ "s": s, "n": n }),
+        }),
+        2 => (s, n, dates()).prop_map(|(s, n, (d, t))| {
+            let mut v = json!({ "s": s, "n": n });
+            if let Some(d) = d {
+                v["d"] = json!(d);
+            }
+            if let Some(t) = t {
+                v["t"] = json!(t);
+            }
+            v
         }),
         2 => (l, prop::option::of(-1i64..4), prop::option::of(people())).prop_map(|(l, x, p)| {
             let mut v = json!({ "l": l });
@@ -314,6 +369,7 @@ struct GenRequest {
     tool: &'static str,
     args: Json,
     context: Context,
+    now: Option<Timestamp>,
 }
 
 fn request() -> impl Strategy<Value = GenRequest> {
@@ -330,8 +386,8 @@ fn request() -> impl Strategy<Value = GenRequest> {
         None,
     ]);
     let opt = prop::sample::select(vec![Some(json!("o")), None]);
-    (agent, tool, args(), tenant, env, region, opt).prop_map(
-        |(agent, tool, args, tenant, env, region, opt)| {
+    (agent, tool, args(), tenant, env, (region, opt, now())).prop_map(
+        |(agent, tool, args, tenant, env, (region, opt, now))| {
             let mut fields = serde_json::Map::new();
             if let Some(r) = region {
                 fields.insert("region".into(), r);
@@ -348,6 +404,7 @@ fn request() -> impl Strategy<Value = GenRequest> {
                     env: env.into(),
                     fields,
                 },
+                now,
             }
         },
     )
@@ -360,6 +417,7 @@ impl GenRequest {
             tool: self.tool,
             args: &self.args,
             context: &self.context,
+            now: self.now,
         }
     }
 }
