@@ -1,6 +1,7 @@
 //! Fuzz target for the engine: random requests against the shipped policies.
 //!
-//! The first bytes pick a policy, an agent, a tool and a context; the rest is
+//! The first bytes pick a policy, an agent, a tool, a context and the time
+//! `now` reads (0: none, else days and hours around 2026-11-22); the rest is
 //! the arguments (as JSON when it parses, else as the value of every schema
 //! field). Invariant: the compiled engine, with and without its cache, decides
 //! exactly as the reference interpreter, and never panics.
@@ -43,7 +44,7 @@ fn compiled() -> &'static [Compiled] {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let [p, a, t, c, rest @ ..] = data else { return };
+    let [p, a, t, c, n, rest @ ..] = data else { return };
     let all = compiled();
     let pol = &all[*p as usize % all.len()];
     fn pick<'a>(names: Vec<&'a str>, b: u8) -> &'a str {
@@ -70,7 +71,12 @@ fuzz_target!(|data: &[u8]| {
     let env = ["dev", "staging", "prod", "qa"][(*c as usize >> 4) % 4];
     let tenant = if c & 64 != 0 { "acme" } else { "" };
     let context = Context { tenant: tenant.into(), env: env.into(), fields };
-    let req = Request { agent, tool, args: &args, context: &context };
+    // 2026-11-22T00:00:00Z, moved by whole days (high bits) and 6-hour steps (low bits).
+    let now = (*n != 0).then(|| {
+        let secs = 1_795_305_600 + (i64::from(*n >> 2) - 32) * 86_400 + i64::from(*n & 3) * 21_600;
+        toolgate_engine::Timestamp::from_second(secs).expect("in range")
+    });
+    let req = Request { agent, tool, args: &args, context: &context, now };
     let want = reference::decide(&pol.ir, &req);
     let got = pol.engine.decide(&req);
     assert!(reference::agrees(&got, &want), "engine {got:?}\nreference {want:?}\n{req:?}");

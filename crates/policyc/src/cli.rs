@@ -497,6 +497,9 @@ pub(crate) struct EvalArgs {
     /// A JSON Lines file of requests (`-` for standard input); one decision line per input line.
     #[arg(long)]
     pub requests: Option<PathBuf>,
+    /// The time a policy's `now` reads, RFC 3339 with an offset (default: the system clock).
+    #[arg(long, value_name = "RFC3339")]
+    pub now: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -513,6 +516,9 @@ pub(crate) struct ExplainArgs {
     /// A JSON Lines file of requests (`-` for standard input); one explanation per line.
     #[arg(long)]
     pub requests: Option<PathBuf>,
+    /// The time a policy's `now` reads, RFC 3339 with an offset (default: the system clock).
+    #[arg(long, value_name = "RFC3339")]
+    pub now: Option<String>,
 }
 
 #[derive(Debug, Args)]

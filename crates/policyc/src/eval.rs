@@ -6,7 +6,8 @@ use serde_json::json;
 use std::io::Write as _;
 use std::path::Path;
 use toolgate_check::ir;
-use toolgate_engine::{Engine, OwnedRequest, Verdict};
+use toolgate_check::time;
+use toolgate_engine::{Engine, OwnedRequest, Timestamp, Verdict};
 
 /// A policy that checked clean, with its text.
 pub(crate) struct Loaded {
@@ -67,12 +68,28 @@ pub(crate) fn run(args: &EvalArgs) -> Exit {
     }
 }
 
+/// The `now` of each decision: `--now` (checked before anything is read), or
+/// the system clock at that decision.
+pub(crate) fn clock(now: Option<&str>) -> Result<impl Fn() -> Timestamp, Exit> {
+    let fixed = match now {
+        Some(text) => Some(time::parse_datetime(text).ok_or_else(|| {
+            eprintln!(
+                "error: `--now` must be an RFC 3339 datetime with an offset such as 2026-11-22T10:00:00Z, not `{text}`"
+            );
+            Exit::Usage
+        })?),
+        None => None,
+    };
+    Ok(move || fixed.unwrap_or_else(Timestamp::now))
+}
+
 fn eval(args: &EvalArgs) -> Result<Exit, Exit> {
+    let now = clock(args.now.as_deref())?;
     let loaded = load(&args.policy)?;
     let engine = engine(&loaded)?;
     if let Some(path) = &args.request {
         let owned = read_request(path)?;
-        let req = owned.as_request();
+        let req = owned.as_request().at(now());
         println!("{}", engine.decide(&req).to_json(&req));
         return Ok(Exit::Ok);
     }
@@ -80,7 +97,7 @@ fn eval(args: &EvalArgs) -> Result<Exit, Exit> {
         return Err(Exit::Usage);
     };
     each_request(path, |id, owned| {
-        let req = owned.as_request();
+        let req = owned.as_request().at(now());
         let mut decided = engine.decide(&req).to_json(&req);
         if let (Some(id), Some(obj)) = (id, decided.as_object_mut()) {
             obj.insert("id".into(), id);
@@ -184,12 +201,13 @@ fn request_of(
 
 pub(crate) fn explain(args: &ExplainArgs) -> Exit {
     let run = || -> Result<Exit, Exit> {
+        let now = clock(args.now.as_deref())?;
         let loaded = load(&args.policy)?;
         let engine = engine(&loaded)?;
         if let Some(path) = &args.requests {
             let mut first = true;
             return each_request(path, |id, owned| {
-                let req = owned.as_request();
+                let req = owned.as_request().at(now());
                 let mut text = if first { String::new() } else { "\n".into() };
                 first = false;
                 if let Some(id) = id {
@@ -203,7 +221,7 @@ pub(crate) fn explain(args: &ExplainArgs) -> Exit {
             return Err(Exit::Usage);
         };
         let owned = read_request(path)?;
-        let req = owned.as_request();
+        let req = owned.as_request().at(now());
         print!("{}", escape_controls(&explanation(&loaded, &engine, &req)));
         Ok(Exit::Ok)
     };
@@ -255,9 +273,13 @@ fn explanation(loaded: &Loaded, engine: &Engine, req: &toolgate_engine::Request<
         }
     };
     let mut out = format!(
-        "request: agent `{}` calls `{}` for tenant `{}` in env `{}`\n\n",
+        "request: agent `{}` calls `{}` for tenant `{}` in env `{}`\n",
         req.agent, req.tool, req.context.tenant, req.context.env
     );
+    if let Some(now) = req.now {
+        out.push_str(&format!("now: {now} (what the policy's `now` reads)\n"));
+    }
+    out.push('\n');
     let traces = toolgate_engine::explain(p, req);
     if traces.is_empty() {
         out.push_str("no rule names this agent and tool\n");

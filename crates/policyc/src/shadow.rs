@@ -60,10 +60,14 @@ pub(crate) fn run(args: &ReplayArgs, journal: &Path, policy: &Path) -> Exit {
         each_record(journal, |line, rec| match rec {
             Some(rec) if rec["kind"] == "decision" => {
                 let body = &rec["body"];
+                // `now` is the record's own time, so a replay is deterministic.
+                let now = rec["ts_ms"]
+                    .as_i64()
+                    .and_then(|ms| toolgate_engine::Timestamp::from_millisecond(ms).ok());
                 decide(
                     &loaded.policy,
                     &engine,
-                    body,
+                    (body, now),
                     &approvals,
                     &exhausted,
                     &mut report,
@@ -230,8 +234,9 @@ fn paths(e: &ir::Expr, out: &mut Vec<ir::Path>) {
     use ir::ExprKind as K;
     match &e.kind {
         K::Path(p) | K::Has(p) => out.push(p.clone()),
-        K::Lit(_) | K::Elem => {}
+        K::Lit(_) | K::Elem | K::Now | K::Duration(_) => {}
         K::Len(a)
+        | K::Time(_, a)
         | K::Lower(a)
         | K::Text(_, a)
         | K::Url(_, a)
@@ -240,7 +245,7 @@ fn paths(e: &ir::Expr, out: &mut Vec<ir::Path>) {
         | K::Regex(a, _)
         | K::IsNull(a) => paths(a, out),
         K::And(xs) | K::Or(xs) => xs.iter().for_each(|x| paths(x, out)),
-        K::Binary(_, a, b) | K::Quant(_, a, b) | K::Within(a, b) => {
+        K::Binary(_, a, b) | K::Quant(_, a, b) | K::Within(a, b) | K::Arith(_, a, b) => {
             paths(a, out);
             paths(b, out);
         }
@@ -253,6 +258,8 @@ fn placeholder(ty: &ir::Type) -> Json {
         ir::Type::String => json!(""),
         ir::Type::Int | ir::Type::Number => json!(0),
         ir::Type::Bool => json!(false),
+        ir::Type::Date => json!("1970-01-01"),
+        ir::Type::Datetime => json!("1970-01-01T00:00:00Z"),
         ir::Type::List(_) => json!([]),
         ir::Type::Nullable(_) | ir::Type::Any => Json::Null,
         ir::Type::OneOf(values) => match values.first() {
@@ -305,7 +312,7 @@ fn level(d: &str) -> u8 {
 fn decide(
     p: &ir::Policy,
     engine: &Engine,
-    body: &Json,
+    (body, now): (&Json, Option<toolgate_engine::Timestamp>),
     approvals: &Approvals,
     exhausted: &HashSet<Key>,
     report: &mut Report,
@@ -325,7 +332,10 @@ fn decide(
             .add(call);
         return;
     };
-    let d = engine.decide(&req.as_request());
+    let d = engine.decide(&toolgate_engine::Request {
+        now,
+        ..req.as_request()
+    });
     let new = d.outcome.as_str();
     let flip = if level(new) != level(old) {
         if level(new) > level(old) {

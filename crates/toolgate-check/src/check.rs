@@ -1,6 +1,7 @@
 //! The checker: declarations first, then rules, then whole-policy lints.
 //! Every problem found is reported; the IR is returned only when none is an error.
 
+mod dates;
 mod expr;
 mod lints;
 mod optional;
@@ -295,6 +296,8 @@ impl<'s> Checker<'s> {
                 "number" => Some(ir::Type::Number),
                 "bool" => Some(ir::Type::Bool),
                 "any" => Some(ir::Type::Any),
+                "date" => Some(ir::Type::Date),
+                "datetime" => Some(ir::Type::Datetime),
                 other => {
                     let help = types::unknown_type_help(other);
                     self.diags.push(CheckError::UnknownType {

@@ -249,6 +249,21 @@ pub enum CheckError {
         #[help]
         help: String,
     },
+    /// A `date("...")` or `datetime("...")` literal that is not RFC 3339.
+    #[error("invalid {kind} `{text}`")]
+    #[diagnostic(code(toolgate::check::invalid_date))]
+    InvalidDate {
+        /// `date` or `datetime`.
+        kind: &'static str,
+        /// The text as written.
+        text: String,
+        /// Where.
+        #[label("not an RFC 3339 {kind}")]
+        span: SourceSpan,
+        /// The expected form.
+        #[help]
+        help: String,
+    },
     /// A function that does not exist.
     #[error("unknown function `{name}`")]
     #[diagnostic(code(toolgate::check::unknown_function))]

@@ -98,6 +98,10 @@ pub enum Type {
     Number,
     /// A boolean.
     Bool,
+    /// `date`: an RFC 3339 full date (`2026-11-22`), a JSON string.
+    Date,
+    /// `datetime`: an RFC 3339 date-time with an offset, a JSON string.
+    Datetime,
     /// A list whose elements all have this type.
     List(Box<Type>),
     /// A record with exactly these fields.
@@ -294,6 +298,26 @@ pub enum ExprKind {
     /// `x == null`: `x` has no value (absent, or JSON `null`); never an error
     /// for a missing value, an error only for a wrong type on the way.
     IsNull(Box<Expr>),
+    /// `now`: the trusted clock's time, supplied with the request.
+    Now,
+    /// A duration literal, in seconds (`30d` = 2 592 000).
+    Duration(i64),
+    /// `date(x)` / `datetime(x)`, and every read of a value declared
+    /// `date` or `datetime` (its JSON string is parsed where it is read).
+    Time(TimeFn, Box<Expr>),
+    /// `a + b`, `a - b` on dates, datetimes and durations.
+    Arith(ArithOp, Box<Expr>, Box<Expr>),
+}
+
+pub use toolgate_syntax::ast::ArithOp;
+
+/// The conversions to `date` and `datetime`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TimeFn {
+    /// `date(x)`: a `YYYY-MM-DD` string, or a datetime's UTC calendar date.
+    Date,
+    /// `datetime(x)`: an RFC 3339 date-time string with an offset.
+    Datetime,
 }
 
 pub use toolgate_syntax::ast::Quantifier;

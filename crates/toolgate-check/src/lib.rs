@@ -11,6 +11,7 @@ mod check;
 mod err;
 pub mod ir;
 mod suggest;
+pub mod time;
 
 pub use check::{check, Checked};
 pub use err::CheckError;

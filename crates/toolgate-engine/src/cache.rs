@@ -4,8 +4,8 @@
 //! are cheaper than a cache lookup). The key is the (agent, tool) and exactly
 //! the request values the cell's conditions read: each `args` path, each
 //! `ctx` field, `tenant` and `env` where read. The value is which deny applied,
-//! or which grants held: nothing that depends on budgets or time is cached,
-//! since the engine never sees either.
+//! or which grants held: nothing that depends on budgets is cached, since the
+//! engine never sees them; a cell that reads `now` keys on the request's time.
 
 use crate::eval::{self, Cond};
 use crate::request::Request;
@@ -19,6 +19,8 @@ pub(crate) enum Read {
     Ctx(String),
     Tenant,
     Env,
+    /// `now`: the request's time.
+    Now,
 }
 
 /// What a cell's conditions came to for one request.
@@ -53,7 +55,7 @@ impl Cache {
             let value = match r {
                 Read::Arg(path) => eval::arg(req.args, path),
                 Read::Ctx(f) => req.context.fields.get(f),
-                Read::Tenant | Read::Env => None,
+                Read::Tenant | Read::Env | Read::Now => None,
             };
             match (r, value) {
                 (Read::Tenant, _) => push_json(
@@ -64,6 +66,11 @@ impl Cache {
                     &mut text,
                     &serde_json::Value::String(req.context.env.clone()),
                 ),
+                (Read::Now, _) => {
+                    if let Some(now) = req.now {
+                        text.push_str(&now.to_string());
+                    }
+                }
                 (_, Some(v)) => push_json(&mut text, v),
                 (_, None) => {}
             }
@@ -99,7 +106,9 @@ pub(crate) fn reads(cond: &Cond, out: &mut Vec<Read>) {
         Cond::Ctx(f) | Cond::HasCtx(f) => add(Read::Ctx(f.clone())),
         Cond::Tenant => add(Read::Tenant),
         Cond::Env => add(Read::Env),
+        Cond::Now => add(Read::Now),
         Cond::Const(_)
+        | Cond::Dur(_)
         | Cond::Agent
         | Cond::Tool
         | Cond::Elem
@@ -108,12 +117,16 @@ pub(crate) fn reads(cond: &Cond, out: &mut Vec<Read>) {
         Cond::Len(x)
         | Cond::Lower(x)
         | Cond::Text(_, x)
+        | Cond::Time(_, x)
         | Cond::Url(_, x)
         | Cond::Not(x)
         | Cond::Match(x, _)
         | Cond::IsNull(x) => reads(x, out),
         Cond::And(xs) | Cond::Or(xs) => xs.iter().for_each(|x| reads(x, out)),
-        Cond::Binary(_, l, r) | Cond::Quant(_, l, r) | Cond::Within(l, r) => {
+        Cond::Binary(_, l, r)
+        | Cond::Quant(_, l, r)
+        | Cond::Within(l, r)
+        | Cond::Arith(_, l, r) => {
             reads(l, out);
             reads(r, out);
         }

@@ -2,6 +2,7 @@
 //! resolves no policy names (tools, agents, constants) and compiles nothing.
 //! Request values are read from the request's JSON (`args`) and context map.
 
+use crate::dates;
 use crate::request::Request;
 use crate::value::{self, EvalError, Val};
 use serde_json::Value as Json;
@@ -38,6 +39,10 @@ pub(crate) enum Cond {
     Quant(ir::Quantifier, Box<Cond>, Box<Cond>),
     /// `x == null`: `x` has no value.
     IsNull(Box<Cond>),
+    Now,
+    Dur(i64),
+    Time(ir::TimeFn, Box<Cond>),
+    Arith(ir::ArithOp, Box<Cond>, Box<Cond>),
 }
 
 impl Cond {
@@ -80,6 +85,10 @@ impl Cond {
             ir::ExprKind::Regex(x, r) => Cond::Match(b(x)?, regex(r)?),
             ir::ExprKind::Quant(q, list, pred) => Cond::Quant(*q, b(list)?, b(pred)?),
             ir::ExprKind::IsNull(x) => Cond::IsNull(b(x)?),
+            ir::ExprKind::Now => Cond::Now,
+            ir::ExprKind::Duration(secs) => Cond::Dur(*secs),
+            ir::ExprKind::Time(f, x) => Cond::Time(*f, b(x)?),
+            ir::ExprKind::Arith(op, l, r) => Cond::Arith(*op, b(l)?, b(r)?),
         })
     }
 
@@ -155,6 +164,10 @@ impl Cond {
             Cond::Lower(x) => Ok(Val::Str(Cow::Owned(x.value(env)?.as_str()?.to_lowercase()))),
             Cond::Url(part, x) => value::url_part(*part, x.value(env)?.as_str()?),
             Cond::Text(f, x) => value::text_fn(*f, x.value(env)?.as_str()?),
+            Cond::Now => env.req.now.map(Val::Time).ok_or(EvalError::Missing),
+            Cond::Dur(secs) => Ok(dates::duration(*secs)),
+            Cond::Time(f, x) => dates::convert(*f, x.value(env)?),
+            Cond::Arith(op, l, r) => dates::arith(*op, &l.value(env)?, &r.value(env)?),
             cond => cond.truth(env).map(Val::Bool),
         }
     }

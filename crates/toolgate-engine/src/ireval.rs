@@ -2,6 +2,7 @@
 //! reference interpreter's evaluator, also used by `explain` to say which
 //! part of a condition did not hold.
 
+use crate::dates;
 use crate::eval;
 use crate::request::Request;
 use crate::value::{self, EvalError, Val};
@@ -110,6 +111,10 @@ fn val<'a>(
         ))),
         K::Url(part, x) => value::url_part(*part, val(x, req, elem)?.as_str()?),
         K::Text(f, x) => value::text_fn(*f, val(x, req, elem)?.as_str()?),
+        K::Now => req.now.map(Val::Time).ok_or(EvalError::Missing),
+        K::Duration(secs) => Ok(dates::duration(*secs)),
+        K::Time(f, x) => dates::convert(*f, val(x, req, elem)?),
+        K::Arith(op, l, r) => dates::arith(*op, &val(l, req, elem)?, &val(r, req, elem)?),
         _ => truth(e, req, elem).map(Val::Bool),
     }
 }

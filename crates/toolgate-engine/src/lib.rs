@@ -11,6 +11,7 @@
 
 mod cache;
 pub mod compare;
+mod dates;
 mod decision;
 pub(crate) mod eval;
 mod explain;
@@ -29,6 +30,8 @@ mod value;
 pub use decision::{BudgetKey, Decision, Outcome, RuleInfo};
 pub use explain::{explain, RuleTrace, Verdict};
 pub use request::{Context, OwnedRequest, Request, RequestError};
+/// The instant `now` reads (RFC 3339 in and out; `jiff`'s type).
+pub use toolgate_check::time::Timestamp;
 
 /// The README's Rust examples, compiled as doctests.
 #[doc = include_str!("../../../README.md")]

@@ -2,6 +2,7 @@
 
 use serde_json::{Map, Value as Json};
 use thiserror::Error;
+use toolgate_check::time::Timestamp;
 
 /// The trusted request context. The caller builds it from its own
 /// authenticated request (never from model output).
@@ -26,6 +27,20 @@ pub struct Request<'a> {
     pub args: &'a Json,
     /// The trusted context.
     pub context: &'a Context,
+    /// The time `now` reads: the caller's trusted clock (the runtime's
+    /// `Clock`), never the request's own text. `None`: a condition reading
+    /// `now` cannot be evaluated (a deny applies, a grant does not).
+    pub now: Option<Timestamp>,
+}
+
+impl Request<'_> {
+    /// The same request decided at `now`.
+    pub fn at(self, now: Timestamp) -> Self {
+        Request {
+            now: Some(now),
+            ..self
+        }
+    }
 }
 
 /// A request that owns its parts (as read from JSON).
@@ -89,13 +104,14 @@ impl OwnedRequest {
         })
     }
 
-    /// Borrows it as a [`Request`].
+    /// Borrows it as a [`Request`] without a time (see [`Request::at`]).
     pub fn as_request(&self) -> Request<'_> {
         Request {
             agent: &self.agent,
             tool: &self.tool,
             args: &self.args,
             context: &self.context,
+            now: None,
         }
     }
 }

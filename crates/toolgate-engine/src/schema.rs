@@ -3,7 +3,7 @@
 
 use crate::request::Context;
 use serde_json::Value as Json;
-use toolgate_check::ir;
+use toolgate_check::{ir, time};
 
 /// Checks the trusted context: a tenant, a declared env (when `envs` are
 /// declared), and every declared field present (unless optional) and typed.
@@ -74,6 +74,8 @@ fn conforms_type(v: &Json, ty: &ir::Type) -> bool {
         (ir::Type::String, Json::String(_)) | (ir::Type::Bool, Json::Bool(_)) => true,
         (ir::Type::Int, Json::Number(n)) => is_int(n),
         (ir::Type::Number, Json::Number(_)) => true,
+        (ir::Type::Date, Json::String(s)) => time::parse_date(s).is_some(),
+        (ir::Type::Datetime, Json::String(s)) => time::parse_datetime(s).is_some(),
         (ir::Type::List(inner), Json::Array(items)) => {
             items.iter().all(|i| conforms_type(i, inner))
         }
@@ -138,6 +140,8 @@ fn of_type(v: &Json, ty: &ir::Type, at: &str) -> Result<(), String> {
         (ir::Type::String, Json::String(_)) | (ir::Type::Bool, Json::Bool(_)) => true,
         (ir::Type::Int, Json::Number(n)) => is_int(n),
         (ir::Type::Number, Json::Number(_)) => true,
+        (ir::Type::Date, Json::String(s)) => time::parse_date(s).is_some(),
+        (ir::Type::Datetime, Json::String(s)) => time::parse_datetime(s).is_some(),
         (ir::Type::List(inner), Json::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
                 of_type(item, inner, &format!("{at}[{i}]"))?;
@@ -188,6 +192,8 @@ fn type_name(ty: &ir::Type) -> String {
         ir::Type::Int => "an integer".into(),
         ir::Type::Number => "a number".into(),
         ir::Type::Bool => "a boolean".into(),
+        ir::Type::Date => "an RFC 3339 date (`2026-11-22`)".into(),
+        ir::Type::Datetime => "an RFC 3339 datetime with an offset (`2026-11-22T10:00:00Z`)".into(),
         ir::Type::List(inner) => format!("a list of {}", plural(inner)),
         ir::Type::Record(_) | ir::Type::OpenRecord(_) => "an object".into(),
         ir::Type::Nullable(inner) => format!("{} or null", type_name(inner)),
@@ -214,6 +220,8 @@ fn plural(ty: &ir::Type) -> &'static str {
         ir::Type::Int => "integers",
         ir::Type::Number => "numbers",
         ir::Type::Bool => "booleans",
+        ir::Type::Date => "dates",
+        ir::Type::Datetime => "datetimes",
         ir::Type::List(_) => "lists",
         ir::Type::Record(_) | ir::Type::OpenRecord(_) => "objects",
         ir::Type::Nullable(_) => "nullable values",

@@ -117,6 +117,9 @@ struct Pool {
     ints: Vec<i64>,
     /// Decimal boundaries (`x - 0.01`, `x`, `x + 0.01`); `number`s also take the ints.
     nums: Vec<f64>,
+    /// `date` and `datetime` literals (`date("...")`), and a default each.
+    dates: Vec<String>,
+    datetimes: Vec<String>,
 }
 
 impl Pool {
@@ -141,6 +144,8 @@ impl Pool {
             }
         }
         pool.string("x");
+        pool.dates.push("2026-01-01".into());
+        pool.datetimes.push("2026-01-01T00:00:00Z".into());
         pool.ints.push(0);
         pool.ints.sort_unstable();
         pool.ints.dedup();
@@ -181,12 +186,17 @@ impl Pool {
         use ir::ExprKind as K;
         match &e.kind {
             K::Lit(v) => self.literal(v),
-            K::Path(_) | K::Elem | K::Has(_) => {}
+            K::Path(_) | K::Elem | K::Has(_) | K::Now | K::Duration(_) => {}
+            K::Time(f, a) => match (&a.kind, f) {
+                (K::Lit(ir::Value::Str(s)), ir::TimeFn::Date) => self.dates.push(s.clone()),
+                (K::Lit(ir::Value::Str(s)), ir::TimeFn::Datetime) => self.datetimes.push(s.clone()),
+                _ => self.collect(a),
+            },
             K::Len(a) | K::Lower(a) | K::Text(_, a) | K::Url(_, a) | K::Not(a) | K::IsNull(a) => {
                 self.collect(a)
             }
             K::And(xs) | K::Or(xs) => xs.iter().for_each(|x| self.collect(x)),
-            K::Binary(_, a, b) | K::Quant(_, a, b) | K::Within(a, b) => {
+            K::Binary(_, a, b) | K::Quant(_, a, b) | K::Within(a, b) | K::Arith(_, a, b) => {
                 self.collect(a);
                 self.collect(b);
             }
@@ -208,6 +218,8 @@ impl Pool {
                 whole.chain(self.nums.iter().map(|n| json!(n))).collect()
             }
             ir::Type::Bool => vec![json!(true), json!(false)],
+            ir::Type::Date => self.dates.iter().map(|s| json!(s)).collect(),
+            ir::Type::Datetime => self.datetimes.iter().map(|s| json!(s)).collect(),
             ir::Type::List(inner) => {
                 let mut lists = vec![json!([])];
                 lists.extend(

@@ -8,7 +8,7 @@
 use serde_json::Value as Json;
 use std::borrow::Cow;
 use std::cmp::Ordering;
-use toolgate_check::ir;
+use toolgate_check::{ir, time};
 
 /// Why a condition could not be evaluated.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,6 +34,12 @@ pub enum Val<'a> {
     JsonList(&'a [Json]),
     /// A list from the policy.
     ConstList(&'a [ir::Value]),
+    /// A `date`.
+    Date(time::Date),
+    /// A `datetime` (an instant).
+    Time(time::Timestamp),
+    /// A duration.
+    Dur(time::SignedDuration),
     /// A JSON object (an element of a list of records): only its fields,
     /// read by `x.f` inside a quantifier, are values; as a whole it compares
     /// with nothing (a type error).
@@ -147,6 +153,9 @@ pub fn equal(a: &Val<'_>, b: &Val<'_>) -> Result<bool, EvalError> {
             Ok(compare_numbers(a, b)? == Ordering::Equal)
         }
         (Val::Bool(x), Val::Bool(y)) => Ok(x == y),
+        (Val::Date(_) | Val::Time(_) | Val::Dur(_), _) => {
+            Ok(crate::dates::compare(a, b)? == Ordering::Equal)
+        }
         (x, y) if is_list(x) && is_list(y) => {
             let (xs, ys) = (x.elements()?, y.elements()?);
             if xs.len() != ys.len() {
@@ -217,10 +226,10 @@ pub fn binary(op: ir::BinOp, a: &Val<'_>, b: &Val<'_>) -> Result<bool, EvalError
     match op {
         B::Eq => equal(a, b),
         B::Ne => equal(a, b).map(|e| !e),
-        B::Lt => compare_numbers(a, b).map(Ordering::is_lt),
-        B::Le => compare_numbers(a, b).map(Ordering::is_le),
-        B::Gt => compare_numbers(a, b).map(Ordering::is_gt),
-        B::Ge => compare_numbers(a, b).map(Ordering::is_ge),
+        B::Lt => order(a, b).map(Ordering::is_lt),
+        B::Le => order(a, b).map(Ordering::is_le),
+        B::Gt => order(a, b).map(Ordering::is_gt),
+        B::Ge => order(a, b).map(Ordering::is_ge),
         B::In => member(a, b),
         B::NotIn => member(a, b).map(|m| !m),
         B::StartsWith => Ok(a.as_str()?.starts_with(b.as_str()?)),
@@ -229,6 +238,14 @@ pub fn binary(op: ir::BinOp, a: &Val<'_>, b: &Val<'_>) -> Result<bool, EvalError
             Val::Str(s) => Ok(s.contains(b.as_str()?)),
             list => member(b, list),
         },
+    }
+}
+
+/// Two numbers, or two dates, datetimes or durations.
+fn order(a: &Val<'_>, b: &Val<'_>) -> Result<Ordering, EvalError> {
+    match a {
+        Val::Date(_) | Val::Time(_) | Val::Dur(_) => crate::dates::compare(a, b),
+        _ => compare_numbers(a, b),
     }
 }
 

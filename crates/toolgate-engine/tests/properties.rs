@@ -12,19 +12,19 @@
 use proptest::prelude::*;
 use serde_json::{json, Value as Json};
 use toolgate_engine::reference;
-use toolgate_engine::{Context, Engine, Outcome, Request};
+use toolgate_engine::{Context, Engine, Outcome, Request, Timestamp};
 
 const TOOLS: &str = "\
 tool t.r1 read { s: string, n: int, l: list<string>, u?: string | null, .. };
 tool t.r2 read;
-tool t.w1 write { s: string, n: int, m?: number, u?: string | null, c?: \"a\" | \"b\" | null, k?: any, o2?: { x: int, .. } };
+tool t.w1 write { s: string, n: int, m?: number, u?: string | null, c?: \"a\" | \"b\" | null, k?: any, o2?: { x: int, .. }, d?: date, t?: datetime };
 tool t.w2 write irreversible;
 tool t.w3 write { l: list<string>, o?: { x: int }, p?: list<{ e: string, n?: int } | null>, u?: string | null };
 ";
 const READ_TOOLS: [&str; 2] = ["t.r1", "t.r2"];
 const WRITE_TOOLS: [&str; 3] = ["t.w1", "t.w2", "t.w3"];
 
-const CONDITIONS: [&str; 33] = [
+const CONDITIONS: [&str; 41] = [
     "args.u == null",
     "args.u != null and args.u starts_with \"x\"",
     "has args.c and args.c == \"a\"",
@@ -58,6 +58,14 @@ const CONDITIONS: [&str; 33] = [
     "has args.s and email_domain(args.s) == \"a.test\"",
     "has args.s and within(args.s, \"/a\")",
     "compact(trim(args.s)) == \"xyz\"",
+    "has args.d and args.d >= date(now)",
+    "has args.d and args.d <= date(now) + 30d",
+    "has args.t and args.t > now - 12h",
+    "has args.t and args.t - now <= 2w",
+    "datetime(args.s) < now + 90s",
+    "has args.d and args.d - date(\"2026-11-22\") < 3d",
+    "now >= datetime(\"2026-11-22T10:00:00+01:00\")",
+    "has args.t and date(args.t) == args.d",
 ];
 
 #[derive(Clone, Debug)]
@@ -242,6 +250,8 @@ fn json_value() -> impl Strategy<Value = Json> {
         Just(json!(["b", 3])),
         Just(json!({ "x": 3 })),
         Just(json!({ "x": "3" })),
+        Just(json!("2026-11-22")),
+        Just(json!("2026-11-22T10:00:00Z")),
     ]
 }
 
@@ -306,6 +316,41 @@ fn people() -> impl Strategy<Value = Json> {
     prop::collection::vec(person, 0..3).prop_map(Json::Array)
 }
 
+/// `date` and `datetime` arguments around the generated conditions' boundaries
+/// (and a few malformed ones, which the schema refuses).
+fn dates() -> impl Strategy<Value = (Option<&'static str>, Option<&'static str>)> {
+    let d = prop::sample::select(vec![
+        "2026-11-22",
+        "2026-11-21",
+        "2026-11-24",
+        "2026-12-22",
+        "2026-12-23",
+        "2026-02-30",
+        "22.11.2026",
+    ]);
+    let t = prop::sample::select(vec![
+        "2026-11-22T10:00:00Z",
+        "2026-11-22T11:00:00+01:00",
+        "2026-11-21T22:00:00Z",
+        "2026-12-06T10:00:00.5Z",
+        "2026-12-31T23:59:60Z",
+        "2026-11-22T10:00:00",
+    ]);
+    (prop::option::of(d), prop::option::of(t))
+}
+
+/// The time a request is decided at (`None`: no clock, `now` fails closed).
+fn now() -> impl Strategy<Value = Option<Timestamp>> {
+    prop::sample::select(vec![
+        Some("2026-11-22T10:00:00Z"),
+        Some("2026-11-22T09:00:00Z"),
+        Some("2026-11-22T23:59:59.999Z"),
+        Some("2026-12-22T00:00:00Z"),
+        None,
+    ])
+    .prop_map(|t| t.and_then(|t| t.parse::<Timestamp>().ok()))
+}
+
 fn args() -> impl Strategy<Value = Json> {
     let key = prop::sample::select(vec![
         "s",
@@ -345,9 +390,15 @@ fn args() -> impl Strategy<Value = Json> {
             Some(m) => json!({ "s": s, "n": n, "m": m }),
             None => json!({ "s": s, "n": n }),
         }),
-        2 => (s, n, typed_fields()).prop_map(|(s, n, mut v)| {
+        2 => (s, n, typed_fields(), dates()).prop_map(|(s, n, mut v, (d, t))| {
             v["s"] = json!(s);
             v["n"] = json!(n);
+            if let Some(d) = d {
+                v["d"] = json!(d);
+            }
+            if let Some(t) = t {
+                v["t"] = json!(t);
+            }
             v
         }),
         2 => (l, prop::option::of(-1i64..4), prop::option::of(people())).prop_map(|(l, x, p)| {
@@ -372,6 +423,7 @@ struct GenRequest {
     tool: &'static str,
     args: Json,
     context: Context,
+    now: Option<Timestamp>,
 }
 
 fn request() -> impl Strategy<Value = GenRequest> {
@@ -388,8 +440,8 @@ fn request() -> impl Strategy<Value = GenRequest> {
         None,
     ]);
     let opt = prop::sample::select(vec![Some(json!("o")), None]);
-    (agent, tool, args(), tenant, env, region, opt).prop_map(
-        |(agent, tool, args, tenant, env, region, opt)| {
+    (agent, tool, args(), tenant, env, (region, opt, now())).prop_map(
+        |(agent, tool, args, tenant, env, (region, opt, now))| {
             let mut fields = serde_json::Map::new();
             if let Some(r) = region {
                 fields.insert("region".into(), r);
@@ -406,6 +458,7 @@ fn request() -> impl Strategy<Value = GenRequest> {
                     env: env.into(),
                     fields,
                 },
+                now,
             }
         },
     )
@@ -418,6 +471,7 @@ impl GenRequest {
             tool: self.tool,
             args: &self.args,
             context: &self.context,
+            now: self.now,
         }
     }
 }

@@ -55,6 +55,7 @@ fn decide(engine: &Engine, url: &str) -> Outcome {
         tool: "http.get",
         args: &args,
         context: &context,
+        now: None,
     };
     engine.decide(&req).outcome
 }
@@ -161,6 +162,7 @@ fn explain_evaluates_the_url_functions_as_the_engine_does() {
             tool: "http.get",
             args: &args,
             context: &context,
+            now: None,
         };
         toolgate_engine::explain(&policy, &req)
             .into_iter()

@@ -361,6 +361,12 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         Ok(())
     }
 
+    /// The time a policy's `now` reads for a decision made at this moment:
+    /// the gateway's clock (`None` only for a clock beyond year 9999).
+    pub fn now(&self) -> Option<toolgate_engine::Timestamp> {
+        timestamp(self.clock.now_ms())
+    }
+
     /// The live policy.
     pub fn policy(&self) -> Arc<CompiledPolicy> {
         // Replacing the Arc is one assignment: a poisoned lock holds a whole policy.
@@ -432,7 +438,7 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         if let Some(reason) = self.oversized(call, args_bytes) {
             return self.deny_oversized(call, args_bytes, reason, now).await;
         }
-        let req = request(call);
+        let req = request(call, now);
         let settled = self.settle(&policy, call, &req, now).await?;
         self.compare_shadow(&policy, call, &req).await?;
         let rule = rule_text(&settled.decision);
@@ -679,13 +685,22 @@ fn policy_load(policy: &CompiledPolicy) -> record::PolicyLoad {
     }
 }
 
-fn request(call: &Call) -> Request<'_> {
+/// The engine's view of a call, decided at the gateway clock's `now_ms`
+/// (what a policy's `now` reads; a clock beyond jiff's range gives no `now`,
+/// so conditions reading it fail closed).
+fn request(call: &Call, now_ms: u64) -> Request<'_> {
     Request {
         agent: &call.agent,
         tool: &call.tool,
         args: &call.args,
         context: &call.context,
+        now: timestamp(now_ms),
     }
+}
+
+fn timestamp(ms: u64) -> Option<toolgate_engine::Timestamp> {
+    let ms = i64::try_from(ms).ok()?;
+    toolgate_engine::Timestamp::from_millisecond(ms).ok()
 }
 
 /// `NAME (file:line:col)` for a rule with an `@id`, else `file:line:col`.

@@ -287,6 +287,22 @@ pub enum DurationUnit {
     Hours,
     /// `d`
     Days,
+    /// `w`
+    Weeks,
+}
+
+impl Duration {
+    /// The duration in seconds (saturating).
+    pub fn seconds(self) -> u64 {
+        let unit: u64 = match self.unit {
+            DurationUnit::Seconds => 1,
+            DurationUnit::Minutes => 60,
+            DurationUnit::Hours => 3_600,
+            DurationUnit::Days => 86_400,
+            DurationUnit::Weeks => 604_800,
+        };
+        self.value.saturating_mul(unit)
+    }
 }
 
 /// `limit N per WINDOW [per KEY]`
@@ -365,6 +381,10 @@ pub enum Expr {
     Call(Name, Vec<Spanned<Expr>>),
     /// `( expr )`
     Paren(Box<Spanned<Expr>>),
+    /// `lhs + rhs`, `lhs - rhs`: date, datetime and duration arithmetic.
+    Arith(Box<Spanned<Expr>>, Spanned<ArithOp>, Box<Spanned<Expr>>),
+    /// A duration in a condition: `30d`, `12h`.
+    Duration(Duration),
     /// A path or a constant's name.
     Path(Path),
     /// A literal.
@@ -419,6 +439,25 @@ impl CmpOp {
             CmpOp::Contains => "contains",
             CmpOp::Matches => "matches",
             CmpOp::MatchesRegex => "matches regex",
+        }
+    }
+}
+
+/// `+` or `-` in a condition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ArithOp {
+    /// `+`
+    Add,
+    /// `-`
+    Sub,
+}
+
+impl ArithOp {
+    /// The operator as written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArithOp::Add => "+",
+            ArithOp::Sub => "-",
         }
     }
 }

@@ -49,6 +49,21 @@ pub enum SyntaxError {
         #[label("out of range")]
         span: SourceSpan,
     },
+    /// A duration in a condition with a unit other than `s`, `m`, `h`, `d`, `w`.
+    #[error("unknown duration unit `{unit}` in `{text}`")]
+    #[diagnostic(
+        code(toolgate::syntax::unknown_duration_unit),
+        help("a duration is digits followed by `s`, `m`, `h`, `d` or `w` (seconds, minutes, hours, days, weeks), e.g. `30d`")
+    )]
+    UnknownDurationUnit {
+        /// The duration as written.
+        text: String,
+        /// The unit as written.
+        unit: String,
+        /// Where.
+        #[label("not `s`, `m`, `h`, `d` or `w`")]
+        span: SourceSpan,
+    },
     /// Nesting beyond what the language allows.
     #[error("nesting is too deep (more than {limit} levels)")]
     #[diagnostic(

@@ -391,6 +391,7 @@ fn duration_text(d: ast::Duration) -> String {
         ast::DurationUnit::Minutes => "m",
         ast::DurationUnit::Hours => "h",
         ast::DurationUnit::Days => "d",
+        ast::DurationUnit::Weeks => "w",
     };
     format!("{}{unit}", d.value)
 }
@@ -414,7 +415,8 @@ fn level(e: &ast::Expr) -> u8 {
         | ast::Expr::Compare(..)
         | ast::Expr::Quantified(..)
         | ast::Expr::ForEach { .. } => 3,
-        _ => 4,
+        ast::Expr::Arith(..) => 4,
+        _ => 5,
     }
 }
 
@@ -473,7 +475,7 @@ pub fn expr_text(e: &ast::Expr) -> String {
             };
             format!(
                 "{q} {} {} {}",
-                wrapped(&l.node, 4),
+                wrapped(&l.node, 5),
                 op.node.as_str(),
                 wrapped(&r.node, 4)
             )
@@ -488,14 +490,21 @@ pub fn expr_text(e: &ast::Expr) -> String {
                 ast::Quantifier::All => "all",
                 ast::Quantifier::Any => "any",
             };
-            let list = wrapped(&list.node, 4);
+            let list = wrapped(&list.node, 5);
             format!("{q} {} in {list}: {}", var.node, expr_text(&body.node))
         }
         ast::Expr::Call(f, args) => {
-            let args: Vec<String> = args.iter().map(|a| wrapped(&a.node, 4)).collect();
+            let args: Vec<String> = args.iter().map(|a| wrapped(&a.node, 5)).collect();
             format!("{}({})", f.node, args.join(", "))
         }
         ast::Expr::Paren(inner) => format!("({})", expr_text(&inner.node)),
+        ast::Expr::Arith(l, op, r) => format!(
+            "{} {} {}",
+            wrapped(&l.node, 4),
+            op.node.as_str(),
+            wrapped(&r.node, 5)
+        ),
+        ast::Expr::Duration(d) => duration_text(*d),
         ast::Expr::Path(p) => path_text(p),
         ast::Expr::Literal(l) => literal_text(l),
     }

@@ -89,11 +89,32 @@ fn op() -> impl Strategy<Value = ast::CmpOp> {
 /// Wraps condition-level trees in parentheses so they are valid operands.
 fn operand(e: ast::Expr) -> Spanned<ast::Expr> {
     match e {
-        ast::Expr::Call(..) | ast::Expr::Paren(_) | ast::Expr::Path(_) | ast::Expr::Literal(_) => {
-            sp(e)
-        }
+        ast::Expr::Call(..)
+        | ast::Expr::Paren(_)
+        | ast::Expr::Path(_)
+        | ast::Expr::Literal(_)
+        | ast::Expr::Duration(_) => sp(e),
         other => sp(ast::Expr::Paren(Box::new(sp(other)))),
     }
+}
+
+/// A side of a comparison: an operand or an unparenthesised `a + b - c`.
+fn side(e: ast::Expr) -> Spanned<ast::Expr> {
+    match e {
+        ast::Expr::Arith(..) => sp(e),
+        other => operand(other),
+    }
+}
+
+fn duration() -> impl Strategy<Value = ast::Duration> {
+    let unit = prop::sample::select(vec![
+        ast::DurationUnit::Seconds,
+        ast::DurationUnit::Minutes,
+        ast::DurationUnit::Hours,
+        ast::DurationUnit::Days,
+        ast::DurationUnit::Weeks,
+    ]);
+    (0u64..1000, unit).prop_map(|(value, unit)| ast::Duration { value, unit })
 }
 
 fn expr() -> impl Strategy<Value = ast::Expr> {
@@ -101,6 +122,7 @@ fn expr() -> impl Strategy<Value = ast::Expr> {
         path().prop_map(ast::Expr::Path),
         literal(1).prop_map(ast::Expr::Literal),
         path().prop_map(|p| ast::Expr::Has(sp(p))),
+        duration().prop_map(ast::Expr::Duration),
     ];
     leaf.prop_recursive(4, 24, 3, |inner| {
         prop_oneof![
@@ -108,17 +130,25 @@ fn expr() -> impl Strategy<Value = ast::Expr> {
             prop::collection::vec(inner.clone().prop_map(sp), 2..4).prop_map(ast::Expr::And),
             inner.clone().prop_map(|e| ast::Expr::Not(Box::new(sp(e)))),
             (inner.clone(), op(), inner.clone()).prop_map(|(l, o, r)| ast::Expr::Compare(
-                Box::new(operand(l)),
+                Box::new(side(l)),
                 sp(o),
-                Box::new(operand(r))
+                Box::new(side(r))
             )),
+            (inner.clone(), any::<bool>(), inner.clone()).prop_map(|(l, add, r)| {
+                let o = if add {
+                    ast::ArithOp::Add
+                } else {
+                    ast::ArithOp::Sub
+                };
+                ast::Expr::Arith(Box::new(side(l)), sp(o), Box::new(operand(r)))
+            }),
             (any::<bool>(), inner.clone(), op(), inner.clone()).prop_map(|(all, l, o, r)| {
                 let q = if all {
                     ast::Quantifier::All
                 } else {
                     ast::Quantifier::Any
                 };
-                ast::Expr::Quantified(sp(q), Box::new(operand(l)), sp(o), Box::new(operand(r)))
+                ast::Expr::Quantified(sp(q), Box::new(operand(l)), sp(o), Box::new(side(r)))
             }),
             (
                 prop::sample::select(vec![
@@ -155,6 +185,7 @@ fn clause() -> impl Strategy<Value = ast::Clause> {
         ast::DurationUnit::Minutes,
         ast::DurationUnit::Hours,
         ast::DurationUnit::Days,
+        ast::DurationUnit::Weeks,
     ]);
     let option = prop_oneof![
         text().prop_map(ast::ApprovalOption::From),

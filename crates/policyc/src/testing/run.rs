@@ -8,8 +8,8 @@ use serde_json::{json, Map, Value as Json};
 use std::collections::HashMap;
 use std::path::Path;
 use toml::Spanned;
-use toolgate_check::ir;
-use toolgate_engine::{Decision, Engine, OwnedRequest};
+use toolgate_check::{ir, time};
+use toolgate_engine::{Decision, Engine, OwnedRequest, Request, Timestamp};
 use toolgate_runtime::gateway::Call;
 use toolgate_runtime::store::{Approver, TenantScope};
 
@@ -26,6 +26,7 @@ pub(crate) fn file(path: &Path, file: &TestFile) -> Result<Vec<TestResult>, Brok
     let engine = eval::engine(&loaded)
         .map_err(|_| Broken::at(&file.policy, "the policy cannot be compiled".to_string()))?;
     let defaults = file.defaults.context.clone().unwrap_or_default();
+    let default_now = file.defaults.now.as_ref().map(now_of).transpose()?;
     let shown = path.display().to_string();
     let result = |kind, name: &str, failures| TestResult {
         file: shown.clone(),
@@ -38,7 +39,7 @@ pub(crate) fn file(path: &Path, file: &TestFile) -> Result<Vec<TestResult>, Brok
         out.push(result(
             "case",
             &case.name,
-            run_case(&loaded, &engine, case, &defaults)?,
+            run_case(&loaded, &engine, case, (&defaults, default_now))?,
         ));
     }
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -89,17 +90,36 @@ fn request(
     OwnedRequest::from_json(&text.to_string()).map_err(|e| e.to_string())
 }
 
+/// A case's `now`: a string or TOML date-time, RFC 3339 with an offset.
+fn now_of(v: &Spanned<toml::Value>) -> Result<Timestamp, Broken> {
+    let text = match v.get_ref() {
+        toml::Value::String(t) => t.clone(),
+        toml::Value::Datetime(d) => d.to_string(),
+        _ => String::new(),
+    };
+    time::parse_datetime(&text).ok_or_else(|| {
+        let msg = format!(
+            "`now` must be an RFC 3339 time with an offset such as 2026-11-22T10:00:00Z, not `{text}`"
+        );
+        Broken::at(v, msg)
+    })
+}
+
 fn run_case(
     loaded: &Loaded,
     engine: &Engine,
     case: &Case,
-    defaults: &toml::Table,
+    (defaults, default_now): (&toml::Table, Option<Timestamp>),
 ) -> Result<Vec<String>, Broken> {
     let r = case.request.get_ref();
     let ctx = merged(defaults, &[case.context.as_ref(), r.context.as_ref()]);
     let owned = request(&r.agent, &r.tool, &r.args, ctx)
         .map_err(|e| Broken::at(&case.request, format!("invalid request: {e}")))?;
-    let req = owned.as_request();
+    let now = case.now.as_ref().map(now_of).transpose()?.or(default_now);
+    let req = Request {
+        now,
+        ..owned.as_request()
+    };
     let decision = engine.decide(&req);
     compare(loaded, &decision, case.expect.get_ref())
 }

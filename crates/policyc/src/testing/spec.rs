@@ -25,6 +25,8 @@ pub(crate) struct TestFile {
 #[serde(deny_unknown_fields)]
 pub(crate) struct Defaults {
     pub context: Option<toml::Table>,
+    /// The `now` of every case that gives none (RFC 3339 with an offset).
+    pub now: Option<Spanned<toml::Value>>,
 }
 
 /// `[[case]]`: one stateless decision.
@@ -33,6 +35,9 @@ pub(crate) struct Defaults {
 pub(crate) struct Case {
     pub name: String,
     pub context: Option<toml::Table>,
+    /// The time the policy's `now` reads (RFC 3339 with an offset); without
+    /// it and `[defaults] now`, `now` has no value (conditions reading it fail closed).
+    pub now: Option<Spanned<toml::Value>>,
     pub request: Spanned<Request>,
     pub expect: Spanned<CaseExpect>,
 }

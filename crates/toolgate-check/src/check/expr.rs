@@ -4,6 +4,7 @@
 //! schema; `has args.f` earlier in an `and` chain makes `args.f` (and paths
 //! under it) count as present for the rest of the chain.
 
+use super::dates;
 use super::rules::path_text;
 use super::Checker;
 use crate::err::CheckError;
@@ -43,6 +44,10 @@ pub(super) enum Ty {
     Int,
     Num,
     Bool,
+    Date,
+    Datetime,
+    /// A length of time (`30d`, `args.end - args.start`).
+    Duration,
     List(Box<Ty>),
     Record(Vec<ir::Field>),
     /// `{ a: T, .. }`: a record whose other fields are `any`.
@@ -68,6 +73,8 @@ impl Ty {
             ir::Type::Int => Ty::Int,
             ir::Type::Number => Ty::Num,
             ir::Type::Bool => Ty::Bool,
+            ir::Type::Date => Ty::Date,
+            ir::Type::Datetime => Ty::Datetime,
             ir::Type::List(inner) => Ty::List(Box::new(Ty::of(inner))),
             ir::Type::Record(fields) => Ty::Record(fields.clone()),
             ir::Type::OpenRecord(fields) => Ty::OpenRecord(fields.clone()),
@@ -83,6 +90,9 @@ impl Ty {
             Ty::Int => "int".into(),
             Ty::Num => "number".into(),
             Ty::Bool => "bool".into(),
+            Ty::Date => "date".into(),
+            Ty::Datetime => "datetime".into(),
+            Ty::Duration => "duration".into(),
             Ty::List(inner) => format!("list<{}>", inner.name()),
             Ty::Record(_) | Ty::OpenRecord(_) => "record".into(),
             Ty::Any => "any".into(),
@@ -101,7 +111,7 @@ impl Ty {
     }
 
     /// What operators see: `| null` dropped, an enum as its `string` or `int`.
-    fn base(&self) -> &Ty {
+    pub(super) fn base(&self) -> &Ty {
         match self.without_null() {
             Ty::OneOf(values) if matches!(values.first(), Some(ir::Value::Int(_))) => &INT,
             Ty::OneOf(_) => &STR,
@@ -130,9 +140,9 @@ impl Ty {
     }
 }
 
-type Typed = (ir::Expr, Ty);
+pub(super) type Typed = (ir::Expr, Ty);
 
-const FUNCTIONS: [&str; 10] = [
+const FUNCTIONS: [&str; 12] = [
     "len",
     "lower",
     "trim",
@@ -143,14 +153,16 @@ const FUNCTIONS: [&str; 10] = [
     "port",
     "scheme",
     "path",
+    "date",
+    "datetime",
 ];
-const ROOTS: [&str; 6] = ["args", "ctx", "tenant", "env", "agent", "tool"];
+const ROOTS: [&str; 7] = ["args", "ctx", "tenant", "env", "agent", "tool", "now"];
 
-fn node(kind: ir::ExprKind, span: Span) -> ir::Expr {
+pub(super) fn node(kind: ir::ExprKind, span: Span) -> ir::Expr {
     ir::Expr { kind, span }
 }
 
-fn label(span: Span, text: impl Into<String>) -> LabeledSpan {
+pub(super) fn label(span: Span, text: impl Into<String>) -> LabeledSpan {
     LabeledSpan::new_with_span(Some(text.into()), span)
 }
 
@@ -176,7 +188,12 @@ impl Checker<'_> {
         Some(ir)
     }
 
-    fn mismatch(&mut self, message: String, labels: Vec<LabeledSpan>, help: Option<String>) {
+    pub(super) fn mismatch(
+        &mut self,
+        message: String,
+        labels: Vec<LabeledSpan>,
+        help: Option<String>,
+    ) {
         self.diags.push(CheckError::TypeMismatch {
             message,
             labels,
@@ -184,7 +201,7 @@ impl Checker<'_> {
         });
     }
 
-    fn expr(&mut self, e: &Spanned<ast::Expr>, scope: &mut Scope) -> Option<Typed> {
+    pub(super) fn expr(&mut self, e: &Spanned<ast::Expr>, scope: &mut Scope) -> Option<Typed> {
         let span = e.span;
         match &e.node {
             ast::Expr::Or(parts) => {
@@ -216,6 +233,8 @@ impl Checker<'_> {
             } => self.for_each(quantifier.node, var, list, body, span, scope),
             ast::Expr::Call(f, args) => self.call(f, args, span, scope),
             ast::Expr::Paren(inner) => self.expr(inner, scope),
+            ast::Expr::Arith(l, op, r) => self.arith(l, op, r, span, scope),
+            ast::Expr::Duration(d) => Some(self.duration(*d, span)),
             ast::Expr::Path(p) => self.path(p, span, scope),
             // `null` is only ever compared (`compare` lowers it to `IsNull`):
             // every other use is a type error, so its placeholder IR is never kept.
@@ -309,6 +328,7 @@ impl Checker<'_> {
                 };
                 (ir::Path::Ctx(field.node.clone()), Ty::of(&f.ty))
             }
+            "now" if fields.is_empty() => return Some(self.now(span)),
             "tenant" | "env" | "agent" | "tool" if fields.is_empty() => {
                 let path = match root {
                     "tenant" => ir::Path::Tenant,
@@ -320,7 +340,7 @@ impl Checker<'_> {
             }
             _ => return self.constant_ref(p, span),
         };
-        Some((node(ir::ExprKind::Path(path), span), ty))
+        Some((dates::wrap(node(ir::ExprKind::Path(path), span), &ty), ty))
     }
 
     fn constant_ref(&mut self, p: &ast::Path, span: Span) -> Option<Typed> {
@@ -424,6 +444,11 @@ impl Checker<'_> {
         span: Span,
         scope: &mut Scope,
     ) -> Option<Typed> {
+        match f.node.as_str() {
+            "date" => return self.time_call(ir::TimeFn::Date, args, span, scope),
+            "datetime" => return self.time_call(ir::TimeFn::Datetime, args, span, scope),
+            _ => {}
+        }
         let typed: Vec<Option<Typed>> = args.iter().map(|a| self.expr(a, scope)).collect();
         let url = ir::UrlPart::from_name(&f.node);
         let text = ir::TextFn::from_name(&f.node);
@@ -626,7 +651,7 @@ impl Checker<'_> {
                 p.fields.iter().map(|f| f.node.clone()).collect(),
             ))
         };
-        Some((node(kind, span), ty))
+        Some((dates::wrap(node(kind, span), &ty), ty))
     }
 
     fn quantified(
@@ -646,7 +671,8 @@ impl Checker<'_> {
         };
         let help = format!("to compare the value itself, drop `{word}`");
         let elem = self.element_type(list, &list_ty, &format!("`{word}`"), Some(help))?;
-        let elem_typed = Some((node(ir::ExprKind::Elem, list.span), elem));
+        let elem_ir = dates::wrap(node(ir::ExprKind::Elem, list.span), &elem);
+        let elem_typed = Some((elem_ir, elem));
         // The right side is evaluated per element of this list: an enclosing
         // `x in ...:` element is out of reach there (a layer no name matches).
         scope.vars.push((String::new(), Ty::Any));
@@ -730,9 +756,15 @@ impl Checker<'_> {
         r: (Span, &Ty),
     ) -> Option<ir::BinOp> {
         use ast::CmpOp as C;
+        if let Some(help) = dates::unsupported(op.node, l.1, r.1) {
+            self.cannot_compare(op, l, r, help);
+            return None;
+        }
         let ok = match op.node {
             C::Eq | C::Ne => l.1.compatible(r.1),
-            C::Lt | C::Le | C::Gt | C::Ge => l.1.is_numeric() && r.1.is_numeric(),
+            C::Lt | C::Le | C::Gt | C::Ge => {
+                (l.1.is_numeric() && r.1.is_numeric()) || dates::ordered(l.1, r.1)
+            }
             C::In | C::NotIn => match r.1.base() {
                 Ty::List(elem) => l.1.compatible(elem),
                 Ty::Any => true,
@@ -749,25 +781,14 @@ impl Checker<'_> {
         };
         if !ok {
             let help = match op.node {
+                C::Lt | C::Le | C::Gt | C::Ge if l.1.is_time() || r.1.is_time() => "`<`, `<=`, `>` and `>=` compare numbers, two dates, two datetimes or two durations",
                 C::Lt | C::Le | C::Gt | C::Ge => "`<`, `<=`, `>` and `>=` compare numbers (`int` or `number`)",
                 C::In | C::NotIn => "the right side of `in` is a list of values of the left side's type",
                 C::StartsWith | C::EndsWith => "both sides must be `string`s",
                 C::Contains => "`contains` tests a substring of a `string` or an element of a list",
                 _ => "both sides must have the same type; string literals are quoted, numbers are not",
             };
-            self.mismatch(
-                format!(
-                    "type mismatch: `{}` cannot compare `{}` with `{}`",
-                    op.node.as_str(),
-                    l.1.name(),
-                    r.1.name()
-                ),
-                vec![
-                    label(l.0, format!("this is `{}`", l.1.name())),
-                    label(r.0, format!("this is `{}`", r.1.name())),
-                ],
-                Some(help.into()),
-            );
+            self.cannot_compare(op, l, r, help);
             return None;
         }
         Some(match op.node {
@@ -786,6 +807,28 @@ impl Checker<'_> {
     }
 
     /// The literal pattern of `matches` / `matches regex`, checked to compile.
+    fn cannot_compare(
+        &mut self,
+        op: &Spanned<ast::CmpOp>,
+        l: (Span, &Ty),
+        r: (Span, &Ty),
+        help: &str,
+    ) {
+        self.mismatch(
+            format!(
+                "type mismatch: `{}` cannot compare `{}` with `{}`",
+                op.node.as_str(),
+                l.1.name(),
+                r.1.name()
+            ),
+            vec![
+                label(l.0, format!("this is `{}`", l.1.name())),
+                label(r.0, format!("this is `{}`", r.1.name())),
+            ],
+            Some(help.into()),
+        );
+    }
+
     fn pattern(&mut self, op: ast::CmpOp, rhs: &Spanned<ast::Expr>) -> Option<String> {
         let kind = if op == ast::CmpOp::Matches {
             "glob"

@@ -493,8 +493,14 @@ impl Checker<'_> {
                 }
                 _ => {
                     let help = suggest::did_you_mean(root, ["tenant", "env", "ctx"])
+                        .filter(|_| root != "now")
                         .unwrap_or_else(|| {
-                            "a scope is `tenant`, `env` or a declared `ctx.` field".to_string()
+                            let now = if root == "now" {
+                                "`now` is the clock's time, not a credential scope; "
+                            } else {
+                                ""
+                            };
+                            format!("{now}a scope is `tenant`, `env` or a declared `ctx.` field")
                         });
                     self.diags.push(CheckError::UnknownScope {
                         path: text,
@@ -635,6 +641,7 @@ fn duration_secs(d: ast::Duration) -> u64 {
         ast::DurationUnit::Minutes => 60,
         ast::DurationUnit::Hours => 3600,
         ast::DurationUnit::Days => 86400,
+        ast::DurationUnit::Weeks => 604_800,
     };
     d.value.saturating_mul(unit)
 }

@@ -15,8 +15,9 @@ pub(super) fn unknown_type_help(name: &str) -> String {
     if name == "null" {
         return "`null` is a type only in a union: `string | null` is a string or `null`".into();
     }
-    suggest::did_you_mean(name, ["string", "int", "number", "bool", "any"]).unwrap_or_else(|| {
-        "the types are `string`, `int`, `number`, `bool`, `any`, `list<T>`, records `{ f: T }` \
+    suggest::did_you_mean(name, ["string", "int", "number", "bool", "any", "date", "datetime"])
+        .unwrap_or_else(|| {
+        "the types are `string`, `int`, `number`, `bool`, `any`, `date`, `datetime`, `list<T>`, records `{ f: T }` \
          and `{ f: T, .. }`, literal values (`\"a\" | \"b\"`) and `T | null`"
             .to_string()
     })

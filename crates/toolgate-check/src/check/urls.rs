@@ -109,8 +109,9 @@ pub(super) fn walk<'a>(e: &'a ir::Expr, f: &mut impl FnMut(&'a ir::Expr)) {
     use ir::ExprKind as K;
     f(e);
     match &e.kind {
-        K::Lit(_) | K::Path(_) | K::Elem | K::Has(_) => {}
+        K::Lit(_) | K::Path(_) | K::Elem | K::Has(_) | K::Now | K::Duration(_) => {}
         K::Len(x)
+        | K::Time(_, x)
         | K::Lower(x)
         | K::Text(_, x)
         | K::Url(_, x)
@@ -119,7 +120,7 @@ pub(super) fn walk<'a>(e: &'a ir::Expr, f: &mut impl FnMut(&'a ir::Expr)) {
         | K::Regex(x, _)
         | K::IsNull(x) => walk(x, f),
         K::And(xs) | K::Or(xs) => xs.iter().for_each(|x| walk(x, f)),
-        K::Binary(_, l, r) | K::Quant(_, l, r) | K::Within(l, r) => {
+        K::Binary(_, l, r) | K::Quant(_, l, r) | K::Within(l, r) | K::Arith(_, l, r) => {
             walk(l, f);
             walk(r, f);
         }

@@ -262,7 +262,7 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         }
         self.record(&Record::TokenUsed(spent)).await?;
         self.lock_ready().remove(&key);
-        let req = request(call);
+        let req = request(call, now);
         let decision = policy.engine.decide(&req);
         let refused = match decision.outcome {
             Outcome::Deny => Some(decision.reason.to_string()),

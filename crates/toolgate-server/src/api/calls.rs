@@ -161,6 +161,7 @@ pub async fn decide(
             tool: &call.tool,
             args: &call.args,
             context: &call.context,
+            now: app.gateway.now(),
         };
         out.push(policy.engine().decide(&req).to_json(&req));
     }

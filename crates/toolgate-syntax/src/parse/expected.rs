@@ -210,6 +210,9 @@ fn phrase(rule: Rule) -> &'static str {
         Rule::string => "a string",
         Rule::int | Rule::number => "a number",
         Rule::duration => "a duration such as `15m`",
+        // Arithmetic is for dates only: not worth naming after every operand.
+        Rule::arith_op => "",
+        Rule::span_lit => "a number",
         Rule::bool => "`true` or `false`",
         Rule::list => "a list",
         Rule::expr

@@ -417,12 +417,20 @@ impl Lower<'_> {
 
     fn duration(&self, p: &Pair<'_, Rule>) -> Result<ast::Duration> {
         let text = p.as_str();
-        let (digits, unit) = text.split_at(text.len().saturating_sub(1));
-        let unit = match unit {
+        let digits = text.trim_end_matches(|c: char| !c.is_ascii_digit());
+        let unit = match &text[digits.len()..] {
             "s" => ast::DurationUnit::Seconds,
             "m" => ast::DurationUnit::Minutes,
             "h" => ast::DurationUnit::Hours,
-            _ => ast::DurationUnit::Days,
+            "d" => ast::DurationUnit::Days,
+            "w" => ast::DurationUnit::Weeks,
+            other => {
+                return Err(SyntaxError::UnknownDurationUnit {
+                    text: text.to_string(),
+                    unit: other.to_string(),
+                    span: self.span(p).into(),
+                })
+            }
         };
         let value = digits
             .parse::<u64>()
@@ -496,8 +504,8 @@ impl Lower<'_> {
             Rule::not_expr => return self.not_expr(p, span),
             Rule::quantified => {
                 let mut it = kids(p);
-                let (q, list, op, rhs) = (it.next(), it.next(), it.next(), it.next());
-                let (Some(q), Some(list), Some(op), Some(rhs)) = (q, list, op, rhs) else {
+                let (q, list, op) = (it.next(), it.next(), it.next());
+                let (Some(q), Some(list), Some(op)) = (q, list, op) else {
                     return Err(internal("malformed quantifier", span));
                 };
                 let quant = if q.as_str() == "all" {
@@ -509,7 +517,7 @@ impl Lower<'_> {
                     Spanned::new(quant, self.span(&q)),
                     Box::new(self.expr(list)?),
                     self.cmp_op(&op)?,
-                    Box::new(self.expr(rhs)?),
+                    Box::new(self.sum(it.collect(), span)?),
                 )
             }
             Rule::for_each => return self.for_each(p, span),
@@ -518,17 +526,19 @@ impl Lower<'_> {
                 ast::Expr::Has(Spanned::new(self.path(path.clone())?, self.span(&path)))
             }
             Rule::comparison => {
-                let mut it = kids(p);
-                match (it.next(), it.next(), it.next()) {
-                    (Some(lhs), None, None) => return self.expr(lhs),
-                    (Some(lhs), Some(op), Some(rhs)) => ast::Expr::Compare(
-                        Box::new(self.expr(lhs)?),
-                        self.cmp_op(&op)?,
-                        Box::new(self.expr(rhs)?),
-                    ),
-                    _ => return Err(internal("malformed comparison", span)),
-                }
+                let mut lhs: Vec<_> = kids(p).collect();
+                let Some(at) = lhs.iter().position(|c| c.as_rule() == Rule::cmp_op) else {
+                    return self.sum(lhs, span);
+                };
+                let mut rhs = lhs.split_off(at);
+                let op = rhs.remove(0);
+                ast::Expr::Compare(
+                    Box::new(self.sum(lhs, span)?),
+                    self.cmp_op(&op)?,
+                    Box::new(self.sum(rhs, span)?),
+                )
             }
+            Rule::span_lit => ast::Expr::Duration(self.duration(&p)?),
             Rule::paren => ast::Expr::Paren(Box::new(self.expr(self.child(&p, Rule::expr)?)?)),
             Rule::call => {
                 let name = self.name(&self.child(&p, Rule::func_name)?);
@@ -545,6 +555,26 @@ impl Lower<'_> {
             other => return Err(internal(&format!("unexpected expression {other:?}"), span)),
         };
         Ok(Spanned::new(node, span))
+    }
+
+    /// `a + b - c`: operands and `arith_op`s, folded to the left.
+    fn sum(&mut self, parts: Vec<Pair<'_, Rule>>, span: ast::Span) -> Result<Spanned<ast::Expr>> {
+        let mut it = parts.into_iter();
+        let first = it.next().ok_or_else(|| internal("empty operand", span))?;
+        let mut acc = self.expr(first)?;
+        while let (Some(op), Some(rhs)) = (it.next(), it.next()) {
+            let op = Spanned::new(
+                match op.as_str() {
+                    "+" => ast::ArithOp::Add,
+                    _ => ast::ArithOp::Sub,
+                },
+                self.span(&op),
+            );
+            let rhs = self.expr(rhs)?;
+            let s = acc.span.to(rhs.span);
+            acc = Spanned::new(ast::Expr::Arith(Box::new(acc), op, Box::new(rhs)), s);
+        }
+        Ok(acc)
     }
 
     fn not_expr(&mut self, p: Pair<'_, Rule>, span: ast::Span) -> Result<Spanned<ast::Expr>> {
