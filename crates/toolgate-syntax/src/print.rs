@@ -322,12 +322,13 @@ pub fn rule_identity(rule: &ast::Rule) -> String {
             other => Some(clause_text(other)),
         })
         .collect();
-    parts.sort();
-    let (head, _) = rule_head(rule);
-    std::iter::once(head)
-        .chain(parts)
-        .collect::<Vec<_>>()
-        .join(" ")
+    parts.sort_unstable();
+    let (mut text, _) = rule_head(rule);
+    for part in parts {
+        text.push(' ');
+        text.push_str(&part);
+    }
+    text
 }
 
 fn clause_text(c: &ast::Clause) -> String {
