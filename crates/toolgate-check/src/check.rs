@@ -13,7 +13,8 @@ mod urls;
 
 use crate::err::CheckError;
 use crate::ir;
-use std::collections::HashMap;
+// FxHash: policy text comes from its operator, and hashing names is a measurable share of check time.
+use rustc_hash::FxHashMap as HashMap;
 use toolgate_syntax::ast::{self, Span, Spanned};
 use toolgate_syntax::LineIndex;
 
@@ -90,15 +91,15 @@ impl<'s> Checker<'s> {
             tenants: Vec::new(),
             groups: Vec::new(),
             context: Vec::new(),
-            context_spans: HashMap::new(),
+            context_spans: HashMap::default(),
             tools: Vec::new(),
-            tool_index: HashMap::new(),
+            tool_index: HashMap::default(),
             agents: Vec::new(),
-            agent_index: HashMap::new(),
-            constants: HashMap::new(),
+            agent_index: HashMap::default(),
+            constants: HashMap::default(),
             writes: None,
             rules: Vec::new(),
-            rule_ids: HashMap::new(),
+            rule_ids: HashMap::default(),
         }
     }
 
@@ -268,7 +269,7 @@ impl<'s> Checker<'s> {
 
     /// Checks record fields: unique names, known types.
     fn fields(&mut self, fields: &[ast::Field], what: &'static str) -> Vec<ir::Field> {
-        let mut seen: HashMap<&str, Span> = HashMap::new();
+        let mut seen: HashMap<&str, Span> = HashMap::default();
         let mut out = Vec::new();
         for f in fields {
             if let Some(&first) = seen.get(f.name.node.as_str()) {

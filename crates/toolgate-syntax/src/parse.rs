@@ -103,7 +103,10 @@ fn lower_run(
 ) -> usize {
     let end = pos + pairs.clone().map(|p| p.as_span().end()).max().unwrap_or(0);
     let first_comment = out.file.comments.len();
-    lower::collect_comments(pairs.clone(), pos, &mut out.file.comments);
+    // Walking every pair for comments costs more than looking for a `/`.
+    if src.get(pos..end).is_none_or(|run| run.contains('/')) {
+        lower::collect_comments(pairs.clone(), pos, &mut out.file.comments);
+    }
     let comments = &out.file.comments[first_comment..];
     for item in lower::items(pairs, pos, src, comments) {
         match item {

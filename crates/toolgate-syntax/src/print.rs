@@ -4,14 +4,17 @@
 //! kept where the source had any; consecutive tool declarations aligned in
 //! columns; a rule on one line when it fits in [`WIDTH`] columns, otherwise its
 //! first clause on the rule's line and every further clause on its own line,
-//! indented two more. Comments are kept: a comment on the line of an item stays
-//! there, any other comment is printed on its own line before the next item
-//! (a comment written inside an item moves to just before that item).
+//! indented two more; a `when` condition still too long is broken before each
+//! `and`/`or` of its chain (four columns deeper than the rule). Comments are
+//! kept: a comment on the line of an item stays there, any other comment is
+//! printed on its own line before the next item (a comment written inside an
+//! item moves to just before that item, except inside `context {}` and record
+//! types, which are then printed one field per line with the comments in place).
 
 use crate::ast::{self, Spanned};
 use std::fmt::Write as _;
 
-/// Lines longer than this are broken at clause boundaries.
+/// Lines longer than this are broken at clause boundaries, then at `and`/`or`.
 pub const WIDTH: usize = 100;
 
 /// Prints `file` canonically. `src` is the text it was parsed from (used to
@@ -26,13 +29,30 @@ pub fn print(file: &ast::File, src: &str) -> String {
     };
     let groups = tool_groups(&file.items, src);
     for (i, item) in file.items.iter().enumerate() {
-        p.leading(item.span, 0, matches!(item.node, ast::Item::Agent(_)));
+        let block = match &item.node {
+            ast::Item::Agent(_) | ast::Item::Context(_) => Some(item.span.start),
+            // Comments inside a record type stay there; others move before the item.
+            ast::Item::Tool(t) => t
+                .schema
+                .as_ref()
+                .filter(|s| p.has_comment_in(s.span))
+                .map(|s| s.span.start),
+            _ => None,
+        };
+        match block {
+            Some(limit) => p.leading_to(limit, item.span.start, 0),
+            None => p.leading(item.span, 0, false),
+        }
         match &item.node {
             ast::Item::Agent(agent) => p.agent(agent, item.span),
-            ast::Item::Tool(t) => {
-                let text = tool_text(t, groups[i]);
-                p.line(0, &text, item.span);
-            }
+            ast::Item::Context(fields) => p.context(fields, item.span),
+            ast::Item::Tool(t) => match (&t.schema, block) {
+                (Some(schema), Some(_)) => p.tool_record(t, groups[i], schema, item.span),
+                _ => {
+                    let text = tool_text(t, groups[i]);
+                    p.line(0, &text, item.span);
+                }
+            },
             other => {
                 let text = item_text(other);
                 p.line(0, &text, item.span);
@@ -66,8 +86,23 @@ impl Printer<'_> {
     /// Prints the comments that come before an item (or, for non-blocks, inside it).
     fn leading(&mut self, span: ast::Span, indent: usize, block: bool) {
         let limit = if block { span.start } else { span.end };
+        self.leading_to(limit, span.start, indent);
+    }
+
+    /// Prints the comments before `limit`, then a blank line if the source had
+    /// one before `start`.
+    fn leading_to(&mut self, limit: usize, start: usize, indent: usize) {
         self.rest(limit, indent);
-        self.gap(span.start);
+        self.gap(start);
+    }
+
+    /// Whether a comment not printed yet starts inside `span`.
+    fn has_comment_in(&self, span: ast::Span) -> bool {
+        self.comments
+            .get(self.next..)
+            .unwrap_or(&[])
+            .iter()
+            .any(|c| c.span.start >= span.start && c.span.start < span.end)
     }
 
     /// Prints every pending comment that starts before `limit` on its own line.
@@ -136,6 +171,114 @@ impl Printer<'_> {
         self.last_end = Some(span.end);
         self.trailing(span.end);
         self.out.push('\n');
+    }
+
+    /// `context { ... }`, one field per line, comments kept where they were.
+    fn context(&mut self, fields: &[ast::Field], span: ast::Span) {
+        if fields.is_empty() && !self.has_comment_in(span) {
+            self.line(0, "context {}", span);
+            return;
+        }
+        self.out.push_str("context {");
+        self.open_brace(span.start);
+        self.fields(fields, 2, ";");
+        self.rest(span.end, 2);
+        self.out.push('}');
+        self.last_end = Some(span.end);
+        self.trailing(span.end);
+        self.out.push('\n');
+    }
+
+    /// A tool whose record type holds comments: one field per line.
+    fn tool_record(
+        &mut self,
+        t: &ast::ToolDecl,
+        widths: Option<(usize, usize)>,
+        schema: &Spanned<Vec<ast::Field>>,
+        span: ast::Span,
+    ) {
+        // The head as `tool_text` aligns it, without the record.
+        let empty = ast::ToolDecl {
+            schema: Some(Spanned::new(Vec::new(), schema.span)),
+            ..t.clone()
+        };
+        let text = tool_text(&empty, widths);
+        let head = text.strip_suffix(" {};").unwrap_or(&text);
+        self.out.push_str(head);
+        self.out.push_str(" {");
+        self.open_brace(schema.span.start);
+        self.fields(&schema.node, 2, ",");
+        self.rest(schema.span.end, 2);
+        self.out.push_str("};");
+        self.last_end = Some(span.end);
+        self.trailing(span.end);
+        self.out.push('\n');
+    }
+
+    /// After a `{` printed at the end of a line: the comment on its source line.
+    fn open_brace(&mut self, from: usize) {
+        let brace = self
+            .src
+            .get(from..)
+            .and_then(|s| s.find('{'))
+            .map_or(from, |i| from + i + 1);
+        self.last_end = Some(brace);
+        self.trailing(brace);
+        self.out.push('\n');
+    }
+
+    /// Fields one per line at `indent`, each followed by `sep`, with the
+    /// comments between them kept in place.
+    fn fields(&mut self, fields: &[ast::Field], indent: usize, sep: &str) {
+        for f in fields {
+            self.rest(f.name.span.start, indent);
+            self.out.push_str(&" ".repeat(indent));
+            match record_of(&f.ty.node).filter(|_| self.has_comment_in(f.ty.span)) {
+                Some((open, inner, close)) => {
+                    let opt = if f.optional { "?" } else { "" };
+                    let _ = write!(self.out, "{}{opt}: {open}", f.name.node);
+                    self.open_brace(f.ty.span.start);
+                    self.fields(inner, indent + 2, ",");
+                    self.rest(f.ty.span.end, indent + 2);
+                    self.out.push_str(&" ".repeat(indent));
+                    self.out.push_str(&close);
+                    if f.redact {
+                        self.out.push_str(" redact");
+                    }
+                }
+                None => self.out.push_str(&field_text(f)),
+            }
+            self.out.push_str(sep);
+            let end = self.field_end(f);
+            self.last_end = Some(end);
+            self.trailing(end);
+            self.out.push('\n');
+        }
+    }
+
+    /// Where a field's text ends in the source: after its type, its `redact`
+    /// and the separator that follows on the same line.
+    fn field_end(&self, f: &ast::Field) -> usize {
+        let mut end = f.ty.span.end;
+        let rest = |end: usize| self.src.get(end..).unwrap_or("");
+        if f.redact {
+            end += rest(end).find("redact").map_or(0, |i| i + "redact".len());
+        }
+        let blanks = rest(end).len() - rest(end).trim_start_matches([' ', '\t']).len();
+        if rest(end + blanks).starts_with([',', ';']) {
+            end += blanks + 1;
+        }
+        end
+    }
+}
+
+/// A record type, possibly inside `list<...>`: its opening text, fields and closing text.
+fn record_of(t: &ast::Type) -> Option<(String, &[ast::Field], String)> {
+    match t {
+        ast::Type::Record(fields) => Some(("{".to_string(), fields, "}".to_string())),
+        ast::Type::List(inner) => record_of(&inner.node)
+            .map(|(open, fields, close)| (format!("list<{open}"), fields, format!("{close}>"))),
+        ast::Type::Named(_) => None,
     }
 }
 
@@ -281,21 +424,77 @@ pub(crate) fn rule_text(rule: &ast::Rule, indent: usize) -> String {
 }
 
 fn rule_body(rule: &ast::Rule, indent: usize) -> String {
-    let (head, clauses) = rule_head(rule);
-    let clauses: Vec<String> = clauses.iter().map(|c| clause_text(&c.node)).collect();
+    let (head, nodes) = rule_head(rule);
+    let clauses: Vec<String> = nodes.iter().map(|c| clause_text(&c.node)).collect();
     let one_line = std::iter::once(head.clone())
         .chain(clauses.iter().cloned())
         .collect::<Vec<_>>();
     let one_line = format!("{};", one_line.join(" "));
-    if clauses.len() < 2 || indent + one_line.len() <= WIDTH {
+    if clauses.is_empty() || indent + one_line.len() <= WIDTH {
         return one_line;
     }
     let pad = " ".repeat(indent + 2);
-    let mut s = format!("{head} {}", clauses[0]);
-    for c in &clauses[1..] {
-        let _ = write!(s, "\n{pad}{c}");
+    let last = clauses.len() - 1;
+    let mut s = head.clone();
+    for (i, (node, text)) in nodes.iter().zip(&clauses).enumerate() {
+        // The first clause stays on the rule's line (as before when one fits).
+        let col = if i == 0 {
+            s.push(' ');
+            indent + head.len() + 1
+        } else {
+            let _ = write!(s, "\n{pad}");
+            indent + 2
+        };
+        let semi = usize::from(i == last);
+        match &node.node {
+            ast::Clause::When(e) if col + text.len() + semi > WIDTH => {
+                s.push_str("when ");
+                s.push_str(&wrap(&e.node, col + 5, indent + WRAP_INDENT, semi));
+            }
+            _ => s.push_str(text),
+        }
     }
     s.push(';');
+    s
+}
+
+/// How much deeper than its rule a wrapped condition's continuation lines go.
+const WRAP_INDENT: usize = 4;
+
+/// A condition starting at column `col`, broken before each `and`/`or` of a
+/// chain that does not fit in [`WIDTH`] (`extra` columns follow it on its
+/// last line), continuation lines indented to `indent`; nested chains (a
+/// parenthesised one, an `and` inside an `or`) break the same way, two deeper.
+fn wrap(e: &ast::Expr, col: usize, indent: usize, extra: usize) -> String {
+    let flat = expr_text(e);
+    if col + flat.len() + extra <= WIDTH {
+        return flat;
+    }
+    let (parts, word, min) = match e {
+        ast::Expr::Or(parts) => (parts, "or", 1),
+        ast::Expr::And(parts) => (parts, "and", 2),
+        ast::Expr::Paren(inner) => {
+            return format!("({})", wrap(&inner.node, col + 1, indent, extra + 1));
+        }
+        _ => return flat,
+    };
+    let last = parts.len().saturating_sub(1);
+    let mut s = String::new();
+    for (i, p) in parts.iter().enumerate() {
+        let col = if i == 0 {
+            col
+        } else {
+            let _ = write!(s, "\n{}{word} ", " ".repeat(indent));
+            indent + word.len() + 1
+        };
+        let extra = if i == last { extra } else { 0 };
+        // The same parentheses as `chain` adds.
+        if (i < last && ends_open(&p.node)) || level(&p.node) < min {
+            let _ = write!(s, "({})", wrap(&p.node, col + 1, indent + 2, extra + 1));
+        } else {
+            s.push_str(&wrap(&p.node, col, indent + 2, extra));
+        }
+    }
     s
 }
 
@@ -335,12 +534,13 @@ pub fn rule_identity(rule: &ast::Rule) -> String {
             other => Some(clause_text(other)),
         })
         .collect();
-    parts.sort();
-    let (head, _) = rule_head(rule);
-    std::iter::once(head)
-        .chain(parts)
-        .collect::<Vec<_>>()
-        .join(" ")
+    parts.sort_unstable();
+    let (mut text, _) = rule_head(rule);
+    for part in parts {
+        text.push(' ');
+        text.push_str(&part);
+    }
+    text
 }
 
 fn clause_text(c: &ast::Clause) -> String {

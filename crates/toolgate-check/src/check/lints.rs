@@ -5,7 +5,8 @@
 use super::Checker;
 use crate::err::CheckError;
 use crate::ir;
-use std::collections::HashMap;
+// FxHash: policy text comes from its operator, and hashing names is a measurable share of check time.
+use rustc_hash::FxHashMap as HashMap;
 use toolgate_syntax::ast::{self, Span};
 
 impl Checker<'_> {
@@ -44,8 +45,8 @@ impl Checker<'_> {
 
     /// A grant all of whose tools an unconditional deny covers for its agents.
     fn unreachable(&mut self) {
-        let mut global: HashMap<ir::ToolId, Span> = HashMap::new();
-        let mut per_agent: HashMap<(ir::AgentId, ir::ToolId), Span> = HashMap::new();
+        let mut global: HashMap<ir::ToolId, Span> = HashMap::default();
+        let mut per_agent: HashMap<(ir::AgentId, ir::ToolId), Span> = HashMap::default();
         for r in self
             .rules
             .iter()
@@ -86,7 +87,9 @@ impl Checker<'_> {
     /// wins, so the stricter approval is never asked for. (A budget before an
     /// approval is the intended fallback pattern and is not reported.)
     fn shadowed_approvals(&mut self) {
+        let by_tool = human_writes_by_tool(&self.rules);
         let mut found = Vec::new();
+        let mut candidates = Vec::new();
         for strict in &self.rules {
             let ir::Effect::Write {
                 approval: strict_approval @ ir::Approval::Human { .. },
@@ -95,24 +98,34 @@ impl Checker<'_> {
             else {
                 continue;
             };
-            let weaker = self.rules.iter().find(|weak| {
-                let ir::Effect::Write { approval, .. } = &weak.effect else {
-                    return false;
-                };
-                // The engine tries human approvals by fewest approvers, then source order.
-                let first = |r: &ir::Rule, count: u32| (count, r.id);
-                let chosen_first = match (approval, strict_approval) {
-                    (
-                        ir::Approval::Human { count: cw, .. },
-                        ir::Approval::Human { count: cs, .. },
-                    ) => first(weak, *cw) < first(strict, *cs),
-                    _ => false,
-                };
-                chosen_first
-                    && (weak.condition.is_none() || strict.condition.is_none())
-                    && overlap(weak, strict)
-                    && weaker_approval(approval, strict_approval)
-            });
+            // Only a rule sharing a tool can overlap: look at those, in source order.
+            candidates.clear();
+            for t in &strict.tools {
+                candidates.extend_from_slice(by_tool.get(t).map_or(&[][..], Vec::as_slice));
+            }
+            candidates.sort_unstable();
+            candidates.dedup();
+            let weaker = candidates
+                .iter()
+                .filter_map(|&i| self.rules.get(i))
+                .find(|weak| {
+                    let ir::Effect::Write { approval, .. } = &weak.effect else {
+                        return false;
+                    };
+                    // The engine tries human approvals by fewest approvers, then source order.
+                    let first = |r: &ir::Rule, count: u32| (count, r.id);
+                    let chosen_first = match (approval, strict_approval) {
+                        (
+                            ir::Approval::Human { count: cw, .. },
+                            ir::Approval::Human { count: cs, .. },
+                        ) => first(weak, *cw) < first(strict, *cs),
+                        _ => false,
+                    };
+                    chosen_first
+                        && (weak.condition.is_none() || strict.condition.is_none())
+                        && overlap(weak, strict)
+                        && weaker_approval(approval, strict_approval)
+                });
             if let Some(weak) = weaker {
                 found.push(CheckError::ShadowedApproval {
                     span: strict.span.into(),
@@ -159,12 +172,12 @@ impl Checker<'_> {
 
     /// The same rule twice in one block (top level counts as one block).
     fn duplicate_rules(&mut self, file: &ast::File) {
-        let mut top: HashMap<&ast::Rule, Span> = HashMap::new();
+        let mut top: HashMap<&ast::Rule, Span> = HashMap::default();
         for item in &file.items {
             match &item.node {
                 ast::Item::Rule(rule) => self.same_rule(&mut top, rule, item.span),
                 ast::Item::Agent(block) => {
-                    let mut seen = HashMap::new();
+                    let mut seen = HashMap::default();
                     for rule in &block.rules {
                         self.same_rule(&mut seen, &rule.node, rule.span);
                     }
@@ -190,6 +203,23 @@ impl Checker<'_> {
             }
         }
     }
+}
+
+/// The indices of the write rules needing human approval, by tool, ascending.
+fn human_writes_by_tool(rules: &[ir::Rule]) -> HashMap<ir::ToolId, Vec<usize>> {
+    let mut by_tool: HashMap<ir::ToolId, Vec<usize>> = HashMap::default();
+    for (i, r) in rules.iter().enumerate() {
+        if let ir::Effect::Write {
+            approval: ir::Approval::Human { .. },
+            ..
+        } = &r.effect
+        {
+            for &t in &r.tools {
+                by_tool.entry(t).or_default().push(i);
+            }
+        }
+    }
+    by_tool
 }
 
 /// Whether two rules apply to a common (agent, tool).

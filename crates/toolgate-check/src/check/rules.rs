@@ -6,7 +6,8 @@ use super::Checker;
 use crate::err::CheckError;
 use crate::ir;
 use crate::suggest;
-use std::collections::HashMap;
+// FxHash: policy text comes from its operator, and hashing names is a measurable share of check time.
+use rustc_hash::FxHashMap as HashMap;
 use toolgate_syntax::ast::{self, Span, Spanned};
 
 /// The clauses of one rule, each at most once.
@@ -361,7 +362,7 @@ impl Checker<'_> {
             count = u32::try_from(n.node).unwrap_or(u32::MAX).max(1);
         }
         let (mut group, mut expires_secs) = (None, None);
-        let mut first: HashMap<&'static str, Span> = HashMap::new();
+        let mut first: HashMap<&'static str, Span> = HashMap::default();
         for o in &r.options {
             let word = match o.node {
                 ast::ApprovalOption::From(_) => "from",
