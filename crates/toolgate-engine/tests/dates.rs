@@ -173,3 +173,35 @@ fn a_deny_on_a_malformed_untyped_datetime_applies() {
         "no clock"
     );
 }
+
+/// A `date | null` argument (dates meet the JSON-Schema-level types): `== null`
+/// looks at the raw value, so an omitted or `null` end date is not an error,
+/// and a present one is still parsed and compared as a date.
+#[test]
+fn a_nullable_date_is_tested_for_null_without_parsing_it() {
+    let src = r#"
+tool orders.create write { first_on: date, end_on?: date | null };
+writes enabled;
+agent bot {
+  deny orders.create when args.end_on != null and args.end_on < args.first_on;
+  write orders.create auto-approve limit 5 per day when args.end_on == null or args.end_on <= date(now) + 365d;
+}
+"#;
+    let call = |args: Json| decide(src, "orders.create", args, NOW);
+    let first = "2026-11-23";
+    assert_eq!(
+        call(json!({ "first_on": first })),
+        Outcome::Allow,
+        "omitted"
+    );
+    let null = json!({ "first_on": first, "end_on": null });
+    assert_eq!(call(null), Outcome::Allow, "null");
+    let ok = json!({ "first_on": first, "end_on": "2027-01-10" });
+    assert_eq!(call(ok), Outcome::Allow, "within a year");
+    let early = json!({ "first_on": first, "end_on": "2026-11-01" });
+    assert_eq!(call(early), Outcome::Deny, "ends before it starts");
+    let late = json!({ "first_on": first, "end_on": "2028-01-10" });
+    assert_eq!(call(late), Outcome::Deny, "over a year ahead");
+    let bad = json!({ "first_on": first, "end_on": "soon" });
+    assert_eq!(call(bad), Outcome::Deny, "not a date");
+}

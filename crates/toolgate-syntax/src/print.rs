@@ -200,6 +200,7 @@ impl Printer<'_> {
         // The head as `tool_text` aligns it, without the record.
         let empty = ast::ToolDecl {
             schema: Some(Spanned::new(Vec::new(), schema.span)),
+            open: false,
             ..t.clone()
         };
         let text = tool_text(&empty, widths);
@@ -208,6 +209,9 @@ impl Printer<'_> {
         self.out.push_str(" {");
         self.open_brace(schema.span.start);
         self.fields(&schema.node, 2, ",");
+        if t.open {
+            self.out.push_str("  ..\n");
+        }
         self.rest(schema.span.end, 2);
         self.out.push_str("};");
         self.last_end = Some(span.end);
@@ -234,11 +238,14 @@ impl Printer<'_> {
             self.rest(f.name.span.start, indent);
             self.out.push_str(&" ".repeat(indent));
             match record_of(&f.ty.node).filter(|_| self.has_comment_in(f.ty.span)) {
-                Some((open, inner, close)) => {
+                Some((open, inner, close, rest)) => {
                     let opt = if f.optional { "?" } else { "" };
                     let _ = write!(self.out, "{}{opt}: {open}", f.name.node);
                     self.open_brace(f.ty.span.start);
                     self.fields(inner, indent + 2, ",");
+                    if rest {
+                        let _ = writeln!(self.out, "{}..", " ".repeat(indent + 2));
+                    }
                     self.rest(f.ty.span.end, indent + 2);
                     self.out.push_str(&" ".repeat(indent));
                     self.out.push_str(&close);
@@ -272,13 +279,17 @@ impl Printer<'_> {
     }
 }
 
-/// A record type, possibly inside `list<...>`: its opening text, fields and closing text.
-fn record_of(t: &ast::Type) -> Option<(String, &[ast::Field], String)> {
+/// A record type, possibly inside `list<...>`: its opening text, fields,
+/// closing text and whether it is open (ends with `..`). A union is printed
+/// inline (a comment inside one makes `fmt` refuse the file rather than lose it).
+fn record_of(t: &ast::Type) -> Option<(String, &[ast::Field], String, bool)> {
     match t {
-        ast::Type::Record(fields) => Some(("{".to_string(), fields, "}".to_string())),
-        ast::Type::List(inner) => record_of(&inner.node)
-            .map(|(open, fields, close)| (format!("list<{open}"), fields, format!("{close}>"))),
-        ast::Type::Named(_) => None,
+        ast::Type::Record(fields) => Some(("{".to_string(), fields, "}".to_string(), false)),
+        ast::Type::OpenRecord(fields) => Some(("{".to_string(), fields, "}".to_string(), true)),
+        ast::Type::List(inner) => record_of(&inner.node).map(|(open, fields, close, rest)| {
+            (format!("list<{open}"), fields, format!("{close}>"), rest)
+        }),
+        ast::Type::Named(_) | ast::Type::Literal(_) | ast::Type::Union(_) => None,
     }
 }
 

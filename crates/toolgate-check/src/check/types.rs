@@ -212,6 +212,15 @@ impl Checker<'_> {
             });
             return None;
         }
+        // A `date`/`datetime` read is wrapped to be parsed; `== null` looks
+        // at the raw value, so a missing or `null` one is not an error.
+        let value = match value.kind {
+            ir::ExprKind::Time(_, inner) => *inner,
+            other => ir::Expr {
+                kind: other,
+                span: value.span,
+            },
+        };
         let is_null = ir::Expr {
             kind: ir::ExprKind::IsNull(Box::new(value)),
             span,
