@@ -220,12 +220,12 @@ pub enum CheckError {
     },
     /// A literal compared with a value whose declared type is an enum
     /// (`"economy" | "business"`) that is not one of its values.
-    #[error("`{value}` is not a value of `{of}`")]
+    #[error("`{value}` is not a value of {of}")]
     #[diagnostic(code(toolgate::check::unknown_enum_value))]
     UnknownEnumValue {
         /// The literal as written.
         value: String,
-        /// What it is compared with (`args.cabin`).
+        /// What it is compared with (`` `args.cabin` ``, "the list's elements").
         of: String,
         /// Where.
         #[label("not one of {values}")]

@@ -93,9 +93,9 @@ fn conforms_type(v: &Json, ty: &ir::Type) -> bool {
 fn one_of(v: &Json, values: &[ir::Value]) -> bool {
     values.iter().any(|x| match (x, v) {
         (ir::Value::Str(a), Json::String(b)) => a == b,
-        (ir::Value::Int(a), Json::Number(n)) => {
-            n.as_i64() == Some(*a)
-                || (n.as_i64().is_none() && is_int(n) && n.as_f64() == Some(*a as f64))
+        (ir::Value::Int(a), Json::Number(_)) => {
+            let (a, b) = (crate::value::Val::Int(*a), crate::value::Val::from_json(v));
+            b.is_ok_and(|b| crate::value::equal(&a, &b) == Ok(true))
         }
         _ => false,
     })

@@ -284,10 +284,10 @@ impl Checker<'_> {
 /// How a diagnostic names the value a literal is compared with.
 fn subject(e: &ir::Expr) -> String {
     match &e.kind {
-        ir::ExprKind::Path(ir::Path::Args(p)) => format!("args.{}", p.join(".")),
-        ir::ExprKind::Path(ir::Path::Ctx(f)) => format!("ctx.{f}"),
+        ir::ExprKind::Path(ir::Path::Args(p)) => format!("`args.{}`", p.join(".")),
+        ir::ExprKind::Path(ir::Path::Ctx(f)) => format!("`ctx.{f}`"),
         ir::ExprKind::Path(ir::Path::Elem(p)) => format!("the element's `{}`", p.join(".")),
-        _ => "the element".into(),
+        _ => "the list's elements".into(),
     }
 }
 

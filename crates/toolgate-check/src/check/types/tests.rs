@@ -100,6 +100,14 @@ fn enum_literals_must_be_declared_values() {
         travel("write travel.book when ctx.plan == \"pro\" and args.seats <= 2 and \"business\" == args.cabin;"),
         Vec::<String>::new()
     );
+    let tags = "tool t read { tags: list<\"a\" | \"b\"> };\nagent x {\n  allow t when ";
+    let c = |cond: &str| codes(&format!("{tags}{cond};\n}}\n"));
+    assert_eq!(c("any args.tags == \"c\""), ["unknown_enum_value @ \"c\""]);
+    assert_eq!(
+        c("args.tags contains \"c\""),
+        ["unknown_enum_value @ \"c\""]
+    );
+    assert_eq!(c("all x in args.tags: x != \"a\""), Vec::<String>::new());
 }
 
 #[test]
