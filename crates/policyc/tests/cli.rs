@@ -58,7 +58,11 @@ fn exit_codes_distinguish_clean_findings_warnings_and_usage() {
 #[test]
 fn directories_are_searched_recursively_for_policy_files_only() {
     let dir = scratch("recursive");
-    write(&dir, "a/b/c/deep.policy", "tool a read;\nallow b;\n");
+    write(
+        &dir,
+        "a/b/c/deep.policy",
+        "tool a read;\nallow b;\nagent x {}\n",
+    );
     write(&dir, "a/notes.txt", "not a policy at all {{{");
     write(&dir, ".hidden/x.policy", "garbage");
     let doc = json(&policyc(&dir, &["check", "--format", "json", "."]));
@@ -110,7 +114,7 @@ fn hostile_inputs_get_diagnostics_never_a_crash() {
         &dir,
         "long_line.policy",
         format!(
-            "tool a read;\nallow a when args.x == \"{}\";\n",
+            "tool a read;\nagent x {{}}\nallow a when args.x == \"{}\";\n",
             "y".repeat(1_000_000)
         ),
     );
@@ -148,7 +152,7 @@ fn hostile_inputs_get_diagnostics_never_a_crash() {
 #[test]
 fn a_ten_megabyte_policy_is_checked() {
     let dir = scratch("big");
-    let mut src = String::from("tool kb.read read { q: string };\n");
+    let mut src = String::from("tool kb.read read { q: string };\nagent assistant {}\n");
     let mut i = 0;
     while src.len() < 10 * 1024 * 1024 {
         src.push_str(&format!(

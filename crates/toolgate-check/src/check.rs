@@ -4,6 +4,7 @@
 mod dates;
 mod expr;
 mod lints;
+mod mistakes;
 mod optional;
 mod rules;
 #[cfg(test)]
@@ -78,6 +79,9 @@ pub(crate) struct Checker<'s> {
     rules: Vec<ir::Rule>,
     /// `@id`s seen so far, with where.
     rule_ids: HashMap<String, Span>,
+    /// Rules with a `when` clause that could not be lowered (an error was
+    /// reported): not unconditional, though their IR has no condition.
+    failed_conditions: Vec<ir::RuleId>,
 }
 
 impl<'s> Checker<'s> {
@@ -100,6 +104,7 @@ impl<'s> Checker<'s> {
             writes: None,
             rules: Vec::new(),
             rule_ids: HashMap::default(),
+            failed_conditions: Vec::new(),
         }
     }
 

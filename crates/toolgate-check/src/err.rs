@@ -379,6 +379,36 @@ pub enum CheckError {
         #[label("denied here")]
         deny: SourceSpan,
     },
+    /// A deny that tests an argument's name (`has args.x`) on a tool without a
+    /// schema: any other spelling of the name passes.
+    #[error("deny tests argument `{name}` by name, but tool `{tool}` has no argument schema: a differently spelled name passes")]
+    #[diagnostic(
+        code(toolgate::check::name_denylist_without_schema),
+        severity(Warning),
+        help("declare `{tool}`'s arguments (`tool {tool} read {{ ... }}`): a call with an argument the schema does not list is then denied, however it is spelled")
+    )]
+    NameDenylistWithoutSchema {
+        /// The argument's name.
+        name: String,
+        /// The tool without a schema.
+        tool: String,
+        /// The `has` test.
+        #[label(primary, "only this spelling is denied")]
+        span: SourceSpan,
+    },
+    /// Grants, but no agent block: a call from an agent without a block is
+    /// always denied, so no grant can apply.
+    #[error("the policy grants calls but declares no agent: every call is denied")]
+    #[diagnostic(
+        code(toolgate::check::no_agents),
+        severity(Warning),
+        help("declare each calling agent with a block: `agent NAME {{ ... }}`; an empty block `agent NAME {{}}` gives it the top-level rules")
+    )]
+    NoAgents {
+        /// The first grant.
+        #[label(primary, "applies to no agent")]
+        span: SourceSpan,
+    },
     /// A stricter approval that a weaker grant of the same tool wins over.
     #[error("this approval is never asked for when the weaker grant also matches: the most permissive grant wins")]
     #[diagnostic(

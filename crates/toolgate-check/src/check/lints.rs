@@ -17,6 +17,8 @@ impl Checker<'_> {
         self.duplicate_rules(file);
         self.url_lints();
         self.unguarded_optionals();
+        self.name_denylists();
+        self.no_agents(file);
         if self.writes.is_none() {
             let dead: Vec<Span> = self
                 .rules
@@ -47,11 +49,12 @@ impl Checker<'_> {
     fn unreachable(&mut self) {
         let mut global: HashMap<ir::ToolId, Span> = HashMap::default();
         let mut per_agent: HashMap<(ir::AgentId, ir::ToolId), Span> = HashMap::default();
-        for r in self
-            .rules
-            .iter()
-            .filter(|r| r.effect == ir::Effect::Deny && r.condition.is_none())
-        {
+        // A deny whose condition failed to check has none in the IR, but is conditional.
+        for r in self.rules.iter().filter(|r| {
+            r.effect == ir::Effect::Deny
+                && r.condition.is_none()
+                && !self.failed_conditions.contains(&r.id)
+        }) {
             for &t in &r.tools {
                 match r.agent {
                     None => global.entry(t).or_insert(r.span),

@@ -60,6 +60,9 @@ impl Checker<'_> {
         let condition = clauses.when.and_then(|w| self.condition(w, &tools));
         let (line, column) = self.line_col(span.start);
         let id = ir::RuleId(self.rules.len() as u32);
+        if clauses.when.is_some() && condition.is_none() {
+            self.failed_conditions.push(id);
+        }
         let name = rule.id.as_ref().and_then(|n| self.rule_name(n));
         let owner = agent
             .and_then(|a| self.agents.get(a.0 as usize))

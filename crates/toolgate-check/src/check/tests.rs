@@ -5,7 +5,17 @@ use crate::ir;
 use crate::{check, CheckError};
 use miette::Diagnostic as _;
 
+/// Checks `src`. A policy without an agent block gets `agent tester {}`
+/// appended (spans unchanged): without any agent every call is denied
+/// (`no_agents`, tested in `tests/lints_v2.rs`), which these tests are not about.
 fn run(src: &str) -> crate::Checked {
+    let with_agent;
+    let src = if src.contains("agent ") {
+        src
+    } else {
+        with_agent = format!("{src}\nagent tester {{}}\n");
+        &with_agent
+    };
     let parsed = toolgate_syntax::parse(src);
     assert!(
         parsed.errors.is_empty(),
