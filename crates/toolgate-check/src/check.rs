@@ -3,6 +3,7 @@
 
 mod expr;
 mod lints;
+mod risk;
 mod rules;
 #[cfg(test)]
 mod tests;
@@ -75,6 +76,8 @@ pub(crate) struct Checker<'s> {
     rules: Vec<ir::Rule>,
     /// `@id`s seen so far, with where.
     rule_ids: HashMap<String, Span>,
+    /// Where each rule's `@accepted_risk` reason is written.
+    risk_spans: HashMap<ir::RuleId, Span>,
 }
 
 impl<'s> Checker<'s> {
@@ -97,6 +100,7 @@ impl<'s> Checker<'s> {
             writes: None,
             rules: Vec::new(),
             rule_ids: HashMap::new(),
+            risk_spans: HashMap::new(),
         }
     }
 

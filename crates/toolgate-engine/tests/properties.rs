@@ -171,7 +171,7 @@ fn rule() -> impl Strategy<Value = GenRule> {
             |(kind, agent, pick, pattern, scope, approval, when, (named, floor))| {
                 let pool: Vec<&str> = match kind {
                     "allow" => READ_TOOLS.to_vec(),
-                    "write" | "floor" => WRITE_TOOLS.to_vec(),
+                    "write" => WRITE_TOOLS.to_vec(),
                     _ => READ_TOOLS
                         .iter()
                         .chain(WRITE_TOOLS.iter())
@@ -189,7 +189,8 @@ fn rule() -> impl Strategy<Value = GenRule> {
                     agent,
                     tools,
                     approval: match kind {
-                        "write" => approval,
+                        // Reads take budgets and approvals like writes.
+                        "write" | "allow" => approval,
                         "floor" => floor,
                         _ => "",
                     },
@@ -502,6 +503,13 @@ fn generators_reach_every_kind_of_decision() {
         for _ in 0..4 {
             let r = request().new_tree(&mut runner).expect("request").current();
             let d = engine.decide(&r.as_request());
+            if READ_TOOLS.contains(&r.tool) && d.outcome != Outcome::Deny {
+                seen.insert(match (d.outcome, d.budget.is_some()) {
+                    (Outcome::Allow, true) => "budgeted read",
+                    (Outcome::ApprovalRequired, _) => "read needing approval",
+                    _ => "plain read",
+                });
+            }
             seen.insert(match (d.outcome, d.rule.is_some(), d.budget.is_some()) {
                 (Outcome::Deny, true, _) => "deny by rule",
                 (Outcome::Deny, false, _) => "deny by default",
@@ -518,5 +526,5 @@ fn generators_reach_every_kind_of_decision() {
         clean >= 500,
         "only {clean} of 1000 generated policies check clean"
     );
-    assert_eq!(seen.len(), 6, "decisions seen: {seen:?}");
+    assert_eq!(seen.len(), 9, "decisions seen: {seen:?}");
 }

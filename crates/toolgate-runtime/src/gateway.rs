@@ -449,6 +449,7 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             decision: settled.outcome.as_str().to_string(),
             reason: settled.reason.clone(),
             rule: rule.clone(),
+            accepted_risk: accepted_risk(&settled),
             budget: settled.budget.clone(),
             at: now,
         };
@@ -517,6 +518,7 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             decision: "deny".into(),
             reason: reason.clone(),
             rule: None,
+            accepted_risk: None,
             budget: None,
             at: now,
         };
@@ -686,6 +688,13 @@ fn request(call: &Call) -> Request<'_> {
         args: &call.args,
         context: &call.context,
     }
+}
+
+/// The granting rule's `@accepted_risk`, for the decision record of a call
+/// it grants (allowed, or held for approval).
+fn accepted_risk(s: &Settled<'_>) -> Option<String> {
+    let rule = s.decision.rule.filter(|_| s.outcome != Outcome::Deny)?;
+    rule.accepted_risk.as_deref().map(String::from)
 }
 
 /// `NAME (file:line:col)` for a rule with an `@id`, else `file:line:col`.

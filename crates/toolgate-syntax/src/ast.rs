@@ -199,11 +199,13 @@ pub enum Type {
     Record(Vec<Field>),
 }
 
-/// A rule: `[@id("name")] allow|write|deny TOOLS clauses...;`
+/// A rule: `[@id("name")] [@accepted_risk("why")] allow|write|deny TOOLS clauses...;`
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Rule {
     /// `@id("name")`: the rule's stable name, if written.
     pub id: Option<Spanned<String>>,
+    /// `@accepted_risk("reason")`: a reviewed risk the rule takes on purpose.
+    pub accepted_risk: Option<Spanned<String>>,
     /// `allow`, `write` or `deny`.
     pub kind: Spanned<RuleKind>,
     /// Tool names and patterns, in source order.

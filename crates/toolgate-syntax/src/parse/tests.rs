@@ -270,3 +270,29 @@ fn fmt_is_a_fixed_point_on_the_corpus() {
         assert_eq!(print(&again, &once), once, "{name}: fmt is not idempotent");
     }
 }
+
+#[test]
+fn accepted_risk_annotates_a_rule_in_either_order_with_its_id() {
+    let src = "@accepted_risk(\"reviewed\") @id(\"a\") write t;\n@id(\"b\")\n@accepted_risk(\"x\")\nallow u;\n";
+    let file = parse_ok(src);
+    let risks: Vec<(Option<&str>, Option<&str>)> = file
+        .items
+        .iter()
+        .filter_map(|i| match &i.node {
+            Item::Rule(r) => Some((
+                r.id.as_ref().map(|s| s.node.as_str()),
+                r.accepted_risk.as_ref().map(|s| s.node.as_str()),
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        risks,
+        [(Some("a"), Some("reviewed")), (Some("b"), Some("x"))]
+    );
+    assert_eq!(
+        print(&file, src),
+        "@id(\"a\")\n@accepted_risk(\"reviewed\")\nwrite t;\n@id(\"b\")\n@accepted_risk(\"x\")\nallow u;\n"
+    );
+    assert!(!errors("@accepted_risk(\"a\") @accepted_risk(\"b\") write t;").is_empty());
+}
