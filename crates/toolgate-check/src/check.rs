@@ -1,6 +1,7 @@
 //! The checker: declarations first, then rules, then whole-policy lints.
 //! Every problem found is reported; the IR is returned only when none is an error.
 
+mod defaults;
 mod expr;
 mod lints;
 mod risk;
@@ -78,6 +79,8 @@ pub(crate) struct Checker<'s> {
     rule_ids: HashMap<String, Span>,
     /// Where each rule's `@accepted_risk` reason is written.
     risk_spans: HashMap<ir::RuleId, Span>,
+    /// `scope default ...;`: where it is written (pass 1) and, checked (pass 2), its scope.
+    default_scope: Option<(Span, Vec<ir::ScopeItem>)>,
 }
 
 impl<'s> Checker<'s> {
@@ -101,6 +104,7 @@ impl<'s> Checker<'s> {
             rules: Vec::new(),
             rule_ids: HashMap::new(),
             risk_spans: HashMap::new(),
+            default_scope: None,
         }
     }
 
@@ -192,6 +196,7 @@ impl<'s> Checker<'s> {
                     None => self.writes = Some(mode.clone()),
                 },
                 ast::Item::Agent(a) => self.agent(a),
+                ast::Item::DefaultScope(_) => self.default_scope_decl(item.span),
                 ast::Item::Rule(_) => {}
             }
         }

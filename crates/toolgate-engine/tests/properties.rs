@@ -101,6 +101,8 @@ impl GenRule {
 #[derive(Clone, Debug)]
 struct GenPolicy {
     envs: bool,
+    /// A `scope default ...;` line, or empty.
+    default_scope: &'static str,
     writes: &'static str,
     rules: Vec<GenRule>,
 }
@@ -111,6 +113,7 @@ impl GenPolicy {
         if self.envs {
             s.push_str("envs dev, prod;\n");
         }
+        s.push_str(self.default_scope);
         s.push_str(TOOLS);
         s.push_str(self.writes);
         s.push('\n');
@@ -213,13 +216,24 @@ fn policy() -> impl Strategy<Value = GenPolicy> {
         "writes disabled;",
         "",
     ]);
-    (any::<bool>(), writes, prop::collection::vec(rule(), 0..8)).prop_map(
-        |(envs, writes, rules)| GenPolicy {
+    let default_scope = prop::sample::select(vec![
+        "",
+        "",
+        "scope default tenant, ctx.region;\n",
+        "scope default env;\n",
+    ]);
+    (
+        any::<bool>(),
+        default_scope,
+        writes,
+        prop::collection::vec(rule(), 0..8),
+    )
+        .prop_map(|(envs, default_scope, writes, rules)| GenPolicy {
             envs,
+            default_scope,
             writes,
             rules,
-        },
-    )
+        })
 }
 
 fn json_value() -> impl Strategy<Value = Json> {

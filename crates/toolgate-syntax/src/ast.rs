@@ -112,6 +112,8 @@ pub enum Item {
     Tenants(Vec<Name>),
     /// `groups a, b;`: the approver groups `from "..."` may name.
     Groups(Vec<Name>),
+    /// `scope default tenant, env, ctx.f;`: the scope of every rule without its own.
+    DefaultScope(Vec<Spanned<Path>>),
     /// `context { field: type; ... }`
     Context(Vec<Field>),
     /// `tool NAME read|write [irreversible] [{ schema }];`

@@ -137,6 +137,7 @@ const ITEM_KEYWORDS: &[&str] = &[
     "deny",
     "@id",
     "@accepted_risk",
+    "scope",
     "require",
 ];
 

@@ -208,6 +208,12 @@ fn item_text(item: &ast::Item) -> String {
         ast::Item::Envs(envs) => format!("envs {};", join(envs.iter().map(|e| e.node.clone()))),
         ast::Item::Tenants(t) => format!("tenants {};", join(t.iter().map(|e| e.node.clone()))),
         ast::Item::Groups(g) => format!("groups {};", join(g.iter().map(|e| e.node.clone()))),
+        ast::Item::DefaultScope(paths) => {
+            format!(
+                "scope default {};",
+                join(paths.iter().map(|p| path_text(&p.node)))
+            )
+        }
         ast::Item::Context(fields) if fields.is_empty() => "context {}".to_string(),
         ast::Item::Context(fields) => {
             let body: String = fields

@@ -278,6 +278,8 @@ fn item() -> impl Strategy<Value = ast::Item> {
         prop::collection::vec(ident(), 1..3)
             .prop_map(|e| ast::Item::Groups(e.into_iter().map(sp).collect())),
         fields(1).prop_map(ast::Item::Context),
+        prop::collection::vec(path(), 1..3)
+            .prop_map(|p| ast::Item::DefaultScope(p.into_iter().map(sp).collect())),
         (
             tool_name(),
             class,

@@ -160,6 +160,12 @@ impl Checker<'_> {
                 }));
             }
         }
+        if let Some((_, scope)) = &self.default_scope {
+            used.extend(scope.iter().filter_map(|s| match s {
+                ir::ScopeItem::Ctx(f) => Some(f.as_str()),
+                _ => None,
+            }));
+        }
         let mut unused: Vec<(String, Span)> = self
             .context_spans
             .iter()

@@ -40,6 +40,7 @@ fn class_word(class: ast::ToolClass) -> &'static str {
 
 impl Checker<'_> {
     pub(super) fn rules(&mut self, file: &ast::File) {
+        self.default_scope(file);
         for item in &file.items {
             match &item.node {
                 ast::Item::Rule(rule) => self.rule(rule, item.span, None),
@@ -328,7 +329,7 @@ impl Checker<'_> {
     fn effect(&mut self, rule: &ast::Rule, c: &Clauses<'_>, tools: &[ir::ToolId]) -> ir::Effect {
         let scope = match c.scope.map(|s| &s.node) {
             Some(ast::Clause::Scope(items)) => self.scope(items),
-            _ => ir::default_scope(),
+            _ => self.rule_default_scope(),
         };
         match rule.kind.node {
             ast::RuleKind::Deny => ir::Effect::Deny,
@@ -494,7 +495,7 @@ impl Checker<'_> {
         });
     }
 
-    fn scope(&mut self, items: &[Spanned<ast::Path>]) -> Vec<ir::ScopeItem> {
+    pub(super) fn scope(&mut self, items: &[Spanned<ast::Path>]) -> Vec<ir::ScopeItem> {
         let mut out = Vec::new();
         for item in items {
             let root = item.node.root.node.as_str();

@@ -546,6 +546,47 @@ fn tenants_and_groups_make_strings_checkable() {
 }
 
 #[test]
+fn a_default_scope_is_the_scope_of_grants_without_their_own() {
+    let head = "context { iban: string; }\ntool t.r read;\ntool t.w write;\nwrites enabled;\nagent bot {}\n";
+    let p = policy(&format!(
+        "{head}allow t.r;\nscope default tenant, ctx.iban;\nwrite t.w scope env;\ndeny t.w when tenant == \"x\";\n"
+    ));
+    let scopes: Vec<Option<&Vec<ir::ScopeItem>>> = p
+        .rules
+        .iter()
+        .map(|r| match &r.effect {
+            ir::Effect::Allow { scope } | ir::Effect::Write { scope, .. } => Some(scope),
+            _ => None,
+        })
+        .collect();
+    let default = vec![ir::ScopeItem::Tenant, ir::ScopeItem::Ctx("iban".into())];
+    assert_eq!(
+        scopes,
+        [Some(&default), Some(&vec![ir::ScopeItem::Env]), None]
+    );
+    assert_eq!(
+        codes(&format!(
+            "{head}scope default tenant;\nscope default env;\nallow t.r;\n"
+        )),
+        [
+            "unused_context_field @ iban",
+            "duplicate_declaration @ scope default env;"
+        ]
+    );
+    assert_eq!(
+        codes(&format!(
+            "{head}scope default args.iban, ctx.ibn, user;\nallow t.r;\n"
+        )),
+        [
+            "unused_context_field @ iban",
+            "scope_from_args @ args.iban",
+            "unknown_context_field @ ibn",
+            "unknown_scope @ user"
+        ]
+    );
+}
+
+#[test]
 fn accepted_risks_silence_irreversible_warnings_and_must_be_needed() {
     let head =
         "tool mail.send write irreversible;\ntool kb.read read;\nwrites enabled;\nagent bot {}\n";

@@ -194,6 +194,8 @@ fn phrase(rule: Rule) -> &'static str {
         Rule::writes_mode => "`enabled` or `disabled`",
         Rule::rule_kind => "a rule",
         Rule::rule_id | Rule::at_id => "`@id(\"...\")`",
+        Rule::default_scope_decl => "`scope default`",
+        Rule::kw_default => "`default`",
         Rule::accepted_risk | Rule::at_accepted_risk => "`@accepted_risk(\"...\")`",
         Rule::floor_head => "a rule",
         Rule::kw_on => "`on`",

@@ -151,6 +151,12 @@ impl Lower<'_> {
             Rule::envs_decl => ast::Item::Envs(self.names(p)),
             Rule::tenants_decl => ast::Item::Tenants(self.names(p)),
             Rule::groups_decl => ast::Item::Groups(self.names(p)),
+            Rule::default_scope_decl => ast::Item::DefaultScope(
+                kids(p)
+                    .filter(|c| c.as_rule() == Rule::path)
+                    .map(|c| Ok(Spanned::new(self.path(c.clone())?, self.span(&c))))
+                    .collect::<Result<_>>()?,
+            ),
             Rule::context_decl => ast::Item::Context(self.fields(p)?),
             Rule::tool_decl => ast::Item::Tool(self.tool_decl(p)?),
             Rule::let_decl => ast::Item::Let(ast::LetDecl {
