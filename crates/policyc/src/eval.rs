@@ -302,6 +302,9 @@ fn explanation(loaded: &Loaded, engine: &Engine, req: &toolgate_engine::Request<
             rule.column,
             snippet(rule.span)
         ));
+        if let Some(risk) = &rule.accepted_risk {
+            out.push_str(&format!("      accepted risk: {risk}\n"));
+        }
         let verdict = match &t.verdict {
             Verdict::Unconditional => "matches (no condition)".to_string(),
             Verdict::Holds => "matches: its condition holds".to_string(),

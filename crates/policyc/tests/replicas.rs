@@ -359,6 +359,11 @@ fn reads_only_keeps_reads_that_need_no_state_while_redis_is_down() {
     assert_eq!(read.json["outcome"], "allowed", "{}", read.text);
     let write = r.post("/v1/calls", &c.keys.service, ticket("w1"));
     assert_eq!(write.json["outcome"], "denied", "{}", write.text);
+    // A read with a budget or an approval needs the store: denied (fail closed).
+    for (id, tool) in [("r2", "kb.search"), ("r3", "kb.private")] {
+        let read = r.post("/v1/calls", &c.keys.service, call(id, tool, json!({})));
+        assert_eq!(read.json["outcome"], "denied", "{tool}: {}", read.text);
+    }
     let held = r.post("/v1/calls", &c.keys.service, refund("h1"));
     assert_eq!(held.json["outcome"], "denied", "{}", held.text);
     let ready = r.req("GET", "/readyz", None, None);

@@ -2,10 +2,12 @@
 //! Every problem found is reported; the IR is returned only when none is an error.
 
 mod dates;
+mod defaults;
 mod expr;
 mod lints;
 mod mistakes;
 mod optional;
+mod risk;
 mod rules;
 #[cfg(test)]
 mod tests;
@@ -82,6 +84,10 @@ pub(crate) struct Checker<'s> {
     /// Rules with a `when` clause that could not be lowered (an error was
     /// reported): not unconditional, though their IR has no condition.
     failed_conditions: Vec<ir::RuleId>,
+    /// Where each rule's `@accepted_risk` reason is written.
+    risk_spans: HashMap<ir::RuleId, Span>,
+    /// `scope default ...;`: where it is written (pass 1) and, checked (pass 2), its scope.
+    default_scope: Option<(Span, Vec<ir::ScopeItem>)>,
 }
 
 impl<'s> Checker<'s> {
@@ -105,6 +111,8 @@ impl<'s> Checker<'s> {
             rules: Vec::new(),
             rule_ids: HashMap::default(),
             failed_conditions: Vec::new(),
+            risk_spans: HashMap::default(),
+            default_scope: None,
         }
     }
 
@@ -196,6 +204,7 @@ impl<'s> Checker<'s> {
                     None => self.writes = Some(mode.clone()),
                 },
                 ast::Item::Agent(a) => self.agent(a),
+                ast::Item::DefaultScope(_) => self.default_scope_decl(item.span),
                 ast::Item::Rule(_) => {}
             }
         }

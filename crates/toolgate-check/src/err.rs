@@ -456,7 +456,7 @@ pub enum CheckError {
     #[diagnostic(
         code(toolgate::check::irreversible_auto_approve),
         severity(Warning),
-        help("irreversible writes should `require approval`; an auto-approved mistake cannot be undone")
+        help("irreversible writes should `require approval`; an auto-approved mistake cannot be undone (once reviewed, say why with `@accepted_risk(\"...\")` before the rule)")
     )]
     IrreversibleAutoApprove {
         /// The tool.
@@ -467,6 +467,49 @@ pub enum CheckError {
         /// The tool's declaration.
         #[label("declared `irreversible` here")]
         decl: SourceSpan,
+    },
+    /// An `irreversible` write whose approval anyone may give and that never
+    /// expires (no `from`, no `expires`, no floor that adds them).
+    #[error(
+        "irreversible tool `{tool}` can be approved by anyone, and the approval never expires"
+    )]
+    #[diagnostic(
+        code(toolgate::check::irreversible_open_approval),
+        severity(Warning),
+        help("name the approvers and bound the approval, e.g. `require approval from \"GROUP\" expires 1h`; or, once reviewed, say why with `@accepted_risk(\"...\")`")
+    )]
+    IrreversibleOpenApproval {
+        /// The tool.
+        tool: String,
+        /// The grant.
+        #[label(primary, "approvable by anyone, with no expiry")]
+        span: SourceSpan,
+        /// The tool's declaration.
+        #[label("declared `irreversible` here")]
+        decl: SourceSpan,
+    },
+    /// `@accepted_risk("...")` on a rule that takes no risk the checker warns about.
+    #[error("this rule takes no risk that needs accepting")]
+    #[diagnostic(
+        code(toolgate::check::unneeded_accepted_risk),
+        severity(Warning),
+        help("`@accepted_risk` acknowledges an auto-approved `irreversible` tool or one approvable by anyone with no expiry; remove it here, where it would hide a risk added later")
+    )]
+    UnneededAcceptedRisk {
+        /// The annotation.
+        #[label("nothing to accept")]
+        span: SourceSpan,
+    },
+    /// `@accepted_risk("")`: an acknowledgement without a reason.
+    #[error("an accepted risk needs a written reason")]
+    #[diagnostic(
+        code(toolgate::check::invalid_accepted_risk),
+        help("say who reviewed what, e.g. `@accepted_risk(\"reviewed by sec: mail to colleagues only\")`")
+    )]
+    InvalidAcceptedRisk {
+        /// The annotation's reason.
+        #[label("empty reason")]
+        span: SourceSpan,
     },
     /// `allow *` or `write *`.
     #[error("`{keyword} *` grants every {class} tool")]

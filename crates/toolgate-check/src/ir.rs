@@ -154,6 +154,10 @@ pub struct Rule {
     pub condition: Option<Expr>,
     /// `reason`, if any.
     pub reason: Option<String>,
+    /// `@accepted_risk("...")`, if written: a reviewed risk the rule takes on
+    /// purpose (it silences the rule's `irreversible` warnings; `explain` and
+    /// the audit records of the calls it grants show it).
+    pub accepted_risk: Option<String>,
     /// Its identity across unrelated edits: `@id(NAME)` for a rule with an id;
     /// otherwise the agent block it is in (`*` at top level) and
     /// `toolgate_syntax::rule_identity`. Budget windows are keyed by it.
@@ -169,12 +173,15 @@ pub struct Rule {
 /// What a rule does when it matches.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Effect {
-    /// Grants a read tool.
+    /// Grants a read tool, with no approval and no budget (a plain `allow`).
     Allow {
         /// Credential scope.
         scope: Vec<ScopeItem>,
     },
-    /// Grants a write tool, with human approval or within a budget.
+    /// Grants with human approval or within a budget: every `write` rule
+    /// (write tools), and an `allow` with `require` or `auto-approve` (read
+    /// tools). Reads and writes share this effect so that one decision,
+    /// budget and approval path serves both; the tool's class says which.
     Write {
         /// How the write is approved.
         approval: Approval,
@@ -195,7 +202,7 @@ impl Effect {
     }
 }
 
-/// How a write is approved.
+/// How a grant is approved (a write, or a read with `require`/`auto-approve`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Approval {
     /// A human must approve (the default for `write`).

@@ -37,6 +37,8 @@ pub struct RuleInfo {
     pub identity: Arc<str>,
     /// Its `@id("...")`, if written (`ir::Rule::name`).
     pub name: Option<Arc<str>>,
+    /// Its `@accepted_risk("...")`, if written (`ir::Rule::accepted_risk`).
+    pub accepted_risk: Option<Arc<str>>,
     /// The policy file.
     pub file: Arc<str>,
     /// 1-based line.
@@ -77,11 +79,15 @@ pub struct Decision<'e> {
     pub fallback: Option<Box<Decision<'e>>>,
 }
 
-/// `{file, line, column}`, and `id` for a rule with an `@id`.
+/// `{file, line, column}`, `id` for a rule with an `@id`, and
+/// `accepted_risk` for a rule with an `@accepted_risk`.
 fn rule_json(r: &RuleInfo) -> Json {
     let mut out = json!({ "file": &*r.file, "line": r.line, "column": r.column });
     if let Some(name) = &r.name {
         out["id"] = json!(&**name);
+    }
+    if let Some(risk) = &r.accepted_risk {
+        out["accepted_risk"] = json!(&**risk);
     }
     out
 }

@@ -1,7 +1,7 @@
 //! The permission matrix: for each (agent, tool) cell of a checked policy,
 //! the rules that can decide it, in the order the engine applies them
 //! (`docs/semantics.md`, "Decision"): denies first, then grants ranked most
-//! permissive first (`allow`, budgeted writes, writes needing approval by
+//! permissive first (`allow`, budgeted grants, grants needing approval by
 //! fewest approvers). Static: a condition is shown as a mark, not evaluated.
 //! `policyc show` prints it; `policyc diff` compares two of them.
 
@@ -10,11 +10,11 @@ use toolgate_check::ir;
 /// What a grant gives.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum GrantKind {
-    /// `allow` (a read tool).
+    /// A plain `allow` (a read tool, no approval or budget).
     Allow,
-    /// `write ... auto-approve limit N per W`.
+    /// `write` or `allow ... auto-approve limit N per W`.
     Budget(ir::Budget),
-    /// `write ... require N approvals [from G] [expires D]`.
+    /// `write` or `allow ... require N approvals [from G] [expires D]`.
     Approval {
         /// The approvers' group, if one is named.
         group: Option<String>,

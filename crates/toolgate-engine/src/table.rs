@@ -35,8 +35,8 @@ pub(crate) struct CompiledRule {
 pub(crate) struct Cell {
     /// Deny rules and approval floors, in source order.
     pub denies: Box<[u32]>,
-    /// Grants, most permissive first: allows, then budgeted writes (source
-    /// order), then approval-required writes (fewest approvers first).
+    /// Grants, most permissive first: plain allows, then budgeted grants (source
+    /// order), then approval-required grants (fewest approvers first).
     pub grants: Box<[u32]>,
     /// The request values the cell's conditions read (the cache key).
     pub reads: Box<[cache::Read]>,
@@ -272,6 +272,7 @@ fn compile_rules(policy: &ir::Policy, file: &str) -> Result<Vec<CompiledRule>, S
                     id: r.id,
                     identity: r.identity.as_str().into(),
                     name: r.name.as_deref().map(Arc::from),
+                    accepted_risk: r.accepted_risk.as_deref().map(Arc::from),
                     file: file.clone(),
                     line: r.line,
                     column: r.column,

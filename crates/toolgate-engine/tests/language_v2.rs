@@ -228,3 +228,88 @@ fn undeclared_context_fields_are_ignored() {
         assert_eq!(engine.decide(&req.as_request()).outcome, Outcome::Allow);
     }
 }
+
+const READS: &str = r#"
+tool web.visit read { url: string };
+tool user.profile read { id: string };
+agent bot {
+  allow web.visit auto-approve limit 20 per hour when host(args.url) ends_with ".acme.com";
+  allow web.visit require approval from "ops";
+  allow user.profile when args.id == "me";
+  @id("profiles-need-review")
+  require 2 approvals on user.profile when args.id != "me";
+}
+"#;
+
+/// Outcome, budget limit, fallback outcome and approval of `bot` calling
+/// `tool`, engine and reference agreeing.
+type Shape = (
+    Outcome,
+    Option<u64>,
+    Option<Outcome>,
+    Option<toolgate_check::ir::Approval>,
+);
+
+fn shape(src: &str, tool: &str, args: Json) -> Shape {
+    let parsed = toolgate_syntax::parse(src);
+    let ir = toolgate_check::check(&parsed.file, src)
+        .policy
+        .expect("checks");
+    let engine = Engine::new(&ir, "p.policy").expect("compiles");
+    let text = json!({
+        "agent": "bot", "tool": tool, "args": args,
+        "context": { "tenant": "acme", "env": "prod" },
+    });
+    let req = OwnedRequest::from_json(&text.to_string()).expect("a request");
+    let d = engine.decide(&req.as_request());
+    let want = reference::decide(&ir, &req.as_request());
+    assert!(reference::agrees(&d, &want), "{d:?} vs {want:?}");
+    let fallback = d.fallback.as_ref().map(|f| f.outcome);
+    let approval = d.approval.map(|a| a.into_owned());
+    (d.outcome, d.budget.map(|b| b.limit), fallback, approval)
+}
+
+#[test]
+fn reads_take_budgets_approvals_and_floors_like_writes() {
+    // No `writes` statement: it switches writes only.
+    let human = |group: Option<&str>, count| {
+        Some(toolgate_check::ir::Approval::Human {
+            group: group.map(String::from),
+            count,
+            expires_secs: None,
+        })
+    };
+    assert_eq!(
+        shape(
+            READS,
+            "web.visit",
+            json!({ "url": "https://docs.acme.com/x" })
+        ),
+        (
+            Outcome::Allow,
+            Some(20),
+            Some(Outcome::ApprovalRequired),
+            None
+        ),
+        "a budgeted read falls back to the approval when its budget is spent"
+    );
+    assert_eq!(
+        shape(READS, "web.visit", json!({ "url": "https://evil.test/" })),
+        (Outcome::ApprovalRequired, None, None, human(Some("ops"), 1))
+    );
+    assert_eq!(
+        shape(READS, "user.profile", json!({ "id": "bob" })).0,
+        Outcome::Deny,
+        "a floor grants nothing: no grant for another id"
+    );
+    let every_id = READS.replace("args.id == \"me\";", "has args.id;");
+    assert_eq!(
+        shape(&every_id, "user.profile", json!({ "id": "bob" })),
+        (Outcome::ApprovalRequired, None, None, human(None, 2)),
+        "the floor raises a plain allow of a read"
+    );
+    assert_eq!(
+        shape(&every_id, "user.profile", json!({ "id": "me" })).0,
+        Outcome::Allow
+    );
+}

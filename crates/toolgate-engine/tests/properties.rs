@@ -115,6 +115,8 @@ impl GenRule {
 #[derive(Clone, Debug)]
 struct GenPolicy {
     envs: bool,
+    /// A `scope default ...;` line, or empty.
+    default_scope: &'static str,
     writes: &'static str,
     rules: Vec<GenRule>,
 }
@@ -125,6 +127,7 @@ impl GenPolicy {
         if self.envs {
             s.push_str("envs dev, prod;\n");
         }
+        s.push_str(self.default_scope);
         s.push_str(TOOLS);
         s.push_str(self.writes);
         s.push('\n');
@@ -185,7 +188,7 @@ fn rule() -> impl Strategy<Value = GenRule> {
             |(kind, agent, pick, pattern, scope, approval, when, (named, floor))| {
                 let pool: Vec<&str> = match kind {
                     "allow" => READ_TOOLS.to_vec(),
-                    "write" | "floor" => WRITE_TOOLS.to_vec(),
+                    "write" => WRITE_TOOLS.to_vec(),
                     _ => READ_TOOLS
                         .iter()
                         .chain(WRITE_TOOLS.iter())
@@ -203,7 +206,8 @@ fn rule() -> impl Strategy<Value = GenRule> {
                     agent,
                     tools,
                     approval: match kind {
-                        "write" => approval,
+                        // Reads take budgets and approvals like writes.
+                        "write" | "allow" => approval,
                         "floor" => floor,
                         _ => "",
                     },
@@ -226,13 +230,24 @@ fn policy() -> impl Strategy<Value = GenPolicy> {
         "writes disabled;",
         "",
     ]);
-    (any::<bool>(), writes, prop::collection::vec(rule(), 0..8)).prop_map(
-        |(envs, writes, rules)| GenPolicy {
+    let default_scope = prop::sample::select(vec![
+        "",
+        "",
+        "scope default tenant, ctx.region;\n",
+        "scope default env;\n",
+    ]);
+    (
+        any::<bool>(),
+        default_scope,
+        writes,
+        prop::collection::vec(rule(), 0..8),
+    )
+        .prop_map(|(envs, default_scope, writes, rules)| GenPolicy {
             envs,
+            default_scope,
             writes,
             rules,
-        },
-    )
+        })
 }
 
 fn json_value() -> impl Strategy<Value = Json> {
@@ -614,6 +629,13 @@ fn generators_reach_every_kind_of_decision() {
         for _ in 0..4 {
             let r = request().new_tree(&mut runner).expect("request").current();
             let d = engine.decide(&r.as_request());
+            if READ_TOOLS.contains(&r.tool) && d.outcome != Outcome::Deny {
+                seen.insert(match (d.outcome, d.budget.is_some()) {
+                    (Outcome::Allow, true) => "budgeted read",
+                    (Outcome::ApprovalRequired, _) => "read needing approval",
+                    _ => "plain read",
+                });
+            }
             seen.insert(match (d.outcome, d.rule.is_some(), d.budget.is_some()) {
                 (Outcome::Deny, true, _) => "deny by rule",
                 (Outcome::Deny, false, _) => "deny by default",
@@ -630,5 +652,5 @@ fn generators_reach_every_kind_of_decision() {
         clean >= 500,
         "only {clean} of 1000 generated policies check clean"
     );
-    assert_eq!(seen.len(), 6, "decisions seen: {seen:?}");
+    assert_eq!(seen.len(), 9, "decisions seen: {seen:?}");
 }

@@ -455,6 +455,7 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             decision: settled.outcome.as_str().to_string(),
             reason: settled.reason.clone(),
             rule: rule.clone(),
+            accepted_risk: accepted_risk(&settled),
             budget: settled.budget.clone(),
             at: now,
         };
@@ -523,6 +524,7 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             decision: "deny".into(),
             reason: reason.clone(),
             rule: None,
+            accepted_risk: None,
             budget: None,
             at: now,
         };
@@ -701,6 +703,13 @@ fn request(call: &Call, now_ms: u64) -> Request<'_> {
 fn timestamp(ms: u64) -> Option<toolgate_engine::Timestamp> {
     let ms = i64::try_from(ms).ok()?;
     toolgate_engine::Timestamp::from_millisecond(ms).ok()
+}
+
+/// The granting rule's `@accepted_risk`, for the decision record of a call
+/// it grants (allowed, or held for approval).
+fn accepted_risk(s: &Settled<'_>) -> Option<String> {
+    let rule = s.decision.rule.filter(|_| s.outcome != Outcome::Deny)?;
+    rule.accepted_risk.as_deref().map(String::from)
 }
 
 /// `NAME (file:line:col)` for a rule with an `@id`, else `file:line:col`.

@@ -165,6 +165,11 @@ pub struct Decision {
     pub reason: String,
     /// The deciding rule (`file:line:column`).
     pub rule: Option<String>,
+    /// The granting rule's `@accepted_risk("...")`, when a rule that accepts
+    /// a reviewed risk granted the call (allowed or held). Absent in records
+    /// written before it existed and for every other call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_risk: Option<String>,
     /// The budget unit taken, if any.
     pub budget: Option<BudgetUnit>,
     /// Decision time (ms).

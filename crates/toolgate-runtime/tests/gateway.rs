@@ -834,3 +834,120 @@ async fn a_request_under_review_is_never_replaced_or_rejected_out_of_turn() {
             && kinds.contains(&"rejection_refused".to_string())
     );
 }
+
+const READS: &str = "tool web.visit read { url: string };\n\
+tool user.profile read { id: string };\n\
+agent bot {\n  allow web.visit auto-approve limit 3 per hour;\n  \
+allow user.profile require approval from \"support-leads\";\n}\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn budgeted_and_approved_reads_take_the_writes_path() {
+    let s = setup("reads", READS).await;
+    let visit = |i: usize| {
+        let args = json!({ "url": "https://docs.acme.com/" });
+        call(
+            &format!("v{i}"),
+            "bot",
+            "web.visit",
+            args,
+            ctx("acme", "prod"),
+        )
+    };
+    let mut outcomes = Vec::new();
+    for i in 0..5 {
+        outcomes.push(s.gateway.call(&visit(i)).await);
+    }
+    let executed = outcomes.iter().filter(|o| o.is_ok()).count();
+    assert_eq!(
+        executed, 3,
+        "a read limited to 3 per hour runs 3 times: {outcomes:?}"
+    );
+    assert!(
+        matches!(&outcomes[4], Err(GatewayError::Denied { reason, .. }) if reason.contains("budget")),
+        "{:?}",
+        outcomes[4]
+    );
+    assert_eq!(s.executed.load(Ordering::SeqCst), 3);
+    let profile = call(
+        "p1",
+        "bot",
+        "user.profile",
+        json!({ "id": "bob" }),
+        ctx("acme", "prod"),
+    );
+    let held = s.gateway.call(&profile).await.expect("held");
+    assert!(matches!(held, CallOutcome::Pending { .. }), "{held:?}");
+    assert_eq!(
+        s.executed.load(Ordering::SeqCst),
+        3,
+        "a held read does not run"
+    );
+    let token = s
+        .gateway
+        .approve_acme("p1", &lead("lee"), "the user asked for bob's profile")
+        .await
+        .expect("approved")
+        .expect("token");
+    s.gateway
+        .execute_approved(&profile, &token)
+        .await
+        .expect("runs once approved");
+    let again = s.gateway.execute_approved(&profile, &token).await;
+    assert!(again.is_err(), "the token runs the read once: {again:?}");
+    assert_eq!(s.executed.load(Ordering::SeqCst), 4);
+    // A writes-only kill switch stops writes, not reads that need approval.
+    s.gateway
+        .kill(Some("acme"), true, "ops", "incident")
+        .await
+        .expect("engaged");
+    let mut later = profile.clone();
+    later.id = "p2".into();
+    let held = s.gateway.call(&later).await.expect("held");
+    assert!(matches!(held, CallOutcome::Pending { .. }), "{held:?}");
+    let kinds = journal_kinds(&s.journal);
+    for kind in ["budget_exhausted", "approval_requested", "token_used"] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind} in {kinds:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accepted_risk_is_recorded_with_the_calls_it_grants() {
+    let policy = "tool mail.send write irreversible;\nwrites enabled;\nagent bot {\n  \
+                  @accepted_risk(\"reviewed: colleagues only\")\n  \
+                  write mail.send auto-approve limit 1 per day;\n}\n";
+    let s = setup("accepted_risk", policy).await;
+    for id in ["m1", "m2"] {
+        let _ = s
+            .gateway
+            .call(&call(
+                id,
+                "bot",
+                "mail.send",
+                json!({}),
+                ctx("acme", "prod"),
+            ))
+            .await;
+    }
+    let verified = journal::verify_file(&s.journal)
+        .expect("readable")
+        .expect("the journal verifies");
+    let risks: Vec<(String, Json)> = verified
+        .lines
+        .iter()
+        .map(|l| serde_json::from_str::<Json>(l).expect("JSON"))
+        .filter(|r| r["kind"] == "decision")
+        .map(|r| {
+            let body = &r["body"];
+            let decision = body["decision"].as_str().unwrap_or("").to_string();
+            (decision, body["accepted_risk"].clone())
+        })
+        .collect();
+    assert_eq!(
+        risks,
+        [
+            ("allow".to_string(), json!("reviewed: colleagues only")),
+            ("deny".to_string(), Json::Null)
+        ],
+        "the budget's second call is denied: no grant, no accepted risk"
+    );
+}

@@ -112,6 +112,8 @@ pub enum Item {
     Tenants(Vec<Name>),
     /// `groups a, b;`: the approver groups `from "..."` may name.
     Groups(Vec<Name>),
+    /// `scope default tenant, env, ctx.f;`: the scope of every rule without its own.
+    DefaultScope(Vec<Spanned<Path>>),
     /// `context { field: type; ... }`
     Context(Vec<Field>),
     /// `tool NAME read|write [irreversible] [{ schema }];`
@@ -207,11 +209,13 @@ pub enum Type {
     Union(Vec<Spanned<Type>>),
 }
 
-/// A rule: `[@id("name")] allow|write|deny TOOLS clauses...;`
+/// A rule: `[@id("name")] [@accepted_risk("why")] allow|write|deny TOOLS clauses...;`
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Rule {
     /// `@id("name")`: the rule's stable name, if written.
     pub id: Option<Spanned<String>>,
+    /// `@accepted_risk("reason")`: a reviewed risk the rule takes on purpose.
+    pub accepted_risk: Option<Spanned<String>>,
     /// `allow`, `write` or `deny`.
     pub kind: Spanned<RuleKind>,
     /// Tool names and patterns, in source order.

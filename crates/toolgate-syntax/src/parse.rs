@@ -126,8 +126,22 @@ fn error_offset(e: &pest::error::Error<Rule>) -> usize {
 
 /// Words that start a top-level item; recovery resumes at a line starting with one.
 const ITEM_KEYWORDS: &[&str] = &[
-    "policy", "envs", "tenants", "groups", "context", "tool", "let", "writes", "agent", "allow",
-    "write", "deny", "@id", "require",
+    "policy",
+    "envs",
+    "tenants",
+    "groups",
+    "context",
+    "tool",
+    "let",
+    "writes",
+    "agent",
+    "allow",
+    "write",
+    "deny",
+    "@id",
+    "@accepted_risk",
+    "scope",
+    "require",
 ];
 
 /// The first line start after `item` (where the failed item began), not before

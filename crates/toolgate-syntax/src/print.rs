@@ -362,6 +362,12 @@ fn item_text(item: &ast::Item) -> String {
         ast::Item::Envs(envs) => format!("envs {};", join(envs.iter().map(|e| e.node.clone()))),
         ast::Item::Tenants(t) => format!("tenants {};", join(t.iter().map(|e| e.node.clone()))),
         ast::Item::Groups(g) => format!("groups {};", join(g.iter().map(|e| e.node.clone()))),
+        ast::Item::DefaultScope(paths) => {
+            format!(
+                "scope default {};",
+                join(paths.iter().map(|p| path_text(&p.node)))
+            )
+        }
         ast::Item::Context(fields) if fields.is_empty() => "context {}".to_string(),
         ast::Item::Context(fields) => {
             let body: String = fields
@@ -421,17 +427,23 @@ fn type_text(t: &ast::Type) -> String {
 }
 
 /// A rule, laid out at `indent` (the indentation itself is not included);
-/// its `@id(...)`, if any, on a line of its own before it.
+/// its `@id(...)` and `@accepted_risk(...)`, if any, each on a line of its
+/// own before it, in that order.
 pub(crate) fn rule_text(rule: &ast::Rule, indent: usize) -> String {
-    let body = rule_body(rule, indent);
-    match &rule.id {
-        Some(id) => format!(
-            "@id({})\n{}{body}",
-            string_text(&id.node),
-            " ".repeat(indent)
-        ),
-        None => body,
+    let mut out = String::new();
+    let annotations = [("@id", &rule.id), ("@accepted_risk", &rule.accepted_risk)];
+    for (word, value) in annotations {
+        if let Some(v) = value {
+            let _ = write!(
+                out,
+                "{word}({})\n{}",
+                string_text(&v.node),
+                " ".repeat(indent)
+            );
+        }
     }
+    out.push_str(&rule_body(rule, indent));
+    out
 }
 
 fn rule_body(rule: &ast::Rule, indent: usize) -> String {

@@ -240,10 +240,13 @@ fn rule() -> impl Strategy<Value = ast::Rule> {
         kind,
         prop::collection::vec(pattern, 1..3),
         prop::collection::vec(clause(), 0..4),
-        prop::option::of("[a-z][a-z0-9-]{0,12}"),
+        (
+            prop::option::of("[a-z][a-z0-9-]{0,12}"),
+            prop::option::of("[a-z \"\\\\:]{0,20}"),
+        ),
         prop::option::of(0u64..4),
     )
-        .prop_map(|(kind, tools, clauses, id, floor)| {
+        .prop_map(|(kind, tools, clauses, (id, risk), floor)| {
             let mut clauses: Vec<_> = clauses.into_iter().map(sp).collect();
             let kind = match floor {
                 // An approval floor: its `require` clause comes first.
@@ -259,6 +262,7 @@ fn rule() -> impl Strategy<Value = ast::Rule> {
             };
             ast::Rule {
                 id: id.map(sp),
+                accepted_risk: risk.map(sp),
                 kind: sp(kind),
                 tools: tools.into_iter().map(sp).collect(),
                 clauses,
@@ -321,6 +325,8 @@ fn item() -> impl Strategy<Value = ast::Item> {
         prop::collection::vec(ident(), 1..3)
             .prop_map(|e| ast::Item::Groups(e.into_iter().map(sp).collect())),
         fields(1).prop_map(ast::Item::Context),
+        prop::collection::vec(path(), 1..3)
+            .prop_map(|p| ast::Item::DefaultScope(p.into_iter().map(sp).collect())),
         (
             tool_name(),
             class,

@@ -13,6 +13,7 @@ impl Checker<'_> {
     pub(super) fn lints(&mut self, file: &ast::File) {
         self.unreachable();
         self.shadowed_approvals();
+        self.risk_lints();
         self.unused_context();
         self.duplicate_rules(file);
         self.url_lints();
@@ -24,6 +25,9 @@ impl Checker<'_> {
                 .rules
                 .iter()
                 .filter(|r| matches!(r.effect, ir::Effect::Write { .. }))
+                // An `allow` with a budget or an approval grants reads, which
+                // `writes` does not switch.
+                .filter(|r| !self.reads_only(r))
                 .map(|r| r.span)
                 .collect();
             for span in dead {
@@ -84,13 +88,14 @@ impl Checker<'_> {
         self.diags.extend(found);
     }
 
-    /// A write grant needing a stricter human approval than another grant of
-    /// the same (agent, tool) that the engine tries first, when at least one of
-    /// the two is unconditional: for the requests both match, the weaker one
-    /// wins, so the stricter approval is never asked for. (A budget before an
-    /// approval is the intended fallback pattern and is not reported.)
+    /// A grant needing a stricter human approval than another grant of the
+    /// same (agent, tool) that the engine tries first (a weaker approval, or a
+    /// plain `allow` of a read), when at least one of the two is
+    /// unconditional: for the requests both match, the weaker one wins, so the
+    /// stricter approval is never asked for. (A budget before an approval is
+    /// the intended fallback pattern and is not reported.)
     fn shadowed_approvals(&mut self) {
-        let by_tool = human_writes_by_tool(&self.rules);
+        let by_tool = approvals_by_tool(&self.rules);
         let mut found = Vec::new();
         let mut candidates = Vec::new();
         for strict in &self.rules {
@@ -112,22 +117,26 @@ impl Checker<'_> {
                 .iter()
                 .filter_map(|&i| self.rules.get(i))
                 .find(|weak| {
-                    let ir::Effect::Write { approval, .. } = &weak.effect else {
-                        return false;
+                    let shadows = match &weak.effect {
+                        // A plain `allow` (of a read) is tried before every approval.
+                        ir::Effect::Allow { .. } => true,
+                        ir::Effect::Write { approval, .. } => {
+                            // The engine tries human approvals by fewest approvers, then source order.
+                            let first = |r: &ir::Rule, count: u32| (count, r.id);
+                            let chosen_first = match (approval, strict_approval) {
+                                (
+                                    ir::Approval::Human { count: cw, .. },
+                                    ir::Approval::Human { count: cs, .. },
+                                ) => first(weak, *cw) < first(strict, *cs),
+                                _ => false,
+                            };
+                            chosen_first && weaker_approval(approval, strict_approval)
+                        }
+                        ir::Effect::Deny | ir::Effect::Floor(_) => false,
                     };
-                    // The engine tries human approvals by fewest approvers, then source order.
-                    let first = |r: &ir::Rule, count: u32| (count, r.id);
-                    let chosen_first = match (approval, strict_approval) {
-                        (
-                            ir::Approval::Human { count: cw, .. },
-                            ir::Approval::Human { count: cs, .. },
-                        ) => first(weak, *cw) < first(strict, *cs),
-                        _ => false,
-                    };
-                    chosen_first
+                    shadows
                         && (weak.condition.is_none() || strict.condition.is_none())
                         && overlap(weak, strict)
-                        && weaker_approval(approval, strict_approval)
                 });
             if let Some(weak) = weaker {
                 found.push(CheckError::ShadowedApproval {
@@ -137,6 +146,16 @@ impl Checker<'_> {
             }
         }
         self.diags.extend(found);
+    }
+
+    /// Whether the rule names only read tools (and at least one).
+    fn reads_only(&self, r: &ir::Rule) -> bool {
+        !r.tools.is_empty()
+            && r.tools.iter().all(|t| {
+                self.tools
+                    .get(t.0 as usize)
+                    .is_some_and(|t| t.class == ir::ToolClass::Read)
+            })
     }
 
     /// Declared context fields that no condition reads and no scope names.
@@ -157,6 +176,12 @@ impl Checker<'_> {
                     _ => None,
                 }));
             }
+        }
+        if let Some((_, scope)) = &self.default_scope {
+            used.extend(scope.iter().filter_map(|s| match s {
+                ir::ScopeItem::Ctx(f) => Some(f.as_str()),
+                _ => None,
+            }));
         }
         let mut unused: Vec<(String, Span)> = self
             .context_spans
@@ -208,15 +233,20 @@ impl Checker<'_> {
     }
 }
 
-/// The indices of the write rules needing human approval, by tool, ascending.
-fn human_writes_by_tool(rules: &[ir::Rule]) -> HashMap<ir::ToolId, Vec<usize>> {
+/// The indices of the rules that may shadow an approval (plain `allow`s and
+/// grants needing human approval), by tool, ascending.
+fn approvals_by_tool(rules: &[ir::Rule]) -> HashMap<ir::ToolId, Vec<usize>> {
     let mut by_tool: HashMap<ir::ToolId, Vec<usize>> = HashMap::default();
     for (i, r) in rules.iter().enumerate() {
-        if let ir::Effect::Write {
-            approval: ir::Approval::Human { .. },
-            ..
-        } = &r.effect
-        {
+        let candidate = matches!(
+            &r.effect,
+            ir::Effect::Allow { .. }
+                | ir::Effect::Write {
+                    approval: ir::Approval::Human { .. },
+                    ..
+                }
+        );
+        if candidate {
             for &t in &r.tools {
                 by_tool.entry(t).or_default().push(i);
             }

@@ -19,6 +19,8 @@ struct Clauses<'a> {
     when: Option<&'a Spanned<ast::Expr>>,
     when_span: Option<Span>,
     reason: Option<&'a Spanned<String>>,
+    /// The rule has an `@accepted_risk`: its `irreversible` warnings are silenced.
+    accepted: bool,
 }
 
 fn kind_word(kind: ast::RuleKind) -> &'static str {
@@ -39,6 +41,7 @@ fn class_word(class: ast::ToolClass) -> &'static str {
 
 impl Checker<'_> {
     pub(super) fn rules(&mut self, file: &ast::File) {
+        self.default_scope(file);
         for item in &file.items {
             match &item.node {
                 ast::Item::Rule(rule) => self.rule(rule, item.span, None),
@@ -55,7 +58,13 @@ impl Checker<'_> {
 
     fn rule(&mut self, rule: &ast::Rule, span: Span, agent: Option<ir::AgentId>) {
         let tools = self.expand_tools(rule);
-        let clauses = self.clauses(rule);
+        let mut clauses = self.clauses(rule);
+        let id = ir::RuleId(self.rules.len() as u32);
+        let accepted_risk = rule
+            .accepted_risk
+            .as_ref()
+            .map(|r| self.accepted_risk(id, r));
+        clauses.accepted = accepted_risk.is_some();
         let effect = self.effect(rule, &clauses, &tools);
         let condition = clauses.when.and_then(|w| self.condition(w, &tools));
         let (line, column) = self.line_col(span.start);
@@ -80,10 +89,22 @@ impl Checker<'_> {
             effect,
             condition,
             reason: clauses.reason.map(|r| r.node.clone()),
+            accepted_risk,
             span,
             line,
             column,
         });
+    }
+
+    /// The rule's `@accepted_risk` reason, which must say something.
+    fn accepted_risk(&mut self, id: ir::RuleId, risk: &Spanned<String>) -> String {
+        if risk.node.trim().is_empty() {
+            self.diags.push(CheckError::InvalidAcceptedRisk {
+                span: risk.span.into(),
+            });
+        }
+        self.risk_spans.insert(id, risk.span);
+        risk.node.clone()
     }
 
     /// The rule's `@id`, checked to be well formed and unique in the policy.
@@ -119,8 +140,9 @@ impl Checker<'_> {
         let kind = rule.kind.node;
         let want = match kind {
             ast::RuleKind::Allow => Some(ast::ToolClass::Read),
-            ast::RuleKind::Write | ast::RuleKind::Floor => Some(ast::ToolClass::Write),
-            ast::RuleKind::Deny => None,
+            ast::RuleKind::Write => Some(ast::ToolClass::Write),
+            // A floor, like a deny, applies to reads and writes alike.
+            ast::RuleKind::Deny | ast::RuleKind::Floor => None,
         };
         let mut out: Vec<ir::ToolId> = Vec::new();
         for name in &rule.tools {
@@ -151,9 +173,7 @@ impl Checker<'_> {
             };
             let tool = &self.tools[id.0 as usize];
             if let Some(want) = want.filter(|w| *w != tool.class) {
-                let right = if kind == ast::RuleKind::Floor {
-                    "allow ... when"
-                } else if tool.class == ast::ToolClass::Write {
+                let right = if tool.class == ast::ToolClass::Write {
                     "write"
                 } else {
                     "allow"
@@ -290,15 +310,12 @@ impl Checker<'_> {
 
     fn clause_allowed(&mut self, word: &'static str, kind: ast::RuleKind, span: Span) -> bool {
         let help = match (word, kind) {
-            ("require" | "auto-approve", ast::RuleKind::Allow) => {
-                "reads need no approval; approvals and budgets apply to `write` rules"
-            }
             ("require" | "auto-approve", ast::RuleKind::Deny) => {
                 "a deny is never approved; use a `write` rule with `require approval` instead"
             }
             ("scope", ast::RuleKind::Deny) => "a deny loads no credentials, so it has no scope",
             ("auto-approve", ast::RuleKind::Floor) => {
-                "a floor only raises approvals; budgets belong on `write` rules"
+                "a floor only raises approvals; budgets belong on grants (`write`, or `allow` for reads)"
             }
             ("scope", ast::RuleKind::Floor) => {
                 "a floor grants nothing, so it has no scope; the grant's scope applies"
@@ -317,7 +334,7 @@ impl Checker<'_> {
     fn effect(&mut self, rule: &ast::Rule, c: &Clauses<'_>, tools: &[ir::ToolId]) -> ir::Effect {
         let scope = match c.scope.map(|s| &s.node) {
             Some(ast::Clause::Scope(items)) => self.scope(items),
-            _ => ir::default_scope(),
+            _ => self.rule_default_scope(),
         };
         match rule.kind.node {
             ast::RuleKind::Deny => ir::Effect::Deny,
@@ -330,25 +347,35 @@ impl Checker<'_> {
                     expires_secs: None,
                 }),
             },
-            ast::RuleKind::Allow => ir::Effect::Allow { scope },
-            ast::RuleKind::Write => {
-                let approval = match (c.auto, c.require) {
-                    (Some(auto), _) => self.auto_approve(auto, tools),
-                    (
-                        None,
-                        Some(Spanned {
-                            node: ast::Clause::Require(r),
-                            ..
-                        }),
-                    ) => self.require(r),
-                    _ => ir::Approval::Human {
-                        group: None,
-                        count: 1,
-                        expires_secs: None,
-                    },
-                };
-                ir::Effect::Write { approval, scope }
+            // A read granted with a budget or an approval takes the same
+            // effect as a write, so one engine and runtime path serves both.
+            ast::RuleKind::Allow if c.auto.is_none() && c.require.is_none() => {
+                ir::Effect::Allow { scope }
             }
+            ast::RuleKind::Allow | ast::RuleKind::Write => ir::Effect::Write {
+                approval: self.approval(c, tools),
+                scope,
+            },
+        }
+    }
+
+    /// A grant's approval: its budget, its `require`, or (a `write` without
+    /// either) one human approver from no particular group.
+    fn approval(&mut self, c: &Clauses<'_>, tools: &[ir::ToolId]) -> ir::Approval {
+        match (c.auto, c.require) {
+            (Some(auto), _) => self.auto_approve(auto, tools, c.accepted),
+            (
+                None,
+                Some(Spanned {
+                    node: ast::Clause::Require(r),
+                    ..
+                }),
+            ) => self.require(r),
+            _ => ir::Approval::Human {
+                group: None,
+                count: 1,
+                expires_secs: None,
+            },
         }
     }
 
@@ -415,10 +442,11 @@ impl Checker<'_> {
         &mut self,
         clause: &Spanned<ast::Clause>,
         tools: &[ir::ToolId],
+        accepted: bool,
     ) -> ir::Approval {
         for id in tools {
             let tool = &self.tools[id.0 as usize];
-            if tool.irreversible {
+            if tool.irreversible && !accepted {
                 self.diags.push(CheckError::IrreversibleAutoApprove {
                     tool: tool.name.clone(),
                     span: clause.span.into(),
@@ -472,7 +500,7 @@ impl Checker<'_> {
         });
     }
 
-    fn scope(&mut self, items: &[Spanned<ast::Path>]) -> Vec<ir::ScopeItem> {
+    pub(super) fn scope(&mut self, items: &[Spanned<ast::Path>]) -> Vec<ir::ScopeItem> {
         let mut out = Vec::new();
         for item in items {
             let root = item.node.root.node.as_str();

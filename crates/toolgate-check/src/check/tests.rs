@@ -353,7 +353,7 @@ fn rule_ids_are_well_formed_and_unique() {
 }
 
 #[test]
-fn approval_floors_name_write_tools_and_stricter_shadowed_approvals_warn() {
+fn approval_floors_name_any_tool_and_stricter_shadowed_approvals_warn() {
     let head =
         "tool r.get read;\ntool refund.issue write { amount_cents: int };\nwrites enabled;\n";
     let floor =
@@ -369,10 +369,7 @@ fn approval_floors_name_write_tools_and_stricter_shadowed_approvals_warn() {
     );
     assert_eq!(
         codes(&format!("{head}require approval on r.get scope tenant;\n")),
-        [
-            "wrong_grant_keyword @ r.get",
-            "clause_not_allowed @ scope tenant"
-        ]
+        ["clause_not_allowed @ scope tenant"]
     );
     // The issue's example: the stricter conditional approval is shadowed.
     assert_eq!(
@@ -388,6 +385,69 @@ fn approval_floors_name_write_tools_and_stricter_shadowed_approvals_warn() {
             "{head}{floor}\nwrite refund.issue require approval from \"finance\";\n"
         )),
         Vec::<String>::new()
+    );
+}
+
+#[test]
+fn reads_take_budgets_approvals_and_floors_like_writes() {
+    let head = "tool r.get read;\ntool r.list read;\ntool w.put write;\nagent bot {}\n";
+    let p = policy(&format!(
+        "{head}allow r.get auto-approve limit 5 per hour per tenant;\n\
+         allow r.list require 2 approvals from \"ops\" expires 1h scope tenant;\n\
+         require approval on r.*;\n"
+    ));
+    let budget = ir::Budget {
+        limit: 5,
+        window_secs: 3600,
+        key: ir::BudgetKey::ToolTenant,
+    };
+    assert_eq!(
+        p.rules[0].effect,
+        ir::Effect::Write {
+            approval: ir::Approval::Auto(budget),
+            scope: ir::default_scope()
+        }
+    );
+    assert_eq!(
+        p.rules[1].effect,
+        ir::Effect::Write {
+            approval: ir::Approval::Human {
+                group: Some("ops".into()),
+                count: 2,
+                expires_secs: Some(3600)
+            },
+            scope: vec![ir::ScopeItem::Tenant]
+        }
+    );
+    assert_eq!(
+        p.rules[2].tools,
+        [ir::ToolId(0), ir::ToolId(1)],
+        "a floor's pattern expands to reads"
+    );
+    // No `writes` statement: an approved read is no dead write; no other warning either.
+    assert_eq!(
+        codes(&format!("{head}allow r.get require approval;\n")),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        codes(&format!(
+            "{head}allow r.get auto-approve;\nallow r.list auto-approve limit 1 per day require approval;\n"
+        )),
+        [
+            "auto_approve_without_limit @ auto-approve",
+            "conflicting_approval @ require approval"
+        ]
+    );
+    // A plain allow is tried first: an approval of the same read is never asked for.
+    assert_eq!(
+        codes(&format!(
+            "{head}allow r.get;\nallow r.get require approval when has args.x;\n"
+        )),
+        ["shadowed_approval @ allow r.get require approval when has args.x;"]
+    );
+    assert_eq!(
+        codes("tool r.get read irreversible;\nagent bot { allow r.get auto-approve limit 1 per day; }\n"),
+        ["irreversible_auto_approve @ auto-approve limit 1 per day"]
     );
 }
 
@@ -492,5 +552,95 @@ fn tenants_and_groups_make_strings_checkable() {
             "{head}write t.w require approval from \"support-leads\" when tenant == \"globex\";\n"
         )),
         Vec::<String>::new()
+    );
+}
+
+#[test]
+fn a_default_scope_is_the_scope_of_grants_without_their_own() {
+    let head = "context { iban: string; }\ntool t.r read;\ntool t.w write;\nwrites enabled;\nagent bot {}\n";
+    let p = policy(&format!(
+        "{head}allow t.r;\nscope default tenant, ctx.iban;\nwrite t.w scope env;\ndeny t.w when tenant == \"x\";\n"
+    ));
+    let scopes: Vec<Option<&Vec<ir::ScopeItem>>> = p
+        .rules
+        .iter()
+        .map(|r| match &r.effect {
+            ir::Effect::Allow { scope } | ir::Effect::Write { scope, .. } => Some(scope),
+            _ => None,
+        })
+        .collect();
+    let default = vec![ir::ScopeItem::Tenant, ir::ScopeItem::Ctx("iban".into())];
+    assert_eq!(
+        scopes,
+        [Some(&default), Some(&vec![ir::ScopeItem::Env]), None]
+    );
+    assert_eq!(
+        codes(&format!(
+            "{head}scope default tenant;\nscope default env;\nallow t.r;\n"
+        )),
+        [
+            "unused_context_field @ iban",
+            "duplicate_declaration @ scope default env;"
+        ]
+    );
+    assert_eq!(
+        codes(&format!(
+            "{head}scope default args.iban, ctx.ibn, user;\nallow t.r;\n"
+        )),
+        [
+            "unused_context_field @ iban",
+            "scope_from_args @ args.iban",
+            "unknown_context_field @ ibn",
+            "unknown_scope @ user"
+        ]
+    );
+}
+
+#[test]
+fn accepted_risks_silence_irreversible_warnings_and_must_be_needed() {
+    let head =
+        "tool mail.send write irreversible;\ntool kb.read read;\nwrites enabled;\nagent bot {}\n";
+    let auto = "write mail.send auto-approve limit 5 per day;";
+    assert_eq!(
+        codes(&format!("{head}{auto}\n")),
+        ["irreversible_auto_approve @ auto-approve limit 5 per day"]
+    );
+    let accepted = format!("{head}@accepted_risk(\"reviewed: colleagues only\")\n{auto}\n");
+    assert_eq!(codes(&accepted), Vec::<String>::new());
+    assert_eq!(
+        policy(&accepted).rules[0].accepted_risk.as_deref(),
+        Some("reviewed: colleagues only")
+    );
+    // Approvable by anyone with no expiry (the default approval included).
+    assert_eq!(
+        codes(&format!("{head}write mail.send;\n")),
+        ["irreversible_open_approval @ write mail.send;"]
+    );
+    for bounded in [
+        "write mail.send require approval from \"ops\";",
+        "write mail.send require 2 approvals expires 1h;",
+        "write mail.send;\nrequire approval expires 30m on mail.send;",
+        "@accepted_risk(\"two people approve in the office\") write mail.send require 2 approvals;",
+    ] {
+        assert_eq!(
+            codes(&format!("{head}{bounded}\n")),
+            Vec::<String>::new(),
+            "{bounded}"
+        );
+    }
+    // A conditional floor does not always apply.
+    assert_eq!(
+        codes(&format!(
+            "{head}write mail.send;\nrequire approval from \"ops\" on mail.send when env == \"prod\";\n"
+        )),
+        ["irreversible_open_approval @ write mail.send;"]
+    );
+    assert_eq!(
+        codes(&format!("{head}@accepted_risk(\"fine\") allow kb.read;\n")),
+        ["unneeded_accepted_risk @ \"fine\""]
+    );
+    assert_eq!(
+        codes(&format!("{head}@accepted_risk(\"\") {auto}\n")),
+        ["invalid_accepted_risk @ \"\""]
     );
 }

@@ -103,8 +103,12 @@ fn kids(p: Pair<'_, Rule>) -> impl Iterator<Item = Pair<'_, Rule>> {
     p.into_inner().filter(|c| !is_noise(c.as_rule()))
 }
 
-/// A rule's `@id`, if any, and its clauses after the head.
-type RuleRest = (Option<Spanned<String>>, Vec<Spanned<ast::Clause>>);
+/// A rule's `@id` and `@accepted_risk`, if any, and its clauses after the head.
+type RuleRest = (
+    Option<Spanned<String>>,
+    Option<Spanned<String>>,
+    Vec<Spanned<ast::Clause>>,
+);
 
 struct Lower<'s> {
     offset: usize,
@@ -161,6 +165,12 @@ impl Lower<'_> {
             Rule::envs_decl => ast::Item::Envs(self.names(p)),
             Rule::tenants_decl => ast::Item::Tenants(self.names(p)),
             Rule::groups_decl => ast::Item::Groups(self.names(p)),
+            Rule::default_scope_decl => ast::Item::DefaultScope(
+                kids(p)
+                    .filter(|c| c.as_rule() == Rule::path)
+                    .map(|c| Ok(Spanned::new(self.path(c.clone())?, self.span(&c))))
+                    .collect::<Result<_>>()?,
+            ),
             Rule::context_decl => ast::Item::Context(self.fields(p)?),
             Rule::tool_decl => ast::Item::Tool(self.tool_decl(p)?),
             Rule::let_decl => ast::Item::Let(ast::LetDecl {
@@ -302,9 +312,10 @@ impl Lower<'_> {
         let tools = kids(self.child(&p, Rule::tool_list)?)
             .map(|t| self.name(&t))
             .collect::<Vec<_>>();
-        let (id, clauses) = self.rule_rest(p)?;
+        let (id, accepted_risk, clauses) = self.rule_rest(p)?;
         Ok(ast::Rule {
             id,
+            accepted_risk,
             kind: Spanned::new(kind_node, self.span(&kind)),
             tools,
             clauses,
@@ -320,30 +331,32 @@ impl Lower<'_> {
             .map(|t| self.name(&t))
             .collect::<Vec<_>>();
         let first = Spanned::new(self.clause(require)?, require_span);
-        let (id, rest) = self.rule_rest(p)?;
+        let (id, accepted_risk, rest) = self.rule_rest(p)?;
         Ok(ast::Rule {
             id,
+            accepted_risk,
             kind: Spanned::new(ast::RuleKind::Floor, kind_span),
             tools,
             clauses: std::iter::once(first).chain(rest).collect(),
         })
     }
 
-    /// A rule's `@id` and its clauses after the head.
+    /// A rule's `@id`, its `@accepted_risk` and its clauses after the head.
     fn rule_rest(&mut self, p: Pair<'_, Rule>) -> Result<RuleRest> {
         let mut clauses = Vec::new();
-        let mut id = None;
+        let (mut id, mut risk) = (None, None);
         for c in kids(p) {
             match c.as_rule() {
                 Rule::rule_kind | Rule::tool_list | Rule::floor_head => {}
                 Rule::rule_id => id = Some(self.string(self.child(&c, Rule::string)?)?),
+                Rule::accepted_risk => risk = Some(self.string(self.child(&c, Rule::string)?)?),
                 _ => {
                     let span = self.span(&c);
                     clauses.push(Spanned::new(self.clause(c)?, span));
                 }
             }
         }
-        Ok((id, clauses))
+        Ok((id, risk, clauses))
     }
 
     fn clause(&mut self, p: Pair<'_, Rule>) -> Result<ast::Clause> {

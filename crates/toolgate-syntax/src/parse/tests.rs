@@ -295,3 +295,29 @@ fn null_is_a_literal_and_a_reserved_word() {
     assert_eq!(shape(&condition("args.x == null")), "args.x == null");
     assert_eq!(errors("let null = 1;").len(), 1);
 }
+
+#[test]
+fn accepted_risk_annotates_a_rule_in_either_order_with_its_id() {
+    let src = "@accepted_risk(\"reviewed\") @id(\"a\") write t;\n@id(\"b\")\n@accepted_risk(\"x\")\nallow u;\n";
+    let file = parse_ok(src);
+    let risks: Vec<(Option<&str>, Option<&str>)> = file
+        .items
+        .iter()
+        .filter_map(|i| match &i.node {
+            Item::Rule(r) => Some((
+                r.id.as_ref().map(|s| s.node.as_str()),
+                r.accepted_risk.as_ref().map(|s| s.node.as_str()),
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        risks,
+        [(Some("a"), Some("reviewed")), (Some("b"), Some("x"))]
+    );
+    assert_eq!(
+        print(&file, src),
+        "@id(\"a\")\n@accepted_risk(\"reviewed\")\nwrite t;\n@id(\"b\")\n@accepted_risk(\"x\")\nallow u;\n"
+    );
+    assert!(!errors("@accepted_risk(\"a\") @accepted_risk(\"b\") write t;").is_empty());
+}
