@@ -347,6 +347,20 @@ fn redis_killed_denies_state_and_restarted_with_aof_keeps_every_spent_unit() {
 #[test]
 fn reads_only_keeps_reads_that_need_no_state_while_redis_is_down() {
     let mut c = cluster("readsonly", 1, &["--redis-down", "reads-only"]);
+    let r = &c.replicas[0];
+    // While Redis answers, a budgeted read runs and a read needing approval is held.
+    let budgeted = r.post(
+        "/v1/calls",
+        &c.keys.service,
+        call("r0", "kb.search", json!({})),
+    );
+    assert_eq!(budgeted.json["outcome"], "allowed", "{}", budgeted.text);
+    let held = r.post(
+        "/v1/calls",
+        &c.keys.service,
+        call("h0", "kb.private", json!({})),
+    );
+    assert_eq!(held.json["outcome"], "pending", "{}", held.text);
     c.redis.kill();
     let r = &c.replicas[0];
     // The store is marked down by the first call that fails or the 100 ms watch.
@@ -359,11 +373,25 @@ fn reads_only_keeps_reads_that_need_no_state_while_redis_is_down() {
     assert_eq!(read.json["outcome"], "allowed", "{}", read.text);
     let write = r.post("/v1/calls", &c.keys.service, ticket("w1"));
     assert_eq!(write.json["outcome"], "denied", "{}", write.text);
-    // A read with a budget or an approval needs the store: denied (fail closed).
-    for (id, tool) in [("r2", "kb.search"), ("r3", "kb.private")] {
-        let read = r.post("/v1/calls", &c.keys.service, call(id, tool, json!({})));
-        assert_eq!(read.json["outcome"], "denied", "{tool}: {}", read.text);
-    }
+    // A read with a budget or an approval needs the store: it never runs
+    // (fail closed). The budget's unit cannot be taken: denied. The hold cannot
+    // be made: refused as the store's outage (503), as an approval would be.
+    let budgeted = r.post(
+        "/v1/calls",
+        &c.keys.service,
+        call("r2", "kb.search", json!({})),
+    );
+    assert_eq!(budgeted.json["outcome"], "denied", "{}", budgeted.text);
+    let approved = r.post(
+        "/v1/calls",
+        &c.keys.service,
+        call("r3", "kb.private", json!({})),
+    );
+    assert_eq!(approved.status, 503, "{}", approved.text);
+    assert_eq!(
+        approved.json["code"],
+        "toolgate::gateway::store_unavailable"
+    );
     let held = r.post("/v1/calls", &c.keys.service, refund("h1"));
     assert_eq!(held.json["outcome"], "denied", "{}", held.text);
     let ready = r.req("GET", "/readyz", None, None);
