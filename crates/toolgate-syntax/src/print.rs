@@ -314,7 +314,8 @@ fn tool_groups(items: &[Spanned<ast::Item>], src: &str) -> Vec<Option<(usize, us
 fn adjacent_tools(a: &Spanned<ast::Item>, b: &Spanned<ast::Item>, src: &str) -> bool {
     let both = matches!((&a.node, &b.node), (ast::Item::Tool(_), ast::Item::Tool(_)));
     let gap = src.get(a.span.end..b.span.start).unwrap_or("x");
-    both && gap.trim().is_empty() && gap.matches('\n').count() == 1
+    // Two declarations on one line are printed on consecutive lines: adjacent too.
+    both && gap.trim().is_empty() && gap.matches('\n').count() <= 1
 }
 
 fn class_word(class: ast::ToolClass) -> &'static str {
