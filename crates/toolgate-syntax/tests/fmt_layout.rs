@@ -92,3 +92,12 @@ fn a_parenthesised_chain_too_long_for_its_line_wraps_inside() {
         "{out}"
     );
 }
+
+#[test]
+fn tool_declarations_written_on_one_line_are_aligned_at_once() {
+    // Found by the parse_check fuzz target: they used to be aligned only by a second `fmt`.
+    assert_eq!(
+        fmt("tool ticket.close write;tool kb.read read;\n"),
+        "tool ticket.close  write;\ntool kb.read       read;\n"
+    );
+}
