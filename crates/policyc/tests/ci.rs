@@ -181,7 +181,11 @@ fn sarif_rules_are_described_and_results_are_repository_relative() {
 #[test]
 fn github_format_prints_escaped_workflow_commands() {
     let dir = scratch("github_format");
-    write(&dir, "a.policy", "tool a read;\nallow b;\nallow *;\nagent x {}\n");
+    write(
+        &dir,
+        "a.policy",
+        "tool a read;\nallow b;\nallow *;\nagent x {}\n",
+    );
     let run = policyc(&dir, &["check", "--format", "github", "a.policy"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     let first = run.stdout.lines().next().unwrap_or("");

@@ -63,11 +63,12 @@ impl Checker<'_> {
         else {
             return Vec::new();
         };
+        // Irreversible first: the floor search looks at every rule.
         r.tools
             .iter()
+            .filter(|t| self.tool_decl(**t).is_some_and(|d| d.irreversible))
             .filter(|t| !self.bounded_by_floor(r, **t))
             .filter_map(|t| self.tool_decl(*t))
-            .filter(|t| t.irreversible)
             .collect()
     }
 
