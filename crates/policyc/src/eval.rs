@@ -259,11 +259,45 @@ fn schema_failure(p: &ir::Policy, req: &toolgate_engine::Request<'_>) -> Option<
     toolgate_engine::schema::check(req.args, schema, tool.open).err()
 }
 
+/// A rule's text after its `@id("...")` / `@accepted_risk("...")`
+/// annotations (which `explain` shows on their own), so its snippet is the
+/// rule itself.
+fn without_annotations(text: &str) -> &str {
+    let mut rest = text.trim_start();
+    while let Some(after) = rest.strip_prefix('@') {
+        match annotation_len(after) {
+            Some(n) => rest = after.get(n..).unwrap_or("").trim_start(),
+            None => break,
+        }
+    }
+    rest
+}
+
+/// The length of `name("...")` at the start of `s` (the string may hold `)`
+/// and escaped quotes), or `None` if it is not one.
+fn annotation_len(s: &str) -> Option<usize> {
+    let open = s.find("(\"")?;
+    let mut escaped = false;
+    for (i, c) in s.get(open + 2..)?.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => {
+                let after = open + 2 + i + 1;
+                let close = s.get(after..)?.find(')')?;
+                return Some(after + close + 1);
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 fn explanation(loaded: &Loaded, engine: &Engine, req: &toolgate_engine::Request<'_>) -> String {
     let p = &loaded.policy;
     let lines = toolgate_syntax::LineIndex::new(&loaded.src);
     let snippet = |span: toolgate_syntax::ast::Span| -> String {
-        let text = loaded.src.get(span.start..span.end).unwrap_or("");
+        let text = without_annotations(loaded.src.get(span.start..span.end).unwrap_or(""));
         let mut lines = text.lines();
         let first = lines.next().unwrap_or("").trim().to_string();
         if lines.next().is_some() {

@@ -1015,3 +1015,45 @@ fn replay_memory_does_not_grow_with_the_trace() {
     let summary: serde_json::Value = serde_json::from_str(last).expect("JSON");
     assert_eq!(summary["summary"]["outcomes"]["executed"], n, "{last}");
 }
+
+#[test]
+fn explain_shows_each_rule_after_its_annotations() {
+    // A rule written under `@id(...)` and `@accepted_risk(...)` was shown by
+    // its first source line, the annotation, instead of the rule.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = scratch("explain_annotations");
+    let req = serde_json::json!({
+        "agent": "banking-assistant", "tool": "payments.transfer",
+        "args": { "from_iban": "DE01", "to_iban": "DE02", "amount": 20.5, "currency": "EUR" },
+        "context": { "tenant": "bank", "env": "prod", "account_iban": "DE01", "payees": ["DE02"] }
+    });
+    write(&dir, "r.json", &req.to_string());
+    let path = dir.join("r.json").display().to_string();
+    let run = policyc(
+        &root,
+        &[
+            "explain",
+            "policies/personal-banking.policy",
+            "--request",
+            &path,
+            "--now",
+            "2026-11-22T10:00:00Z",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains(
+            "@id(small-transfer-to-payee)  write payments.transfer auto-approve limit 3 per day"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("accepted risk: reviewed: at most 3 a day"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("@accepted_risk("), "{}", run.stdout);
+    assert!(run.stdout.contains("decision: allow"), "{}", run.stdout);
+}
