@@ -1027,7 +1027,7 @@ fn explain_shows_each_rule_after_its_annotations() {
         "args": { "from_iban": "DE01", "to_iban": "DE02", "amount": 20.5, "currency": "EUR" },
         "context": { "tenant": "bank", "env": "prod", "account_iban": "DE01", "payees": ["DE02"] }
     });
-    write(&dir, "r.json", &req.to_string());
+    write(&dir, "r.json", req.to_string());
     let path = dir.join("r.json").display().to_string();
     let run = policyc(
         &root,
