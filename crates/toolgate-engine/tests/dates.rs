@@ -8,33 +8,19 @@
 )]
 
 use serde_json::{json, Value as Json};
-use std::num::NonZeroUsize;
-use toolgate_engine::{reference, Engine, Outcome, OwnedRequest, Timestamp};
+use toolgate_engine::Outcome;
+
+#[path = "support/decide.rs"]
+#[allow(
+    dead_code,
+    reason = "shared by the language tests; each uses part of it"
+)]
+mod support;
 
 /// The outcome for `bot` calling `tool` with `args` at `now` (`None`: no clock).
 fn decide(src: &str, tool: &str, args: Json, now: Option<&str>) -> Outcome {
-    let parsed = toolgate_syntax::parse(src);
-    assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
-    let checked = toolgate_check::check(&parsed.file, src);
-    let ir = checked.policy.expect("the policy checks");
-    let engine = Engine::new(&ir, "p.policy").expect("compiles");
-    let cap = NonZeroUsize::new(4).expect("non-zero");
-    let cached = Engine::with_cache(&ir, "p.policy", cap).expect("compiles");
-    let text = json!({
-        "agent": "bot", "tool": tool, "args": args,
-        "context": { "tenant": "acme", "env": "prod", "cutoff": "2026-12-31" },
-    });
-    let owned = OwnedRequest::from_json(&text.to_string()).expect("a request");
-    let mut req = owned.as_request();
-    req.now = now.map(|t| t.parse::<Timestamp>().expect("a time"));
-    let want = reference::decide(&ir, &req);
-    let d = engine.decide(&req);
-    assert!(reference::agrees(&d, &want), "{d:?} vs {want:?}");
-    for _ in 0..2 {
-        let c = cached.decide(&req);
-        assert!(reference::agrees(&c, &want), "cached {c:?} vs {want:?}");
-    }
-    d.outcome
+    let context = json!({ "tenant": "acme", "env": "prod", "cutoff": "2026-12-31" });
+    support::decide_in(src, tool, args, context, now).0
 }
 
 const SCHEDULE: &str = r#"

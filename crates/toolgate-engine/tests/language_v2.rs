@@ -8,31 +8,15 @@
 )]
 
 use serde_json::{json, Value as Json};
+use support::decide;
 use toolgate_engine::{reference, Engine, Outcome, OwnedRequest};
 
-/// The outcome and reason for `agent` calling `tool` with `args`, after
-/// asserting that the engine and the reference agree.
-fn decide(src: &str, tool: &str, args: Json) -> (Outcome, String) {
-    let parsed = toolgate_syntax::parse(src);
-    assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
-    let checked = toolgate_check::check(&parsed.file, src);
-    assert!(
-        checked.policy.is_some(),
-        "does not check: {:?}",
-        checked.diagnostics
-    );
-    let ir = checked.policy.expect("checked above");
-    let engine = Engine::new(&ir, "p.policy").expect("compiles");
-    let text = json!({
-        "agent": "bot", "tool": tool, "args": args,
-        "context": { "tenant": "acme", "env": "prod" },
-    });
-    let req = OwnedRequest::from_json(&text.to_string()).expect("a request");
-    let d = engine.decide(&req.as_request());
-    let want = reference::decide(&ir, &req.as_request());
-    assert!(reference::agrees(&d, &want), "{d:?} vs {want:?}");
-    (d.outcome, d.reason.to_string())
-}
+#[path = "support/decide.rs"]
+#[allow(
+    dead_code,
+    reason = "shared by the language tests; each uses part of it"
+)]
+mod support;
 
 const BANK: &str = r#"
 tool pay.send write { to: string, amount: number, count?: int };
