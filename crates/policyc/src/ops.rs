@@ -394,20 +394,8 @@ fn tail(args: &AuditTailArgs) -> Result<(), Failure> {
         ])
     };
     let records = records(&client.get_text(&format!("/v1/audit{}", filters(None)))?);
-    let skip = match args.lines {
-        0 => 0,
-        n => records.len().saturating_sub(n),
-    };
-    if !args.conn.json {
-        println!(
-            "{:<6}  {:<19}  {:<22}  {:<14}  DETAIL",
-            "SEQ", "TIME (UTC)", "KIND", "CALL"
-        );
-    }
     let mut last = records.last().and_then(|r| r["seq"].as_u64());
-    for r in records.iter().skip(skip) {
-        print_record(args.conn.json, r);
-    }
+    print_last(args, records.iter());
     if !args.follow {
         return Ok(());
     }
@@ -446,9 +434,15 @@ fn tail_journals(args: &AuditTailArgs) -> Result<(), Failure> {
         }
     }
     merged.sort_by_key(|a| (a.0, a.1, a.2));
+    print_last(args, merged.iter().map(|(_, _, _, r)| r));
+    Ok(())
+}
+
+/// The header (unless `--json`), then the last `--lines` records (all for 0).
+fn print_last<'a>(args: &AuditTailArgs, records: impl ExactSizeIterator<Item = &'a Value>) {
     let skip = match args.lines {
         0 => 0,
-        n => merged.len().saturating_sub(n),
+        n => records.len().saturating_sub(n),
     };
     if !args.conn.json {
         println!(
@@ -456,10 +450,9 @@ fn tail_journals(args: &AuditTailArgs) -> Result<(), Failure> {
             "SEQ", "TIME (UTC)", "KIND", "CALL"
         );
     }
-    for (_, _, _, r) in merged.iter().skip(skip) {
+    for r in records.skip(skip) {
         print_record(args.conn.json, r);
     }
-    Ok(())
 }
 
 fn wanted(args: &AuditTailArgs, r: &Value) -> bool {

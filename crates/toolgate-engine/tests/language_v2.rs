@@ -9,7 +9,7 @@
 
 use serde_json::{json, Value as Json};
 use support::decide;
-use toolgate_engine::{reference, Engine, Outcome, OwnedRequest};
+use toolgate_engine::{reference, Engine, Outcome};
 
 #[path = "support/decide.rs"]
 #[allow(
@@ -49,17 +49,8 @@ fn int_accepts_integral_numbers_as_json_schema_does() {
 
 /// The decision for `bot` calling `tool` with `args` (engine only).
 fn decision_json(src: &str, tool: &str, args: Json) -> (Json, Option<String>, Option<String>) {
-    let parsed = toolgate_syntax::parse(src);
-    assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
-    let ir = toolgate_check::check(&parsed.file, src)
-        .policy
-        .expect("the policy checks");
-    let engine = Engine::new(&ir, "p.policy").expect("compiles");
-    let text = json!({
-        "agent": "bot", "tool": tool, "args": args,
-        "context": { "tenant": "acme", "env": "prod" },
-    });
-    let req = OwnedRequest::from_json(&text.to_string()).expect("a request");
+    let (_, engine) = support::compiled(src);
+    let req = support::request(tool, args);
     let d = engine.decide(&req.as_request());
     let key = d
         .budget_key(&req.as_request())
@@ -110,18 +101,8 @@ agent bot {
 
 #[test]
 fn an_approval_floor_raises_whichever_grant_matched() {
-    let parsed = toolgate_syntax::parse(REFUNDS);
-    let ir = toolgate_check::check(&parsed.file, REFUNDS)
-        .policy
-        .expect("checks");
-    let engine = Engine::new(&ir, "p.policy").expect("compiles");
-    let ask = |cents: i64| {
-        let text = json!({
-            "agent": "bot", "tool": "refund.issue", "args": { "amount_cents": cents },
-            "context": { "tenant": "acme", "env": "prod" },
-        });
-        OwnedRequest::from_json(&text.to_string()).expect("a request")
-    };
+    let (ir, engine) = support::compiled(REFUNDS);
+    let ask = |cents: i64| support::request("refund.issue", json!({ "amount_cents": cents }));
     let small = ask(1500);
     let d = engine.decide(&small.as_request());
     assert_eq!((d.outcome, d.budget.is_some()), (Outcome::Allow, true));
@@ -169,11 +150,8 @@ fn element_wise_quantifiers_read_fields_of_each_element() {
     let ir = checked.policy.expect("checks");
     let engine = Engine::new(&ir, "p.policy").expect("compiles");
     let ask = |people: Json| {
-        let text = json!({
-            "agent": "bot", "tool": "cal.invite", "args": { "participants": people },
-            "context": { "tenant": "acme", "env": "prod", "contacts": ["bob@gmail.com"] },
-        });
-        let req = OwnedRequest::from_json(&text.to_string()).expect("a request");
+        let context = json!({ "tenant": "acme", "env": "prod", "contacts": ["bob@gmail.com"] });
+        let req = support::request_in("cal.invite", json!({ "participants": people }), context);
         let d = engine.decide(&req.as_request());
         let want = reference::decide(&ir, &req.as_request());
         assert!(reference::agrees(&d, &want), "{d:?} vs {want:?}");
@@ -194,11 +172,7 @@ fn element_wise_quantifiers_read_fields_of_each_element() {
 #[test]
 fn undeclared_context_fields_are_ignored() {
     let src = "context { region: string };\ntool t.r read;\nagent bot {\n  allow t.r when ctx.region == \"eu\";\n}\n";
-    let parsed = toolgate_syntax::parse(src);
-    let ir = toolgate_check::check(&parsed.file, src)
-        .policy
-        .expect("checks");
-    let engine = Engine::new(&ir, "p.policy").expect("compiles");
+    let (_, engine) = support::compiled(src);
     for extra in [
         json!({}),
         json!({ "admin": true, "tenant_override": "other" }),
@@ -207,8 +181,7 @@ fn undeclared_context_fields_are_ignored() {
         for (k, v) in extra.as_object().into_iter().flatten() {
             context[k] = v.clone();
         }
-        let text = json!({ "agent": "bot", "tool": "t.r", "args": {}, "context": context });
-        let req = OwnedRequest::from_json(&text.to_string()).expect("a request");
+        let req = support::request_in("t.r", json!({}), context);
         assert_eq!(engine.decide(&req.as_request()).outcome, Outcome::Allow);
     }
 }
@@ -235,16 +208,8 @@ type Shape = (
 );
 
 fn shape(src: &str, tool: &str, args: Json) -> Shape {
-    let parsed = toolgate_syntax::parse(src);
-    let ir = toolgate_check::check(&parsed.file, src)
-        .policy
-        .expect("checks");
-    let engine = Engine::new(&ir, "p.policy").expect("compiles");
-    let text = json!({
-        "agent": "bot", "tool": tool, "args": args,
-        "context": { "tenant": "acme", "env": "prod" },
-    });
-    let req = OwnedRequest::from_json(&text.to_string()).expect("a request");
+    let (ir, engine) = support::compiled(src);
+    let req = support::request(tool, args);
     let d = engine.decide(&req.as_request());
     let want = reference::decide(&ir, &req.as_request());
     assert!(reference::agrees(&d, &want), "{d:?} vs {want:?}");

@@ -4,7 +4,35 @@
 
 use serde_json::{json, Value as Json};
 use std::num::NonZeroUsize;
+use toolgate_check::ir;
 use toolgate_engine::{reference, Engine, Outcome, OwnedRequest, Timestamp};
+
+/// The policy's IR and its compiled engine; the policy must parse and check.
+pub fn compiled(src: &str) -> (ir::Policy, Engine) {
+    let parsed = toolgate_syntax::parse(src);
+    assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+    let checked = toolgate_check::check(&parsed.file, src);
+    assert!(
+        checked.policy.is_some(),
+        "does not check: {:?}",
+        checked.diagnostics
+    );
+    let ir = checked.policy.expect("checked above");
+    let engine = Engine::new(&ir, "p.policy").expect("compiles");
+    (ir, engine)
+}
+
+/// Agent `bot` calling `tool` with `args` for tenant `acme` in env `prod`.
+pub fn request(tool: &str, args: Json) -> OwnedRequest {
+    let context = json!({ "tenant": "acme", "env": "prod" });
+    request_in(tool, args, context)
+}
+
+/// Agent `bot` calling `tool` with `args` in `context`.
+pub fn request_in(tool: &str, args: Json, context: Json) -> OwnedRequest {
+    let text = json!({ "agent": "bot", "tool": tool, "args": args, "context": context });
+    OwnedRequest::from_json(&text.to_string()).expect("a request")
+}
 
 /// The outcome and reason for agent `bot` calling `tool` with `args` in
 /// `context` at `now` (`None`: no clock), after asserting that the engine,
@@ -16,20 +44,10 @@ pub fn decide_in(
     context: Json,
     now: Option<&str>,
 ) -> (Outcome, String) {
-    let parsed = toolgate_syntax::parse(src);
-    assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
-    let checked = toolgate_check::check(&parsed.file, src);
-    assert!(
-        checked.policy.is_some(),
-        "does not check: {:?}",
-        checked.diagnostics
-    );
-    let ir = checked.policy.expect("checked above");
-    let engine = Engine::new(&ir, "p.policy").expect("compiles");
+    let (ir, engine) = compiled(src);
     let cap = NonZeroUsize::new(4).expect("non-zero");
     let cached = Engine::with_cache(&ir, "p.policy", cap).expect("compiles");
-    let text = json!({ "agent": "bot", "tool": tool, "args": args, "context": context });
-    let owned = OwnedRequest::from_json(&text.to_string()).expect("a request");
+    let owned = request_in(tool, args, context);
     let mut req = owned.as_request();
     req.now = now.map(|t| t.parse::<Timestamp>().expect("a time"));
     let want = reference::decide(&ir, &req);
