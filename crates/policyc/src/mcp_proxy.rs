@@ -43,6 +43,19 @@ pub(crate) struct McpProxyArgs {
     /// The upstream's credentials by trusted scope (env vars for a command, headers for a URL; docs/mcp.md).
     #[arg(long)]
     pub credentials: Option<PathBuf>,
+    /// A variable of this process's environment the upstream command also gets (repeatable; it
+    /// gets only PATH, HOME, LANG, LC_ALL, LC_CTYPE, TZ, TMPDIR and `--credentials` otherwise).
+    #[arg(long = "pass-env", value_name = "NAME")]
+    pub pass_env: Vec<String>,
+    /// With `--listen`: `require approval from "user"` may be answered by the HTTP client through
+    /// elicitation (only when that client is an app a human answers; by default such calls stay
+    /// held for the approvals API).
+    #[arg(long, requires = "listen")]
+    pub listen_elicitation: bool,
+    /// With `--listen`: open sessions at most per service key (past it, the key's least recently
+    /// used session without an open stream is ended; with all streaming, a new one is refused).
+    #[arg(long, default_value_t = toolgate_mcp::http_in::MAX_SESSIONS_PER_KEY as u64, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub max_sessions_per_key: u64,
     /// A Streamable HTTP upstream instead of a command.
     #[arg(long, conflicts_with = "upstream")]
     pub upstream_url: Option<String>,
@@ -100,6 +113,9 @@ pub(crate) fn run(args: McpProxyArgs) -> Exit {
             None => Upstream::Command(args.upstream),
         },
         credentials: args.credentials,
+        pass_env: args.pass_env,
+        listen_elicitation: args.listen_elicitation,
+        max_sessions_per_key: usize::try_from(args.max_sessions_per_key).unwrap_or(1),
         fsync: if args.fsync == "never" {
             Fsync::Never
         } else {

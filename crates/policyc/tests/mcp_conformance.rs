@@ -171,6 +171,9 @@ fn start_proxy(dir: &Path, everything: &Path) -> (String, [Running; 2]) {
             .arg(dir.join("data"))
             .arg("--keys")
             .arg(&keys)
+            // The suite runs every scenario under one key and keeps each
+            // session's stream open: one key holds all of the sessions here.
+            .args(["--max-sessions-per-key", "64"])
             .args(["--listen", &format!("127.0.0.1:{port}"), "--"])
             .arg(everything)
             .stdin(Stdio::null())

@@ -890,3 +890,305 @@ fn the_clients_roots_reach_the_upstream_only_when_configured() {
         "with --forward-roots the upstream asks the client"
     );
 }
+
+/// Security review 2026-12, C1 over stdio: a bare `\r` is JSON whitespace,
+/// so one line from the client is one notification to the proxy; an
+/// upstream on the MCP Python SDK reads with universal newlines, where the
+/// same bytes were three lines, the middle one a `tools/call` of a denied
+/// tool. Failed before the fix (the proxy forwarded the text as received:
+/// `wipe` ran, unjournaled); the proxy now writes its own serialization.
+#[test]
+fn a_bare_cr_inside_a_message_never_splits_it_for_the_upstream() {
+    let dir = temp_dir("smuggle-cr").canonicalize().unwrap();
+    let marker = dir.join("WIPED");
+    let args = py_upstream_args("py_upstream.policy", &dir.join("data"), &marker);
+    let mut raw = Raw::start(&args);
+    let direct = raw.call(2, "wipe", json!({"target": "direct"}));
+    assert_eq!(direct["result"]["isError"], true, "{direct}");
+    let inner = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": {"name": "wipe", "arguments": {"target": "smuggled"}}});
+    raw.send_text(&format!(
+        "{{\"jsonrpc\":\"2.0\",\"method\":\"notifications/x\",\"params\":{{\"a\":\r{inner}\r}}}}"
+    ));
+    // A round trip after it: the upstream has read the smuggling line by then.
+    let looked = raw.call(4, "lookup", json!({"q": "x"}));
+    assert_eq!(looked["result"]["isError"], false, "{looked}");
+    let late = raw.drain(Duration::from_millis(500));
+    assert!(late.iter().all(|m| m["id"] != 3), "{late:?}");
+    raw.finish();
+    assert!(
+        !marker.exists(),
+        "the smuggled call ran: {}",
+        std::fs::read_to_string(&marker).unwrap_or_default()
+    );
+    let journal_text = std::fs::read_to_string(dir.join("data/journal.jsonl")).unwrap();
+    assert!(journal_text.contains("direct"));
+    assert!(!journal_text.contains("smuggled"));
+}
+
+/// One POST to a `--listen` proxy: status, session id, body (an SSE stream is read to its end).
+fn post_mcp(
+    url: &str,
+    key: &str,
+    session: Option<&str>,
+    body: &str,
+) -> (u16, Option<String>, String) {
+    let mut req = ureq::post(url)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("authorization", &format!("Bearer {key}"));
+    if let Some(s) = session {
+        req = req.header("mcp-session-id", s);
+    }
+    let config = req
+        .config()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(20)))
+        .build();
+    let resp = config.send(body).unwrap();
+    let status = resp.status().as_u16();
+    let session = resp
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let text = resp.into_body().read_to_string().unwrap_or_default();
+    (status, session, text)
+}
+
+/// Security review 2026-12, C1 through `--listen`: one POST body the proxy
+/// reads as a notification held, between JSON tokens, raw line feeds and
+/// three whole `tools/call`s (a denied move, an unapproved write, a read
+/// outside the root). Failed before the fix: the body went to the stdio
+/// upstream as received, so all three ran, unjournaled.
+#[test]
+fn raw_line_feeds_in_a_posted_message_never_reach_the_upstream_as_calls() {
+    let t = tree("smuggle-http");
+    std::fs::create_dir_all(&t.data).unwrap();
+    let service = add_key(&t.data, "agent-1", "service", &["--tenants", "local"]);
+    let endpoint = format!("127.0.0.1:{}", free_port());
+    let mut args = proxy_args(&t, "127.0.0.1:0", &filesystem_server(&t));
+    let at = args.iter().position(|a| a == "--admin-listen").unwrap();
+    args.drain(at..at + 2);
+    args.splice(1..1, ["--listen".to_string(), endpoint.clone()]);
+    let proxy = listen(args);
+    let url = format!("http://{endpoint}/mcp");
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let (status, session, _) = post_mcp(&url, &service, None, &init.to_string());
+    assert_eq!(status, 200);
+    let session = session.unwrap();
+    let initialized = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    post_mcp(&url, &service, Some(&session), initialized);
+    let a = format!("{}a.txt", t.root);
+    let calls = [
+        (
+            "move_file",
+            json!({"source": a, "destination": format!("{}moved.txt", t.root)}),
+        ),
+        (
+            "write_file",
+            json!({"path": format!("{}pwned.txt", t.root), "content": "x"}),
+        ),
+        ("read_text_file", json!({"path": t.dir.join("secret.txt")})),
+    ];
+    let inner: Vec<String> = calls
+        .iter()
+        .enumerate()
+        .map(|(i, (tool, args))| {
+            json!({"jsonrpc": "2.0", "id": 77 + i, "method": "tools/call",
+                "params": {"name": tool, "arguments": args}})
+            .to_string()
+        })
+        .collect();
+    let body = format!(
+        "{{\"jsonrpc\":\"2.0\",\"method\":\"notifications/x\",\"params\":{{\"a\":\n{}\n,\"b\":\n{}\n,\"c\":\n{}\n}}}}",
+        inner[0], inner[1], inner[2]
+    );
+    let (status, _, _) = post_mcp(&url, &service, Some(&session), &body);
+    assert_eq!(status, 202);
+    // A round trip after it: the upstream has read every line before by then.
+    let ping = r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#;
+    let (status, _, answer) = post_mcp(&url, &service, Some(&session), ping);
+    assert_eq!(status, 200, "{answer}");
+    assert!(!answer.contains("the secret"), "{answer}");
+    std::thread::sleep(Duration::from_millis(500));
+    drop(proxy);
+    assert!(t.dir.join("root/a.txt").exists(), "the denied move ran");
+    assert!(
+        !t.dir.join("root/moved.txt").exists(),
+        "the denied move ran"
+    );
+    assert!(
+        !t.dir.join("root/pwned.txt").exists(),
+        "the unapproved write ran"
+    );
+    let journal_text = std::fs::read_to_string(t.data.join("journal.jsonl")).unwrap();
+    assert!(!journal_text.contains("moved.txt"));
+    assert!(!journal_text.contains("pwned.txt"));
+    audit_verifies(&t.data);
+}
+
+/// `mcp-proxy` for agent `assistant` (tenant `t`, env `dev`) under a
+/// policy of tests/mcp/, in front of `upstream`.
+fn assistant_args(policy: &str, data: &Path, upstream: &[String]) -> Vec<String> {
+    let policy = repo(&format!("crates/policyc/tests/mcp/{policy}"));
+    let mut args: Vec<String> = ["mcp-proxy", "--policy", &policy.display().to_string()]
+        .into_iter()
+        .chain(["--agent", "assistant", "--tenant", "t", "--env", "dev"])
+        .chain(["--data", &data.display().to_string(), "--"])
+        .map(String::from)
+        .collect();
+    args.extend_from_slice(upstream);
+    args
+}
+
+/// The same in front of tests/mcp/py_upstream.py, which leaves `marker` when `wipe` runs.
+fn py_upstream_args(policy: &str, data: &Path, marker: &Path) -> Vec<String> {
+    let script = repo("crates/policyc/tests/mcp/py_upstream.py");
+    let upstream = [peers().python.as_path(), &script, marker].map(|p| p.display().to_string());
+    assistant_args(policy, data, &upstream)
+}
+
+/// Security review 2026-12, M7: over `--listen` the HTTP client is the
+/// agent's own process; asked to approve its own call "as the user", its
+/// answer would be the agent approving itself. Failed before the fix (the
+/// POST stream carried `elicitation/create`); now the call stays held for
+/// the approvals API unless `--listen-elicitation` says the client is the user's.
+#[test]
+fn over_listen_the_agent_is_never_asked_to_approve_as_the_user() {
+    let dir = temp_dir("listen-user").canonicalize().unwrap();
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let service = add_key(&data, "agent-service", "service", &["--tenants", "t"]);
+    let endpoint = format!("127.0.0.1:{}", free_port());
+    let mut args = py_upstream_args("py_upstream_user.policy", &data, &dir.join("WIPED"));
+    args.splice(1..1, ["--listen".to_string(), endpoint.clone()]);
+    let proxy = listen(args);
+    let url = format!("http://{endpoint}/mcp");
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {"elicitation": {}},
+        "clientInfo": {"name": "agent", "version": "1"}}});
+    let (status, session, _) = post_mcp(&url, &service, None, &init.to_string());
+    assert_eq!(status, 200);
+    let session = session.unwrap();
+    post_mcp(
+        &url,
+        &service,
+        Some(&session),
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    );
+    let wipe = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "wipe", "arguments": {"target": "prod-db"}}});
+    let (status, _, answer) = post_mcp(&url, &service, Some(&session), &wipe.to_string());
+    assert_eq!(status, 200);
+    assert!(!answer.contains("elicitation/create"), "{answer}");
+    assert!(answer.contains("needs a human approval"), "{answer}");
+    drop(proxy);
+    assert!(!dir.join("WIPED").exists());
+    let records = journal(&data);
+    assert!(
+        records.iter().all(|r| r["kind"] != "approval"),
+        "{records:?}"
+    );
+}
+
+/// Security review 2026-12, M6: the upstream child gets a cleared
+/// environment, plus `--pass-env` names and matching credentials. Failed
+/// before the fix (it inherited everything, `TOOLGATE_KEY` included).
+#[test]
+fn the_upstream_child_gets_only_the_environment_it_is_given() {
+    let dir = temp_dir("child-env").canonicalize().unwrap();
+    let seen = dir.join("env.txt");
+    let creds = dir.join("creds.toml");
+    std::fs::write(
+        &creds,
+        "[[credential]]\nvars = { GIVEN_CREDENTIAL = \"c-1\" }\n",
+    )
+    .unwrap();
+    let policy = repo("crates/policyc/tests/mcp/py_upstream.policy");
+    let script = format!(
+        "env > '{}.tmp' && mv '{0}.tmp' '{0}' && exec cat >/dev/null",
+        seen.display()
+    );
+    let mut proxy = Command::new(BIN)
+        .args(["mcp-proxy", "--policy"])
+        .arg(&policy)
+        .args([
+            "--agent",
+            "assistant",
+            "--tenant",
+            "t",
+            "--env",
+            "dev",
+            "--data",
+        ])
+        .arg(dir.join("data"))
+        .arg("--credentials")
+        .arg(&creds)
+        .args(["--pass-env", "PASSED_ON", "--", "sh", "-c", &script])
+        .env("TOOLGATE_KEY", "tg-secret-key")
+        .env("UNNAMED_SECRET", "s-1")
+        .env("PASSED_ON", "p-1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !seen.exists() && Instant::now() < deadline && proxy.try_wait().unwrap().is_none() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(proxy.stdin.take());
+    let _ = proxy.wait();
+    let env = std::fs::read_to_string(&seen).unwrap_or_default();
+    assert!(env.contains("PASSED_ON=p-1"), "{env}");
+    assert!(env.contains("GIVEN_CREDENTIAL=c-1"), "{env}");
+    assert!(env.lines().any(|l| l.starts_with("PATH=")), "{env}");
+    assert!(!env.contains("tg-secret-key"), "{env}");
+    assert!(!env.contains("UNNAMED_SECRET"), "{env}");
+}
+
+/// Security review 2026-12, L1: one service key can hold at most 16 of the
+/// proxy's 64 sessions; past that its least recently used session without
+/// an open stream is ended, or, all streaming, the new one is refused.
+/// Failed before the fix (the seventeenth opened beside the others).
+#[test]
+fn one_key_cannot_hold_every_listen_session() {
+    let dir = temp_dir("listen-per-key").canonicalize().unwrap();
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let greedy = add_key(&data, "greedy", "service", &["--tenants", "t"]);
+    let other = add_key(&data, "other", "service", &["--tenants", "t"]);
+    let endpoint = format!("127.0.0.1:{}", free_port());
+    let mut args = assistant_args("py_upstream.policy", &data, &["cat".to_string()]);
+    args.splice(1..1, ["--listen".to_string(), endpoint.clone()]);
+    let proxy = listen(args);
+    let url = format!("http://{endpoint}/mcp");
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}).to_string();
+    // With `cat` as the upstream an answer's stream never ends: each
+    // session keeps an open stream while its response is held here.
+    let open = |key: &str| {
+        let req = ureq::post(&url)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .header("authorization", &format!("Bearer {key}"));
+        let config = req.config().http_status_as_error(false).build();
+        config.send(&init).unwrap()
+    };
+    let streams: Vec<_> = (0..16).map(|_| open(&greedy)).collect();
+    assert!(streams.iter().all(|r| r.status() == 200));
+    assert_eq!(open(&greedy).status(), 429);
+    assert_eq!(open(&other).status(), 200);
+    // Streams closed, the key's oldest session makes room for a new one.
+    drop(streams);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while open(&greedy).status() != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "no session was ended for the key"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(proxy);
+}

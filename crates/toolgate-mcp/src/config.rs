@@ -60,6 +60,15 @@ pub struct ProxyConfig {
     pub forward_roots: bool,
     /// The credentials file.
     pub credentials: Option<PathBuf>,
+    /// Variables of the proxy's environment a stdio upstream also gets (`--pass-env`).
+    pub pass_env: Vec<String>,
+    /// With `--listen`: the HTTP client is an application its human user
+    /// answers, so `require approval from "user"` may be asked of it by
+    /// elicitation (`--listen-elicitation`; off by default: the HTTP
+    /// client is the agent's process, whose answer is not a human's).
+    pub listen_elicitation: bool,
+    /// With `--listen`: open sessions at most per service key.
+    pub max_sessions_per_key: usize,
     /// Decide with a shared `policyc serve` instead of an embedded gateway.
     pub gateway: Option<RemoteGateway>,
     /// Sync the embedded gateway's journal to disk on every commit (the default) or not.

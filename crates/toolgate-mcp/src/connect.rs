@@ -4,6 +4,7 @@ use crate::config::Upstream;
 use crate::http_out::HttpUpstream;
 use crate::relay::Relay;
 use crate::stdio::{ChildUpstream, Running};
+use crate::wire::Line;
 use crate::McpError;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +23,7 @@ pub enum Connection {
 /// What an upstream needs besides its address: credentials.
 #[derive(Clone, Debug, Default)]
 pub struct Secrets {
-    /// Environment variables for a child.
+    /// A child's whole environment (it inherits nothing else).
     pub env: Vec<(String, String)>,
     /// Headers for an HTTP upstream.
     pub headers: Vec<(String, String)>,
@@ -33,7 +34,7 @@ pub struct Secrets {
 pub fn connect(
     upstream: &Upstream,
     secrets: &Secrets,
-    relay: impl FnOnce(UnboundedSender<String>) -> Arc<Relay>,
+    relay: impl FnOnce(UnboundedSender<Line>) -> Arc<Relay>,
 ) -> Result<(Arc<Relay>, Connection), McpError> {
     match upstream {
         Upstream::Command(command) => {

@@ -16,6 +16,11 @@
 //! Every entry whose scope matches applies, in file order (a later one wins
 //! for the same name). The upstream connection is one per session, so the
 //! scope is the session's, not a tool's.
+//!
+//! A stdio child starts with a cleared environment: only [`BASE_ENV`] and
+//! the variables named by `--pass-env` are taken from the proxy's own
+//! environment (so `TOOLGATE_KEY` and anything else the proxy was given
+//! never reach the upstream unless named), then the matching `vars`.
 
 use crate::config::Trusted;
 use crate::connect::Secrets;
@@ -46,10 +51,16 @@ struct File {
     credential: Vec<Entry>,
 }
 
-/// The credentials file.
+/// The variables a stdio child gets from the proxy's environment without
+/// `--pass-env`: where programs are and how text is read, nothing secret.
+pub const BASE_ENV: [&str; 7] = ["PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR"];
+
+/// The credentials file, and what a stdio child takes from the proxy's environment.
 #[derive(Clone, Debug, Default)]
 pub struct Credentials {
     entries: Vec<Entry>,
+    /// From the proxy's environment: [`BASE_ENV`] and `--pass-env`.
+    inherited: Vec<(String, String)>,
 }
 
 impl Credentials {
@@ -66,12 +77,28 @@ impl Credentials {
         })?;
         Ok(Credentials {
             entries: file.credential,
+            inherited: Vec::new(),
         })
     }
 
-    /// The secrets for a session with this trusted context.
+    /// Takes [`BASE_ENV`] and the variables named in `pass` from the proxy's
+    /// environment, as they are now (those that are set).
+    pub fn inherit(mut self, pass: &[String]) -> Credentials {
+        let names = BASE_ENV
+            .iter()
+            .map(|n| n.to_string())
+            .chain(pass.iter().cloned());
+        self.inherited = names
+            .filter_map(|name| std::env::var_os(&name).map(|v| (name, v)))
+            .filter_map(|(name, v)| Some((name, v.into_string().ok()?)))
+            .collect();
+        self
+    }
+
+    /// The secrets for a session with this trusted context (for a stdio
+    /// child: its whole environment).
     pub fn for_scope(&self, trusted: &Trusted) -> Secrets {
-        let mut vars = BTreeMap::new();
+        let mut vars: BTreeMap<String, String> = self.inherited.iter().cloned().collect();
         let mut headers = BTreeMap::new();
         for e in self.entries.iter().filter(|e| e.matches(trusted)) {
             vars.extend(e.vars.clone());
@@ -116,6 +143,7 @@ mod tests {
         let file: File = toml::from_str(text).unwrap_or_else(|e| panic!("{e}"));
         Credentials {
             entries: file.credential,
+            inherited: Vec::new(),
         }
     }
 

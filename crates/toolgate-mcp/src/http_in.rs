@@ -16,6 +16,7 @@ use crate::credentials::Credentials;
 use crate::decider::Decider;
 use crate::relay::{Options, Relay};
 use crate::tools::Visibility;
+use crate::wire::Line;
 use crate::McpError;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -36,6 +37,12 @@ const SESSION: &str = "mcp-session-id";
 /// Open sessions at most (each has its own upstream child or HTTP session).
 pub const MAX_SESSIONS: usize = 64;
 
+/// Open sessions at most per service key by default (`--max-sessions-per-key`),
+/// so that one caller cannot take them all: past it, the key's least
+/// recently used session that has no open stream is ended (clients seldom
+/// send DELETE); when all are streaming, the new one is refused (429).
+pub const MAX_SESSIONS_PER_KEY: usize = 16;
+
 /// What every session is made from.
 pub struct Listener {
     /// The gateway.
@@ -52,6 +59,8 @@ pub struct Listener {
     pub keys: Keyring,
     /// Credentials for the upstream, by scope.
     pub secrets: Credentials,
+    /// Open sessions at most per service key.
+    pub max_sessions_per_key: usize,
 }
 
 /// One client session.
@@ -73,6 +82,20 @@ impl Session {
         let streaming = routes.stream.as_ref().is_some_and(|tx| !tx.is_closed());
         routes.waiting.is_empty() && !streaming && lock(&self.used).elapsed() >= IDLE
     }
+
+    /// A client is reading one of its streams (a POST's answer or the GET stream).
+    fn streaming(&self) -> bool {
+        let routes = lock(&self.routes);
+        let open = |tx: &UnboundedSender<Line>| !tx.is_closed();
+        routes.stream.as_ref().is_some_and(open) || routes.waiting.values().any(open)
+    }
+
+    async fn stop(&self) {
+        let connection = lock(&self.connection).take();
+        if let Some(connection) = connection {
+            connection.stop().await;
+        }
+    }
 }
 
 /// A session nobody used for this long (and with no open stream) is ended.
@@ -80,8 +103,8 @@ pub const IDLE: Duration = Duration::from_secs(30 * 60);
 
 #[derive(Default)]
 struct Routes {
-    waiting: HashMap<String, UnboundedSender<String>>,
-    stream: Option<UnboundedSender<String>>,
+    waiting: HashMap<String, UnboundedSender<Line>>,
+    stream: Option<UnboundedSender<Line>>,
 }
 
 struct Shared {
@@ -159,12 +182,20 @@ fn session_of(shared: &Shared, headers: &HeaderMap, key: &Key) -> Option<Arc<Ses
     (session.key == key.name).then_some(session)
 }
 
-async fn on_post(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: String) -> Response {
+async fn on_post(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let key = match caller(&shared, &headers).await {
         Ok(k) => k,
         Err(r) => return r,
     };
-    let message: Json = serde_json::from_str(&body).unwrap_or(Json::Null);
+    // Parsed once: what the relay gets is this value, never the body.
+    let message: Json = match serde_json::from_slice(&body) {
+        Ok(m) => m,
+        Err(e) => return rpc_error(StatusCode::BAD_REQUEST, -32700, &format!("not JSON: {e}")),
+    };
     let method = message.get("method").and_then(Json::as_str);
     let (session, new_id) = match (session_of(&shared, &headers, &key), method) {
         (Some(s), _) => (s, None),
@@ -177,10 +208,10 @@ async fn on_post(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: St
             return rpc_error(StatusCode::BAD_REQUEST, -32000, why);
         }
     };
-    let response = match (message.get("id"), method.is_some()) {
-        (Some(id), true) => stream_answer(&session, id.to_string(), body),
+    let response = match (message.get("id").map(Json::to_string), method.is_some()) {
+        (Some(id), true) => stream_answer(&session, id, message),
         _ => {
-            session.relay.from_client(body);
+            session.relay.from_client(message);
             StatusCode::ACCEPTED.into_response()
         }
     };
@@ -200,26 +231,27 @@ fn with_headers(mut response: Response, session: Option<String>) -> Response {
 }
 
 /// Sends a request into the relay and streams what comes back until its response.
-fn stream_answer(session: &Arc<Session>, id: String, body: String) -> Response {
+fn stream_answer(session: &Arc<Session>, id: String, message: Json) -> Response {
     let (tx, rx) = unbounded_channel();
     {
         let mut routes = lock(&session.routes);
         routes.waiting.insert(id.clone(), tx);
     }
-    session.relay.from_client(body);
+    session.relay.from_client(message);
     let stream = futures_util::stream::unfold((rx, false), |(mut rx, done)| async move {
         if done {
             return None;
         }
-        let text: String = rx.recv().await?;
-        let last = is_response(&text);
-        Some((Ok::<_, Infallible>(Event::default().data(text)), (rx, last)))
+        let line: Line = rx.recv().await?;
+        let last = is_response(&line);
+        let event = Event::default().data(line.into_string());
+        Some((Ok::<_, Infallible>(event), (rx, last)))
     });
     Sse::new(stream).into_response()
 }
 
-fn is_response(text: &str) -> bool {
-    serde_json::from_str::<Json>(text)
+fn is_response(line: &Line) -> bool {
+    serde_json::from_str::<Json>(line.as_str())
         .map(|m| m.get("method").is_none() && m.get("id").is_some())
         .unwrap_or(false)
 }
@@ -234,6 +266,7 @@ async fn open_session(shared: &Arc<Shared>, key: &Key) -> Result<(Arc<Session>, 
         l.decider.access_denied(&key.name, &why).await;
         return Err(rpc_error(StatusCode::FORBIDDEN, -32001, &why));
     };
+    make_room_for(shared, key).await?;
     if lock(&shared.sessions).len() >= MAX_SESSIONS {
         let why = format!("the proxy has {MAX_SESSIONS} open sessions: end one (DELETE) first");
         return Err(rpc_error(StatusCode::SERVICE_UNAVAILABLE, -32000, &why));
@@ -271,11 +304,44 @@ async fn open_session(shared: &Arc<Shared>, key: &Key) -> Result<(Arc<Session>, 
     Ok((session, id))
 }
 
+/// Keeps the key within its most sessions: ends its least recently
+/// used session without an open stream, or refuses (429) when there is none.
+async fn make_room_for(shared: &Shared, key: &Key) -> Result<(), Response> {
+    let evicted = {
+        let mut sessions = lock(&shared.sessions);
+        let mine: Vec<(&String, &Arc<Session>)> =
+            sessions.iter().filter(|(_, s)| s.key == key.name).collect();
+        let most = shared.listener.max_sessions_per_key;
+        if mine.len() < most {
+            return Ok(());
+        }
+        let oldest = mine
+            .into_iter()
+            .filter(|(_, s)| !s.streaming())
+            .min_by_key(|(_, s)| *lock(&s.used))
+            .map(|(id, _)| id.clone());
+        oldest.and_then(|id| sessions.remove(&id))
+    };
+    match evicted {
+        Some(session) => {
+            session.stop().await;
+            Ok(())
+        }
+        None => {
+            let why = format!(
+                "the key `{}` has {} sessions with open streams: end one (DELETE) first",
+                key.name, shared.listener.max_sessions_per_key
+            );
+            Err(rpc_error(StatusCode::TOO_MANY_REQUESTS, -32000, &why))
+        }
+    }
+}
+
 /// Routes the relay's messages for the client: a response to its POST, anything else to the
 /// session's GET stream, or the latest open POST stream.
-async fn dispatch(session: Arc<Session>, mut inbox: UnboundedReceiver<String>) {
-    while let Some(text) = inbox.recv().await {
-        let id = serde_json::from_str::<Json>(&text)
+async fn dispatch(session: Arc<Session>, mut inbox: UnboundedReceiver<Line>) {
+    while let Some(line) = inbox.recv().await {
+        let id = serde_json::from_str::<Json>(line.as_str())
             .ok()
             .filter(|m| m.get("method").is_none())
             .and_then(|m| m.get("id").map(Json::to_string));
@@ -288,7 +354,7 @@ async fn dispatch(session: Arc<Session>, mut inbox: UnboundedReceiver<String>) {
                 .or_else(|| routes.waiting.values().next().cloned()),
         };
         if let Some(tx) = target {
-            let _ = tx.send(text);
+            let _ = tx.send(line);
         }
     }
 }
@@ -311,10 +377,7 @@ async fn sweep(shared: std::sync::Weak<Shared>) {
             ids.iter().filter_map(|id| sessions.remove(id)).collect()
         };
         for session in idle {
-            let connection = lock(&session.connection).take();
-            if let Some(connection) = connection {
-                connection.stop().await;
-            }
+            session.stop().await;
         }
     }
 }
@@ -327,11 +390,12 @@ async fn on_get(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respon
     let Some(session) = session_of(&shared, &headers, &key) else {
         return rpc_error(StatusCode::NOT_FOUND, -32000, "no such session");
     };
-    let (tx, rx) = unbounded_channel::<String>();
+    let (tx, rx) = unbounded_channel::<Line>();
     lock(&session.routes).stream = Some(tx);
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        let text = rx.recv().await?;
-        Some((Ok::<_, Infallible>(Event::default().data(text)), rx))
+        let line = rx.recv().await?;
+        let event = Event::default().data(line.into_string());
+        Some((Ok::<_, Infallible>(event), rx))
     });
     with_headers(Sse::new(stream).into_response(), None)
 }
@@ -347,10 +411,7 @@ async fn on_delete(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Res
     if let Some(id) = headers.get(SESSION).and_then(|v| v.to_str().ok()) {
         lock(&shared.sessions).remove(id);
     }
-    let connection = lock(&session.connection).take();
-    if let Some(connection) = connection {
-        connection.stop().await;
-    }
+    session.stop().await;
     StatusCode::NO_CONTENT.into_response()
 }
 

@@ -11,6 +11,7 @@
 //! the client never waits forever.
 
 use crate::relay::Relay;
+use crate::wire::Line;
 use serde_json::{json, Value as Json};
 use std::io::{BufRead, BufReader, Read};
 use std::sync::{Arc, Mutex};
@@ -51,7 +52,7 @@ impl HttpUpstream {
     }
 
     /// The channel the relay writes to; give its receiver to [`HttpUpstream::run`].
-    pub fn channel() -> (UnboundedSender<String>, UnboundedReceiver<String>) {
+    pub fn channel() -> (UnboundedSender<Line>, UnboundedReceiver<Line>) {
         unbounded_channel()
     }
 
@@ -60,7 +61,7 @@ impl HttpUpstream {
     /// session when the channel closes.
     pub async fn run(
         self: Arc<Self>,
-        mut rx: UnboundedReceiver<String>,
+        mut rx: UnboundedReceiver<Line>,
         relay: Arc<Relay>,
         mut stop: tokio::sync::oneshot::Receiver<()>,
     ) {
@@ -70,10 +71,10 @@ impl HttpUpstream {
                 text = rx.recv() => text,
                 _ = &mut stop => None,
             };
-            let Some(text) = text else { break };
-            let request = is_request(&text);
+            let Some(line) = text else { break };
+            let request = is_request(&line);
             let (up, relay, handle) = (self.clone(), relay.clone(), handle.clone());
-            let posted = tokio::task::spawn_blocking(move || up.post(&text, &relay, &handle));
+            let posted = tokio::task::spawn_blocking(move || up.post(&line, &relay, &handle));
             // Notifications and answers are posted in order (the upstream
             // answers them at once with 202): `notifications/initialized`
             // must arrive before the next request. Requests run side by side.
@@ -103,14 +104,14 @@ impl HttpUpstream {
 
     /// POSTs one message and hands every message of the answer to the relay;
     /// after `initialize`, opens the GET stream.
-    fn post(self: &Arc<Self>, text: &str, relay: &Arc<Relay>, handle: &Handle) {
-        let sent: Json = serde_json::from_str(text).unwrap_or(Json::Null);
+    fn post(self: &Arc<Self>, line: &Line, relay: &Arc<Relay>, handle: &Handle) {
+        let sent: Json = serde_json::from_str(line.as_str()).unwrap_or(Json::Null);
         let id = sent.get("method").and(sent.get("id")).cloned();
         let initialize = sent.get("method").and_then(Json::as_str) == Some("initialize");
         let req = self.headers(self.agent.post(&self.url));
         let answer = req
             .header("content-type", "application/json")
-            .send(text)
+            .send(line.as_str())
             .map_err(|e| format!("cannot reach the upstream: {e}"));
         let failed = match answer {
             Ok(resp) => self.read_answer(resp, initialize, relay, handle).err(),
@@ -119,7 +120,7 @@ impl HttpUpstream {
         if let (Some(why), Some(id)) = (&failed, id) {
             let error =
                 json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32603, "message": why}});
-            handle.block_on(relay.from_upstream(error.to_string()));
+            handle.block_on(relay.from_upstream(error));
         }
         if initialize && failed.is_none() && self.session().0.is_some() {
             self.listen(relay.clone(), handle.clone());
@@ -154,7 +155,7 @@ impl HttpUpstream {
             if initialize {
                 self.note_version(&message);
             }
-            handle.block_on(relay.from_upstream(message));
+            handle.block_on(relay.from_upstream_text(message.as_bytes()));
         };
         if kind.starts_with("text/event-stream") {
             read_events(body, deliver);
@@ -201,7 +202,9 @@ impl HttpUpstream {
                 return;
             }
             let body = resp.into_body().into_with_config().limit(MAX_BODY).reader();
-            read_events(body, |m| handle.block_on(relay.from_upstream(m)));
+            read_events(body, |m| {
+                handle.block_on(relay.from_upstream_text(m.as_bytes()))
+            });
         });
     }
 
@@ -213,8 +216,8 @@ impl HttpUpstream {
 }
 
 /// Whether a message is a request (it has a method and an id).
-fn is_request(text: &str) -> bool {
-    serde_json::from_str::<Json>(text)
+fn is_request(line: &Line) -> bool {
+    serde_json::from_str::<Json>(line.as_str())
         .map(|m| m.get("method").is_some() && m.get("id").is_some())
         .unwrap_or(false)
 }

@@ -1,17 +1,21 @@
 //! The message loop between one downstream client and one upstream server.
 //!
-//! Messages are JSON-RPC texts. Every message is forwarded as the text it
-//! arrived as, except: a `tools/list` answer (filtered by [`Visibility`]),
+//! Every message is parsed once, decided, and forwarded as the proxy's own
+//! serialization of what it parsed ([`Line`]), never as the text it arrived
+//! as (see [`crate::wire`] for why). Messages pass unchanged in meaning,
+//! except: a `tools/list` answer (filtered by [`Visibility`]),
 //! a `tools/call` request (decided by the gateway first: forwarded only
 //! when allowed, answered by the proxy otherwise), any other `tools/`
 //! method (refused: the tools path is the proxy's to decide), the client's `roots`
 //! (not forwarded unless configured: they would widen the server's reach)
-//! and messages the proxy cannot read (answered with a JSON-RPC error,
-//! never forwarded: fail closed).
+//! and messages the proxy cannot read (a client's are answered with a
+//! JSON-RPC error, an upstream's are dropped and logged; neither is ever
+//! forwarded: fail closed).
 
 use crate::config::Trusted;
 use crate::decider::{Decided, Decider, Held};
 use crate::tools::{filter_list, Visibility};
+use crate::wire::Line;
 use serde_json::{json, Value as Json};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -25,6 +29,8 @@ use toolgate_runtime::record::ToolNotice;
 use toolgate_runtime::store::CallKey;
 
 mod reply;
+#[cfg(test)]
+mod tests;
 
 /// JSON-RPC: the text is not JSON.
 const PARSE_ERROR: i64 = -32700;
@@ -42,6 +48,11 @@ pub struct Options {
     pub wait_approval: Option<Duration>,
     /// Forward the client's `roots` upstream.
     pub forward_roots: bool,
+    /// The client is an application its human user answers (stdio, or
+    /// `--listen-elicitation`): `require approval from "user"` may be asked
+    /// of it through elicitation. Otherwise (an HTTP client is the agent's
+    /// own process by default) such a call stays held for the approvals API.
+    pub ask_client_user: bool,
 }
 
 /// A client request whose answer the relay must see.
@@ -77,8 +88,8 @@ pub struct Relay {
     trusted: Trusted,
     visibility: Visibility,
     options: Options,
-    to_upstream: UnboundedSender<String>,
-    to_client: UnboundedSender<String>,
+    to_upstream: UnboundedSender<Line>,
+    to_client: UnboundedSender<Line>,
     state: Mutex<State>,
 }
 
@@ -89,8 +100,8 @@ impl Relay {
         trusted: Trusted,
         visibility: Visibility,
         options: Options,
-        to_upstream: UnboundedSender<String>,
-        to_client: UnboundedSender<String>,
+        to_upstream: UnboundedSender<Line>,
+        to_client: UnboundedSender<Line>,
     ) -> Arc<Relay> {
         Arc::new(Relay {
             decider,
@@ -109,22 +120,35 @@ impl Relay {
     }
 
     fn to_client(&self, message: &Json) {
-        let _ = self.to_client.send(message.to_string());
+        let _ = self.to_client.send(Line::of(message));
     }
 
-    fn to_upstream(&self, text: String) {
-        let _ = self.to_upstream.send(text);
+    fn to_upstream(&self, message: &Json) {
+        let _ = self.to_upstream.send(Line::of(message));
     }
 
-    /// A message from the client.
-    pub fn from_client(self: &Arc<Self>, text: String) {
-        let message: Json = match serde_json::from_str(&text) {
-            Ok(m) => m,
-            Err(e) => {
-                let why = format!("not JSON: {e}");
-                return self.to_client(&reply::rpc_error(&Json::Null, PARSE_ERROR, &why));
-            }
-        };
+    /// A message from the client, as received (one line of stdio, one HTTP body).
+    pub fn from_client_text(self: &Arc<Self>, text: &[u8]) {
+        match serde_json::from_slice::<Json>(text) {
+            Ok(message) => self.from_client(message),
+            Err(e) => self.not_json(&e),
+        }
+    }
+
+    /// Answers a client's message that is not JSON.
+    pub fn not_json(&self, e: &dyn std::fmt::Display) {
+        let why = format!("not JSON: {e}");
+        self.to_client(&reply::rpc_error(&Json::Null, PARSE_ERROR, &why));
+    }
+
+    /// Answers a client's line that is longer than the proxy reads.
+    pub fn too_long(&self, max: usize) {
+        let why = format!("a message is at most {max} bytes: this one was not read");
+        self.to_client(&reply::rpc_error(&Json::Null, INVALID_REQUEST, &why));
+    }
+
+    /// A message from the client, parsed.
+    pub fn from_client(self: &Arc<Self>, message: Json) {
         let Some(object) = message.as_object() else {
             let why = "the proxy relays single JSON-RPC messages, not batches";
             return self.to_client(&reply::rpc_error(&Json::Null, INVALID_REQUEST, why));
@@ -137,7 +161,7 @@ impl Relay {
         match (method, id) {
             (Some("tools/list"), Some(id)) => {
                 self.state().inflight.insert(id.to_string(), Inflight::List);
-                self.to_upstream(text);
+                self.to_upstream(&message);
             }
             (Some("tools/call"), Some(id)) => {
                 let relay = self.clone();
@@ -145,8 +169,7 @@ impl Relay {
                 // The upstream gets the message as parsed, not the text: it
                 // runs exactly what was decided, whatever its JSON parser
                 // would make of duplicate keys or odd escapes.
-                let decided = message.to_string();
-                tokio::spawn(async move { relay.call_tool(id, decided, params).await });
+                tokio::spawn(async move { relay.call_tool(id, message, params).await });
             }
             (Some("tools/call"), None) => {}
             // The tools path is the proxy's to decide: what it does not know
@@ -158,11 +181,10 @@ impl Relay {
                 }
             }
             (Some("initialize"), Some(_)) if !self.options.forward_roots => {
-                self.to_upstream(without_roots(message).to_string());
+                self.to_upstream(&without_roots(message));
             }
             (Some("notifications/roots/list_changed"), None) if !self.options.forward_roots => {}
-            (Some(_), _) => self.to_upstream(text),
-            (None, Some(_)) => self.to_upstream(text),
+            (Some(_), _) | (None, Some(_)) => self.to_upstream(&message),
             (None, None) => {
                 let why = "a JSON-RPC message has a `method` or an `id`";
                 self.to_client(&reply::rpc_error(&Json::Null, INVALID_REQUEST, why));
@@ -190,17 +212,30 @@ impl Relay {
         }
     }
 
-    /// A message from the upstream.
-    pub async fn from_upstream(self: &Arc<Self>, text: String) {
-        let Ok(mut message) = serde_json::from_str::<Json>(&text) else {
-            // Not the proxy's to judge: the client sees what the upstream sent.
-            return self.to_client_text(text);
-        };
+    /// A message from the upstream, as received (one line, one HTTP body or
+    /// SSE event): forwarded only when it parses as a JSON-RPC message.
+    pub async fn from_upstream_text(self: &Arc<Self>, text: &[u8]) {
+        match serde_json::from_slice::<Json>(text) {
+            Ok(message @ Json::Object(_)) => self.from_upstream(message).await,
+            Ok(_) => {
+                eprintln!("toolgate: dropped an upstream message that is not one JSON-RPC object")
+            }
+            Err(e) => eprintln!("toolgate: dropped an upstream message that is not JSON: {e}"),
+        }
+    }
+
+    /// Drops (and says so) an upstream line longer than the proxy reads.
+    pub fn upstream_too_long(&self, max: usize) {
+        eprintln!("toolgate: dropped an upstream message of more than {max} bytes");
+    }
+
+    /// A message from the upstream, parsed.
+    pub async fn from_upstream(self: &Arc<Self>, mut message: Json) {
         let method = message.get("method").and_then(Json::as_str);
         if method == Some("roots/list") && !self.options.forward_roots {
             let id = message.get("id").cloned().unwrap_or(Json::Null);
             let why = "the proxy does not forward the client's roots (`--forward-roots`)";
-            self.to_upstream(reply::rpc_error(&id, METHOD_NOT_FOUND, why).to_string());
+            self.to_upstream(&reply::rpc_error(&id, METHOD_NOT_FOUND, why));
             return;
         }
         let inflight = match (method, message.get("id")) {
@@ -215,14 +250,10 @@ impl Relay {
             Some(Inflight::Call(key)) => {
                 let outcome = reply::call_outcome(&message);
                 self.decider.complete(&key, outcome).await;
-                self.to_client_text(text);
+                self.to_client(&message);
             }
-            None => self.to_client_text(text),
+            None => self.to_client(&message),
         }
-    }
-
-    fn to_client_text(&self, text: String) {
-        let _ = self.to_client.send(text);
     }
 
     async fn filter_tools(&self, message: &mut Json) {
@@ -247,9 +278,8 @@ impl Relay {
         }
     }
 
-    /// Decides a `tools/call` and forwards it (`text`, the message as
-    /// parsed), or answers it.
-    async fn call_tool(self: Arc<Self>, id: Json, text: String, params: Option<Json>) {
+    /// Decides a `tools/call` and forwards it (`message`, as parsed), or answers it.
+    async fn call_tool(self: Arc<Self>, id: Json, message: Json, params: Option<Json>) {
         let call = match self.call_of(params.as_ref()) {
             Ok(call) => call,
             Err(why) => return self.to_client(&reply::rpc_error(&id, INVALID_PARAMS, &why)),
@@ -263,7 +293,7 @@ impl Relay {
                 self.state()
                     .inflight
                     .insert(id.to_string(), Inflight::Call(key));
-                self.to_upstream(text);
+                self.to_upstream(&message);
             }
             Err(result) => self.to_client(&reply::result(&id, result)),
         }
@@ -378,7 +408,10 @@ impl Relay {
     /// call stays held as any other).
     async fn ask_user(&self, call: &Call, args_digest: &str) -> Option<Result<CallKey, Json>> {
         let key = call.key();
-        if !self.state().elicits || !self.decider.user_approves(&key).await {
+        if !self.options.ask_client_user
+            || !self.state().elicits
+            || !self.decider.user_approves(&key).await
+        {
             return None;
         }
         let args = serde_json::to_string_pretty(&call.args).unwrap_or_default();

@@ -35,11 +35,13 @@ pub async fn run(config: ProxyConfig) -> Result<(), McpError> {
     let options = Options {
         wait_approval: config.wait_approval,
         forward_roots: config.forward_roots,
+        ask_client_user: config.listen.is_none() || config.listen_elicitation,
     };
     let secrets = match &config.credentials {
         Some(path) => Credentials::load(path)?,
         None => Credentials::default(),
-    };
+    }
+    .inherit(&config.pass_env);
     if let Some(listen) = &config.listen {
         let keys_path = config.keys.clone().unwrap_or_else(|| data.keys());
         let listener = Listener {
@@ -51,6 +53,7 @@ pub async fn run(config: ProxyConfig) -> Result<(), McpError> {
             keys: Keyring::open(keys_path)
                 .map_err(|e| McpError::Config(format!("the callers' keys: {e}")))?,
             secrets,
+            max_sessions_per_key: config.max_sessions_per_key,
         };
         return http_in::serve(listen, listener).await;
     }

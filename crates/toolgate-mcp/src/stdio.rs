@@ -1,16 +1,18 @@
 //! The stdio transports: the client on the proxy's stdin and stdout, the
 //! upstream a child process on its own (newline-delimited JSON-RPC, as MCP's
-//! stdio transport). On the client's end of input the proxy stops its
+//! stdio transport). Lines are read with a length cap ([`wire::read_line`])
+//! and written as [`Line`]s only. On the client's end of input the proxy stops its
 //! upstream (a child's stdin is closed, it gets a moment to exit, and is
 //! killed otherwise) and returns.
 
 use crate::connect::Connection;
 use crate::relay::Relay;
+use crate::wire::{self, Line, Read};
 use crate::McpError;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
@@ -21,18 +23,20 @@ const CHILD_GRACE: Duration = Duration::from_secs(2);
 pub struct ChildUpstream {
     child: Child,
     /// What the relay sends to the upstream.
-    pub sender: UnboundedSender<String>,
-    inbox: UnboundedReceiver<String>,
+    pub sender: UnboundedSender<Line>,
+    inbox: UnboundedReceiver<Line>,
 }
 
 impl ChildUpstream {
-    /// Starts `command` (its first element the program) with extra environment `env`.
+    /// Starts `command` (its first element the program) with `env` as its
+    /// whole environment: the proxy's own (keys, tokens) is not inherited.
     pub fn spawn(command: &[String], env: &[(String, String)]) -> Result<ChildUpstream, McpError> {
         let (program, args) = command
             .split_first()
             .ok_or_else(|| McpError::Config("give the upstream command after `--`".into()))?;
         let mut cmd = Command::new(program);
         cmd.args(args)
+            .env_clear()
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -50,11 +54,12 @@ impl ChildUpstream {
     }
 }
 
-/// Writes each message as one line.
-async fn write_lines<W: AsyncWrite + Unpin>(mut out: W, mut inbox: UnboundedReceiver<String>) {
-    while let Some(text) = inbox.recv().await {
-        let line = format!("{text}\n");
-        if out.write_all(line.as_bytes()).await.is_err() || out.flush().await.is_err() {
+/// Writes each message as one line (a [`Line`] holds no line break).
+async fn write_lines<W: AsyncWrite + Unpin>(mut out: W, mut inbox: UnboundedReceiver<Line>) {
+    while let Some(line) = inbox.recv().await {
+        let mut bytes = line.into_string().into_bytes();
+        bytes.push(b'\n');
+        if out.write_all(&bytes).await.is_err() || out.flush().await.is_err() {
             return;
         }
     }
@@ -80,9 +85,14 @@ impl ChildUpstream {
         };
         let to_child = tokio::spawn(write_lines(child_in, self.inbox));
         let from_child = tokio::spawn(async move {
-            let mut lines = BufReader::new(child_out).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                relay.from_upstream(line).await;
+            let mut input = BufReader::new(child_out);
+            loop {
+                match wire::read_line(&mut input, wire::MAX_UPSTREAM_LINE).await {
+                    Read::Line(line) if blank(&line) => {}
+                    Read::Line(line) => relay.from_upstream_text(&line).await,
+                    Read::TooLong => relay.upstream_too_long(wire::MAX_UPSTREAM_LINE),
+                    Read::End => return,
+                }
             }
         });
         Ok(Running {
@@ -115,15 +125,18 @@ impl Running {
 pub async fn serve(
     relay: Arc<Relay>,
     mut connection: Connection,
-    client_inbox: UnboundedReceiver<String>,
+    client_inbox: UnboundedReceiver<Line>,
 ) -> Result<(), McpError> {
     let to_client = tokio::spawn(write_lines(tokio::io::stdout(), client_inbox));
-    let mut stdin = BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin = BufReader::new(tokio::io::stdin());
     tokio::select! {
         () = async {
-            while let Ok(Some(line)) = stdin.next_line().await {
-                if !line.trim().is_empty() {
-                    relay.from_client(line);
+            loop {
+                match wire::read_line(&mut stdin, wire::MAX_CLIENT_LINE).await {
+                    Read::Line(line) if blank(&line) => {}
+                    Read::Line(line) => relay.from_client_text(&line),
+                    Read::TooLong => relay.too_long(wire::MAX_CLIENT_LINE),
+                    Read::End => return,
                 }
             }
         } => {}
@@ -133,4 +146,9 @@ pub async fn serve(
     connection.stop().await;
     to_client.abort();
     Ok(())
+}
+
+/// A line of JSON whitespace only (between messages: not a message).
+fn blank(line: &[u8]) -> bool {
+    line.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r'))
 }
