@@ -212,9 +212,17 @@ pub(crate) struct ServeArgs {
     /// Request timeout in seconds (default 60).
     #[arg(long)]
     pub timeout: Option<u64>,
-    /// Requests handled at once; more wait (default 1024).
+    /// Requests handled at once; more wait (default 1024). Reads of a call's
+    /// state have a budget of their own of this size, half of it for long polls.
     #[arg(long)]
     pub concurrency: Option<usize>,
+    /// Seconds a connection has to send a request's headers, idle keep-alive
+    /// connections too, before it is closed (default 10).
+    #[arg(long)]
+    pub header_timeout: Option<u64>,
+    /// Connections open at once; more wait to be accepted (default 1024).
+    #[arg(long)]
+    pub max_connections: Option<usize>,
     /// When the journal syncs to disk: `always` (default) or `never`.
     #[arg(long)]
     pub fsync: Option<String>,

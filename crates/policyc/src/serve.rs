@@ -20,6 +20,8 @@ pub(crate) fn serve(args: ServeArgs) -> Exit {
         max_body: args.max_body,
         timeout: args.timeout,
         concurrency: args.concurrency,
+        header_timeout: args.header_timeout,
+        max_connections: args.max_connections,
         fsync: args.fsync,
         result_timeout: args.result_timeout,
         store: args.state.store,

@@ -8,6 +8,8 @@
 
 #[path = "serve/harness.rs"]
 mod harness;
+#[path = "serve/security.rs"]
+mod security;
 
 use harness::{add_key, call, repo, temp_dir, Server, BIN, POLICY};
 use serde_json::{json, Value};

@@ -429,9 +429,7 @@ pub async fn serve(listen: &str, listener: Listener) -> Result<(), McpError> {
     // Not a graceful shutdown: open GET streams never end. Dropping the
     // sessions kills their children (`kill_on_drop`).
     tokio::select! {
-        served = axum::serve(tcp, router(listener)) => {
-            served.map_err(|e| McpError::Gateway(e.to_string()))
-        }
+        () = toolgate_server::serve::serve_http(tcp, router(listener), toolgate_server::HttpLimits::default(), std::future::pending()) => Ok(()),
         () = interrupted() => Ok(()),
     }
 }

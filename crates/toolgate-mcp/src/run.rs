@@ -159,9 +159,13 @@ async fn serve_admin(listen: &str, app: Arc<App>) -> Result<(), McpError> {
     eprintln!("toolgate: admin API on http://{bound}");
     let router = toolgate_server::router(app, HttpLimits::default());
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
-            eprintln!("toolgate: the admin API stopped: {e}");
-        }
+        toolgate_server::serve::serve_http(
+            listener,
+            router,
+            HttpLimits::default(),
+            std::future::pending(),
+        )
+        .await;
     });
     Ok(())
 }

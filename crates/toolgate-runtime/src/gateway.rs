@@ -229,9 +229,9 @@ pub struct Gateway<C, X> {
     /// with their expiry.
     ready: std::sync::Mutex<HashMap<CallKey, (String, u64)>>,
     approved: tokio::sync::Notify,
-    /// Allowed calls whose result is not reported yet: how many, and the
-    /// latest deadline.
-    leases: std::sync::Mutex<HashMap<CallKey, (u32, u64)>>,
+    /// Allowed calls whose result is not reported yet, and new calls being
+    /// decided: one per tenant and id.
+    leases: std::sync::Mutex<HashMap<CallKey, lease::Open>>,
     metrics: Metrics,
 }
 
@@ -430,8 +430,19 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
     /// caller may execute it once, with credentials for the lease's scope,
     /// and reports the result with `complete`); a call needing approval is
     /// held. The decision is journaled before this returns; a journal failure
-    /// refuses the call.
+    /// refuses the call. A call whose id is in use for its tenant (an open
+    /// lease, a call being decided, a hold waiting or approved) is refused
+    /// before it is decided: ids never collide.
     pub async fn authorize(&self, call: &Call) -> Result<Authorized, GatewayError> {
+        self.reserve(call).await?;
+        let authorized = self.decide_reserved(call).await;
+        if !matches!(authorized, Ok(Authorized::Allowed(_))) {
+            self.release(&call.key());
+        }
+        authorized
+    }
+
+    async fn decide_reserved(&self, call: &Call) -> Result<Authorized, GatewayError> {
         let now = self.clock.now_ms();
         let policy = self.policy();
         let args_bytes = digest::json_len(&call.args);

@@ -2,12 +2,12 @@
 //! journaled as `access_denied`, when it is the wrong one) and its scopes:
 //! the tenant, env and agent of a request must be within the key's.
 
-use crate::keys::{Key, Role};
+use crate::keys::{Change, Key, Role};
 use crate::problem::Problem;
 use crate::App;
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
 use std::sync::Arc;
 use toolgate_engine::Context;
 use toolgate_runtime::store::{Approver, TenantScope};
@@ -34,10 +34,33 @@ impl FromRequestParts<Arc<App>> for Caller {
             .or_else(|| header.strip_prefix("bearer "))
             .unwrap_or("")
             .trim();
+        keys_valid(app).await?;
         match app.keys.authenticate(secret) {
             Some(key) => Ok(Caller(key)),
             None => Err(Problem::unauthorized("unknown or revoked key").field("authorization")),
         }
+    }
+}
+
+/// Re-reads a changed keys file; one that became invalid is logged and
+/// journaled (`access_denied`, action `reload keys`) once, and answers 503
+/// to every caller until it is fixed: a hand edit never leaves the last good
+/// keys (a revoked one among them) working.
+pub async fn keys_valid(app: &App) -> Result<(), Problem> {
+    if let Change::Invalid(why) = app.keys.refresh() {
+        eprintln!("toolgate: {why}; no key authenticates until it is fixed");
+        let file = format!("keys file `{}`", app.keys.path().display());
+        if let Err(e) = app.gateway.access_denied(&file, "reload keys", &why).await {
+            eprintln!("toolgate: cannot journal the invalid keys file: {e}");
+        }
+    }
+    match app.keys.keys() {
+        Ok(_) => Ok(()),
+        Err(why) => Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "keys_invalid",
+            format!("{why}; no key authenticates until it is fixed"),
+        )),
     }
 }
 
@@ -102,6 +125,29 @@ impl Caller {
             None => Ok(()),
             Some((field, why)) => Err(self.deny(app, action, why).await.field(field)),
         }
+    }
+
+    /// Requires the key to act for `tenant`, where `None` is every tenant
+    /// (a global kill switch, a policy reload, the keys, the metrics): a key
+    /// limited to some tenants is refused those; otherwise 403, journaled.
+    pub async fn for_tenant(
+        &self,
+        app: &App,
+        tenant: Option<&str>,
+        action: &str,
+    ) -> Result<(), Problem> {
+        let key = &self.0;
+        let why = match tenant {
+            Some(t) if key.allows_tenant(t) => return Ok(()),
+            None if key.tenants.is_empty() => return Ok(()),
+            Some(t) => format!("key `{}` may not act for tenant `{t}`", key.name),
+            None => format!(
+                "key `{}` is limited to tenants `{}`: it cannot {action}, which acts for every tenant",
+                key.name,
+                key.tenants.join("`, `")
+            ),
+        };
+        Err(self.deny(app, action, why).await.field("tenant"))
     }
 
     /// The tenant a call id belongs to: the key's one tenant, or the

@@ -48,11 +48,24 @@ impl Recent {
     }
 }
 
+/// A recent call that was not held: its outcome, and the agent and env it
+/// was made for (empty when its decision is no longer known), so that only
+/// keys that may act for them read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecentCall {
+    /// Its outcome.
+    pub outcome: Recent,
+    /// The calling agent.
+    pub agent: String,
+    /// The env.
+    pub env: String,
+}
+
 /// The view.
 pub struct Index {
     budget_exhausted: AtomicU64,
     held: Mutex<HashMap<CallKey, Held>>,
-    recent: Mutex<LruCache<CallKey, Recent>>,
+    recent: Mutex<LruCache<CallKey, RecentCall>>,
 }
 
 impl Default for Index {
@@ -84,7 +97,7 @@ impl Index {
         match Record::from_line(line) {
             Ok(Record::Decision(d)) => self.decided(d),
             Ok(Record::Execution(e)) => self.executed(&e),
-            Ok(Record::ResultMissing(m)) => self.set_recent(m.key, Recent::ResultMissing),
+            Ok(Record::ResultMissing(m)) => self.set_outcome(m.key, Recent::ResultMissing),
             _ => {}
         }
     }
@@ -97,11 +110,11 @@ impl Index {
             }
             "allow" => {
                 self.lock_held().remove(&key);
-                self.set_recent(key, Recent::Allowed);
+                self.set_recent(key, Recent::Allowed, &d);
             }
             _ => {
                 self.lock_held().remove(&key);
-                self.set_recent(key, Recent::Denied);
+                self.set_recent(key, Recent::Denied, &d);
             }
         }
     }
@@ -109,15 +122,37 @@ impl Index {
     fn executed(&self, e: &Execution) {
         let key = CallKey::new(&e.tenant, &e.call);
         if !self.lock_held().contains_key(&key) {
-            self.set_recent(key, Recent::Executed(e.ok));
+            self.set_outcome(key, Recent::Executed(e.ok));
         }
     }
 
-    fn set_recent(&self, key: CallKey, r: Recent) {
-        self.recent
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .put(key, r);
+    fn set_recent(&self, key: CallKey, outcome: Recent, d: &Decision) {
+        let call = RecentCall {
+            outcome,
+            agent: d.agent.clone(),
+            env: d.env.clone(),
+        };
+        self.lock_recent().put(key, call);
+    }
+
+    /// A later outcome of a recent call: it keeps its agent and env.
+    fn set_outcome(&self, key: CallKey, outcome: Recent) {
+        let mut recent = self.lock_recent();
+        match recent.get_mut(&key) {
+            Some(call) => call.outcome = outcome,
+            None => {
+                let unknown = RecentCall {
+                    outcome,
+                    agent: String::new(),
+                    env: String::new(),
+                };
+                recent.put(key, unknown);
+            }
+        }
+    }
+
+    fn lock_recent(&self) -> std::sync::MutexGuard<'_, LruCache<CallKey, RecentCall>> {
+        self.recent.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn lock_held(&self) -> std::sync::MutexGuard<'_, HashMap<CallKey, Held>> {
@@ -134,13 +169,9 @@ impl Index {
         self.lock_held().get(key).cloned()
     }
 
-    /// The outcome of a recent call that was not held.
-    pub fn recent(&self, key: &CallKey) -> Option<Recent> {
-        self.recent
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .peek(key)
-            .copied()
+    /// A recent call that was not held.
+    pub fn recent(&self, key: &CallKey) -> Option<RecentCall> {
+        self.lock_recent().peek(key).cloned()
     }
 
     /// The held calls it knows.

@@ -1,6 +1,8 @@
 //! API keys: `keys.toml` holds each key's name, role, scopes and the SHA-256
 //! of its secret (never the secret). Bearer tokens are compared in constant
-//! time; the server re-reads the file when it changes (checked per request).
+//! time; the server re-reads the file when it changes (checked per request),
+//! and a file that became invalid authenticates nobody until it is fixed.
+//! A key carries only the scopes its role enforces (see [`Key::check_scopes`]).
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -44,13 +46,13 @@ pub struct Key {
     /// The tenants it may act for; empty: every tenant.
     #[serde(default)]
     pub tenants: Vec<String>,
-    /// The envs it may act in; empty: every env.
+    /// The envs it may act in (service and approver keys); empty: every env.
     #[serde(default)]
     pub envs: Vec<String>,
-    /// The agents it may speak for (service keys); empty: every agent.
+    /// The agents it may speak for (service keys) or approve for (approver keys); empty: every agent.
     #[serde(default)]
     pub agents: Vec<String>,
-    /// The approver's groups.
+    /// The approver's groups (approver keys only).
     #[serde(default)]
     pub groups: Vec<String>,
     /// When it was created (ms since the epoch).
@@ -76,6 +78,33 @@ impl Key {
     /// Whether the key may speak for `agent`.
     pub fn allows_agent(&self, agent: &str) -> bool {
         self.agents.is_empty() || self.agents.iter().any(|a| a == agent)
+    }
+
+    /// Refuses a scope its role does not enforce: a service key has no
+    /// groups; an operator key has no envs, agents or groups (an operator
+    /// acts for whole tenants). Approver keys take every scope.
+    pub fn check_scopes(&self) -> Result<(), KeyError> {
+        let given = |flag: &'static str, v: &[String]| (!v.is_empty()).then_some(flag);
+        let wrong = match self.role {
+            Role::Service => given("--groups", &self.groups),
+            Role::Approver => None,
+            Role::Operator => given("--envs", &self.envs)
+                .or(given("--agents", &self.agents))
+                .or(given("--groups", &self.groups)),
+        };
+        match wrong {
+            None => Ok(()),
+            Some(scope) => Err(KeyError::Scope {
+                name: self.name.clone(),
+                role: self.role.as_str(),
+                scope,
+            }),
+        }
+    }
+
+    /// Whether the key may act on a call of `agent` in `tenant` and `env`.
+    pub fn allows_call(&self, tenant: &str, env: &str, agent: &str) -> bool {
+        self.allows_tenant(tenant) && self.allows_env(env) && self.allows_agent(agent)
     }
 
     /// The key without its hash, for listing.
@@ -131,6 +160,20 @@ pub enum KeyError {
     #[error("invalid key name `{0}`")]
     #[diagnostic(code(toolgate::server::key_name))]
     Name(String),
+    /// A scope the key's role does not enforce.
+    #[error("key `{name}`: a `{role}` key takes no `{scope}`: nothing would enforce it")]
+    #[diagnostic(
+        code(toolgate::server::key_scope),
+        help("services take `--tenants`, `--envs`, `--agents`; approvers also `--groups`; operators only `--tenants`")
+    )]
+    Scope {
+        /// The key.
+        name: String,
+        /// Its role.
+        role: &'static str,
+        /// The flag of the scope.
+        scope: &'static str,
+    },
     /// No randomness for the secret.
     #[error("no randomness: {0}")]
     #[diagnostic(code(toolgate::server::random))]
@@ -150,8 +193,21 @@ pub fn hash_secret(secret: &str) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Reads a keys file; a missing file has no keys.
+/// Reads a keys file; a missing file has no keys. A key with a scope its
+/// role does not enforce makes the file invalid.
 pub fn read(path: &Path) -> Result<KeyFile, KeyError> {
+    let file = parse(path)?;
+    for key in &file.keys {
+        key.check_scopes().map_err(|e| KeyError::Invalid {
+            path: path.display().to_string(),
+            why: e.to_string(),
+        })?;
+    }
+    Ok(file)
+}
+
+/// Parses a keys file without checking scopes (so `revoke` can remove a bad key).
+fn parse(path: &Path) -> Result<KeyFile, KeyError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(KeyFile::default()),
@@ -187,6 +243,7 @@ pub fn add(path: &Path, mut key: Key) -> Result<String, KeyError> {
     if key.name.trim().is_empty() || key.name.chars().any(char::is_control) {
         return Err(KeyError::Name(key.name));
     }
+    key.check_scopes()?;
     let mut file = read(path)?;
     if file.keys.iter().any(|k| k.name == key.name) {
         return Err(KeyError::Exists(key.name));
@@ -202,7 +259,7 @@ pub fn add(path: &Path, mut key: Key) -> Result<String, KeyError> {
 
 /// Removes a key by name.
 pub fn revoke(path: &Path, name: &str) -> Result<(), KeyError> {
-    let mut file = read(path)?;
+    let mut file = parse(path)?;
     let before = file.keys.len();
     file.keys.retain(|k| k.name != name);
     if file.keys.len() == before {
@@ -217,10 +274,24 @@ pub struct Keyring {
     cache: RwLock<Cached>,
 }
 
-#[derive(Clone, Default)]
+/// The keys as last read, or why the file is not valid (then nobody authenticates).
+type Loaded = Result<Arc<Vec<Key>>, String>;
+
+#[derive(Clone)]
 struct Cached {
     stamp: Option<(SystemTime, u64)>,
-    keys: Arc<Vec<Key>>,
+    keys: Loaded,
+}
+
+/// What re-reading a changed keys file found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// The file did not change.
+    Same,
+    /// It changed and is valid: its keys are the keys now.
+    Loaded,
+    /// It changed and is not valid (why): no key authenticates until it is fixed.
+    Invalid(String),
 }
 
 impl Keyring {
@@ -230,7 +301,7 @@ impl Keyring {
         let ring = Keyring {
             cache: RwLock::new(Cached {
                 stamp: stamp(&path),
-                keys: Arc::new(keys),
+                keys: Ok(Arc::new(keys)),
             }),
             path,
         };
@@ -242,32 +313,43 @@ impl Keyring {
         &self.path
     }
 
-    /// The current keys: re-read when the file's time or size changed. A file
-    /// that became invalid keeps the last good keys.
-    pub fn keys(&self) -> Arc<Vec<Key>> {
+    /// Re-reads the file when its time or size changed; says what it found,
+    /// once per change (the caller reports an invalid file).
+    pub fn refresh(&self) -> Change {
         let now = stamp(&self.path);
-        let cached = self.cache.read().unwrap_or_else(|p| p.into_inner()).clone();
-        if cached.stamp == now {
-            return cached.keys;
+        if self.cached().stamp == now {
+            return Change::Same;
         }
-        let keys = match read(&self.path) {
-            Ok(f) => Arc::new(f.keys),
-            Err(_) => cached.keys,
-        };
         let mut w = self.cache.write().unwrap_or_else(|p| p.into_inner());
-        *w = Cached {
-            stamp: now,
-            keys: keys.clone(),
+        if w.stamp == now {
+            return Change::Same;
+        }
+        let (keys, change) = match read(&self.path) {
+            Ok(f) => (Ok(Arc::new(f.keys)), Change::Loaded),
+            Err(e) => (Err(e.to_string()), Change::Invalid(e.to_string())),
         };
-        keys
+        *w = Cached { stamp: now, keys };
+        change
     }
 
-    /// The key whose secret is `secret`. Every key's hash is compared, in
-    /// constant time, whether or not an earlier one matched.
+    fn cached(&self) -> Cached {
+        self.cache.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The current keys (re-read when the file changed), or why there are
+    /// none: a file that became invalid authenticates nobody.
+    pub fn keys(&self) -> Loaded {
+        self.refresh();
+        self.cached().keys
+    }
+
+    /// The key whose secret is `secret`; none while the file is invalid.
+    /// Every key's hash is compared, in constant time, whether or not an
+    /// earlier one matched.
     pub fn authenticate(&self, secret: &str) -> Option<Key> {
         let presented = hash_secret(secret);
         let mut found = None;
-        for key in self.keys().iter() {
+        for key in self.keys().ok()?.iter() {
             let same: bool = presented.as_bytes().ct_eq(key.sha256.as_bytes()).into();
             if same && found.is_none() {
                 found = Some(key.clone());
@@ -337,9 +419,15 @@ mod tests {
         revoke(&path, "a").unwrap();
         assert!(ring.authenticate(&first).is_none());
         assert!(matches!(revoke(&path, "a"), Err(KeyError::NoSuchKey(_))));
-        // A file that became invalid keeps the last good keys.
+        // A file that became invalid authenticates nobody, once reported.
         std::fs::write(&path, "key = 5").unwrap();
-        assert_eq!(ring.authenticate(&second).unwrap().name, "bb");
+        assert!(matches!(ring.refresh(), Change::Invalid(_)));
+        assert_eq!(ring.refresh(), Change::Same);
+        assert!(ring.authenticate(&second).is_none());
+        // A scope the role does not enforce is refused, and invalid in the file.
+        let mut op = key("op", Role::Operator);
+        op.envs = vec!["dev".into()];
+        assert!(matches!(add(&path, op), Err(KeyError::Scope { .. })));
     }
 
     #[test]

@@ -97,8 +97,14 @@ pub struct HttpLimits {
     pub max_body: usize,
     /// Longest request.
     pub timeout: Duration,
-    /// Requests handled at once (more wait).
+    /// Requests handled at once (more wait); reads of a call's state have
+    /// a budget of their own of this size, half of it for long polls.
     pub concurrency: usize,
+    /// How long a connection has to send a request's headers, idle
+    /// keep-alive connections too ([`serve::serve_http`]).
+    pub header_timeout: Duration,
+    /// Connections open at once ([`serve::serve_http`]; more wait to be accepted).
+    pub max_connections: usize,
 }
 
 impl Default for HttpLimits {
@@ -107,17 +113,34 @@ impl Default for HttpLimits {
             max_body: 1024 * 1024,
             timeout: Duration::from_secs(60),
             concurrency: 1024,
+            header_timeout: Duration::from_secs(10),
+            max_connections: 1024,
         }
     }
 }
 
-/// The API's router over `app`.
+/// How many long polls (`GET /v1/calls/{id}?wait=`) may wait at once; one
+/// over it answers at once with the call's state.
+#[derive(Clone)]
+pub struct LongPolls(pub Arc<tokio::sync::Semaphore>);
+
+/// The API's router over `app`. Reads of a call's state (long polls among
+/// them) have their own concurrency budget, so that waiting polls never hold
+/// up calls; at most half of it waits at once.
 pub fn router(app: Arc<App>, limits: HttpLimits) -> Router {
     use api::{admin, approvals, calls};
+    let waiting = LongPolls(Arc::new(tokio::sync::Semaphore::new(
+        (limits.concurrency / 2).max(1),
+    )));
+    let polls = Router::new()
+        .route("/v1/calls/{id}", get(calls::state))
+        .layer(axum::Extension(waiting))
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            limits.concurrency,
+        ));
     let v1 = Router::new()
         .route("/v1/decide", post(calls::decide))
         .route("/v1/calls", post(calls::create))
-        .route("/v1/calls/{id}", get(calls::state))
         .route("/v1/calls/{id}/result", post(calls::result))
         .route("/v1/calls/{id}/execute", post(calls::execute))
         .route("/v1/approvals", get(approvals::list))
@@ -137,7 +160,11 @@ pub fn router(app: Arc<App>, limits: HttpLimits) -> Router {
         .route("/v1/openapi.json", get(openapi::serve))
         .route("/metrics", get(admin::metrics))
         .route("/healthz", get(admin::healthz))
-        .route("/readyz", get(admin::readyz));
+        .route("/readyz", get(admin::readyz))
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            limits.concurrency,
+        ))
+        .merge(polls);
     v1.layer(axum::middleware::from_fn_with_state(
         app.clone(),
         metrics::time_request,
@@ -149,9 +176,6 @@ pub fn router(app: Arc<App>, limits: HttpLimits) -> Router {
     .layer(tower_http::timeout::TimeoutLayer::with_status_code(
         axum::http::StatusCode::REQUEST_TIMEOUT,
         limits.timeout,
-    ))
-    .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-        limits.concurrency,
     ))
     .layer(axum::middleware::map_response(problem::ensure_problem))
     .with_state(app)

@@ -1,6 +1,7 @@
 //! `policyc serve`: settings (flags over a `toolgate.toml`), the checks
 //! before listening (loopback unless TLS or `--insecure-listen`), first keys,
-//! the listener (plain or rustls), SIGHUP reloads and the background tasks.
+//! the listener (plain, with a header read timeout and a connection cap, or
+//! rustls), SIGHUP reloads and the background tasks.
 
 use crate::data::{open_state, DataDir};
 use crate::index::Index;
@@ -42,6 +43,10 @@ pub struct Settings {
     pub timeout: Option<u64>,
     /// Requests handled at once. Default 1024.
     pub concurrency: Option<usize>,
+    /// Seconds a connection has to send a request's headers. Default 10.
+    pub header_timeout: Option<u64>,
+    /// Connections open at once. Default 1024.
+    pub max_connections: Option<usize>,
     /// `always` (default) or `never`.
     pub fsync: Option<String>,
     /// Seconds a service has to report an allowed call's result before it
@@ -79,6 +84,8 @@ impl Settings {
             max_body: self.max_body.or(file.max_body),
             timeout: self.timeout.or(file.timeout),
             concurrency: self.concurrency.or(file.concurrency),
+            header_timeout: self.header_timeout.or(file.header_timeout),
+            max_connections: self.max_connections.or(file.max_connections),
             fsync: self.fsync.or(file.fsync),
             result_timeout: self.result_timeout.or(file.result_timeout),
             store: self.store.or(file.store),
@@ -156,11 +163,11 @@ pub fn check_listen(listen: &str, tls: bool, insecure: bool) -> Result<SocketAdd
     Ok(addr)
 }
 
-/// Creates an operator key and a service key when the keys file has none,
-/// so that the first `curl` works; returns their secrets (shown once).
+/// Creates an operator key and a service key when there is no keys file
+/// (a first start), so that the first `curl` works; returns their secrets
+/// (shown once). A keys file whose keys were all revoked stays empty.
 fn first_keys(path: &Path) -> Result<Vec<(String, String)>, ServeError> {
-    let existing = keys::read(path).map_err(|e| ServeError::Start(e.to_string()))?;
-    if !existing.keys.is_empty() {
+    if path.exists() {
         return Ok(Vec::new());
     }
     let mut made = Vec::new();
@@ -230,10 +237,21 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
             .concurrency
             .unwrap_or(HttpLimits::default().concurrency)
             .max(1),
+        header_timeout: settings
+            .header_timeout
+            .map_or(HttpLimits::default().header_timeout, Duration::from_secs),
+        max_connections: settings
+            .max_connections
+            .unwrap_or(HttpLimits::default().max_connections),
     };
-    if limits.timeout.is_zero() || limits.max_body == 0 {
+    if limits.timeout.is_zero()
+        || limits.max_body == 0
+        || limits.header_timeout.is_zero()
+        || limits.max_connections == 0
+    {
         return Err(ServeError::Config(
-            "`timeout` and `max_body` must be at least 1".into(),
+            "`timeout`, `max_body`, `header_timeout` and `max_connections` must be at least 1"
+                .into(),
         ));
     }
     let app = start(&settings, &policy_path, &data, fsync, limits).await?;
@@ -251,7 +269,7 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
     banner(&app, &format!("{scheme}://{bound}"), &data)?;
     match tls {
         Some((cert, key)) => serve_tls(listener, router, &cert, &key).await,
-        None => serve_plain(listener, router).await,
+        None => serve_plain(listener, router, limits).await,
     }
 }
 
@@ -370,6 +388,8 @@ fn background(app: Arc<App>) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
+            // An invalid keys file is reported even when no request comes.
+            let _ = crate::auth::keys_valid(&ticker).await;
             if let Err(e) = ticker.gateway.expire_leases().await {
                 eprintln!("toolgate: cannot journal missing results: {e}");
             }
@@ -416,13 +436,66 @@ async fn shutdown() {
 async fn serve_plain(
     listener: std::net::TcpListener,
     router: axum::Router,
+    limits: HttpLimits,
 ) -> Result<(), ServeError> {
     let listener = tokio::net::TcpListener::from_std(listener)
         .map_err(|e| ServeError::Start(e.to_string()))?;
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown())
-        .await
-        .map_err(|e| ServeError::Start(e.to_string()))
+    serve_http(listener, router, limits, shutdown()).await;
+    Ok(())
+}
+
+/// Serves `router` over plain HTTP/1.1 on `listener` until `stop` ends (then
+/// stops accepting and gives open requests 5 s), for every plain-HTTP door
+/// (`serve`, `mcp-proxy --listen` and `--admin-listen`). A connection has
+/// `limits.header_timeout` to send each request's headers, idle keep-alive
+/// included, else it is closed; at most `limits.max_connections` are open,
+/// more wait in the listen backlog. Half-sent requests cannot pile up.
+pub async fn serve_http(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    limits: HttpLimits,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let places = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut stop => break,
+            accepted = accept(&listener, &places) => accepted,
+        };
+        let Some((stream, place)) = accepted else {
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout)
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(place);
+        });
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+}
+
+/// One connection, once one of `places` is free; `None` after an accept
+/// error (out of descriptors, say), after a short pause so as not to spin.
+async fn accept(
+    listener: &tokio::net::TcpListener,
+    places: &Arc<tokio::sync::Semaphore>,
+) -> Option<(tokio::net::TcpStream, tokio::sync::OwnedSemaphorePermit)> {
+    let place = places.clone().acquire_owned().await.ok()?;
+    match listener.accept().await {
+        Ok((stream, _)) => Some((stream, place)),
+        Err(_) => {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            None
+        }
+    }
 }
 
 async fn serve_tls(

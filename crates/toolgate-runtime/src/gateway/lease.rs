@@ -1,15 +1,25 @@
 //! Leases: an allowed call the caller executes itself (a sidecar's service,
 //! the MCP proxy's upstream), reported back with `complete`; a result that
-//! never comes is journaled as `result_missing`. And the state of a call, as
-//! a service polls it.
+//! never comes is journaled as `result_missing`. A new call reserves its id
+//! here while it is decided, so one id has at most one open lease. And the
+//! state of a call, as a service polls it.
 
 use super::{CredentialProvider, Gateway, GatewayError, ToolExecutor};
 use crate::record::{self, Record};
 use crate::refusal::Refusal;
 use crate::store::{CallKey, PendingState};
 use serde_json::Value as Json;
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use toolgate_engine::{Decision, Request};
+
+/// An id in use: a call being decided (no deadline yet) or an open lease.
+#[derive(Clone, Debug)]
+pub(super) struct Open {
+    agent: String,
+    env: String,
+    expires_at: Option<u64>,
+}
 
 /// An allowed call: the caller may execute it once, with credentials for
 /// exactly `scope`, and reports its result with [`Gateway::complete`].
@@ -88,15 +98,93 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
     ) -> Lease {
         let key = call.key();
         let expires_at = now.saturating_add(self.limits.lease_ms);
-        let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
-        let open = leases.entry(key.clone()).or_insert((0, 0));
-        *open = (open.0.saturating_add(1), open.1.max(expires_at));
+        let open = Open {
+            agent: call.agent.clone(),
+            env: call.context.env.clone(),
+            expires_at: Some(expires_at),
+        };
+        self.lock_leases().insert(key.clone(), open);
         Lease {
             key,
             scope: d.scope_values(req),
             rule,
             expires_at,
         }
+    }
+
+    fn lock_leases(&self) -> std::sync::MutexGuard<'_, HashMap<CallKey, Open>> {
+        // Each change is one insert or remove: a poisoned lock holds a whole map.
+        self.leases.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reserves a new call's id for its tenant while it is decided. Refused
+    /// (and journaled as `approval_request_refused`, with the call's own
+    /// binding) when the id has an open lease, is being decided, or has a
+    /// hold waiting for approval or holding an unused token.
+    pub(super) async fn reserve(&self, call: &super::Call) -> Result<(), GatewayError> {
+        let key = call.key();
+        let leased = {
+            let mut leases = self.lock_leases();
+            let leased = leases.contains_key(&key);
+            if !leased {
+                let open = Open {
+                    agent: call.agent.clone(),
+                    env: call.context.env.clone(),
+                    expires_at: None,
+                };
+                leases.insert(key.clone(), open);
+            }
+            leased
+        };
+        let state = if leased {
+            Some("allowed and its result not yet reported")
+        } else {
+            match self.store.pending_state(&key, self.clock.now_ms()).await {
+                Ok(Some(PendingState::Waiting)) => Some("waiting for approval"),
+                Ok(Some(PendingState::Approved)) => Some("approved and its token not yet used"),
+                Ok(_) => None,
+                Err(e) => {
+                    self.release(&key);
+                    return Err(Refusal::from(e).into());
+                }
+            }
+        };
+        let Some(state) = state else {
+            return Ok(());
+        };
+        if !leased {
+            self.release(&key);
+        }
+        let refusal = Refusal::IdInUse {
+            id: key.id.clone(),
+            state,
+        };
+        self.metrics.refusals.fetch_add(1, Ordering::Relaxed);
+        let refused = record::ApprovalRequestRefused {
+            key,
+            binding: self.digest.binding(call),
+            why: refusal.to_string(),
+            code: refusal.code(),
+        };
+        self.record(&Record::ApprovalRequestRefused(refused))
+            .await?;
+        Err(refusal.into())
+    }
+
+    /// Frees an id reserved for a call that was not allowed.
+    pub(super) fn release(&self, key: &CallKey) {
+        let mut leases = self.lock_leases();
+        if leases.get(key).is_some_and(|o| o.expires_at.is_none()) {
+            leases.remove(key);
+        }
+    }
+
+    /// The agent and env of the open lease of `key`, if there is one: a
+    /// front door accepts its result only from a caller that may act for them.
+    pub fn lease_holder(&self, key: &CallKey) -> Option<(String, String)> {
+        let leases = self.lock_leases();
+        let open = leases.get(key).filter(|o| o.expires_at.is_some())?;
+        Some((open.agent.clone(), open.env.clone()))
     }
 
     /// Reports an allowed call's result (journaled as `execution`). A result
@@ -107,15 +195,9 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         result: Result<(), String>,
     ) -> Result<(), GatewayError> {
         let known = {
-            let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
-            match leases.get_mut(key) {
-                Some((n, _)) if *n > 1 => {
-                    *n -= 1;
-                    true
-                }
-                Some(_) => leases.remove(key).is_some(),
-                None => false,
-            }
+            let mut leases = self.lock_leases();
+            let open = leases.get(key).is_some_and(|o| o.expires_at.is_some());
+            open && leases.remove(key).is_some()
         };
         if !known {
             let refusal = Refusal::NoSuchLease { id: key.id.clone() };
@@ -141,11 +223,11 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
     pub async fn expire_leases(&self) -> Result<usize, GatewayError> {
         let now = self.clock.now_ms();
         let expired: Vec<(CallKey, u64)> = {
-            let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+            let mut leases = self.lock_leases();
             let gone: Vec<(CallKey, u64)> = leases
                 .iter()
-                .filter(|(_, (_, deadline))| *deadline <= now)
-                .map(|(k, (_, deadline))| (k.clone(), *deadline))
+                .filter_map(|(k, o)| Some((k.clone(), o.expires_at?)))
+                .filter(|(_, deadline)| *deadline <= now)
                 .collect();
             for (k, _) in &gone {
                 leases.remove(k);

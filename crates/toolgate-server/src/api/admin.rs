@@ -38,12 +38,14 @@ pub struct KillStatus {
     pub engaged: Vec<KillScopeView>,
 }
 
-async fn engaged(app: &App) -> Result<KillStatus, Problem> {
+/// The engaged kill switches `key` may see: every-tenant ones and its tenants'.
+async fn engaged(app: &App, key: &Key) -> Result<KillStatus, Problem> {
     let engaged = app
         .gateway
         .kill_scopes()
         .await?
         .into_iter()
+        .filter(|s| s.tenant.as_deref().is_none_or(|t| key.allows_tenant(t)))
         .map(|s| KillScopeView {
             tenant: s.tenant,
             agent: s.agent,
@@ -64,7 +66,7 @@ pub async fn kill_status(
     caller
         .require(&app, &[Role::Operator], "read the kill switch")
         .await?;
-    Ok(Json(engaged(&app).await?))
+    Ok(Json(engaged(&app, &caller.0).await?))
 }
 
 /// Engage or release a kill switch.
@@ -123,6 +125,9 @@ pub async fn kill_switch(
             format!("`{field}` must not be empty (leave it out for all)"),
         ));
     }
+    caller
+        .for_tenant(&app, body.tenant.as_deref(), "use the kill switch")
+        .await?;
     let scope = KillScope {
         tenant: body.tenant,
         agent: body.agent,
@@ -131,7 +136,7 @@ pub async fn kill_switch(
     app.gateway
         .kill_switch(scope, body.engaged, caller.name(), &body.reason)
         .await?;
-    Ok(Json(engaged(&app).await?))
+    Ok(Json(engaged(&app, &caller.0).await?))
 }
 
 /// Filters of `GET /v1/audit`.
@@ -165,11 +170,14 @@ fn time_param(field: &str, text: &str, now: u64) -> Result<u64, Problem> {
     Ok(now.saturating_sub(u64::try_from(ago.as_millis()).unwrap_or(u64::MAX)))
 }
 
-/// Whether one journal record passes the filters.
-fn passes(record: &Json_, q: &AuditQuery, since: u64, until: u64) -> bool {
+/// Whether one journal record passes the filters and is within the key's
+/// tenants (a key limited to some tenants sees only records of them).
+fn passes(record: &Json_, q: &AuditQuery, key: &Key, since: u64, until: u64) -> bool {
     let ts = record["ts_ms"].as_u64().unwrap_or(0);
     let body = &record["body"];
-    ts >= since
+    let tenant = body["tenant"].as_str();
+    (key.tenants.is_empty() || tenant.is_some_and(|t| key.allows_tenant(t)))
+        && ts >= since
         && ts <= until
         && q.after
             .is_none_or(|a| record["seq"].as_u64().unwrap_or(0) > a)
@@ -203,12 +211,13 @@ pub async fn audit(
     let lines = data::read_audit(&app.data)
         .map_err(|e| Problem::unavailable(format!("cannot read the journal: {e}")))?;
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
+    let key = caller.0;
     tokio::task::spawn_blocking(move || {
         let mut chunk = String::new();
         for line in lines {
             let Ok(line) = line else { break };
-            let keep =
-                serde_json::from_str::<Json_>(&line).is_ok_and(|r| passes(&r, &q, since, until));
+            let keep = serde_json::from_str::<Json_>(&line)
+                .is_ok_and(|r| passes(&r, &q, &key, since, until));
             if keep {
                 chunk.push_str(&line);
                 chunk.push('\n');
@@ -322,6 +331,7 @@ pub async fn reload(
     caller
         .require(&app, &[Role::Operator], "reload the policy")
         .await?;
+    caller.for_tenant(&app, None, "reload the policy").await?;
     reload_policy(&app).await.map(Json)
 }
 
@@ -338,7 +348,14 @@ pub struct KeyList {
     security(("bearer" = [])))]
 pub async fn keys(State(app): State<Arc<App>>, caller: Caller) -> Result<Json<KeyList>, Problem> {
     caller.require(&app, &[Role::Operator], "list keys").await?;
-    let keys = app.keys.keys().iter().map(Key::public).collect();
+    caller.for_tenant(&app, None, "list keys").await?;
+    let keys = app
+        .keys
+        .keys()
+        .map_err(Problem::unavailable)?
+        .iter()
+        .map(Key::public)
+        .collect();
     Ok(Json(KeyList { keys }))
 }
 
@@ -368,12 +385,18 @@ pub async fn status(State(app): State<Arc<App>>, caller: Caller) -> Result<Json<
         .require(&app, &[Role::Operator], "read the status")
         .await?;
     let summary = app.summary();
+    let key = &caller.0;
+    let waiting = app.gateway.waiting().await?;
+    let pending = waiting
+        .iter()
+        .filter(|p| key.allows_tenant(&p.key.tenant))
+        .count();
     Ok(Json(Status {
         policy: summary.name,
         policy_sha256: summary.sha256,
         uptime_secs: crate::now_ms().saturating_sub(app.started_at) / 1000,
-        pending: app.gateway.waiting().await?.len(),
-        kill_switch: engaged(&app).await?.engaged,
+        pending,
+        kill_switch: engaged(&app, key).await?.engaged,
         journal_head: data::audit_head(&app.data).ok().flatten(),
     }))
 }
@@ -387,6 +410,7 @@ pub async fn metrics(State(app): State<Arc<App>>, caller: Caller) -> Result<Resp
     caller
         .require(&app, &[Role::Operator], "read metrics")
         .await?;
+    caller.for_tenant(&app, None, "read metrics").await?;
     let text = crate::metrics::render(&app).await;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }

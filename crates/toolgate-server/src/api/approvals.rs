@@ -2,6 +2,7 @@
 //! redacted fields redacted), approve the digest they reviewed, or reject.
 //! The approver is the key: its name, groups and tenants; the gateway
 //! refuses self-approval, the wrong group or tenant, and a stale digest.
+//! A key limited to some envs or agents sees and acts on their calls only.
 
 use crate::auth::Caller;
 use crate::extract::JsonBody;
@@ -13,6 +14,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json_;
 use std::sync::Arc;
+use toolgate_engine::Context;
 use toolgate_runtime::store::{CallKey, Pending};
 use utoipa::{IntoParams, ToSchema};
 
@@ -135,7 +137,7 @@ pub async fn list(
         .waiting()
         .await?
         .into_iter()
-        .filter(|p| key.allows_tenant(&p.key.tenant))
+        .filter(|p| key.allows_call(&p.key.tenant, &p.binding.env, &p.binding.agent))
         .filter(|p| q.tenant.as_deref().is_none_or(|t| t == p.key.tenant))
         .filter(|p| q.agent.as_deref().is_none_or(|a| a == p.binding.agent))
         .filter(|p| q.tool.as_deref().is_none_or(|t| t == p.binding.tool))
@@ -181,6 +183,28 @@ async fn tenant_of(
     }
 }
 
+/// The held call `key`, once the caller is shown to act for its tenant,
+/// env and agent (else 403, journaled); `None` when there is no such call.
+async fn reviewable(
+    app: &App,
+    caller: &Caller,
+    key: &CallKey,
+    action: &str,
+) -> Result<Option<Pending>, Problem> {
+    let Some(pending) = app.gateway.pending(key).await? else {
+        return Ok(None);
+    };
+    let context = Context {
+        tenant: key.tenant.clone(),
+        env: pending.binding.env.clone(),
+        fields: serde_json::Map::new(),
+    };
+    caller
+        .within(app, &pending.binding.agent, &context, action)
+        .await?;
+    Ok(Some(pending))
+}
+
 /// Query naming an approval's tenant.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -205,11 +229,14 @@ pub async fn show(
         .require(&app, &[Role::Approver, Role::Operator], "read an approval")
         .await?;
     let tenant = tenant_of(&app, &caller, &id, q.tenant.as_deref()).await?;
-    let pending = app
-        .gateway
-        .pending(&CallKey::new(&tenant, &id))
-        .await?
-        .ok_or_else(|| Problem::not_found(format!("no held call `{id}` for tenant `{tenant}`")))?;
+    let pending = reviewable(
+        &app,
+        &caller,
+        &CallKey::new(&tenant, &id),
+        "read an approval",
+    )
+    .await?
+    .ok_or_else(|| Problem::not_found(format!("no held call `{id}` for tenant `{tenant}`")))?;
     Ok(Json(item(&app, pending).await?))
 }
 
@@ -284,6 +311,7 @@ pub async fn approve(
     caller.require(&app, &[Role::Approver], "approve").await?;
     let tenant = tenant_of(&app, &caller, &id, q.tenant.as_deref()).await?;
     let key = CallKey::new(&tenant, &id);
+    reviewable(&app, &caller, &key, "approve").await?;
     let who = caller.approver();
     app.gateway
         .approve(&key, &who, &body.args_digest, &body.reason)
@@ -311,6 +339,7 @@ pub async fn reject(
     caller.require(&app, &[Role::Approver], "reject").await?;
     let tenant = tenant_of(&app, &caller, &id, q.tenant.as_deref()).await?;
     let key = CallKey::new(&tenant, &id);
+    reviewable(&app, &caller, &key, "reject").await?;
     app.gateway
         .reject(&key, &caller.approver(), &body.reason)
         .await?;

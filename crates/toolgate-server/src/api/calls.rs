@@ -5,9 +5,9 @@
 use crate::auth::Caller;
 use crate::extract::{from_value, JsonBody};
 use crate::keys::Role;
-use crate::problem::{Problem, ProblemDoc};
-use crate::App;
-use axum::extract::{Path, Query, State};
+use crate::problem::{refusal, Problem, ProblemDoc};
+use crate::{App, LongPolls};
+use axum::extract::{Extension, Path, Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json_};
@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use toolgate_engine::{Context, Request};
 use toolgate_runtime::gateway::{Authorized, Call, GatewayError, Lease};
+use toolgate_runtime::refusal::Refusal;
 use toolgate_runtime::store::CallKey;
 use utoipa::{IntoParams, ToSchema};
 
@@ -262,6 +263,16 @@ pub async fn create(
     caller
         .within(&app, &call.agent, &call.context, "call")
         .await?;
+    let in_use = |state| {
+        refusal(&Refusal::IdInUse {
+            id: call.id.clone(),
+            state,
+        })
+        .field("id")
+    };
+    if app.index.recent(&call.key()).is_some() {
+        return Err(in_use("decided"));
+    }
     let start = Instant::now();
     let result = app.gateway.authorize(&call).await;
     let answer = match result {
@@ -293,6 +304,7 @@ pub async fn create(
             }
         }
         Err(GatewayError::Denied { reason, rule }) => denied(&call, reason, rule),
+        Err(GatewayError::Refused(Refusal::IdInUse { state, .. })) => return Err(in_use(state)),
         Err(e) => return Err(e.into()),
     };
     count(&app, &call, &answer.outcome, start.elapsed().as_secs_f64());
@@ -353,20 +365,38 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     }
 }
 
-async fn status_of(app: &App, key: &CallKey) -> Result<Option<CallStatus>, Problem> {
-    let (state, token) = match app.gateway.call_state(key).await? {
-        Some(s) => {
+/// Where a call stands, once the caller is shown to act for its agent and
+/// env (else 403, journaled: its token is its agent's); `None` when the
+/// server knows no such call.
+async fn status_of(
+    app: &App,
+    caller: &Caller,
+    key: &CallKey,
+) -> Result<Option<CallStatus>, Problem> {
+    let held = app.gateway.call_state(key).await?;
+    let ((state, token), agent, env) = match (held, app.gateway.pending(key).await?) {
+        (Some(s), Some(p)) => {
             let token = match &s {
                 toolgate_runtime::gateway::CallState::Approved { token } => token.clone(),
                 _ => None,
             };
-            (s.as_str().to_string(), token)
+            (
+                (s.as_str().to_string(), token),
+                p.binding.agent,
+                p.binding.env,
+            )
         }
-        None => match app.index.recent(key) {
-            Some(recent) => (recent.as_str().to_string(), None),
+        _ => match app.index.recent(key) {
+            Some(r) => ((r.outcome.as_str().to_string(), None), r.agent, r.env),
             None => return Ok(None),
         },
     };
+    let context = Context {
+        tenant: key.tenant.clone(),
+        env,
+        fields: Map::new(),
+    };
+    caller.within(app, &agent, &context, "read a call").await?;
     Ok(Some(CallStatus {
         call: key.id.clone(),
         tenant: key.tenant.clone(),
@@ -376,6 +406,9 @@ async fn status_of(app: &App, key: &CallKey) -> Result<Option<CallStatus>, Probl
 }
 
 /// A call's state; `?wait=30s` holds the answer while it is pending.
+///
+/// Only a key that may act for the call's agent and env reads it (else 403).
+/// When every long poll's place is taken, `?wait=` answers at once.
 #[utoipa::path(get, path = "/v1/calls/{id}", tag = "calls",
     params(("id" = String, Path, description = "the call id"), TenantQuery),
     responses((status = 200, body = CallStatus), (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
@@ -383,6 +416,7 @@ async fn status_of(app: &App, key: &CallKey) -> Result<Option<CallStatus>, Probl
     security(("bearer" = [])))]
 pub async fn state(
     State(app): State<Arc<App>>,
+    Extension(polls): Extension<LongPolls>,
     caller: Caller,
     Path(id): Path<String>,
     Query(q): Query<TenantQuery>,
@@ -400,12 +434,20 @@ pub async fn state(
     };
     let key = CallKey::new(&tenant, &id);
     let deadline = Instant::now() + wait.min(app.max_wait);
+    let mut permit = None;
     loop {
-        let status = status_of(&app, &key)
+        let status = status_of(&app, &caller, &key)
             .await?
             .ok_or_else(|| Problem::not_found(format!("no call `{id}` for tenant `{tenant}`")))?;
         if status.state != "pending" || Instant::now() >= deadline {
             return Ok(Json(status));
+        }
+        // Waiting needs one of the long polls' places; without one, answer now.
+        if permit.is_none() {
+            permit = polls.0.clone().try_acquire_owned().ok();
+            if permit.is_none() {
+                return Ok(Json(status));
+            }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -456,6 +498,16 @@ pub async fn result(
         .tenant(&app, q.tenant.as_deref(), "report a result")
         .await?;
     let key = CallKey::new(&tenant, &id);
+    if let Some((agent, env)) = app.gateway.lease_holder(&key) {
+        let context = Context {
+            tenant: tenant.clone(),
+            env,
+            fields: Map::new(),
+        };
+        caller
+            .within(&app, &agent, &context, "report a result")
+            .await?;
+    }
     let outcome = if body.ok {
         Ok(())
     } else {
