@@ -1192,3 +1192,36 @@ fn one_key_cannot_hold_every_listen_session() {
     }
     drop(proxy);
 }
+
+/// Security review 2026-12, L5 through `--listen`: a keys file made invalid
+/// by a hand edit authenticates nobody (503) until it is fixed, and is
+/// journaled; the last good keys do not stay in force.
+#[test]
+fn an_invalid_keys_file_refuses_every_listen_caller() {
+    let dir = temp_dir("listen-keys").canonicalize().unwrap();
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let service = add_key(&data, "svc", "service", &["--tenants", "t"]);
+    let endpoint = format!("127.0.0.1:{}", free_port());
+    let mut args = assistant_args("py_upstream.policy", &data, &["cat".to_string()]);
+    args.splice(1..1, ["--listen".to_string(), endpoint.clone()]);
+    let proxy = listen(args);
+    let url = format!("http://{endpoint}/mcp");
+    let ping = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    let keys = data.join("keys.toml");
+    let good = std::fs::read_to_string(&keys).unwrap();
+    std::fs::write(&keys, format!("{good}\n[[key]\nbroken")).unwrap();
+    let (status, _, body) = post_mcp(&url, &service, None, ping);
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("no key authenticates"), "{body}");
+    std::fs::write(&keys, good).unwrap();
+    let (status, _, _) = post_mcp(&url, &service, None, ping);
+    assert_eq!(status, 400, "a valid key again: no session yet");
+    drop(proxy);
+    let refused = journal(&data)
+        .into_iter()
+        .filter(|r| r["kind"] == "access_denied")
+        .filter(|r| r.to_string().contains("keys file"))
+        .count();
+    assert_eq!(refused, 1);
+}

@@ -30,7 +30,7 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
-use toolgate_server::keys::{Key, Keyring, Role};
+use toolgate_server::keys::{Change, Key, Keyring, Role};
 
 const SESSION: &str = "mcp-session-id";
 
@@ -137,6 +137,7 @@ fn rpc_error(status: StatusCode, code: i64, message: &str) -> Response {
 
 /// The caller's service key, or the refusal (journaled as `access_denied`).
 async fn caller(shared: &Shared, headers: &HeaderMap) -> Result<Key, Response> {
+    keys_valid(shared).await?;
     let secret = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -164,6 +165,25 @@ async fn caller(shared: &Shared, headers: &HeaderMap) -> Result<Key, Response> {
         return Err(rpc_error(StatusCode::FORBIDDEN, -32001, &why));
     }
     Ok(key)
+}
+
+/// A keys file that became invalid is logged and journaled once, and every
+/// caller is refused (503) until it is fixed, as `policyc serve` does: a
+/// hand edit never leaves the last good keys (a revoked one among them) working.
+async fn keys_valid(shared: &Shared) -> Result<(), Response> {
+    let keys = &shared.listener.keys;
+    if let Change::Invalid(why) = keys.refresh() {
+        eprintln!("toolgate: {why}; no key authenticates until it is fixed");
+        let file = format!("keys file `{}`", keys.path().display());
+        shared.listener.decider.access_denied(&file, &why).await;
+    }
+    match keys.keys() {
+        Ok(_) => Ok(()),
+        Err(why) => {
+            let why = format!("{why}; no key authenticates until it is fixed");
+            Err(rpc_error(StatusCode::SERVICE_UNAVAILABLE, -32001, &why))
+        }
+    }
 }
 
 /// The session's tenant: the key's only tenant, or the proxy's when the key allows it.
