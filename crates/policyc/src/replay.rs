@@ -590,11 +590,15 @@ async fn call_once<C: CredentialProvider, X: ToolExecutor>(
 ) -> Traced {
     let (outcome, rule, reason, expires_at) = match gateway.call(&call).await {
         Ok(CallOutcome::Executed { rule, .. }) => ("executed", rule, String::new(), None),
-        Ok(CallOutcome::Pending {
-            rule, expires_at, ..
-        }) => ("pending", rule, "waiting for approval".into(), expires_at),
-        Err(GatewayError::Denied { reason, rule }) => ("denied", rule, reason, None),
-        Err(e) => ("denied", None, e.to_string(), None),
+        Ok(CallOutcome::Pending(hold)) => (
+            "pending",
+            hold.rule,
+            "waiting for approval".into(),
+            hold.expires_at,
+        ),
+        Ok(CallOutcome::Denied(denial)) => ("denied", denial.rule, denial.reason, None),
+        // Not a decision: the gateway could not decide or record (a journal failure).
+        Err(e) => ("error", None, e.to_string(), None),
     };
     Traced {
         seq,
@@ -644,12 +648,25 @@ async fn approve<C: CredentialProvider, X: ToolExecutor>(
         "no call `{call}` waiting for approval in the trace"
     ))?;
     match gateway.execute_approved(&t.call, &token).await {
-        Ok(_) => {
+        Ok(CallOutcome::Executed { .. }) => {
             t.outcome = "approved_executed";
             t.reason = format!("approved by {}: {reason}", approver.name);
         }
-        Err(e) => {
+        Ok(CallOutcome::Denied(denial)) => {
             t.outcome = "denied";
+            t.reason = denial.reason;
+        }
+        Ok(CallOutcome::Pending(_)) => {
+            t.outcome = "error";
+            t.reason = "the approved call was held again".into();
+        }
+        // A token refused (spent, revoked, expired): not run.
+        Err(GatewayError::Refused(r)) => {
+            t.outcome = "denied";
+            t.reason = r.to_string();
+        }
+        Err(e) => {
+            t.outcome = "error";
             t.reason = e.to_string();
         }
     }

@@ -8,7 +8,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use toolgate_runtime::gateway::{Authorized, Call, CallState, GatewayError};
+use toolgate_runtime::gateway::{Call, CallState, Denial, DeniedBy, GatewayError, Verdict};
 use toolgate_runtime::record::ToolNotice;
 use toolgate_runtime::store::{Approver, CallKey, TenantScope};
 use toolgate_server::Gate;
@@ -91,13 +91,31 @@ const SLICE: Duration = Duration::from_millis(250);
 /// The gateway in this process.
 pub struct Local(pub Arc<Gate>);
 
+/// A verdict as the relay takes it.
+fn decided(verdict: Verdict) -> Decided {
+    match verdict {
+        Verdict::Allowed(lease) => Decided::Allowed(lease.key),
+        Verdict::Pending(hold) => Decided::Pending {
+            id: hold.id,
+            rule: hold.rule,
+            args_digest: hold.args_digest,
+        },
+        Verdict::Denied(denial) => Decided::Refused(denied(denial)),
+    }
+}
+
+/// A denial; one by a store that did not answer is a failure to decide, not the policy's.
+fn denied(d: Denial) -> Refused {
+    Refused {
+        denial: d.by != DeniedBy::Store,
+        reason: d.reason,
+        rule: d.rule,
+    }
+}
+
+/// What the gateway could not do, or refused (a token, an id in use).
 fn refused(e: GatewayError) -> Decided {
     Decided::Refused(match e {
-        GatewayError::Denied { reason, rule } => Refused {
-            reason,
-            rule,
-            denial: true,
-        },
         GatewayError::Refused(r) => Refused {
             reason: r.to_string(),
             rule: None,
@@ -115,17 +133,7 @@ impl Decider for Local {
     fn authorize<'a>(&'a self, call: &'a Call) -> Fut<'a, Decided> {
         Box::pin(async move {
             match self.0.authorize(call).await {
-                Ok(Authorized::Allowed(lease)) => Decided::Allowed(lease.key),
-                Ok(Authorized::Pending {
-                    id,
-                    rule,
-                    args_digest,
-                    ..
-                }) => Decided::Pending {
-                    id,
-                    rule,
-                    args_digest,
-                },
+                Ok(verdict) => decided(verdict),
                 Err(e) => refused(e),
             }
         })
@@ -166,7 +174,7 @@ impl Decider for Local {
     fn execute<'a>(&'a self, call: &'a Call, token: &'a str) -> Fut<'a, Decided> {
         Box::pin(async move {
             match self.0.authorize_approved(call, token).await {
-                Ok(lease) => Decided::Allowed(lease.key),
+                Ok(verdict) => decided(verdict),
                 Err(e) => refused(e),
             }
         })

@@ -2,24 +2,37 @@
 //! decision: deny, run within a budget, or hold for human approval, with every
 //! step written to the audit journal before its outcome is returned.
 //!
-//! Order of a call ([`Gateway::call`]): argument size limit; decision; kill
-//! switch and credential scope (so a call refused by them spends nothing);
-//! budget (one unit taken atomically, or the next grant); the decision record
-//! (a journal failure refuses the call); then deny, hold or execute. State
-//! that grants (a pending approval, an approval, a token, a kill switch) is
-//! changed only after its record is durable, under one lock (`commit`), by the
-//! same [`Store::apply`] a restart uses.
+//! Order of a call ([`Gateway::authorize`]; [`Gateway::call`] adds the run
+//! and [`Gateway::complete`]): the id reserved for its tenant (an id in use
+//! is refused before anything is decided); the size and name limits; the
+//! engine's decision; the kill switch and the credential scope (so a call
+//! refused by them spends nothing); the budget (one unit taken atomically by
+//! the store, or the next grant); the shadow policy's comparison; the
+//! decision record (a journal failure refuses the call: nothing is returned
+//! without its record); then the deny, the hold or the lease.
+//!
+//! State that grants (a hold, an approval, a rejection, a token's use, a kill
+//! switch) changes under one lock (`commit`), in this order: the store's
+//! conditional operation (it says whether it happened, atomically, in memory
+//! and in Redis alike), then the record of what happened (a refused operation
+//! is journaled as refused). A token reaches its caller only after its
+//! `token_issued` record; a journal failure after a store operation is
+//! returned as an error, so no caller acts on an unrecorded grant. A restart
+//! of an embedded gateway rebuilds the memory store from the journal alone
+//! (`MemoryStore::apply`, through `StoreState`).
 
 mod approvals;
 mod digest;
 mod lease;
 mod metrics;
 mod policy;
+mod verdict;
 
 pub use digest::{canonical, random_token, DigestKey};
-pub use lease::{Authorized, CallState, Lease};
+pub use lease::{CallState, Lease};
 pub use metrics::Metrics;
 pub use policy::CompiledPolicy;
+pub use verdict::{Denial, DeniedBy, Hold, Verdict};
 
 use crate::journal::{sha256_hex, Journal, JournalError};
 use crate::record::{self, BudgetUnit, Record};
@@ -114,30 +127,16 @@ pub enum CallOutcome {
         /// The granting rule (`file:line:column`).
         rule: Option<String>,
     },
-    /// Waiting for approval.
-    Pending {
-        /// Approve it with this id (the call's id) and the call's tenant.
-        id: String,
-        /// The rule that requires the approval (`file:line:column`).
-        rule: Option<String>,
-        /// When the request for approval expires (ms since the epoch), if it does.
-        expires_at: Option<u64>,
-        /// The keyed digest of the arguments approvers must approve.
-        args_digest: String,
-    },
+    /// Waiting for approval (approve it with its id and the call's tenant).
+    Pending(Hold),
+    /// Not let through.
+    Denied(Denial),
 }
 
-/// Why the gateway refused or failed.
+/// Why the gateway could not decide, record or do what it was asked (a
+/// deny is not an error: it is [`Verdict::Denied`]).
 #[derive(Debug, Error)]
 pub enum GatewayError {
-    /// The policy (or a limit, or the kill switch) denies the call.
-    #[error("denied: {reason}")]
-    Denied {
-        /// Why.
-        reason: String,
-        /// The deciding rule (`file:line:column`), if a rule decided.
-        rule: Option<String>,
-    },
     /// An approval, rejection, token or request for approval was refused.
     #[error(transparent)]
     Refused(#[from] Refusal),
@@ -240,6 +239,8 @@ struct Settled<'e> {
     decision: Decision<'e>,
     outcome: Outcome,
     reason: String,
+    /// What decided, when the outcome is a deny.
+    by: DeniedBy,
     budget: Option<BudgetUnit>,
 }
 
@@ -404,18 +405,9 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
     /// the gateway's executor: `authorize`, execute, `complete`.
     pub async fn call(&self, call: &Call) -> Result<CallOutcome, GatewayError> {
         match self.authorize(call).await? {
-            Authorized::Pending {
-                id,
-                rule,
-                expires_at,
-                args_digest,
-            } => Ok(CallOutcome::Pending {
-                id,
-                rule,
-                expires_at,
-                args_digest,
-            }),
-            Authorized::Allowed(lease) => {
+            Verdict::Pending(hold) => Ok(CallOutcome::Pending(hold)),
+            Verdict::Denied(denial) => Ok(CallOutcome::Denied(denial)),
+            Verdict::Allowed(lease) => {
                 let output = self.run(call, &lease).await?;
                 Ok(CallOutcome::Executed {
                     output,
@@ -426,23 +418,23 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
     }
 
     /// Decides one call and enforces the decision without running it: a
-    /// denial is an error; an allowed call comes back with a [`Lease`] (the
+    /// denial is [`Verdict::Denied`]; an allowed call comes back with a [`Lease`] (the
     /// caller may execute it once, with credentials for the lease's scope,
     /// and reports the result with `complete`); a call needing approval is
     /// held. The decision is journaled before this returns; a journal failure
     /// refuses the call. A call whose id is in use for its tenant (an open
     /// lease, a call being decided, a hold waiting or approved) is refused
     /// before it is decided: ids never collide.
-    pub async fn authorize(&self, call: &Call) -> Result<Authorized, GatewayError> {
+    pub async fn authorize(&self, call: &Call) -> Result<Verdict, GatewayError> {
         self.reserve(call).await?;
         let authorized = self.decide_reserved(call).await;
-        if !matches!(authorized, Ok(Authorized::Allowed(_))) {
+        if !matches!(authorized, Ok(Verdict::Allowed(_))) {
             self.release(&call.key());
         }
         authorized
     }
 
-    async fn decide_reserved(&self, call: &Call) -> Result<Authorized, GatewayError> {
+    async fn decide_reserved(&self, call: &Call) -> Result<Verdict, GatewayError> {
         let now = self.clock.now_ms();
         let policy = self.policy();
         let args_bytes = digest::json_len(&call.args);
@@ -473,14 +465,15 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         self.record(&Record::Decision(decision)).await?;
         self.metrics.count(settled.outcome);
         match settled.outcome {
-            Outcome::Deny => Err(GatewayError::Denied {
+            Outcome::Deny => Ok(Verdict::Denied(Denial {
                 reason: settled.reason,
                 rule,
-            }),
+                by: settled.by,
+            })),
             Outcome::ApprovalRequired => {
                 self.hold(call, binding, &settled.decision, now, rule).await
             }
-            Outcome::Allow => Ok(Authorized::Allowed(self.lease(
+            Outcome::Allow => Ok(Verdict::Allowed(self.lease(
                 call,
                 &req,
                 &settled.decision,
@@ -521,7 +514,7 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         args_bytes: u64,
         reason: String,
         now: u64,
-    ) -> Result<Authorized, GatewayError> {
+    ) -> Result<Verdict, GatewayError> {
         let cut = |s: &str| s.chars().take(64).collect::<String>();
         let decision = record::Decision {
             call: cut(&call.id),
@@ -541,7 +534,12 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         };
         self.record(&Record::Decision(decision)).await?;
         self.metrics.count(Outcome::Deny);
-        Err(GatewayError::Denied { reason, rule: None })
+        let by = DeniedBy::Limit;
+        Ok(Verdict::Denied(Denial {
+            reason,
+            rule: None,
+            by,
+        }))
     }
 
     /// The engine's decision, then the kill switch and the credential scope
@@ -561,7 +559,12 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             decision,
             outcome,
             reason,
+            by: DeniedBy::Policy,
             budget: None,
+        };
+        let denied = |decision: Decision<'e>, by, reason: String| Settled {
+            by,
+            ..settled(decision, Outcome::Deny, reason)
         };
         if decision.outcome == Outcome::Deny {
             let reason = decision.reason.to_string();
@@ -571,11 +574,15 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             // The kill switch (or a store that cannot say) decided, not the
             // grant it overrode: cite no rule.
             decision.rule = None;
-            return Ok(settled(decision, Outcome::Deny, refusal.to_string()));
+            let by = match refusal {
+                Refusal::KillSwitch => DeniedBy::KillSwitch,
+                _ => DeniedBy::Store,
+            };
+            return Ok(denied(decision, by, refusal.to_string()));
         }
         loop {
             if let Some(why) = missing_scope(&decision, req) {
-                return Ok(settled(decision, Outcome::Deny, why));
+                return Ok(denied(decision, DeniedBy::Scope, why));
             }
             let (Some(budget), true) = (decision.budget, decision.outcome == Outcome::Allow) else {
                 let (outcome, reason) = (decision.outcome, decision.reason.to_string());
@@ -583,7 +590,7 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             };
             let Some(key) = decision.budget_key(req) else {
                 let why = "internal error: the budget has no key".to_string();
-                return Ok(settled(decision, Outcome::Deny, why));
+                return Ok(denied(decision, DeniedBy::Policy, why));
             };
             // A budget shared by every tenant (`per agent`) is kept apart from any one tenant's.
             let tenant = key.tenant.clone().unwrap_or_default();
@@ -597,7 +604,7 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
                 Ok(taken) => taken,
                 Err(e) => {
                     let why = Refusal::from(e).to_string();
-                    return Ok(settled(decision, Outcome::Deny, why));
+                    return Ok(denied(decision, DeniedBy::Store, why));
                 }
             };
             if taken {
@@ -616,7 +623,7 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
                 Some(next) => *next,
                 None => {
                     let why = "the budget is exhausted and no other grant applies".to_string();
-                    return Ok(settled(decision, Outcome::Deny, why));
+                    return Ok(denied(decision, DeniedBy::Budget, why));
                 }
             };
         }

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use toolgate_engine::Context;
 use toolgate_runtime::gateway::{
-    Call, CallOutcome, CompiledPolicy, CredentialProvider, DigestKey, Gateway, GatewayError,
-    Limits, ManualClock, Services, ToolExecutor,
+    Call, CallOutcome, CompiledPolicy, CredentialProvider, Denial, DigestKey, Gateway,
+    GatewayError, Limits, ManualClock, Services, ToolExecutor,
 };
 use toolgate_runtime::journal::{Fsync, Journal, JournalConfig};
 use toolgate_runtime::refusal::Refusal;
@@ -163,7 +163,7 @@ async fn c2_a_raced_approval_never_runs_arguments_nobody_reviewed() {
         let (r1, r2) = (t1.await.expect("task"), t2.await.expect("task"));
         let held = [&r1, &r2]
             .iter()
-            .filter(|r| matches!(r, Ok(CallOutcome::Pending { .. })))
+            .filter(|r| matches!(r, Ok(CallOutcome::Pending(_))))
             .count();
         assert_eq!(
             held, 1,
@@ -256,7 +256,7 @@ async fn h2_an_unrelated_edit_and_a_restart_keep_the_budget_window() {
         let r = g
             .call(&call(&format!("b{i}"), "bot", "t.close", json!({}), "acme"))
             .await;
-        assert!(matches!(r, Err(GatewayError::Denied { .. })), "{r:?}");
+        assert!(matches!(r, Ok(CallOutcome::Denied(_))), "{r:?}");
     }
     assert_eq!(exec1.ran().len() + exec2.ran().len(), 3);
     drop(g);
@@ -265,10 +265,8 @@ async fn h2_an_unrelated_edit_and_a_restart_keep_the_budget_window() {
     let (g, exec3, _) = open(&path, p3, clock).await;
     let mut ran = 0;
     for i in 0..3 {
-        if g.call(&call(&format!("c{i}"), "bot", "t.close", json!({}), "acme"))
-            .await
-            .is_ok()
-        {
+        let c = call(&format!("c{i}"), "bot", "t.close", json!({}), "acme");
+        if matches!(g.call(&c).await, Ok(CallOutcome::Executed { .. })) {
             ran += 1;
         }
     }
@@ -323,7 +321,7 @@ async fn m2_oversized_arguments_are_denied_and_not_journaled() {
         .call(&call("c1", "bot", "kb.read", json!({"q": big}), "acme"))
         .await;
     assert!(
-        matches!(&r, Err(GatewayError::Denied { reason, .. }) if reason.contains("over the limit of 65536 bytes")),
+        matches!(&r, Ok(CallOutcome::Denied(Denial { reason, .. })) if reason.contains("over the limit of 65536 bytes")),
         "{r:?}"
     );
     let text = std::fs::read_to_string(&path).expect("read");
@@ -408,12 +406,9 @@ async fn m8_l1_approvals_are_scoped_to_tenants_and_identities_are_normalised() {
     let (g, exec, _) = open(&scratch("m8"), DESK, clock()).await;
     let acme = call("c1", "bot", "t.close", json!({"id": "1"}), "acme");
     let globex = call("c1", "bot", "t.close", json!({"id": "2"}), "globex");
-    assert!(matches!(
-        g.call(&acme).await,
-        Ok(CallOutcome::Pending { .. })
-    ));
+    assert!(matches!(g.call(&acme).await, Ok(CallOutcome::Pending(_))));
     assert!(
-        matches!(g.call(&globex).await, Ok(CallOutcome::Pending { .. })),
+        matches!(g.call(&globex).await, Ok(CallOutcome::Pending(_))),
         "ids collide across tenants"
     );
     let digest = g.binding(&acme).args_digest;
@@ -490,7 +485,7 @@ async fn l2_calls_refused_by_the_kill_switch_spend_nothing() {
             ))
             .await;
         assert!(
-            matches!(&r, Err(GatewayError::Denied { reason, .. }) if reason.contains("kill switch")),
+            matches!(&r, Ok(CallOutcome::Denied(Denial { reason, .. })) if reason.contains("kill switch")),
             "{r:?}"
         );
     }
@@ -569,7 +564,7 @@ async fn l4_finished_ids_are_free_and_busy_ones_say_why() {
     let lee = approver("lee", "leads", &["acme"]);
     g.reject(&c.key(), &lee, "no").await.expect("rejected");
     assert!(
-        matches!(g.call(&c).await, Ok(CallOutcome::Pending { .. })),
+        matches!(g.call(&c).await, Ok(CallOutcome::Pending(_))),
         "a rejected id is free again"
     );
     let digest = g.binding(&c).args_digest;
@@ -586,7 +581,7 @@ async fn l4_finished_ids_are_free_and_busy_ones_say_why() {
     );
     g.execute_approved(&c, &token).await.expect("runs");
     assert!(
-        matches!(g.call(&c).await, Ok(CallOutcome::Pending { .. })),
+        matches!(g.call(&c).await, Ok(CallOutcome::Pending(_))),
         "an executed id is free again"
     );
 }
@@ -651,7 +646,7 @@ async fn m2_oversized_names_are_denied_and_not_journaled_whole() {
         .call(&call(&long, "bot", "t.close", json!({"id": "1"}), "acme"))
         .await;
     assert!(
-        matches!(&r, Err(GatewayError::Denied { reason, .. }) if reason == "the call id is 300 bytes, over the limit of 256 bytes"),
+        matches!(&r, Ok(CallOutcome::Denied(Denial { reason, .. })) if reason == "the call id is 300 bytes, over the limit of 256 bytes"),
         "{r:?}"
     );
     let text = std::fs::read_to_string(&path).expect("read");

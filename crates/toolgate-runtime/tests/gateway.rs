@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use toolgate_engine::Context;
 use toolgate_runtime::gateway::{
-    Call, CallOutcome, CompiledPolicy, CredentialProvider, DigestKey, Gateway, GatewayError,
-    Limits, ManualClock, Services, ToolExecutor,
+    Call, CallOutcome, CompiledPolicy, CredentialProvider, Denial, DigestKey, Gateway,
+    GatewayError, Hold, Limits, ManualClock, Services, ToolExecutor,
 };
 use toolgate_runtime::journal::{self, Fsync, Journal, JournalConfig};
 use toolgate_runtime::store::{Approver, CallKey, KillScope, MemoryStore, StoreState, TenantScope};
@@ -308,7 +308,7 @@ async fn budget_exhaustion_falls_back_to_approval() {
         .count();
     let pending = outcomes
         .iter()
-        .filter(|o| matches!(o, Ok(CallOutcome::Pending { .. })))
+        .filter(|o| matches!(o, Ok(CallOutcome::Pending(_))))
         .count();
     assert_eq!((executed, pending), (10, 2));
 }
@@ -325,7 +325,7 @@ async fn two_executions_racing_on_one_token_execute_once() {
     );
     let held = s.gateway.call(&c).await.expect("held");
     assert!(
-        matches!(held, CallOutcome::Pending { ref id, expires_at: Some(_), .. } if id == "c1"),
+        matches!(held, CallOutcome::Pending(Hold { ref id, expires_at: Some(_), .. }) if id == "c1"),
         "{held:?}"
     );
     let token = s
@@ -345,7 +345,9 @@ async fn two_executions_racing_on_one_token_execute_once() {
     let a = tokio::spawn(async move { g1.execute_approved(&c1, &t1).await });
     let b = tokio::spawn(async move { g2.execute_approved(&c2, &t2).await });
     let results = [a.await.expect("task"), b.await.expect("task")];
-    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    let ran =
+        |r: &&Result<CallOutcome, GatewayError>| matches!(r, Ok(CallOutcome::Executed { .. }));
+    assert_eq!(results.iter().filter(ran).count(), 1);
     assert_eq!(s.executed.load(Ordering::SeqCst), 1);
 }
 
@@ -530,7 +532,7 @@ async fn a_denied_call_runs_nothing_and_is_journaled_first() {
         ))
         .await;
     assert!(
-        matches!(r, Err(GatewayError::Denied { ref reason, .. }) if reason == "support agents never touch the database")
+        matches!(r, Ok(CallOutcome::Denied(Denial { ref reason, .. })) if reason == "support agents never touch the database")
     );
     assert_eq!(s.executed.load(Ordering::SeqCst), 0);
     assert_eq!(journal_kinds(&s.journal), ["policy_load", "decision"]);
@@ -553,7 +555,7 @@ proptest! {
             let args = Json::Object(evil.iter().map(|(k, v)| (k.clone(), json!(v))).collect());
             let r = s.gateway.call(&call("c", "support-bot", "kb.read", args, ctx(&tenant, env))).await;
             let scopes = s.creds.0.lock().expect("lock").clone();
-            (scopes, r.is_ok())
+            (scopes, matches!(r, Ok(CallOutcome::Executed { .. })))
         });
         if ran {
             prop_assert_eq!(scopes, vec![vec![("tenant".to_string(), json!(tenant)), ("env".to_string(), json!(env))]]);
@@ -653,16 +655,14 @@ async fn a_restart_rebuilds_budgets_approvals_tokens_and_the_kill_switch() {
     let (g, executed) = reopen(&path, policy, clock.clone()).await;
     let mut ok = 0;
     for i in 3..8 {
-        if g.call(&call(
+        let c = call(
             &format!("t{i}"),
             "bot",
             "t.close",
             json!({}),
             ctx("acme", "prod"),
-        ))
-        .await
-        .is_ok()
-        {
+        );
+        if matches!(g.call(&c).await, Ok(CallOutcome::Executed { .. })) {
             ok += 1;
         }
     }
@@ -689,7 +689,7 @@ async fn a_restart_rebuilds_budgets_approvals_tokens_and_the_kill_switch() {
         ))
         .await;
     assert!(
-        matches!(killed, Err(GatewayError::Denied { ref reason, .. }) if reason.contains("kill switch")),
+        matches!(killed, Ok(CallOutcome::Denied(Denial { ref reason, .. })) if reason.contains("kill switch")),
         "{killed:?}"
     );
     let again = g.execute_approved(&fix("f3"), &used).await;
@@ -857,13 +857,16 @@ async fn budgeted_and_approved_reads_take_the_writes_path() {
     for i in 0..5 {
         outcomes.push(s.gateway.call(&visit(i)).await);
     }
-    let executed = outcomes.iter().filter(|o| o.is_ok()).count();
+    let executed = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(CallOutcome::Executed { .. })))
+        .count();
     assert_eq!(
         executed, 3,
         "a read limited to 3 per hour runs 3 times: {outcomes:?}"
     );
     assert!(
-        matches!(&outcomes[4], Err(GatewayError::Denied { reason, .. }) if reason.contains("budget")),
+        matches!(&outcomes[4], Ok(CallOutcome::Denied(Denial { reason, .. })) if reason.contains("budget")),
         "{:?}",
         outcomes[4]
     );
@@ -876,7 +879,7 @@ async fn budgeted_and_approved_reads_take_the_writes_path() {
         ctx("acme", "prod"),
     );
     let held = s.gateway.call(&profile).await.expect("held");
-    assert!(matches!(held, CallOutcome::Pending { .. }), "{held:?}");
+    assert!(matches!(held, CallOutcome::Pending(_)), "{held:?}");
     assert_eq!(
         s.executed.load(Ordering::SeqCst),
         3,
@@ -903,7 +906,7 @@ async fn budgeted_and_approved_reads_take_the_writes_path() {
     let mut later = profile.clone();
     later.id = "p2".into();
     let held = s.gateway.call(&later).await.expect("held");
-    assert!(matches!(held, CallOutcome::Pending { .. }), "{held:?}");
+    assert!(matches!(held, CallOutcome::Pending(_)), "{held:?}");
     let kinds = journal_kinds(&s.journal);
     for kind in ["budget_exhausted", "approval_requested", "token_used"] {
         assert!(kinds.iter().any(|k| k == kind), "{kind} in {kinds:?}");

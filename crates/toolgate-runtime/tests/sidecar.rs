@@ -11,8 +11,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use toolgate_engine::Context;
 use toolgate_runtime::gateway::{
-    Authorized, Call, CallState, CompiledPolicy, CredentialProvider, DigestKey, Gateway,
-    GatewayError, Limits, ManualClock, Services, ToolExecutor,
+    Call, CallState, CompiledPolicy, CredentialProvider, DigestKey, Gateway, GatewayError, Hold,
+    Limits, ManualClock, Services, ToolExecutor, Verdict,
 };
 use toolgate_runtime::journal::{self, Fsync, Journal, JournalConfig};
 use toolgate_runtime::refusal::Refusal;
@@ -110,7 +110,7 @@ async fn a_lease_carries_the_trusted_scope_and_its_result_is_journaled_once() {
         json!({"account_id": "A1", "ticket_id": "T1"}),
         "dev",
     );
-    let Authorized::Allowed(lease) = g.authorize(&c).await.expect("allowed") else {
+    let Verdict::Allowed(lease) = g.authorize(&c).await.expect("allowed") else {
         panic!("ticket.close in dev is within its budget");
     };
     assert_eq!(
@@ -138,7 +138,7 @@ async fn a_lease_carries_the_trusted_scope_and_its_result_is_journaled_once() {
 async fn a_result_that_never_comes_is_journaled_as_missing() {
     let (g, clock, path) = gateway("missing", DESK).await;
     let c = call("c1", "support-bot", "kb.read", json!({}), "prod");
-    assert!(matches!(g.authorize(&c).await, Ok(Authorized::Allowed(_))));
+    assert!(matches!(g.authorize(&c).await, Ok(Verdict::Allowed(_))));
     assert_eq!(g.expire_leases().await.expect("ok"), 0, "not yet");
     clock.set(1_800_000_000_000 + 1_000);
     assert_eq!(g.expire_leases().await.expect("ok"), 1);
@@ -160,7 +160,7 @@ async fn a_held_call_can_be_polled_until_it_runs() {
         json!({"account_id": "A1", "ticket_id": "T1"}),
         "prod",
     );
-    let Authorized::Pending { args_digest, .. } = g.authorize(&c).await.expect("held") else {
+    let Verdict::Pending(Hold { args_digest, .. }) = g.authorize(&c).await.expect("held") else {
         panic!("ticket.close in prod needs approval");
     };
     assert_eq!(
@@ -188,7 +188,9 @@ async fn a_held_call_can_be_polled_until_it_runs() {
             token: Some(token.clone())
         })
     );
-    let lease = g.authorize_approved(&c, &token).await.expect("go ahead");
+    let Verdict::Allowed(lease) = g.authorize_approved(&c, &token).await.expect("go ahead") else {
+        panic!("the approved call is denied")
+    };
     g.complete(&lease.key, Ok(())).await.expect("reported");
     assert_eq!(
         g.call_state(&c.key()).await.unwrap(),
@@ -200,10 +202,7 @@ async fn a_held_call_can_be_polled_until_it_runs() {
 async fn a_reload_swaps_the_policy_and_a_shadow_counts_differences() {
     let (g, _, path) = gateway("reload", DESK).await;
     let read = call("r1", "support-bot", "kb.read", json!({}), "prod");
-    assert!(matches!(
-        g.authorize(&read).await,
-        Ok(Authorized::Allowed(_))
-    ));
+    assert!(matches!(g.authorize(&read).await, Ok(Verdict::Allowed(_))));
     let stricter = DESK.replace("allow kb.read, search.read;", "allow search.read;");
     g.set_shadow(Some(
         CompiledPolicy::compile(&stricter, "next.policy").expect("compiles"),
@@ -212,7 +211,7 @@ async fn a_reload_swaps_the_policy_and_a_shadow_counts_differences() {
         matches!(
             g.authorize(&call("r2", "support-bot", "kb.read", json!({}), "prod"))
                 .await,
-            Ok(Authorized::Allowed(_))
+            Ok(Verdict::Allowed(_))
         ),
         "the live policy still enforces"
     );
@@ -223,7 +222,7 @@ async fn a_reload_swaps_the_policy_and_a_shadow_counts_differences() {
     let r = g
         .authorize(&call("r3", "support-bot", "kb.read", json!({}), "prod"))
         .await;
-    assert!(matches!(r, Err(GatewayError::Denied { .. })), "{r:?}");
+    assert!(matches!(r, Ok(Verdict::Denied(_))), "{r:?}");
     let k = kinds(&path);
     assert_eq!(k.iter().filter(|k| *k == "policy_load").count(), 2);
     assert_eq!(k.iter().filter(|k| *k == "shadow_differs").count(), 1);

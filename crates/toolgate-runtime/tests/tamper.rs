@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use toolgate_engine::Context;
 use toolgate_runtime::gateway::{
-    open_journal, Call, CompiledPolicy, CredentialProvider, DigestKey, Gateway, GatewayError,
-    Limits, ManualClock, Services, ToolExecutor,
+    open_journal, Call, CallOutcome, CompiledPolicy, CredentialProvider, DigestKey, Gateway,
+    GatewayError, Limits, ManualClock, Services, ToolExecutor,
 };
 use toolgate_runtime::journal::{
     sha256_hex, JournalConfig, JournalError, SealConfig, SigningKeySource, GENESIS,
@@ -231,7 +231,7 @@ async fn state_holds(dir: &Path, used: &str, revoked: &str, expect: Expect) {
     g.kill_switch(acme(), false, "oncall", "resolved")
         .await
         .expect("released");
-    let refused = |r: Result<Json, GatewayError>, exact: Refusal| match r {
+    let refused = |r: Result<CallOutcome, GatewayError>, exact: Refusal| match r {
         Err(GatewayError::Refused(why)) => {
             assert!(
                 why == exact || (expect == Expect::NothingReopened && why == Refusal::TokenUnknown),

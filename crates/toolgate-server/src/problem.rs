@@ -144,9 +144,6 @@ impl From<GatewayError> for Problem {
     fn from(e: GatewayError) -> Self {
         match e {
             GatewayError::Refused(r) => refusal(&r),
-            GatewayError::Denied { reason, .. } => {
-                Problem::new(StatusCode::FORBIDDEN, "denied", reason)
-            }
             GatewayError::Journal(e) => {
                 Problem::unavailable(format!("the audit journal could not record: {e}"))
             }

@@ -7,13 +7,13 @@
 //! what it did, in the order it did it.
 
 use super::{
-    digest, request, Authorized, CredentialProvider, Gateway, GatewayError, Lease, ToolExecutor,
+    digest, request, CallOutcome, CredentialProvider, Denial, DeniedBy, Gateway, GatewayError,
+    Hold, ToolExecutor, Verdict,
 };
 use crate::journal::sha256_hex;
 use crate::record::{self, Record};
 use crate::refusal::Refusal;
 use crate::store::{Approver, Binding, CallKey, KillScope, Pending, PendingState, Subject};
-use serde_json::Value as Json;
 use std::sync::atomic::Ordering;
 use toolgate_engine::{Decision, Outcome};
 
@@ -28,7 +28,7 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         d: &Decision<'_>,
         now: u64,
         rule: Option<String>,
-    ) -> Result<Authorized, GatewayError> {
+    ) -> Result<Verdict, GatewayError> {
         let (group, count, expires_at) = match d.approval.as_deref() {
             Some(toolgate_check::ir::Approval::Human {
                 group,
@@ -73,13 +73,17 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
                 .await?;
             return Err(refusal.into());
         }
-        self.record(&Record::ApprovalRequested(requested)).await?;
-        Ok(Authorized::Pending {
+        let hold = Hold {
             id: call.id.clone(),
             rule,
-            expires_at,
+            reason: requested.reason.clone(),
+            group: requested.group.clone(),
+            count,
             args_digest,
-        })
+            expires_at,
+        };
+        self.record(&Record::ApprovalRequested(requested)).await?;
+        Ok(Verdict::Pending(hold))
     }
     /// A pending call, as approvers review it.
     pub async fn pending(&self, key: &CallKey) -> Result<Option<Pending>, GatewayError> {
@@ -216,25 +220,34 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
     }
 
     /// Runs an approved call with its token (`authorize_approved`, the
-    /// gateway's executor, `complete`).
+    /// gateway's executor, `complete`): executed, or denied by the live policy.
     pub async fn execute_approved(
         &self,
         call: &super::Call,
         token: &str,
-    ) -> Result<Json, GatewayError> {
-        let lease = self.authorize_approved(call, token).await?;
-        self.run(call, &lease).await
+    ) -> Result<CallOutcome, GatewayError> {
+        match self.authorize_approved(call, token).await? {
+            Verdict::Allowed(lease) => {
+                let output = self.run(call, &lease).await?;
+                let rule = lease.rule;
+                Ok(CallOutcome::Executed { output, rule })
+            }
+            Verdict::Denied(denial) => Ok(CallOutcome::Denied(denial)),
+            Verdict::Pending(hold) => Ok(CallOutcome::Pending(hold)),
+        }
     }
 
     /// The go-ahead for an approved call: the token must match this exact
     /// call, be unused, unexpired and unrevoked, no kill switch may stop it,
-    /// and the live policy must not deny it now. Returns a lease: the caller
-    /// executes the call once and reports with `complete`.
+    /// and the live policy must not deny it now. Returns a lease
+    /// ([`Verdict::Allowed`]: the caller executes the call once and reports
+    /// with `complete`) or the live policy's denial; never `Pending`. A token
+    /// that does not fit is refused ([`GatewayError::Refused`]).
     pub async fn authorize_approved(
         &self,
         call: &super::Call,
         token: &str,
-    ) -> Result<Lease, GatewayError> {
+    ) -> Result<Verdict, GatewayError> {
         let key = call.key();
         let binding = self.digest.binding(call);
         let policy = self.policy();
@@ -265,10 +278,10 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         let req = request(call, now);
         let decision = policy.engine.decide(&req);
         let refused = match decision.outcome {
-            Outcome::Deny => Some(decision.reason.to_string()),
-            _ => super::missing_scope(&decision, &req),
+            Outcome::Deny => Some((decision.reason.to_string(), DeniedBy::Policy)),
+            _ => super::missing_scope(&decision, &req).map(|why| (why, DeniedBy::Scope)),
         };
-        if let Some(reason) = refused {
+        if let Some((reason, by)) = refused {
             let execution = record::Execution {
                 call: call.id.clone(),
                 tenant: call.context.tenant.clone(),
@@ -276,10 +289,13 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
                 error: Some(reason.clone()),
             };
             self.record(&Record::Execution(execution)).await?;
-            return Err(GatewayError::Denied { reason, rule: None });
+            let rule = None;
+            return Ok(Verdict::Denied(Denial { reason, rule, by }));
         }
         let rule = super::rule_text(&decision);
-        Ok(self.lease(call, &req, &decision, rule, now))
+        Ok(Verdict::Allowed(
+            self.lease(call, &req, &decision, rule, now),
+        ))
     }
 
     /// Engages or releases a kill switch. Engaging one cancels the pending

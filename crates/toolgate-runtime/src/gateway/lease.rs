@@ -35,24 +35,6 @@ pub struct Lease {
     pub expires_at: u64,
 }
 
-/// What `authorize` decided for a call it did not deny.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Authorized {
-    /// Execute it once, then `complete`.
-    Allowed(Lease),
-    /// Held for approval.
-    Pending {
-        /// The call id (approve it with the call's tenant).
-        id: String,
-        /// The rule that requires the approval.
-        rule: Option<String>,
-        /// When the request for approval expires (ms), if it does.
-        expires_at: Option<u64>,
-        /// The keyed digest of the arguments approvers approve.
-        args_digest: String,
-    },
-}
-
 /// Where a held call stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CallState {

@@ -14,7 +14,7 @@ use serde_json::{Map, Value as Json_};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use toolgate_engine::{Context, Request};
-use toolgate_runtime::gateway::{Authorized, Call, GatewayError, Lease};
+use toolgate_runtime::gateway::{Call, Denial, GatewayError, Hold, Lease, Verdict};
 use toolgate_runtime::refusal::Refusal;
 use toolgate_runtime::store::CallKey;
 use utoipa::{IntoParams, ToSchema};
@@ -230,16 +230,35 @@ fn allowed(lease: Lease) -> CallAnswer {
     }
 }
 
-fn denied(call: &Call, reason: String, rule: Option<String>) -> CallAnswer {
+fn denied(call: &Call, denial: Denial) -> CallAnswer {
     CallAnswer {
         call: call.id.clone(),
         tenant: call.context.tenant.clone(),
         outcome: "denied".into(),
-        reason: Some(reason),
-        rule,
+        reason: Some(denial.reason),
+        rule: denial.rule,
         scope: Map::new(),
         approval: None,
         expires_at: None,
+    }
+}
+
+fn held(call: &Call, hold: Hold) -> CallAnswer {
+    CallAnswer {
+        call: hold.id.clone(),
+        tenant: call.context.tenant.clone(),
+        outcome: "pending".into(),
+        reason: Some(hold.reason),
+        rule: hold.rule,
+        scope: Map::new(),
+        approval: Some(ApprovalNeeded {
+            id: hold.id,
+            args_digest: hold.args_digest,
+            group: hold.group,
+            count: hold.count,
+            expires_at: hold.expires_at,
+        }),
+        expires_at: hold.expires_at,
     }
 }
 
@@ -276,34 +295,9 @@ pub async fn create(
     let start = Instant::now();
     let result = app.gateway.authorize(&call).await;
     let answer = match result {
-        Ok(Authorized::Allowed(lease)) => allowed(lease),
-        Ok(Authorized::Pending {
-            id,
-            rule,
-            expires_at,
-            args_digest,
-        }) => {
-            let key = call.key();
-            let pending = app.gateway.pending(&key).await.ok().flatten();
-            let reason = pending.as_ref().map(|p| p.reason.clone());
-            CallAnswer {
-                call: id.clone(),
-                tenant: key.tenant,
-                outcome: "pending".into(),
-                reason,
-                rule,
-                scope: Map::new(),
-                approval: Some(ApprovalNeeded {
-                    id,
-                    args_digest,
-                    group: pending.as_ref().and_then(|p| p.group.clone()),
-                    count: pending.as_ref().map_or(1, |p| p.count),
-                    expires_at,
-                }),
-                expires_at,
-            }
-        }
-        Err(GatewayError::Denied { reason, rule }) => denied(&call, reason, rule),
+        Ok(Verdict::Allowed(lease)) => allowed(lease),
+        Ok(Verdict::Pending(hold)) => held(&call, hold),
+        Ok(Verdict::Denied(denial)) => denied(&call, denial),
         Err(GatewayError::Refused(Refusal::IdInUse { state, .. })) => return Err(in_use(state)),
         Err(e) => return Err(e.into()),
     };
@@ -591,10 +585,10 @@ pub async fn execute(
     caller
         .within(&app, &call.agent, &call.context, "execute a call")
         .await?;
-    match app.gateway.authorize_approved(&call, &body.token).await {
-        Ok(lease) => Ok(Json(allowed(lease))),
-        Err(GatewayError::Denied { reason, rule }) => Ok(Json(denied(&call, reason, rule))),
-        Err(e) => Err(e.into()),
+    match app.gateway.authorize_approved(&call, &body.token).await? {
+        Verdict::Allowed(lease) => Ok(Json(allowed(lease))),
+        Verdict::Denied(denial) => Ok(Json(denied(&call, denial))),
+        Verdict::Pending(hold) => Ok(Json(held(&call, hold))),
     }
 }
 
