@@ -4,6 +4,7 @@
 
 use crate::cli::{ApprovalsCommand, AuditTailArgs, Conn, KillArgs, KillSwitchCommand};
 use crate::client::{encode, query, Client, Failure};
+use crate::eval::escape_controls;
 use crate::Exit;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -27,13 +28,17 @@ fn print_json(value: &Value) {
     );
 }
 
-/// A JSON value as table text: strings bare, null as `-`.
+/// A JSON value as table text: strings bare, null as `-`. The values come
+/// from the journal, so from models too: control and bidi characters are
+/// escaped as `explain` escapes them, and newlines and tabs as well (a cell
+/// is one line), so no value can redraw or fake another line.
 fn cell(value: &Value) -> String {
-    match value {
-        Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
+    let text = match value {
+        Value::Null => return "-".into(),
+        Value::String(s) => escape_controls(s),
+        other => escape_controls(&other.to_string()),
+    };
+    text.replace('\n', "\\u{a}").replace('\t', "\\u{9}")
 }
 
 /// A UTC time `2026-11-22 05:06:23` from milliseconds since the epoch.
@@ -215,7 +220,7 @@ fn show(conn: &Conn, id: &str, tenant: Option<&str>) -> Result<(), Failure> {
     }
     println!("args (as journaled; redacted fields redacted):");
     let args = serde_json::to_string_pretty(&item["args"]).unwrap_or_default();
-    for l in args.lines() {
+    for l in escape_controls(&args).lines() {
         println!("  {l}");
     }
     Ok(())
@@ -298,7 +303,10 @@ fn set_kill(args: &KillArgs, engaged: bool) -> Result<(), Failure> {
 }
 
 fn kill_rows(scopes: &Value) -> Vec<Vec<String>> {
-    let star = |v: &Value| v.as_str().unwrap_or("*").to_string();
+    let star = |v: &Value| match v {
+        Value::Null => "*".to_string(),
+        v => cell(v),
+    };
     scopes
         .as_array()
         .into_iter()
@@ -327,11 +335,11 @@ pub(crate) fn status(conn: &Conn) -> Exit {
             print_json(&s);
             return;
         }
-        let sha = s["policy_sha256"].as_str().unwrap_or("");
+        let sha = cell(&s["policy_sha256"]);
         println!(
             "policy        {} (sha256 {})",
             cell(&s["policy"]),
-            sha.get(..12).unwrap_or(sha)
+            sha.get(..12).unwrap_or(&sha)
         );
         println!(
             "uptime        {}",
@@ -355,11 +363,10 @@ pub(crate) fn status(conn: &Conn) -> Exit {
         if head.is_null() {
             println!("journal head  (empty journal)");
         } else {
-            let hash = head["hash"].as_str().unwrap_or("");
             println!(
                 "journal head  seq {} sha256 {} at {}",
                 cell(&head["seq"]),
-                hash,
+                cell(&head["hash"]),
                 time(&head["ts_ms"])
             );
         }

@@ -360,3 +360,38 @@ fn the_incident_is_stopped_from_the_shell() {
     assert_eq!(code, 0);
     assert!(out.contains("bot is closing every ticket"), "{out}");
 }
+
+/// L2 of security review 2: a tool name or argument chosen by the model,
+/// with ESC/CR (which redraw earlier lines) or bidi overrides (which reorder
+/// them), reached the operator's terminal raw through `audit tail`,
+/// `approvals list` and `approvals show`.
+#[test]
+fn operator_views_escape_control_and_bidi_characters() {
+    let s = Server::start("escapes");
+    let forged = "x\u{1b}[1A\u{1b}[2K\r9  decision  h1  denied\nforged\tline";
+    let mut unknown = read("support-bot", forged);
+    unknown["id"] = json!("c2");
+    s.post("/v1/calls", &unknown);
+    let mut held = close("h\u{202e}1", "prod");
+    held["args"]["ticket_id"] = json!("T-1\u{1b}[2K\r\u{202e}to bob");
+    let (status, answer) = s.post("/v1/calls", &held);
+    assert_eq!(answer["outcome"], "pending", "{status} {answer}");
+    let views = [
+        (&s.operator, vec!["audit", "tail"]),
+        (&s.approver, vec!["approvals", "list"]),
+        (&s.approver, vec!["approvals", "show", "h\u{202e}1"]),
+    ];
+    for (key, args) in views {
+        let (code, out, err) = s.run(Some(key), &args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        assert!(
+            !out.contains(['\u{1b}', '\r', '\u{202e}', '\t']) && out.contains("[2K"),
+            "{args:?}: {out:?}"
+        );
+    }
+    let (_, out, _) = s.run(Some(&s.operator), &["audit", "tail"]);
+    assert!(
+        out.lines().all(|l| !l.starts_with("forged")) && out.contains("\\u{a}forged"),
+        "{out:?}"
+    );
+}
