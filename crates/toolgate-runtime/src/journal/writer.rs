@@ -178,8 +178,33 @@ impl Writer {
             sealer,
             _lock: lock,
         };
+        writer.seal_new()?;
         writer.write_prelude(prepared.prelude)?;
         Ok(writer)
+    }
+
+    /// Seals a new journal (no records, an empty checkpoint file: a first
+    /// start) at once: a checkpoint of record 0, the genesis hash, durable
+    /// before the first record is written. So a crash before the first timed
+    /// checkpoint leaves records after a checkpoint, set aside on restart like
+    /// any crash's, never records no checkpoint anchors (which `open` refuses
+    /// until an operator overrides).
+    fn seal_new(&mut self) -> Result<(), JournalError> {
+        let Some(s) = self.sealer.as_mut() else {
+            return Ok(());
+        };
+        if self.seq > 0 || s.file.len() > 0 {
+            return Ok(());
+        }
+        let c = Checkpoint::sign(&s.key, 0, GENESIS, None, s.config.replica.clone(), "");
+        let line = c.to_line();
+        s.file
+            .write(format!("{line}\n").as_bytes(), true)
+            .map_err(|reason| JournalError::Refused { reason })?;
+        for sink in &mut self.sinks {
+            sink.checkpoint(&line);
+        }
+        Ok(())
     }
 
     /// Writes the records opening itself produced, each sealed at once.
