@@ -1029,3 +1029,35 @@ fn mcp_proxy_killed_at_random_in_its_first_seconds_restarts_without_an_override(
         assert!(running && said.is_empty(), "round {round}: {said:?}");
     }
 }
+
+/// The mode of `path` (permission bits).
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// L3 of security review 2: the journal and its checkpoints were 0644 in a
+/// 0755 data directory. The data directory is now 0700 (an existing one is
+/// tightened at start) and every file in it 0600.
+#[test]
+fn the_data_directory_and_its_files_are_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (data, k) = setup("private");
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for round in 0..2 {
+        let s = serve(&data, &[]);
+        let read = call(&format!("r{round}"), "support-bot", "kb.read", json!({}), "acme", "prod");
+        assert_eq!(s.post("/v1/calls", &k.service, read).status, 200);
+        s.kill();
+        assert_eq!(mode(&data), 0o700, "round {round}");
+        let loose: Vec<String> = std::fs::read_dir(&data)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| mode(p) != 0o600)
+            .map(|p| format!("{} {:o}", p.display(), mode(&p)))
+            .collect();
+        assert_eq!(loose, Vec::<String>::new(), "round {round}");
+        // An existing data directory left open to others is tightened at start.
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}

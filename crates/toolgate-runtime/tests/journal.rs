@@ -1027,3 +1027,36 @@ fn a_sealed_writer_killed_before_its_first_checkpoint_restarts() {
         assert_eq!(again.set_aside, None, "round {round}");
     }
 }
+
+/// The modes of every file in `dir` that are not 0600.
+fn not_private(dir: &Path) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::read_dir(dir)
+        .expect("dir")
+        .map(|e| e.expect("entry"))
+        .filter_map(|e| {
+            let mode = e.metadata().expect("meta").permissions().mode() & 0o777;
+            (mode != 0o600).then(|| format!("{:?} {mode:o}", e.file_name()))
+        })
+        .collect()
+}
+
+/// L3 of security review 2: the journal and its checkpoints were created
+/// 0644, readable by every user of the machine. Every file a journal creates
+/// (live file, segments, snapshots, checkpoints, key, lock, the backup of
+/// what a crash left unsealed) is now 0600.
+#[test]
+fn every_file_of_a_journal_is_private() {
+    let path = scratch("private-files");
+    let dir = path.parent().expect("dir").to_path_buf();
+    write_sealed(&path, segmented(&path), 300);
+    let mut seed: u64 = 0x0600_0600_0600_0600;
+    run_and_kill(&path, &["sealed-late"], &mut seed);
+    if let Err(Problem::Torn { .. }) = journal::verify_file(&path).expect("readable") {
+        journal::recover_torn_tail(&path).expect("only the torn tail is removed");
+    }
+    let opened = reopen(&path).expect("opens");
+    assert!(opened.set_aside.is_some(), "a backup of the unsealed records");
+    assert!(files_named(&path, ".seg-") > 0 && files_named(&path, ".snap-") > 0);
+    assert_eq!(not_private(&dir), Vec::<String>::new());
+}

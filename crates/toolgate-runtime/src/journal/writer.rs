@@ -10,7 +10,7 @@ use super::{fsutil, lock::Lock, sha256_hex, Ack, AuditSink, Fsync, JournalConfig
 use super::{segments, snapshot};
 use super::{StateMachine, GENESIS};
 use ed25519_dalek::SigningKey;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -458,7 +458,7 @@ impl Sealer {
 pub(super) fn open_append(path: &Path) -> Result<File, JournalError> {
     let io = |e| fsutil::io(path, e);
     let created = !path.exists();
-    let file = OpenOptions::new()
+    let file = fsutil::private()
         .create(true)
         .append(true)
         .open(path)
