@@ -5,10 +5,10 @@
 use crate::cli::{ApprovalsCommand, AuditTailArgs, Conn, KillArgs, KillSwitchCommand};
 use crate::client::{encode, query, Client, Failure};
 use crate::eval::escape_controls;
-use toolgate_runtime::journal::sha256_hex;
 use crate::Exit;
 use serde_json::{json, Value};
 use std::time::Duration;
+use toolgate_runtime::journal::sha256_hex;
 
 fn client(conn: &Conn) -> Client {
     Client::new(&conn.url, std::env::var("TOOLGATE_KEY").ok())
@@ -326,7 +326,10 @@ fn confirm(item: &Value, held: &str) -> Result<(), Failure> {
         ));
     }
     print_held(item);
-    print!("approve this call (digest {})? [y/N] ", held.get(..12).unwrap_or(held));
+    print!(
+        "approve this call (digest {})? [y/N] ",
+        held.get(..12).unwrap_or(held)
+    );
     let _ = std::io::stdout().flush();
     let mut answer = String::new();
     let read = std::io::stdin().lock().read_line(&mut answer);

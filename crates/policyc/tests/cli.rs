@@ -1064,7 +1064,11 @@ fn a_closed_stdout_ends_the_program_quietly() {
     // panicked ("failed printing to stdout: Broken pipe").
     let dir = scratch("closed_stdout");
     let tools: String = (0..3000).map(|i| format!("tool t{i} read;\n")).collect();
-    write(&dir, "big.policy", format!("{tools}agent a {{\n  allow t*;\n}}\n"));
+    write(
+        &dir,
+        "big.policy",
+        format!("{tools}agent a {{\n  allow t*;\n}}\n"),
+    );
     let mut child = Command::new(env!("CARGO_BIN_EXE_policyc"))
         .args(["show", "big.policy"])
         .current_dir(&dir)

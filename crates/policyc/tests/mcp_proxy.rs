@@ -810,7 +810,12 @@ fn wait_approval_holds_the_call_until_a_human_approves_it() {
                 .into_iter()
                 .flatten()
                 .find(|p| p["state"] == "pending")
-                .map(|p| (p["id"].as_str().unwrap().to_string(), p["hold_digest"].as_str().unwrap().to_string()));
+                .map(|p| {
+                    (
+                        p["id"].as_str().unwrap().to_string(),
+                        p["hold_digest"].as_str().unwrap().to_string(),
+                    )
+                });
             if let Some(held) = id {
                 return held;
             }

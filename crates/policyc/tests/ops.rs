@@ -446,7 +446,15 @@ fn approve_applies_only_to_the_hold_the_approver_reviewed() {
     let reviewed = shown_digest(&s, "h1");
     let (code, _, err) = s.run(
         approver,
-        &["approvals", "approve", "h1", "--digest", "abc", "--reason", "ok"],
+        &[
+            "approvals",
+            "approve",
+            "h1",
+            "--digest",
+            "abc",
+            "--reason",
+            "ok",
+        ],
     );
     assert_eq!(code, 2, "{err}");
     // The hold ends (rejected here; expired or cancelled alike) and the
@@ -461,7 +469,15 @@ fn approve_applies_only_to_the_hold_the_approver_reviewed() {
         assert_ne!(shown_digest(&s, "h1"), reviewed, "{ticket}");
         let (code, _, err) = s.run(
             approver,
-            &["approvals", "approve", "h1", "--digest", &reviewed[..12], "--reason", "ok"],
+            &[
+                "approvals",
+                "approve",
+                "h1",
+                "--digest",
+                &reviewed[..12],
+                "--reason",
+                "ok",
+            ],
         );
         assert_eq!(code, 1, "{ticket}: {err}");
         assert!(err.contains("not the call you reviewed"), "{err}");
@@ -479,7 +495,15 @@ fn approve_applies_only_to_the_hold_the_approver_reviewed() {
     let now = shown_digest(&s, "h1");
     let (code, out, err) = s.run(
         approver,
-        &["approvals", "approve", "h1", "--digest", &now, "--reason", "ok"],
+        &[
+            "approvals",
+            "approve",
+            "h1",
+            "--digest",
+            &now,
+            "--reason",
+            "ok",
+        ],
     );
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("approved `h1`"), "{out}");

@@ -933,7 +933,10 @@ fn traffic(url: String, key: String) -> std::thread::JoinHandle<usize> {
         for n in 0.. {
             let (tool, args) = match n % 2 {
                 0 => ("kb.read", json!({})),
-                _ => ("ticket.close", json!({"account_id": "A1", "ticket_id": "T-1"})),
+                _ => (
+                    "ticket.close",
+                    json!({"account_id": "A1", "ticket_id": "T-1"}),
+                ),
             };
             let body = call(&format!("t{n}"), "support-bot", tool, args, "acme", "prod");
             let sent = agent
@@ -997,8 +1000,20 @@ fn mcp_proxy_killed_at_random_in_its_first_seconds_restarts_without_an_override(
             .arg("mcp-proxy")
             .arg("--policy")
             .arg(&policy)
-            .args(["--agent", "fs-assistant", "--tenant", "local", "--env", "dev"])
-            .args(["--ctx", "root=/nonexistent", "--admin-listen", "127.0.0.1:0"])
+            .args([
+                "--agent",
+                "fs-assistant",
+                "--tenant",
+                "local",
+                "--env",
+                "dev",
+            ])
+            .args([
+                "--ctx",
+                "root=/nonexistent",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ])
             .arg("--data")
             .arg(data)
             .args(["--", "cat"])
@@ -1046,7 +1061,14 @@ fn the_data_directory_and_its_files_are_private() {
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
     for round in 0..2 {
         let s = serve(&data, &[]);
-        let read = call(&format!("r{round}"), "support-bot", "kb.read", json!({}), "acme", "prod");
+        let read = call(
+            &format!("r{round}"),
+            "support-bot",
+            "kb.read",
+            json!({}),
+            "acme",
+            "prod",
+        );
         assert_eq!(s.post("/v1/calls", &k.service, read).status, 200);
         s.kill();
         assert_eq!(mode(&data), 0o700, "round {round}");

@@ -1019,7 +1019,10 @@ fn a_sealed_writer_killed_before_its_first_checkpoint_restarts() {
         }
         let opened = reopen(&path).expect("a journal killed on its first start opens");
         assert_eq!(checkpoints(&path).first().map(|c| c.seq), Some(0));
-        let aside = opened.set_aside.as_ref().expect("the unsealed records are set aside");
+        let aside = opened
+            .set_aside
+            .as_ref()
+            .expect("the unsealed records are set aside");
         assert_eq!(aside.first_seq, 1, "round {round}");
         assert!(aside.last_seq >= acked.len() as u64, "round {round}");
         assert!(lines_of(&opened).is_empty(), "round {round}");
@@ -1056,7 +1059,10 @@ fn every_file_of_a_journal_is_private() {
         journal::recover_torn_tail(&path).expect("only the torn tail is removed");
     }
     let opened = reopen(&path).expect("opens");
-    assert!(opened.set_aside.is_some(), "a backup of the unsealed records");
+    assert!(
+        opened.set_aside.is_some(),
+        "a backup of the unsealed records"
+    );
     assert!(files_named(&path, ".seg-") > 0 && files_named(&path, ".snap-") > 0);
     assert_eq!(not_private(&dir), Vec::<String>::new());
 }

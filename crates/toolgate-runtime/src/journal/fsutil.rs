@@ -69,10 +69,7 @@ pub(super) fn write_backup(
             n => format!("{suffix}-{stamp}-{n}"),
         };
         let backup = sibling(path, &name);
-        let file = private()
-            .write(true)
-            .create_new(true)
-            .open(&backup);
+        let file = private().write(true).create_new(true).open(&backup);
         match file {
             Ok(mut f) => {
                 f.write_all(bytes)

@@ -7,8 +7,8 @@ use super::seal::{self, Checkpoint};
 use super::snapshot::{self, Snapshot};
 use super::verify::{self, Cursor};
 use super::StateMachine;
-use super::{fsutil, segments, sha256_hex, Ack, JournalConfig, JournalError, Problem, SetAside};
 use super::GENESIS;
+use super::{fsutil, segments, sha256_hex, Ack, JournalConfig, JournalError, Problem, SetAside};
 use ed25519_dalek::SigningKey;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -277,10 +277,9 @@ fn finding(
         }),
         None => None,
         // The checkpoint a new journal is sealed with: records after it are set aside.
-        Some(c) if c.seq == 0 => (c.head_hash != GENESIS).then_some(JournalError::Rewritten {
-            path: p,
-            seq: 0,
-        }),
+        Some(c) if c.seq == 0 => {
+            (c.head_hash != GENESIS).then_some(JournalError::Rewritten { path: p, seq: 0 })
+        }
         Some(c) if !data => Some(JournalError::Missing {
             path: p,
             seq: c.seq,

@@ -291,7 +291,13 @@ pub async fn approve(
     let key = CallKey::new(&tenant, &id);
     let who = caller.approver();
     app.gateway
-        .approve_hold(&key, &who, &body.args_digest, body.requested_at, &body.reason)
+        .approve_hold(
+            &key,
+            &who,
+            &body.args_digest,
+            body.requested_at,
+            &body.reason,
+        )
         .await?;
     Ok(Json(result(&app, &key).await?))
 }
