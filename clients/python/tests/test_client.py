@@ -4,6 +4,7 @@ to end, denial, approval from another process, kill switch mid-run, async."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from typing import Any, Dict, List
 
@@ -107,7 +108,8 @@ def test_a_held_call_runs_after_policyc_approves_it_from_another_process(server:
 
     shown = server.policyc(server.approver, "approvals", "show", call_id)
     assert held.value.approval["args_digest"] in shown.stdout, shown
-    approved = server.policyc(server.approver, "approvals", "approve", call_id, "--reason", "duplicate")
+    digest = json.loads(server.policyc(server.approver, "approvals", "show", call_id, "--json").stdout)["hold_digest"]
+    approved = server.policyc(server.approver, "approvals", "approve", call_id, "--digest", digest[:12], "--reason", "duplicate")
     assert approved.returncode == 0, approved.stderr
 
     token = gate.wait_for_approval(call_id, timeout=10)
@@ -167,7 +169,9 @@ def test_the_async_client_has_the_same_flow(server: Any) -> None:
         call_id = new_id("async")
         with pytest.raises(ApprovalPending):
             await gate.call_tool("support-bot", "ticket.close", {"account_id": "A1", "ticket_id": "T-7"}, CTX, run=fetch, call_id=call_id)
-        out = await asyncio.to_thread(server.policyc, server.approver, "approvals", "approve", call_id, "--reason", "ok")
+        shown = await asyncio.to_thread(server.policyc, server.approver, "approvals", "show", call_id, "--json")
+        digest = json.loads(shown.stdout)["hold_digest"]
+        out = await asyncio.to_thread(server.policyc, server.approver, "approvals", "approve", call_id, "--digest", digest, "--reason", "ok")
         assert out.returncode == 0, out.stderr
         assert await gate.execute_approved(call_id, fetch, timeout=10) == "fetched"
 

@@ -93,10 +93,16 @@ pub(crate) enum ApprovalsCommand {
         #[command(flatten)]
         conn: Conn,
     },
-    /// Approve a held call: the arguments digest approved is the one `show` prints.
+    /// Approve the held call you reviewed: `--digest` is the digest `show`
+    /// and `list` print (on a terminal, without it, the call is shown and you confirm).
     Approve {
         /// The approval (call) id.
         id: String,
+        /// The digest `show` and `list` printed for the call you reviewed (or
+        /// its first 12 hex digits or more): a call held as ID now with other
+        /// arguments, or held again since, is refused.
+        #[arg(long)]
+        digest: Option<String>,
         /// Why (journaled).
         #[arg(long)]
         reason: String,

@@ -18,6 +18,10 @@ pub(crate) enum Failure {
     },
     /// No usable answer: connection, TLS or a body that is not what was expected.
     Transport(String),
+    /// Bad usage found before asking the server.
+    Usage(String),
+    /// Refused before asking the server (a stale digest).
+    Refused(String),
 }
 
 impl Failure {
@@ -32,9 +36,13 @@ impl Failure {
                     _ => Exit::Usage,
                 }
             }
-            Failure::Transport(message) => {
+            Failure::Transport(message) | Failure::Usage(message) => {
                 eprintln!("error: {message}");
                 Exit::Usage
+            }
+            Failure::Refused(message) => {
+                eprintln!("error: {message}");
+                Exit::Findings
             }
         }
     }

@@ -1,6 +1,24 @@
 //! `policyc`: the Toolgate policy compiler's command line. This file only
 //! parses arguments and dispatches; each command lives in its own module.
 
+/// `println!` for every module below, in place of std's, which panics when
+/// stdout is closed (`policyc audit tail | head -1`): see [`write_stdout`].
+macro_rules! println {
+    () => {
+        $crate::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` for every module below; see [`println!`].
+macro_rules! print {
+    ($($arg:tt)*) => {
+        $crate::write_stdout(format_args!($($arg)*))
+    };
+}
+
 mod audit;
 mod check;
 mod cli;
@@ -43,6 +61,21 @@ impl Termination for Exit {
             Exit::Usage => 2,
         })
     }
+}
+
+/// Writes to stdout. A reader that closed it (`| head`) has read all it
+/// wanted: the program ends quietly with status 0, as a pipeline expects;
+/// any other write error ends it with status 2 and says so.
+fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let Err(e) = std::io::stdout().lock().write_fmt(args) else {
+        return;
+    };
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("error: cannot write the output: {e}");
+    std::process::exit(2);
 }
 
 fn main() -> Exit {

@@ -4,9 +4,11 @@
 
 use crate::cli::{ApprovalsCommand, AuditTailArgs, Conn, KillArgs, KillSwitchCommand};
 use crate::client::{encode, query, Client, Failure};
+use crate::eval::escape_controls;
 use crate::Exit;
 use serde_json::{json, Value};
 use std::time::Duration;
+use toolgate_runtime::journal::sha256_hex;
 
 fn client(conn: &Conn) -> Client {
     Client::new(&conn.url, std::env::var("TOOLGATE_KEY").ok())
@@ -27,13 +29,17 @@ fn print_json(value: &Value) {
     );
 }
 
-/// A JSON value as table text: strings bare, null as `-`.
+/// A JSON value as table text: strings bare, null as `-`. The values come
+/// from the journal, so from models too: control and bidi characters are
+/// escaped as `explain` escapes them, and newlines and tabs as well (a cell
+/// is one line), so no value can redraw or fake another line.
 fn cell(value: &Value) -> String {
-    match value {
-        Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
+    let text = match value {
+        Value::Null => return "-".into(),
+        Value::String(s) => escape_controls(s),
+        other => escape_controls(&other.to_string()),
+    };
+    text.replace('\n', "\\u{a}").replace('\t', "\\u{9}")
 }
 
 /// A UTC time `2026-11-22 05:06:23` from milliseconds since the epoch.
@@ -103,10 +109,11 @@ pub(crate) fn approvals(cmd: ApprovalsCommand) -> Exit {
         ApprovalsCommand::Show { id, tenant, conn } => show(&conn, &id, tenant.as_deref()),
         ApprovalsCommand::Approve {
             id,
+            digest,
             reason,
             tenant,
             conn,
-        } => approve(&conn, &id, &reason, tenant.as_deref()),
+        } => approve(&conn, &id, digest.as_deref(), &reason, tenant.as_deref()),
         ApprovalsCommand::Reject {
             id,
             reason,
@@ -129,7 +136,10 @@ fn list(
     tool: Option<&str>,
 ) -> Result<(), Failure> {
     let q = query(&[("tenant", tenant), ("agent", agent), ("tool", tool)]);
-    let answer = client(conn).get(&format!("/v1/approvals{q}"))?;
+    let mut answer = client(conn).get(&format!("/v1/approvals{q}"))?;
+    if let Some(items) = answer["approvals"].as_array_mut() {
+        items.iter_mut().for_each(with_hold_digest);
+    }
     if conn.json {
         print_json(&answer);
         return Ok(());
@@ -144,6 +154,7 @@ fn list(
         .map(|a| {
             vec![
                 cell(&a["id"]),
+                cell(&a["hold_digest"]).chars().take(12).collect(),
                 cell(&a["tenant"]),
                 cell(&a["agent"]),
                 cell(&a["tool"]),
@@ -162,6 +173,7 @@ fn list(
     table(
         &[
             "ID",
+            "DIGEST",
             "TENANT",
             "AGENT",
             "TOOL",
@@ -176,9 +188,35 @@ fn list(
     Ok(())
 }
 
+/// The held call `id`, with its `hold_digest`.
 fn fetch(client: &Client, id: &str, tenant: Option<&str>) -> Result<Value, Failure> {
     let q = query(&[("tenant", tenant)]);
-    client.get(&format!("/v1/approvals/{}{q}", encode(id)))
+    let mut item = client.get(&format!("/v1/approvals/{}{q}", encode(id)))?;
+    with_hold_digest(&mut item);
+    Ok(item)
+}
+
+/// Adds `hold_digest` to a held call as the server lists it: the digest
+/// `list` and `show` print and `approve --digest` takes. SHA-256 of what the
+/// approver reviews (tenant, id, agent, tool, env, the server's keyed digest
+/// of the arguments) and of when the call was held, so a later hold of the
+/// same id (after this one expired, was rejected or cancelled) has another
+/// digest, even with the same arguments.
+fn with_hold_digest(item: &mut Value) {
+    let fields = [
+        "tenant",
+        "id",
+        "agent",
+        "tool",
+        "env",
+        "args_digest",
+        "requested_at",
+    ];
+    let text: Vec<String> = fields.iter().map(|f| item[*f].to_string()).collect();
+    let digest = sha256_hex(format!("toolgate-hold-v1\n{}", text.join("\n")).as_bytes());
+    if let Some(map) = item.as_object_mut() {
+        map.insert("hold_digest".into(), Value::String(digest));
+    }
 }
 
 fn show(conn: &Conn, id: &str, tenant: Option<&str>) -> Result<(), Failure> {
@@ -187,6 +225,13 @@ fn show(conn: &Conn, id: &str, tenant: Option<&str>) -> Result<(), Failure> {
         print_json(&item);
         return Ok(());
     }
+    print_held(&item);
+    Ok(())
+}
+
+/// A held call as an approver reviews it.
+fn print_held(item: &Value) {
+    println!("{:<13}{}", "digest", cell(&item["hold_digest"]));
     for (label, field) in [
         ("id", "id"),
         ("state", "state"),
@@ -215,19 +260,83 @@ fn show(conn: &Conn, id: &str, tenant: Option<&str>) -> Result<(), Failure> {
     }
     println!("args (as journaled; redacted fields redacted):");
     let args = serde_json::to_string_pretty(&item["args"]).unwrap_or_default();
-    for l in args.lines() {
+    for l in escape_controls(&args).lines() {
         println!("  {l}");
     }
-    Ok(())
 }
 
-/// Approves the arguments digest the server lists for the call: what `show` printed.
-fn approve(conn: &Conn, id: &str, reason: &str, tenant: Option<&str>) -> Result<(), Failure> {
+/// Approves the call held as `id` only if it is the one the approver
+/// reviewed: its digest starts with `--digest`, or, without it, the approver
+/// confirms it on a terminal. The server is then sent that hold's arguments
+/// digest and `requested_at`, and refuses the approval if the id was held
+/// again in the meantime.
+fn approve(
+    conn: &Conn,
+    id: &str,
+    digest: Option<&str>,
+    reason: &str,
+    tenant: Option<&str>,
+) -> Result<(), Failure> {
+    let given = digest.map(digest_prefix).transpose()?;
     let item = fetch(&client(conn), id, tenant)?;
-    let digest = item["args_digest"].as_str().unwrap_or_default().to_string();
+    let held = item["hold_digest"].as_str().unwrap_or_default();
+    match given {
+        Some(given) if held.starts_with(&given) => {}
+        Some(given) => {
+            return Err(Failure::Refused(format!(
+                "the call held as `{id}` does not have digest `{given}`: it is not the call \
+                 you reviewed (its arguments changed, or the id was held again); nothing \
+                 was approved: review it again with `policyc approvals show {id}`"
+            )))
+        }
+        None => confirm(&item, held)?,
+    }
     let tenant = item["tenant"].as_str().map(str::to_string);
-    let body = json!({"args_digest": digest, "reason": reason});
+    let body = json!({
+        "args_digest": item["args_digest"],
+        "requested_at": item["requested_at"],
+        "reason": reason,
+    });
     decide(conn, id, tenant.as_deref(), "approve", body)
+}
+
+/// `--digest` as lower-case hex: 12 to 64 hex digits.
+fn digest_prefix(text: &str) -> Result<String, Failure> {
+    let hex = text.trim().to_ascii_lowercase();
+    let digits = hex.chars().all(|c| c.is_ascii_hexdigit());
+    if digits && (12..=64).contains(&hex.len()) {
+        return Ok(hex);
+    }
+    Err(Failure::Usage(format!(
+        "`--digest {}`: give the digest `policyc approvals show` printed, or its first 12 \
+         hex digits or more",
+        escape_controls(text)
+    )))
+}
+
+/// Without `--digest`: shows the held call and asks the approver on a
+/// terminal; never approves unasked in a script.
+fn confirm(item: &Value, held: &str) -> Result<(), Failure> {
+    use std::io::{BufRead as _, IsTerminal as _, Write as _};
+    if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+        return Err(Failure::Usage(
+            "`approvals approve` needs `--digest` (the digest `policyc approvals show` \
+             printed for the call you reviewed) when it cannot ask on a terminal"
+                .into(),
+        ));
+    }
+    print_held(item);
+    print!(
+        "approve this call (digest {})? [y/N] ",
+        held.get(..12).unwrap_or(held)
+    );
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    let read = std::io::stdin().lock().read_line(&mut answer);
+    match (read, answer.trim().to_ascii_lowercase().as_str()) {
+        (Ok(_), "y" | "yes") => Ok(()),
+        _ => Err(Failure::Refused("not approved".into())),
+    }
 }
 
 fn decide(
@@ -298,7 +407,10 @@ fn set_kill(args: &KillArgs, engaged: bool) -> Result<(), Failure> {
 }
 
 fn kill_rows(scopes: &Value) -> Vec<Vec<String>> {
-    let star = |v: &Value| v.as_str().unwrap_or("*").to_string();
+    let star = |v: &Value| match v {
+        Value::Null => "*".to_string(),
+        v => cell(v),
+    };
     scopes
         .as_array()
         .into_iter()
@@ -327,11 +439,11 @@ pub(crate) fn status(conn: &Conn) -> Exit {
             print_json(&s);
             return;
         }
-        let sha = s["policy_sha256"].as_str().unwrap_or("");
+        let sha = cell(&s["policy_sha256"]);
         println!(
             "policy        {} (sha256 {})",
             cell(&s["policy"]),
-            sha.get(..12).unwrap_or(sha)
+            sha.get(..12).unwrap_or(&sha)
         );
         println!(
             "uptime        {}",
@@ -355,11 +467,10 @@ pub(crate) fn status(conn: &Conn) -> Exit {
         if head.is_null() {
             println!("journal head  (empty journal)");
         } else {
-            let hash = head["hash"].as_str().unwrap_or("");
             println!(
                 "journal head  seq {} sha256 {} at {}",
                 cell(&head["seq"]),
-                hash,
+                cell(&head["hash"]),
                 time(&head["ts_ms"])
             );
         }

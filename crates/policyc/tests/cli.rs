@@ -1057,3 +1057,29 @@ fn explain_shows_each_rule_after_its_annotations() {
     assert!(!run.stdout.contains("@accepted_risk("), "{}", run.stdout);
     assert!(run.stdout.contains("decision: allow"), "{}", run.stdout);
 }
+
+#[test]
+fn a_closed_stdout_ends_the_program_quietly() {
+    // Info item of security review 2: `policyc show big.policy | head -1`
+    // panicked ("failed printing to stdout: Broken pipe").
+    let dir = scratch("closed_stdout");
+    let tools: String = (0..3000).map(|i| format!("tool t{i} read;\n")).collect();
+    write(
+        &dir,
+        "big.policy",
+        format!("{tools}agent a {{\n  allow t*;\n}}\n"),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_policyc"))
+        .args(["show", "big.policy"])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawns");
+    // Far more than a pipe holds: the writer meets the closed end.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("waits");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}

@@ -810,9 +810,14 @@ fn wait_approval_holds_the_call_until_a_human_approves_it() {
                 .into_iter()
                 .flatten()
                 .find(|p| p["state"] == "pending")
-                .and_then(|p| p["id"].as_str().map(String::from));
-            if let Some(id) = id {
-                return id;
+                .map(|p| {
+                    (
+                        p["id"].as_str().unwrap().to_string(),
+                        p["hold_digest"].as_str().unwrap().to_string(),
+                    )
+                });
+            if let Some(held) = id {
+                return held;
             }
             assert!(
                 start.elapsed() < Duration::from_secs(20),
@@ -821,7 +826,7 @@ fn wait_approval_holds_the_call_until_a_human_approves_it() {
             std::thread::sleep(Duration::from_millis(100));
         }
     };
-    let id = held();
+    let (id, digest) = held();
     assert!(!Path::new(&path).exists());
     policyc(
         &k.approver,
@@ -829,6 +834,8 @@ fn wait_approval_holds_the_call_until_a_human_approves_it() {
             "approvals",
             "approve",
             &id,
+            "--digest",
+            &digest,
             "--tenant",
             "local",
             "--reason",
@@ -843,7 +850,7 @@ fn wait_approval_holds_the_call_until_a_human_approves_it() {
     let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
         "name": "write_file", "arguments": {"path": other, "content": "no"}}});
     raw.send_text(&call.to_string());
-    let id = held();
+    let (id, _) = held();
     let start = Instant::now();
     policyc(
         &k.approver,

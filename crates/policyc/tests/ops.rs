@@ -53,6 +53,13 @@ fn approvals_are_listed_shown_approved_and_rejected() {
         .as_str()
         .unwrap()
         .to_string();
+    let h1 = listed["approvals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "h1")
+        .unwrap();
+    let hold = h1["hold_digest"].as_str().unwrap().to_string();
 
     let (code, out, _) = s.run(Some(&s.approver), &["approvals", "show", "h1"]);
     assert_eq!(code, 0);
@@ -63,7 +70,15 @@ fn approvals_are_listed_shown_approved_and_rejected() {
 
     let (code, out, err) = s.run(
         Some(&s.approver),
-        &["approvals", "approve", "h1", "--reason", "dup"],
+        &[
+            "approvals",
+            "approve",
+            "h1",
+            "--digest",
+            &hold[..12],
+            "--reason",
+            "dup",
+        ],
     );
     assert_eq!(code, 0, "{err}");
     assert!(
@@ -93,7 +108,15 @@ fn refusals_exit_1_and_usage_or_connection_errors_exit_2() {
     // An operator key cannot approve: the server's 403 is shown, exit 1.
     let (code, _, err) = s.run(
         Some(&s.operator),
-        &["approvals", "approve", "h1", "--reason", "x"],
+        &[
+            "approvals",
+            "approve",
+            "h1",
+            "--digest",
+            &shown_digest(&s, "h1"),
+            "--reason",
+            "x",
+        ],
     );
     assert_eq!(code, 1);
     assert!(
@@ -359,4 +382,130 @@ fn the_incident_is_stopped_from_the_shell() {
     );
     assert_eq!(code, 0);
     assert!(out.contains("bot is closing every ticket"), "{out}");
+}
+
+/// L2 of security review 2: a tool name or argument chosen by the model,
+/// with ESC/CR (which redraw earlier lines) or bidi overrides (which reorder
+/// them), reached the operator's terminal raw through `audit tail`,
+/// `approvals list` and `approvals show`.
+#[test]
+fn operator_views_escape_control_and_bidi_characters() {
+    let s = Server::start("escapes");
+    let forged = "x\u{1b}[1A\u{1b}[2K\r9  decision  h1  denied\nforged\tline";
+    let mut unknown = read("support-bot", forged);
+    unknown["id"] = json!("c2");
+    s.post("/v1/calls", &unknown);
+    let mut held = close("h\u{202e}1", "prod");
+    held["args"]["ticket_id"] = json!("T-1\u{1b}[2K\r\u{202e}to bob");
+    let (status, answer) = s.post("/v1/calls", &held);
+    assert_eq!(answer["outcome"], "pending", "{status} {answer}");
+    let views = [
+        (&s.operator, vec!["audit", "tail"]),
+        (&s.approver, vec!["approvals", "list"]),
+        (&s.approver, vec!["approvals", "show", "h\u{202e}1"]),
+    ];
+    for (key, args) in views {
+        let (code, out, err) = s.run(Some(key), &args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        assert!(
+            !out.contains(['\u{1b}', '\r', '\u{202e}', '\t']) && out.contains("[2K"),
+            "{args:?}: {out:?}"
+        );
+    }
+    let (_, out, _) = s.run(Some(&s.operator), &["audit", "tail"]);
+    assert!(
+        out.lines().all(|l| !l.starts_with("forged")) && out.contains("\\u{a}forged"),
+        "{out:?}"
+    );
+}
+
+/// The digest `approvals show` prints for `id`, and the answer of `GET /v1/calls/{id}`.
+fn shown_digest(s: &Server, id: &str) -> String {
+    let (code, out, err) = s.run(Some(&s.approver), &["approvals", "show", id]);
+    assert_eq!(code, 0, "{err}");
+    let line = out.lines().find(|l| l.starts_with("digest ")).unwrap();
+    line.split_whitespace().nth(1).unwrap().to_string()
+}
+
+/// H1 of security review 2: `approvals approve ID` approved whatever was held
+/// as ID when it ran, so a service that re-held the id with other arguments
+/// between the approver's `show` and `approve` had those approved. `approve`
+/// now takes the digest `show` printed (which binds the hold, not only the
+/// arguments), refuses without it outside a terminal, and the server is told
+/// which hold was reviewed.
+#[test]
+fn approve_applies_only_to_the_hold_the_approver_reviewed() {
+    let s = Server::start("approve_reviewed");
+    let approver = Some(s.approver.as_str());
+    s.post("/v1/calls", &close("h1", "prod"));
+    // No digest, no terminal: refused before anything is sent.
+    let (code, _, err) = s.run(approver, &["approvals", "approve", "h1", "--reason", "ok"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("`--digest`"), "{err}");
+    assert_eq!(s.get("/v1/calls/h1?tenant=acme")["state"], "pending");
+    let reviewed = shown_digest(&s, "h1");
+    let (code, _, err) = s.run(
+        approver,
+        &[
+            "approvals",
+            "approve",
+            "h1",
+            "--digest",
+            "abc",
+            "--reason",
+            "ok",
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    // The hold ends (rejected here; expired or cancelled alike) and the
+    // service holds the id again, with other arguments, then with the same.
+    for ticket in ["T-999", "T-h1"] {
+        let (code, _, err) = s.run(approver, &["approvals", "reject", "h1", "--reason", "no"]);
+        assert_eq!(code, 0, "{err}");
+        let mut again = close("h1", "prod");
+        again["args"]["ticket_id"] = json!(ticket);
+        let (_, answer) = s.post("/v1/calls", &again);
+        assert_eq!(answer["outcome"], "pending", "{answer}");
+        assert_ne!(shown_digest(&s, "h1"), reviewed, "{ticket}");
+        let (code, _, err) = s.run(
+            approver,
+            &[
+                "approvals",
+                "approve",
+                "h1",
+                "--digest",
+                &reviewed[..12],
+                "--reason",
+                "ok",
+            ],
+        );
+        assert_eq!(code, 1, "{ticket}: {err}");
+        assert!(err.contains("not the call you reviewed"), "{err}");
+        assert_eq!(s.get("/v1/calls/h1?tenant=acme")["state"], "pending");
+    }
+    // The server refuses an approval of an earlier hold too (the CLI's check
+    // and the server's are apart by a round trip).
+    let (_, out, _) = s.run(approver, &["approvals", "show", "h1", "--json"]);
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    let mut stale = json!({"args_digest": listed["args_digest"], "reason": "ok"});
+    stale["requested_at"] = json!(listed["requested_at"].as_u64().unwrap() - 1);
+    let (status, answer) = s.post_as(&s.approver, "/v1/approvals/h1/approve", &stale);
+    assert_eq!(status, 409, "{answer}");
+    // The hold reviewed now is approved with its digest.
+    let now = shown_digest(&s, "h1");
+    let (code, out, err) = s.run(
+        approver,
+        &[
+            "approvals",
+            "approve",
+            "h1",
+            "--digest",
+            &now,
+            "--reason",
+            "ok",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("approved `h1`"), "{out}");
+    assert_eq!(s.get("/v1/calls/h1?tenant=acme")["state"], "approved");
 }

@@ -910,3 +910,178 @@ fn approvers_see_redacted_arguments_and_approve_the_real_ones() {
     );
     assert_eq!(go.json["outcome"], "allowed", "{}", go.text);
 }
+
+// ---- R1 of security review 2: a crash in the first seconds of a first start
+// (before the first timed checkpoint) left records no checkpoint sealed, and
+// every later start refused the journal until an operator overrode it. Both
+// doors open the journal through toolgate-server's `open_state`. ----
+
+/// The next pseudo-random number (xorshift) of a fixed seed: the same kill moments every run.
+fn next(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+/// Calls `url` with `key` (allowed reads and held closes) until the server stops answering.
+fn traffic(url: String, key: String) -> std::thread::JoinHandle<usize> {
+    std::thread::spawn(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(std::time::Duration::from_secs(5)))
+            .build()
+            .into();
+        for n in 0.. {
+            let (tool, args) = match n % 2 {
+                0 => ("kb.read", json!({})),
+                _ => (
+                    "ticket.close",
+                    json!({"account_id": "A1", "ticket_id": "T-1"}),
+                ),
+            };
+            let body = call(&format!("t{n}"), "support-bot", tool, args, "acme", "prod");
+            let sent = agent
+                .post(format!("{url}/v1/calls"))
+                .header("authorization", format!("Bearer {key}"))
+                .header("content-type", "application/json")
+                .send(body.to_string());
+            if sent.is_err() {
+                return n;
+            }
+        }
+        0
+    })
+}
+
+#[test]
+fn serve_killed_at_random_in_its_first_seconds_restarts_without_an_override() {
+    let mut seed: u64 = 0x5eed_2026_1207_0001;
+    let policy = repo(POLICY);
+    for round in 0..8 {
+        let data = temp_dir(&format!("first-crash-{round}"));
+        let service = add_key(&data, "svc", "service", &[]);
+        if round % 2 == 0 {
+            // Killed at any moment of its first start, listening or not.
+            let mut child = Command::new(BIN)
+                .arg("serve")
+                .arg("--data")
+                .arg(&data)
+                .args(["--listen", "127.0.0.1:0", "--policy"])
+                .arg(&policy)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(next(&mut seed) % 1500));
+            child.kill().unwrap();
+            child.wait().unwrap();
+        } else {
+            // Killed under traffic.
+            let s = serve(&data, &[]);
+            let calls = traffic(s.url.clone(), service.clone());
+            std::thread::sleep(std::time::Duration::from_millis(next(&mut seed) % 800));
+            s.kill();
+            calls.join().unwrap();
+        }
+        // Server::start fails the test if serve exits before listening.
+        let s = serve(&data, &[]);
+        let read = call("after", "support-bot", "kb.read", json!({}), "acme", "prod");
+        let r = s.post("/v1/calls", &service, read);
+        assert_eq!(r.json["outcome"], "allowed", "round {round}: {}", r.text);
+    }
+}
+
+#[test]
+fn mcp_proxy_killed_at_random_in_its_first_seconds_restarts_without_an_override() {
+    use std::io::BufRead as _;
+    let mut seed: u64 = 0x5eed_2026_1207_0002;
+    let policy = repo("policies/mcp-filesystem.policy");
+    // The journal opens before any traffic: a trivial upstream (`cat`) will do.
+    let proxy = |data: &std::path::Path| {
+        Command::new(BIN)
+            .arg("mcp-proxy")
+            .arg("--policy")
+            .arg(&policy)
+            .args([
+                "--agent",
+                "fs-assistant",
+                "--tenant",
+                "local",
+                "--env",
+                "dev",
+            ])
+            .args([
+                "--ctx",
+                "root=/nonexistent",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ])
+            .arg("--data")
+            .arg(data)
+            .args(["--", "cat"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    for round in 0..8 {
+        let data = temp_dir(&format!("mcp-first-crash-{round}"));
+        let mut child = proxy(&data);
+        std::thread::sleep(std::time::Duration::from_millis(next(&mut seed) % 1500));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // Up again: it opened its journal and serves its admin API (stderr
+        // ends, with the reason, if it exits instead).
+        let mut child = proxy(&data);
+        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let said: Vec<String> = stderr
+            .lines()
+            .map_while(Result::ok)
+            .take_while(|l| !l.starts_with("toolgate: admin API on "))
+            .collect();
+        let running = child.try_wait().unwrap().is_none();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(running && said.is_empty(), "round {round}: {said:?}");
+    }
+}
+
+/// The mode of `path` (permission bits).
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// L3 of security review 2: the journal and its checkpoints were 0644 in a
+/// 0755 data directory. The data directory is now 0700 (an existing one is
+/// tightened at start) and every file in it 0600.
+#[test]
+fn the_data_directory_and_its_files_are_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (data, k) = setup("private");
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for round in 0..2 {
+        let s = serve(&data, &[]);
+        let read = call(
+            &format!("r{round}"),
+            "support-bot",
+            "kb.read",
+            json!({}),
+            "acme",
+            "prod",
+        );
+        assert_eq!(s.post("/v1/calls", &k.service, read).status, 200);
+        s.kill();
+        assert_eq!(mode(&data), 0o700, "round {round}");
+        let loose: Vec<String> = std::fs::read_dir(&data)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| mode(p) != 0o600)
+            .map(|p| format!("{} {:o}", p.display(), mode(&p)))
+            .collect();
+        assert_eq!(loose, Vec::<String>::new(), "round {round}");
+        // An existing data directory left open to others is tightened at start.
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}

@@ -242,6 +242,12 @@ pub struct ApprovalGranted {
     pub groups: Vec<String>,
     /// The digest they reviewed.
     pub args_digest: String,
+    /// When the hold they reviewed was made (its `requested_at`, ms), if
+    /// they said: then the approval applies to that hold only, never to a
+    /// later hold of the same id (with the same arguments or not). Absent in
+    /// records written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_at: Option<u64>,
     /// Why.
     pub reason: String,
 }

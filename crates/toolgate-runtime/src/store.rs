@@ -187,18 +187,20 @@ impl Pending {
         }
     }
 
-    /// Whether `who` may add an approval now, for the arguments they reviewed
-    /// (`args_digest`); `Ok(true)` when theirs completes the count.
+    /// Whether `who` may add `grant` now: for the arguments they reviewed
+    /// (`args_digest`) and, if they said which, the hold they reviewed
+    /// (`held_at`, this hold's `requested_at`: an id re-held since is another
+    /// hold, refused as a stale digest); `Ok(true)` when theirs completes the count.
     pub fn admit_approval(
         &self,
         who: &Approver,
-        args_digest: &str,
-        reason: &str,
+        grant: &ApprovalGranted,
         now: u64,
     ) -> Result<bool, Refusal> {
-        self.admit_common(who, reason, now)?;
+        self.admit_common(who, &grant.reason, now)?;
         let me = normalise_identity(&who.name);
-        if args_digest != self.binding.args_digest {
+        let other_hold = grant.held_at.is_some_and(|t| t != self.requested_at);
+        if grant.args_digest != self.binding.args_digest || other_hold {
             return Err(Refusal::DigestMismatch);
         }
         if self

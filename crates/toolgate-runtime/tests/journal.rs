@@ -693,7 +693,8 @@ fn checkpoints_come_every_n_records_after_sealed_appends_and_after_idle_time() {
                 .await
                 .expect("appends");
         }
-        assert_eq!(seqs(&path), vec![5, 10], "one every 5 records");
+        // Record 0 (the genesis hash): a new journal is sealed when it is created (R1).
+        assert_eq!(seqs(&path), vec![0, 5, 10], "one every 5 records");
         let ack = journal
             .append_sealed("t", 13, serde_json::json!({}))
             .await
@@ -999,4 +1000,69 @@ fn a_torn_first_line_of_the_live_file_is_refused_and_repairable() {
         .expect("repairs")
         .expect("a repair");
     assert_eq!((repaired.kept, repaired.cut), (0, 8));
+}
+
+/// R1 of security review 2: a sealed writer killed on its first start, before
+/// its first timed checkpoint, left records no checkpoint anchored, and every
+/// later open refused the journal until an operator overrode it. A new
+/// journal is now sealed when it is created, so its records are set aside
+/// like any crash's and the journal opens.
+#[test]
+fn a_sealed_writer_killed_before_its_first_checkpoint_restarts() {
+    let mut seed: u64 = 0x0bad_cafe_f00d_0001;
+    for round in 0..6 {
+        let path = scratch(&format!("sigkill-fresh-{round}"));
+        let acked = run_and_kill(&path, &["sealed-late"], &mut seed);
+        assert!(!acked.is_empty(), "round {round}: progress");
+        if let Err(Problem::Torn { .. }) = journal::verify_file(&path).expect("readable") {
+            journal::recover_torn_tail(&path).expect("only the torn tail is removed");
+        }
+        let opened = reopen(&path).expect("a journal killed on its first start opens");
+        assert_eq!(checkpoints(&path).first().map(|c| c.seq), Some(0));
+        let aside = opened
+            .set_aside
+            .as_ref()
+            .expect("the unsealed records are set aside");
+        assert_eq!(aside.first_seq, 1, "round {round}");
+        assert!(aside.last_seq >= acked.len() as u64, "round {round}");
+        assert!(lines_of(&opened).is_empty(), "round {round}");
+        let again = reopen(&path).expect("and opens again");
+        assert_eq!(again.set_aside, None, "round {round}");
+    }
+}
+
+/// The modes of every file in `dir` that are not 0600.
+fn not_private(dir: &Path) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::read_dir(dir)
+        .expect("dir")
+        .map(|e| e.expect("entry"))
+        .filter_map(|e| {
+            let mode = e.metadata().expect("meta").permissions().mode() & 0o777;
+            (mode != 0o600).then(|| format!("{:?} {mode:o}", e.file_name()))
+        })
+        .collect()
+}
+
+/// L3 of security review 2: the journal and its checkpoints were created
+/// 0644, readable by every user of the machine. Every file a journal creates
+/// (live file, segments, snapshots, checkpoints, key, lock, the backup of
+/// what a crash left unsealed) is now 0600.
+#[test]
+fn every_file_of_a_journal_is_private() {
+    let path = scratch("private-files");
+    let dir = path.parent().expect("dir").to_path_buf();
+    write_sealed(&path, segmented(&path), 300);
+    let mut seed: u64 = 0x0600_0600_0600_0600;
+    run_and_kill(&path, &["sealed-late"], &mut seed);
+    if let Err(Problem::Torn { .. }) = journal::verify_file(&path).expect("readable") {
+        journal::recover_torn_tail(&path).expect("only the torn tail is removed");
+    }
+    let opened = reopen(&path).expect("opens");
+    assert!(
+        opened.set_aside.is_some(),
+        "a backup of the unsealed records"
+    );
+    assert!(files_named(&path, ".seg-") > 0 && files_named(&path, ".snap-") > 0);
+    assert_eq!(not_private(&dir), Vec::<String>::new());
 }

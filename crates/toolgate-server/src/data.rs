@@ -47,6 +47,36 @@ impl DataDir {
     pub fn keys(&self) -> PathBuf {
         self.0.join("keys.toml")
     }
+
+    /// Creates the directory with mode 0700, or tightens an existing one to
+    /// 0700: only its owner may read the journal, its checkpoints and the
+    /// keys (every file the journal creates in it is 0600). Tightening a
+    /// directory that already holds a journal is said on stderr.
+    pub fn create(&self) -> Result<(), DataError> {
+        use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+        let dir = &self.0;
+        let err = |e: std::io::Error| DataError::Dir {
+            path: dir.display().to_string(),
+            why: e.to_string(),
+        };
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(err)?;
+        let mode = std::fs::metadata(dir).map_err(err)?.permissions().mode() & 0o777;
+        if mode & 0o077 == 0 {
+            return Ok(());
+        }
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
+        if self.journal().exists() {
+            eprintln!(
+                "toolgate: data directory `{}` was mode {mode:04o}, readable by others: now 0700",
+                dir.display()
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Why the state could not be opened.
@@ -67,8 +97,9 @@ pub enum DataError {
     Open(String),
 }
 
-/// Opens the journal under `data` (sealed: signed checkpoints with the key
-/// `data/signing.key`, created 0600 on first start), restores the gateway's
+/// Opens the journal under `data` (created 0700 or tightened to it; sealed:
+/// signed checkpoints with the key `data/signing.key`, created 0600 on first
+/// start), restores the gateway's
 /// state from it (`open_journal`: the latest snapshot and the records after
 /// it), and opens a gateway on the policy.
 pub async fn open_state(
@@ -79,10 +110,7 @@ pub async fn open_state(
     index: &Arc<Index>,
     shared: crate::store::Opened,
 ) -> Result<Gate, DataError> {
-    std::fs::create_dir_all(&data.0).map_err(|e| DataError::Dir {
-        path: data.0.display().to_string(),
-        why: e.to_string(),
-    })?;
+    data.create()?;
     let open = |e: String| DataError::Open(e);
     let sink = Box::new(IndexSink(index.clone()));
     let mut seal = SealConfig::new(

@@ -109,6 +109,7 @@ async fn run(store: &dyn Store, tenant: &str, ops: &[Op]) -> Vec<String> {
                     approver: approver(*w).name,
                     groups: vec!["leads".into()],
                     args_digest: format!("d{id}"),
+                    held_at: None,
                     reason: "ok".into(),
                 };
                 let r = store

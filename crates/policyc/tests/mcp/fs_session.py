@@ -61,7 +61,10 @@ async def session(out):
         out["write_again_before_approval"] = seen(await call("write_file", write))
         out["written_before_approval"] = os.path.exists(write["path"])
         call_id = pending_id(first)
-        out["approve"] = policyc(cfg["approver"], "approvals", "approve", call_id, "--tenant", cfg["tenant"], "--reason", "test")
+        shown = policyc(cfg["approver"], "approvals", "show", call_id, "--tenant", cfg["tenant"], "--json")
+        digest = json.loads(shown["stdout"])["hold_digest"]
+        out["approve"] = policyc(cfg["approver"], "approvals", "approve", call_id, "--tenant", cfg["tenant"],
+                                 "--digest", digest, "--reason", "test")
         out["write_approved"] = seen(await call("write_file", write))
         out["write_after_run"] = seen(await call("write_file", write))
         out["kill"] = policyc(cfg["operator"], "kill-switch", "engage", "--reason", "stop writes")

@@ -41,7 +41,12 @@ impl Server {
 
     /// `POST path` with the service key; the answer's status and JSON.
     pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let reply = self.base.post(path, &self.service, body.clone());
+        self.post_as(&self.service, path, body)
+    }
+
+    /// `POST path` with `key`; the answer's status and JSON.
+    pub fn post_as(&self, key: &str, path: &str, body: &Value) -> (u16, Value) {
+        let reply = self.base.post(path, key, body.clone());
         (reply.status, reply.json)
     }
 

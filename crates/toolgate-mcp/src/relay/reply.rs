@@ -45,8 +45,9 @@ pub(super) struct Pending {
 
 fn approve_command(p: &Pending) -> String {
     format!(
-        "policyc approvals approve {} --tenant {} --reason \"...\"",
-        p.id, p.tenant
+        "policyc approvals show {id} --tenant {t}` and then `policyc approvals approve {id} --tenant {t} --digest <the hold digest shown> --reason \"...\"",
+        id = p.id,
+        t = p.tenant
     )
 }
 

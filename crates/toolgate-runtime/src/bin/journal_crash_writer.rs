@@ -8,6 +8,9 @@
 //! - `journal-crash-writer PATH sealed`: appends like the first, to a sealed
 //!   journal (key and checkpoints next to it, a checkpoint every 50 records
 //!   or 50 ms).
+//! - `journal-crash-writer PATH sealed-late`: the same with the default
+//!   checkpoint interval (1000 records or 10 s), so a kill in its first
+//!   seconds comes before any timed checkpoint.
 //! - `journal-crash-writer PATH retry`: appends records one at a time and
 //!   never gives up: prints `acked SEQ`, or `refused` when an append fails
 //!   (the write-error test runs it under a file-size limit it later lifts).
@@ -55,14 +58,16 @@ async fn main() -> std::process::ExitCode {
     let mode = args.next();
     let gateway_mode = mode.as_deref() == Some("gateway");
     let path = std::path::Path::new(&path);
-    let config = if mode.as_deref() == Some("sealed") {
+    let config = if let Some(sealed @ ("sealed" | "sealed-late")) = mode.as_deref() {
         let dir = path.parent().unwrap_or(std::path::Path::new("."));
         let mut seal = SealConfig::new(
             SigningKeySource::File(dir.join("audit.key")),
             dir.join("audit.checkpoints"),
         );
-        seal.every_records = 50;
-        seal.every = std::time::Duration::from_millis(50);
+        if sealed == "sealed" {
+            seal.every_records = 50;
+            seal.every = std::time::Duration::from_millis(50);
+        }
         JournalConfig {
             seal: Some(seal),
             ..JournalConfig::default()

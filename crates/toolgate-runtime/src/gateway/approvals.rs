@@ -99,12 +99,28 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
     /// Records an approval of the pending call `key` by `who`, who reviewed
     /// the arguments whose keyed digest is `args_digest`. Returns the token
     /// once enough distinct approvers of the right group have approved. Every
-    /// refusal is journaled too.
+    /// refusal is journaled too. See [`Gateway::approve_hold`] to bind the
+    /// approval to the hold reviewed as well.
     pub async fn approve(
         &self,
         key: &CallKey,
         who: &Approver,
         args_digest: &str,
+        reason: &str,
+    ) -> Result<Option<String>, GatewayError> {
+        self.approve_hold(key, who, args_digest, None, reason).await
+    }
+
+    /// [`Gateway::approve`] of the hold made at `held_at` (the pending call's
+    /// `requested_at` the approver reviewed), if given: an id held again
+    /// since (expired, rejected or cancelled, then held anew) is refused as a
+    /// stale digest, even with the same arguments.
+    pub async fn approve_hold(
+        &self,
+        key: &CallKey,
+        who: &Approver,
+        args_digest: &str,
+        held_at: Option<u64>,
         reason: &str,
     ) -> Result<Option<String>, GatewayError> {
         let now = self.clock.now_ms();
@@ -114,6 +130,7 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             approver: who.name.clone(),
             groups: who.groups.clone(),
             args_digest: args_digest.to_string(),
+            held_at,
             reason: reason.to_string(),
         };
         let _commit = self.commit.lock().await;

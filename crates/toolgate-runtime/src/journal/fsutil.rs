@@ -4,6 +4,16 @@
 use super::JournalError;
 use std::path::{Path, PathBuf};
 
+/// Options that create a file readable and writable by its owner only
+/// (mode 0600): every file of a journal (the live file, segments,
+/// checkpoints, snapshots, backups, the lock) holds or describes arguments,
+/// decisions and state. Files that exist keep their mode.
+pub(crate) fn private() -> std::fs::OpenOptions {
+    let mut options = std::fs::OpenOptions::new();
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+}
+
 /// A journal I/O error.
 pub(super) fn io(path: &Path, source: std::io::Error) -> JournalError {
     JournalError::Io {
@@ -59,10 +69,7 @@ pub(super) fn write_backup(
             n => format!("{suffix}-{stamp}-{n}"),
         };
         let backup = sibling(path, &name);
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&backup);
+        let file = private().write(true).create_new(true).open(&backup);
         match file {
             Ok(mut f) => {
                 f.write_all(bytes)

@@ -4,7 +4,7 @@
 
 use super::{fsutil, JournalError};
 use fs4::fs_std::FileExt as _;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read as _, Seek as _, Write as _};
 use std::path::Path;
 
@@ -18,7 +18,7 @@ pub(super) struct Lock {
 pub(super) fn acquire(path: &Path) -> Result<Lock, JournalError> {
     let lock_path = fsutil::sibling(path, ".lock");
     let io = |e| fsutil::io(&lock_path, e);
-    let mut file = OpenOptions::new()
+    let mut file = fsutil::private()
         .read(true)
         .write(true)
         .create(true)

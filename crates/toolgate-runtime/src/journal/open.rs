@@ -7,6 +7,7 @@ use super::seal::{self, Checkpoint};
 use super::snapshot::{self, Snapshot};
 use super::verify::{self, Cursor};
 use super::StateMachine;
+use super::GENESIS;
 use super::{fsutil, segments, sha256_hex, Ack, JournalConfig, JournalError, Problem, SetAside};
 use ed25519_dalek::SigningKey;
 use serde_json::{json, Value};
@@ -275,6 +276,10 @@ fn finding(
             records: head,
         }),
         None => None,
+        // The checkpoint a new journal is sealed with: records after it are set aside.
+        Some(c) if c.seq == 0 => {
+            (c.head_hash != GENESIS).then_some(JournalError::Rewritten { path: p, seq: 0 })
+        }
         Some(c) if !data => Some(JournalError::Missing {
             path: p,
             seq: c.seq,

@@ -213,17 +213,15 @@ pub(crate) fn load_key(
 /// and returns the key and its public key in hex.
 pub fn generate_key_file(path: &Path) -> Result<(SigningKey, String), JournalError> {
     use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| JournalError::Key {
         what: format!("no randomness for a new key: {e}"),
     })?;
     let key = SigningKey::from_bytes(&seed);
     let io = |e| fsutil::io(path, e);
-    let mut file = std::fs::OpenOptions::new()
+    let mut file = fsutil::private()
         .write(true)
         .create_new(true)
-        .mode(0o600)
         .open(path)
         .map_err(io)?;
     writeln!(file, "{}", to_hex(&seed))

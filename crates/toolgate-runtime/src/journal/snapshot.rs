@@ -54,7 +54,12 @@ pub(crate) fn write(
     let target = snapshot_path(path, head.0);
     let tmp = fsutil::sibling(&target, ".tmp");
     let io = |e| fsutil::io(&tmp, e);
-    let mut file = std::fs::File::create(&tmp).map_err(io)?;
+    let mut file = fsutil::private()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(io)?;
     file.write_all(format!("{header}\n{state_line}\n").as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(io)?;

@@ -10,7 +10,7 @@ use super::{fsutil, lock::Lock, sha256_hex, Ack, AuditSink, Fsync, JournalConfig
 use super::{segments, snapshot};
 use super::{StateMachine, GENESIS};
 use ed25519_dalek::SigningKey;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -178,8 +178,33 @@ impl Writer {
             sealer,
             _lock: lock,
         };
+        writer.seal_new()?;
         writer.write_prelude(prepared.prelude)?;
         Ok(writer)
+    }
+
+    /// Seals a new journal (no records, an empty checkpoint file: a first
+    /// start) at once: a checkpoint of record 0, the genesis hash, durable
+    /// before the first record is written. So a crash before the first timed
+    /// checkpoint leaves records after a checkpoint, set aside on restart like
+    /// any crash's, never records no checkpoint anchors (which `open` refuses
+    /// until an operator overrides).
+    fn seal_new(&mut self) -> Result<(), JournalError> {
+        let Some(s) = self.sealer.as_mut() else {
+            return Ok(());
+        };
+        if self.seq > 0 || s.file.len() > 0 {
+            return Ok(());
+        }
+        let c = Checkpoint::sign(&s.key, 0, GENESIS, None, s.config.replica.clone(), "");
+        let line = c.to_line();
+        s.file
+            .write(format!("{line}\n").as_bytes(), true)
+            .map_err(|reason| JournalError::Refused { reason })?;
+        for sink in &mut self.sinks {
+            sink.checkpoint(&line);
+        }
+        Ok(())
     }
 
     /// Writes the records opening itself produced, each sealed at once.
@@ -433,7 +458,7 @@ impl Sealer {
 pub(super) fn open_append(path: &Path) -> Result<File, JournalError> {
     let io = |e| fsutil::io(path, e);
     let created = !path.exists();
-    let file = OpenOptions::new()
+    let file = fsutil::private()
         .create(true)
         .append(true)
         .open(path)

@@ -189,7 +189,7 @@ fn approve_in(
     if killed_in(s, subject) {
         return Err(Refusal::KillSwitch);
     }
-    let completes = p.admit_approval(who, &grant.args_digest, &grant.reason, now)?;
+    let completes = p.admit_approval(who, grant, now)?;
     let issued = completes.then(|| TokenIssued {
         key: p.key.clone(),
         token_digest: token_digest.to_string(),

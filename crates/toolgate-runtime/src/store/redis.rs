@@ -441,7 +441,7 @@ impl Inner {
         {
             return Ok(Some(Err(Refusal::KillSwitch)));
         }
-        let completes = match p.admit_approval(who, &grant.args_digest, &grant.reason, now) {
+        let completes = match p.admit_approval(who, grant, now) {
             Ok(c) => c,
             Err(refusal) => return Ok(Some(Err(refusal))),
         };

@@ -246,6 +246,11 @@ pub async fn show(
 pub struct ApproveBody {
     /// The digest of the arguments the approver reviewed (from the listing).
     pub args_digest: String,
+    /// The `requested_at` of the hold the approver reviewed (from the
+    /// listing), if given: the approval then applies to that hold only, and
+    /// is refused (409) if the id was held again since, even with the same arguments.
+    #[serde(default)]
+    pub requested_at: Option<u64>,
     /// Why.
     pub reason: String,
 }
@@ -314,7 +319,13 @@ pub async fn approve(
     reviewable(&app, &caller, &key, "approve").await?;
     let who = caller.approver();
     app.gateway
-        .approve(&key, &who, &body.args_digest, &body.reason)
+        .approve_hold(
+            &key,
+            &who,
+            &body.args_digest,
+            body.requested_at,
+            &body.reason,
+        )
         .await?;
     Ok(Json(result(&app, &key).await?))
 }
