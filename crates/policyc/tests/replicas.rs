@@ -423,3 +423,55 @@ fn a_password_in_the_url_authenticates_and_a_wrong_one_fails_closed() {
     // The password never reaches a message.
     assert!(!denied.text.contains("s3cret"));
 }
+
+/// The records of `kind` across the cluster's journals.
+fn records_of(c: &Cluster, kind: &str) -> Vec<Value> {
+    c.dirs
+        .iter()
+        .flat_map(|d| {
+            let text = std::fs::read_to_string(d.join("journal.jsonl")).unwrap_or_default();
+            text.lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .filter(|r| r["kind"] == kind)
+        .collect()
+}
+
+/// Leases are store state: a result reported to a replica other than the one
+/// that allowed the call is accepted (before: 404 `no_such_lease`, and the
+/// first replica later journaled `result_missing` for a call that ran), and
+/// a result that never comes is reported missing by exactly one replica.
+#[test]
+fn a_result_reported_to_another_replica_closes_the_lease() {
+    let c = cluster("leases", 3, &["--result-timeout", "1"]);
+    let svc = &c.keys.service;
+    let allowed = c.replicas[0].post("/v1/calls", svc, call("l1", "kb.read", json!({})));
+    assert_eq!(allowed.json["outcome"], "allowed", "{}", allowed.text);
+    let done = json!({"ok": true});
+    let reported = c.replicas[1].post("/v1/calls/l1/result?tenant=acme", svc, done.clone());
+    assert_eq!(reported.status, 200, "{}", reported.text);
+    // Once only, wherever it is reported again.
+    for r in &c.replicas {
+        let again = r.post("/v1/calls/l1/result?tenant=acme", svc, done.clone());
+        assert_eq!(again.status, 404, "{}", again.text);
+    }
+    // The id is in use on every replica while its lease is open.
+    let open = c.replicas[0].post("/v1/calls", svc, call("l2", "kb.read", json!({})));
+    assert_eq!(open.json["outcome"], "allowed", "{}", open.text);
+    let reused = c.replicas[2].post("/v1/calls", svc, call("l2", "kb.read", json!({})));
+    assert_eq!(reused.status, 409, "{}", reused.text);
+    // l2's result never comes: one replica, and only one, reports it missing.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while records_of(&c, "result_missing").is_empty() {
+        assert!(Instant::now() < deadline, "no replica reported l2 missing");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(2500));
+    let missing = records_of(&c, "result_missing");
+    assert_eq!(missing.len(), 1, "{missing:?}");
+    assert_eq!(missing[0]["body"]["call"], "l2");
+    let executions = records_of(&c, "execution");
+    assert_eq!(executions.len(), 1, "{executions:?}");
+    assert_eq!(executions[0]["body"]["call"], "l1");
+}

@@ -227,10 +227,13 @@ pub struct Gateway<C, X> {
     /// Tokens of approvals completed in this process, for `wait_for_approval`,
     /// with their expiry.
     ready: std::sync::Mutex<HashMap<CallKey, (String, u64)>>,
+    /// Ids this process reserved or leased while the store could not answer
+    /// (`--redis-down reads-only` still runs plain reads): their results come
+    /// back to this process, as before leases were shared.
+    local_leases: std::sync::Mutex<HashMap<CallKey, crate::store::LeaseHolder>>,
     approved: tokio::sync::Notify,
     /// Allowed calls whose result is not reported yet, and new calls being
     /// decided: one per tenant and id.
-    leases: std::sync::Mutex<HashMap<CallKey, lease::Open>>,
     metrics: Metrics,
 }
 
@@ -263,8 +266,8 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             replica: services.replica,
             commit: tokio::sync::Mutex::new(()),
             ready: std::sync::Mutex::new(HashMap::new()),
+            local_leases: std::sync::Mutex::new(HashMap::new()),
             approved: tokio::sync::Notify::new(),
-            leases: std::sync::Mutex::new(HashMap::new()),
             metrics: Metrics::default(),
         };
         let current = g.policy();
@@ -429,7 +432,7 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         self.reserve(call).await?;
         let authorized = self.decide_reserved(call).await;
         if !matches!(authorized, Ok(Verdict::Allowed(_))) {
-            self.release(&call.key());
+            self.release(&call.key()).await;
         }
         authorized
     }
@@ -473,13 +476,10 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             Outcome::ApprovalRequired => {
                 self.hold(call, binding, &settled.decision, now, rule).await
             }
-            Outcome::Allow => Ok(Verdict::Allowed(self.lease(
-                call,
-                &req,
-                &settled.decision,
-                rule,
-                now,
-            ))),
+            Outcome::Allow => {
+                let lease = self.lease(call, &req, &settled.decision, rule, now);
+                Ok(Verdict::Allowed(lease.await))
+            }
         }
     }
 

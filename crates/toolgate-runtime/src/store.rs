@@ -359,6 +359,18 @@ pub struct Subject<'a> {
     pub write: bool,
 }
 
+/// An id in use for its tenant: a call being decided (`expires_at` none), or
+/// an allowed call whose result is awaited until `expires_at` (an open lease).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LeaseHolder {
+    /// The call's agent.
+    pub agent: String,
+    /// The call's env.
+    pub env: String,
+    /// When an unreported result becomes `result_missing` (ms); none while the call is decided.
+    pub expires_at: Option<u64>,
+}
+
 /// The gateway's state operations. Each changing operation is atomic and
 /// conditional: it checks and changes in one step, and returns whether it
 /// happened. Networked stores answer [`StoreError`] when they cannot.
@@ -445,6 +457,30 @@ pub trait Store: Send + Sync {
     /// Whether the token with this digest (issued for `key`) was used, not
     /// merely revoked.
     async fn token_used(&self, key: &CallKey, digest: &str) -> Result<bool, StoreError>;
+    /// Reserves `key` for a call being decided (`holder.expires_at` none);
+    /// false when the id is already reserved or leased.
+    async fn reserve_lease(&self, key: &CallKey, holder: &LeaseHolder) -> Result<bool, StoreError>;
+    /// Opens the lease of an allowed call (`holder.expires_at` set), replacing its reservation.
+    async fn open_lease(
+        &self,
+        key: &CallKey,
+        holder: &LeaseHolder,
+        now: u64,
+    ) -> Result<(), StoreError>;
+    /// Frees the reservation of a call that was not allowed (an open lease stays).
+    async fn release_lease(&self, key: &CallKey) -> Result<(), StoreError>;
+    /// The open lease of `key`, if there is one (whichever replica opened it).
+    async fn lease(&self, key: &CallKey) -> Result<Option<LeaseHolder>, StoreError>;
+    /// Closes the open lease of `key`; true for exactly one caller (a result
+    /// reported to any replica, or the expiry).
+    async fn take_lease(&self, key: &CallKey) -> Result<bool, StoreError>;
+    /// Closes and returns up to `max` open leases expired at `now` (each to
+    /// one caller only, across replicas), with their deadlines.
+    async fn take_expired_leases(
+        &self,
+        now: u64,
+        max: usize,
+    ) -> Result<Vec<(CallKey, u64)>, StoreError>;
     /// Forgets what can no longer matter at `now` (a store with expiry of its
     /// own may do nothing).
     async fn prune(&self, now: u64) -> Result<(), StoreError>;

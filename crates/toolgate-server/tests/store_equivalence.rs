@@ -13,7 +13,7 @@ use toolgate_runtime::record::{ApprovalGranted, ApprovalRequested, KillSwitch, T
 use toolgate_runtime::refusal::Refusal;
 use toolgate_runtime::store::redis::{RedisConfig, RedisDown, RedisStore};
 use toolgate_runtime::store::{
-    Approver, Binding, CallKey, KillScope, MemoryStore, Store, Subject, TenantScope,
+    Approver, Binding, CallKey, KillScope, LeaseHolder, MemoryStore, Store, Subject, TenantScope,
 };
 
 #[derive(Clone, Debug)]
@@ -30,6 +30,16 @@ enum Op {
     Use { id: u8 },
     /// Engage or release the tenant's kill switch (writes).
     Kill { engaged: bool },
+    /// Reserve call `id`'s id while it is decided.
+    Reserve { id: u8 },
+    /// Open call `id`'s lease for `ttl` ms.
+    Open { id: u8, ttl: u64 },
+    /// Free call `id`'s reservation.
+    Release { id: u8 },
+    /// Read, then take, call `id`'s open lease.
+    Take { id: u8 },
+    /// Take the leases expired now.
+    Expire,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -41,6 +51,11 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0u8..3, 0u8..3).prop_map(|(id, who)| Op::Approve { id, who }),
         1 => (0u8..3).prop_map(|id| Op::Use { id }),
         1 => any::<bool>().prop_map(|engaged| Op::Kill { engaged }),
+        2 => (0u8..3).prop_map(|id| Op::Reserve { id }),
+        2 => (0u8..3, prop::sample::select(vec![20u64, 100])).prop_map(|(id, ttl)| Op::Open { id, ttl }),
+        1 => (0u8..3).prop_map(|id| Op::Release { id }),
+        2 => (0u8..3).prop_map(|id| Op::Take { id }),
+        1 => Just(Op::Expire),
     ]
 }
 
@@ -75,6 +90,10 @@ async fn run(store: &dyn Store, tenant: &str, ops: &[Op]) -> Vec<String> {
         write: true,
     };
     for op in ops {
+        if let Some(leased) = leases(store, tenant, op, now).await {
+            out.push(leased);
+            continue;
+        }
         let answer = match op {
             Op::Consume { key, limit, window } => {
                 let key = format!("[\"{key}\",\"bot\",\"t\",\"{tenant}\"]");
@@ -154,10 +173,50 @@ async fn run(store: &dyn Store, tenant: &str, ops: &[Op]) -> Vec<String> {
                     r.map(|r| r.map_err(|e| matches!(e, Refusal::TokenUnknown)))
                 )
             }
+            // Answered by `leases` above.
+            Op::Reserve { .. }
+            | Op::Open { .. }
+            | Op::Release { .. }
+            | Op::Take { .. }
+            | Op::Expire => continue,
         };
         out.push(answer);
     }
     out
+}
+
+/// A lease operation's answer (`None` for the other operations).
+async fn leases(store: &dyn Store, tenant: &str, op: &Op, now: u64) -> Option<String> {
+    let key = |id: &u8| CallKey::new(tenant, &format!("l{id}"));
+    let holder = |expires_at| LeaseHolder {
+        agent: "bot".into(),
+        env: "prod".into(),
+        expires_at,
+    };
+    Some(match op {
+        Op::Reserve { id } => format!("{:?}", store.reserve_lease(&key(id), &holder(None)).await),
+        Op::Open { id, ttl } => {
+            let opened = holder(Some(now + ttl));
+            format!("{:?}", store.open_lease(&key(id), &opened, now).await)
+        }
+        Op::Release { id } => format!("{:?}", store.release_lease(&key(id)).await),
+        Op::Take { id } => format!(
+            "{:?} {:?}",
+            store.lease(&key(id)).await,
+            store.take_lease(&key(id)).await
+        ),
+        Op::Expire => {
+            // Redis keeps one set of deadlines for every tenant: this case's only.
+            let mut taken = store
+                .take_expired_leases(now, 1000)
+                .await
+                .unwrap_or_default();
+            taken.retain(|(k, _)| k.tenant == tenant);
+            taken.sort();
+            format!("{taken:?}")
+        }
+        _ => return None,
+    })
 }
 
 #[test]

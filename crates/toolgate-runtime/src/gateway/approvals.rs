@@ -310,9 +310,8 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             return Ok(Verdict::Denied(Denial { reason, rule, by }));
         }
         let rule = super::rule_text(&decision);
-        Ok(Verdict::Allowed(
-            self.lease(call, &req, &decision, rule, now),
-        ))
+        let lease = self.lease(call, &req, &decision, rule, now).await;
+        Ok(Verdict::Allowed(lease))
     }
 
     /// Engages or releases a kill switch. Engaging one cancels the pending

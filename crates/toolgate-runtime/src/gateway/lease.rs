@@ -1,25 +1,22 @@
 //! Leases: an allowed call the caller executes itself (a sidecar's service,
 //! the MCP proxy's upstream), reported back with `complete`; a result that
-//! never comes is journaled as `result_missing`. A new call reserves its id
-//! here while it is decided, so one id has at most one open lease. And the
-//! state of a call, as a service polls it.
+//! never comes is journaled as `result_missing`. Leases are Store state
+//! ([`Store::reserve_lease`] and the rest): with a shared store, a result
+//! reported to any replica closes the lease, and exactly one of the result
+//! and the expiry takes it. A new call reserves its id while it is decided,
+//! so one id has at most one open lease. And the state of a call, as a
+//! service polls it.
+//!
+//! [`Store::reserve_lease`]: crate::store::Store::reserve_lease
 
 use super::{CredentialProvider, Gateway, GatewayError, ToolExecutor};
 use crate::record::{self, Record};
 use crate::refusal::Refusal;
-use crate::store::{CallKey, PendingState};
+use crate::store::{CallKey, LeaseHolder, PendingState};
 use serde_json::Value as Json;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use toolgate_engine::{Decision, Request};
-
-/// An id in use: a call being decided (no deadline yet) or an open lease.
-#[derive(Clone, Debug)]
-pub(super) struct Open {
-    agent: String,
-    env: String,
-    expires_at: Option<u64>,
-}
 
 /// An allowed call: the caller may execute it once, with credentials for
 /// exactly `scope`, and reports its result with [`Gateway::complete`].
@@ -69,8 +66,14 @@ impl CallState {
     }
 }
 
+/// Leases taken from the store per round of `expire_leases`.
+const EXPIRE_BATCH: usize = 256;
+
 impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
-    pub(super) fn lease(
+    /// Opens the lease of an allowed call in the store, so that any replica
+    /// takes its result; in this process when the store cannot answer (then
+    /// the result must come back here).
+    pub(super) async fn lease(
         &self,
         call: &super::Call,
         req: &Request<'_>,
@@ -80,12 +83,20 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
     ) -> Lease {
         let key = call.key();
         let expires_at = now.saturating_add(self.limits.lease_ms);
-        let open = Open {
+        let holder = LeaseHolder {
             agent: call.agent.clone(),
             env: call.context.env.clone(),
             expires_at: Some(expires_at),
         };
-        self.lock_leases().insert(key.clone(), open);
+        if let Err(e) = self.store.open_lease(&key, &holder, now).await {
+            eprintln!(
+                "toolgate: the store cannot open the lease of `{}`, kept here: {e}",
+                key.id
+            );
+            self.lock_local().insert(key.clone(), holder);
+        } else {
+            self.lock_local().remove(&key);
+        }
         Lease {
             key,
             scope: d.scope_values(req),
@@ -94,48 +105,47 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         }
     }
 
-    fn lock_leases(&self) -> std::sync::MutexGuard<'_, HashMap<CallKey, Open>> {
+    fn lock_local(&self) -> std::sync::MutexGuard<'_, HashMap<CallKey, LeaseHolder>> {
         // Each change is one insert or remove: a poisoned lock holds a whole map.
-        self.leases.lock().unwrap_or_else(|p| p.into_inner())
+        self.local_leases.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Reserves a new call's id for its tenant while it is decided. Refused
     /// (and journaled as `approval_request_refused`, with the call's own
     /// binding) when the id has an open lease, is being decided, or has a
-    /// hold waiting for approval or holding an unused token.
+    /// hold waiting for approval or holding an unused token. When the store
+    /// cannot answer, only this process's ids are checked (the call is then
+    /// decided as `--redis-down` says: state is never granted without it).
     pub(super) async fn reserve(&self, call: &super::Call) -> Result<(), GatewayError> {
         let key = call.key();
-        let leased = {
-            let mut leases = self.lock_leases();
-            let leased = leases.contains_key(&key);
-            if !leased {
-                let open = Open {
-                    agent: call.agent.clone(),
-                    env: call.context.env.clone(),
-                    expires_at: None,
-                };
-                leases.insert(key.clone(), open);
-            }
-            leased
+        let holder = LeaseHolder {
+            agent: call.agent.clone(),
+            env: call.context.env.clone(),
+            expires_at: None,
         };
-        let state = if leased {
-            Some("allowed and its result not yet reported")
-        } else {
-            match self.store.pending_state(&key, self.clock.now_ms()).await {
+        let state = match self.store.reserve_lease(&key, &holder).await {
+            Ok(false) => Some("allowed and its result not yet reported"),
+            Ok(true) => match self.store.pending_state(&key, self.clock.now_ms()).await {
                 Ok(Some(PendingState::Waiting)) => Some("waiting for approval"),
                 Ok(Some(PendingState::Approved)) => Some("approved and its token not yet used"),
-                Ok(_) => None,
-                Err(e) => {
-                    self.release(&key);
-                    return Err(Refusal::from(e).into());
+                Ok(_) | Err(_) => None,
+            },
+            Err(_) => {
+                let mut local = self.lock_local();
+                match local.contains_key(&key) {
+                    true => Some("allowed and its result not yet reported"),
+                    false => {
+                        local.insert(key.clone(), holder);
+                        None
+                    }
                 }
             }
         };
         let Some(state) = state else {
             return Ok(());
         };
-        if !leased {
-            self.release(&key);
+        if state != "allowed and its result not yet reported" {
+            self.release(&key).await;
         }
         let refusal = Refusal::IdInUse {
             id: key.id.clone(),
@@ -153,35 +163,56 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         Err(refusal.into())
     }
 
-    /// Frees an id reserved for a call that was not allowed.
-    pub(super) fn release(&self, key: &CallKey) {
-        let mut leases = self.lock_leases();
-        if leases.get(key).is_some_and(|o| o.expires_at.is_none()) {
-            leases.remove(key);
+    /// Frees an id reserved for a call that was not allowed (a store that
+    /// does not answer lets its reservation expire on its own).
+    pub(super) async fn release(&self, key: &CallKey) {
+        {
+            let mut local = self.lock_local();
+            if local.get(key).is_some_and(|h| h.expires_at.is_none()) {
+                local.remove(key);
+            }
+        }
+        if let Err(e) = self.store.release_lease(key).await {
+            eprintln!("toolgate: cannot free the id `{}`: {e}", key.id);
         }
     }
 
-    /// The agent and env of the open lease of `key`, if there is one: a
-    /// front door accepts its result only from a caller that may act for them.
-    pub fn lease_holder(&self, key: &CallKey) -> Option<(String, String)> {
-        let leases = self.lock_leases();
-        let open = leases.get(key).filter(|o| o.expires_at.is_some())?;
-        Some((open.agent.clone(), open.env.clone()))
+    /// The agent and env of the open lease of `key`, if there is one (opened
+    /// by any replica): a front door accepts its result only from a caller
+    /// that may act for them.
+    pub async fn lease_holder(
+        &self,
+        key: &CallKey,
+    ) -> Result<Option<(String, String)>, GatewayError> {
+        let local = self.lock_local().get(key).cloned();
+        let holder = match local.filter(|h| h.expires_at.is_some()) {
+            Some(h) => Some(h),
+            None => self.store.lease(key).await.map_err(Refusal::from)?,
+        };
+        Ok(holder.map(|h| (h.agent, h.env)))
     }
 
-    /// Reports an allowed call's result (journaled as `execution`). A result
-    /// for a call with no open lease is refused and journaled.
+    /// Closes the open lease of `key`, here or in the store; whether there was one.
+    async fn take_lease(&self, key: &CallKey) -> Result<bool, GatewayError> {
+        {
+            let mut local = self.lock_local();
+            if local.get(key).is_some_and(|h| h.expires_at.is_some()) {
+                local.remove(key);
+                return Ok(true);
+            }
+        }
+        Ok(self.store.take_lease(key).await.map_err(Refusal::from)?)
+    }
+
+    /// Reports an allowed call's result (journaled as `execution`), to this
+    /// or any replica sharing the store. A result for a call with no open
+    /// lease is refused and journaled.
     pub async fn complete(
         &self,
         key: &CallKey,
         result: Result<(), String>,
     ) -> Result<(), GatewayError> {
-        let known = {
-            let mut leases = self.lock_leases();
-            let open = leases.get(key).is_some_and(|o| o.expires_at.is_some());
-            open && leases.remove(key).is_some()
-        };
-        if !known {
+        if !self.take_lease(key).await? {
             let refusal = Refusal::NoSuchLease { id: key.id.clone() };
             self.metrics.refusals.fetch_add(1, Ordering::Relaxed);
             let refused = record::ResultRefused {
@@ -200,31 +231,47 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         self.record(&Record::Execution(execution)).await
     }
 
-    /// Journals `result_missing` for every lease whose result did not come in
-    /// time, and forgets it; returns how many. A front door calls it periodically.
-    pub async fn expire_leases(&self) -> Result<usize, GatewayError> {
-        let now = self.clock.now_ms();
-        let expired: Vec<(CallKey, u64)> = {
-            let mut leases = self.lock_leases();
-            let gone: Vec<(CallKey, u64)> = leases
+    /// Leases expired at `now`: this process's, then the store's (each
+    /// taken by one replica only).
+    async fn expired_leases(&self, now: u64) -> Result<Vec<(CallKey, u64)>, GatewayError> {
+        let mut expired: Vec<(CallKey, u64)> = {
+            let mut local = self.lock_local();
+            let gone: Vec<(CallKey, u64)> = local
                 .iter()
-                .filter_map(|(k, o)| Some((k.clone(), o.expires_at?)))
+                .filter_map(|(k, h)| Some((k.clone(), h.expires_at?)))
                 .filter(|(_, deadline)| *deadline <= now)
                 .collect();
             for (k, _) in &gone {
-                leases.remove(k);
+                local.remove(k);
             }
             gone
         };
-        for (key, expired_at) in &expired {
-            self.metrics.results_missing.fetch_add(1, Ordering::Relaxed);
-            let missing = record::ResultMissing {
-                key: key.clone(),
-                expired_at: *expired_at,
-            };
-            self.record(&Record::ResultMissing(missing)).await?;
+        let taken = self.store.take_expired_leases(now, EXPIRE_BATCH).await;
+        expired.extend(taken.map_err(Refusal::from)?);
+        Ok(expired)
+    }
+
+    /// Journals `result_missing` for every lease whose result did not come in
+    /// time (each by one replica only), and closes it; returns how many. A
+    /// front door calls it periodically.
+    pub async fn expire_leases(&self) -> Result<usize, GatewayError> {
+        let now = self.clock.now_ms();
+        let mut count = 0;
+        loop {
+            let expired = self.expired_leases(now).await?;
+            for (key, expired_at) in &expired {
+                self.metrics.results_missing.fetch_add(1, Ordering::Relaxed);
+                let missing = record::ResultMissing {
+                    key: key.clone(),
+                    expired_at: *expired_at,
+                };
+                self.record(&Record::ResultMissing(missing)).await?;
+            }
+            count += expired.len();
+            if expired.len() < EXPIRE_BATCH {
+                return Ok(count);
+            }
         }
-        Ok(expired.len())
     }
 
     /// Where a held call stands, if the gateway knows it.

@@ -4,8 +4,8 @@
 //! does ([`MemoryStore::apply`]).
 
 use super::{
-    normalise_identity, Admitted, Approver, Binding, CallKey, KillScope, Pending, PendingState,
-    Store, StoreError, StoreSizes, Subject, Token, TOKEN_TTL_MS,
+    normalise_identity, Admitted, Approver, Binding, CallKey, KillScope, LeaseHolder, Pending,
+    PendingState, Store, StoreError, StoreSizes, Subject, Token, TOKEN_TTL_MS,
 };
 use crate::record::{ApprovalGranted, ApprovalRejected, ApprovalRequested, KillSwitch, Record};
 use crate::record::{TokenIssued, TokenUsed};
@@ -52,6 +52,9 @@ const PRUNE_EVERY: u64 = 1024;
 #[derive(Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
+    /// Ids in use (calls being decided, open leases): one process's, not
+    /// journaled state (a restart forgets them, as it forgets its callers).
+    leases: Mutex<HashMap<CallKey, LeaseHolder>>,
 }
 
 impl MemoryStore {
@@ -60,6 +63,11 @@ impl MemoryStore {
     pub fn observe_time(&self, ms: u64) {
         let mut s = self.state();
         s.now = s.now.max(ms);
+    }
+
+    fn leases(&self) -> std::sync::MutexGuard<'_, HashMap<CallKey, LeaseHolder>> {
+        // Each change is one insert or remove: a poisoned lock holds a whole map.
+        self.leases.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -81,6 +89,7 @@ impl MemoryStore {
             .map_err(|e| format!("not a gateway state snapshot: {e}"))?;
         Ok(MemoryStore {
             state: Mutex::new(state),
+            leases: Mutex::default(),
         })
     }
 
@@ -254,6 +263,62 @@ fn use_token_in(
 
 #[async_trait::async_trait]
 impl Store for MemoryStore {
+    async fn reserve_lease(&self, key: &CallKey, holder: &LeaseHolder) -> Result<bool, StoreError> {
+        let mut leases = self.leases();
+        if leases.contains_key(key) {
+            return Ok(false);
+        }
+        leases.insert(key.clone(), holder.clone());
+        Ok(true)
+    }
+
+    async fn open_lease(
+        &self,
+        key: &CallKey,
+        holder: &LeaseHolder,
+        _now: u64,
+    ) -> Result<(), StoreError> {
+        self.leases().insert(key.clone(), holder.clone());
+        Ok(())
+    }
+
+    async fn release_lease(&self, key: &CallKey) -> Result<(), StoreError> {
+        let mut leases = self.leases();
+        if leases.get(key).is_some_and(|h| h.expires_at.is_none()) {
+            leases.remove(key);
+        }
+        Ok(())
+    }
+
+    async fn lease(&self, key: &CallKey) -> Result<Option<LeaseHolder>, StoreError> {
+        let leases = self.leases();
+        Ok(leases.get(key).filter(|h| h.expires_at.is_some()).cloned())
+    }
+
+    async fn take_lease(&self, key: &CallKey) -> Result<bool, StoreError> {
+        let mut leases = self.leases();
+        let open = leases.get(key).is_some_and(|h| h.expires_at.is_some());
+        Ok(open && leases.remove(key).is_some())
+    }
+
+    async fn take_expired_leases(
+        &self,
+        now: u64,
+        max: usize,
+    ) -> Result<Vec<(CallKey, u64)>, StoreError> {
+        let mut leases = self.leases();
+        let gone: Vec<(CallKey, u64)> = leases
+            .iter()
+            .filter_map(|(k, h)| Some((k.clone(), h.expires_at?)))
+            .filter(|(_, deadline)| *deadline <= now)
+            .take(max)
+            .collect();
+        for (k, _) in &gone {
+            leases.remove(k);
+        }
+        Ok(gone)
+    }
+
     async fn consume(
         &self,
         _tenant: &str,

@@ -18,8 +18,8 @@
 //! slot. Everything expires with a Redis TTL.
 
 use super::{
-    Admitted, Approver, Binding, CallKey, KillScope, Pending, PendingState, Store, StoreError,
-    Subject, Token, TOKEN_TTL_MS,
+    Admitted, Approver, Binding, CallKey, KillScope, LeaseHolder, Pending, PendingState, Store,
+    StoreError, Subject, Token, TOKEN_TTL_MS,
 };
 use crate::record::{ApprovalGranted, ApprovalRejected, ApprovalRequested, KillSwitch};
 use crate::record::{TokenIssued, TokenUsed};
@@ -30,7 +30,7 @@ use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 mod layout;
-use layout::{valid_prefix, Keys, CAS, CONSUME};
+use layout::{valid_prefix, Keys, CAS, CONSUME, DUE, TAKE};
 
 /// What a replica does while Redis does not answer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -85,6 +85,8 @@ struct Inner {
     wake: tokio::sync::Notify,
     consume: redis::Script,
     cas: redis::Script,
+    take: redis::Script,
+    due: redis::Script,
     /// Makes budget units unique across replicas.
     nonce: String,
     units: AtomicU64,
@@ -149,6 +151,8 @@ impl RedisStore {
             wake: tokio::sync::Notify::new(),
             consume: redis::Script::new(CONSUME),
             cas: redis::Script::new(CAS),
+            take: redis::Script::new(TAKE),
+            due: redis::Script::new(DUE),
             nonce: nonce.iter().map(|b| format!("{b:02x}")).collect(),
             units: AtomicU64::new(0),
         });
@@ -202,9 +206,25 @@ async fn listen(inner: Weak<Inner>) {
     }
 }
 
+/// How long a call being decided keeps its id reserved if its replica dies
+/// before deciding (a decision takes milliseconds).
+const RESERVATION_TTL_MS: u64 = 60_000;
+
+/// How long an open lease outlives its deadline in Redis, so that the expiry
+/// (run every second by each replica) always finds it.
+const LEASE_SLACK_MS: u64 = 60 * 60 * 1000;
+
 impl Inner {
     fn conn(&self) -> ConnectionManager {
         self.conn.clone()
+    }
+
+    /// Deletes the lease key of `key` when its value starts with `tag`; whether it did.
+    async fn take(&self, key: &CallKey, tag: &str) -> Result<bool, StoreError> {
+        let mut call = self.take.prepare_invoke();
+        call.key(self.keys.lease(key)).arg(tag);
+        let r: redis::RedisResult<i64> = call.invoke_async(&mut self.conn()).await;
+        Ok(self.answered(r)? == 1)
     }
 
     /// A Redis error as the gateway sees it; marks the store down when Redis
@@ -738,6 +758,92 @@ impl Store for RedisStore {
             }
             None => Ok(false),
         }
+    }
+
+    async fn reserve_lease(&self, key: &CallKey, holder: &LeaseHolder) -> Result<bool, StoreError> {
+        let i = &self.inner;
+        let value = format!("r:{}", json(holder)?);
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(i.keys.lease(key)).arg(value).arg("NX");
+        cmd.arg("PX").arg(RESERVATION_TTL_MS);
+        let r: redis::RedisResult<Option<String>> = cmd.query_async(&mut i.conn()).await;
+        Ok(i.answered(r)?.is_some())
+    }
+
+    async fn open_lease(
+        &self,
+        key: &CallKey,
+        holder: &LeaseHolder,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let i = &self.inner;
+        let deadline = holder.expires_at.unwrap_or(now);
+        let ttl = deadline.saturating_sub(now).saturating_add(LEASE_SLACK_MS);
+        let member = json(&(&key.tenant, &key.id))?;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        pipe.cmd("SET")
+            .arg(i.keys.lease(key))
+            .arg(format!("o:{}", json(holder)?))
+            .arg("PX")
+            .arg(ttl)
+            .ignore();
+        pipe.cmd("ZADD")
+            .arg(i.keys.lease_deadlines())
+            .arg(deadline)
+            .arg(member)
+            .ignore();
+        let r: redis::RedisResult<()> = pipe.query_async(&mut i.conn()).await;
+        i.answered(r)
+    }
+
+    async fn release_lease(&self, key: &CallKey) -> Result<(), StoreError> {
+        self.inner.take(key, "r:").await.map(|_| ())
+    }
+
+    async fn lease(&self, key: &CallKey) -> Result<Option<LeaseHolder>, StoreError> {
+        let raw = self.inner.get(&self.inner.keys.lease(key)).await?;
+        match raw.as_deref().and_then(|v| v.strip_prefix("o:")) {
+            Some(holder) => Ok(Some(parse(holder)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn take_lease(&self, key: &CallKey) -> Result<bool, StoreError> {
+        let taken = self.inner.take(key, "o:").await?;
+        if taken {
+            // The deadline goes too (were it left, the expiry would find no lease and skip it).
+            let member = json(&(&key.tenant, &key.id))?;
+            let mut cmd = redis::cmd("ZREM");
+            cmd.arg(self.inner.keys.lease_deadlines()).arg(member);
+            let r: redis::RedisResult<i64> = cmd.query_async(&mut self.inner.conn()).await;
+            self.inner.answered(r)?;
+        }
+        Ok(taken)
+    }
+
+    async fn take_expired_leases(
+        &self,
+        now: u64,
+        max: usize,
+    ) -> Result<Vec<(CallKey, u64)>, StoreError> {
+        let i = &self.inner;
+        let mut call = i.due.prepare_invoke();
+        call.key(i.keys.lease_deadlines()).arg(now).arg(max);
+        let r: redis::RedisResult<Vec<String>> = call.invoke_async(&mut i.conn()).await;
+        let due = i.answered(r)?;
+        let mut expired = Vec::new();
+        for pair in due.chunks(2) {
+            let [member, deadline] = pair else { continue };
+            let (tenant, id): (String, String) = parse(member)?;
+            let key = CallKey::new(&tenant, &id);
+            // Only the caller that takes the lease reports it missing: a
+            // result that came in first has taken it already.
+            if i.take(&key, "o:").await? {
+                expired.push((key, deadline.parse().unwrap_or(now)));
+            }
+        }
+        Ok(expired)
     }
 
     async fn prune(&self, _now: u64) -> Result<(), StoreError> {

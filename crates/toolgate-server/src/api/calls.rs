@@ -492,7 +492,7 @@ pub async fn result(
         .tenant(&app, q.tenant.as_deref(), "report a result")
         .await?;
     let key = CallKey::new(&tenant, &id);
-    if let Some((agent, env)) = app.gateway.lease_holder(&key) {
+    if let Some((agent, env)) = app.gateway.lease_holder(&key).await? {
         let context = Context {
             tenant: tenant.clone(),
             env,

@@ -1,5 +1,5 @@
 //! The Redis store's layout: key names (prefix, tenant hash tags, escaping)
-//! and the two server-side scripts.
+//! and the server-side scripts.
 
 use crate::store::CallKey;
 
@@ -29,6 +29,24 @@ else
 end
 if ARGV[4] ~= '' then redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[5]) end
 return 1
+";
+
+/// Deletes KEYS[1] when its value starts with ARGV[1] (`r:` a reservation,
+/// `o:` an open lease); returns 1 when it did: one caller takes a lease.
+pub(super) const TAKE: &str = r"
+local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, 2) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+";
+
+/// Pops up to ARGV[2] members of the lease deadlines KEYS[1] due at ARGV[1].
+pub(super) const DUE: &str = r"
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, ARGV[2])
+for i = 1, #due, 2 do redis.call('ZREM', KEYS[1], due[i]) end
+return due
 ";
 
 pub(super) struct Keys {
@@ -73,6 +91,13 @@ impl Keys {
             Some(t) => format!("{}:{kind}:*", self.tenant(t)),
             None => format!("{}:{{t:*}}:{kind}:*", self.prefix),
         }
+    }
+    pub(super) fn lease(&self, key: &CallKey) -> String {
+        format!("{}:lease:{}", self.tenant(&key.tenant), esc(&key.id))
+    }
+    /// The open leases' deadlines (one sorted set: members are `[tenant, id]`).
+    pub(super) fn lease_deadlines(&self) -> String {
+        format!("{}:{{leases}}:deadlines", self.prefix)
     }
     pub(super) fn kill(&self) -> String {
         format!("{}:{{kill}}:scopes", self.prefix)
