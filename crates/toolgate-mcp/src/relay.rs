@@ -248,9 +248,14 @@ impl Relay {
                 self.to_client(&message);
             }
             Some(Inflight::Call(key)) => {
+                // The result goes to the client first and its `execution`
+                // record is written beside it, off this reader: the upstream's
+                // next messages (progress, notifications, other results) are
+                // never stuck behind a journal write.
                 let outcome = reply::call_outcome(&message);
-                self.decider.complete(&key, outcome).await;
                 self.to_client(&message);
+                let decider = self.decider.clone();
+                tokio::spawn(async move { decider.complete(&key, outcome).await });
             }
             None => self.to_client(&message),
         }

@@ -124,6 +124,7 @@ async fn a_call_reaches_the_upstream_only_when_the_gateway_allows_it() {
     let answer = json!({"jsonrpc": "2.0", "id": 1, "result": {"content": []}});
     s.relay.from_upstream(answer.clone()).await;
     assert_eq!(drain(&mut s.client), [answer]);
+    settle().await;
     assert_eq!(s.fake.seen().completed.len(), 1);
     // Made again once approved, the held call runs once with its token.
     let held = s.fake.seen().decided[2].2.clone();
