@@ -13,8 +13,9 @@
 #   TOP in scripts/pin-test-peers.py and run it.
 # - npm: `npm: PATH`, target/test-peers/npm/node_modules with the MCP peers
 #   pinned by crates/policyc/tests/peers/package-lock.json (`npm ci`): the
-#   reference servers server-filesystem and server-everything and the MCP
-#   conformance suite. Needs node (20 or newer) and npm. To change a version:
+#   reference servers server-filesystem and server-everything, the MCP
+#   conformance suite, and openapi-typescript + typescript (the test that
+#   docs/openapi.json types a call). Needs node (20 or newer) and npm. To change a version:
 #   edit package.json there and run `npm install --package-lock-only`.
 # - redis: `redis-server: PATH`, Debian's redis-server at the version pinned in
 #   scripts/test-peers/redis-server.version (scripts/setup-redis.sh; apt-get

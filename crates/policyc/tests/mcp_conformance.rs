@@ -21,6 +21,10 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_policyc");
 
+#[path = "support/npm.rs"]
+mod npm;
+use npm::npm_peers;
+
 /// Kills and reaps the child when dropped.
 struct Running(Child);
 
@@ -36,27 +40,6 @@ fn work_dir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// `node_modules` of the npm test peers, installed by the setup script.
-fn npm_peers() -> PathBuf {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/setup-test-peers.sh");
-    let out = Command::new("bash")
-        .arg(script)
-        .arg("npm")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "scripts/setup-test-peers.sh npm failed:\n{}{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("npm: "))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| panic!("scripts/setup-test-peers.sh printed no `npm:` line:\n{stdout}"))
 }
 
 fn free_port() -> u16 {

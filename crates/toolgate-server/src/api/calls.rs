@@ -19,6 +19,81 @@ use toolgate_runtime::refusal::Refusal;
 use toolgate_runtime::store::CallKey;
 use utoipa::{IntoParams, ToSchema};
 
+/// What `POST /v1/calls` (and `/execute`) decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Execute it once, then report the result.
+    Allowed,
+    /// Not let through.
+    Denied,
+    /// Held for approval.
+    Pending,
+}
+
+impl Outcome {
+    /// `allowed`, `denied` or `pending`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Allowed => "allowed",
+            Outcome::Denied => "denied",
+            Outcome::Pending => "pending",
+        }
+    }
+}
+
+/// Where a call stands (`GET /v1/calls/{id}`): a held call's state, or the
+/// outcome of a call that was not held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StateName {
+    /// Held, waiting for approvals.
+    Pending,
+    /// Approved: its token runs it once.
+    Approved,
+    /// Rejected by an approver.
+    Rejected,
+    /// Its request for approval or its token expired.
+    Expired,
+    /// Cancelled by a kill switch.
+    Cancelled,
+    /// Run (approved and its token used, or allowed and its result reported ok).
+    Executed,
+    /// Allowed; its result not reported yet.
+    Allowed,
+    /// Denied.
+    Denied,
+    /// Allowed and its result reported as failed.
+    Failed,
+    /// Allowed and its result never came.
+    ResultMissing,
+}
+
+impl StateName {
+    fn held(s: &toolgate_runtime::gateway::CallState) -> StateName {
+        use toolgate_runtime::gateway::CallState as S;
+        match s {
+            S::Pending => StateName::Pending,
+            S::Approved { .. } => StateName::Approved,
+            S::Rejected => StateName::Rejected,
+            S::Expired => StateName::Expired,
+            S::Cancelled => StateName::Cancelled,
+            S::Executed => StateName::Executed,
+        }
+    }
+
+    fn recent(r: crate::index::Recent) -> StateName {
+        use crate::index::Recent as R;
+        match r {
+            R::Allowed => StateName::Allowed,
+            R::Denied => StateName::Denied,
+            R::Executed(true) => StateName::Executed,
+            R::Executed(false) => StateName::Failed,
+            R::ResultMissing => StateName::ResultMissing,
+        }
+    }
+}
+
 /// A proposed tool call.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -32,7 +107,7 @@ pub struct CallRequest {
     pub tool: String,
     /// The arguments, as the model wrote them.
     #[serde(default = "empty_object")]
-    #[schema(value_type = Object)]
+    #[schema(value_type = HashMap<String, serde_json::Value>)]
     pub args: Json_,
     /// The trusted context, from the service's own request (never the model).
     pub context: ContextIn,
@@ -47,7 +122,7 @@ pub struct ContextIn {
     pub env: String,
     /// The policy's declared context fields.
     #[serde(flatten)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = HashMap<String, serde_json::Value>)]
     pub fields: Map<String, Json_>,
 }
 
@@ -188,13 +263,13 @@ pub struct CallAnswer {
     /// Its tenant.
     pub tenant: String,
     /// `allowed` (execute it once, then report the result), `denied` or `pending`.
-    pub outcome: String,
+    pub outcome: Outcome,
     /// Why (the policy's reason); absent for an allowed call.
     pub reason: Option<String>,
     /// The deciding rule (`file:line:column`).
     pub rule: Option<String>,
     /// The credential scope of an allowed call (load credentials for exactly this).
-    #[schema(value_type = Object)]
+    #[schema(value_type = HashMap<String, serde_json::Value>)]
     pub scope: Map<String, Json_>,
     /// The approval a pending call waits for.
     pub approval: Option<ApprovalNeeded>,
@@ -221,7 +296,7 @@ fn allowed(lease: Lease) -> CallAnswer {
     CallAnswer {
         call: lease.key.id,
         tenant: lease.key.tenant,
-        outcome: "allowed".into(),
+        outcome: Outcome::Allowed,
         reason: None,
         rule: lease.rule,
         scope: lease.scope.into_iter().collect(),
@@ -234,7 +309,7 @@ fn denied(call: &Call, denial: Denial) -> CallAnswer {
     CallAnswer {
         call: call.id.clone(),
         tenant: call.context.tenant.clone(),
-        outcome: "denied".into(),
+        outcome: Outcome::Denied,
         reason: Some(denial.reason),
         rule: denial.rule,
         scope: Map::new(),
@@ -247,7 +322,7 @@ fn held(call: &Call, hold: Hold) -> CallAnswer {
     CallAnswer {
         call: hold.id.clone(),
         tenant: call.context.tenant.clone(),
-        outcome: "pending".into(),
+        outcome: Outcome::Pending,
         reason: Some(hold.reason),
         rule: hold.rule,
         scope: Map::new(),
@@ -301,7 +376,12 @@ pub async fn create(
         Err(GatewayError::Refused(Refusal::IdInUse { state, .. })) => return Err(in_use(state)),
         Err(e) => return Err(e.into()),
     };
-    count(&app, &call, &answer.outcome, start.elapsed().as_secs_f64());
+    count(
+        &app,
+        &call,
+        answer.outcome.as_str(),
+        start.elapsed().as_secs_f64(),
+    );
     Ok(Json(answer))
 }
 
@@ -337,7 +417,7 @@ pub struct CallStatus {
     pub tenant: String,
     /// `pending`, `approved`, `rejected`, `expired`, `cancelled`, `executed` (held calls);
     /// `allowed`, `denied`, `executed`, `failed`, `result_missing` (calls that were not held).
-    pub state: String,
+    pub state: StateName,
     /// When approved: the single-use token for `POST /v1/calls/{id}/execute`.
     pub token: Option<String>,
 }
@@ -374,14 +454,10 @@ async fn status_of(
                 toolgate_runtime::gateway::CallState::Approved { token } => token.clone(),
                 _ => None,
             };
-            (
-                (s.as_str().to_string(), token),
-                p.binding.agent,
-                p.binding.env,
-            )
+            ((StateName::held(&s), token), p.binding.agent, p.binding.env)
         }
         _ => match app.index.recent(key) {
-            Some(r) => ((r.outcome.as_str().to_string(), None), r.agent, r.env),
+            Some(r) => ((StateName::recent(r.outcome), None), r.agent, r.env),
             None => return Ok(None),
         },
     };
@@ -433,7 +509,7 @@ pub async fn state(
         let status = status_of(&app, &caller, &key)
             .await?
             .ok_or_else(|| Problem::not_found(format!("no call `{id}` for tenant `{tenant}`")))?;
-        if status.state != "pending" || Instant::now() >= deadline {
+        if status.state != StateName::Pending || Instant::now() >= deadline {
             return Ok(Json(status));
         }
         // Waiting needs one of the long polls' places; without one, answer now.
