@@ -30,6 +30,8 @@ struct Keys {
 struct Cluster {
     replicas: Vec<Server>,
     dirs: Vec<std::path::PathBuf>,
+    /// Where the shared keys file is.
+    shared: std::path::PathBuf,
     keys: Keys,
     redis: RedisServer,
 }
@@ -77,6 +79,7 @@ fn cluster_on(
     Cluster {
         replicas,
         dirs,
+        shared,
         keys,
         redis,
     }
@@ -474,4 +477,47 @@ fn a_result_reported_to_another_replica_closes_the_lease() {
     let executions = records_of(&c, "execution");
     assert_eq!(executions.len(), 1, "{executions:?}");
     assert_eq!(executions[0]["body"]["call"], "l1");
+}
+
+/// A replica whose digest key is not the one the others on its Redis use
+/// refuses to start and says which file to copy (before: it started, and its
+/// approvals' digests and sealed tokens matched no other replica's).
+#[test]
+fn a_replica_with_another_digest_key_refuses_to_start() {
+    let c = cluster("digest-key", 1, &[]);
+    let data = temp_dir("digest-key-stranger");
+    let keys = c.shared.join("keys.toml");
+    let mut child = std::process::Command::new(harness::BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--policy"])
+        .arg(repo(POLICY))
+        .arg("--data")
+        .arg(&data)
+        .arg("--keys")
+        .arg(&keys)
+        .args(["--store", &c.redis.url(), "--replica-id", "stranger"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("a replica with another digest key started");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success());
+    assert!(stderr.contains("copy `digest.key`"), "{stderr}");
+    // With the shared key copied in, it starts.
+    std::fs::copy(c.dirs[0].join("digest.key"), data.join("digest.key")).unwrap();
+    let url = c.redis.url();
+    let joined = start(&data, &c.shared, &url, "stranger", &[]);
+    let ok = joined.get("/healthz", &c.keys.operator);
+    assert_eq!(ok.status, 200, "{}", ok.text);
 }

@@ -481,6 +481,14 @@ pub trait Store: Send + Sync {
         now: u64,
         max: usize,
     ) -> Result<Vec<(CallKey, u64)>, StoreError>;
+    /// Records the fingerprint of the digest key this gateway uses when the
+    /// store has none; the one recorded when it differs (a shared store's
+    /// gateways must share one key, or their tokens and digests do not
+    /// match). A store of one process has nothing to compare: `None`.
+    async fn claim_digest_key(&self, fingerprint: &str) -> Result<Option<String>, StoreError> {
+        let _ = fingerprint;
+        Ok(None)
+    }
     /// Forgets what can no longer matter at `now` (a store with expiry of its
     /// own may do nothing).
     async fn prune(&self, now: u64) -> Result<(), StoreError>;

@@ -135,6 +135,7 @@ pub async fn open_state(
     };
     let digest_key =
         DigestKey::load_or_create(&data.digest_key()).map_err(|e| open(e.to_string()))?;
+    same_digest_key(data, store.as_ref(), &digest_key).await?;
     let services = Services {
         journal,
         store,
@@ -148,6 +149,34 @@ pub async fn open_state(
     Gateway::open(policy, services)
         .await
         .map_err(|e| open(e.to_string()))
+}
+
+/// Refuses to start a replica whose digest key is not the one the other
+/// gateways on its shared store use: its approvals' digests and sealed
+/// tokens would match none of theirs. A store that does not answer now
+/// cannot tell: the replica starts (failing closed on state until the store
+/// answers, as it does for every outage) and says so.
+async fn same_digest_key(
+    data: &DataDir,
+    store: &dyn toolgate_runtime::store::Store,
+    key: &DigestKey,
+) -> Result<(), DataError> {
+    let mine = key.fingerprint();
+    match store.claim_digest_key(&mine).await {
+        Ok(None) => Ok(()),
+        Err(e) => {
+            eprintln!("toolgate: warning: cannot compare the digest key with the other replicas' now: {e}");
+            Ok(())
+        }
+        Ok(Some(theirs)) => Err(DataError::Open(format!(
+            "the digest key `{}` (fingerprint {}) is not the one the other replicas on this store \
+             use (fingerprint {}): copy `digest.key` from a running replica's data directory over it, \
+             then start again",
+            data.digest_key().display(),
+            mine.get(..12).unwrap_or(""),
+            theirs.get(..12).unwrap_or("")
+        ))),
+    }
 }
 
 /// Every record of the journal (its sealed segments, then the live file), as

@@ -109,6 +109,12 @@ impl DigestKey {
         Some(DigestKey(bytes))
     }
 
+    /// A fingerprint of the key that tells keys apart without revealing
+    /// them (an HMAC of a fixed label), for replicas to compare.
+    pub fn fingerprint(&self) -> String {
+        self.digest(b"toolgate digest key fingerprint")
+    }
+
     /// HMAC-SHA-256 of `bytes` under this key, in hex.
     pub fn digest(&self, bytes: &[u8]) -> String {
         // HMAC takes keys of any length: `new_from_slice` cannot fail here.

@@ -846,6 +846,19 @@ impl Store for RedisStore {
         Ok(expired)
     }
 
+    async fn claim_digest_key(&self, fingerprint: &str) -> Result<Option<String>, StoreError> {
+        let i = &self.inner;
+        let key = i.keys.digest_key();
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(&key).arg(fingerprint).arg("NX");
+        let set: redis::RedisResult<Option<String>> = cmd.query_async(&mut i.conn()).await;
+        if i.answered(set)?.is_some() {
+            return Ok(None);
+        }
+        let seen = i.get(&key).await?;
+        Ok(seen.filter(|seen| seen != fingerprint))
+    }
+
     async fn prune(&self, _now: u64) -> Result<(), StoreError> {
         // Every key carries its own TTL.
         Ok(())

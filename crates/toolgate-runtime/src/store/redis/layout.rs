@@ -99,6 +99,10 @@ impl Keys {
     pub(super) fn lease_deadlines(&self) -> String {
         format!("{}:{{leases}}:deadlines", self.prefix)
     }
+    /// The fingerprint of the digest key every gateway on this store uses.
+    pub(super) fn digest_key(&self) -> String {
+        format!("{}:{{meta}}:digest-key", self.prefix)
+    }
     pub(super) fn kill(&self) -> String {
         format!("{}:{{kill}}:scopes", self.prefix)
     }
