@@ -76,7 +76,7 @@ fuzz_target!(|data: &[u8]| {
         let secs = 1_795_305_600 + (i64::from(*n >> 2) - 32) * 86_400 + i64::from(*n & 3) * 21_600;
         toolgate_engine::Timestamp::from_second(secs).expect("in range")
     });
-    let req = Request { agent, tool, args: &args, context: &context, now };
+    let req = Request { agent, tool, args: &args, context: &context, now, session: None };
     let want = reference::decide(&pol.ir, &req);
     let got = pol.engine.decide(&req);
     assert!(reference::agrees(&got, &want), "engine {got:?}\nreference {want:?}\n{req:?}");

@@ -60,33 +60,33 @@ pub fn explain(policy: &ir::Policy, req: &Request<'_>) -> Vec<RuleTrace> {
         .iter()
         .map(|r| RuleTrace {
             rule: r.id,
-            verdict: verdict(r.condition.as_ref(), req),
+            verdict: verdict(policy, r.condition.as_ref(), req),
         })
         .collect()
 }
 
-fn verdict(cond: Option<&ir::Expr>, req: &Request<'_>) -> Verdict {
+fn verdict(policy: &ir::Policy, cond: Option<&ir::Expr>, req: &Request<'_>) -> Verdict {
     let Some(e) = cond else {
         return Verdict::Unconditional;
     };
-    match ireval::truth(e, req, None) {
+    match ireval::truth(e, policy, req, None) {
         Ok(true) => Verdict::Holds,
         Ok(false) => Verdict::False {
-            at: culprit(e, req),
+            at: culprit(policy, e, req),
         },
         Err(err) => Verdict::Error {
-            at: culprit(e, req),
+            at: culprit(policy, e, req),
             missing: err == EvalError::Missing,
         },
     }
 }
 
 /// The first part of an `and` chain that is not true (recursively), else the whole.
-fn culprit(e: &ir::Expr, req: &Request<'_>) -> Span {
+fn culprit(policy: &ir::Policy, e: &ir::Expr, req: &Request<'_>) -> Span {
     if let ir::ExprKind::And(parts) = &e.kind {
         for p in parts {
-            if ireval::truth(p, req, None) != Ok(true) {
-                return culprit(p, req);
+            if ireval::truth(p, policy, req, None) != Ok(true) {
+                return culprit(policy, p, req);
             }
         }
     }

@@ -18,6 +18,7 @@ mod explain;
 mod floor;
 mod ireval;
 pub mod matrix;
+pub mod provenance;
 #[cfg(feature = "reference")]
 pub mod reference;
 mod request;

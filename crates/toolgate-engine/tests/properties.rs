@@ -487,6 +487,7 @@ impl GenRequest {
             args: &self.args,
             context: &self.context,
             now: self.now,
+            session: None,
         }
     }
 }

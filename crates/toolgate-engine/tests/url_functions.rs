@@ -56,6 +56,7 @@ fn decide(engine: &Engine, url: &str) -> Outcome {
         args: &args,
         context: &context,
         now: None,
+        session: None,
     };
     engine.decide(&req).outcome
 }
@@ -163,6 +164,7 @@ fn explain_evaluates_the_url_functions_as_the_engine_does() {
             args: &args,
             context: &context,
             now: None,
+            session: None,
         };
         toolgate_engine::explain(&policy, &req)
             .into_iter()
