@@ -240,6 +240,17 @@ impl Checker<'_> {
         false
     }
 
+    /// Whether some rule's condition reads `x from trusted` (which reads every constant).
+    pub(super) fn reads_from_trusted(&self) -> bool {
+        let mut found = false;
+        for cond in self.rules.iter().filter_map(|r| r.condition.as_ref()) {
+            super::urls::walk(cond, &mut |e| {
+                found |= matches!(e.kind, ir::ExprKind::From(_, ir::Source::Trusted));
+            });
+        }
+        found
+    }
+
     /// Remembers a literal list after `in` / `not in`: its values are trusted constants.
     pub(super) fn note_in_list(&mut self, op: ast::CmpOp, rhs: &Spanned<ast::Expr>) {
         if let (ast::CmpOp::In | ast::CmpOp::NotIn, ast::Expr::Literal(l)) = (op, &rhs.node) {
