@@ -156,7 +156,7 @@ fn help_for(words: &BTreeSet<&'static str>, found: &str) -> Option<String> {
     if found == "`=`" {
         return Some("to compare, write `==`".to_string());
     }
-    if words.contains("`;`") && words.len() <= 4 {
+    if words.contains("`;`") && words.len() <= 5 {
         return Some("every declaration and rule ends with `;`".to_string());
     }
     if words.contains("a declaration or rule") {
