@@ -17,6 +17,7 @@ mod mcp_proxy;
 mod ops;
 mod replay;
 mod serve;
+mod session_file;
 mod shadow;
 mod show;
 mod testing;

@@ -1,6 +1,10 @@
 //! `explain`: every rule considered for a request's (agent, tool), whether it
 //! matched, and if not, which part of its condition did not hold.
 
+mod provenance;
+
+pub use provenance::{provenance, Finding, ProvenanceTrace};
+
 use crate::ireval;
 use crate::request::Request;
 use crate::value::EvalError;
@@ -25,6 +29,9 @@ pub enum Verdict {
         at: Span,
         /// Missing value or wrong type.
         missing: bool,
+        /// A provenance or session condition without a session (or with
+        /// one that cannot answer).
+        session: bool,
     },
 }
 
@@ -77,6 +84,7 @@ fn verdict(policy: &ir::Policy, cond: Option<&ir::Expr>, req: &Request<'_>) -> V
         Err(err) => Verdict::Error {
             at: culprit(policy, e, req),
             missing: err == EvalError::Missing,
+            session: err == EvalError::Session,
         },
     }
 }

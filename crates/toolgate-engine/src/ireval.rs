@@ -106,7 +106,8 @@ pub(crate) fn truth<'a>(
     }
 }
 
-fn val<'a>(
+/// Evaluates an operand over the IR.
+pub(crate) fn val<'a>(
     e: &'a ir::Expr,
     p: &'a ir::Policy,
     req: &'a Request<'a>,
