@@ -238,7 +238,7 @@ impl Checker<'_> {
                 body,
             } => self.for_each(quantifier.node, var, list, body, span, scope),
             ast::Expr::Call(f, args) => self.call(f, args, span, scope),
-            ast::Expr::From(value, source) => self.from_expr(value, source, span, scope),
+            ast::Expr::From(value, source) => self.provenance_of(value, source, span, scope),
             ast::Expr::SessionCalls(tool) => self.session_calls(tool, span),
             ast::Expr::Paren(inner) => self.expr(inner, scope),
             ast::Expr::Arith(l, op, r) => self.arith(l, op, r, span, scope),

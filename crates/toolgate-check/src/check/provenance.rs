@@ -35,7 +35,7 @@ impl Checker<'_> {
     }
 
     /// `VALUE from SOURCE`: a string, int or number (lists through quantifiers).
-    pub(super) fn from_expr(
+    pub(super) fn provenance_of(
         &mut self,
         value: &Spanned<ast::Expr>,
         source: &Spanned<ast::Source>,

@@ -78,7 +78,7 @@ pub(crate) fn holds(
                 || in_context(&key, req.context)
                 || session.sources(&key)?.any_of(Sources::TRUSTED)
         }
-        Src::Tool(name) => session.from_tool(&key, name)?,
+        Src::Tool(name) => session.in_output_of(&key, name)?,
     })
 }
 

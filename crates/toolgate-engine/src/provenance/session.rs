@@ -107,7 +107,7 @@ pub trait SessionView: std::fmt::Debug + Sync {
     /// endorsements.
     fn sources(&self, key: &Key) -> Result<Sources, SessionError>;
     /// Whether `key` occurs in any output of `tool`, whatever its labels.
-    fn from_tool(&self, key: &Key, tool: &str) -> Result<bool, SessionError>;
+    fn in_output_of(&self, key: &Key, tool: &str) -> Result<bool, SessionError>;
     /// Whether untrusted content reached the agent.
     fn tainted(&self) -> Result<bool, SessionError>;
     /// Calls of `tool` allowed earlier in the session.
@@ -219,7 +219,7 @@ impl SessionView for MemorySession {
         Ok(self.index.get(key).map_or(Sources::NONE, |e| e.sources))
     }
 
-    fn from_tool(&self, key: &Key, tool: &str) -> Result<bool, SessionError> {
+    fn in_output_of(&self, key: &Key, tool: &str) -> Result<bool, SessionError> {
         Ok(self
             .index
             .get(key)
