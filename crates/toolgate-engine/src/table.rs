@@ -281,6 +281,7 @@ fn compile_rules(policy: &ir::Policy, file: &str) -> Result<Vec<CompiledRule>, S
                     identity: r.identity.as_str().into(),
                     name: r.name.as_deref().map(Arc::from),
                     accepted_risk: r.accepted_risk.as_deref().map(Arc::from),
+                    endorse: r.endorse.clone().into(),
                     file: file.clone(),
                     line: r.line,
                     column: r.column,

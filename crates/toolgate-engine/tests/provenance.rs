@@ -209,3 +209,30 @@ proptest! {
         prop_assert_eq!(out, Outcome::ApprovalRequired);
     }
 }
+
+#[test]
+fn an_approval_decision_carries_the_paths_its_grant_endorses() {
+    let (_, engine) = compiled(BANK);
+    let req = support::request(
+        "pay",
+        json!({ "iban": "DE89370400440532013000", "amount": 5 }),
+    );
+    let d = engine.decide(&req.as_request());
+    assert_eq!(
+        d.outcome,
+        Outcome::ApprovalRequired,
+        "no session: the budget does not apply"
+    );
+    let endorse = d.rule.map(|r| r.endorse.to_vec()).unwrap_or_default();
+    assert_eq!(endorse, [vec!["iban".to_string()]]);
+    let keys = endorsed_keys(&req.args, &endorse);
+    let mut s = MemorySession::new();
+    s.endorse("c1", keys);
+    s.user_turn("pay 5 euros");
+    let (out, _) = decide_in_session(BANK, "pay", req.args.clone(), Some(&s));
+    assert_eq!(
+        out,
+        Outcome::ApprovalRequired,
+        "endorsed is trusted, never `from user`"
+    );
+}
