@@ -204,20 +204,26 @@ pub fn emails(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Currency codes a numeric token may carry (`EUR250`, `250usd`).
+const CURRENCIES: [&str; 24] = [
+    "EUR", "USD", "GBP", "CHF", "JPY", "CNY", "CAD", "AUD", "SEK", "NOK", "DKK", "PLN", "CZK",
+    "HUF", "INR", "BRL", "MXN", "ZAR", "HKD", "SGD", "NZD", "TRY", "KRW", "ILS",
+];
+
 /// The value of a numeric token (precise point 9): digits with an optional
 /// fraction, thousands separators (`1,000`), a currency sign (`€ $ £ ¥`) or a
-/// three-letter code (`EUR`) attached on either side; a leading `-`.
+/// currency code (`EUR`, any case; [`CURRENCIES`]) attached on either side; a
+/// leading `-`. An identifier such as `ABC123` is not the number 123.
 pub fn numeric_token(piece: &str) -> Option<f64> {
     let mut s = piece.trim_matches(['€', '$', '£', '¥']);
-    for _ in 0..2 {
-        let n = s.len();
-        if n > 3 && s.as_bytes()[..3].iter().all(u8::is_ascii_alphabetic) {
-            s = &s[3..];
-        } else if n > 3 && s.as_bytes()[n - 3..].iter().all(u8::is_ascii_alphabetic) {
-            s = &s[..n - 3];
-        }
-        s = s.trim_matches(['€', '$', '£', '¥']);
+    let is_code =
+        |c: Option<&str>| c.is_some_and(|c| CURRENCIES.iter().any(|k| k.eq_ignore_ascii_case(c)));
+    if s.len() > 3 && is_code(s.get(..3)) {
+        s = &s[3..];
+    } else if s.len() > 3 && is_code(s.get(s.len() - 3..)) {
+        s = &s[..s.len() - 3];
     }
+    s = s.trim_matches(['€', '$', '£', '¥']);
     let (neg, body) = match s.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, s),

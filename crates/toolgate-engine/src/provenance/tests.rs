@@ -53,11 +53,15 @@ fn numeric_tokens_read_separators_and_currencies() {
         ("€250", 250.0),
         ("$1,234.5", 1234.5),
         ("250EUR", 250.0),
+        ("usd12", 12.0),
         ("-3", -3.0),
     ] {
         assert_eq!(numeric_token(text), Some(value), "{text}");
     }
-    for text in ["1,00", "abc", "12.", "1,0000", "EUR", ""] {
+    assert_eq!(numeric_token("EUR1,250.00"), Some(1250.0));
+    for text in [
+        "1,00", "abc", "12.", "1,0000", "EUR", "", "abc1", "ABC123", "room42",
+    ] {
         assert_eq!(numeric_token(text), None, "{text}");
     }
 }
