@@ -116,28 +116,34 @@ fn finding(p: &ir::Policy, req: &Request<'_>, v: &Val<'_>, source: ir::Source) -
     let Ok(Some(key)) = prov::value_key(v) else {
         return Finding::Fails(vec!["too short to occur (fewer than 3 characters)".into()]);
     };
-    let mut seen: Vec<Witness> = req.session.map(|s| s.witnesses(&key)).unwrap_or_default();
-    let mut extra = Vec::new();
+    let mut own = Vec::new();
     if prov::in_context(&key, req.context) {
-        extra.push("the call's context".to_string());
+        own.push("the call's context".to_string());
     }
     if is_constant(&key) {
-        extra.push("a policy constant".to_string());
+        own.push("a policy constant".to_string());
     }
+    describe(req, &key, src, holds, own)
+}
+
+/// The finding in words: the session's witnesses (those of the kind `src`
+/// accepts, when it holds) and the engine's own sources (context, constants).
+fn describe(req: &Request<'_>, key: &Key, src: Src<'_>, holds: bool, own: Vec<String>) -> Finding {
+    let mut seen: Vec<Witness> = req.session.map(|s| s.witnesses(key)).unwrap_or_default();
     if !holds {
         let mut all: Vec<String> = seen.iter().map(ToString::to_string).collect();
-        all.extend(extra);
+        all.extend(own);
         return Finding::Fails(all);
     }
     seen.retain(|w| satisfies(w, src));
     let mut by: Vec<String> = seen.iter().map(ToString::to_string).collect();
     match src {
-        Src::Ctx => by = extra,
-        Src::Trusted => by.extend(extra),
+        Src::Ctx => by = own,
+        Src::Trusted => by.extend(own),
         _ => {}
     }
     if by.is_empty() {
-        by.push(source_word(req, &key));
+        by.push(source_word(req, key));
     }
     Finding::Holds(by)
 }
