@@ -65,32 +65,45 @@ fn number_text(value: f64) -> String {
 /// has fewer than [`MIN_CHARS`] characters (such strings never occur).
 pub fn normalize(value: &str) -> Option<String> {
     let folded = fold(value);
-    let out = match iban(&folded).or_else(|| phone(&folded)) {
-        Some(compact) => compact,
-        None => pieces(&folded)
-            .map(piece_shape)
-            .filter(|p| !p.is_empty())
-            .collect::<Vec<_>>()
-            .join(" "),
-    };
-    (out.chars().count() >= MIN_CHARS).then_some(out)
+    let out = iban(&folded)
+        .or_else(|| phone(&folded))
+        .unwrap_or_else(|| generic(&folded));
+    long_enough(out)
 }
 
-/// NFKC, lower case, NFKC again (lower-casing may leave a non-NFKC string), trimmed.
+fn long_enough(text: String) -> Option<String> {
+    (text.chars().count() >= MIN_CHARS).then_some(text)
+}
+
+/// A folded text that is no IBAN or phone number: its pieces shaped, joined by spaces.
+fn generic(folded: &str) -> String {
+    pieces(folded)
+        .map(piece_shape)
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// NFKC, lower case, NFKC again (lower-casing may leave a non-NFKC string),
+/// trimmed. ASCII is its own NFKC form: lower-cased and trimmed only.
 fn fold(value: &str) -> String {
+    if value.is_ascii() {
+        return value.trim().to_ascii_lowercase();
+    }
     let lowered = value.nfkc().collect::<String>().to_lowercase();
     lowered.nfkc().collect::<String>().trim().to_string()
 }
 
 /// An IBAN-like identifier (two letters, two digits, then 8 to 30 letters
-/// and digits), written in groups separated by spaces: without them.
+/// and digits), whole or in groups separated by single spaces, the first
+/// group holding the letters and digits (`de89 3704 ...`): without spaces.
 fn iban(folded: &str) -> Option<String> {
+    if !starts_like_iban(folded) {
+        return None;
+    }
     let compact: String = folded.chars().filter(|c| *c != ' ').collect();
-    let b = compact.as_bytes();
-    let shaped = (12..=34).contains(&b.len())
-        && b[..2].iter().all(u8::is_ascii_lowercase)
-        && b[2..4].iter().all(u8::is_ascii_digit)
-        && b[4..].iter().all(u8::is_ascii_alphanumeric)
+    let shaped = (12..=34).contains(&compact.len())
+        && compact.bytes().all(|b| b.is_ascii_alphanumeric())
         && folded.split(' ').all(|g| !g.is_empty());
     shaped.then_some(compact)
 }
@@ -251,7 +264,63 @@ pub fn numeric_token(piece: &str) -> Option<f64> {
 /// Every key a text makes (a user turn, a text output, a string leaf): its
 /// whole normalised form, each run of 1 to [`MAX_RUN`] consecutive pieces,
 /// and each numeric token. `f` may see a key more than once.
+///
+/// A run's key is [`normalize`] of its pieces joined by spaces; it is built
+/// from the pieces' folded forms (folding and shaping work piece by piece),
+/// and normalised whole only where the run could be an IBAN or a phone
+/// number (`tests.rs` holds this equal to normalising each run).
 pub fn text_keys(text: &str, f: &mut dyn FnMut(Key)) {
+    if let Some(k) = Key::text(text) {
+        f(k);
+    }
+    let parts: Vec<&str> = pieces(text).collect();
+    let folded: Vec<String> = parts.iter().map(|p| fold(p)).collect();
+    let forms: Vec<String> = folded.iter().map(|p| generic(p)).collect();
+    let phone_like: Vec<bool> = folded
+        .iter()
+        .map(|p| {
+            p.chars()
+                .all(|c| c.is_ascii_digit() || " +-.()".contains(c))
+        })
+        .collect();
+    let alnum: Vec<bool> = folded
+        .iter()
+        .map(|p| p.chars().all(|c| c.is_ascii_alphanumeric() || c == ' '))
+        .collect();
+    for i in 0..parts.len() {
+        if let Some(v) = numeric_token(parts[i]) {
+            f(Key::number(v));
+        }
+        let mut run = String::new();
+        for j in i..parts.len().min(i + MAX_RUN) {
+            if !run.is_empty() && !forms[j].is_empty() {
+                run.push(' ');
+            }
+            run.push_str(&forms[j]);
+            let iban_like = starts_like_iban(&folded[i]) && alnum[i..=j].iter().all(|c| *c);
+            let key = if iban_like || phone_like[i..=j].iter().all(|c| *c) {
+                normalize(&parts[i..=j].join(" "))
+            } else {
+                long_enough(run.clone())
+            };
+            if let Some(k) = key {
+                f(Key(format!("t:{k}")));
+            }
+        }
+    }
+}
+
+/// Whether a folded piece could start an IBAN (two letters, two digits).
+fn starts_like_iban(piece: &str) -> bool {
+    let b = piece.as_bytes();
+    b.len() >= 4
+        && b[..2].iter().all(u8::is_ascii_lowercase)
+        && b[2..4].iter().all(u8::is_ascii_digit)
+}
+
+/// [`text_keys`] as the semantics say it, each run normalised whole (tests).
+#[cfg(test)]
+pub(crate) fn text_keys_plainly(text: &str, f: &mut dyn FnMut(Key)) {
     if let Some(k) = Key::text(text) {
         f(k);
     }
@@ -260,13 +329,8 @@ pub fn text_keys(text: &str, f: &mut dyn FnMut(Key)) {
         if let Some(v) = numeric_token(parts[i]) {
             f(Key::number(v));
         }
-        let mut run = String::new();
-        for part in parts.iter().skip(i).take(MAX_RUN) {
-            if !run.is_empty() {
-                run.push(' ');
-            }
-            run.push_str(part);
-            if let Some(k) = Key::text(&run) {
+        for j in i..parts.len().min(i + MAX_RUN) {
+            if let Some(k) = Key::text(&parts[i..=j].join(" ")) {
                 f(k);
             }
         }

@@ -73,10 +73,12 @@ pub(crate) fn holds(
     Ok(match source {
         Src::User => session.sources(&key)?.any_of(Sources::USER),
         Src::Ctx => in_context(&key, req.context),
+        // The session first: one lookup, and a session that cannot answer
+        // is an error whatever else the value matches.
         Src::Trusted => {
-            is_constant(&key)
+            session.sources(&key)?.any_of(Sources::TRUSTED)
+                || is_constant(&key)
                 || in_context(&key, req.context)
-                || session.sources(&key)?.any_of(Sources::TRUSTED)
         }
         Src::Tool(name) => session.in_output_of(&key, name)?,
     })

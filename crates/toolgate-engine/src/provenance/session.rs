@@ -2,7 +2,7 @@
 //! runtime implements over its store, and [`MemorySession`], an in-memory one
 //! for tests, `policyc explain --session` and the runtime's memory store.
 
-use super::{json_keys, text_keys, Key, PathStep};
+use super::{text_keys, Key, PathStep};
 use rustc_hash::FxHashMap as HashMap;
 use serde_json::Value as Json;
 use toolgate_check::ir;
@@ -160,14 +160,12 @@ impl MemorySession {
     /// taints the session.
     pub fn observe(&mut self, call: &str, tool: &ir::Tool, output: &Json) {
         let mut path = Vec::new();
-        let mut taints = false;
         super::walk(output, &mut path, &mut |path, leaf| {
-            let untrusted = label_at(tool, path) == ir::Trust::Untrusted;
-            taints |= untrusted && has_value(leaf);
-        });
-        self.tainted |= taints;
-        json_keys(output, &mut |path, key| {
             let trust = label_at(tool, path);
+            self.tainted |= trust == ir::Trust::Untrusted && has_value(leaf);
+            if !matches!(leaf, Json::String(_) | Json::Number(_)) {
+                return;
+            }
             let sources = match trust {
                 ir::Trust::Trusted => Sources::TRUSTED_OUTPUT,
                 ir::Trust::Untrusted => Sources::UNTRUSTED_OUTPUT,
@@ -178,7 +176,9 @@ impl MemorySession {
                 path: path_text(path),
                 trust,
             };
-            self.note(key, sources, Some(&tool.name), &witness);
+            leaf_keys(leaf, &mut |key| {
+                self.note(key, sources, Some(&tool.name), &witness)
+            });
         });
     }
 
@@ -239,6 +239,19 @@ impl SessionView for MemorySession {
             .get(key)
             .map(|e| e.witnesses.clone())
             .unwrap_or_default()
+    }
+}
+
+/// The keys of one JSON leaf: a string's ([`text_keys`]), a number's value.
+fn leaf_keys(leaf: &Json, f: &mut dyn FnMut(Key)) {
+    match leaf {
+        Json::String(s) => text_keys(s, f),
+        Json::Number(n) => {
+            if let Some(v) = n.as_f64().filter(|v| v.is_finite()) {
+                f(Key::number(v));
+            }
+        }
+        _ => {}
     }
 }
 

@@ -109,6 +109,26 @@ fn word() -> impl Strategy<Value = String> {
 
 proptest! {
     #[test]
+    fn text_keys_are_each_run_normalised_whole(t in "[a-zA-Z0-9@.:/_+ ,;!?()'\"é€ﬁＡ１２３¨Σ-]{0,60}") {
+        let (mut fast, mut plain) = (Vec::new(), Vec::new());
+        text_keys(&t, &mut |k| fast.push(k));
+        text_keys_plainly(&t, &mut |k| plain.push(k));
+        prop_assert_eq!(fast, plain);
+    }
+
+    #[test]
+    fn text_keys_agree_on_identifier_heavy_texts(words in prop::collection::vec(prop::sample::select(vec![
+        "DE89", "3704", "0044", "0532", "0130", "00", "+49", "(30)", "123-4567", "555.1234",
+        "pay", "to", "ΟΔΟΣ", "¨x", "www.A.com/", "a@b.co", "EUR250", "1,000.00", "ＤＥ８９",
+    ]), 0..12)) {
+        let t = words.join(" ");
+        let (mut fast, mut plain) = (Vec::new(), Vec::new());
+        text_keys(&t, &mut |k| fast.push(k));
+        text_keys_plainly(&t, &mut |k| plain.push(k));
+        prop_assert_eq!(fast, plain);
+    }
+
+    #[test]
     fn normalize_is_idempotent(s in text()) {
         if let Some(n) = normalize(&s) {
             prop_assert_eq!(normalize(&n), Some(n.clone()));
