@@ -175,17 +175,16 @@ pub fn is_email(piece: &str) -> bool {
 
 /// `http(s)://...`, `www....` or `host.tld/...`.
 pub fn is_url(piece: &str) -> bool {
-    let lower = piece.to_ascii_lowercase();
-    if ["http://", "https://"]
-        .iter()
-        .any(|p| lower.len() > p.len() && lower.starts_with(p))
-    {
+    let has = |prefix: &str| {
+        piece.len() > prefix.len()
+            && piece
+                .get(..prefix.len())
+                .is_some_and(|h| h.eq_ignore_ascii_case(prefix))
+    };
+    if has("http://") || has("https://") || has("www.") {
         return true;
     }
-    if lower.starts_with("www.") && lower.len() > 4 {
-        return true;
-    }
-    match lower.split_once('/') {
+    match piece.split_once('/') {
         Some((host, _)) => host_like(host),
         None => false,
     }
@@ -291,20 +290,20 @@ pub fn text_keys(text: &str, f: &mut dyn FnMut(Key)) {
         if let Some(v) = numeric_token(parts[i]) {
             f(Key::number(v));
         }
-        let mut run = String::new();
+        // The run's key as it grows: `t:` and the pieces' forms.
+        let mut run = String::from("t:");
         for j in i..parts.len().min(i + MAX_RUN) {
-            if !run.is_empty() && !forms[j].is_empty() {
+            if run.len() > 2 && !forms[j].is_empty() {
                 run.push(' ');
             }
             run.push_str(&forms[j]);
             let iban_like = starts_like_iban(&folded[i]) && alnum[i..=j].iter().all(|c| *c);
-            let key = if iban_like || phone_like[i..=j].iter().all(|c| *c) {
-                normalize(&parts[i..=j].join(" "))
-            } else {
-                long_enough(run.clone())
-            };
-            if let Some(k) = key {
-                f(Key(format!("t:{k}")));
+            if iban_like || phone_like[i..=j].iter().all(|c| *c) {
+                if let Some(k) = Key::text(&parts[i..=j].join(" ")) {
+                    f(k);
+                }
+            } else if run[2..].chars().count() >= MIN_CHARS {
+                f(Key(run.clone()));
             }
         }
     }
