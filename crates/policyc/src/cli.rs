@@ -533,6 +533,11 @@ pub(crate) struct ExplainArgs {
     /// The time a policy's `now` reads, RFC 3339 with an offset (default: the system clock).
     #[arg(long, value_name = "RFC3339")]
     pub now: Option<String>,
+    /// A session as JSON (`turns`, `outputs`, `endorsed`, `calls`) the
+    /// requests are made in (default: none, so provenance and session
+    /// conditions cannot be evaluated).
+    #[arg(long, value_name = "FILE")]
+    pub session: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -7,7 +7,8 @@ use std::io::Write as _;
 use std::path::Path;
 use toolgate_check::ir;
 use toolgate_check::time;
-use toolgate_engine::{Engine, OwnedRequest, Timestamp, Verdict};
+use toolgate_engine::provenance::SessionView;
+use toolgate_engine::{Engine, Finding, OwnedRequest, Timestamp, Verdict};
 
 /// A policy that checked clean, with its text.
 pub(crate) struct Loaded {
@@ -204,10 +205,18 @@ pub(crate) fn explain(args: &ExplainArgs) -> Exit {
         let now = clock(args.now.as_deref())?;
         let loaded = load(&args.policy)?;
         let engine = engine(&loaded)?;
+        let session = match &args.session {
+            Some(path) => Some(crate::session_file::read(path, &loaded.policy)?),
+            None => None,
+        };
+        let view = session.as_ref().map(|s| s as &dyn SessionView);
         if let Some(path) = &args.requests {
             let mut first = true;
             return each_request(path, |id, owned| {
-                let req = owned.as_request().at(now());
+                let req = toolgate_engine::Request {
+                    session: view,
+                    ..owned.as_request().at(now())
+                };
                 let mut text = if first { String::new() } else { "\n".into() };
                 first = false;
                 if let Some(id) = id {
@@ -221,7 +230,10 @@ pub(crate) fn explain(args: &ExplainArgs) -> Exit {
             return Err(Exit::Usage);
         };
         let owned = read_request(path)?;
-        let req = owned.as_request().at(now());
+        let req = toolgate_engine::Request {
+            session: view,
+            ..owned.as_request().at(now())
+        };
         print!("{}", escape_controls(&explanation(&loaded, &engine, &req)));
         Ok(Exit::Ok)
     };
@@ -293,6 +305,29 @@ fn annotation_len(s: &str) -> Option<usize> {
     None
 }
 
+/// For each `x from SOURCE` of `rule`: the value and which source satisfied
+/// it, or where it was seen instead.
+fn provenance_lines(
+    loaded: &Loaded,
+    req: &toolgate_engine::Request<'_>,
+    rule: ir::RuleId,
+) -> String {
+    let mut out = String::new();
+    for t in toolgate_engine::explain_provenance(&loaded.policy, req, &[rule]) {
+        let cond = loaded.src.get(t.at.start..t.at.end).unwrap_or("");
+        let cond = cond.split_whitespace().collect::<Vec<_>>().join(" ");
+        let value = t.value.map_or(String::new(), |v| format!(" with `{v}`"));
+        let found = match t.finding {
+            Finding::Holds(by) => format!("holds: {}", by.join("; ")),
+            Finding::Fails(seen) if seen.is_empty() => "fails: not found in the session".into(),
+            Finding::Fails(seen) => format!("fails: found only in {}", seen.join("; ")),
+            Finding::Error(why) => format!("cannot be evaluated: {why}"),
+        };
+        out.push_str(&format!("         `{cond}`{value} {found}\n"));
+    }
+    out
+}
+
 fn explanation(loaded: &Loaded, engine: &Engine, req: &toolgate_engine::Request<'_>) -> String {
     let p = &loaded.policy;
     let lines = toolgate_syntax::LineIndex::new(&loaded.src);
@@ -343,11 +378,15 @@ fn explanation(loaded: &Loaded, engine: &Engine, req: &toolgate_engine::Request<
             Verdict::Unconditional => "matches (no condition)".to_string(),
             Verdict::Holds => "matches: its condition holds".to_string(),
             Verdict::False { at } => format!("does not match: `{}` is false", snippet(*at)),
-            Verdict::Error { at, missing } => {
-                let why = if *missing {
-                    "reads a value the request does not have"
-                } else {
-                    "has a value of the wrong type"
+            Verdict::Error {
+                at,
+                missing,
+                session,
+            } => {
+                let why = match (*missing, *session) {
+                    (true, _) => "reads a value the request does not have",
+                    (_, true) => "needs the call's session, which it does not have",
+                    _ => "has a value of the wrong type",
                 };
                 let effect = match rule.effect {
                     ir::Effect::Deny => "so this deny applies",
@@ -362,6 +401,7 @@ fn explanation(loaded: &Loaded, engine: &Engine, req: &toolgate_engine::Request<
             }
         };
         out.push_str(&format!("      -> {verdict}\n"));
+        out.push_str(&provenance_lines(loaded, req, t.rule));
     }
     let decision = engine.decide(req);
     let json = decision.to_json(req);

@@ -35,6 +35,7 @@ mod mcp_proxy;
 mod ops;
 mod replay;
 mod serve;
+mod session_file;
 mod shadow;
 mod show;
 mod testing;

@@ -234,8 +234,10 @@ fn paths(e: &ir::Expr, out: &mut Vec<ir::Path>) {
     use ir::ExprKind as K;
     match &e.kind {
         K::Path(p) | K::Has(p) => out.push(p.clone()),
-        K::Lit(_) | K::Elem | K::Now | K::Duration(_) => {}
-        K::Len(a)
+        K::Lit(_) | K::Elem | K::Now | K::Duration(_) | K::SessionTainted | K::SessionCalls(_) => {}
+        K::From(a, _)
+        | K::Extract(_, a)
+        | K::Len(a)
         | K::Time(_, a)
         | K::Lower(a)
         | K::Text(_, a)

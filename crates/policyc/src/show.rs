@@ -182,8 +182,74 @@ fn human(loaded: &Loaded, cells: &[Vec<Cell>]) -> String {
         }
     }
     out.push_str(&conditions(loaded, cells, false));
+    out.push_str(&provenance(loaded, cells, false));
     out.push_str(&format!("\n{LEGEND}\n"));
     out
+}
+
+/// The output labels of tools that have any besides the default `untrusted`,
+/// and the `endorse` paths of the shown grants.
+fn provenance(loaded: &Loaded, cells: &[Vec<Cell>], markdown: bool) -> String {
+    let p = &loaded.policy;
+    let code = |t: String| if markdown { format!("`{t}`") } else { t };
+    let item = if markdown { "- " } else { "  " };
+    let mut out = String::new();
+    let labelled = p
+        .tools
+        .iter()
+        .filter(|t| t.trust == ir::Trust::Trusted || !t.outputs.is_empty());
+    for t in labelled {
+        out.push_str(&format!("{item}{}: {}\n", code(t.name.clone()), labels(t)));
+    }
+    if !out.is_empty() {
+        out = format!("\noutput labels:\n{out}");
+    }
+    let mut rules: Vec<ir::RuleId> = cells
+        .iter()
+        .flatten()
+        .flat_map(|c| c.grants.iter().map(|g| g.rule))
+        .collect();
+    rules.sort_by_key(|r| r.0);
+    rules.dedup();
+    let mut endorse = String::new();
+    for r in rules {
+        let Some(rule) = p.rules.get(r.0 as usize).filter(|r| !r.endorse.is_empty()) else {
+            continue;
+        };
+        let paths: Vec<String> = rule
+            .endorse
+            .iter()
+            .map(|path| code(format!("args.{}", path.join("."))))
+            .collect();
+        endorse.push_str(&format!(
+            "{item}@{}: endorse {}\n",
+            rule.line,
+            paths.join(", ")
+        ));
+    }
+    if !endorse.is_empty() {
+        out.push_str(&format!(
+            "\nendorsements (trusted once approved):\n{endorse}"
+        ));
+    }
+    out
+}
+
+/// `trusted; [].email: trusted, [].note: untrusted`.
+pub(crate) fn labels(t: &ir::Tool) -> String {
+    let fields: Vec<String> = t
+        .outputs
+        .iter()
+        .map(|o| {
+            let path = toolgate_syntax::ast::output_path_text(&o.path);
+            format!("{path}: {}", o.trust.as_str())
+        })
+        .collect();
+    let mut text = t.trust.as_str().to_string();
+    if !fields.is_empty() {
+        text.push_str(&format!("; {}", fields.join(", ")));
+    }
+    text
 }
 
 fn markdown(loaded: &Loaded, agents: &[ir::AgentId], cells: &[Vec<Cell>]) -> String {
@@ -203,6 +269,7 @@ fn markdown(loaded: &Loaded, agents: &[ir::AgentId], cells: &[Vec<Cell>]) -> Str
         out.push('\n');
     }
     out.push_str(&conditions(loaded, cells, true));
+    out.push_str(&provenance(loaded, cells, true));
     out.push_str(&format!("\n{LEGEND}\n"));
     out
 }
@@ -237,5 +304,23 @@ fn json_doc(loaded: &Loaded, cells: &[Vec<Cell>]) -> Json {
             })
         })
         .collect();
-    json!({ "policy": loaded.file, "cells": cells })
+    let labels: Vec<Json> = p
+        .tools
+        .iter()
+        .map(|t| {
+            let outputs: Vec<Json> = t
+                .outputs
+                .iter()
+                .map(|o| json!({ "path": toolgate_syntax::ast::output_path_text(&o.path), "label": o.trust.as_str() }))
+                .collect();
+            json!({ "tool": t.name, "label": t.trust.as_str(), "outputs": outputs })
+        })
+        .collect();
+    let endorse: Vec<Json> = p
+        .rules
+        .iter()
+        .filter(|r| !r.endorse.is_empty())
+        .map(|r| json!({ "rule": at(r.id), "endorse": r.endorse.iter().map(|path| format!("args.{}", path.join("."))).collect::<Vec<_>>() }))
+        .collect();
+    json!({ "policy": loaded.file, "cells": cells, "labels": labels, "endorse": endorse })
 }

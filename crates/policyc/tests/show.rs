@@ -97,3 +97,64 @@ fn the_json_matrix_names_rules_and_conditions() {
         2
     );
 }
+
+#[test]
+fn labels_provenance_conditions_and_endorsements_are_shown() {
+    let (code, out) = show(&["crates/policyc/tests/show/provenance.policy"]);
+    assert_eq!(code, 0, "{out}");
+    let failure = golden("provenance.txt", &out).err();
+    assert!(failure.is_none(), "{}", failure.unwrap_or_default());
+    let (code, out) = show(&[
+        "crates/policyc/tests/show/provenance.policy",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0);
+    let doc: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(doc["labels"][0]["label"], "trusted");
+    assert_eq!(doc["labels"][0]["outputs"][1]["path"], "[].note");
+    assert_eq!(doc["endorse"][0]["endorse"][0], "args.to");
+}
+
+/// `policyc explain --session`: which source satisfied each `from`, or
+/// where the value was seen instead; without a session, why nothing holds.
+#[test]
+fn explain_says_which_source_satisfied_each_provenance_condition() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let explain = |session: Option<&str>| {
+        let dir = "crates/policyc/tests/show";
+        let mut args = vec![
+            "explain".to_string(),
+            format!("{dir}/provenance.policy"),
+            "--request".into(),
+            format!("{dir}/provenance.request.json"),
+            "--now".into(),
+            "2026-11-22T10:00:00Z".into(),
+        ];
+        if let Some(s) = session {
+            args.extend(["--session".into(), format!("{dir}/{s}")]);
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_policyc"))
+            .args(&args)
+            .current_dir(&root)
+            .output()
+            .expect("runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let out = explain(Some("provenance.session.json"));
+    assert!(
+        out.contains("`r from trusted` with `ann@corp.test` holds: trusted output of call c1 (`contacts.find`) field `[].email`"),
+        "{out}"
+    );
+    assert!(
+        out.contains("`r from trusted` with `eve@evil.test` fails: found only in untrusted output of call c1 (`contacts.find`) field `[].note`"),
+        "{out}"
+    );
+    assert!(out.contains("decision: approval_required"), "{out}");
+    let out = explain(None);
+    assert!(
+        out.contains("`session.tainted` (13:23) needs the call's session, which it does not have, so this deny applies"),
+        "{out}"
+    );
+    assert!(out.contains("decision: deny"), "{out}");
+}

@@ -7,6 +7,7 @@ mod expr;
 mod lints;
 mod mistakes;
 mod optional;
+mod provenance;
 mod risk;
 mod rules;
 #[cfg(test)]
@@ -88,6 +89,8 @@ pub(crate) struct Checker<'s> {
     risk_spans: HashMap<ir::RuleId, Span>,
     /// `scope default ...;`: where it is written (pass 1) and, checked (pass 2), its scope.
     default_scope: Option<(Span, Vec<ir::ScopeItem>)>,
+    /// `let` values and `in [...]` lists: trusted constants for `from trusted`.
+    trusted_constants: Vec<ir::Value>,
 }
 
 impl<'s> Checker<'s> {
@@ -113,6 +116,7 @@ impl<'s> Checker<'s> {
             failed_conditions: Vec::new(),
             risk_spans: HashMap::default(),
             default_scope: None,
+            trusted_constants: Vec::new(),
         }
     }
 
@@ -130,6 +134,7 @@ impl<'s> Checker<'s> {
             agents: self.agents,
             writes,
             rules: self.rules,
+            constants: self.trusted_constants,
         }
     }
 
@@ -229,6 +234,7 @@ impl<'s> Checker<'s> {
             return;
         }
         let schema = t.schema.as_ref().map(|s| self.fields(&s.node, "argument"));
+        let (trust, outputs) = self.tool_labels(t);
         let id = ir::ToolId(self.tools.len() as u32);
         self.tool_index.insert(t.name.node.clone(), id);
         self.tools.push(ir::Tool {
@@ -237,6 +243,8 @@ impl<'s> Checker<'s> {
             irreversible: t.irreversible,
             schema,
             open: t.open,
+            trust,
+            outputs,
             span: Span::new(span.start, t.class.span.end),
         });
     }
@@ -258,6 +266,9 @@ impl<'s> Checker<'s> {
                 )],
                 help: Some("compare with `null` directly: `args.x == null`".into()),
             });
+        }
+        if l.value.node != ast::Literal::Null {
+            self.trusted_constants.push(expr::value(&l.value.node));
         }
         let constant = Constant {
             value: l.value.clone(),

@@ -249,6 +249,33 @@ pub enum CheckError {
         #[help]
         help: String,
     },
+    /// `endorse` on a grant that no human approves (a plain `allow`, an
+    /// `auto-approve` budget): there is no approval to endorse the values.
+    #[error("`endorse` needs a human approval")]
+    #[diagnostic(
+        code(toolgate::check::endorse_without_approval),
+        help("values are endorsed when an approver grants the call: add `require approval`, or remove `endorse`")
+    )]
+    EndorseWithoutApproval {
+        /// The clause.
+        #[label("nobody approves this rule's calls")]
+        span: SourceSpan,
+    },
+    /// An `endorse` path that is not an argument holding strings or numbers.
+    #[error("cannot endorse `{path}`")]
+    #[diagnostic(code(toolgate::check::invalid_endorse_path))]
+    InvalidEndorsePath {
+        /// The path as written.
+        path: String,
+        /// Where.
+        #[label("{why}")]
+        span: SourceSpan,
+        /// What is wrong with it.
+        why: String,
+        /// What to write instead.
+        #[help]
+        help: String,
+    },
     /// A `date("...")` or `datetime("...")` literal that is not RFC 3339.
     #[error("invalid {kind} `{text}`")]
     #[diagnostic(code(toolgate::check::invalid_date))]

@@ -35,6 +35,10 @@ pub struct Policy {
     pub writes: Writes,
     /// Every rule in source order, indexed by [`RuleId`].
     pub rules: Vec<Rule>,
+    /// The values that count as trusted policy constants for `from trusted`:
+    /// every `let` value and every list literal after `in` / `not in` (bounds
+    /// of comparisons, reasons and names do not count).
+    pub constants: Vec<Value>,
 }
 
 impl Policy {
@@ -68,11 +72,24 @@ pub struct Tool {
     pub schema: Option<Vec<Field>>,
     /// The schema ends with `..`: arguments it does not name are accepted.
     pub open: bool,
+    /// The label of its output (`untrusted` unless written).
+    pub trust: Trust,
+    /// Labels of output fields, as written (each path once).
+    pub outputs: Vec<OutputLabel>,
     /// Where it was declared.
     pub span: Span,
 }
 
-pub use toolgate_syntax::ast::ToolClass;
+pub use toolgate_syntax::ast::{OutputSeg, ToolClass, Trust};
+
+/// `PATH: trusted|untrusted` of a tool's `output { }`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputLabel {
+    /// The path into the output (`[]` is every element of a list).
+    pub path: Vec<OutputSeg>,
+    /// Its label.
+    pub trust: Trust,
+}
 
 /// A field of a record type.
 #[derive(Clone, Debug, PartialEq)]
@@ -158,6 +175,11 @@ pub struct Rule {
     /// purpose (it silences the rule's `irreversible` warnings; `explain` and
     /// the audit records of the calls it grants show it).
     pub accepted_risk: Option<String>,
+    /// `endorse args.a, ...`: argument paths (after `args`) whose values count
+    /// as trusted for the rest of the session once the approval is granted;
+    /// a path through a list endorses every element. Only on grants that need
+    /// a human approval.
+    pub endorse: Vec<Vec<String>>,
     /// Its identity across unrelated edits: `@id(NAME)` for a rule with an id;
     /// otherwise the agent block it is in (`*` at top level) and
     /// `toolgate_syntax::rule_identity`. Budget windows are keyed by it.
@@ -314,6 +336,37 @@ pub enum ExprKind {
     Time(TimeFn, Box<Expr>),
     /// `a + b`, `a - b` on dates, datetimes and durations.
     Arith(ArithOp, Box<Expr>, Box<Expr>),
+    /// `x from SOURCE`: the value (a string or a number) occurs in that
+    /// source of the call's session (`docs/semantics.md`, "Provenance").
+    From(Box<Expr>, Source),
+    /// `session.tainted`: untrusted output reached the agent in this session.
+    SessionTainted,
+    /// `session.calls(T)`: calls of `T` allowed earlier in this session.
+    SessionCalls(ToolId),
+    /// `urls(x)` / `emails(x)`: the identifier-shaped pieces of a text.
+    Extract(ExtractFn, Box<Expr>),
+}
+
+/// Where a value must come from (`x from SOURCE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// `from user`: a user turn.
+    User,
+    /// `from ctx`: the call's trusted context (tenant, env, context fields).
+    Ctx,
+    /// `from trusted`: user, context, constants, trusted outputs, endorsements.
+    Trusted,
+    /// `from tool T`: any output of `T` in the session, whatever its labels.
+    Tool(ToolId),
+}
+
+/// The functions that pick identifier-shaped pieces out of a text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ExtractFn {
+    /// `urls(x)`: pieces that are `http(s)://...`, `www....` or `host.tld/...`.
+    Urls,
+    /// `emails(x)`: pieces shaped `local@domain.tld`.
+    Emails,
 }
 
 pub use toolgate_syntax::ast::ArithOp;

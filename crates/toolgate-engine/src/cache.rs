@@ -21,6 +21,8 @@ pub(crate) enum Read {
     Env,
     /// `now`: the request's time.
     Now,
+    /// The session (a cell reading it is never cached).
+    Session,
 }
 
 /// What a cell's conditions came to for one request.
@@ -55,7 +57,7 @@ impl Cache {
             let value = match r {
                 Read::Arg(path) => eval::arg(req.args, path),
                 Read::Ctx(f) => req.context.fields.get(f),
-                Read::Tenant | Read::Env | Read::Now => None,
+                Read::Tenant | Read::Env | Read::Now | Read::Session => None,
             };
             match (r, value) {
                 (Read::Tenant, _) => push_json(
@@ -107,6 +109,11 @@ pub(crate) fn reads(cond: &Cond, out: &mut Vec<Read>) {
         Cond::Tenant => add(Read::Tenant),
         Cond::Env => add(Read::Env),
         Cond::Now => add(Read::Now),
+        Cond::Tainted | Cond::Calls(_) => add(Read::Session),
+        Cond::From(x, _) => {
+            add(Read::Session);
+            reads(x, out);
+        }
         Cond::Const(_)
         | Cond::Dur(_)
         | Cond::Agent
@@ -121,6 +128,7 @@ pub(crate) fn reads(cond: &Cond, out: &mut Vec<Read>) {
         | Cond::Url(_, x)
         | Cond::Not(x)
         | Cond::Match(x, _)
+        | Cond::Extract(_, x)
         | Cond::IsNull(x) => reads(x, out),
         Cond::And(xs) | Cond::Or(xs) => xs.iter().for_each(|x| reads(x, out)),
         Cond::Binary(_, l, r)

@@ -12,6 +12,8 @@
 //! other way, else neutral; a structural escalation without a witness is
 //! reported as unproven.
 
+mod provenance;
+
 use crate::matrix::{self, Cell, Grant, GrantKind};
 use crate::{search, Decision, Engine, Outcome, OwnedRequest};
 use serde_json::{Map, Value as Json};
@@ -93,6 +95,7 @@ pub fn compare(old: &Side<'_>, new: &Side<'_>, context: &Map<String, Json>) -> V
             out.extend(compare_cell(old, new, agent, tool, context));
         }
     }
+    out.extend(provenance::labels(old, new));
     out
 }
 
@@ -492,17 +495,12 @@ fn differences(old: &Side<'_>, h: &Grant, new: &Side<'_>, g: &Grant) -> Vec<(Kin
                 format!("`{c}`")
             }
         };
-        let kind = if cb.is_empty() {
-            Kind::Escalation
+        let (kind, word) = if cb.is_empty() {
+            (Kind::Escalation, "condition removed")
         } else if ca.is_empty() {
-            Kind::Restriction
+            (Kind::Restriction, "condition added")
         } else {
-            Kind::Neutral
-        };
-        let word = match kind {
-            Kind::Escalation => "condition removed",
-            Kind::Restriction => "condition added",
-            Kind::Neutral => "condition changed",
+            provenance::shift(&ca, &cb).unwrap_or((Kind::Neutral, "condition changed"))
         };
         out.push((kind, format!("{word}: {} -> {}", show(&ca), show(&cb))));
     }

@@ -39,6 +39,11 @@ pub struct RuleInfo {
     pub name: Option<Arc<str>>,
     /// Its `@accepted_risk("...")`, if written (`ir::Rule::accepted_risk`).
     pub accepted_risk: Option<Arc<str>>,
+    /// Its `endorse` paths (`ir::Rule::endorse`, after `args`): when the
+    /// approval this rule asks for is granted, the runtime endorses the
+    /// call's values there (`provenance::endorsed_keys`). Empty for every
+    /// other rule, an approval floor included.
+    pub endorse: Arc<[Vec<String>]>,
     /// The policy file.
     pub file: Arc<str>,
     /// 1-based line.

@@ -3,11 +3,20 @@
 //! Request values are read from the request's JSON (`args`) and context map.
 
 use crate::dates;
+use crate::provenance::decide::{self as prov, Constants, Src};
 use crate::request::Request;
 use crate::value::{self, EvalError, Val};
 use serde_json::Value as Json;
 use std::borrow::Cow;
+use std::sync::Arc;
 use toolgate_check::ir;
+
+/// What compiling a condition needs from the policy: tool names (for
+/// `from tool T`, `session.calls(T)`) and the trusted constants.
+pub(crate) struct Compiler<'p> {
+    pub policy: &'p ir::Policy,
+    pub constants: Arc<Constants>,
+}
 
 /// A compiled condition or operand.
 #[derive(Clone, Debug)]
@@ -43,13 +52,35 @@ pub(crate) enum Cond {
     Dur(i64),
     Time(ir::TimeFn, Box<Cond>),
     Arith(ir::ArithOp, Box<Cond>, Box<Cond>),
+    /// `x from SOURCE`.
+    From(Box<Cond>, FromSource),
+    /// `session.tainted`.
+    Tainted,
+    /// `session.calls(T)`.
+    Calls(String),
+    /// `urls(x)` / `emails(x)`.
+    Extract(ir::ExtractFn, Box<Cond>),
+}
+
+/// A compiled `from` source.
+#[derive(Clone, Debug)]
+pub(crate) enum FromSource {
+    User,
+    Ctx,
+    Trusted(Arc<Constants>),
+    Tool(String),
 }
 
 impl Cond {
     /// Compiles a checked expression. Patterns were checked by the checker,
     /// so a failure here is a bug; it is reported, never unwrapped.
-    pub(crate) fn compile(e: &ir::Expr) -> Result<Cond, String> {
-        let b = |e: &ir::Expr| Cond::compile(e).map(Box::new);
+    pub(crate) fn compile(e: &ir::Expr, cx: &Compiler<'_>) -> Result<Cond, String> {
+        let b = |e: &ir::Expr| Cond::compile(e, cx).map(Box::new);
+        let all = |xs: &[ir::Expr]| {
+            xs.iter()
+                .map(|x| Cond::compile(x, cx))
+                .collect::<Result<Box<[Cond]>, _>>()
+        };
         Ok(match &e.kind {
             ir::ExprKind::Lit(v) => Cond::Const(v.clone()),
             ir::ExprKind::Path(p) => match p {
@@ -68,12 +99,8 @@ impl Cond {
             ir::ExprKind::Within(p, r) => Cond::Within(b(p)?, b(r)?),
             ir::ExprKind::Url(part, x) => Cond::Url(*part, b(x)?),
             ir::ExprKind::Not(x) => Cond::Not(b(x)?),
-            ir::ExprKind::And(xs) => {
-                Cond::And(xs.iter().map(Cond::compile).collect::<Result<_, _>>()?)
-            }
-            ir::ExprKind::Or(xs) => {
-                Cond::Or(xs.iter().map(Cond::compile).collect::<Result<_, _>>()?)
-            }
+            ir::ExprKind::And(xs) => Cond::And(all(xs)?),
+            ir::ExprKind::Or(xs) => Cond::Or(all(xs)?),
             ir::ExprKind::Has(p) => match p {
                 ir::Path::Args(fields) => Cond::HasArg(fields.clone().into()),
                 ir::Path::Ctx(f) => Cond::HasCtx(f.clone()),
@@ -89,6 +116,10 @@ impl Cond {
             ir::ExprKind::Duration(secs) => Cond::Dur(*secs),
             ir::ExprKind::Time(f, x) => Cond::Time(*f, b(x)?),
             ir::ExprKind::Arith(op, l, r) => Cond::Arith(*op, b(l)?, b(r)?),
+            ir::ExprKind::From(x, source) => Cond::From(b(x)?, cx.source(*source)?),
+            ir::ExprKind::SessionTainted => Cond::Tainted,
+            ir::ExprKind::SessionCalls(t) => Cond::Calls(cx.tool_name(*t)?.to_string()),
+            ir::ExprKind::Extract(f, x) => Cond::Extract(*f, b(x)?),
         })
     }
 
@@ -126,6 +157,20 @@ impl Cond {
             Cond::IsNull(x) => value::is_null(x.value(env)),
             Cond::Match(x, re) => Ok(re.is_match(x.value(env)?.as_str()?)),
             Cond::Within(p, r) => value::within(p.value(env)?.as_str()?, r.value(env)?.as_str()?),
+            Cond::From(x, source) => {
+                let src = match source {
+                    FromSource::User => Src::User,
+                    FromSource::Ctx => Src::Ctx,
+                    FromSource::Trusted(_) => Src::Trusted,
+                    FromSource::Tool(t) => Src::Tool(t),
+                };
+                let consts = |k: &crate::provenance::Key| match source {
+                    FromSource::Trusted(c) => c.contains(k),
+                    _ => false,
+                };
+                prov::holds(src, &x.value(env)?, env.req, &consts)
+            }
+            Cond::Tainted => prov::tainted(env.req),
             Cond::Quant(q, list, pred) => {
                 for item in list.value(env)?.elements()? {
                     let inner = Scope {
@@ -168,8 +213,29 @@ impl Cond {
             Cond::Dur(secs) => Ok(dates::duration(*secs)),
             Cond::Time(f, x) => dates::convert(*f, x.value(env)?),
             Cond::Arith(op, l, r) => dates::arith(*op, &l.value(env)?, &r.value(env)?),
+            Cond::Calls(t) => prov::calls(env.req, t),
+            Cond::Extract(f, x) => Ok(prov::extract(*f, x.value(env)?.as_str()?)),
             cond => cond.truth(env).map(Val::Bool),
         }
+    }
+}
+
+impl Compiler<'_> {
+    fn tool_name(&self, id: ir::ToolId) -> Result<&str, String> {
+        self.policy
+            .tools
+            .get(id.0 as usize)
+            .map(|t| t.name.as_str())
+            .ok_or_else(|| format!("no tool with id {}", id.0))
+    }
+
+    fn source(&self, source: ir::Source) -> Result<FromSource, String> {
+        Ok(match source {
+            ir::Source::User => FromSource::User,
+            ir::Source::Ctx => FromSource::Ctx,
+            ir::Source::Trusted => FromSource::Trusted(self.constants.clone()),
+            ir::Source::Tool(t) => FromSource::Tool(self.tool_name(t)?.to_string()),
+        })
     }
 }
 

@@ -1,6 +1,10 @@
 //! `explain`: every rule considered for a request's (agent, tool), whether it
 //! matched, and if not, which part of its condition did not hold.
 
+mod provenance;
+
+pub use provenance::{provenance, Finding, ProvenanceTrace};
+
 use crate::ireval;
 use crate::request::Request;
 use crate::value::EvalError;
@@ -25,6 +29,9 @@ pub enum Verdict {
         at: Span,
         /// Missing value or wrong type.
         missing: bool,
+        /// A provenance or session condition without a session (or with
+        /// one that cannot answer).
+        session: bool,
     },
 }
 
@@ -60,33 +67,34 @@ pub fn explain(policy: &ir::Policy, req: &Request<'_>) -> Vec<RuleTrace> {
         .iter()
         .map(|r| RuleTrace {
             rule: r.id,
-            verdict: verdict(r.condition.as_ref(), req),
+            verdict: verdict(policy, r.condition.as_ref(), req),
         })
         .collect()
 }
 
-fn verdict(cond: Option<&ir::Expr>, req: &Request<'_>) -> Verdict {
+fn verdict(policy: &ir::Policy, cond: Option<&ir::Expr>, req: &Request<'_>) -> Verdict {
     let Some(e) = cond else {
         return Verdict::Unconditional;
     };
-    match ireval::truth(e, req, None) {
+    match ireval::truth(e, policy, req, None) {
         Ok(true) => Verdict::Holds,
         Ok(false) => Verdict::False {
-            at: culprit(e, req),
+            at: culprit(policy, e, req),
         },
         Err(err) => Verdict::Error {
-            at: culprit(e, req),
+            at: culprit(policy, e, req),
             missing: err == EvalError::Missing,
+            session: err == EvalError::Session,
         },
     }
 }
 
 /// The first part of an `and` chain that is not true (recursively), else the whole.
-fn culprit(e: &ir::Expr, req: &Request<'_>) -> Span {
+fn culprit(policy: &ir::Policy, e: &ir::Expr, req: &Request<'_>) -> Span {
     if let ir::ExprKind::And(parts) = &e.kind {
         for p in parts {
-            if ireval::truth(p, req, None) != Ok(true) {
-                return culprit(p, req);
+            if ireval::truth(p, policy, req, None) != Ok(true) {
+                return culprit(policy, p, req);
             }
         }
     }

@@ -4,6 +4,8 @@
 
 use crate::dates;
 use crate::eval;
+use crate::provenance::decide::{self as prov, Src};
+use crate::provenance::Key;
 use crate::request::Request;
 use crate::value::{self, EvalError, Val};
 use std::borrow::Cow;
@@ -12,15 +14,16 @@ use toolgate_check::ir;
 /// Evaluates a condition over the IR.
 pub(crate) fn truth<'a>(
     e: &'a ir::Expr,
+    p: &'a ir::Policy,
     req: &'a Request<'a>,
     elem: Option<&Val<'a>>,
 ) -> Result<bool, EvalError> {
     use ir::ExprKind as K;
     match &e.kind {
-        K::Not(x) => Ok(!truth(x, req, elem)?),
+        K::Not(x) => Ok(!truth(x, p, req, elem)?),
         K::And(xs) => {
             for x in xs {
-                if !truth(x, req, elem)? {
+                if !truth(x, p, req, elem)? {
                     return Ok(false);
                 }
             }
@@ -28,7 +31,7 @@ pub(crate) fn truth<'a>(
         }
         K::Or(xs) => {
             for x in xs {
-                if truth(x, req, elem)? {
+                if truth(x, p, req, elem)? {
                     return Ok(true);
                 }
             }
@@ -48,24 +51,25 @@ pub(crate) fn truth<'a>(
             }
         }
         K::Has(_) => Ok(true),
-        K::Binary(op, l, r) => value::binary(*op, &val(l, req, elem)?, &val(r, req, elem)?),
-        K::IsNull(x) => value::is_null(val(x, req, elem)),
-        K::Within(p, r) => {
-            value::within(val(p, req, elem)?.as_str()?, val(r, req, elem)?.as_str()?)
-        }
+        K::Binary(op, l, r) => value::binary(*op, &val(l, p, req, elem)?, &val(r, p, req, elem)?),
+        K::IsNull(x) => value::is_null(val(x, p, req, elem)),
+        K::Within(path, r) => value::within(
+            val(path, p, req, elem)?.as_str()?,
+            val(r, p, req, elem)?.as_str()?,
+        ),
         K::Glob(x, g) => {
             let re = regex::Regex::new(&value::glob_regex(g)).map_err(|_| EvalError::Type)?;
-            Ok(re.is_match(val(x, req, elem)?.as_str()?))
+            Ok(re.is_match(val(x, p, req, elem)?.as_str()?))
         }
         K::Regex(x, r) => {
             let re = regex::Regex::new(r).map_err(|_| EvalError::Type)?;
-            Ok(re.is_match(val(x, req, elem)?.as_str()?))
+            Ok(re.is_match(val(x, p, req, elem)?.as_str()?))
         }
         K::Quant(q, list, pred) => {
-            let items = val(list, req, elem)?.elements()?;
+            let items = val(list, p, req, elem)?.elements()?;
             let mut results = Vec::new();
             for item in items {
-                results.push(truth(pred, req, Some(&item?))?);
+                results.push(truth(pred, p, req, Some(&item?))?);
                 let decided = match q {
                     ir::Quantifier::All => results.last() == Some(&false),
                     ir::Quantifier::Any => results.last() == Some(&true),
@@ -79,15 +83,33 @@ pub(crate) fn truth<'a>(
                 ir::Quantifier::Any => results.iter().any(|t| *t),
             })
         }
-        _ => match val(e, req, elem)? {
+        K::From(x, source) => {
+            let src = match source {
+                ir::Source::User => Src::User,
+                ir::Source::Ctx => Src::Ctx,
+                ir::Source::Trusted => Src::Trusted,
+                ir::Source::Tool(t) => Src::Tool(tool_name(p, *t)?),
+            };
+            // Literally: every constant normalised again, on each question.
+            let is_constant = |k: &Key| {
+                let mut found = false;
+                prov::constant_keys(&p.constants, &mut |c| found |= c == *k);
+                found
+            };
+            prov::holds(src, &val(x, p, req, elem)?, req, &is_constant)
+        }
+        K::SessionTainted => prov::tainted(req),
+        _ => match val(e, p, req, elem)? {
             Val::Bool(b) => Ok(b),
             _ => Err(EvalError::Type),
         },
     }
 }
 
-fn val<'a>(
+/// Evaluates an operand over the IR.
+pub(crate) fn val<'a>(
     e: &'a ir::Expr,
+    p: &'a ir::Policy,
     req: &'a Request<'a>,
     elem: Option<&Val<'a>>,
 ) -> Result<Val<'a>, EvalError> {
@@ -105,16 +127,26 @@ fn val<'a>(
         K::Path(ir::Path::Tool) => Ok(Val::Str(Cow::Borrowed(req.tool))),
         K::Elem => elem.cloned().ok_or(EvalError::Missing),
         K::Path(ir::Path::Elem(p)) => elem.ok_or(EvalError::Missing)?.field(p),
-        K::Len(x) => value::len(&val(x, req, elem)?).map(Val::Int),
+        K::Len(x) => value::len(&val(x, p, req, elem)?).map(Val::Int),
         K::Lower(x) => Ok(Val::Str(Cow::Owned(
-            val(x, req, elem)?.as_str()?.to_lowercase(),
+            val(x, p, req, elem)?.as_str()?.to_lowercase(),
         ))),
-        K::Url(part, x) => value::url_part(*part, val(x, req, elem)?.as_str()?),
-        K::Text(f, x) => value::text_fn(*f, val(x, req, elem)?.as_str()?),
+        K::Url(part, x) => value::url_part(*part, val(x, p, req, elem)?.as_str()?),
+        K::Text(f, x) => value::text_fn(*f, val(x, p, req, elem)?.as_str()?),
         K::Now => req.now.map(Val::Time).ok_or(EvalError::Missing),
         K::Duration(secs) => Ok(dates::duration(*secs)),
-        K::Time(f, x) => dates::convert(*f, val(x, req, elem)?),
-        K::Arith(op, l, r) => dates::arith(*op, &val(l, req, elem)?, &val(r, req, elem)?),
-        _ => truth(e, req, elem).map(Val::Bool),
+        K::Time(f, x) => dates::convert(*f, val(x, p, req, elem)?),
+        K::Arith(op, l, r) => dates::arith(*op, &val(l, p, req, elem)?, &val(r, p, req, elem)?),
+        K::SessionCalls(t) => prov::calls(req, tool_name(p, *t)?),
+        K::Extract(f, x) => Ok(prov::extract(*f, val(x, p, req, elem)?.as_str()?)),
+        _ => truth(e, p, req, elem).map(Val::Bool),
     }
+}
+
+/// The name of tool `id` (a checked policy always has it).
+fn tool_name(p: &ir::Policy, id: ir::ToolId) -> Result<&str, EvalError> {
+    p.tools
+        .get(id.0 as usize)
+        .map(|t| t.name.as_str())
+        .ok_or(EvalError::Type)
 }

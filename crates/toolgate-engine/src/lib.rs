@@ -18,6 +18,7 @@ mod explain;
 mod floor;
 mod ireval;
 pub mod matrix;
+pub mod provenance;
 #[cfg(feature = "reference")]
 pub mod reference;
 mod request;
@@ -28,7 +29,9 @@ pub mod urls;
 mod value;
 
 pub use decision::{BudgetKey, Decision, Outcome, RuleInfo};
-pub use explain::{explain, RuleTrace, Verdict};
+pub use explain::{
+    explain, provenance as explain_provenance, Finding, ProvenanceTrace, RuleTrace, Verdict,
+};
 pub use request::{Context, OwnedRequest, Request, RequestError};
 /// The instant `now` reads (RFC 3339 in and out; `jiff`'s type).
 pub use toolgate_check::time::Timestamp;

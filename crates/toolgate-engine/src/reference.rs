@@ -82,7 +82,7 @@ pub fn decide(policy: &ir::Policy, req: &Request<'_>) -> RefDecision {
     let mut floors: Vec<&ir::Rule> = Vec::new();
     for r in policy.rules.iter().filter(applies) {
         if let ir::Effect::Floor(_) = r.effect {
-            if condition(r, req).unwrap_or(true) {
+            if condition(policy, r, req).unwrap_or(true) {
                 floors.push(r);
             }
         }
@@ -93,7 +93,7 @@ pub fn decide(policy: &ir::Policy, req: &Request<'_>) -> RefDecision {
         .filter(applies)
         .filter(|r| r.effect == ir::Effect::Deny)
     {
-        if condition(r, req).unwrap_or(true) {
+        if condition(policy, r, req).unwrap_or(true) {
             let why = r.reason.clone().unwrap_or_else(|| "denied by rule".into());
             return deny(why, Some(r.id));
         }
@@ -111,7 +111,7 @@ pub fn decide(policy: &ir::Policy, req: &Request<'_>) -> RefDecision {
         .iter()
         .filter(applies)
         .filter(|r| r.effect.is_grant())
-        .filter(|r| condition(r, req).unwrap_or(false))
+        .filter(|r| condition(policy, r, req).unwrap_or(false))
         .collect();
     grants.sort_by_key(|r| (rank(&r.effect), r.id));
     // 8. The floors that apply raise the decision to at least their approval.
@@ -213,9 +213,9 @@ fn chain(grants: &[&ir::Rule]) -> RefDecision {
     }
 }
 
-fn condition(r: &ir::Rule, req: &Request<'_>) -> Result<bool, EvalError> {
+fn condition(policy: &ir::Policy, r: &ir::Rule, req: &Request<'_>) -> Result<bool, EvalError> {
     match &r.condition {
         None => Ok(true),
-        Some(e) => ireval::truth(e, req, None),
+        Some(e) => ireval::truth(e, policy, req, None),
     }
 }

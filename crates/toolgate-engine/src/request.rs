@@ -1,5 +1,6 @@
 //! Requests: who calls which tool with which arguments, in which trusted context.
 
+use crate::provenance::SessionView;
 use serde_json::{Map, Value as Json};
 use thiserror::Error;
 use toolgate_check::time::Timestamp;
@@ -31,13 +32,25 @@ pub struct Request<'a> {
     /// `Clock`), never the request's own text. `None`: a condition reading
     /// `now` cannot be evaluated (a deny applies, a grant does not).
     pub now: Option<Timestamp>,
+    /// The call's session, as the runtime's store sees it. `None`: every
+    /// provenance and session condition (`from`, `session.*`) cannot be
+    /// evaluated (a deny applies, a grant does not).
+    pub session: Option<&'a dyn SessionView>,
 }
 
-impl Request<'_> {
+impl<'a> Request<'a> {
     /// The same request decided at `now`.
     pub fn at(self, now: Timestamp) -> Self {
         Request {
             now: Some(now),
+            ..self
+        }
+    }
+
+    /// The same request in `session`.
+    pub fn in_session(self, session: &'a dyn SessionView) -> Self {
+        Request {
+            session: Some(session),
             ..self
         }
     }
@@ -112,6 +125,7 @@ impl OwnedRequest {
             args: &self.args,
             context: &self.context,
             now: None,
+            session: None,
         }
     }
 }

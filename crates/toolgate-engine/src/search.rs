@@ -186,7 +186,14 @@ impl Pool {
         use ir::ExprKind as K;
         match &e.kind {
             K::Lit(v) => self.literal(v),
-            K::Path(_) | K::Elem | K::Has(_) | K::Now | K::Duration(_) => {}
+            K::Path(_)
+            | K::Elem
+            | K::Has(_)
+            | K::Now
+            | K::Duration(_)
+            | K::SessionTainted
+            | K::SessionCalls(_) => {}
+            K::From(a, _) | K::Extract(_, a) => self.collect(a),
             K::Time(f, a) => match (&a.kind, f) {
                 (K::Lit(ir::Value::Str(s)), ir::TimeFn::Date) => self.dates.push(s.clone()),
                 (K::Lit(ir::Value::Str(s)), ir::TimeFn::Datetime) => self.datetimes.push(s.clone()),

@@ -42,6 +42,8 @@ pub(crate) struct Cell {
     pub reads: Box<[cache::Read]>,
     /// Whether any rule of the cell has a condition (else nothing to cache).
     pub conditional: bool,
+    /// Whether a condition reads the session (then its outcome is never cached).
+    pub session: bool,
 }
 
 impl Cell {
@@ -62,11 +64,13 @@ impl Cell {
                 cache::reads(c, &mut reads);
             }
         }
+        let session = reads.contains(&cache::Read::Session);
         Cell {
             denies: denies.into(),
             grants: grants.into(),
             reads: reads.into(),
             conditional,
+            session,
         }
     }
 }
@@ -263,6 +267,10 @@ impl Cells {
 
 fn compile_rules(policy: &ir::Policy, file: &str) -> Result<Vec<CompiledRule>, String> {
     let file: Arc<str> = Arc::from(file);
+    let cx = crate::eval::Compiler {
+        policy,
+        constants: Arc::new(crate::provenance::decide::Constants::of(&policy.constants)),
+    };
     policy
         .rules
         .iter()
@@ -273,11 +281,16 @@ fn compile_rules(policy: &ir::Policy, file: &str) -> Result<Vec<CompiledRule>, S
                     identity: r.identity.as_str().into(),
                     name: r.name.as_deref().map(Arc::from),
                     accepted_risk: r.accepted_risk.as_deref().map(Arc::from),
+                    endorse: r.endorse.clone().into(),
                     file: file.clone(),
                     line: r.line,
                     column: r.column,
                 },
-                cond: r.condition.as_ref().map(Cond::compile).transpose()?,
+                cond: r
+                    .condition
+                    .as_ref()
+                    .map(|c| Cond::compile(c, &cx))
+                    .transpose()?,
                 effect: r.effect.clone(),
                 reason: r.reason.clone(),
             })
@@ -347,7 +360,11 @@ impl Table {
         }
         let cell = &self.cells[self.cell_of(agent, tool)];
         let scope = Scope { req, elem: None };
-        if let Some(cache) = self.cache.as_ref().filter(|_| cell.conditional) {
+        if let Some(cache) = self
+            .cache
+            .as_ref()
+            .filter(|_| cell.conditional && !cell.session)
+        {
             let key = Cache::key(agent.id, tool, &cell.reads, req);
             let outcome = cache.get(&key).unwrap_or_else(|| {
                 let outcome = std::sync::Arc::new(self.evaluate(cell, &scope));

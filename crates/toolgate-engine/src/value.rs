@@ -17,6 +17,9 @@ pub enum EvalError {
     Missing,
     /// A value of the wrong type for the operation.
     Type,
+    /// A provenance or session condition on a call without a session, or
+    /// a session that cannot answer (gone, or its store down).
+    Session,
 }
 
 /// A value during evaluation: borrowed from the request or the policy where possible.
@@ -34,6 +37,8 @@ pub enum Val<'a> {
     JsonList(&'a [Json]),
     /// A list from the policy.
     ConstList(&'a [ir::Value]),
+    /// A list of strings made at run time (`urls(x)`, `emails(x)`).
+    StrList(Vec<String>),
     /// A `date`.
     Date(time::Date),
     /// A `datetime` (an instant).
@@ -98,6 +103,10 @@ impl<'a> Val<'a> {
         match self {
             Val::JsonList(items) => Ok(items.iter().map(Val::from_element).collect()),
             Val::ConstList(items) => Ok(items.iter().map(|v| Ok(Val::from_const(v))).collect()),
+            Val::StrList(items) => Ok(items
+                .iter()
+                .map(|s| Ok(Val::Str(Cow::Owned(s.clone()))))
+                .collect()),
             _ => Err(EvalError::Type),
         }
     }
@@ -173,7 +182,7 @@ pub fn equal(a: &Val<'_>, b: &Val<'_>) -> Result<bool, EvalError> {
 }
 
 fn is_list(v: &Val<'_>) -> bool {
-    matches!(v, Val::JsonList(_) | Val::ConstList(_))
+    matches!(v, Val::JsonList(_) | Val::ConstList(_) | Val::StrList(_))
 }
 
 /// `needle in list`.
@@ -255,6 +264,7 @@ pub fn len(v: &Val<'_>) -> Result<i64, EvalError> {
         Val::Str(s) => s.chars().count(),
         Val::JsonList(items) => items.len(),
         Val::ConstList(items) => items.len(),
+        Val::StrList(items) => items.len(),
         _ => return Err(EvalError::Type),
     };
     i64::try_from(n).map_err(|_| EvalError::Type)

@@ -98,3 +98,47 @@ fn identical_meaning_is_no_change() {
     let b = format!("// moved\n{HEAD}\n\nagent a {{\n  write pay require approval;\n}}\n");
     assert!(diff(&a, &b).is_empty());
 }
+
+#[test]
+fn provenance_widened_a_dropped_taint_guard_and_trusted_labels_escalate() {
+    let policy = |label: &str, cond: &str| {
+        format!(
+            "tool find read {label} output {{ [].note: untrusted }};\ntool pay write {{ iban: string }};\nwrites enabled;\nagent a {{\n  allow find;\n  write pay auto-approve limit 5 per day when {cond};\n}}\n"
+        )
+    };
+    let old = policy("", "not session.tainted and args.iban from user");
+    let kinds = |new: &str| -> Vec<(Kind, String)> {
+        diff(&old, new)
+            .into_iter()
+            .map(|c| (c.kind, c.what))
+            .collect()
+    };
+    let widened = kinds(&policy(
+        "",
+        "not session.tainted and args.iban from trusted",
+    ));
+    assert!(
+        widened
+            .iter()
+            .any(|(k, w)| *k == Kind::Escalation
+                && w.starts_with("condition widened to `from trusted`")),
+        "{widened:?}"
+    );
+    let unguarded = kinds(&policy("", "args.iban from user"));
+    assert!(
+        unguarded.iter().any(|(k, w)| *k == Kind::Escalation
+            && w.contains("`not session.tainted` guard was dropped")),
+        "{unguarded:?}"
+    );
+    let relabelled = kinds(&policy(
+        "trusted",
+        "not session.tainted and args.iban from user",
+    ));
+    assert_eq!(
+        relabelled,
+        [(
+            Kind::Escalation,
+            "its output labelled `trusted` (was `untrusted`)".to_string()
+        )]
+    );
+}

@@ -7,16 +7,21 @@
 //! 4. without `writes enabled`, no write tool is ever allowed or approval_required;
 //! 5. the credential scope's tenant and env are the context's, whatever the arguments say.
 //!
+//! Requests come with or without a random session (user turns, labelled
+//! tool outputs, endorsements, allowed calls), so the provenance and
+//! session conditions (`from`, `session.*`, `urls`/`emails`) are compared too.
+//!
 //! `PROPTEST_CASES` raises the default of 256 cases per property.
 
 use proptest::prelude::*;
 use serde_json::{json, Value as Json};
+use toolgate_engine::provenance::{Key, MemorySession, SessionView};
 use toolgate_engine::reference;
 use toolgate_engine::{Context, Engine, Outcome, Request, Timestamp};
 
 const TOOLS: &str = "\
-tool t.r1 read { s: string, n: int, l: list<string>, u?: string | null, .. };
-tool t.r2 read;
+tool t.r1 read trusted { s: string, n: int, l: list<string>, u?: string | null, .. } output { [].e: untrusted };
+tool t.r2 read output { a: trusted, b[]: trusted };
 tool t.w1 write { s: string, n: int, m?: number, u?: string | null, c?: \"a\" | \"b\" | null, k?: any, o2?: { x: int, .. }, d?: date, t?: datetime };
 tool t.w2 write irreversible;
 tool t.w3 write { l: list<string>, o?: { x: int }, p?: list<{ e: string, n?: int } | null>, u?: string | null };
@@ -24,7 +29,16 @@ tool t.w3 write { l: list<string>, o?: { x: int }, p?: list<{ e: string, n?: int
 const READ_TOOLS: [&str; 2] = ["t.r1", "t.r2"];
 const WRITE_TOOLS: [&str; 3] = ["t.w1", "t.w2", "t.w3"];
 
-const CONDITIONS: [&str; 41] = [
+const CONDITIONS: [&str; 50] = [
+    "has args.s and args.s from user",
+    "has args.s and args.s from trusted",
+    "has args.n and args.n from tool t.r1",
+    "has args.l and all x in args.l: x from ctx",
+    "has args.s and not (args.s from tool t.r2)",
+    "session.tainted",
+    "session.calls(t.r1) > 1",
+    "has args.s and all u in urls(args.s): u from trusted",
+    "has args.s and any e in emails(args.s): e from user or args.s in [\"see xyz now\"]",
     "args.u == null",
     "args.u != null and args.u starts_with \"x\"",
     "has args.c and args.c == \"a\"",
@@ -267,7 +281,79 @@ fn json_value() -> impl Strategy<Value = Json> {
         Just(json!({ "x": "3" })),
         Just(json!("2026-11-22")),
         Just(json!("2026-11-22T10:00:00Z")),
+        Just(json!("see https://x.test/a or bob@a.test")),
+        Just(json!("bob@a.test")),
+        Just(json!("eu")),
+        Just(json!(2026)),
     ]
+}
+
+/// What happened in a session before the request.
+#[derive(Clone, Debug)]
+enum Event {
+    Turn(&'static str),
+    /// An output of `t.r1` or `t.r2`.
+    Output(&'static str, Json),
+    Endorse(&'static str),
+    Call(&'static str),
+}
+
+const WORDS: [&str; 8] = [
+    "xyz",
+    "see xyz now",
+    "bob@a.test",
+    "https://x.test/a",
+    "pay 5 or 2.5 EUR",
+    "acme",
+    "in 2026",
+    "",
+];
+
+fn event() -> impl Strategy<Value = Event> {
+    let word = prop::sample::select(WORDS.to_vec());
+    let tool = prop::sample::select(vec!["t.r1", "t.r2"]);
+    let output = (word.clone(), word.clone()).prop_map(|(a, b)| prop_oneof_outputs(a, b));
+    prop_oneof![
+        2 => word.clone().prop_map(Event::Turn),
+        3 => (tool.clone(), output).prop_map(|(t, o)| Event::Output(t, o)),
+        1 => word.prop_map(Event::Endorse),
+        1 => tool.prop_map(Event::Call),
+    ]
+}
+
+/// A few output shapes around the tools' labelled paths.
+fn prop_oneof_outputs(a: &str, b: &str) -> Json {
+    match (a.len() + b.len()) % 4 {
+        0 => json!(a),
+        1 => json!([{ "e": a, "f": b }]),
+        2 => json!({ "a": a, "b": [b, 5], "c": null }),
+        _ => json!({ "a": "", "z": b }),
+    }
+}
+
+/// The tools of [`TOOLS`], checked (for their labels).
+fn tools_ir() -> Vec<toolgate_check::ir::Tool> {
+    compile(&format!("{TOOLS}agent a1 {{}}"))
+        .map(|p| p.tools)
+        .unwrap_or_default()
+}
+
+fn session_of(events: &[Event]) -> MemorySession {
+    let tools = tools_ir();
+    let mut s = MemorySession::new();
+    for (i, e) in events.iter().enumerate() {
+        match e {
+            Event::Turn(text) => s.user_turn(text),
+            Event::Output(tool, out) => {
+                if let Some(t) = tools.iter().find(|t| t.name == *tool) {
+                    s.observe(&format!("c{i}"), t, out);
+                }
+            }
+            Event::Endorse(v) => s.endorse(&format!("c{i}"), Key::text(v)),
+            Event::Call(tool) => s.allowed_call(tool),
+        }
+    }
+    s
 }
 
 /// Numbers around the generated conditions' boundaries, integral ones written
@@ -439,6 +525,7 @@ struct GenRequest {
     args: Json,
     context: Context,
     now: Option<Timestamp>,
+    session: Option<MemorySession>,
 }
 
 fn request() -> impl Strategy<Value = GenRequest> {
@@ -455,28 +542,38 @@ fn request() -> impl Strategy<Value = GenRequest> {
         None,
     ]);
     let opt = prop::sample::select(vec![Some(json!("o")), None]);
-    (agent, tool, args(), tenant, env, (region, opt, now())).prop_map(
-        |(agent, tool, args, tenant, env, (region, opt, now))| {
-            let mut fields = serde_json::Map::new();
-            if let Some(r) = region {
-                fields.insert("region".into(), r);
-            }
-            if let Some(o) = opt {
-                fields.insert("opt".into(), o);
-            }
-            GenRequest {
-                agent,
-                tool,
-                args,
-                context: Context {
-                    tenant: tenant.into(),
-                    env: env.into(),
-                    fields,
-                },
-                now,
-            }
-        },
+    let session = prop::option::of(prop::collection::vec(event(), 0..6));
+    (
+        agent,
+        tool,
+        args(),
+        tenant,
+        env,
+        (region, opt, now(), session),
     )
+        .prop_map(
+            |(agent, tool, args, tenant, env, (region, opt, now, session))| {
+                let mut fields = serde_json::Map::new();
+                if let Some(r) = region {
+                    fields.insert("region".into(), r);
+                }
+                if let Some(o) = opt {
+                    fields.insert("opt".into(), o);
+                }
+                GenRequest {
+                    agent,
+                    tool,
+                    args,
+                    context: Context {
+                        tenant: tenant.into(),
+                        env: env.into(),
+                        fields,
+                    },
+                    now,
+                    session: session.map(|events| session_of(&events)),
+                }
+            },
+        )
 }
 
 impl GenRequest {
@@ -487,6 +584,7 @@ impl GenRequest {
             args: &self.args,
             context: &self.context,
             now: self.now,
+            session: self.session.as_ref().map(|s| s as &dyn SessionView),
         }
     }
 }

@@ -56,6 +56,7 @@ fn decide(engine: &Engine, url: &str) -> Outcome {
         args: &args,
         context: &context,
         now: None,
+        session: None,
     };
     engine.decide(&req).outcome
 }
@@ -163,6 +164,7 @@ fn explain_evaluates_the_url_functions_as_the_engine_does() {
             args: &args,
             context: &context,
             now: None,
+            session: None,
         };
         toolgate_engine::explain(&policy, &req)
             .into_iter()
@@ -176,7 +178,7 @@ fn explain_evaluates_the_url_functions_as_the_engine_does() {
     );
     let refused = explained(r"https://evil.com\@docs.example.com/guides/");
     assert!(
-        matches!(refused.as_slice(), [Verdict::Error { missing: false, at }] if &text[at.start..at.end] == r#"scheme(args.url) == "https""#),
+        matches!(refused.as_slice(), [Verdict::Error { missing: false, at, .. }] if &text[at.start..at.end] == r#"scheme(args.url) == "https""#),
         "{refused:?}"
     );
     let wrong_port = explained("https://docs.example.com:1/guides/");

@@ -715,6 +715,9 @@ fn request(call: &Call, now_ms: u64) -> Request<'_> {
         args: &call.args,
         context: &call.context,
         now: timestamp(now_ms),
+        // Sessions are not wired into the gateway yet: provenance and
+        // session conditions fail closed (an evaluation error).
+        session: None,
     }
 }
 

@@ -141,6 +141,64 @@ pub struct ToolDecl {
     pub schema: Option<Spanned<Vec<Field>>>,
     /// Whether the schema ends with `..`: it allows arguments it does not name.
     pub open: bool,
+    /// `trusted` / `untrusted`, if written: the label of the tool's output.
+    pub trust: Option<Spanned<Trust>>,
+    /// `output { PATH: LABEL, ... }`, if written: labels of output fields.
+    pub outputs: Option<Spanned<Vec<OutputLabel>>>,
+}
+
+/// The label of a tool output or of a field of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Trust {
+    /// `trusted`: its values count as `from trusted`.
+    Trusted,
+    /// `untrusted`: third-party text; it taints the session.
+    Untrusted,
+}
+
+impl Trust {
+    /// The label as written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trust::Trusted => "trusted",
+            Trust::Untrusted => "untrusted",
+        }
+    }
+}
+
+/// `PATH: trusted|untrusted` in an `output { }` block.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct OutputLabel {
+    /// The path into the output.
+    pub path: Spanned<Vec<OutputSeg>>,
+    /// Its label.
+    pub trust: Spanned<Trust>,
+}
+
+/// One step of an output path (`a[].b` is `Field(a)`, `Each`, `Field(b)`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum OutputSeg {
+    /// A field of an object.
+    Field(String),
+    /// `[]`: every element of a list.
+    Each,
+}
+
+/// An output path as written: `[].email`, `items[].from`, `iban`.
+pub fn output_path_text(segs: &[OutputSeg]) -> String {
+    let mut s = String::new();
+    for seg in segs {
+        match seg {
+            OutputSeg::Field(f) => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(f);
+            }
+            OutputSeg::Each => s.push_str("[]"),
+        }
+    }
+    s
 }
 
 /// Whether a tool only reads or may change the world.
@@ -251,6 +309,9 @@ pub enum Clause {
     When(Spanned<Expr>),
     /// `reason "..."`
     Reason(Spanned<String>),
+    /// `endorse args.a, args.b`: once the approval is granted, the approved
+    /// values at these paths count as trusted for the rest of the session.
+    Endorse(Vec<Spanned<Path>>),
 }
 
 /// `require [N] approval(s) [from "group"] [expires D]`
@@ -383,6 +444,10 @@ pub enum Expr {
     },
     /// `f(arg, ...)`: at least one argument.
     Call(Name, Vec<Spanned<Expr>>),
+    /// `VALUE from SOURCE`: where the value came from in the session.
+    From(Box<Spanned<Expr>>, Spanned<Source>),
+    /// `session.calls(TOOL)`: earlier allowed calls of a tool in the session.
+    SessionCalls(Name),
     /// `( expr )`
     Paren(Box<Spanned<Expr>>),
     /// `lhs + rhs`, `lhs - rhs`: date, datetime and duration arithmetic.
@@ -393,6 +458,31 @@ pub enum Expr {
     Path(Path),
     /// A literal.
     Literal(Literal),
+}
+
+/// The source after `from`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// `from user`: a user turn of the session.
+    User,
+    /// `from ctx`: the call's trusted context (tenant, env, context fields).
+    Ctx,
+    /// `from trusted`: user, context, constants, trusted outputs, endorsements.
+    Trusted,
+    /// `from tool NAME`: any output of that tool in the session.
+    Tool(Name),
+}
+
+impl Source {
+    /// The source as written after `from`.
+    pub fn text(&self) -> String {
+        match self {
+            Source::User => "user".to_string(),
+            Source::Ctx => "ctx".to_string(),
+            Source::Trusted => "trusted".to_string(),
+            Source::Tool(name) => format!("tool {}", name.node),
+        }
+    }
 }
 
 /// A comparison operator.

@@ -201,6 +201,7 @@ impl Printer<'_> {
         let empty = ast::ToolDecl {
             schema: Some(Spanned::new(Vec::new(), schema.span)),
             open: false,
+            outputs: None,
             ..t.clone()
         };
         let text = tool_text(&empty, widths);
@@ -213,7 +214,12 @@ impl Printer<'_> {
             self.out.push_str("  ..\n");
         }
         self.rest(schema.span.end, 2);
-        self.out.push_str("};");
+        self.out.push('}');
+        if let Some(outputs) = &t.outputs {
+            self.out.push(' ');
+            self.out.push_str(&outputs_text(&outputs.node));
+        }
+        self.out.push(';');
         self.last_end = Some(span.end);
         self.trailing(span.end);
         self.out.push('\n');
@@ -341,7 +347,7 @@ fn tool_text(t: &ast::ToolDecl, widths: Option<(usize, usize)>) -> String {
     let (name_w, class_w) = widths.unwrap_or((t.name.node.len() + 1, 0));
     let mut s = format!("tool {:<name_w$}", t.name.node);
     let class = class_word(t.class.node);
-    let more = t.irreversible || t.schema.is_some();
+    let more = t.irreversible || t.schema.is_some() || t.trust.is_some() || t.outputs.is_some();
     if more {
         let _ = write!(s, "{class:<class_w$}");
     } else {
@@ -350,12 +356,35 @@ fn tool_text(t: &ast::ToolDecl, widths: Option<(usize, usize)>) -> String {
     if t.irreversible {
         s.push_str(" irreversible");
     }
+    if let Some(trust) = &t.trust {
+        s.push(' ');
+        s.push_str(trust.node.as_str());
+    }
     if let Some(schema) = &t.schema {
         s.push(' ');
         s.push_str(&record_text(&schema.node, t.open));
     }
+    if let Some(outputs) = &t.outputs {
+        s.push(' ');
+        s.push_str(&outputs_text(&outputs.node));
+    }
     s.push(';');
     s
+}
+
+/// `output { [].email: trusted, body: untrusted }`.
+fn outputs_text(labels: &[ast::OutputLabel]) -> String {
+    let body = join(labels.iter().map(|l| {
+        format!(
+            "{}: {}",
+            ast::output_path_text(&l.path.node),
+            l.trust.node.as_str()
+        )
+    }));
+    if body.is_empty() {
+        return "output {}".to_string();
+    }
+    format!("output {{ {body} }}")
 }
 
 fn item_text(item: &ast::Item) -> String {
@@ -607,6 +636,9 @@ fn clause_text(c: &ast::Clause) -> String {
         }
         ast::Clause::When(e) => format!("when {}", expr_text(&e.node)),
         ast::Clause::Reason(r) => format!("reason {}", string_text(&r.node)),
+        ast::Clause::Endorse(paths) => {
+            format!("endorse {}", join(paths.iter().map(|p| path_text(&p.node))))
+        }
     }
 }
 
@@ -639,6 +671,7 @@ fn level(e: &ast::Expr) -> u8 {
         ast::Expr::Has(_)
         | ast::Expr::Compare(..)
         | ast::Expr::Quantified(..)
+        | ast::Expr::From(..)
         | ast::Expr::ForEach { .. } => 3,
         ast::Expr::Arith(..) => 4,
         _ => 5,
@@ -722,6 +755,10 @@ pub fn expr_text(e: &ast::Expr) -> String {
             let args: Vec<String> = args.iter().map(|a| wrapped(&a.node, 5)).collect();
             format!("{}({})", f.node, args.join(", "))
         }
+        ast::Expr::From(value, source) => {
+            format!("{} from {}", wrapped(&value.node, 4), source.node.text())
+        }
+        ast::Expr::SessionCalls(tool) => format!("session.calls({})", tool.node),
         ast::Expr::Paren(inner) => format!("({})", expr_text(&inner.node)),
         ast::Expr::Arith(l, op, r) => format!(
             "{} {} {}",

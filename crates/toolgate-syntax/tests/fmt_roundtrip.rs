@@ -93,6 +93,7 @@ fn operand(e: ast::Expr) -> Spanned<ast::Expr> {
         | ast::Expr::Paren(_)
         | ast::Expr::Path(_)
         | ast::Expr::Literal(_)
+        | ast::Expr::SessionCalls(_)
         | ast::Expr::Duration(_) => sp(e),
         other => sp(ast::Expr::Paren(Box::new(sp(other)))),
     }
@@ -123,6 +124,7 @@ fn expr() -> impl Strategy<Value = ast::Expr> {
         literal(1).prop_map(ast::Expr::Literal),
         path().prop_map(|p| ast::Expr::Has(sp(p))),
         duration().prop_map(ast::Expr::Duration),
+        tool_name().prop_map(|t| ast::Expr::SessionCalls(sp(t))),
     ];
     leaf.prop_recursive(4, 24, 3, |inner| {
         prop_oneof![
@@ -174,8 +176,53 @@ fn expr() -> impl Strategy<Value = ast::Expr> {
                     body: Box::new(sp(body)),
                 }
             }),
+            (inner.clone(), source()).prop_map(|(v, s)| ast::Expr::From(Box::new(side(v)), sp(s))),
             inner.prop_map(|e| ast::Expr::Paren(Box::new(sp(e)))),
         ]
+    })
+}
+
+fn source() -> impl Strategy<Value = ast::Source> {
+    prop_oneof![
+        Just(ast::Source::User),
+        Just(ast::Source::Ctx),
+        Just(ast::Source::Trusted),
+        tool_name().prop_map(|t| ast::Source::Tool(sp(t))),
+    ]
+}
+
+fn trust() -> impl Strategy<Value = ast::Trust> {
+    prop::sample::select(vec![ast::Trust::Trusted, ast::Trust::Untrusted])
+}
+
+fn output_path() -> impl Strategy<Value = Vec<ast::OutputSeg>> {
+    let seg = (ident(), any::<bool>()).prop_map(|(f, each)| {
+        let mut segs = vec![ast::OutputSeg::Field(f)];
+        if each {
+            segs.push(ast::OutputSeg::Each);
+        }
+        segs
+    });
+    (any::<bool>(), prop::collection::vec(seg, 0..3)).prop_map(|(top, segs)| {
+        let mut out = if top || segs.is_empty() {
+            vec![ast::OutputSeg::Each]
+        } else {
+            Vec::new()
+        };
+        out.extend(segs.into_iter().flatten());
+        out
+    })
+}
+
+fn outputs() -> impl Strategy<Value = Vec<ast::OutputLabel>> {
+    prop::collection::vec((output_path(), trust()), 0..3).prop_map(|labels| {
+        labels
+            .into_iter()
+            .map(|(path, trust)| ast::OutputLabel {
+                path: sp(path),
+                trust: sp(trust),
+            })
+            .collect()
     })
 }
 
@@ -220,6 +267,7 @@ fn clause() -> impl Strategy<Value = ast::Clause> {
         prop::collection::vec(path().prop_map(sp), 1..3).prop_map(ast::Clause::Scope),
         expr().prop_map(|e| ast::Clause::When(sp(e))),
         text().prop_map(|t| ast::Clause::Reason(sp(t))),
+        prop::collection::vec(path().prop_map(sp), 1..3).prop_map(ast::Clause::Endorse),
     ]
 }
 
@@ -333,14 +381,17 @@ fn item() -> impl Strategy<Value = ast::Item> {
             any::<bool>(),
             prop::option::of(fields(2)),
             any::<bool>(),
+            (prop::option::of(trust()), prop::option::of(outputs())),
         )
-            .prop_map(|(n, c, irreversible, schema, open)| {
+            .prop_map(|(n, c, irreversible, schema, open, (trust, outputs))| {
                 ast::Item::Tool(ast::ToolDecl {
                     name: sp(n),
                     class: sp(c),
                     irreversible,
                     open: open && schema.is_some(),
                     schema: schema.map(sp),
+                    trust: trust.map(sp),
+                    outputs: outputs.map(sp),
                 })
             }),
         (constant(), literal(2)).prop_map(|(n, v)| ast::Item::Let(ast::LetDecl {

@@ -142,7 +142,7 @@ impl Ty {
 
 pub(super) type Typed = (ir::Expr, Ty);
 
-const FUNCTIONS: [&str; 12] = [
+const FUNCTIONS: [&str; 14] = [
     "len",
     "lower",
     "trim",
@@ -155,8 +155,12 @@ const FUNCTIONS: [&str; 12] = [
     "path",
     "date",
     "datetime",
+    "urls",
+    "emails",
 ];
-const ROOTS: [&str; 7] = ["args", "ctx", "tenant", "env", "agent", "tool", "now"];
+const ROOTS: [&str; 8] = [
+    "args", "ctx", "tenant", "env", "agent", "tool", "now", "session",
+];
 
 pub(super) fn node(kind: ir::ExprKind, span: Span) -> ir::Expr {
     ir::Expr { kind, span }
@@ -219,10 +223,12 @@ impl Checker<'_> {
                 Some((node(ir::ExprKind::Has(p), span), Ty::Bool))
             }
             ast::Expr::Compare(lhs, op, rhs) => {
+                self.note_in_list(op.node, rhs);
                 let lhs_typed = self.expr(lhs, scope);
                 self.compare(lhs, lhs_typed, op, rhs, span, scope)
             }
             ast::Expr::Quantified(q, list, op, rhs) => {
+                self.note_in_list(op.node, rhs);
                 self.quantified(q.node, list, op, rhs, span, scope)
             }
             ast::Expr::ForEach {
@@ -232,6 +238,8 @@ impl Checker<'_> {
                 body,
             } => self.for_each(quantifier.node, var, list, body, span, scope),
             ast::Expr::Call(f, args) => self.call(f, args, span, scope),
+            ast::Expr::From(value, source) => self.provenance_of(value, source, span, scope),
+            ast::Expr::SessionCalls(tool) => self.session_calls(tool, span),
             ast::Expr::Paren(inner) => self.expr(inner, scope),
             ast::Expr::Arith(l, op, r) => self.arith(l, op, r, span, scope),
             ast::Expr::Duration(d) => Some(self.duration(*d, span)),
@@ -329,6 +337,7 @@ impl Checker<'_> {
                 (ir::Path::Ctx(field.node.clone()), Ty::of(&f.ty))
             }
             "now" if fields.is_empty() => return Some(self.now(span)),
+            "session" => return self.session_path(p, span),
             "tenant" | "env" | "agent" | "tool" if fields.is_empty() => {
                 let path = match root {
                     "tenant" => ir::Path::Tenant,
@@ -447,6 +456,8 @@ impl Checker<'_> {
         match f.node.as_str() {
             "date" => return self.time_call(ir::TimeFn::Date, args, span, scope),
             "datetime" => return self.time_call(ir::TimeFn::Datetime, args, span, scope),
+            "urls" => return self.extract_call(f, ir::ExtractFn::Urls, args, span, scope),
+            "emails" => return self.extract_call(f, ir::ExtractFn::Emails, args, span, scope),
             _ => {}
         }
         let typed: Vec<Option<Typed>> = args.iter().map(|a| self.expr(a, scope)).collect();

@@ -34,10 +34,12 @@ impl Checker<'_> {
                 self.diags.push(CheckError::DeadWrite { span: span.into() });
             }
         }
+        // A constant is read by every `from trusted` (its value counts as trusted).
+        let trusts = self.reads_from_trusted();
         let mut unused: Vec<(String, Span)> = self
             .constants
             .iter()
-            .filter(|(_, c)| !c.used)
+            .filter(|(_, c)| !c.used && !trusts)
             .map(|(n, c)| (n.clone(), c.span))
             .collect();
         unused.sort_by_key(|(_, s)| s.start);

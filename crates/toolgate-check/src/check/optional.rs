@@ -58,7 +58,15 @@ fn unguarded(e: &ir::Expr, guards: &mut Vec<Vec<String>>, out: &mut Vec<Read>) {
         K::Path(ir::Path::Args(p)) if !guards.iter().any(|g| p.starts_with(g)) => {
             out.push((p.clone(), e.span));
         }
-        K::Lit(_) | K::Path(_) | K::Elem | K::Has(_) | K::IsNull(_) | K::Now | K::Duration(_) => {}
+        K::Lit(_)
+        | K::Path(_)
+        | K::Elem
+        | K::Has(_)
+        | K::IsNull(_)
+        | K::Now
+        | K::Duration(_)
+        | K::SessionTainted
+        | K::SessionCalls(_) => {}
         K::And(xs) | K::Or(xs) => {
             let before = guards.len();
             let is_and = matches!(e.kind, K::And(_));
@@ -77,6 +85,8 @@ fn unguarded(e: &ir::Expr, guards: &mut Vec<Vec<String>>, out: &mut Vec<Read>) {
         | K::Not(x)
         | K::Glob(x, _)
         | K::Regex(x, _)
+        | K::From(x, _)
+        | K::Extract(_, x)
         | K::Time(_, x) => unguarded(x, guards, out),
         K::Binary(_, l, r) | K::Quant(_, l, r) | K::Within(l, r) | K::Arith(_, l, r) => {
             unguarded(l, guards, out);

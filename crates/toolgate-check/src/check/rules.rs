@@ -19,6 +19,7 @@ struct Clauses<'a> {
     when: Option<&'a Spanned<ast::Expr>>,
     when_span: Option<Span>,
     reason: Option<&'a Spanned<String>>,
+    endorse: Option<&'a Spanned<ast::Clause>>,
     /// The rule has an `@accepted_risk`: its `irreversible` warnings are silenced.
     accepted: bool,
 }
@@ -67,6 +68,17 @@ impl Checker<'_> {
         clauses.accepted = accepted_risk.is_some();
         let effect = self.effect(rule, &clauses, &tools);
         let condition = clauses.when.and_then(|w| self.condition(w, &tools));
+        let needs_human = matches!(
+            effect,
+            ir::Effect::Write {
+                approval: ir::Approval::Human { .. },
+                ..
+            }
+        );
+        let endorse = clauses
+            .endorse
+            .map(|e| self.endorse(e, needs_human, &tools))
+            .unwrap_or_default();
         let (line, column) = self.line_col(span.start);
         let id = ir::RuleId(self.rules.len() as u32);
         if clauses.when.is_some() && condition.is_none() {
@@ -90,6 +102,7 @@ impl Checker<'_> {
             condition,
             reason: clauses.reason.map(|r| r.node.clone()),
             accepted_risk,
+            endorse,
             span,
             line,
             column,
@@ -271,6 +284,7 @@ impl Checker<'_> {
                 ast::Clause::Scope(_) => ("scope", c.scope.map(|s| s.span)),
                 ast::Clause::When(_) => ("when", c.when_span),
                 ast::Clause::Reason(_) => ("reason", c.reason.map(|r| r.span)),
+                ast::Clause::Endorse(_) => ("endorse", c.endorse.map(|e| e.span)),
             };
             if let Some(first) = slot_span {
                 self.diags.push(CheckError::DuplicateClause {
@@ -292,6 +306,7 @@ impl Checker<'_> {
                     c.when_span = Some(clause.span);
                 }
                 ast::Clause::Reason(r) => c.reason = Some(r),
+                ast::Clause::Endorse(_) => c.endorse = Some(clause),
             }
         }
         if let (Some(req), Some(auto)) = (c.require, c.auto) {
@@ -319,6 +334,9 @@ impl Checker<'_> {
             }
             ("scope", ast::RuleKind::Floor) => {
                 "a floor grants nothing, so it has no scope; the grant's scope applies"
+            }
+            ("endorse", ast::RuleKind::Deny | ast::RuleKind::Floor) => {
+                "values are endorsed by the approval of a grant: put `endorse` on the `write` (or `allow ... require approval`) rule"
             }
             _ => return true,
         };

@@ -109,8 +109,17 @@ pub(super) fn walk<'a>(e: &'a ir::Expr, f: &mut impl FnMut(&'a ir::Expr)) {
     use ir::ExprKind as K;
     f(e);
     match &e.kind {
-        K::Lit(_) | K::Path(_) | K::Elem | K::Has(_) | K::Now | K::Duration(_) => {}
-        K::Len(x)
+        K::Lit(_)
+        | K::Path(_)
+        | K::Elem
+        | K::Has(_)
+        | K::Now
+        | K::Duration(_)
+        | K::SessionTainted
+        | K::SessionCalls(_) => {}
+        K::From(x, _)
+        | K::Extract(_, x)
+        | K::Len(x)
         | K::Time(_, x)
         | K::Lower(x)
         | K::Text(_, x)

@@ -1,10 +1,12 @@
 //! The one decision helper of the engine's language tests (language_v2.rs,
-//! argument_types.rs, dates.rs): the compiled engine, the cached engine and
-//! the reference interpreter must agree on every request a test makes.
+//! argument_types.rs, dates.rs, provenance.rs): the compiled engine, the
+//! cached engine and the reference interpreter must agree on every request a
+//! test makes.
 
 use serde_json::{json, Value as Json};
 use std::num::NonZeroUsize;
 use toolgate_check::ir;
+use toolgate_engine::provenance::SessionView;
 use toolgate_engine::{reference, Engine, Outcome, OwnedRequest, Timestamp};
 
 /// The policy's IR and its compiled engine; the policy must parse and check.
@@ -44,12 +46,36 @@ pub fn decide_in(
     context: Json,
     now: Option<&str>,
 ) -> (Outcome, String) {
+    decide_full(src, tool, args, context, now, None)
+}
+
+/// [`decide_in`] for tenant `acme` in env `prod`, no clock, in `session`
+/// (`None`: a call without a session).
+pub fn decide_in_session(
+    src: &str,
+    tool: &str,
+    args: Json,
+    session: Option<&dyn SessionView>,
+) -> (Outcome, String) {
+    let context = json!({ "tenant": "acme", "env": "prod" });
+    decide_full(src, tool, args, context, None, session)
+}
+
+fn decide_full(
+    src: &str,
+    tool: &str,
+    args: Json,
+    context: Json,
+    now: Option<&str>,
+    session: Option<&dyn SessionView>,
+) -> (Outcome, String) {
     let (ir, engine) = compiled(src);
     let cap = NonZeroUsize::new(4).expect("non-zero");
     let cached = Engine::with_cache(&ir, "p.policy", cap).expect("compiles");
     let owned = request_in(tool, args, context);
     let mut req = owned.as_request();
     req.now = now.map(|t| t.parse::<Timestamp>().expect("a time"));
+    req.session = session;
     let want = reference::decide(&ir, &req);
     let d = engine.decide(&req);
     assert!(reference::agrees(&d, &want), "{d:?} vs {want:?}");

@@ -238,6 +238,7 @@ pub async fn decide(
             args: &call.args,
             context: &call.context,
             now: app.gateway.now(),
+            session: None,
         };
         out.push(policy.engine().decide(&req).to_json(&req));
     }

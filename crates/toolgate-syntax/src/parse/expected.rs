@@ -156,7 +156,7 @@ fn help_for(words: &BTreeSet<&'static str>, found: &str) -> Option<String> {
     if found == "`=`" {
         return Some("to compare, write `==`".to_string());
     }
-    if words.contains("`;`") && words.len() <= 4 {
+    if words.contains("`;`") && words.len() <= 5 {
         return Some("every declaration and rule ends with `;`".to_string());
     }
     if words.contains("a declaration or rule") {
@@ -209,6 +209,12 @@ fn phrase(rule: Rule) -> &'static str {
         Rule::window => "`minute`, `hour` or `day`",
         Rule::budget_key => "`per tenant` or `per agent`",
         Rule::from_opt => "`from`",
+        Rule::trust => "a label",
+        Rule::output_labels => "`output`",
+        Rule::output_label | Rule::output_path => "an output field",
+        Rule::endorse_clause => "`endorse`",
+        Rule::from_source => "`from`",
+        Rule::session_calls => "a value",
         Rule::expires_opt => "`expires`",
         Rule::string => "a string",
         Rule::int | Rule::number => "a number",
@@ -303,6 +309,13 @@ fn keyword(rule: Rule) -> &'static str {
         Rule::kw_regex => "`regex`",
         Rule::kw_true | Rule::kw_false => "`true` or `false`",
         Rule::null_lit | Rule::kw_null => "`null`",
+        Rule::kw_trusted => "`trusted`",
+        Rule::kw_untrusted => "`untrusted`",
+        Rule::kw_output => "`output`",
+        Rule::kw_endorse => "`endorse`",
+        Rule::kw_user => "`user`",
+        Rule::kw_ctx => "`ctx`",
+        Rule::kw_session_calls => "a value",
         _ => "",
     }
 }

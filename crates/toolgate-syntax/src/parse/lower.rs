@@ -212,13 +212,37 @@ impl Lower<'_> {
             Some(r) => Some(Spanned::new(self.fields(r.clone())?, self.span(&r))),
             None => None,
         };
+        let trust = kids(p.clone())
+            .find(|c| c.as_rule() == Rule::trust)
+            .map(|t| Spanned::new(trust_of(&t), self.span(&t)));
+        let outputs = match kids(p.clone()).find(|c| c.as_rule() == Rule::output_labels) {
+            Some(o) => Some(Spanned::new(self.output_labels(o.clone())?, self.span(&o))),
+            None => None,
+        };
         Ok(ast::ToolDecl {
             name: self.name(&self.child(&p, Rule::tool_name)?),
             class: Spanned::new(class_node, self.span(&class)),
             irreversible: kids(p).any(|c| c.as_rule() == Rule::irreversible),
             schema,
             open,
+            trust,
+            outputs,
         })
+    }
+
+    /// The entries of `output { PATH: LABEL, ... }`.
+    fn output_labels(&self, p: Pair<'_, Rule>) -> Result<Vec<ast::OutputLabel>> {
+        kids(p)
+            .filter(|c| c.as_rule() == Rule::output_label)
+            .map(|c| {
+                let path = self.child(&c, Rule::output_path)?;
+                let trust = self.child(&c, Rule::trust)?;
+                Ok(ast::OutputLabel {
+                    path: Spanned::new(output_path(path.as_str()), self.span(&path)),
+                    trust: Spanned::new(trust_of(&trust), self.span(&trust)),
+                })
+            })
+            .collect()
     }
 
     fn agent(&mut self, p: Pair<'_, Rule>) -> Result<ast::AgentBlock> {
@@ -330,14 +354,20 @@ impl Lower<'_> {
         let tools = kids(self.child(&head, Rule::tool_list)?)
             .map(|t| self.name(&t))
             .collect::<Vec<_>>();
-        let first = Spanned::new(self.clause(require)?, require_span);
+        let endorse = endorse_in_require(&require);
+        let mut clauses = vec![Spanned::new(self.clause(require)?, require_span)];
+        for e in endorse {
+            let span = self.span(&e);
+            clauses.push(Spanned::new(self.clause(e)?, span));
+        }
         let (id, accepted_risk, rest) = self.rule_rest(p)?;
+        clauses.extend(rest);
         Ok(ast::Rule {
             id,
             accepted_risk,
             kind: Spanned::new(ast::RuleKind::Floor, kind_span),
             tools,
-            clauses: std::iter::once(first).chain(rest).collect(),
+            clauses,
         })
     }
 
@@ -352,7 +382,12 @@ impl Lower<'_> {
                 Rule::accepted_risk => risk = Some(self.string(self.child(&c, Rule::string)?)?),
                 _ => {
                     let span = self.span(&c);
+                    let endorse = endorse_in_require(&c);
                     clauses.push(Spanned::new(self.clause(c)?, span));
+                    for e in endorse {
+                        let span = self.span(&e);
+                        clauses.push(Spanned::new(self.clause(e)?, span));
+                    }
                 }
             }
         }
@@ -367,16 +402,20 @@ impl Lower<'_> {
                 Some(b) => Some(self.budget(b)?),
                 None => None,
             }),
-            Rule::scope_clause => ast::Clause::Scope(
-                kids(p)
-                    .filter(|c| c.as_rule() == Rule::path)
-                    .map(|c| Ok(Spanned::new(self.path(c.clone())?, self.span(&c))))
-                    .collect::<Result<_>>()?,
-            ),
+            Rule::scope_clause => ast::Clause::Scope(self.paths(p)?),
             Rule::when_clause => ast::Clause::When(self.expr(self.last(&p)?)?),
             Rule::reason_clause => ast::Clause::Reason(self.string(self.last(&p)?)?),
+            Rule::endorse_clause => ast::Clause::Endorse(self.paths(p)?),
             other => return Err(internal(&format!("unexpected clause {other:?}"), span)),
         })
+    }
+
+    /// The paths of a `scope` or `endorse` clause.
+    fn paths(&self, p: Pair<'_, Rule>) -> Result<Vec<Spanned<ast::Path>>> {
+        kids(p)
+            .filter(|c| c.as_rule() == Rule::path)
+            .map(|c| Ok(Spanned::new(self.path(c.clone())?, self.span(&c))))
+            .collect()
     }
 
     fn require(&mut self, p: Pair<'_, Rule>) -> Result<ast::Require> {
@@ -540,6 +579,12 @@ impl Lower<'_> {
             }
             Rule::comparison => {
                 let mut lhs: Vec<_> = kids(p).collect();
+                if lhs.last().is_some_and(|c| c.as_rule() == Rule::from_source) {
+                    let source = lhs.pop().ok_or_else(|| internal("missing source", span))?;
+                    let value = self.sum(lhs, span)?;
+                    let source = Spanned::new(self.source(&source)?, self.span(&source));
+                    return Ok(Spanned::new(ast::Expr::From(Box::new(value), source), span));
+                }
                 let Some(at) = lhs.iter().position(|c| c.as_rule() == Rule::cmp_op) else {
                     return self.sum(lhs, span);
                 };
@@ -560,6 +605,9 @@ impl Lower<'_> {
                     .map(|c| self.expr(c))
                     .collect::<Result<Vec<_>>>()?;
                 ast::Expr::Call(name, args)
+            }
+            Rule::session_calls => {
+                ast::Expr::SessionCalls(self.name(&self.child(&p, Rule::tool_name)?))
             }
             Rule::path => ast::Expr::Path(self.path(p)?),
             Rule::string | Rule::number | Rule::int | Rule::bool | Rule::null_lit | Rule::list => {
@@ -608,6 +656,25 @@ impl Lower<'_> {
             e = Spanned::new(ast::Expr::Not(Box::new(e)), s);
         }
         Ok(e)
+    }
+
+    /// The source after `from`.
+    fn source(&self, p: &Pair<'_, Rule>) -> Result<ast::Source> {
+        let mut it = kids(p.clone()).skip(1);
+        let word = it
+            .next()
+            .ok_or_else(|| internal("empty source", self.span(p)))?;
+        Ok(match word.as_rule() {
+            Rule::kw_user => ast::Source::User,
+            Rule::kw_ctx => ast::Source::Ctx,
+            Rule::kw_trusted => ast::Source::Trusted,
+            _ => {
+                let name = it
+                    .next()
+                    .ok_or_else(|| internal("missing tool name", self.span(p)))?;
+                ast::Source::Tool(self.name(&name))
+            }
+        })
     }
 
     fn cmp_op(&self, p: &Pair<'_, Rule>) -> Result<Spanned<ast::CmpOp>> {
@@ -738,6 +805,44 @@ impl Lower<'_> {
         }
         Ok(Spanned::new(out, span))
     }
+}
+
+/// `trusted` or `untrusted`.
+fn trust_of(p: &Pair<'_, Rule>) -> ast::Trust {
+    if p.as_str() == "trusted" {
+        ast::Trust::Trusted
+    } else {
+        ast::Trust::Untrusted
+    }
+}
+
+/// `a[].b` as segments.
+fn output_path(text: &str) -> Vec<ast::OutputSeg> {
+    let mut segs = Vec::new();
+    for part in text.split('.') {
+        let (name, each) = match part.strip_suffix("[]") {
+            Some(name) => (name, true),
+            None => (part, false),
+        };
+        if !name.is_empty() {
+            segs.push(ast::OutputSeg::Field(name.to_string()));
+        }
+        if each {
+            segs.push(ast::OutputSeg::Each);
+        }
+    }
+    segs
+}
+
+/// The `endorse` clauses written among a `require` clause's options: they
+/// become clauses of their own, right after it.
+fn endorse_in_require<'i>(p: &Pair<'i, Rule>) -> Vec<Pair<'i, Rule>> {
+    if p.as_rule() != Rule::require_clause {
+        return Vec::new();
+    }
+    kids(p.clone())
+        .filter(|c| c.as_rule() == Rule::endorse_clause)
+        .collect()
 }
 
 /// Steps down through grammar layers that add nothing: an `or` chain of one,

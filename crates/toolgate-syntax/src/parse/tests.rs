@@ -116,13 +116,13 @@ fn string_escapes_are_decoded() {
 fn syntax_errors_say_what_was_expected_in_words() {
     assert_eq!(
         errors("tool a read\ntool b read;"),
-        ["expected `;`, `irreversible` or `{`, found `tool` @ \"\""]
+        ["expected a label, `;`, `irreversible`, `output` or `{`, found `tool` @ \"\""]
     );
     assert_eq!(
         errors("permit a;"),
         ["expected a declaration or rule, found `permit` @ \"permit\""]
     );
-    assert_eq!(errors("allow a when x = 1;")[0], "expected a comparison operator, `(`, `;`, `and`, `auto-approve`, `or`, `reason`, `require`, `scope` or `when`, found `=` @ \"=\"");
+    assert_eq!(errors("allow a when x = 1;")[0], "expected a comparison operator, `(`, `;`, `and`, `auto-approve`, `endorse`, `from`, `or`, `reason`, `require`, `scope` or `when`, found `=` @ \"=\"");
     assert_eq!(
         errors("allow a when x == \"abc;"),
         ["expected a value, found an unterminated string @ \"\\\"\""]
@@ -320,4 +320,35 @@ fn accepted_risk_annotates_a_rule_in_either_order_with_its_id() {
         "@id(\"a\")\n@accepted_risk(\"reviewed\")\nwrite t;\n@id(\"b\")\n@accepted_risk(\"x\")\nallow u;\n"
     );
     assert!(!errors("@accepted_risk(\"a\") @accepted_risk(\"b\") write t;").is_empty());
+}
+
+#[test]
+fn provenance_forms_parse_and_print_canonically() {
+    let e = condition("args.to from tool contacts.find and session.calls(mail.send) < 3");
+    assert_eq!(
+        crate::expr_text(&e),
+        "args.to from tool contacts.find and session.calls(mail.send) < 3"
+    );
+    let Expr::And(parts) = e else { panic!("and") };
+    let Expr::From(value, source) = &parts[0].node else {
+        panic!("from")
+    };
+    assert_eq!(crate::expr_text(&value.node), "args.to");
+    assert_eq!(source.node.text(), "tool contacts.find");
+    // `from` binds like a comparison: tighter than `not`.
+    let Expr::Not(inner) = condition("not args.a from user") else {
+        panic!("not")
+    };
+    assert!(matches!(inner.node, Expr::From(..)));
+}
+
+#[test]
+fn endorse_inside_require_becomes_a_clause_after_it() {
+    let src = "write t require approval endorse args.iban expires 1h from \"g\";";
+    let file = parse_ok(src);
+    let printed = crate::print(&file, src);
+    assert_eq!(
+        printed,
+        "write t require approval expires 1h from \"g\" endorse args.iban;\n"
+    );
 }
