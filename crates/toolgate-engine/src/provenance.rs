@@ -224,7 +224,7 @@ const CURRENCIES: [&str; 24] = [
 
 /// The value of a numeric token (precise point 9): digits with an optional
 /// fraction, thousands separators (`1,000`), a currency sign (`€ $ £ ¥`) or a
-/// currency code (`EUR`, any case; [`CURRENCIES`]) attached on either side; a
+/// currency code (`EUR`, any case; from a fixed list) attached on either side; a
 /// leading `-`. An identifier such as `ABC123` is not the number 123.
 pub fn numeric_token(piece: &str) -> Option<f64> {
     let mut s = piece.trim_matches(['€', '$', '£', '¥']);

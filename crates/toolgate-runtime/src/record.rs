@@ -1,6 +1,7 @@
-//! The journal's records, one typed enum: the gateway writes them and
-//! [`crate::store::Store::apply`] reads them, live and on restart, so the two
-//! can never disagree. On disk each is a line
+//! The journal's records, one typed enum: the gateway writes them, and a
+//! restarted embedded gateway rebuilds its store from them
+//! (`MemoryStore::apply`, which changes state exactly as the live operations
+//! did), so the two can never disagree. On disk each is a line
 //! `{"seq":N,"ts_ms":T,"kind":"<kind>","prev":"<hex>","body":{...}}`
 //! (docs/runtime.md lists every kind and field). A record of a kind this
 //! version does not know is an error, never skipped.
