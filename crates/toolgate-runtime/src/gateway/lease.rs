@@ -123,20 +123,24 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             env: call.context.env.clone(),
             expires_at: None,
         };
-        let state = match self.store.reserve_lease(&key, &holder).await {
-            Ok(false) => Some("allowed and its result not yet reported"),
+        const LEASED: &str = "allowed and its result not yet reported";
+        // The reason the id is in use, and whether this call reserved it first.
+        let (state, reserved) = match self.store.reserve_lease(&key, &holder).await {
+            Ok(false) => (Some(LEASED), false),
             Ok(true) => match self.store.pending_state(&key, self.clock.now_ms()).await {
-                Ok(Some(PendingState::Waiting)) => Some("waiting for approval"),
-                Ok(Some(PendingState::Approved)) => Some("approved and its token not yet used"),
-                Ok(_) | Err(_) => None,
+                Ok(Some(PendingState::Waiting)) => (Some("waiting for approval"), true),
+                Ok(Some(PendingState::Approved)) => {
+                    (Some("approved and its token not yet used"), true)
+                }
+                Ok(_) | Err(_) => (None, true),
             },
             Err(_) => {
                 let mut local = self.lock_local();
                 match local.contains_key(&key) {
-                    true => Some("allowed and its result not yet reported"),
+                    true => (Some(LEASED), false),
                     false => {
                         local.insert(key.clone(), holder);
-                        None
+                        (None, true)
                     }
                 }
             }
@@ -144,7 +148,7 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         let Some(state) = state else {
             return Ok(());
         };
-        if state != "allowed and its result not yet reported" {
+        if reserved {
             self.release(&key).await;
         }
         let refusal = Refusal::IdInUse {
@@ -246,8 +250,14 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
             }
             gone
         };
-        let taken = self.store.take_expired_leases(now, EXPIRE_BATCH).await;
-        expired.extend(taken.map_err(Refusal::from)?);
+        // This process's are journaled even when the store does not answer.
+        match self.store.take_expired_leases(now, EXPIRE_BATCH).await {
+            Ok(taken) => expired.extend(taken),
+            Err(e) if !expired.is_empty() => {
+                eprintln!("toolgate: cannot take the store's expired leases now: {e}");
+            }
+            Err(e) => return Err(Refusal::from(e).into()),
+        }
         Ok(expired)
     }
 
