@@ -11,32 +11,28 @@ use std::path::Path;
 use std::sync::Arc;
 use toolgate_engine::Context;
 use toolgate_runtime::gateway::{
-    Call, CallOutcome, CompiledPolicy, CredentialProvider, DigestKey, Gateway, GatewayError,
-    Limits, ManualClock, Services, ToolExecutor,
+    Call, CallOutcome, CompiledPolicy, DigestKey, Executor, Gateway, GatewayError, Limits,
+    ManualClock, Services, ToolError,
 };
 use toolgate_runtime::journal::{Fsync, Journal, JournalConfig};
 use toolgate_runtime::refusal::Refusal;
 use toolgate_runtime::store::{Approver, KillScope, MemoryStore, StoreState, TenantScope};
 
-/// Credentials are not loaded in a replay.
-struct NoCredentials;
-
-impl CredentialProvider for NoCredentials {
-    fn load(&self, _tool: &str, scope: &[(String, Json)]) -> Result<Json, String> {
-        Ok(json!({ "simulated": true, "scope": scope.len() }))
-    }
-}
-
-/// Tools are not called in a replay.
+/// Tools are not called and credentials not loaded in a replay.
 struct Simulated;
 
-impl ToolExecutor for Simulated {
+#[toolgate_runtime::gateway::async_trait]
+impl Executor for Simulated {
+    fn credentials(&self, _tool: &str, scope: &[(String, Json)]) -> Result<Json, ToolError> {
+        Ok(json!({ "simulated": true, "scope": scope.len() }))
+    }
+
     async fn execute(
         &self,
         _tool: &str,
         _args: &Json,
         _credentials: &Json,
-    ) -> Result<Json, String> {
+    ) -> Result<Json, ToolError> {
         Ok(json!({ "simulated": true }))
     }
 }
@@ -110,7 +106,7 @@ struct Output {
 /// `policyc test` scenario) still waiting for approval: the one place where
 /// steps are applied, for `replay` and for `test` alike.
 pub(crate) struct Session {
-    gateway: Gateway<NoCredentials, Simulated>,
+    gateway: Gateway,
     clock: Arc<ManualClock>,
     pending: HashMap<String, Traced>,
     calls: u64,
@@ -295,7 +291,7 @@ async fn replay(
 async fn open_gateway(
     loaded: &crate::eval::Loaded,
     audit: &Path,
-) -> Result<(Gateway<NoCredentials, Simulated>, Arc<ManualClock>), String> {
+) -> Result<(Gateway, Arc<ManualClock>), String> {
     let config = JournalConfig {
         fsync: Fsync::Never,
         ..JournalConfig::default()
@@ -307,8 +303,6 @@ async fn open_gateway(
         journal,
         store: Arc::new(MemoryStore::default()),
         clock: clock.clone(),
-        credentials: NoCredentials,
-        executor: Simulated,
         digest_key: DigestKey::random().map_err(|e| e.to_string())?,
         replica: None,
         limits: Limits::default(),
@@ -466,8 +460,8 @@ fn parse_line(line: &str) -> Result<Step, String> {
 
 /// Applies one step; returns the calls it made final (a call that waits for
 /// approval is kept in `output.pending` instead).
-async fn apply<C: CredentialProvider, X: ToolExecutor>(
-    gateway: &Gateway<C, X>,
+async fn apply(
+    gateway: &Gateway,
     pending: &mut HashMap<String, Traced>,
     calls: &mut u64,
     kind: StepKind,
@@ -557,10 +551,7 @@ fn refusal_or_error(e: GatewayError, event: &'static str, call: &str) -> Result<
 }
 
 /// The waiting calls a kill switch just cancelled, made final.
-async fn cancelled<C: CredentialProvider, X: ToolExecutor>(
-    gateway: &Gateway<C, X>,
-    pending: &mut HashMap<String, Traced>,
-) -> Vec<Traced> {
+async fn cancelled(gateway: &Gateway, pending: &mut HashMap<String, Traced>) -> Vec<Traced> {
     let mut by_id: Vec<(String, (String, String))> = Vec::new();
     for (id, t) in pending.iter() {
         // A replay's store is in memory: it always answers.
@@ -583,12 +574,8 @@ async fn cancelled<C: CredentialProvider, X: ToolExecutor>(
 }
 
 /// A call through the gateway.
-async fn call_once<C: CredentialProvider, X: ToolExecutor>(
-    gateway: &Gateway<C, X>,
-    call: Call,
-    seq: u64,
-) -> Traced {
-    let (outcome, rule, reason, expires_at) = match gateway.call(&call).await {
+async fn call_once(gateway: &Gateway, call: Call, seq: u64) -> Traced {
+    let (outcome, rule, reason, expires_at) = match gateway.call(&call, &Simulated).await {
         Ok(CallOutcome::Executed { rule, .. }) => ("executed", rule, String::new(), None),
         Ok(CallOutcome::Pending(hold)) => (
             "pending",
@@ -612,8 +599,8 @@ async fn call_once<C: CredentialProvider, X: ToolExecutor>(
 
 /// An approval (of the arguments as the call is pending: the trace's
 /// approver reviewed them); once the call has all it needs, it runs with its token.
-async fn approve<C: CredentialProvider, X: ToolExecutor>(
-    gateway: &Gateway<C, X>,
+async fn approve(
+    gateway: &Gateway,
     pending: &mut HashMap<String, Traced>,
     call: &str,
     approver: &Approver,
@@ -647,7 +634,7 @@ async fn approve<C: CredentialProvider, X: ToolExecutor>(
     let mut t = pending.remove(call).ok_or(format!(
         "no call `{call}` waiting for approval in the trace"
     ))?;
-    match gateway.execute_approved(&t.call, &token).await {
+    match gateway.execute_approved(&t.call, &token, &Simulated).await {
         Ok(CallOutcome::Executed { .. }) => {
             t.outcome = "approved_executed";
             t.reason = format!("approved by {}: {reason}", approver.name);

@@ -28,6 +28,8 @@ mod metrics;
 mod policy;
 mod verdict;
 
+/// The attribute an [`Executor`] implementation carries (re-exported: no extra dependency).
+pub use async_trait::async_trait;
 pub use digest::{canonical, random_token, DigestKey};
 pub use lease::{CallState, Lease};
 pub use metrics::Metrics;
@@ -78,21 +80,21 @@ impl Clock for ManualClock {
     }
 }
 
-/// Loads credentials for one tool, scoped by values from the trusted context only.
-pub trait CredentialProvider: Send + Sync {
-    /// The credentials for `tool` within `scope` (e.g. `[("tenant", "acme"), ("env", "prod")]`).
-    fn load(&self, tool: &str, scope: &[(String, Json)]) -> Result<Json, String>;
-}
+/// What a tool or a credential store of the embedder's reports when it fails.
+pub type ToolError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Calls a tool.
-pub trait ToolExecutor: Send + Sync {
+/// Runs allowed calls for a Rust embedder ([`Gateway::call`],
+/// [`Gateway::execute_approved`]). The doors (`policyc serve`, the MCP proxy)
+/// never run tools through the gateway: their callers run them after a
+/// [`Verdict::Allowed`].
+#[async_trait]
+pub trait Executor: Send + Sync {
+    /// The credentials for `tool` within `scope`: values from the trusted
+    /// context only (e.g. `[("tenant", "acme"), ("env", "prod")]`).
+    fn credentials(&self, tool: &str, scope: &[(String, Json)]) -> Result<Json, ToolError>;
     /// Runs `tool` with `args` and `credentials`.
-    fn execute(
-        &self,
-        tool: &str,
-        args: &Json,
-        credentials: &Json,
-    ) -> impl std::future::Future<Output = Result<Json, String>> + Send;
+    async fn execute(&self, tool: &str, args: &Json, credentials: &Json)
+        -> Result<Json, ToolError>;
 }
 
 /// A proposed call: what the agent asked for, and the trusted context.
@@ -142,10 +144,10 @@ pub enum GatewayError {
     Refused(#[from] Refusal),
     /// Credentials could not be loaded.
     #[error("credentials: {0}")]
-    Credentials(String),
+    Credentials(#[source] ToolError),
     /// The tool failed.
     #[error("tool failed: {0}")]
-    Execution(String),
+    Execution(#[source] ToolError),
     /// The policy could not be compiled.
     #[error("policy: {0}")]
     Policy(String),
@@ -187,17 +189,13 @@ impl Default for Limits {
 }
 
 /// What a gateway runs on.
-pub struct Services<C, X> {
+pub struct Services {
     /// The audit journal (opened; its state already given to `store`).
     pub journal: Journal,
     /// The state.
     pub store: Arc<dyn Store>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
-    /// Credentials by scope.
-    pub credentials: C,
-    /// Runs tools.
-    pub executor: X,
     /// The key of argument digests (stable across restarts).
     pub digest_key: DigestKey,
     /// Limits.
@@ -208,7 +206,7 @@ pub struct Services<C, X> {
 }
 
 /// The gateway. Share it behind an `Arc`.
-pub struct Gateway<C, X> {
+pub struct Gateway {
     /// The live policy; `reload` swaps it whole.
     policy: std::sync::RwLock<Arc<CompiledPolicy>>,
     /// A candidate decided beside the live one; differences are journaled.
@@ -216,8 +214,6 @@ pub struct Gateway<C, X> {
     journal: Journal,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
-    credentials: C,
-    executor: X,
     digest: DigestKey,
     limits: Limits,
     replica: Option<String>,
@@ -247,20 +243,15 @@ struct Settled<'e> {
     budget: Option<BudgetUnit>,
 }
 
-impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
+impl Gateway {
     /// A gateway for a compiled policy; records the policy load.
-    pub async fn open(
-        policy: CompiledPolicy,
-        services: Services<C, X>,
-    ) -> Result<Self, GatewayError> {
+    pub async fn open(policy: CompiledPolicy, services: Services) -> Result<Self, GatewayError> {
         let g = Gateway {
             policy: std::sync::RwLock::new(Arc::new(policy)),
             shadow: std::sync::RwLock::new(None),
             journal: services.journal,
             store: services.store,
             clock: services.clock,
-            credentials: services.credentials,
-            executor: services.executor,
             digest: services.digest_key,
             limits: services.limits,
             replica: services.replica,
@@ -405,13 +396,17 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
     }
 
     /// Decides and enforces one call and, when it is allowed, runs it with
-    /// the gateway's executor: `authorize`, execute, `complete`.
-    pub async fn call(&self, call: &Call) -> Result<CallOutcome, GatewayError> {
+    /// `executor`: `authorize`, execute, `complete`.
+    pub async fn call(
+        &self,
+        call: &Call,
+        executor: &dyn Executor,
+    ) -> Result<CallOutcome, GatewayError> {
         match self.authorize(call).await? {
             Verdict::Pending(hold) => Ok(CallOutcome::Pending(hold)),
             Verdict::Denied(denial) => Ok(CallOutcome::Denied(denial)),
             Verdict::Allowed(lease) => {
-                let output = self.run(call, &lease).await?;
+                let output = self.run(call, &lease, executor).await?;
                 Ok(CallOutcome::Executed {
                     output,
                     rule: lease.rule,
@@ -644,11 +639,15 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
     }
 
     /// Loads credentials for the lease's scope (from the trusted context
-    /// only), runs the tool with the gateway's executor, completes the lease.
-    async fn run(&self, call: &Call, lease: &Lease) -> Result<Json, GatewayError> {
-        let result = match self.credentials.load(&call.tool, &lease.scope) {
-            Ok(creds) => self
-                .executor
+    /// only), runs the tool with `executor`, completes the lease.
+    async fn run(
+        &self,
+        call: &Call,
+        lease: &Lease,
+        executor: &dyn Executor,
+    ) -> Result<Json, GatewayError> {
+        let result = match executor.credentials(&call.tool, &lease.scope) {
+            Ok(creds) => executor
                 .execute(&call.tool, &call.args, &creds)
                 .await
                 .map_err(GatewayError::Execution),

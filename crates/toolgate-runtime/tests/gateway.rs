@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use toolgate_engine::Context;
 use toolgate_runtime::gateway::{
-    Call, CallOutcome, CompiledPolicy, CredentialProvider, Denial, DigestKey, Gateway,
-    GatewayError, Hold, Limits, ManualClock, Services, ToolExecutor,
+    Call, CallOutcome, CompiledPolicy, Denial, DigestKey, Executor, Gateway, GatewayError, Hold,
+    Limits, ManualClock, Services, ToolError,
 };
 use toolgate_runtime::journal::{self, Fsync, Journal, JournalConfig};
 use toolgate_runtime::store::{Approver, CallKey, KillScope, MemoryStore, StoreState, TenantScope};
@@ -23,7 +23,7 @@ type Scopes = Arc<Mutex<Vec<Vec<(String, Json)>>>>;
 #[derive(Clone, Default)]
 struct Creds(Scopes);
 
-impl CredentialProvider for Creds {
+impl Creds {
     fn load(&self, tool: &str, scope: &[(String, Json)]) -> Result<Json, String> {
         self.0.lock().expect("lock").push(scope.to_vec());
         Ok(json!({ "token-for": tool }))
@@ -33,15 +33,58 @@ impl CredentialProvider for Creds {
 #[derive(Clone, Default)]
 struct Exec(Arc<AtomicUsize>);
 
-impl ToolExecutor for Exec {
+impl Exec {
     async fn execute(&self, _tool: &str, _args: &Json, _creds: &Json) -> Result<Json, String> {
         self.0.fetch_add(1, Ordering::SeqCst);
         Ok(json!({ "ok": true }))
     }
 }
 
+/// The gateway with the tools these tests run allowed calls with.
+struct Gw {
+    inner: Gateway,
+    tools: Tools,
+}
+
+/// The credentials and the executor, as the gateway's [`Executor`].
+struct Tools(Creds, Exec);
+
+#[async_trait::async_trait]
+impl Executor for Tools {
+    fn credentials(&self, tool: &str, scope: &[(String, Json)]) -> Result<Json, ToolError> {
+        self.0.load(tool, scope).map_err(Into::into)
+    }
+    async fn execute(&self, tool: &str, args: &Json, creds: &Json) -> Result<Json, ToolError> {
+        self.1.execute(tool, args, creds).await.map_err(Into::into)
+    }
+}
+
+impl std::ops::Deref for Gw {
+    type Target = Gateway;
+    fn deref(&self) -> &Gateway {
+        &self.inner
+    }
+}
+
+impl Gw {
+    async fn open(policy: CompiledPolicy, services: Services, tools: Tools) -> Gw {
+        let inner = Gateway::open(policy, services).await.expect("gateway");
+        Gw { inner, tools }
+    }
+    async fn call(&self, call: &Call) -> Result<CallOutcome, GatewayError> {
+        self.inner.call(call, &self.tools).await
+    }
+    async fn execute_approved(
+        &self,
+        call: &Call,
+        token: &str,
+    ) -> Result<CallOutcome, GatewayError> {
+        self.inner.execute_approved(call, token, &self.tools).await
+    }
+}
+
 struct Setup {
-    gateway: Arc<Gateway<Creds, Exec>>,
+    gateway: Arc<Gw>,
     clock: Arc<ManualClock>,
     creds: Creds,
     executed: Arc<AtomicUsize>,
@@ -69,19 +112,17 @@ async fn gateway_over(
     clock: Arc<ManualClock>,
     creds: Creds,
     exec: Exec,
-) -> Gateway<Creds, Exec> {
+) -> Gw {
     let policy = CompiledPolicy::compile(policy_text, "test.policy").expect("test policy compiles");
     let services = Services {
         journal,
         store,
         clock,
-        credentials: creds,
-        executor: exec,
         digest_key: key(),
         replica: None,
         limits: Limits::default(),
     };
-    Gateway::open(policy, services).await.expect("gateway")
+    Gw::open(policy, services, Tools(creds, exec)).await
 }
 
 async fn setup(name: &str, policy_text: &str) -> Setup {
@@ -140,7 +181,7 @@ trait Ops {
     ) -> Result<(), GatewayError>;
 }
 
-impl Ops for Gateway<Creds, Exec> {
+impl Ops for Gw {
     async fn approve_acme(
         &self,
         id: &str,
@@ -568,11 +609,7 @@ proptest! {
 }
 
 /// A gateway over the journal at `path`, its state rebuilt from what is there.
-async fn reopen(
-    path: &Path,
-    policy_text: &str,
-    clock: Arc<ManualClock>,
-) -> (Gateway<Creds, Exec>, Arc<AtomicUsize>) {
+async fn reopen(path: &Path, policy_text: &str, clock: Arc<ManualClock>) -> (Gw, Arc<AtomicUsize>) {
     let (journal, opened) = Journal::open(
         path,
         JournalConfig::default(),

@@ -11,29 +11,16 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use toolgate_engine::Context;
 use toolgate_runtime::gateway::{
-    Call, CallState, CompiledPolicy, CredentialProvider, DigestKey, Gateway, GatewayError, Hold,
-    Limits, ManualClock, Services, ToolExecutor, Verdict,
+    Call, CallState, CompiledPolicy, DigestKey, Gateway, GatewayError, Hold, Limits, ManualClock,
+    Services, Verdict,
 };
 use toolgate_runtime::journal::{self, Fsync, Journal, JournalConfig};
 use toolgate_runtime::refusal::Refusal;
 use toolgate_runtime::store::{Approver, MemoryStore, StoreState, TenantScope};
 
-struct NoCreds;
-impl CredentialProvider for NoCreds {
-    fn load(&self, _: &str, _: &[(String, Json)]) -> Result<Json, String> {
-        Err("a sidecar's gateway loads no credentials".into())
-    }
-}
-struct NoTool;
-impl ToolExecutor for NoTool {
-    async fn execute(&self, _: &str, _: &Json, _: &Json) -> Result<Json, String> {
-        Err("a sidecar's gateway runs no tool".into())
-    }
-}
-
 const DESK: &str = include_str!("../../../policies/support-desk.policy");
 
-async fn gateway(name: &str, text: &str) -> (Gateway<NoCreds, NoTool>, Arc<ManualClock>, PathBuf) {
+async fn gateway(name: &str, text: &str) -> (Gateway, Arc<ManualClock>, PathBuf) {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("sidecar")
         .join(name);
@@ -52,8 +39,6 @@ async fn gateway(name: &str, text: &str) -> (Gateway<NoCreds, NoTool>, Arc<Manua
         journal,
         store: Arc::new(MemoryStore::default()),
         clock: clock.clone(),
-        credentials: NoCreds,
-        executor: NoTool,
         digest_key: DigestKey::from_bytes([1; 32]),
         replica: None,
         limits: Limits {

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use toolgate_engine::Context;
 use toolgate_runtime::gateway::{
-    open_journal, Call, CallOutcome, CompiledPolicy, CredentialProvider, DigestKey, Gateway,
-    GatewayError, Limits, ManualClock, Services, ToolExecutor,
+    open_journal, Call, CallOutcome, CompiledPolicy, DigestKey, Executor, Gateway, GatewayError,
+    Limits, ManualClock, Services, ToolError,
 };
 use toolgate_runtime::journal::{
     sha256_hex, JournalConfig, JournalError, SealConfig, SigningKeySource, GENESIS,
@@ -28,15 +28,58 @@ use toolgate_runtime::store::{
 };
 
 struct Creds;
-impl CredentialProvider for Creds {
+impl Creds {
     fn load(&self, _: &str, _: &[(String, Json)]) -> Result<Json, String> {
         Ok(json!({}))
     }
 }
 struct Exec;
-impl ToolExecutor for Exec {
+impl Exec {
     async fn execute(&self, _: &str, _: &Json, _: &Json) -> Result<Json, String> {
         Ok(json!({}))
+    }
+}
+
+/// The gateway with the tools these tests run allowed calls with.
+struct Gw {
+    inner: Gateway,
+    tools: Tools,
+}
+
+/// The credentials and the executor, as the gateway's [`Executor`].
+struct Tools(Creds, Exec);
+
+#[async_trait::async_trait]
+impl Executor for Tools {
+    fn credentials(&self, tool: &str, scope: &[(String, Json)]) -> Result<Json, ToolError> {
+        self.0.load(tool, scope).map_err(Into::into)
+    }
+    async fn execute(&self, tool: &str, args: &Json, creds: &Json) -> Result<Json, ToolError> {
+        self.1.execute(tool, args, creds).await.map_err(Into::into)
+    }
+}
+
+impl std::ops::Deref for Gw {
+    type Target = Gateway;
+    fn deref(&self) -> &Gateway {
+        &self.inner
+    }
+}
+
+impl Gw {
+    async fn open(policy: CompiledPolicy, services: Services, tools: Tools) -> Gw {
+        let inner = Gateway::open(policy, services).await.expect("gateway");
+        Gw { inner, tools }
+    }
+    async fn call(&self, call: &Call) -> Result<CallOutcome, GatewayError> {
+        self.inner.call(call, &self.tools).await
+    }
+    async fn execute_approved(
+        &self,
+        call: &Call,
+        token: &str,
+    ) -> Result<CallOutcome, GatewayError> {
+        self.inner.execute_approved(call, token, &self.tools).await
     }
 }
 
@@ -54,7 +97,7 @@ fn config(dir: &Path) -> JournalConfig {
 }
 
 /// Opens the gateway over `dir`'s journal, or says why the journal was refused.
-async fn open(dir: &Path) -> Result<(Gateway<Creds, Exec>, Arc<MemoryStore>), JournalError> {
+async fn open(dir: &Path) -> Result<(Gw, Arc<MemoryStore>), JournalError> {
     let (journal, store, _) = match open_journal(&dir.join("audit.jsonl"), config(dir)).await {
         Ok(opened) => opened,
         Err(GatewayError::Journal(e)) => return Err(e),
@@ -66,17 +109,12 @@ async fn open(dir: &Path) -> Result<(Gateway<Creds, Exec>, Arc<MemoryStore>), Jo
         journal,
         store: store.clone(),
         clock,
-        credentials: Creds,
-        executor: Exec,
         digest_key: DigestKey::from_bytes([9; 32]),
         replica: None,
         limits: Limits::default(),
     };
     let policy = CompiledPolicy::compile(POLICY, "t.policy").expect("compiles");
-    Ok((
-        Gateway::open(policy, services).await.expect("gateway"),
-        store,
-    ))
+    Ok((Gw::open(policy, services, Tools(Creds, Exec)).await, store))
 }
 
 fn pay(id: &str, to: &str) -> Call {

@@ -3,7 +3,7 @@
 //! `read_audit` (its records, for `GET /v1/audit`) and `audit_head`.
 
 use crate::index::{Index, IndexSink};
-use crate::{Gate, Sidecar};
+use crate::Gate;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -140,8 +140,6 @@ pub async fn open_state(
         journal,
         store,
         clock: Arc::new(SystemClock),
-        credentials: Sidecar,
-        executor: Sidecar,
         digest_key,
         replica: shared.replica,
         limits,

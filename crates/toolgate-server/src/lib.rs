@@ -29,30 +29,14 @@ pub mod store;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
-use serde_json::Value as Json;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-use toolgate_runtime::gateway::{CredentialProvider, Gateway, ToolExecutor};
+use toolgate_runtime::gateway::Gateway;
 
-/// The gateway as the server runs it: it never runs tools itself.
-pub type Gate = Gateway<Sidecar, Sidecar>;
-
-/// The server's credential provider and executor: both refuse, because the
-/// agent's service runs its tools itself after the gateway allows them.
-pub struct Sidecar;
-
-impl CredentialProvider for Sidecar {
-    fn load(&self, _: &str, _: &[(String, Json)]) -> Result<Json, String> {
-        Err("the server runs no tools: the service loads its own credentials".into())
-    }
-}
-
-impl ToolExecutor for Sidecar {
-    async fn execute(&self, _: &str, _: &Json, _: &Json) -> Result<Json, String> {
-        Err("the server runs no tools: the service executes allowed calls".into())
-    }
-}
+/// The gateway as the server runs it: it never runs tools itself (the
+/// service runs allowed calls and reports their results).
+pub type Gate = Gateway;
 
 /// Everything a request handler may use.
 pub struct App {

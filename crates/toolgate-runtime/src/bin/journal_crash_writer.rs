@@ -19,8 +19,7 @@ use serde_json::{json, Value};
 use std::io::Write as _;
 use std::sync::Arc;
 use toolgate_runtime::gateway::{
-    Call, CompiledPolicy, CredentialProvider, DigestKey, Gateway, Limits, Services, SystemClock,
-    ToolExecutor,
+    Call, CompiledPolicy, DigestKey, Executor, Gateway, Limits, Services, SystemClock, ToolError,
 };
 use toolgate_runtime::journal::{
     Journal, JournalConfig, NoState, SealConfig, SigningKeySource, StateMachine,
@@ -30,16 +29,13 @@ use toolgate_runtime::store::{MemoryStore, StoreState};
 const POLICY: &str = "tool t.close write;\nwrites enabled;\nagent bot {\n  \
                       write t.close auto-approve limit 1000000 per day;\n}\n";
 
-struct NoCredentials;
-impl CredentialProvider for NoCredentials {
-    fn load(&self, _: &str, _: &[(String, Value)]) -> Result<Value, String> {
+struct NoTool;
+#[async_trait::async_trait]
+impl Executor for NoTool {
+    fn credentials(&self, _: &str, _: &[(String, Value)]) -> Result<Value, ToolError> {
         Ok(json!({}))
     }
-}
-
-struct NoTool;
-impl ToolExecutor for NoTool {
-    async fn execute(&self, _: &str, _: &Value, _: &Value) -> Result<Value, String> {
+    async fn execute(&self, _: &str, _: &Value, _: &Value) -> Result<Value, ToolError> {
         Ok(json!({}))
     }
 }
@@ -115,8 +111,6 @@ async fn main() -> std::process::ExitCode {
             journal,
             store: Arc::new(store),
             clock: Arc::new(SystemClock),
-            credentials: NoCredentials,
-            executor: NoTool,
             digest_key,
             replica: None,
             limits: Limits::default(),
@@ -143,7 +137,7 @@ async fn main() -> std::process::ExitCode {
                         args: json!({}),
                         context,
                     };
-                    if gateway.call(&call).await.is_err() || !say(&format!("acked {id}")) {
+                    if gateway.call(&call, &NoTool).await.is_err() || !say(&format!("acked {id}")) {
                         return;
                     }
                 }

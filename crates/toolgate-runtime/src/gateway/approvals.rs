@@ -6,10 +6,7 @@
 //! the gateway then journals under `commit`, so this replica's journal records
 //! what it did, in the order it did it.
 
-use super::{
-    digest, request, CallOutcome, CredentialProvider, Denial, DeniedBy, Gateway, GatewayError,
-    Hold, ToolExecutor, Verdict,
-};
+use super::{digest, request, CallOutcome, Denial, DeniedBy, Gateway, GatewayError, Hold, Verdict};
 use crate::journal::sha256_hex;
 use crate::record::{self, Record};
 use crate::refusal::Refusal;
@@ -17,7 +14,7 @@ use crate::store::{Approver, Binding, CallKey, KillScope, Pending, PendingState,
 use std::sync::atomic::Ordering;
 use toolgate_engine::{Decision, Outcome};
 
-impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
+impl Gateway {
     /// Holds a call for approval. The id is reserved (for this tenant) and
     /// bound to these arguments in one critical section with its record; a
     /// call whose id is in use is refused and journaled with its own binding.
@@ -236,16 +233,17 @@ impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
         self.record(&Record::ApprovalRejected(rejected)).await
     }
 
-    /// Runs an approved call with its token (`authorize_approved`, the
-    /// gateway's executor, `complete`): executed, or denied by the live policy.
+    /// Runs an approved call with its token (`authorize_approved`,
+    /// `executor`, `complete`): executed, or denied by the live policy.
     pub async fn execute_approved(
         &self,
         call: &super::Call,
         token: &str,
+        executor: &dyn super::Executor,
     ) -> Result<CallOutcome, GatewayError> {
         match self.authorize_approved(call, token).await? {
             Verdict::Allowed(lease) => {
-                let output = self.run(call, &lease).await?;
+                let output = self.run(call, &lease, executor).await?;
                 let rule = lease.rule;
                 Ok(CallOutcome::Executed { output, rule })
             }

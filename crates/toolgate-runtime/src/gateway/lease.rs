@@ -9,7 +9,7 @@
 //!
 //! [`Store::reserve_lease`]: crate::store::Store::reserve_lease
 
-use super::{CredentialProvider, Gateway, GatewayError, ToolExecutor};
+use super::{Gateway, GatewayError};
 use crate::record::{self, Record};
 use crate::refusal::Refusal;
 use crate::store::{CallKey, LeaseHolder, PendingState};
@@ -69,7 +69,7 @@ impl CallState {
 /// Leases taken from the store per round of `expire_leases`.
 const EXPIRE_BATCH: usize = 256;
 
-impl<C: CredentialProvider, X: ToolExecutor> Gateway<C, X> {
+impl Gateway {
     /// Opens the lease of an allowed call in the store, so that any replica
     /// takes its result; in this process when the store cannot answer (then
     /// the result must come back here).
