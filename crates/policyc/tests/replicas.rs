@@ -11,13 +11,11 @@
 #[allow(dead_code, reason = "the serve tests use the rest of the harness")]
 #[path = "serve/harness.rs"]
 mod harness;
-#[path = "../../toolgate-runtime/tests/support/redis_server.rs"]
-mod redis_server;
 
 use harness::{add_key, repo, temp_dir, Server};
-use redis_server::RedisServer;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
+use toolgate_testkit::redis::RedisServer;
 
 const POLICY: &str = "crates/policyc/tests/replicas/replicas.policy";
 

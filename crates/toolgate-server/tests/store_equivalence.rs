@@ -3,9 +3,6 @@
 //! token uses and kill switches) gets the same answers from both, against a real redis-server
 //! (installed by `scripts/setup-redis.sh`, started on its own port).
 
-#[path = "../../toolgate-runtime/tests/support/redis_server.rs"]
-mod redis_server;
-
 use proptest::prelude::*;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -15,6 +12,7 @@ use toolgate_runtime::store::redis::{RedisConfig, RedisDown, RedisStore};
 use toolgate_runtime::store::{
     Approver, Binding, CallKey, KillScope, LeaseHolder, MemoryStore, Store, Subject, TenantScope,
 };
+use toolgate_testkit::redis::RedisServer;
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -221,7 +219,7 @@ async fn leases(store: &dyn Store, tenant: &str, op: &Op, now: u64) -> Option<St
 
 #[test]
 fn the_memory_and_redis_stores_answer_alike() {
-    let server = redis_server::RedisServer::start("equivalence");
+    let server = RedisServer::start("equivalence");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

@@ -1,7 +1,7 @@
 //! A real `redis-server` for tests: installed (pinned) by
-//! `scripts/setup-redis.sh`, started on a free loopback port with a temporary
-//! directory and append-only persistence, stopped (SIGKILL) on drop. Shared by
-//! the server's store tests and `policyc`'s replica tests.
+//! `scripts/setup-test-peers.sh redis`, started on a free loopback port with a
+//! temporary directory and append-only persistence, stopped (SIGKILL) on drop.
+//! Used by the server's store tests and `policyc`'s replica tests.
 
 #![expect(
     clippy::panic,
@@ -10,31 +10,9 @@
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Runs the setup script; fails the test with its message when redis-server
-/// cannot be installed.
-pub fn ensure_installed() -> PathBuf {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/setup-test-peers.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .arg("redis")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "scripts/setup-test-peers.sh redis failed (the replica tests need redis-server):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let path = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("redis-server: "))
-        .unwrap_or_else(|| panic!("unexpected setup output: {stdout}"));
-    PathBuf::from(path.trim())
-}
 
 /// A running redis-server.
 pub struct RedisServer {
@@ -63,10 +41,10 @@ impl RedisServer {
 
     /// Starts one that requires `password` (`requirepass`), if given.
     pub fn start_with(name: &str, password: Option<&str>) -> RedisServer {
-        let bin = ensure_installed();
-        let dir = std::env::temp_dir().join(format!("tg-redis-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        let bin = crate::install_peer("redis", "redis-server");
+        let dir = crate::fresh_dir(
+            std::env::temp_dir().join(format!("tg-redis-{}-{name}", std::process::id())),
+        );
         let mut server = RedisServer {
             child: None,
             bin,
