@@ -7,7 +7,7 @@ use miette::Diagnostic as _;
 
 /// Checks `src`. A policy without an agent block gets `agent tester {}`
 /// appended (spans unchanged): without any agent every call is denied
-/// (`no_agents`, tested in `tests/lints_v2.rs`), which these tests are not about.
+/// (`no_agents`, tested in `tests/it/lints_v2.rs`), which these tests are not about.
 fn run(src: &str) -> crate::Checked {
     let with_agent;
     let src = if src.contains("agent ") {
