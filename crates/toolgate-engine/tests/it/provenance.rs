@@ -16,12 +16,7 @@ use toolgate_check::ir;
 use toolgate_engine::provenance::{endorsed_keys, MemorySession, SessionView};
 use toolgate_engine::Outcome;
 
-#[path = "support/decide.rs"]
-#[allow(
-    dead_code,
-    reason = "shared by the language tests; each uses part of it"
-)]
-mod support;
+use crate::support;
 
 const BANK: &str = r#"
 writes enabled;

@@ -2,21 +2,11 @@
 //! floors, ...), each through one helper that checks the compiled engine
 //! against the reference interpreter as well.
 
-#![expect(
-    clippy::expect_used,
-    reason = "test helpers fail loudly on broken fixtures"
-)]
-
 use serde_json::{json, Value as Json};
 use support::decide;
 use toolgate_engine::{reference, Engine, Outcome};
 
-#[path = "support/decide.rs"]
-#[allow(
-    dead_code,
-    reason = "shared by the language tests; each uses part of it"
-)]
-mod support;
+use crate::support;
 
 const BANK: &str = r#"
 tool pay.send write { to: string, amount: number, count?: int };

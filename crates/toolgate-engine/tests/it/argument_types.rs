@@ -2,21 +2,11 @@
 //! enums, open records, lists of records, `any`), each checked against the
 //! reference interpreter as well.
 
-#![expect(
-    clippy::expect_used,
-    reason = "test helpers fail loudly on broken fixtures"
-)]
-
 use serde_json::{json, Value as Json};
 use support::decide;
 use toolgate_engine::Outcome;
 
-#[path = "support/decide.rs"]
-#[allow(
-    dead_code,
-    reason = "shared by the language tests; each uses part of it"
-)]
-mod support;
+use crate::support;
 
 const TRAVEL: &str = r#"
 tool travel.book read { cabin: "economy" | "business", seats?: 1 | 2, note: string | null,

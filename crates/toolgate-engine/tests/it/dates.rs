@@ -2,20 +2,10 @@
 //! 7), each through one helper that checks the compiled engine, the cached
 //! engine and the reference interpreter agree.
 
-#![expect(
-    clippy::expect_used,
-    reason = "test helpers fail loudly on broken fixtures"
-)]
-
 use serde_json::{json, Value as Json};
 use toolgate_engine::Outcome;
 
-#[path = "support/decide.rs"]
-#[allow(
-    dead_code,
-    reason = "shared by the language tests; each uses part of it"
-)]
-mod support;
+use crate::support;
 
 /// The outcome for `bot` calling `tool` with `args` at `now` (`None`: no clock).
 fn decide(src: &str, tool: &str, args: Json, now: Option<&str>) -> Outcome {

@@ -3,6 +3,11 @@
 //! cached engine and the reference interpreter must agree on every request a
 //! test makes.
 
+#![expect(
+    clippy::expect_used,
+    reason = "test helpers fail loudly on broken fixtures"
+)]
+
 use serde_json::{json, Value as Json};
 use std::num::NonZeroUsize;
 use toolgate_check::ir;
