@@ -8,20 +8,21 @@
     reason = "test helpers fail loudly"
 )]
 
+use crate::support::{CredentialProvider, Gw, ToolExecutor, Tools};
 use serde_json::{json, Value as Json};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use toolgate_engine::Context;
 use toolgate_runtime::gateway::{
-    Call, CallOutcome, CompiledPolicy, Denial, DigestKey, Executor, Gateway, GatewayError, Limits,
-    ManualClock, Services, ToolError,
+    Call, CallOutcome, CompiledPolicy, Denial, DigestKey, GatewayError, Limits, ManualClock,
+    Services,
 };
 use toolgate_runtime::journal::{Fsync, Journal, JournalConfig};
 use toolgate_runtime::refusal::Refusal;
 use toolgate_runtime::store::{Approver, CallKey, KillScope, MemoryStore, StoreState, TenantScope};
 
 struct Creds;
-impl Creds {
+impl CredentialProvider for Creds {
     fn load(&self, _: &str, _: &[(String, Json)]) -> Result<Json, String> {
         Ok(json!({}))
     }
@@ -30,53 +31,10 @@ impl Creds {
 /// Records the arguments of every execution.
 #[derive(Clone, Default)]
 struct Exec(Arc<Mutex<Vec<Json>>>);
-impl Exec {
+impl ToolExecutor for Exec {
     async fn execute(&self, _t: &str, args: &Json, _c: &Json) -> Result<Json, String> {
         self.0.lock().expect("lock").push(args.clone());
         Ok(json!({}))
-    }
-}
-
-/// The gateway with the tools these tests run allowed calls with.
-struct Gw {
-    inner: Gateway,
-    tools: Tools,
-}
-
-/// The credentials and the executor, as the gateway's [`Executor`].
-struct Tools(Creds, Exec);
-
-#[async_trait::async_trait]
-impl Executor for Tools {
-    fn credentials(&self, tool: &str, scope: &[(String, Json)]) -> Result<Json, ToolError> {
-        self.0.load(tool, scope).map_err(Into::into)
-    }
-    async fn execute(&self, tool: &str, args: &Json, creds: &Json) -> Result<Json, ToolError> {
-        self.1.execute(tool, args, creds).await.map_err(Into::into)
-    }
-}
-
-impl std::ops::Deref for Gw {
-    type Target = Gateway;
-    fn deref(&self) -> &Gateway {
-        &self.inner
-    }
-}
-
-impl Gw {
-    async fn open(policy: CompiledPolicy, services: Services, tools: Tools) -> Gw {
-        let inner = Gateway::open(policy, services).await.expect("gateway");
-        Gw { inner, tools }
-    }
-    async fn call(&self, call: &Call) -> Result<CallOutcome, GatewayError> {
-        self.inner.call(call, &self.tools).await
-    }
-    async fn execute_approved(
-        &self,
-        call: &Call,
-        token: &str,
-    ) -> Result<CallOutcome, GatewayError> {
-        self.inner.execute_approved(call, token, &self.tools).await
     }
 }
 

@@ -18,7 +18,7 @@ use toolgate_runtime::journal::{self, Fsync, Journal, JournalConfig};
 use toolgate_runtime::refusal::Refusal;
 use toolgate_runtime::store::{Approver, MemoryStore, StoreState, TenantScope};
 
-const DESK: &str = include_str!("../../../policies/support-desk.policy");
+const DESK: &str = include_str!("../../../../policies/support-desk.policy");
 
 async fn gateway(name: &str, text: &str) -> (Gateway, Arc<ManualClock>, PathBuf) {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))

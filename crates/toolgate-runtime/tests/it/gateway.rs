@@ -4,6 +4,7 @@
 
 #![expect(clippy::expect_used, reason = "test helpers fail loudly")]
 
+use crate::support::{CredentialProvider, Gw, ToolExecutor, Tools};
 use proptest::prelude::*;
 use serde_json::{json, Value as Json};
 use std::path::{Path, PathBuf};
@@ -11,8 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use toolgate_engine::Context;
 use toolgate_runtime::gateway::{
-    Call, CallOutcome, CompiledPolicy, Denial, DigestKey, Executor, Gateway, GatewayError, Hold,
-    Limits, ManualClock, Services, ToolError,
+    Call, CallOutcome, CompiledPolicy, Denial, DigestKey, GatewayError, Hold, Limits, ManualClock,
+    Services,
 };
 use toolgate_runtime::journal::{self, Fsync, Journal, JournalConfig};
 use toolgate_runtime::store::{Approver, CallKey, KillScope, MemoryStore, StoreState, TenantScope};
@@ -23,7 +24,7 @@ type Scopes = Arc<Mutex<Vec<Vec<(String, Json)>>>>;
 #[derive(Clone, Default)]
 struct Creds(Scopes);
 
-impl Creds {
+impl CredentialProvider for Creds {
     fn load(&self, tool: &str, scope: &[(String, Json)]) -> Result<Json, String> {
         self.0.lock().expect("lock").push(scope.to_vec());
         Ok(json!({ "token-for": tool }))
@@ -33,53 +34,10 @@ impl Creds {
 #[derive(Clone, Default)]
 struct Exec(Arc<AtomicUsize>);
 
-impl Exec {
+impl ToolExecutor for Exec {
     async fn execute(&self, _tool: &str, _args: &Json, _creds: &Json) -> Result<Json, String> {
         self.0.fetch_add(1, Ordering::SeqCst);
         Ok(json!({ "ok": true }))
-    }
-}
-
-/// The gateway with the tools these tests run allowed calls with.
-struct Gw {
-    inner: Gateway,
-    tools: Tools,
-}
-
-/// The credentials and the executor, as the gateway's [`Executor`].
-struct Tools(Creds, Exec);
-
-#[async_trait::async_trait]
-impl Executor for Tools {
-    fn credentials(&self, tool: &str, scope: &[(String, Json)]) -> Result<Json, ToolError> {
-        self.0.load(tool, scope).map_err(Into::into)
-    }
-    async fn execute(&self, tool: &str, args: &Json, creds: &Json) -> Result<Json, ToolError> {
-        self.1.execute(tool, args, creds).await.map_err(Into::into)
-    }
-}
-
-impl std::ops::Deref for Gw {
-    type Target = Gateway;
-    fn deref(&self) -> &Gateway {
-        &self.inner
-    }
-}
-
-impl Gw {
-    async fn open(policy: CompiledPolicy, services: Services, tools: Tools) -> Gw {
-        let inner = Gateway::open(policy, services).await.expect("gateway");
-        Gw { inner, tools }
-    }
-    async fn call(&self, call: &Call) -> Result<CallOutcome, GatewayError> {
-        self.inner.call(call, &self.tools).await
-    }
-    async fn execute_approved(
-        &self,
-        call: &Call,
-        token: &str,
-    ) -> Result<CallOutcome, GatewayError> {
-        self.inner.execute_approved(call, token, &self.tools).await
     }
 }
 
@@ -265,7 +223,7 @@ fn journal_kinds(path: &Path) -> Vec<String> {
         .collect()
 }
 
-const SUPPORT_DESK: &str = include_str!("../../../policies/support-desk.policy");
+const SUPPORT_DESK: &str = include_str!("../../../../policies/support-desk.policy");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_tasks_racing_on_one_budget_never_exceed_it() {
