@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure `redis-server` (the Debian package, at the version pinned in
 # scripts/test-peers/redis-server.version) is installed, for the replica tests
-# of `cargo test` (crates/policyc/tests/replicas.rs), which start their own
+# of `cargo test` (crates/policyc/tests/it/replicas.rs), which start their own
 # redis-server on a port and in a directory of their own. Idempotent. Exits
 # non-zero with what to install when it cannot install it, never skips.
 # Prints `redis-server: PATH` as its last line.

@@ -1,7 +1,7 @@
 """One MCP session through `policyc mcp-proxy` with the reference "everything"
 server upstream (over stdio or Streamable HTTP), the MCP Python SDK as the client.
 
-Run by crates/policyc/tests/mcp_proxy.rs; prints what it saw as one JSON
+Run by crates/policyc/tests/it/mcp_proxy.rs; prints what it saw as one JSON
 object on its last line of standard output.
 """
 

@@ -1,6 +1,6 @@
 """One MCP session through `policyc mcp-proxy` with the MCP Python SDK as the client.
 
-Run by crates/policyc/tests/mcp_proxy.rs with the test venv's python. The
+Run by crates/policyc/tests/it/mcp_proxy.rs with the test venv's python. The
 configuration comes as one JSON argument; the script drives the session
 (calling `policyc approvals` and `policyc kill-switch` against the proxy's
 admin API in the middle of it) and prints what it saw as one JSON object on

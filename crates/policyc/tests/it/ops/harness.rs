@@ -3,9 +3,7 @@
 //! add`, HTTP through one client) with the three keys the CLI tests use, and
 //! a runner for `policyc` commands pointed at that server.
 
-#[allow(dead_code, reason = "the serve tests use the rest of the harness")]
-#[path = "../serve/harness.rs"]
-mod base;
+use crate::serve::harness as base;
 
 pub use base::{add_key, repo, temp_dir, BIN};
 use serde_json::Value;

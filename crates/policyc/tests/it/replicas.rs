@@ -8,9 +8,7 @@
     reason = "test helpers fail loudly on a broken server"
 )]
 
-#[allow(dead_code, reason = "the serve tests use the rest of the harness")]
-#[path = "serve/harness.rs"]
-mod harness;
+use crate::serve::harness;
 
 use harness::{add_key, repo, temp_dir, Server};
 use serde_json::{json, Value};

@@ -6,10 +6,7 @@
     reason = "test helpers fail loudly on broken fixtures"
 )]
 
-#[path = "support/run.rs"]
-mod support;
-
-use support::{policyc, scratch, write};
+use crate::support::run::{policyc, scratch, write};
 
 const POLICY: &str = "tool cal.read read { start: datetime };
 agent bot {

@@ -8,12 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-#[path = "support/run.rs"]
-#[allow(
-    dead_code,
-    reason = "shared by the command-line tests; each uses part of it"
-)]
-mod run;
+use crate::support::run;
 use run::{policyc_with, Run};
 
 fn policyc(dir: &Path, args: &[&str]) -> Run {

@@ -6,9 +6,7 @@
     reason = "test helpers fail loudly on a broken server"
 )]
 
-#[path = "serve/harness.rs"]
-mod harness;
-#[path = "serve/security.rs"]
+pub mod harness;
 mod security;
 
 use harness::{add_key, call, repo, temp_dir, Server, BIN, POLICY};

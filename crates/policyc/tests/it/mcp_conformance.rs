@@ -21,8 +21,7 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_policyc");
 
-#[path = "support/npm.rs"]
-mod npm;
+use crate::support::npm;
 use npm::npm_peers;
 
 /// Kills and reaps the child when dropped.

@@ -10,12 +10,7 @@
 use std::path::Path;
 use std::process::Command;
 
-#[path = "support/run.rs"]
-#[allow(
-    dead_code,
-    reason = "shared by the command-line tests; each uses part of it"
-)]
-mod run;
+use crate::support::run;
 use run::{policyc, scratch, write, Run};
 
 fn json(run: &Run) -> serde_json::Value {

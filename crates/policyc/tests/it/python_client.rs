@@ -11,9 +11,7 @@
     reason = "test helpers fail loudly when a peer or the server misbehaves"
 )]
 
-#[path = "ops/harness.rs"]
-#[allow(dead_code, reason = "shared with tests/ops.rs, which uses all of it")]
-mod harness;
+use crate::ops::harness;
 
 use harness::{repo, temp_dir, Server, BIN};
 use std::path::PathBuf;

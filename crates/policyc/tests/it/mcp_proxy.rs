@@ -11,9 +11,7 @@
     reason = "test helpers fail loudly when a peer or the proxy misbehaves"
 )]
 
-#[path = "serve/harness.rs"]
-#[allow(dead_code, reason = "shared with tests/serve.rs, which uses all of it")]
-mod harness;
+use crate::serve::harness;
 
 use harness::{add_key, repo, temp_dir, BIN};
 use serde_json::{json, Value};

@@ -7,8 +7,7 @@
     reason = "test helpers fail loudly when the server or the CLI misbehaves"
 )]
 
-#[path = "ops/harness.rs"]
-mod harness;
+pub mod harness;
 
 use harness::{repo, Server};
 use serde_json::{json, Value};

@@ -10,8 +10,7 @@
     reason = "test helpers fail loudly when a peer misbehaves"
 )]
 
-#[path = "support/npm.rs"]
-mod npm;
+use crate::support::npm;
 
 use std::path::Path;
 use std::process::Command;

@@ -2,21 +2,11 @@
 //! --diff`, streaming `eval`, `explain --requests`, SARIF and GitHub output,
 //! kill-switch denials in a replay.
 
-#![expect(
-    clippy::expect_used,
-    reason = "test helpers fail loudly on broken fixtures"
-)]
-
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-#[path = "support/run.rs"]
-#[allow(
-    dead_code,
-    reason = "shared by the command-line tests; each uses part of it"
-)]
-mod run;
+use crate::support::run;
 use run::{policyc, scratch, write};
 
 fn root() -> PathBuf {

@@ -1,5 +1,10 @@
 //! Runs the real `policyc` binary in a directory and captures what it did:
-//! the one runner of the command-line tests (cli.rs, ci.rs, test_cmd.rs).
+//! the one runner of the command-line tests (cli.rs, ci.rs, test_cmd.rs, dates.rs).
+
+#![expect(
+    clippy::expect_used,
+    reason = "test helpers fail loudly on broken fixtures"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
