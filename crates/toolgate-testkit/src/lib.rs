@@ -1,6 +1,6 @@
 //! What the integration tests of several crates share, and nothing else: a
 //! real `redis-server` on loopback ([`redis::RedisServer`]), fresh scratch
-//! directories ([`fresh_dir`]) and the pinned test peers of
+//! directories ([`scratch!`], [`fresh_dir`]) and the pinned test peers of
 //! `scripts/setup-test-peers.sh` ([`install_peer`]). A dev-dependency only,
 //! never published; a crate's own fixtures stay in its `tests/it/`.
 //!
@@ -23,6 +23,18 @@ pub fn fresh_dir(path: impl Into<PathBuf>) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     dir
+}
+
+/// A fresh, empty directory `CARGO_TARGET_TMPDIR/PART/...` of the calling
+/// test binary, left after the run for a look at what failed.
+///
+/// A macro because cargo sets `CARGO_TARGET_TMPDIR` only when it compiles an
+/// integration test, not a library such as this one.
+#[macro_export]
+macro_rules! scratch {
+    ($($part:expr),+ $(,)?) => {
+        $crate::fresh_dir(::std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))$(.join($part))+)
+    };
 }
 
 /// Runs `scripts/setup-test-peers.sh SECTION` (idempotent: pinned versions,

@@ -35,10 +35,7 @@ impl Drop for Running {
 }
 
 fn work_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("mcp_conformance_{name}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    toolgate_testkit::scratch!(format!("mcp_conformance_{name}"))
 }
 
 fn free_port() -> u16 {

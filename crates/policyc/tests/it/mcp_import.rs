@@ -10,6 +10,7 @@
     reason = "test helpers fail loudly on broken fixtures or peers"
 )]
 
+use crate::support::npm::npm_peers;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -20,10 +21,7 @@ fn fixtures() -> PathBuf {
 }
 
 fn work_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("mcp_import_{name}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    toolgate_testkit::scratch!(format!("mcp_import_{name}"))
 }
 
 fn policyc(dir: &Path, args: &[&str]) -> Output {
@@ -155,27 +153,6 @@ fn usage_errors_exit_2_and_say_what_to_give() {
         "{}",
         text(&out.stderr)
     );
-}
-
-/// `node_modules` of the npm test peers, installed by the setup script.
-fn npm_peers() -> PathBuf {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/setup-test-peers.sh");
-    let out = Command::new("bash")
-        .arg(script)
-        .arg("npm")
-        .output()
-        .unwrap();
-    let stdout = text(&out.stdout);
-    assert!(
-        out.status.success(),
-        "scripts/setup-test-peers.sh npm failed:\n{}{stdout}",
-        text(&out.stderr)
-    );
-    stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("npm: "))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| panic!("scripts/setup-test-peers.sh printed no `npm:` line:\n{stdout}"))
 }
 
 /// The live import of the real server declares what the fixture (recorded

@@ -53,12 +53,7 @@ fn scratch_keep(name: &str) -> PathBuf {
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("findings")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    dir.join("audit.jsonl")
+    toolgate_testkit::scratch!("findings", name).join("audit.jsonl")
 }
 
 /// A gateway over the journal at `path`, its state replayed from it.

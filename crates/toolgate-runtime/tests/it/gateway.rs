@@ -50,12 +50,7 @@ struct Setup {
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("gateway")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir.join("audit.jsonl")
+    toolgate_testkit::scratch!("gateway", name).join("audit.jsonl")
 }
 
 /// The digest key every gateway of these tests uses (stable across reopen).

@@ -30,12 +30,7 @@ fn scratch_path(name: &str) -> PathBuf {
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("journal")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir.join("audit.jsonl")
+    toolgate_testkit::scratch!("journal", name).join("audit.jsonl")
 }
 
 /// Writes `n` records from `tasks` concurrent tasks; returns the acks.

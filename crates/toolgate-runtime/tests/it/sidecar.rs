@@ -21,12 +21,7 @@ use toolgate_runtime::store::{Approver, MemoryStore, StoreState, TenantScope};
 const DESK: &str = include_str!("../../../../policies/support-desk.policy");
 
 async fn gateway(name: &str, text: &str) -> (Gateway, Arc<ManualClock>, PathBuf) {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("sidecar")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    let path = dir.join("audit.jsonl");
+    let path = toolgate_testkit::scratch!("sidecar", name).join("audit.jsonl");
     let config = JournalConfig {
         fsync: Fsync::Never,
         ..JournalConfig::default()

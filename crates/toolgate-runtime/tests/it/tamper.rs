@@ -138,12 +138,7 @@ async fn history(dir: &Path) -> (String, String) {
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("tamper")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    dir
+    toolgate_testkit::scratch!("tamper", name)
 }
 
 fn lines(dir: &Path) -> Vec<String> {

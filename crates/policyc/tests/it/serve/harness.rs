@@ -20,10 +20,9 @@ pub fn repo(path: &str) -> PathBuf {
 pub fn temp_dir(name: &str) -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
     let n = N.fetch_add(1, Ordering::SeqCst);
-    let dir = std::env::temp_dir().join(format!("tg-serve-{}-{name}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    toolgate_testkit::fresh_dir(
+        std::env::temp_dir().join(format!("tg-serve-{}-{name}-{n}", std::process::id())),
+    )
 }
 
 /// `policyc keys add NAME --role ROLE FLAGS... --data DATA`; returns the secret.

@@ -38,10 +38,7 @@ pub fn policyc(dir: &Path, args: &[&str]) -> Run {
 
 /// A fresh, empty scratch directory under the target directory.
 pub fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
+    toolgate_testkit::scratch!(name)
 }
 
 /// Writes `content` to `dir/name`, making its parent directories.
