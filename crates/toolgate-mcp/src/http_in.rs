@@ -30,7 +30,8 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
-use toolgate_server::keys::{Change, Key, Keyring, Role};
+use toolgate_api::listen::{serve_http, HttpLimits};
+use toolgate_runtime::host::keys::{Change, Key, Keyring, Role};
 
 const SESSION: &str = "mcp-session-id";
 
@@ -437,7 +438,7 @@ async fn on_delete(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Res
 
 /// Serves `/mcp` on `listen` until interrupted; stops every session's upstream then.
 pub async fn serve(listen: &str, listener: Listener) -> Result<(), McpError> {
-    let addr = toolgate_server::serve::check_listen(listen, false, false)
+    let addr = toolgate_api::listen::check_listen(listen, false, false)
         .map_err(|e| McpError::Config(format!("`--listen`: {e}")))?;
     let tcp = tokio::net::TcpListener::bind(addr)
         .await
@@ -449,23 +450,7 @@ pub async fn serve(listen: &str, listener: Listener) -> Result<(), McpError> {
     // Not a graceful shutdown: open GET streams never end. Dropping the
     // sessions kills their children (`kill_on_drop`).
     tokio::select! {
-        () = toolgate_server::serve::serve_http(tcp, router(listener), toolgate_server::HttpLimits::default(), std::future::pending()) => Ok(()),
-        () = interrupted() => Ok(()),
+        () = serve_http(tcp, router(listener), HttpLimits::default(), std::future::pending()) => Ok(()),
+        () = toolgate_runtime::host::shutdown_signal() => Ok(()),
     }
-}
-
-/// SIGINT or SIGTERM.
-async fn interrupted() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

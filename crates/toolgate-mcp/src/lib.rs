@@ -50,4 +50,4 @@ pub mod tools;
 pub mod wire;
 
 pub use err::McpError;
-pub use run::run;
+pub use run::{open_host, run};
