@@ -19,6 +19,7 @@
 //!   annotations say against the policy;
 //! - [`decider`]: the gateway behind one small trait, in process ([`decider::Local`]) or a
 //!   shared `policyc serve` ([`remote::Remote`], `--gateway URL`);
+//! - [`envelope`]: a JSON-RPC message parsed once (kind, id, method, value);
 //! - [`relay`]: the message loop between the downstream client and the upstream;
 //! - [`wire`]: the one way a message leaves the proxy ([`wire::Line`]) and capped line reads;
 //! - [`stdio`]: the stdio transports (the client on stdin/stdout, the upstream a child);
@@ -36,6 +37,7 @@ pub mod config;
 pub mod connect;
 pub mod credentials;
 pub mod decider;
+pub mod envelope;
 mod err;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
