@@ -207,6 +207,12 @@ impl Envelope {
     pub fn get(&self, member: &str) -> Option<&Json> {
         self.message.get(member)
     }
+
+    /// A member's value, to change in place. The members that make the
+    /// kind (`method`, `id`, `result`, `error`) stay present whatever is done to it.
+    pub(crate) fn get_mut(&mut self, member: &str) -> Option<&mut Json> {
+        self.message.get_mut(member)
+    }
 }
 
 /// The kind of a JSON-RPC object, or why it is none.

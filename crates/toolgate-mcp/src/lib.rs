@@ -20,7 +20,8 @@
 //! - [`decider`]: the gateway behind one small trait, in process ([`decider::Local`]) or a
 //!   shared `policyc serve` ([`remote::Remote`], `--gateway URL`);
 //! - [`envelope`]: a JSON-RPC message parsed once (kind, id, method, value);
-//! - [`relay`]: the message loop between the downstream client and the upstream;
+//! - [`relay`]: one event loop per session between the downstream client and
+//!   the upstream, over bounded queues;
 //! - [`wire`]: the one way a message leaves the proxy ([`wire::Line`]) and capped line reads;
 //! - [`stdio`]: the stdio transports (the client on stdin/stdout, the upstream a child);
 //! - [`http_in`]: Streamable HTTP downstream (`--listen`), sessions keyed by service keys,

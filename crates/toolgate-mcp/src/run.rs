@@ -17,7 +17,6 @@ use crate::McpError;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-use tokio::sync::mpsc::unbounded_channel;
 use toolgate_runtime::gateway::Limits;
 use toolgate_server::data::{open_state, DataDir};
 use toolgate_server::index::Index;
@@ -57,7 +56,7 @@ pub async fn run(config: ProxyConfig) -> Result<(), McpError> {
         };
         return http_in::serve(listen, listener).await;
     }
-    let (to_client, client_inbox) = unbounded_channel();
+    let (to_client, client_inbox) = crate::relay::outbox();
     let scoped = secrets.for_scope(&config.trusted);
     let (relay, connection) = connect(&config.upstream, &scoped, |to_upstream| {
         let trusted = config.trusted.clone();
