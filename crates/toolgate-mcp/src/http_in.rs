@@ -9,7 +9,8 @@
 //! notifications; DELETE ends the session. Answers are `Cache-Control:
 //! private, no-store` (a `tools/list` is per caller). A request whose `Host`
 //! or `Origin` is not loopback is refused first (DNS rebinding, origin.rs).
-//! A body is parsed once into the [`Envelope`] the relay gets; what the relay sends back is
+//! A body is at most [`wire::MAX_CLIENT_LINE`] bytes (413 beyond), parsed
+//! once into the [`Envelope`] the relay gets; what the relay sends back is
 //! routed by its kind, from bounded queues ([`crate::relay::QUEUE`] messages
 //! per stream: a stream its client does not read stalls its own session).
 
@@ -20,8 +21,9 @@ use crate::decider::Decider;
 use crate::envelope::{Envelope, Id, Kind, Outgoing};
 use crate::relay::{self, Options, Relay};
 use crate::tools::Visibility;
+use crate::wire;
 use crate::McpError;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
@@ -131,6 +133,7 @@ pub fn router(listener: Listener) -> Router {
     tokio::spawn(sweep(Arc::downgrade(&shared)));
     Router::new()
         .route("/mcp", post(on_post).get(on_get).delete(on_delete))
+        .layer(DefaultBodyLimit::max(wire::MAX_CLIENT_LINE))
         .layer(axum::middleware::from_fn(crate::origin::local_only))
         .with_state(shared)
 }

@@ -8,18 +8,18 @@
 //! own requests and notifications (when it offers one). Headers from
 //! `--credentials` are added to every request and never logged. A request
 //! the upstream cannot be reached for is answered with a JSON-RPC error, so
-//! the client never waits forever.
+//! the client never waits forever. A JSON answer body and each SSE event are
+//! at most [`MAX_UPSTREAM_LINE`] bytes (a longer one is dropped and logged);
+//! an SSE stream itself may run as long as the session.
 
 use crate::envelope::{Envelope, Kind, Malformed, Outgoing};
 use crate::relay::Relay;
+use crate::wire::{self, MAX_UPSTREAM_LINE};
 use serde_json::Value as Json;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::sync::{Arc, Mutex};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc::{Receiver, Sender};
-
-/// Largest answer body read from the upstream (bytes).
-const MAX_BODY: u64 = 64 * 1024 * 1024;
 
 /// An HTTP upstream.
 pub struct HttpUpstream {
@@ -157,11 +157,12 @@ impl HttpUpstream {
             }
             handle.block_on(relay.from_upstream_read(read));
         };
-        let body = resp.into_body().into_with_config().limit(MAX_BODY).reader();
         if kind.starts_with("text/event-stream") {
-            read_events(body, deliver);
+            read_events(resp.into_body().into_reader(), deliver);
             return Ok(());
         }
+        let limit = u64::try_from(MAX_UPSTREAM_LINE).unwrap_or(u64::MAX);
+        let body = resp.into_body().into_with_config().limit(limit).reader();
         let mut text = Vec::new();
         BufReader::new(body)
             .read_to_end(&mut text)
@@ -206,8 +207,9 @@ impl HttpUpstream {
             {
                 return;
             }
-            let body = resp.into_body().into_with_config().limit(MAX_BODY).reader();
-            read_events(body, |read| handle.block_on(relay.from_upstream_read(read)));
+            read_events(resp.into_body().into_reader(), |read| {
+                handle.block_on(relay.from_upstream_read(read))
+            });
         });
     }
 
@@ -219,32 +221,71 @@ impl HttpUpstream {
 }
 
 /// Reads SSE events (`data:` lines up to a blank line) and hands each
-/// event's data on, parsed.
+/// event's data on, parsed; an event of more than [`MAX_UPSTREAM_LINE`]
+/// bytes is skipped (never buffered whole) and said so.
 fn read_events(body: impl Read, mut deliver: impl FnMut(Result<Envelope, Malformed>)) {
-    let mut data = String::new();
-    for line in BufReader::new(body).lines() {
-        let Ok(line) = line else { return };
+    let mut body = BufReader::new(body);
+    let mut event = Event::default();
+    // A line may hold a whole event's data, after its `data:`.
+    let max = MAX_UPSTREAM_LINE + 8;
+    loop {
+        let line = match wire::read_line_blocking(&mut body, max) {
+            wire::Read::Line(line) => line,
+            wire::Read::TooLong => {
+                event.too_long = true;
+                continue;
+            }
+            wire::Read::End => break,
+        };
+        let line = line.strip_suffix(b"\r").unwrap_or(&line);
         if line.is_empty() {
-            if !data.is_empty() {
-                deliver(Envelope::parse(std::mem::take(&mut data).as_bytes()));
-            }
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("data:") {
-            if !data.is_empty() {
-                data.push('\n');
-            }
-            data.push_str(rest.strip_prefix(' ').unwrap_or(rest));
+            event.end(&mut deliver);
+        } else if let Some(rest) = line.strip_prefix(b"data:") {
+            event.add(rest.strip_prefix(b" ").unwrap_or(rest));
         }
     }
-    if !data.is_empty() {
-        deliver(Envelope::parse(data.as_bytes()));
+    event.end(&mut deliver);
+}
+
+/// The data of the SSE event being read.
+#[derive(Default)]
+struct Event {
+    data: Vec<u8>,
+    lines: usize,
+    too_long: bool,
+}
+
+impl Event {
+    fn add(&mut self, data: &[u8]) {
+        if self.lines > 0 {
+            self.data.push(b'\n');
+        }
+        self.lines += 1;
+        self.data.extend_from_slice(data);
+        if self.data.len() > MAX_UPSTREAM_LINE {
+            self.too_long = true;
+            self.data = Vec::new();
+        }
+    }
+
+    /// Hands the event on (one without data is none: a comment, a keep-alive) and starts the next.
+    fn end(&mut self, deliver: &mut impl FnMut(Result<Envelope, Malformed>)) {
+        let event = std::mem::take(self);
+        if event.too_long {
+            deliver(Err(Malformed::TooLong {
+                max: MAX_UPSTREAM_LINE,
+            }));
+        } else if !event.data.is_empty() {
+            deliver(Envelope::parse(&event.data));
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::read_events;
+    use super::{read_events, Event};
+    use crate::envelope::Malformed;
+    use crate::wire::MAX_UPSTREAM_LINE;
 
     fn events(stream: &[u8]) -> Vec<Result<serde_json::Value, String>> {
         let mut seen = Vec::new();
@@ -265,5 +306,30 @@ mod tests {
             seen[2].as_ref().is_err_and(|e| e.contains("not JSON")),
             "{seen:?}"
         );
+    }
+
+    #[test]
+    fn an_sse_event_over_the_cap_is_dropped_not_buffered() {
+        let mut event = Event::default();
+        let half = vec![b'x'; MAX_UPSTREAM_LINE / 2 + 1];
+        event.add(&half);
+        event.add(&half);
+        assert!(event.data.is_empty(), "its data was let go");
+        let mut seen = Vec::new();
+        event.end(&mut |m| seen.push(m));
+        assert!(
+            matches!(seen[..], [Err(Malformed::TooLong { .. })]),
+            "{seen:?}"
+        );
+        let stream = [
+            b"data: ".as_slice(),
+            &vec![b'x'; MAX_UPSTREAM_LINE + 9],
+            b"\n\ndata: {\"method\":\"m\"}\n\n",
+        ]
+        .concat();
+        let seen = events(&stream);
+        assert_eq!(seen.len(), 2, "the next event is read");
+        assert!(seen[0].as_ref().is_err_and(|e| e.contains("at most")));
+        assert_eq!(seen[1], Ok(serde_json::json!({"method": "m"})));
     }
 }

@@ -7,6 +7,7 @@ use crate::envelope::Outgoing;
 use crate::fake::{check_framing, session, session_over, settle, FakeDecider, Session};
 use crate::relay::Relay;
 use crate::tools::Visibility;
+use crate::wire::{MAX_CLIENT_LINE, MAX_UPSTREAM_LINE};
 use proptest::prelude::*;
 use serde_json::{json, Value as Json};
 use std::sync::Arc;
@@ -396,6 +397,63 @@ async fn unknown_tools_methods_and_malformed_input_are_answered_not_forwarded() 
     let last = down[down.len() - 1].to_string();
     assert!(last.contains("at most 4 bytes"), "{last}");
     assert!(s.fake.seen().decided.is_empty());
+}
+
+/// A notification of exactly `size` bytes.
+fn padded(size: usize) -> String {
+    let empty = r#"{"jsonrpc":"2.0","method":"notifications/x","params":{"pad":""}}"#;
+    let pad = "x".repeat(size - empty.len());
+    format!(r#"{{"jsonrpc":"2.0","method":"notifications/x","params":{{"pad":"{pad}"}}}}"#)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_line_over_one_mib_is_answered_unread_and_the_next_one_is_read() {
+    let mut s = session(Options::default(), false);
+    let input = format!(
+        "{}\n{}\n{}\n",
+        padded(MAX_CLIENT_LINE + 1),
+        padded(MAX_CLIENT_LINE),
+        json!({"jsonrpc": "2.0", "id": 7, "method": "ping"})
+    );
+    assert_eq!(MAX_CLIENT_LINE, 1024 * 1024);
+    let relay = s.relay.clone();
+    let reader =
+        tokio::spawn(async move { crate::stdio::read_client(input.as_bytes(), &relay).await });
+    settle().await;
+    let down = drain(&mut s.client);
+    assert_eq!(codes(&down), [-32600]);
+    assert!(
+        down[0].to_string().contains("at most 1048576 bytes"),
+        "{}",
+        down[0]
+    );
+    let up = drain(&mut s.upstream);
+    assert_eq!(
+        up.len(),
+        2,
+        "a message of exactly the cap is read, and the next"
+    );
+    assert_eq!(up[1]["method"], "ping");
+    assert!(reader.is_finished());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_upstream_line_over_its_cap_is_dropped_and_the_next_one_relayed() {
+    let mut s = session(Options::default(), false);
+    let input = format!(
+        "{}\n{}\n",
+        padded(MAX_UPSTREAM_LINE + 1),
+        json!({"jsonrpc": "2.0", "method": "notifications/progress"})
+    );
+    let reader = tokio::spawn(crate::stdio::read_upstream(
+        std::io::Cursor::new(input.into_bytes()),
+        s.relay.clone(),
+    ));
+    settle().await;
+    let down = drain(&mut s.client);
+    assert_eq!(down.len(), 1);
+    assert_eq!(down[0]["method"], "notifications/progress");
+    assert!(reader.is_finished());
 }
 
 #[tokio::test(start_paused = true)]
