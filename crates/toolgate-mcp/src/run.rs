@@ -15,7 +15,6 @@ use crate::stdio;
 use crate::tools::Visibility;
 use crate::McpError;
 use std::sync::Arc;
-use tokio::sync::mpsc::unbounded_channel;
 use toolgate_runtime::gateway::Limits;
 use toolgate_runtime::host::keys::Keyring;
 use toolgate_runtime::host::{Host, HostConfig};
@@ -62,7 +61,7 @@ pub async fn run(config: ProxyConfig, host: Option<Arc<Host>>) -> Result<(), Mcp
         };
         return http_in::serve(listen, listener).await;
     }
-    let (to_client, client_inbox) = unbounded_channel();
+    let (to_client, client_inbox) = crate::relay::outbox();
     let scoped = secrets.for_scope(&config.trusted);
     let (relay, connection) = connect(&config.upstream, &scoped, |to_upstream| {
         let trusted = config.trusted.clone();
