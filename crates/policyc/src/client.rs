@@ -48,169 +48,63 @@ impl Failure {
     }
 }
 
-/// A server and the key to talk to it with.
-pub(crate) struct Client {
-    base: String,
-    key: Option<String>,
-    agent: ureq::Agent,
-}
+/// A server and the key to talk to it with: the API's client, its errors
+/// read as the CLI reports them.
+pub(crate) struct Client(toolgate_api::client::Client);
 
-/// The text of a problem+json answer: `title: detail (field `f`)`, then any diagnostics.
-fn problem_message(status: u16, text: &str) -> String {
-    let Ok(doc) = serde_json::from_str::<Value>(text) else {
-        let body = text.trim();
-        return if body.is_empty() {
-            format!("the server answered {status}")
-        } else {
-            format!("the server answered {status}: {body}")
-        };
-    };
-    let title = doc["title"].as_str().unwrap_or("error");
-    let mut message = format!("{status} {title}");
-    if let Some(detail) = doc["detail"].as_str() {
-        message.push_str(": ");
-        message.push_str(detail);
+impl From<toolgate_api::client::ClientError> for Failure {
+    fn from(e: toolgate_api::client::ClientError) -> Failure {
+        use toolgate_api::client::ClientError as E;
+        match e {
+            E::Server { status, message } => Failure::Server { status, message },
+            E::Transport(m) => Failure::Transport(format!("{m} (set `--url` or `TOOLGATE_URL`)")),
+        }
     }
-    if let Some(field) = doc["field"].as_str() {
-        message.push_str(&format!(" (field `{field}`)"));
-    }
-    for d in doc["diagnostics"].as_array().into_iter().flatten() {
-        message.push_str(&format!(
-            "\n  {}:{}: {}",
-            d["line"],
-            d["column"],
-            d["message"].as_str().unwrap_or("")
-        ));
-    }
-    message
 }
 
 impl Client {
     /// A client for `base` (no trailing slash needed) with an optional bearer key.
     pub(crate) fn new(base: &str, key: Option<String>) -> Client {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(90)))
-            .build()
-            .into();
-        Client {
-            base: base.trim_end_matches('/').to_string(),
-            key: key.filter(|k| !k.trim().is_empty()),
-            agent,
-        }
+        Client(toolgate_api::client::Client::new(
+            base,
+            key,
+            Duration::from_secs(90),
+        ))
     }
 
-    fn auth(&self) -> Option<String> {
-        self.key.as_ref().map(|k| format!("Bearer {}", k.trim()))
+    /// The API's client, for its typed requests.
+    pub(crate) fn api(&self) -> &toolgate_api::client::Client {
+        &self.0
+    }
+
+    /// A failure of a typed request, with the key hint of a 401 without a key.
+    pub(crate) fn failed(&self, e: toolgate_api::client::ClientError) -> Failure {
+        match Failure::from(e) {
+            Failure::Server {
+                status: 401,
+                message,
+            } if !self.0.has_key() => Failure::Server {
+                status: 401,
+                message: format!("{message} (set `TOOLGATE_KEY` to an operator or approver key)"),
+            },
+            other => other,
+        }
     }
 
     /// `GET path` returning the body as text.
     pub(crate) fn get_text(&self, path: &str) -> Result<String, Failure> {
-        let url = format!("{}{path}", self.base);
-        let mut req = self.agent.get(&url);
-        if let Some(a) = self.auth() {
-            req = req.header("authorization", a);
-        }
-        self.finish(&url, req.call())
+        self.0.get_text(path).map_err(|e| self.failed(e))
     }
 
     /// `GET path` returning JSON.
     pub(crate) fn get(&self, path: &str) -> Result<Value, Failure> {
-        let text = self.get_text(path)?;
-        parse(&text)
+        self.0.get(path).map_err(|e| self.failed(e))
     }
 
     /// `POST path` with a JSON body, returning JSON.
     pub(crate) fn post(&self, path: &str, body: &Value) -> Result<Value, Failure> {
-        let url = format!("{}{path}", self.base);
-        let mut req = self
-            .agent
-            .post(&url)
-            .header("content-type", "application/json");
-        if let Some(a) = self.auth() {
-            req = req.header("authorization", a);
-        }
-        let text = self.finish(&url, req.send(body.to_string()))?;
-        parse(&text)
-    }
-
-    fn finish(
-        &self,
-        url: &str,
-        result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-    ) -> Result<String, Failure> {
-        let mut resp = result.map_err(|e| {
-            Failure::Transport(format!(
-                "cannot reach the server at `{url}`: {e} (set `--url` or `TOOLGATE_URL`)"
-            ))
-        })?;
-        let status = resp.status().as_u16();
-        let text = resp
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| Failure::Transport(format!("reading the answer from `{url}`: {e}")))?;
-        if (200..300).contains(&status) {
-            return Ok(text);
-        }
-        let mut message = problem_message(status, &text);
-        if status == 401 && self.key.is_none() {
-            message.push_str(" (set `TOOLGATE_KEY` to an operator or approver key)");
-        }
-        Err(Failure::Server { status, message })
+        self.0.post(path, body).map_err(|e| self.failed(e))
     }
 }
 
-fn parse(text: &str) -> Result<Value, Failure> {
-    serde_json::from_str(text)
-        .map_err(|e| Failure::Transport(format!("the server's answer is not JSON: {e}")))
-}
-
-/// Percent-encodes a path segment or query value (everything but unreserved characters).
-pub(crate) fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// `?a=1&b=2` from the pairs whose value is present (empty when none is).
-pub(crate) fn query(pairs: &[(&str, Option<&str>)]) -> String {
-    let parts: Vec<String> = pairs
-        .iter()
-        .filter_map(|(k, v)| v.map(|v| format!("{k}={}", encode(v))))
-        .collect();
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!("?{}", parts.join("&"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn problems_read_as_title_detail_and_field() {
-        let text = r#"{"title":"Bad Request","detail":"a reason is required","field":"reason"}"#;
-        assert_eq!(
-            problem_message(400, text),
-            "400 Bad Request: a reason is required (field `reason`)"
-        );
-        assert_eq!(problem_message(502, ""), "the server answered 502");
-    }
-
-    #[test]
-    fn queries_are_encoded() {
-        assert_eq!(
-            query(&[("a", Some("x y&z")), ("b", None), ("c", Some("30m"))]),
-            "?a=x%20y%26z&c=30m"
-        );
-        assert_eq!(query(&[("a", None)]), "");
-    }
-}
+pub(crate) use toolgate_api::client::{encode, query};

@@ -130,7 +130,7 @@ pub(crate) fn run(args: McpProxyArgs) -> Exit {
         keys: args.keys,
         wait_approval: args.wait_approval,
         forward_roots: args.forward_roots,
-        store: toolgate_server::store::StoreSettings {
+        store: toolgate_runtime::host::store::StoreSettings {
             url: args.state.store,
             prefix: args.state.store_prefix,
             down: args.state.redis_down,
@@ -144,7 +144,7 @@ pub(crate) fn run(args: McpProxyArgs) -> Exit {
         eprintln!("error: cannot start the async runtime");
         return Exit::Usage;
     };
-    let result = rt.block_on(toolgate_mcp::run(config));
+    let result = rt.block_on(start(config));
     // A blocked read of stdin must not hold the exit; dropping the tasks
     // closes the journal (its writer thread flushes and joins).
     rt.shutdown_timeout(Duration::from_millis(200));
@@ -155,4 +155,51 @@ pub(crate) fn run(args: McpProxyArgs) -> Exit {
             Exit::Usage
         }
     }
+}
+
+/// The embedded gateway (unless `--gateway`), the admin API over it when
+/// asked (the HTTP door's router, composed here: the MCP door does not
+/// depend on the HTTP door), then the proxy.
+async fn start(config: ProxyConfig) -> Result<(), String> {
+    let host = match &config.gateway {
+        Some(_) => None,
+        None => Some(
+            toolgate_mcp::open_host(&config)
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
+    };
+    if let (Some(host), Some(listen)) = (&host, &config.admin_listen) {
+        let keys = config
+            .keys
+            .clone()
+            .unwrap_or_else(|| config.data.join("keys.toml"));
+        serve_admin(listen, host.clone(), &keys).await?;
+    }
+    toolgate_mcp::run(config, host)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Serves the gateway service's router (approvals, kill switch, audit) over
+/// the proxy's host on a loopback address.
+async fn serve_admin(
+    listen: &str,
+    host: std::sync::Arc<toolgate_runtime::host::Host>,
+    keys: &std::path::Path,
+) -> Result<(), String> {
+    use toolgate_api::listen::{check_listen, serve_http, HttpLimits};
+    let addr = check_listen(listen, false, false).map_err(|e| format!("`--admin-listen`: {e}"))?;
+    let keys = toolgate_runtime::host::keys::Keyring::open(keys.to_path_buf())
+        .map_err(|e| format!("the admin API's keys: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on `{addr}`: {e}"))?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    eprintln!("toolgate: admin API on http://{bound}");
+    let limits = HttpLimits::default();
+    let app = std::sync::Arc::new(toolgate_server::App::new(host, keys, limits));
+    let router = toolgate_server::router(app, limits);
+    tokio::spawn(serve_http(listener, router, limits, std::future::pending()));
+    Ok(())
 }

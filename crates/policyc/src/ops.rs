@@ -135,8 +135,12 @@ fn list(
     agent: Option<&str>,
     tool: Option<&str>,
 ) -> Result<(), Failure> {
-    let q = query(&[("tenant", tenant), ("agent", agent), ("tool", tool)]);
-    let mut answer = client(conn).get(&format!("/v1/approvals{q}"))?;
+    let c = client(conn);
+    let list = c
+        .api()
+        .approvals(&[("tenant", tenant), ("agent", agent), ("tool", tool)])
+        .map_err(|e| c.failed(e))?;
+    let mut answer = as_json(&list)?;
     if let Some(items) = answer["approvals"].as_array_mut() {
         items.iter_mut().for_each(with_hold_digest);
     }
@@ -190,10 +194,18 @@ fn list(
 
 /// The held call `id`, with its `hold_digest`.
 fn fetch(client: &Client, id: &str, tenant: Option<&str>) -> Result<Value, Failure> {
-    let q = query(&[("tenant", tenant)]);
-    let mut item = client.get(&format!("/v1/approvals/{}{q}", encode(id)))?;
+    let held = client
+        .api()
+        .approval(id, tenant)
+        .map_err(|e| client.failed(e))?;
+    let mut item = as_json(&held)?;
     with_hold_digest(&mut item);
     Ok(item)
+}
+
+/// An answer read through the API's types, as JSON for printing.
+fn as_json(answer: &impl serde::Serialize) -> Result<Value, Failure> {
+    serde_json::to_value(answer).map_err(|e| Failure::Transport(e.to_string()))
 }
 
 /// Adds `hold_digest` to a held call as the server lists it: the digest
@@ -292,12 +304,12 @@ fn approve(
         None => confirm(&item, held)?,
     }
     let tenant = item["tenant"].as_str().map(str::to_string);
-    let body = json!({
-        "args_digest": item["args_digest"],
-        "requested_at": item["requested_at"],
-        "reason": reason,
-    });
-    decide(conn, id, tenant.as_deref(), "approve", body)
+    let body = toolgate_api::ApproveBody {
+        args_digest: item["args_digest"].as_str().unwrap_or_default().to_string(),
+        requested_at: item["requested_at"].as_u64(),
+        reason: reason.to_string(),
+    };
+    decide(conn, id, tenant.as_deref(), "approve", as_json(&body)?)
 }
 
 /// `--digest` as lower-case hex: 12 to 64 hex digits.

@@ -3,7 +3,7 @@
 use crate::cli::{KeysCommand, KeysFile, ServeArgs};
 use crate::Exit;
 use std::path::PathBuf;
-use toolgate_server::keys::{self, Key, Role};
+use toolgate_runtime::host::keys::{self, Key, Role};
 use toolgate_server::serve::{Settings, DEFAULT_DATA};
 
 /// `policyc serve`.
@@ -122,7 +122,7 @@ fn add(
         envs,
         agents,
         groups,
-        created_at: toolgate_server::now_ms(),
+        created_at: toolgate_runtime::host::now_ms(),
         sha256: String::new(),
     };
     let secret = keys::add(path, key).map_err(|e| e.to_string())?;

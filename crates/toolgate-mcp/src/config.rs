@@ -75,7 +75,7 @@ pub struct ProxyConfig {
     pub fsync: toolgate_runtime::journal::Fsync,
     /// Where the embedded gateway's state lives (`--store`; default: in
     /// memory, rebuilt from the journal under `--data`).
-    pub store: toolgate_server::store::StoreSettings,
+    pub store: toolgate_runtime::host::store::StoreSettings,
 }
 
 /// Parses `KEY=VALUE` (`--ctx`); the value is JSON when it parses as JSON

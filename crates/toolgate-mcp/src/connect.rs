@@ -1,14 +1,13 @@
 //! Connecting a relay to its upstream, whichever transport it speaks.
 
 use crate::config::Upstream;
+use crate::envelope::Outgoing;
 use crate::http_out::HttpUpstream;
 use crate::relay::Relay;
 use crate::stdio::{ChildUpstream, Running};
-use crate::wire::Line;
 use crate::McpError;
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::Sender;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -30,12 +29,12 @@ pub struct Secrets {
 }
 
 /// Starts `upstream` and a relay over it (`relay` builds the relay from the
-/// sender that reaches the upstream).
+/// queue that reaches the upstream).
 pub fn connect(
     upstream: &Upstream,
     secrets: &Secrets,
-    relay: impl FnOnce(UnboundedSender<Line>) -> Arc<Relay>,
-) -> Result<(Arc<Relay>, Connection), McpError> {
+    relay: impl FnOnce(Sender<Outgoing>) -> Relay,
+) -> Result<(Relay, Connection), McpError> {
     match upstream {
         Upstream::Command(command) => {
             let child = ChildUpstream::spawn(command, &secrets.env)?;

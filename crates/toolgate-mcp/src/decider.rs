@@ -11,7 +11,6 @@ use std::time::Duration;
 use toolgate_runtime::gateway::{Call, CallState, Denial, DeniedBy, GatewayError, Verdict};
 use toolgate_runtime::record::ToolNotice;
 use toolgate_runtime::store::{Approver, CallKey, TenantScope};
-use toolgate_server::Gate;
 
 /// A boxed future (the trait is used as `dyn`).
 pub type Fut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -89,7 +88,7 @@ pub const USER_GROUP: &str = "user";
 const SLICE: Duration = Duration::from_millis(250);
 
 /// The gateway in this process.
-pub struct Local(pub Arc<Gate>);
+pub struct Local(pub Arc<toolgate_runtime::gateway::Gateway>);
 
 /// A verdict as the relay takes it.
 fn decided(verdict: Verdict) -> Decided {

@@ -3,13 +3,21 @@
 //! the tool's name (`allow…` allowed, `hold…` held for approval, anything
 //! else refused) and records every call it was asked to decide and every
 //! result it was told of, so a test can check that whatever the upstream
-//! received was decided first.
+//! received was decided first. A wait for an approval waits (until
+//! [`FakeDecider::approve`] or the wait's end) and is counted while it does
+//! ([`FakeDecider::waiting`]); the journal can be stalled
+//! ([`FakeDecider::stall_journal`]) to show what does not wait for it.
 
 use crate::decider::{Decided, Decider, Fut, Held, Refused};
+use crate::envelope::{Envelope, Outgoing};
+use crate::relay::{Options, Relay};
 use serde_json::Value as Json;
 use std::collections::HashSet;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+use tokio::sync::mpsc::Receiver;
+use tokio::sync::Notify;
 use toolgate_runtime::gateway::Call;
 use toolgate_runtime::record::ToolNotice;
 use toolgate_runtime::store::CallKey;
@@ -40,6 +48,29 @@ pub struct FakeDecider {
     approved: Mutex<HashSet<String>>,
     /// Whether held calls wait for the client's user (`from "user"`).
     pub user_group: bool,
+    /// Wakes the waits for an approval.
+    approvals: Notify,
+    /// Waits for an approval in progress.
+    waiting: AtomicUsize,
+    /// Results are not journaled until the journal is released.
+    journal_stalled: AtomicBool,
+    journal_released: Notify,
+}
+
+/// Counts a wait for an approval while it lasts (however it ends: dropped too).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Waiting<'a> {
+        count.fetch_add(1, Ordering::SeqCst);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl FakeDecider {
@@ -48,10 +79,49 @@ impl FakeDecider {
         self.seen.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// An approver approves the held call `id`.
+    /// An approver approves the held call `id` (a wait for it ends).
     pub fn approve(&self, id: &str) {
         let mut approved = self.approved.lock().unwrap_or_else(|p| p.into_inner());
         approved.insert(id.to_string());
+        self.approvals.notify_waiters();
+    }
+
+    /// How many waits for an approval are in progress.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
+    /// Results reported from now on are journaled only once [`FakeDecider::release_journal`] is called.
+    pub fn stall_journal(&self) {
+        self.journal_stalled.store(true, Ordering::SeqCst);
+    }
+
+    /// Journals the results waiting for a stalled journal.
+    pub fn release_journal(&self) {
+        self.journal_stalled.store(false, Ordering::SeqCst);
+        self.journal_released.notify_waiters();
+    }
+
+    /// Waits until `id` is approved.
+    async fn approved(&self, id: &str) {
+        loop {
+            let approved = self.approvals.notified();
+            if self.is_approved(id) {
+                return;
+            }
+            approved.await;
+        }
+    }
+
+    /// Waits while the journal is stalled.
+    async fn journal_open(&self) {
+        loop {
+            let released = self.journal_released.notified();
+            if !self.journal_stalled.load(Ordering::SeqCst) {
+                return;
+            }
+            released.await;
+        }
     }
 
     fn is_approved(&self, id: &str) -> bool {
@@ -87,16 +157,23 @@ impl Decider for FakeDecider {
     }
 
     fn complete<'a>(&'a self, key: &'a CallKey, outcome: Result<(), String>) -> Fut<'a, ()> {
-        self.seen().completed.push((key.id.clone(), outcome));
-        Box::pin(async {})
+        Box::pin(async move {
+            self.journal_open().await;
+            self.seen().completed.push((key.id.clone(), outcome));
+        })
     }
 
-    fn held<'a>(&'a self, key: &'a CallKey, _wait: Option<Duration>) -> Fut<'a, Held> {
-        let held = match self.is_approved(&key.id) {
-            true => Held::Approved(TOKEN.into()),
-            false => Held::Pending,
-        };
-        Box::pin(async move { held })
+    fn held<'a>(&'a self, key: &'a CallKey, wait: Option<Duration>) -> Fut<'a, Held> {
+        Box::pin(async move {
+            if let Some(wait) = wait {
+                let _waiting = Waiting::new(&self.waiting);
+                let _ = tokio::time::timeout(wait, self.approved(&key.id)).await;
+            }
+            match self.is_approved(&key.id) {
+                true => Held::Approved(TOKEN.into()),
+                false => Held::Pending,
+            }
+        })
     }
 
     fn execute<'a>(&'a self, call: &'a Call, token: &'a str) -> Fut<'a, Decided> {
@@ -139,35 +216,43 @@ impl Decider for FakeDecider {
     }
 }
 
-/// A relay over a [`FakeDecider`], with the two channels it writes to.
+/// A relay over a [`FakeDecider`], with the two queues it writes to.
 pub struct Session {
     /// The relay.
-    pub relay: std::sync::Arc<crate::relay::Relay>,
+    pub relay: Relay,
     /// Its gateway.
-    pub fake: std::sync::Arc<FakeDecider>,
+    pub fake: Arc<FakeDecider>,
     /// What reaches the upstream.
-    pub upstream: tokio::sync::mpsc::UnboundedReceiver<crate::wire::Line>,
+    pub upstream: Receiver<Outgoing>,
     /// What reaches the client.
-    pub client: tokio::sync::mpsc::UnboundedReceiver<crate::wire::Line>,
+    pub client: Receiver<Outgoing>,
 }
 
 /// A relay for agent `a`, tenant `t`, env `dev` over a fake gateway (call
 /// it inside a tokio runtime). `user_group`: held calls wait for the user.
-pub fn session(options: crate::relay::Options, user_group: bool) -> Session {
-    let fake = std::sync::Arc::new(FakeDecider {
+pub fn session(options: Options, user_group: bool) -> Session {
+    let fake = FakeDecider {
         user_group,
         ..FakeDecider::default()
-    });
+    };
+    session_over(options, Arc::new(fake), crate::tools::Visibility::default())
+}
+
+/// A relay over `fake`, with the agent's tools as `visibility` says.
+pub fn session_over(
+    options: Options,
+    fake: Arc<FakeDecider>,
+    visibility: crate::tools::Visibility,
+) -> Session {
     let trusted = crate::config::Trusted {
         agent: "a".into(),
         tenant: "t".into(),
         env: "dev".into(),
         fields: serde_json::Map::new(),
     };
-    let (to_upstream, upstream) = tokio::sync::mpsc::unbounded_channel();
-    let (to_client, client) = tokio::sync::mpsc::unbounded_channel();
-    let visibility = crate::tools::Visibility::default();
-    let relay = crate::relay::Relay::new(
+    let (to_upstream, upstream) = crate::relay::outbox();
+    let (to_client, client) = crate::relay::outbox();
+    let relay = Relay::new(
         fake.clone(),
         trusted,
         visibility,
@@ -183,86 +268,111 @@ pub fn session(options: crate::relay::Options, user_group: bool) -> Session {
     }
 }
 
+/// Lets every task run until all wait (on input, a timer or each other):
+/// under a paused clock, a sleep ends only once nothing else can run.
+pub async fn settle() {
+    tokio::time::sleep(Duration::from_millis(1)).await;
+}
+
+/// Everything a queue gives until it closes.
+async fn collect(mut queue: Receiver<Outgoing>) -> Vec<Outgoing> {
+    let mut out = Vec::new();
+    while let Some(message) = queue.recv().await {
+        out.push(message);
+    }
+    out
+}
+
 /// The relay's framing guarantee, checked on arbitrary input: `input` is
 /// split on `\n` into messages, each going to the relay from the client
 /// (first byte even) or from the upstream (odd), the rest its bytes. Every
-/// line written either way must be one JSON object in printable ASCII, and
-/// every `tools/call` that reached the upstream must have been decided
-/// `Allowed` by the gateway with the same tool and arguments (at most once
-/// per decision). The error says what broke.
+/// line written either way must be one JSON object in printable ASCII whose
+/// kind is the one it is routed by, and every `tools/call` that reached the
+/// upstream must have been decided `Allowed` by the gateway with the same
+/// tool and arguments (at most once per decision). The error says what broke.
 pub fn check_framing(input: &[u8]) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .start_paused(true)
         .build()
         .map_err(|e| e.to_string())?;
     runtime.block_on(async {
         let Session {
             relay,
             fake,
-            mut upstream,
-            mut client,
-        } = session(crate::relay::Options::default(), false);
+            upstream,
+            client,
+        } = session(Options::default(), false);
+        let (up, down) = (
+            tokio::spawn(collect(upstream)),
+            tokio::spawn(collect(client)),
+        );
         for piece in input.split(|b| *b == b'\n') {
             match piece.split_first() {
-                Some((selector, rest)) if selector % 2 == 0 => relay.from_client_text(rest),
+                Some((selector, rest)) if selector % 2 == 0 => relay.from_client_text(rest).await,
                 Some((_, rest)) => relay.from_upstream_text(rest).await,
                 None => {}
             }
         }
-        // The channels close once the relay and every task holding it are done.
-        drop(relay);
-        let (mut up, mut down) = (Vec::new(), Vec::new());
-        while let Some(line) = upstream.recv().await {
-            up.push(line);
+        // Every call decided and answered, then the session ends: its queues close.
+        settle().await;
+        relay.stop().await;
+        let up = up.await.map_err(|e| e.to_string())?;
+        let down = down.await.map_err(|e| e.to_string())?;
+        for message in up.iter().chain(&down) {
+            one_message(message)?;
         }
-        while let Some(line) = client.recv().await {
-            down.push(line);
-        }
-        let mut allowed: Vec<(String, Json)> = fake
+        let allowed = fake
             .seen()
             .decided
             .iter()
             .filter(|(_, _, d)| matches!(d, Decided::Allowed(_)))
             .map(|(tool, args, _)| (tool.clone(), args.clone()))
             .collect();
-        for line in up.iter().chain(&down) {
-            one_message(line)?;
-        }
-        for line in &up {
-            let message = one_message(line)?;
-            if message.get("method").and_then(Json::as_str) != Some("tools/call") {
-                continue;
-            }
-            let params = message.get("params").cloned().unwrap_or(Json::Null);
-            let tool = params.get("name").and_then(Json::as_str).unwrap_or("");
-            let args = match params.get("arguments") {
-                None | Some(Json::Null) => serde_json::json!({}),
-                Some(a) => a.clone(),
-            };
-            let at = allowed.iter().position(|(t, a)| t == tool && *a == args);
-            match at {
-                Some(at) => drop(allowed.swap_remove(at)),
-                None => {
-                    return Err(format!(
-                        "an undecided `tools/call` reached the upstream: {}",
-                        line.as_str()
-                    ))
-                }
-            }
-        }
-        Ok(())
+        every_call_decided(&up, allowed)
     })
 }
 
-/// The one JSON object a line holds, or why it is not one.
-fn one_message(line: &crate::wire::Line) -> Result<Json, String> {
-    let text = line.as_str();
+/// Whether every `tools/call` in `up` matches one allowed decision.
+fn every_call_decided(up: &[Outgoing], mut allowed: Vec<(String, Json)>) -> Result<(), String> {
+    for message in up {
+        if message.kind.method() != Some("tools/call") {
+            continue;
+        }
+        let sent = one_message(message)?;
+        let params = sent.get("params").cloned().unwrap_or(Json::Null);
+        let tool = params.get("name").and_then(Json::as_str).unwrap_or("");
+        let args = match params.get("arguments") {
+            None | Some(Json::Null) => serde_json::json!({}),
+            Some(a) => a.clone(),
+        };
+        match allowed.iter().position(|(t, a)| t == tool && *a == args) {
+            Some(at) => drop(allowed.swap_remove(at)),
+            None => {
+                return Err(format!(
+                    "an undecided `tools/call` reached the upstream: {}",
+                    message.line.as_str()
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The one JSON object a line holds (of the kind it is routed by), or why it is not one.
+fn one_message(message: &Outgoing) -> Result<Json, String> {
+    let text = message.line.as_str();
     if !text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
         return Err(format!("a line is not printable ASCII: {text:?}"));
     }
-    match serde_json::from_str::<Json>(text) {
-        Ok(m @ Json::Object(_)) => Ok(m),
-        Ok(_) => Err(format!("a line is not a JSON object: {text}")),
-        Err(e) => Err(format!("a line does not parse ({e}): {text}")),
+    let parsed = Envelope::parse(text.as_bytes());
+    match parsed {
+        Ok(e) if *e.kind() == message.kind => Ok(e.value().clone()),
+        Ok(e) => Err(format!(
+            "a line is a {:?}, routed as a {:?}: {text}",
+            e.kind(),
+            message.kind
+        )),
+        Err(e) => Err(format!("a line is not one message ({e}): {text}")),
     }
 }

@@ -9,28 +9,34 @@
 //! notifications; DELETE ends the session. Answers are `Cache-Control:
 //! private, no-store` (a `tools/list` is per caller). A request whose `Host`
 //! or `Origin` is not loopback is refused first (DNS rebinding, origin.rs).
+//! A body is at most [`wire::MAX_CLIENT_LINE`] bytes (413 beyond), parsed
+//! once into the [`Envelope`] the relay gets; what the relay sends back is
+//! routed by its kind, from bounded queues ([`crate::relay::QUEUE`] messages
+//! per stream: a stream its client does not read stalls its own session).
 
 use crate::config::{Trusted, Upstream};
 use crate::connect::{connect, Connection};
 use crate::credentials::Credentials;
 use crate::decider::Decider;
-use crate::relay::{Options, Relay};
+use crate::envelope::{Envelope, Id, Kind, Outgoing};
+use crate::relay::{self, Options, Relay};
 use crate::tools::Visibility;
-use crate::wire::Line;
+use crate::wire;
 use crate::McpError;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use serde_json::{json, Value as Json};
+use serde_json::json;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
-use toolgate_server::keys::{Change, Key, Keyring, Role};
+use tokio::sync::mpsc::{self, Receiver, Sender};
+use toolgate_api::listen::{serve_http, HttpLimits};
+use toolgate_runtime::host::keys::{Change, Key, Keyring, Role};
 
 const SESSION: &str = "mcp-session-id";
 
@@ -65,7 +71,7 @@ pub struct Listener {
 
 /// One client session.
 struct Session {
-    relay: Arc<Relay>,
+    relay: Relay,
     key: String,
     /// Responses awaited by open POSTs, by request id; other messages go to
     /// the GET stream, or the latest open POST stream.
@@ -86,15 +92,17 @@ impl Session {
     /// A client is reading one of its streams (a POST's answer or the GET stream).
     fn streaming(&self) -> bool {
         let routes = lock(&self.routes);
-        let open = |tx: &UnboundedSender<Line>| !tx.is_closed();
+        let open = |tx: &Sender<Outgoing>| !tx.is_closed();
         routes.stream.as_ref().is_some_and(open) || routes.waiting.values().any(open)
     }
 
+    /// Stops the upstream (its last messages still reach the session), then the session.
     async fn stop(&self) {
         let connection = lock(&self.connection).take();
         if let Some(connection) = connection {
             connection.stop().await;
         }
+        self.relay.stop().await;
     }
 }
 
@@ -103,8 +111,8 @@ pub const IDLE: Duration = Duration::from_secs(30 * 60);
 
 #[derive(Default)]
 struct Routes {
-    waiting: HashMap<String, UnboundedSender<Line>>,
-    stream: Option<UnboundedSender<Line>>,
+    waiting: HashMap<Id, Sender<Outgoing>>,
+    stream: Option<Sender<Outgoing>>,
 }
 
 struct Shared {
@@ -126,6 +134,7 @@ pub fn router(listener: Listener) -> Router {
     tokio::spawn(sweep(Arc::downgrade(&shared)));
     Router::new()
         .route("/mcp", post(on_post).get(on_get).delete(on_delete))
+        .layer(DefaultBodyLimit::max(wire::MAX_CLIENT_LINE))
         .layer(axum::middleware::from_fn(crate::origin::local_only))
         .with_state(shared)
 }
@@ -211,12 +220,13 @@ async fn on_post(
         Ok(k) => k,
         Err(r) => return r,
     };
-    // Parsed once: what the relay gets is this value, never the body.
-    let message: Json = match serde_json::from_slice(&body) {
-        Ok(m) => m,
-        Err(e) => return rpc_error(StatusCode::BAD_REQUEST, -32700, &format!("not JSON: {e}")),
+    // Parsed once: what the relay gets is this value, never the body; what
+    // is not one JSON-RPC message is refused here and reaches nobody.
+    let envelope = match Envelope::parse(&body) {
+        Ok(e) => e,
+        Err(e) => return rpc_error(StatusCode::BAD_REQUEST, e.code(), &e.to_string()),
     };
-    let method = message.get("method").and_then(Json::as_str);
+    let method = envelope.kind().method();
     let (session, new_id) = match (session_of(&shared, &headers, &key), method) {
         (Some(s), _) => (s, None),
         (None, Some("initialize")) => match open_session(&shared, &key).await {
@@ -228,10 +238,10 @@ async fn on_post(
             return rpc_error(StatusCode::BAD_REQUEST, -32000, why);
         }
     };
-    let response = match (message.get("id").map(Json::to_string), method.is_some()) {
-        (Some(id), true) => stream_answer(&session, id, message),
-        _ => {
-            session.relay.from_client(message);
+    let response = match envelope.kind() {
+        Kind::Request { id, .. } => stream_answer(&session, id.clone(), envelope).await,
+        Kind::Notification { .. } | Kind::Response { .. } | Kind::Error { .. } => {
+            session.relay.from_client(envelope).await;
             StatusCode::ACCEPTED.into_response()
         }
     };
@@ -251,29 +261,20 @@ fn with_headers(mut response: Response, session: Option<String>) -> Response {
 }
 
 /// Sends a request into the relay and streams what comes back until its response.
-fn stream_answer(session: &Arc<Session>, id: String, message: Json) -> Response {
-    let (tx, rx) = unbounded_channel();
-    {
-        let mut routes = lock(&session.routes);
-        routes.waiting.insert(id.clone(), tx);
-    }
-    session.relay.from_client(message);
+async fn stream_answer(session: &Arc<Session>, id: Id, request: Envelope) -> Response {
+    let (tx, rx) = mpsc::channel(relay::QUEUE);
+    lock(&session.routes).waiting.insert(id, tx);
+    session.relay.from_client(request).await;
     let stream = futures_util::stream::unfold((rx, false), |(mut rx, done)| async move {
         if done {
             return None;
         }
-        let line: Line = rx.recv().await?;
-        let last = is_response(&line);
-        let event = Event::default().data(line.into_string());
+        let message: Outgoing = rx.recv().await?;
+        let last = message.kind.answers().is_some();
+        let event = Event::default().data(message.line.into_string());
         Some((Ok::<_, Infallible>(event), (rx, last)))
     });
     Sse::new(stream).into_response()
-}
-
-fn is_response(line: &Line) -> bool {
-    serde_json::from_str::<Json>(line.as_str())
-        .map(|m| m.get("method").is_none() && m.get("id").is_some())
-        .unwrap_or(false)
 }
 
 async fn open_session(shared: &Arc<Shared>, key: &Key) -> Result<(Arc<Session>, String), Response> {
@@ -298,7 +299,7 @@ async fn open_session(shared: &Arc<Shared>, key: &Key) -> Result<(Arc<Session>, 
     let id = toolgate_runtime::gateway::random_token()
         .map_err(|e| rpc_error(StatusCode::INTERNAL_SERVER_ERROR, -32603, &e.to_string()))?;
     let fail = |e: McpError| rpc_error(StatusCode::BAD_GATEWAY, -32603, &e.to_string());
-    let (to_client, inbox) = unbounded_channel();
+    let (to_client, inbox) = relay::outbox();
     let secrets = l.secrets.for_scope(&trusted);
     let (relay, connection) = connect(&l.upstream, &secrets, |to_upstream| {
         let (decider, visibility) = (l.decider.clone(), l.visibility.clone());
@@ -358,23 +359,25 @@ async fn make_room_for(shared: &Shared, key: &Key) -> Result<(), Response> {
 }
 
 /// Routes the relay's messages for the client: a response to its POST, anything else to the
-/// session's GET stream, or the latest open POST stream.
-async fn dispatch(session: Arc<Session>, mut inbox: UnboundedReceiver<Line>) {
-    while let Some(line) = inbox.recv().await {
-        let id = serde_json::from_str::<Json>(line.as_str())
-            .ok()
-            .filter(|m| m.get("method").is_none())
-            .and_then(|m| m.get("id").map(Json::to_string));
-        let mut routes = lock(&session.routes);
-        let target = match id.and_then(|id| routes.waiting.remove(&id)) {
-            Some(tx) => Some(tx),
-            None => routes
-                .stream
-                .clone()
-                .or_else(|| routes.waiting.values().next().cloned()),
+/// session's GET stream, or the latest open POST stream. A stream that is
+/// full is waited for (its client reads it, or closes it).
+async fn dispatch(session: Arc<Session>, mut inbox: Receiver<Outgoing>) {
+    while let Some(message) = inbox.recv().await {
+        let target = {
+            let mut routes = lock(&session.routes);
+            let answered = message
+                .kind
+                .answers()
+                .and_then(|id| routes.waiting.remove(id));
+            answered.or_else(|| {
+                routes
+                    .stream
+                    .clone()
+                    .or_else(|| routes.waiting.values().next().cloned())
+            })
         };
         if let Some(tx) = target {
-            let _ = tx.send(line);
+            let _ = tx.send(message).await;
         }
     }
 }
@@ -410,11 +413,11 @@ async fn on_get(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respon
     let Some(session) = session_of(&shared, &headers, &key) else {
         return rpc_error(StatusCode::NOT_FOUND, -32000, "no such session");
     };
-    let (tx, rx) = unbounded_channel::<Line>();
+    let (tx, rx) = mpsc::channel::<Outgoing>(relay::QUEUE);
     lock(&session.routes).stream = Some(tx);
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        let line = rx.recv().await?;
-        let event = Event::default().data(line.into_string());
+        let message = rx.recv().await?;
+        let event = Event::default().data(message.line.into_string());
         Some((Ok::<_, Infallible>(event), rx))
     });
     with_headers(Sse::new(stream).into_response(), None)
@@ -437,7 +440,7 @@ async fn on_delete(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Res
 
 /// Serves `/mcp` on `listen` until interrupted; stops every session's upstream then.
 pub async fn serve(listen: &str, listener: Listener) -> Result<(), McpError> {
-    let addr = toolgate_server::serve::check_listen(listen, false, false)
+    let addr = toolgate_api::listen::check_listen(listen, false, false)
         .map_err(|e| McpError::Config(format!("`--listen`: {e}")))?;
     let tcp = tokio::net::TcpListener::bind(addr)
         .await
@@ -449,23 +452,7 @@ pub async fn serve(listen: &str, listener: Listener) -> Result<(), McpError> {
     // Not a graceful shutdown: open GET streams never end. Dropping the
     // sessions kills their children (`kill_on_drop`).
     tokio::select! {
-        () = toolgate_server::serve::serve_http(tcp, router(listener), toolgate_server::HttpLimits::default(), std::future::pending()) => Ok(()),
-        () = interrupted() => Ok(()),
+        () = serve_http(tcp, router(listener), HttpLimits::default(), std::future::pending()) => Ok(()),
+        () = toolgate_runtime::host::shutdown_signal() => Ok(()),
     }
-}
-
-/// SIGINT or SIGTERM.
-async fn interrupted() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

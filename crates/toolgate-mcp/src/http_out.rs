@@ -8,18 +8,18 @@
 //! own requests and notifications (when it offers one). Headers from
 //! `--credentials` are added to every request and never logged. A request
 //! the upstream cannot be reached for is answered with a JSON-RPC error, so
-//! the client never waits forever.
+//! the client never waits forever. A JSON answer body and each SSE event are
+//! at most [`MAX_UPSTREAM_LINE`] bytes (a longer one is dropped and logged);
+//! an SSE stream itself may run as long as the session.
 
+use crate::envelope::{Envelope, Kind, Malformed, Outgoing};
 use crate::relay::Relay;
-use crate::wire::Line;
-use serde_json::{json, Value as Json};
-use std::io::{BufRead, BufReader, Read};
+use crate::wire::{self, MAX_UPSTREAM_LINE};
+use serde_json::Value as Json;
+use std::io::{BufReader, Read};
 use std::sync::{Arc, Mutex};
 use tokio::runtime::Handle;
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
-
-/// Largest answer body read from the upstream (bytes).
-const MAX_BODY: u64 = 64 * 1024 * 1024;
+use tokio::sync::mpsc::{Receiver, Sender};
 
 /// An HTTP upstream.
 pub struct HttpUpstream {
@@ -51,9 +51,10 @@ impl HttpUpstream {
             .clone()
     }
 
-    /// The channel the relay writes to; give its receiver to [`HttpUpstream::run`].
-    pub fn channel() -> (UnboundedSender<Line>, UnboundedReceiver<Line>) {
-        unbounded_channel()
+    /// The queue the relay writes to (bounded: [`crate::relay::outbox`]);
+    /// give its receiver to [`HttpUpstream::run`].
+    pub fn channel() -> (Sender<Outgoing>, Receiver<Outgoing>) {
+        crate::relay::outbox()
     }
 
     /// Relays what arrives on `rx` to the upstream, each message on its own
@@ -61,20 +62,20 @@ impl HttpUpstream {
     /// session when the channel closes.
     pub async fn run(
         self: Arc<Self>,
-        mut rx: UnboundedReceiver<Line>,
-        relay: Arc<Relay>,
+        mut rx: Receiver<Outgoing>,
+        relay: Relay,
         mut stop: tokio::sync::oneshot::Receiver<()>,
     ) {
         let handle = Handle::current();
         loop {
-            let text = tokio::select! {
-                text = rx.recv() => text,
+            let next = tokio::select! {
+                next = rx.recv() => next,
                 _ = &mut stop => None,
             };
-            let Some(line) = text else { break };
-            let request = is_request(&line);
+            let Some(message) = next else { break };
+            let request = matches!(message.kind, Kind::Request { .. });
             let (up, relay, handle) = (self.clone(), relay.clone(), handle.clone());
-            let posted = tokio::task::spawn_blocking(move || up.post(&line, &relay, &handle));
+            let posted = tokio::task::spawn_blocking(move || up.post(&message, &relay, &handle));
             // Notifications and answers are posted in order (the upstream
             // answers them at once with 202): `notifications/initialized`
             // must arrive before the next request. Requests run side by side.
@@ -104,22 +105,22 @@ impl HttpUpstream {
 
     /// POSTs one message and hands every message of the answer to the relay;
     /// after `initialize`, opens the GET stream.
-    fn post(self: &Arc<Self>, line: &Line, relay: &Arc<Relay>, handle: &Handle) {
-        let sent: Json = serde_json::from_str(line.as_str()).unwrap_or(Json::Null);
-        let id = sent.get("method").and(sent.get("id")).cloned();
-        let initialize = sent.get("method").and_then(Json::as_str) == Some("initialize");
+    fn post(self: &Arc<Self>, message: &Outgoing, relay: &Relay, handle: &Handle) {
+        let (id, initialize) = match &message.kind {
+            Kind::Request { id, method } => (Some(id), method == "initialize"),
+            _ => (None, false),
+        };
         let req = self.headers(self.agent.post(&self.url));
         let answer = req
             .header("content-type", "application/json")
-            .send(line.as_str())
+            .send(message.line.as_str())
             .map_err(|e| format!("cannot reach the upstream: {e}"));
         let failed = match answer {
             Ok(resp) => self.read_answer(resp, initialize, relay, handle).err(),
             Err(e) => Some(e),
         };
         if let (Some(why), Some(id)) = (&failed, id) {
-            let error =
-                json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32603, "message": why}});
+            let error = Envelope::error(id.clone(), -32603, why);
             handle.block_on(relay.from_upstream(error));
         }
         if initialize && failed.is_none() && self.session().0.is_some() {
@@ -131,7 +132,7 @@ impl HttpUpstream {
         &self,
         resp: ureq::http::Response<ureq::Body>,
         initialize: bool,
-        relay: &Arc<Relay>,
+        relay: &Relay,
         handle: &Handle,
     ) -> Result<(), String> {
         let status = resp.status().as_u16();
@@ -150,34 +151,39 @@ impl HttpUpstream {
         if status == 202 {
             return Ok(());
         }
-        let body = resp.into_body().into_with_config().limit(MAX_BODY).reader();
-        let deliver = |message: String| {
-            if initialize {
-                self.note_version(&message);
+        let deliver = |read: Result<Envelope, Malformed>| {
+            if let (true, Ok(envelope)) = (initialize, &read) {
+                self.note_version(envelope);
             }
-            handle.block_on(relay.from_upstream_text(message.as_bytes()));
+            handle.block_on(relay.from_upstream_read(read));
         };
         if kind.starts_with("text/event-stream") {
-            read_events(body, deliver);
+            read_events(resp.into_body().into_reader(), deliver);
             return Ok(());
         }
-        let mut text = String::new();
+        let limit = u64::try_from(MAX_UPSTREAM_LINE).unwrap_or(u64::MAX);
+        let body = resp.into_body().into_with_config().limit(limit).reader();
+        let mut text = Vec::new();
         BufReader::new(body)
-            .read_to_string(&mut text)
+            .read_to_end(&mut text)
             .map_err(|e| format!("the upstream's answer: {e}"))?;
         if !(200..300).contains(&status) || !kind.starts_with("application/json") {
             return Err(format!("the upstream answered HTTP {status}"));
         }
-        match serde_json::from_str::<Json>(&text) {
-            Ok(Json::Array(items)) => items.iter().for_each(|m| deliver(m.to_string())),
-            _ => deliver(text),
+        // Parsed once; a JSON array holds several messages.
+        match serde_json::from_slice::<Json>(&text) {
+            Ok(Json::Array(items)) => items
+                .into_iter()
+                .for_each(|m| deliver(Envelope::from_value(m))),
+            Ok(one) => deliver(Envelope::from_value(one)),
+            Err(e) => deliver(Err(e.into())),
         }
         Ok(())
     }
 
-    fn note_version(&self, message: &str) {
-        let parsed: Json = serde_json::from_str(message).unwrap_or(Json::Null);
-        if let Some(v) = parsed
+    fn note_version(&self, answer: &Envelope) {
+        if let Some(v) = answer
+            .value()
             .pointer("/result/protocolVersion")
             .and_then(Json::as_str)
         {
@@ -186,7 +192,7 @@ impl HttpUpstream {
     }
 
     /// Opens the GET stream of upstream-initiated messages, if the upstream offers one.
-    fn listen(self: &Arc<Self>, relay: Arc<Relay>, handle: Handle) {
+    fn listen(self: &Arc<Self>, relay: Relay, handle: Handle) {
         let up = self.clone();
         std::thread::spawn(move || {
             let Ok(resp) = up.headers(up.agent.get(&up.url)).call() else {
@@ -201,9 +207,8 @@ impl HttpUpstream {
             {
                 return;
             }
-            let body = resp.into_body().into_with_config().limit(MAX_BODY).reader();
-            read_events(body, |m| {
-                handle.block_on(relay.from_upstream_text(m.as_bytes()))
+            read_events(resp.into_body().into_reader(), |read| {
+                handle.block_on(relay.from_upstream_read(read))
             });
         });
     }
@@ -215,45 +220,116 @@ impl HttpUpstream {
     }
 }
 
-/// Whether a message is a request (it has a method and an id).
-fn is_request(line: &Line) -> bool {
-    serde_json::from_str::<Json>(line.as_str())
-        .map(|m| m.get("method").is_some() && m.get("id").is_some())
-        .unwrap_or(false)
-}
-
-/// Reads SSE events (`data:` lines up to a blank line) and hands each event's data on.
-fn read_events(body: impl Read, mut deliver: impl FnMut(String)) {
-    let mut data = String::new();
-    for line in BufReader::new(body).lines() {
-        let Ok(line) = line else { return };
+/// Reads SSE events (`data:` lines up to a blank line) and hands each
+/// event's data on, parsed; an event of more than [`MAX_UPSTREAM_LINE`]
+/// bytes is skipped (never buffered whole) and said so.
+fn read_events(body: impl Read, mut deliver: impl FnMut(Result<Envelope, Malformed>)) {
+    let mut body = BufReader::new(body);
+    let mut event = Event::default();
+    // A line may hold a whole event's data, after its `data:`.
+    let max = MAX_UPSTREAM_LINE + 8;
+    loop {
+        let line = match wire::read_line_blocking(&mut body, max) {
+            wire::Read::Line(line) => line,
+            wire::Read::TooLong => {
+                event.too_long = true;
+                continue;
+            }
+            wire::Read::End => break,
+        };
+        let line = line.strip_suffix(b"\r").unwrap_or(&line);
         if line.is_empty() {
-            if !data.is_empty() {
-                deliver(std::mem::take(&mut data));
-            }
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("data:") {
-            if !data.is_empty() {
-                data.push('\n');
-            }
-            data.push_str(rest.strip_prefix(' ').unwrap_or(rest));
+            event.end(&mut deliver);
+        } else if let Some(rest) = line.strip_prefix(b"data:") {
+            event.add(rest.strip_prefix(b" ").unwrap_or(rest));
         }
     }
-    if !data.is_empty() {
-        deliver(data);
+    event.end(&mut deliver);
+}
+
+/// The data of the SSE event being read.
+#[derive(Default)]
+struct Event {
+    data: Vec<u8>,
+    lines: usize,
+    too_long: bool,
+}
+
+impl Event {
+    fn add(&mut self, data: &[u8]) {
+        if self.lines > 0 {
+            self.data.push(b'\n');
+        }
+        self.lines += 1;
+        self.data.extend_from_slice(data);
+        if self.data.len() > MAX_UPSTREAM_LINE {
+            self.too_long = true;
+            self.data = Vec::new();
+        }
+    }
+
+    /// Hands the event on (one without data is none: a comment, a keep-alive) and starts the next.
+    fn end(&mut self, deliver: &mut impl FnMut(Result<Envelope, Malformed>)) {
+        let event = std::mem::take(self);
+        if event.too_long {
+            deliver(Err(Malformed::TooLong {
+                max: MAX_UPSTREAM_LINE,
+            }));
+        } else if !event.data.is_empty() {
+            deliver(Envelope::parse(&event.data));
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::read_events;
+    use super::{read_events, Event};
+    use crate::envelope::Malformed;
+    use crate::wire::MAX_UPSTREAM_LINE;
+
+    fn events(stream: &[u8]) -> Vec<Result<serde_json::Value, String>> {
+        let mut seen = Vec::new();
+        read_events(stream, |m| {
+            seen.push(m.map(|e| e.value().clone()).map_err(|e| e.to_string()))
+        });
+        seen
+    }
 
     #[test]
-    fn sse_events_are_their_data_lines_joined() {
-        let stream = "event: message\nid: 1\ndata: {\"a\":1}\n\n: comment\ndata:{\"b\":\ndata: 2}\n\ndata: last";
+    fn sse_events_are_their_data_lines_joined_and_parsed_once() {
+        let stream = "event: message\nid: 1\ndata: {\"id\":1,\"result\":{}}\r\n\r\n: comment\n\ndata:{\"method\":\ndata: \"x\"}\n\ndata: last";
+        let seen = events(stream.as_bytes());
+        assert_eq!(seen.len(), 3, "{seen:?}");
+        assert_eq!(seen[0], Ok(serde_json::json!({"id": 1, "result": {}})));
+        assert_eq!(seen[1], Ok(serde_json::json!({"method": "x"})));
+        assert!(
+            seen[2].as_ref().is_err_and(|e| e.contains("not JSON")),
+            "{seen:?}"
+        );
+    }
+
+    #[test]
+    fn an_sse_event_over_the_cap_is_dropped_not_buffered() {
+        let mut event = Event::default();
+        let half = vec![b'x'; MAX_UPSTREAM_LINE / 2 + 1];
+        event.add(&half);
+        event.add(&half);
+        assert!(event.data.is_empty(), "its data was let go");
         let mut seen = Vec::new();
-        read_events(stream.as_bytes(), |m| seen.push(m));
-        assert_eq!(seen, ["{\"a\":1}", "{\"b\":\n2}", "last"]);
+        event.end(&mut |m| seen.push(m));
+        assert!(
+            matches!(seen[..], [Err(Malformed::TooLong { .. })]),
+            "{seen:?}"
+        );
+        let stream = [
+            b"data: ".as_slice(),
+            &vec![b'x'; MAX_UPSTREAM_LINE + 9],
+            b"\n\ndata: {\"method\":\"m\"}\n\n",
+        ]
+        .concat();
+        let seen = events(&stream);
+        assert_eq!(seen.len(), 2, "the next event is read");
+        assert!(seen[0].as_ref().is_err_and(|e| e.contains("at most")));
+        assert_eq!(seen[1], Ok(serde_json::json!({"method": "m"})));
     }
 }

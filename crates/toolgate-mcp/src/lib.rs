@@ -19,7 +19,9 @@
 //!   annotations say against the policy;
 //! - [`decider`]: the gateway behind one small trait, in process ([`decider::Local`]) or a
 //!   shared `policyc serve` ([`remote::Remote`], `--gateway URL`);
-//! - [`relay`]: the message loop between the downstream client and the upstream;
+//! - [`envelope`]: a JSON-RPC message parsed once (kind, id, method, value);
+//! - [`relay`]: one event loop per session between the downstream client and
+//!   the upstream, over bounded queues;
 //! - [`wire`]: the one way a message leaves the proxy ([`wire::Line`]) and capped line reads;
 //! - [`stdio`]: the stdio transports (the client on stdin/stdout, the upstream a child);
 //! - [`http_in`]: Streamable HTTP downstream (`--listen`), sessions keyed by service keys,
@@ -36,6 +38,7 @@ pub mod config;
 pub mod connect;
 pub mod credentials;
 pub mod decider;
+pub mod envelope;
 mod err;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
@@ -50,4 +53,4 @@ pub mod tools;
 pub mod wire;
 
 pub use err::McpError;
-pub use run::run;
+pub use run::{open_host, run};

@@ -9,79 +9,44 @@
 
 use crate::config::RemoteGateway;
 use crate::decider::{Decided, Decider, Fut, Held, Refused};
-use serde_json::{json, Value as Json};
 use std::time::{Duration, Instant};
+use toolgate_api::client::{Client, ClientError};
+use toolgate_api::{
+    CallAnswer, CallRequest, CallState, ContextIn, ExecuteBody, Outcome, ResultBody,
+};
 use toolgate_runtime::gateway::Call;
 use toolgate_runtime::record::ToolNotice;
 use toolgate_runtime::store::CallKey;
 
-/// The longest a single long poll asks the server to hold (its cap is 55 s).
+/// The longest single long poll of a held call.
 const POLL: Duration = Duration::from_secs(25);
 
-/// A shared `policyc serve`.
+/// The shared gateway, through the API's client.
 pub struct Remote {
-    base: String,
-    key: String,
-    agent: ureq::Agent,
+    client: Client,
 }
 
 impl Remote {
-    /// A client of the server at `gateway.url` with its service key.
+    /// A decider asking the server at `gateway.url` with `gateway.key`.
     pub fn new(gateway: &RemoteGateway) -> Remote {
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .build();
         Remote {
-            base: gateway.url.trim_end_matches('/').to_string(),
-            key: gateway.key.clone(),
-            agent: config.into(),
+            client: Client::new(
+                &gateway.url,
+                Some(gateway.key.clone()),
+                Duration::from_secs(60),
+            ),
         }
     }
 
-    /// One request (on a blocking thread): the status and the JSON answer.
-    async fn send(
+    /// Runs one blocking request off the async threads.
+    async fn ask<T: Send + 'static>(
         &self,
-        method: &'static str,
-        path: String,
-        body: Option<Json>,
-    ) -> Result<(u16, Json), String> {
-        let (agent, url, auth) = (
-            self.agent.clone(),
-            format!("{}{path}", self.base),
-            format!("Bearer {}", self.key),
-        );
-        let sent = tokio::task::spawn_blocking(move || {
-            let answer = match (method, body) {
-                ("POST", Some(b)) => agent
-                    .post(&url)
-                    .header("authorization", &auth)
-                    .send_json(&b),
-                _ => agent.get(&url).header("authorization", &auth).call(),
-            };
-            let mut resp = answer.map_err(|e| format!("cannot reach the gateway: {e}"))?;
-            let status = resp.status().as_u16();
-            let text = resp
-                .body_mut()
-                .read_to_string()
-                .map_err(|e| e.to_string())?;
-            Ok::<_, String>((
-                status,
-                serde_json::from_str(&text).unwrap_or(Json::String(text)),
-            ))
-        });
-        sent.await.map_err(|e| e.to_string())?
-    }
-
-    async fn decided(&self, path: String, body: Json) -> Decided {
-        match self.send("POST", path, Some(body)).await {
-            Ok((200, answer)) => from_answer(&answer),
-            Ok((status, problem)) => refusal(format!(
-                "the gateway answered {status}: {}",
-                detail(&problem)
-            )),
-            Err(e) => refusal(e),
-        }
+        request: impl FnOnce(&Client) -> Result<T, ClientError> + Send + 'static,
+    ) -> Result<T, ClientError> {
+        let client = self.client.clone();
+        tokio::task::spawn_blocking(move || request(&client))
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?
     }
 }
 
@@ -93,76 +58,61 @@ fn refusal(reason: String) -> Decided {
     })
 }
 
-fn detail(problem: &Json) -> String {
-    let title = problem["title"].as_str().unwrap_or("error");
-    match problem["detail"].as_str() {
-        Some(d) => format!("{title}: {d}"),
-        None => title.to_string(),
-    }
-}
-
-fn text(v: &Json, key: &str) -> Option<String> {
-    v[key].as_str().map(String::from)
-}
-
-/// A `CallAnswer` as the relay's decision.
-fn from_answer(a: &Json) -> Decided {
-    match a["outcome"].as_str() {
-        Some("allowed") => Decided::Allowed(CallKey::new(
-            a["tenant"].as_str().unwrap_or_default(),
-            a["call"].as_str().unwrap_or_default(),
-        )),
-        Some("pending") => Decided::Pending {
-            id: text(&a["approval"], "id")
-                .or_else(|| text(a, "call"))
-                .unwrap_or_default(),
-            rule: text(a, "rule"),
-            args_digest: text(&a["approval"], "args_digest").unwrap_or_default(),
+fn decided(answer: Result<CallAnswer, ClientError>) -> Decided {
+    match answer {
+        Ok(a) => match a.outcome {
+            Outcome::Allowed => Decided::Allowed(CallKey::new(&a.tenant, &a.call)),
+            Outcome::Pending => {
+                let (id, args_digest) = match a.approval {
+                    Some(p) => (p.id, p.args_digest),
+                    None => (a.call, String::new()),
+                };
+                Decided::Pending {
+                    id,
+                    rule: a.rule,
+                    args_digest,
+                }
+            }
+            Outcome::Denied => Decided::Refused(Refused {
+                reason: a.reason.unwrap_or_else(|| "denied".into()),
+                rule: a.rule,
+                denial: true,
+            }),
         },
-        Some("denied") => Decided::Refused(Refused {
-            reason: text(a, "reason").unwrap_or_else(|| "denied".into()),
-            rule: text(a, "rule"),
-            denial: true,
-        }),
-        _ => refusal(format!("the gateway's answer is not a decision: {a}")),
+        Err(ClientError::Server { message, .. }) => {
+            refusal(format!("the gateway answered {message}"))
+        }
+        Err(e) => refusal(format!("cannot reach the gateway: {e}")),
     }
-}
-
-fn context(call: &Call) -> Json {
-    let mut c = call.context.fields.clone();
-    c.insert("tenant".into(), json!(call.context.tenant));
-    c.insert("env".into(), json!(call.context.env));
-    Json::Object(c)
-}
-
-fn encode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 impl Decider for Remote {
     fn authorize<'a>(&'a self, call: &'a Call) -> Fut<'a, Decided> {
-        let body = json!({"id": call.id, "agent": call.agent, "tool": call.tool,
-            "args": call.args, "context": context(call)});
-        Box::pin(self.decided("/v1/calls".into(), body))
+        let body = CallRequest::from(call);
+        Box::pin(async move { decided(self.ask(move |c| c.call(&body)).await) })
     }
 
     fn complete<'a>(&'a self, key: &'a CallKey, outcome: Result<(), String>) -> Fut<'a, ()> {
         let body = match outcome {
-            Ok(()) => json!({"ok": true}),
-            Err(e) => json!({"ok": false, "error": e}),
+            Ok(()) => ResultBody {
+                ok: true,
+                error: None,
+            },
+            Err(e) => ResultBody {
+                ok: false,
+                error: Some(e),
+            },
         };
-        let path = format!(
-            "/v1/calls/{}/result?tenant={}",
-            encode(&key.id),
-            encode(&key.tenant)
-        );
+        let key = key.clone();
         Box::pin(async move {
-            match self.send("POST", path, Some(body)).await {
-                Ok((200, _)) => {}
-                Ok((status, p)) => eprintln!(
-                    "toolgate: the gateway refused a result ({status}): {}",
-                    detail(&p)
-                ),
+            match self
+                .ask(move |c| c.result(&key.id, &key.tenant, &body))
+                .await
+            {
+                Ok(_) => {}
+                Err(ClientError::Server { message, .. }) => {
+                    eprintln!("toolgate: the gateway refused a result: {message}")
+                }
                 Err(e) => eprintln!("toolgate: {e}"),
             }
         })
@@ -173,34 +123,33 @@ impl Decider for Remote {
             let deadline = Instant::now() + wait.unwrap_or_default();
             loop {
                 let left = deadline.saturating_duration_since(Instant::now()).min(POLL);
-                let path = format!(
-                    "/v1/calls/{}?tenant={}&wait={}ms",
-                    encode(&key.id),
-                    encode(&key.tenant),
-                    left.as_millis()
-                );
-                let state = match self.send("GET", path, None).await {
-                    Ok((200, s)) => s,
-                    Ok((404, _)) => return Held::Finished("unknown".into()),
-                    Ok((status, p)) => {
-                        return Held::Finished(format!("unknown ({status}: {})", detail(&p)))
+                let (id, tenant) = (key.id.clone(), key.tenant.clone());
+                let wait = format!("{}ms", left.as_millis());
+                let state = match self.ask(move |c| c.status(&id, &tenant, Some(&wait))).await {
+                    Ok(s) => s,
+                    Err(ClientError::Server { status: 404, .. }) => {
+                        return Held::Finished("unknown".into())
                     }
                     Err(e) => return Held::Finished(format!("unknown ({e})")),
                 };
-                match (state["state"].as_str(), text(&state, "token")) {
-                    (Some("approved"), Some(token)) => return Held::Approved(token),
-                    (Some("pending"), _) if Instant::now() < deadline => continue,
-                    (Some("pending"), _) => return Held::Pending,
-                    (other, _) => return Held::Finished(other.unwrap_or("unknown").to_string()),
+                match (state.state, state.token) {
+                    (CallState::Approved, Some(token)) => return Held::Approved(token),
+                    (CallState::Pending, _) if Instant::now() < deadline => continue,
+                    (CallState::Pending, _) => return Held::Pending,
+                    (other, _) => return Held::Finished(other.as_str().to_string()),
                 }
             }
         })
     }
 
     fn execute<'a>(&'a self, call: &'a Call, token: &'a str) -> Fut<'a, Decided> {
-        let path = format!("/v1/calls/{}/execute", encode(&call.id));
-        let body = json!({"token": token, "args": call.args, "context": context(call)});
-        Box::pin(self.decided(path, body))
+        let (id, tenant) = (call.id.clone(), call.context.tenant.clone());
+        let body = ExecuteBody {
+            token: token.to_string(),
+            args: call.args.clone(),
+            context: Some(ContextIn::from(&call.context)),
+        };
+        Box::pin(async move { decided(self.ask(move |c| c.execute(&id, &tenant, &body)).await) })
     }
 
     fn notice(&self, notice: ToolNotice) -> Fut<'_, ()> {

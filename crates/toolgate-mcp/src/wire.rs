@@ -13,20 +13,31 @@
 //! a key, is written as a `\uXXXX` escape), so no transport can split it
 //! and it parses back to exactly the value it was made from.
 //!
-//! Reading is bounded too: [`read_line`] reads one `\n`-terminated line of
-//! at most a given length, and says when a line was longer (its bytes are
-//! skipped up to the next `\n`, never buffered).
+//! Reading is bounded too: [`read_line`] (and [`read_line_blocking`], for
+//! the HTTP upstream's threads) reads one `\n`-terminated line of at most a
+//! given length, and says when a line was longer (its bytes are skipped up
+//! to the next `\n`, never buffered).
 
 use serde_json::Value as Json;
 use std::fmt::Write as _;
+use std::io::BufRead;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
-/// Longest line the proxy reads from its client (stdio), in bytes.
-pub const MAX_CLIENT_LINE: usize = 4 * 1024 * 1024;
+/// Longest message the proxy reads from its client (a stdio line, a POST
+/// body), in bytes: 1 MiB, as `policyc eval` reads a request. A client
+/// sends requests, whose arguments the gateway caps far lower (64 KiB by
+/// default); nothing it legitimately sends comes near it.
+pub const MAX_CLIENT_LINE: usize = 1024 * 1024;
 
-/// Longest line the proxy reads from an upstream child (tool results can be
-/// large files), in bytes.
-pub const MAX_UPSTREAM_LINE: usize = 64 * 1024 * 1024;
+/// Longest message the proxy reads from an upstream (a stdio line, a JSON
+/// body, an SSE event), in bytes: 16 MiB. Tool results can legitimately be
+/// large (a file's text, an image as base64: a 12 MiB file fits), so the cap
+/// is higher than the client's; it is not higher still because every queue
+/// between the upstream and the client holds whole messages (see
+/// `relay::QUEUE`), so this cap times the queues' length bounds what a
+/// session can hold. A longer message is dropped and logged: larger
+/// payloads belong in resources, read in pieces.
+pub const MAX_UPSTREAM_LINE: usize = 16 * 1024 * 1024;
 
 /// One message as the proxy writes it: compact JSON, printable ASCII only.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,46 +89,93 @@ pub enum Read {
     End,
 }
 
+/// A line being read, capped: the bytes kept so far, or that it is too long.
+struct Capped {
+    line: Vec<u8>,
+    too_long: bool,
+    max: usize,
+}
+
+impl Capped {
+    fn new(max: usize) -> Capped {
+        Capped {
+            line: Vec::new(),
+            too_long: false,
+            max,
+        }
+    }
+
+    /// Takes what it needs of `buffer`: the bytes used, and the read once the line ended.
+    fn take(&mut self, buffer: &[u8]) -> (usize, Option<Read>) {
+        let (chunk, ended) = match buffer.iter().position(|&b| b == b'\n') {
+            Some(at) => (&buffer[..at], Some(at + 1)),
+            None => (buffer, None),
+        };
+        if !self.too_long && self.line.len() + chunk.len() <= self.max {
+            self.line.extend_from_slice(chunk);
+        } else {
+            self.too_long = true;
+            self.line = Vec::new();
+        }
+        let Some(used) = ended else {
+            return (buffer.len(), None);
+        };
+        let read = match self.too_long {
+            true => Read::TooLong,
+            false => Read::Line(std::mem::take(&mut self.line)),
+        };
+        (used, Some(read))
+    }
+
+    /// The read at the end of input: a last line without its `\n`, or the end.
+    fn at_end(&mut self) -> Read {
+        match (self.too_long, self.line.is_empty()) {
+            (true, _) => Read::TooLong,
+            (false, true) => Read::End,
+            (false, false) => Read::Line(std::mem::take(&mut self.line)),
+        }
+    }
+}
+
 /// Reads one `\n`-terminated line of at most `max` bytes from `input`.
 pub async fn read_line<R: AsyncBufRead + Unpin>(input: &mut R, max: usize) -> Read {
-    let mut line = Vec::new();
-    let mut too_long = false;
+    let mut capped = Capped::new(max);
     loop {
         let Ok(buffer) = input.fill_buf().await else {
             return Read::End;
         };
         if buffer.is_empty() {
-            return match (too_long, line.is_empty()) {
-                (true, _) => Read::TooLong,
-                (false, true) => Read::End,
-                (false, false) => Read::Line(line),
-            };
+            return capped.at_end();
         }
-        let (chunk, ended) = match buffer.iter().position(|&b| b == b'\n') {
-            Some(at) => (&buffer[..at], Some(at + 1)),
-            None => (buffer, None),
-        };
-        if !too_long && line.len() + chunk.len() <= max {
-            line.extend_from_slice(chunk);
-        } else {
-            too_long = true;
-            line = Vec::new();
-        }
-        let used = ended.unwrap_or(buffer.len());
+        let (used, read) = capped.take(buffer);
         input.consume(used);
-        if ended.is_some() {
-            return if too_long {
-                Read::TooLong
-            } else {
-                Read::Line(line)
-            };
+        if let Some(read) = read {
+            return read;
+        }
+    }
+}
+
+/// [`read_line`] on a blocking reader (the HTTP upstream's threads).
+pub fn read_line_blocking<R: BufRead>(input: &mut R, max: usize) -> Read {
+    let mut capped = Capped::new(max);
+    loop {
+        let Ok(buffer) = input.fill_buf() else {
+            return Read::End;
+        };
+        if buffer.is_empty() {
+            return capped.at_end();
+        }
+        let (used, read) = capped.take(buffer);
+        input.consume(used);
+        if let Some(read) = read {
+            return read;
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{read_line, Line, Read};
+    use super::{read_line, read_line_blocking, Line, Read};
     use proptest::prelude::*;
     use serde_json::{json, Value as Json};
 
@@ -161,7 +219,7 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        runtime.block_on(async {
+        let reads = runtime.block_on(async {
             let mut reader = tokio::io::BufReader::with_capacity(4, input);
             let mut out = Vec::new();
             loop {
@@ -172,17 +230,30 @@ mod tests {
                     return out;
                 }
             }
-        })
+        });
+        let mut reader = std::io::BufReader::with_capacity(4, input);
+        let mut blocking = Vec::new();
+        loop {
+            let read = read_line_blocking(&mut reader, max);
+            let end = read == Read::End;
+            blocking.push(read);
+            if end {
+                break;
+            }
+        }
+        assert_eq!(reads, blocking, "both readers read the same lines");
+        reads
     }
 
     #[test]
     fn lines_over_the_limit_are_skipped_whole() {
-        let got = read_all(b"ab\nabcdefgh\r\nabcd\nlast", 4);
+        let got = read_all(b"ab\nabcdefgh\r\n\nabcd\nlast", 4);
         assert_eq!(
             got,
             [
                 Read::Line(b"ab".to_vec()),
                 Read::TooLong,
+                Read::Line(Vec::new()),
                 Read::Line(b"abcd".to_vec()),
                 Read::Line(b"last".to_vec()),
                 Read::End,

@@ -80,7 +80,8 @@ impl Clock for ManualClock {
     }
 }
 
-/// What a tool or a credential store of the embedder's reports when it fails.
+/// A boxed error: what an embedder's tool or credential store reports, or a
+/// policy's first error.
 pub type ToolError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Runs allowed calls for a Rust embedder ([`Gateway::call`],
@@ -148,18 +149,36 @@ pub enum GatewayError {
     /// The tool failed.
     #[error("tool failed: {0}")]
     Execution(#[source] ToolError),
-    /// The policy could not be compiled.
-    #[error("policy: {0}")]
-    Policy(String),
-    /// The digest key could not be read or created.
-    #[error("digest key {0}")]
-    Key(String),
-    /// The state rebuilt from the journal could not be restored.
-    #[error("gateway state: {0}")]
-    State(String),
+    /// The policy could not be compiled: its first syntax, check or compile error.
+    #[error("policy `{file}`: {source}")]
+    Policy {
+        /// The policy's file name.
+        file: String,
+        /// The first error.
+        #[source]
+        source: ToolError,
+    },
+    /// The digest key file could not be read or created.
+    #[error("digest key `{}`: {source}", path.display())]
+    Key {
+        /// The key file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The digest key file does not hold a key.
+    #[error("digest key `{}` is not 64 hex digits", path.display())]
+    KeyNotHex {
+        /// The key file.
+        path: std::path::PathBuf,
+    },
+    /// The state rebuilt from the journal is not a gateway state.
+    #[error("gateway state: not a snapshot: {0}")]
+    State(#[source] serde_json::Error),
     /// The operating system's random source failed.
     #[error("no randomness: {0}")]
-    Random(String),
+    Random(#[source] getrandom::Error),
     /// The journal could not record: nothing happens without a record.
     #[error(transparent)]
     Journal(#[from] JournalError),

@@ -9,6 +9,8 @@
 //!   input of state changes; [`refusal`]: why an approval or token was refused.
 //! - [`journal`]: the audit journal: append-only JSON Lines, a SHA-256 hash
 //!   chain, group commit with a configurable fsync policy, verification.
+//! - [`host`]: what every door opens before it serves (data directory,
+//!   journal and state, store, digest key, policy, background tasks, shutdown).
 
 #![deny(missing_docs)]
 
@@ -18,6 +20,7 @@
 pub struct RuntimeDocDoctests;
 
 pub mod gateway;
+pub mod host;
 pub mod journal;
 pub mod record;
 pub mod refusal;

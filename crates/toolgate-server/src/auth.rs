@@ -2,7 +2,6 @@
 //! journaled as `access_denied`, when it is the wrong one) and its scopes:
 //! the tenant, env and agent of a request must be within the key's.
 
-use crate::keys::{Change, Key, Role};
 use crate::problem::Problem;
 use crate::App;
 use axum::extract::FromRequestParts;
@@ -10,6 +9,7 @@ use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use std::sync::Arc;
 use toolgate_engine::Context;
+use toolgate_runtime::host::keys::{Change, Key, Role};
 use toolgate_runtime::store::{Approver, TenantScope};
 
 /// The authenticated caller.
@@ -50,7 +50,12 @@ pub async fn keys_valid(app: &App) -> Result<(), Problem> {
     if let Change::Invalid(why) = app.keys.refresh() {
         eprintln!("toolgate: {why}; no key authenticates until it is fixed");
         let file = format!("keys file `{}`", app.keys.path().display());
-        if let Err(e) = app.gateway.access_denied(&file, "reload keys", &why).await {
+        if let Err(e) = app
+            .host
+            .gateway
+            .access_denied(&file, "reload keys", &why)
+            .await
+        {
             eprintln!("toolgate: cannot journal the invalid keys file: {e}");
         }
     }
@@ -88,7 +93,7 @@ impl Caller {
     /// (a 503 if the journal cannot record it).
     pub async fn deny(&self, app: &App, action: &str, why: String) -> Problem {
         let caller = format!("{} ({})", self.0.name, self.0.role.as_str());
-        if let Err(e) = app.gateway.access_denied(&caller, action, &why).await {
+        if let Err(e) = app.host.gateway.access_denied(&caller, action, &why).await {
             return Problem::from(e);
         }
         Problem::forbidden(why)

@@ -5,100 +5,50 @@
 //!
 //! - [`router`]: the axum router (other front doors can mount it);
 //! - [`serve`]: `policyc serve` (config, listening, TLS, SIGHUP, background tasks);
-//! - [`keys`]: API keys and roles; [`auth`]: who is calling and what they may do;
-//! - [`data`]: the data directory, the only place that opens or reads the journal;
-//! - [`store`]: `--store`: the embedded state or Redis, shared by replicas;
-//! - [`index`]: a read-only view of the journal (held calls' arguments, recent outcomes);
+//! - [`auth`]: who is calling and what they may do (keys: the runtime's `host::keys`);
 //! - [`problem`]: RFC 9457 errors; [`openapi`]: the OpenAPI document.
 
 #![deny(missing_docs)]
 
 pub mod api;
 pub mod auth;
-pub mod data;
 pub mod extract;
-pub mod index;
-pub mod keys;
 pub mod metrics;
 pub mod openapi;
-pub mod policy;
 pub mod problem;
 pub mod serve;
-pub mod store;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
-use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
-use toolgate_runtime::gateway::Gateway;
-
-/// The gateway as the server runs it: it never runs tools itself (the
-/// service runs allowed calls and reports their results).
-pub type Gate = Gateway;
+pub use toolgate_api::listen::HttpLimits;
+use toolgate_runtime::host::keys::Keyring;
+use toolgate_runtime::host::Host;
 
 /// Everything a request handler may use.
 pub struct App {
-    /// The gateway core.
-    pub gateway: Arc<Gate>,
+    /// The gateway and what it was opened with (data, journal view, policy).
+    pub host: Arc<Host>,
     /// The API keys.
-    pub keys: keys::Keyring,
-    /// The journal's view for listing.
-    pub index: Arc<index::Index>,
-    /// The data directory.
-    pub data: data::DataDir,
-    /// The live policy's file (re-read on reload).
-    pub policy_path: PathBuf,
-    /// The live policy as `GET /v1/policy` shows it.
-    pub summary: RwLock<policy::PolicySummary>,
-    /// The shadow policy, if any.
-    pub shadow: RwLock<Option<policy::PolicySummary>>,
+    pub keys: Keyring,
     /// Counters and histograms of the HTTP layer.
     pub stats: metrics::Stats,
-    /// When the server started (ms since the epoch).
-    pub started_at: u64,
     /// The longest `?wait=` a long poll may ask for.
     pub max_wait: Duration,
-    /// One reload at a time.
-    pub reloading: tokio::sync::Mutex<()>,
 }
 
 impl App {
-    /// The live policy's summary.
-    pub fn summary(&self) -> policy::PolicySummary {
-        self.summary
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-}
-
-/// Limits of the HTTP layer.
-#[derive(Clone, Copy, Debug)]
-pub struct HttpLimits {
-    /// Largest request body (bytes).
-    pub max_body: usize,
-    /// Longest request.
-    pub timeout: Duration,
-    /// Requests handled at once (more wait); reads of a call's state have
-    /// a budget of their own of this size, half of it for long polls.
-    pub concurrency: usize,
-    /// How long a connection has to send a request's headers, idle
-    /// keep-alive connections too ([`serve::serve_http`]).
-    pub header_timeout: Duration,
-    /// Connections open at once ([`serve::serve_http`]; more wait to be accepted).
-    pub max_connections: usize,
-}
-
-impl Default for HttpLimits {
-    fn default() -> Self {
-        HttpLimits {
-            max_body: 1024 * 1024,
-            timeout: Duration::from_secs(60),
-            concurrency: 1024,
-            header_timeout: Duration::from_secs(10),
-            max_connections: 1024,
+    /// The app of a door over `host`, with the keys at `keys` and HTTP `limits`.
+    pub fn new(host: Arc<Host>, keys: Keyring, limits: HttpLimits) -> App {
+        App {
+            host,
+            keys,
+            stats: metrics::Stats::default(),
+            // A long poll answers before the request timeout cuts it.
+            max_wait: Duration::from_secs(55)
+                .min(limits.timeout.saturating_sub(Duration::from_secs(1))),
         }
     }
 }
@@ -163,10 +113,4 @@ pub fn router(app: Arc<App>, limits: HttpLimits) -> Router {
     ))
     .layer(axum::middleware::map_response(problem::ensure_problem))
     .with_state(app)
-}
-
-/// Milliseconds since the epoch.
-pub fn now_ms() -> u64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    now.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

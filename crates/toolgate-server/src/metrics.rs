@@ -116,7 +116,7 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
 /// The Prometheus text exposition.
 pub async fn render(app: &App) -> String {
     let mut out = String::new();
-    for (name, help, value) in app.gateway.metrics().counters() {
+    for (name, help, value) in app.host.gateway.metrics().counters() {
         family(&mut out, name, "counter", help);
         let _ = writeln!(out, "{name} {value}");
     }
@@ -161,8 +161,8 @@ pub async fn render(app: &App) -> String {
         let labels = format!("route=\"{route}\"");
         h.render(&mut out, "toolgate_http_request_duration_seconds", &labels);
     }
-    let pending = app.gateway.waiting().await.map(|w| w.len());
-    let kill = app.gateway.kill_scopes().await.map(|k| k.len());
+    let pending = app.host.gateway.waiting().await.map(|w| w.len());
+    let kill = app.host.gateway.kill_scopes().await.map(|k| k.len());
     gauges(app, &mut out, pending.ok(), kill.ok());
     out
 }
@@ -198,7 +198,7 @@ fn gauges(app: &App, out: &mut String, pending: Option<usize>, kill: Option<usiz
         "gauge",
         "whether the state store answers (1) or not (0)",
     );
-    let up = u8::from(app.gateway.store().healthy());
+    let up = u8::from(app.host.gateway.store().healthy());
     let _ = writeln!(out, "toolgate_store_up {up}");
     family(
         out,
@@ -209,7 +209,7 @@ fn gauges(app: &App, out: &mut String, pending: Option<usize>, kill: Option<usiz
     let _ = writeln!(
         out,
         "toolgate_budget_exhausted_total {}",
-        app.index.budget_exhausted()
+        app.host.index.budget_exhausted()
     );
     family(
         out,
@@ -233,6 +233,6 @@ fn gauges(app: &App, out: &mut String, pending: Option<usize>, kill: Option<usiz
         "gauge",
         "seconds since the server started",
     );
-    let up = crate::now_ms().saturating_sub(app.started_at) / 1000;
+    let up = toolgate_runtime::host::now_ms().saturating_sub(app.host.started_at) / 1000;
     let _ = writeln!(out, "toolgate_uptime_seconds {up}");
 }

@@ -2,8 +2,9 @@
 //! (`utoipa`), served at `/v1/openapi.json` and checked in as docs/openapi.json.
 
 use crate::api::{admin, approvals, calls};
-use crate::{data, keys, policy, problem};
 use axum::Json;
+use toolgate_api as api;
+use toolgate_runtime::host::{data, keys, policy};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -19,11 +20,12 @@ use utoipa::{Modify, OpenApi};
         admin::healthz, admin::readyz,
     ),
     components(schemas(
-        problem::ProblemDoc, calls::CallRequest, calls::ContextIn, calls::DecideBody, calls::DecideAnswer, calls::CallAnswer,
-        calls::ApprovalNeeded, calls::CallStatus, calls::ResultBody, calls::Recorded, calls::ExecuteBody,
-        approvals::ApprovalItem, approvals::ApprovalGiven, approvals::ApprovalList, approvals::ApproveBody,
-        approvals::RejectBody, approvals::ApprovalResult, admin::KillScopeView, admin::KillStatus,
-        admin::KillBody, admin::PolicyView, admin::KeyList, admin::Status, data::Head, data::SignedHead,
+        api::ProblemDoc, api::CallRequest, api::ContextIn, api::DecideBody, calls::DecideAnswer, api::CallAnswer,
+        api::ApprovalNeeded, api::CallStatus, api::ResultBody, api::Recorded, api::ExecuteBody,
+        api::Outcome, api::CallState, api::KillTools,
+        api::ApprovalItem, api::ApprovalGiven, api::ApprovalList, api::ApproveBody,
+        api::RejectBody, api::ApprovalResult, api::KillScopeView, api::KillStatus,
+        api::KillBody, admin::PolicyView, admin::KeyList, admin::Status, data::Head, data::SignedHead,
         policy::PolicySummary, policy::ToolSummary, keys::Key, keys::Role,
     )),
     modifiers(&Bearer),

@@ -4,11 +4,9 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
-use serde_json::Value as Json;
+pub use toolgate_api::ProblemDoc;
 use toolgate_runtime::gateway::GatewayError;
 use toolgate_runtime::refusal::Refusal;
-use utoipa::ToSchema;
 
 /// The media type of problems.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -28,30 +26,6 @@ impl std::ops::DerefMut for Problem {
     fn deref_mut(&mut self) -> &mut ProblemDoc {
         &mut self.0
     }
-}
-
-/// An RFC 9457 problem document.
-#[derive(Clone, Debug, Serialize, ToSchema)]
-#[schema(as = Problem)]
-pub struct ProblemDoc {
-    /// `urn:toolgate:problem:<code>`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// A short summary of the problem type.
-    pub title: String,
-    /// The HTTP status.
-    pub status: u16,
-    /// What went wrong in this request.
-    pub detail: String,
-    /// The stable code (e.g. `toolgate::gateway::wrong_group`, `invalid_body`).
-    pub code: String,
-    /// The request field that is wrong (a JSON path such as `context.tenant`, or a query parameter).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-    /// A refused policy's diagnostics.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Vec<Object>>)]
-    pub diagnostics: Option<Vec<Json>>,
 }
 
 impl Problem {

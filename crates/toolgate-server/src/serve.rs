@@ -3,17 +3,18 @@
 //! the listener (plain, with a header read timeout and a connection cap, or
 //! rustls), SIGHUP reloads and the background tasks.
 
-use crate::data::{open_state, DataDir};
-use crate::index::Index;
-use crate::keys::{self, Key, Keyring, Role};
-use crate::{policy, App, HttpLimits};
+use crate::App;
 use serde::Deserialize;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
+use toolgate_api::listen::{check_listen, serve_http, HttpLimits, ListenError};
 use toolgate_runtime::gateway::Limits;
+use toolgate_runtime::host::data::DataDir;
+use toolgate_runtime::host::keys::{self, Key, Keyring, Role};
+use toolgate_runtime::host::store::StoreSettings;
+use toolgate_runtime::host::{shutdown_signal, Host, HostConfig, HostError};
 use toolgate_runtime::journal::Fsync;
 
 /// The settings of `policyc serve`; a config file may hold any of them
@@ -103,15 +104,6 @@ pub enum ServeError {
     #[error("{0}")]
     #[diagnostic(code(toolgate::server::config))]
     Config(String),
-    /// The policy did not check clean.
-    #[error("policy `{path}` does not check clean:\n{diagnostics}")]
-    #[diagnostic(code(toolgate::server::policy), help("run `policyc check {path}`"))]
-    Policy {
-        /// The file.
-        path: String,
-        /// Its diagnostics, one per line.
-        diagnostics: String,
-    },
     /// The listen address is not loopback and there is no TLS.
     #[error("refusing to listen on `{0}` without TLS")]
     #[diagnostic(
@@ -123,45 +115,16 @@ pub enum ServeError {
     #[error("{0}")]
     #[diagnostic(code(toolgate::server::start))]
     Start(String),
+    /// The host (data, journal, store, policy, gateway) did not open.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Host(#[from] HostError),
 }
 
 /// The default data directory.
 pub const DEFAULT_DATA: &str = "./toolgate-data";
 /// The default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8181";
-
-fn policy_error(path: &Path, refused: &policy::Refused) -> ServeError {
-    let lines: Vec<String> = refused
-        .diagnostics
-        .iter()
-        .filter(|d| d["severity"] == "error")
-        .map(|d| {
-            format!(
-                "  {}:{}: {}",
-                d["line"],
-                d["column"],
-                d["message"].as_str().unwrap_or("")
-            )
-        })
-        .collect();
-    ServeError::Policy {
-        path: path.display().to_string(),
-        diagnostics: lines.join("\n"),
-    }
-}
-
-/// Checks the address: loopback, or TLS, or `insecure`.
-pub fn check_listen(listen: &str, tls: bool, insecure: bool) -> Result<SocketAddr, ServeError> {
-    let addr: SocketAddr = listen.parse().map_err(|_| {
-        ServeError::Config(format!(
-            "`--listen {listen}` is not an address like `127.0.0.1:8181`"
-        ))
-    })?;
-    if !addr.ip().is_loopback() && !tls && !insecure {
-        return Err(ServeError::Insecure(listen.to_string()));
-    }
-    Ok(addr)
-}
 
 /// Creates an operator key and a service key when there is no keys file
 /// (a first start), so that the first `curl` works; returns their secrets
@@ -179,7 +142,7 @@ fn first_keys(path: &Path) -> Result<Vec<(String, String)>, ServeError> {
             envs: Vec::new(),
             agents: Vec::new(),
             groups: Vec::new(),
-            created_at: crate::now_ms(),
+            created_at: toolgate_runtime::host::now_ms(),
             sha256: String::new(),
         };
         let secret = keys::add(path, key).map_err(|e| ServeError::Start(e.to_string()))?;
@@ -218,7 +181,13 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
         &listen,
         tls.is_some(),
         settings.insecure_listen.unwrap_or(false),
-    )?;
+    )
+    .map_err(|e| match e {
+        ListenError::Insecure(a) => ServeError::Insecure(a),
+        ListenError::NotAnAddress(a) => ServeError::Config(format!(
+            "`--listen {a}` is not an address like `127.0.0.1:8181`"
+        )),
+    })?;
     let fsync = match settings.fsync.as_deref() {
         None | Some("always") => Fsync::Always,
         Some("never") => Fsync::Never,
@@ -280,52 +249,28 @@ async fn start(
     fsync: Fsync,
     http: HttpLimits,
 ) -> Result<Arc<App>, ServeError> {
-    let now = crate::now_ms();
-    let loaded = policy::load(policy_path, now).map_err(|r| policy_error(policy_path, &r))?;
-    let shadow = match &settings.shadow_policy {
-        Some(p) => Some(policy::load(p, now).map_err(|r| policy_error(p, &r))?),
-        None => None,
-    };
-    std::fs::create_dir_all(&data.0)
-        .map_err(|e| ServeError::Start(format!("data directory `{}`: {e}", data.0.display())))?;
-    let keys_path = settings.keys.clone().unwrap_or_else(|| data.keys());
-    let index = Arc::new(Index::default());
     let mut limits = Limits::default();
     if let Some(secs) = settings.result_timeout {
         limits.lease_ms = secs.saturating_mul(1000);
     }
-    let store = crate::store::StoreSettings {
-        url: settings.store.clone(),
-        prefix: settings.store_prefix.clone(),
-        down: settings.redis_down.clone(),
-        replica: settings.replica_id.clone(),
-    };
-    let state = crate::store::open_store(&store, &data.0)
-        .await
-        .map_err(|e| ServeError::Config(e.to_string()))?;
-    let gateway = open_state(data, loaded.compiled, fsync, limits, &index, state)
-        .await
-        .map_err(|e| ServeError::Start(e.to_string()))?;
-    let shadow_summary = shadow.map(|s| {
-        gateway.set_shadow(Some(s.compiled));
-        s.summary
-    });
+    let host = Host::open(HostConfig {
+        data: data.0.clone(),
+        policy: policy_path.to_path_buf(),
+        shadow_policy: settings.shadow_policy.clone(),
+        fsync,
+        limits,
+        store: StoreSettings {
+            url: settings.store.clone(),
+            prefix: settings.store_prefix.clone(),
+            down: settings.redis_down.clone(),
+            replica: settings.replica_id.clone(),
+        },
+    })
+    .await?;
+    let keys_path = settings.keys.clone().unwrap_or_else(|| data.keys());
     let first = first_keys(&keys_path)?;
     let keys = Keyring::open(keys_path).map_err(|e| ServeError::Start(e.to_string()))?;
-    let app = Arc::new(App {
-        gateway: Arc::new(gateway),
-        keys,
-        index,
-        data: data.clone(),
-        policy_path: policy_path.to_path_buf(),
-        summary: RwLock::new(loaded.summary),
-        shadow: RwLock::new(shadow_summary),
-        stats: crate::metrics::Stats::default(),
-        started_at: now,
-        // A long poll answers before the request timeout cuts it.
-        max_wait: Duration::from_secs(55).min(http.timeout.saturating_sub(Duration::from_secs(1))),
-        reloading: tokio::sync::Mutex::new(()),
-    });
+    let app = Arc::new(App::new(Arc::new(host), keys, http));
     *FIRST_KEYS.lock().unwrap_or_else(|p| p.into_inner()) = first;
     Ok(app)
 }
@@ -335,7 +280,7 @@ static FIRST_KEYS: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::n
 
 /// Prints where the server listens and a first request to try.
 fn banner(app: &App, url: &str, data: &DataDir) -> Result<(), ServeError> {
-    let s = app.summary();
+    let s = app.host.summary();
     let name = s.name.clone().unwrap_or_else(|| "(unnamed)".into());
     println!(
         "toolgate: policy `{name}` ({}) sha256 {}",
@@ -380,57 +325,29 @@ fn banner(app: &App, url: &str, data: &DataDir) -> Result<(), ServeError> {
     Ok(())
 }
 
-/// Expires leases (`result_missing`) and forgets finished held calls every second;
-/// reloads the policy on SIGHUP.
+/// The host's background tasks (lease expiry, held calls swept, SIGHUP
+/// reloads, counted in `/metrics`), and a check of the keys file every
+/// second, so an invalid one is reported even when no request comes.
 fn background(app: Arc<App>) {
-    let ticker = app.clone();
+    let counted = Arc::downgrade(&app);
+    app.host.spawn_background(move |reloaded| {
+        if let Some(app) = counted.upgrade() {
+            crate::api::admin::count_reload(&app, reloaded);
+        }
+        match reloaded {
+            Ok(s) => eprintln!("toolgate: SIGHUP: loaded `{}` sha256 {}", s.file, s.sha256),
+            Err(e) => eprintln!("toolgate: SIGHUP: {e}"),
+        }
+    });
+    let weak = Arc::downgrade(&app);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
-            // An invalid keys file is reported even when no request comes.
-            let _ = crate::auth::keys_valid(&ticker).await;
-            if let Err(e) = ticker.gateway.expire_leases().await {
-                eprintln!("toolgate: cannot journal missing results: {e}");
-            }
-            let held = ticker.index.held_keys();
-            let mut gone = Vec::new();
-            for key in held {
-                if let Ok(None) = ticker.gateway.pending(&key).await {
-                    gone.push(key);
-                }
-            }
-            ticker.index.retain_held(|k| !gone.contains(k));
+            let Some(app) = weak.upgrade() else { return };
+            let _ = crate::auth::keys_valid(&app).await;
         }
     });
-    #[cfg(unix)]
-    tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            return;
-        };
-        while hup.recv().await.is_some() {
-            match crate::api::admin::reload_policy(&app).await {
-                Ok(s) => eprintln!("toolgate: SIGHUP: loaded `{}` sha256 {}", s.file, s.sha256),
-                Err(p) => eprintln!("toolgate: SIGHUP: {}", p.detail),
-            }
-        }
-    });
-}
-
-async fn shutdown() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 async fn serve_plain(
@@ -440,62 +357,8 @@ async fn serve_plain(
 ) -> Result<(), ServeError> {
     let listener = tokio::net::TcpListener::from_std(listener)
         .map_err(|e| ServeError::Start(e.to_string()))?;
-    serve_http(listener, router, limits, shutdown()).await;
+    serve_http(listener, router, limits, shutdown_signal()).await;
     Ok(())
-}
-
-/// Serves `router` over plain HTTP/1.1 on `listener` until `stop` ends (then
-/// stops accepting and gives open requests 5 s), for every plain-HTTP door
-/// (`serve`, `mcp-proxy --listen` and `--admin-listen`). A connection has
-/// `limits.header_timeout` to send each request's headers, idle keep-alive
-/// included, else it is closed; at most `limits.max_connections` are open,
-/// more wait in the listen backlog. Half-sent requests cannot pile up.
-pub async fn serve_http(
-    listener: tokio::net::TcpListener,
-    router: axum::Router,
-    limits: HttpLimits,
-    stop: impl std::future::Future<Output = ()>,
-) {
-    use hyper_util::rt::{TokioIo, TokioTimer};
-    let places = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut stop = std::pin::pin!(stop);
-    loop {
-        let accepted = tokio::select! {
-            () = &mut stop => break,
-            accepted = accept(&listener, &places) => accepted,
-        };
-        let Some((stream, place)) = accepted else {
-            continue;
-        };
-        let service = hyper_util::service::TowerToHyperService::new(router.clone());
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_timeout)
-            .serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            let _ = conn.await;
-            drop(place);
-        });
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
-}
-
-/// One connection, once one of `places` is free; `None` after an accept
-/// error (out of descriptors, say), after a short pause so as not to spin.
-async fn accept(
-    listener: &tokio::net::TcpListener,
-    places: &Arc<tokio::sync::Semaphore>,
-) -> Option<(tokio::net::TcpStream, tokio::sync::OwnedSemaphorePermit)> {
-    let place = places.clone().acquire_owned().await.ok()?;
-    match listener.accept().await {
-        Ok((stream, _)) => Some((stream, place)),
-        Err(_) => {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            None
-        }
-    }
 }
 
 async fn serve_tls(
@@ -517,7 +380,7 @@ async fn serve_tls(
     let handle = axum_server::Handle::new();
     let stopper = handle.clone();
     tokio::spawn(async move {
-        shutdown().await;
+        shutdown_signal().await;
         stopper.graceful_shutdown(Some(Duration::from_secs(5)));
     });
     axum_server::from_tcp_rustls(listener, config)

@@ -1,20 +1,13 @@
-//! What the proxy answers in the upstream's place: JSON-RPC errors for
-//! messages it cannot read, and tool results with `isError: true` for calls
-//! the gateway did not let through, worded so that the model can recover
-//! (the reason and the rule; for a held call, its id and how a human approves it).
+//! What the proxy answers in the upstream's place: tool results with
+//! `isError: true` for calls the gateway did not let through, worded so that
+//! the model can recover (the reason and the rule; for a held call, its id
+//! and how a human approves it), and what an upstream's answer to a call
+//! means for its `execution` record. (JSON-RPC errors for what the proxy
+//! cannot read are [`crate::envelope::Envelope::error`]s.)
 
 use crate::decider::Refused;
+use crate::envelope::{Envelope, Kind};
 use serde_json::{json, Value as Json};
-
-/// A JSON-RPC error answer.
-pub(super) fn rpc_error(id: &Json, code: i64, message: &str) -> Json {
-    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
-}
-
-/// A JSON-RPC result answer.
-pub(super) fn result(id: &Json, result: Json) -> Json {
-    json!({"jsonrpc": "2.0", "id": id, "result": result})
-}
 
 /// A tool result with `isError: true` and one text.
 fn tool_error(text: String) -> Json {
@@ -22,12 +15,13 @@ fn tool_error(text: String) -> Json {
 }
 
 /// The outcome of an upstream's answer to a `tools/call`, as the gateway journals it.
-pub(super) fn call_outcome(message: &Json) -> Result<(), String> {
-    if let Some(error) = message.get("error") {
-        let text = error.get("message").and_then(Json::as_str).unwrap_or("");
-        return Err(format!("upstream error: {text}"));
+pub(super) fn call_outcome(answer: &Envelope) -> Result<(), String> {
+    if let Kind::Error { .. } = answer.kind() {
+        let error = answer.get("error");
+        let text = error.and_then(|e| e.get("message")).and_then(Json::as_str);
+        return Err(format!("upstream error: {}", text.unwrap_or("")));
     }
-    match message.get("result").and_then(|r| r.get("isError")) {
+    match answer.get("result").and_then(|r| r.get("isError")) {
         Some(Json::Bool(true)) => Err("the tool returned an error result".into()),
         _ => Ok(()),
     }

@@ -70,17 +70,20 @@ impl DigestKey {
     /// A new random key (from the operating system's CSPRNG).
     pub fn random() -> Result<Self, GatewayError> {
         let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).map_err(|e| GatewayError::Random(e.to_string()))?;
+        getrandom::fill(&mut bytes).map_err(GatewayError::Random)?;
         Ok(DigestKey(bytes))
     }
 
     /// The key in the file at `path` (64 hex digits), created with mode 0600
     /// and a random key when it does not exist.
     pub fn load_or_create(path: &Path) -> Result<Self, GatewayError> {
-        let io = |e: std::io::Error| GatewayError::Key(format!("`{}`: {e}", path.display()));
+        let io = |source: std::io::Error| GatewayError::Key {
+            path: path.to_path_buf(),
+            source,
+        };
         match std::fs::read_to_string(path) {
-            Ok(text) => Self::from_hex(text.trim()).ok_or_else(|| {
-                GatewayError::Key(format!("`{}` is not 64 hex digits", path.display()))
+            Ok(text) => Self::from_hex(text.trim()).ok_or_else(|| GatewayError::KeyNotHex {
+                path: path.to_path_buf(),
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = Self::random()?;
@@ -174,7 +177,7 @@ fn hex(bytes: &[u8]) -> String {
 /// A new single-use token: 256 bits from the operating system's CSPRNG, in hex.
 pub fn random_token() -> Result<String, GatewayError> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| GatewayError::Random(e.to_string()))?;
+    getrandom::fill(&mut bytes).map_err(GatewayError::Random)?;
     Ok(hex(&bytes))
 }
 

@@ -37,7 +37,10 @@ pub struct CompiledPolicy {
 impl CompiledPolicy {
     /// Compiles a checked policy (`file` names it in rule locations).
     pub fn new(policy: &ir::Policy, text: &str, file: &str) -> Result<Self, GatewayError> {
-        let engine = Engine::new(policy, file).map_err(|e| GatewayError::Policy(e.to_string()))?;
+        let engine = Engine::new(policy, file).map_err(|e| GatewayError::Policy {
+            file: file.to_string(),
+            source: Box::new(e),
+        })?;
         let tools = policy
             .tools
             .iter()
@@ -63,14 +66,21 @@ impl CompiledPolicy {
     /// Parses, checks and compiles policy text; an error names the first problem.
     pub fn compile(text: &str, file: &str) -> Result<Self, GatewayError> {
         let parsed = toolgate_syntax::parse(text);
-        if let Some(e) = parsed.errors.first() {
-            return Err(GatewayError::Policy(format!("`{file}`: {e}")));
+        let refused = |source: super::ToolError| GatewayError::Policy {
+            file: file.to_string(),
+            source,
+        };
+        if let Some(e) = parsed.errors.into_iter().next() {
+            return Err(refused(Box::new(e)));
         }
         let checked = toolgate_check::check(&parsed.file, text);
-        let policy = checked.policy.ok_or_else(|| {
-            let first = checked.diagnostics.first().map(ToString::to_string);
-            GatewayError::Policy(format!("`{file}`: {}", first.unwrap_or_default()))
-        })?;
+        let Some(policy) = checked.policy else {
+            let first = checked.diagnostics.into_iter().next();
+            return Err(refused(match first {
+                Some(e) => Box::new(e),
+                None => "it does not check clean".into(),
+            }));
+        };
         Self::new(&policy, text, file)
     }
 

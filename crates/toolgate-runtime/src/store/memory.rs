@@ -84,9 +84,8 @@ impl MemoryStore {
     }
 
     /// A store holding a snapshot's state.
-    pub fn restore(state: &serde_json::Value) -> Result<MemoryStore, String> {
-        let state: State = serde_json::from_value(state.clone())
-            .map_err(|e| format!("not a gateway state snapshot: {e}"))?;
+    pub fn restore(state: &serde_json::Value) -> Result<MemoryStore, serde_json::Error> {
+        let state: State = serde_json::from_value(state.clone())?;
         Ok(MemoryStore {
             state: Mutex::new(state),
             leases: Mutex::default(),
@@ -565,7 +564,8 @@ impl crate::journal::StateMachine for StoreState {
     }
 
     fn restore(&mut self, state: &serde_json::Value) -> Result<(), String> {
-        self.0 = MemoryStore::restore(state)?;
+        self.0 = MemoryStore::restore(state)
+            .map_err(|e| format!("not a gateway state snapshot: {e}"))?;
         Ok(())
     }
 }

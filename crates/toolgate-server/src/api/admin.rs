@@ -2,11 +2,8 @@
 //! status, metrics; and the unauthenticated health checks.
 
 use crate::auth::Caller;
-use crate::data::{self, Head};
 use crate::extract::JsonBody;
-use crate::keys::{Key, Role};
-use crate::policy::{self, PolicySummary};
-use crate::problem::{Problem, ProblemDoc};
+use crate::problem::Problem;
 use crate::App;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -17,30 +14,18 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json_};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use toolgate_api::{KillBody, KillScopeView, KillStatus, KillTools, ProblemDoc};
+use toolgate_runtime::host::data::{self, Head};
+use toolgate_runtime::host::keys::{Key, Role};
+use toolgate_runtime::host::policy::PolicySummary;
+use toolgate_runtime::host::ReloadError;
 use toolgate_runtime::store::KillScope;
 use utoipa::{IntoParams, ToSchema};
-
-/// An engaged kill switch scope.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct KillScopeView {
-    /// One tenant, or every tenant (null).
-    pub tenant: Option<String>,
-    /// One agent, or every agent (null).
-    pub agent: Option<String>,
-    /// `writes` (writes stop) or `all` (reads stop too).
-    pub tools: String,
-}
-
-/// The engaged kill switches.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct KillStatus {
-    /// Every engaged scope.
-    pub engaged: Vec<KillScopeView>,
-}
 
 /// The engaged kill switches `key` may see: every-tenant ones and its tenants'.
 async fn engaged(app: &App, key: &Key) -> Result<KillStatus, Problem> {
     let engaged = app
+        .host
         .gateway
         .kill_scopes()
         .await?
@@ -49,7 +34,11 @@ async fn engaged(app: &App, key: &Key) -> Result<KillStatus, Problem> {
         .map(|s| KillScopeView {
             tenant: s.tenant,
             agent: s.agent,
-            tools: if s.all_tools { "all" } else { "writes" }.into(),
+            tools: if s.all_tools {
+                KillTools::All
+            } else {
+                KillTools::Writes
+            },
         })
         .collect();
     Ok(KillStatus { engaged })
@@ -69,25 +58,6 @@ pub async fn kill_status(
     Ok(Json(engaged(&app, &caller.0).await?))
 }
 
-/// Engage or release a kill switch.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct KillBody {
-    /// Engage (true) or release (false).
-    pub engaged: bool,
-    /// One tenant (absent: every tenant).
-    #[serde(default)]
-    pub tenant: Option<String>,
-    /// One agent (absent: every agent).
-    #[serde(default)]
-    pub agent: Option<String>,
-    /// `writes` (the default) or `all` (reads stop too).
-    #[serde(default)]
-    pub tools: Option<String>,
-    /// Why (journaled).
-    pub reason: String,
-}
-
 /// Engages or releases a kill switch (durable: it is journaled before it takes effect).
 /// Engaging cancels the scope's pending approvals and revokes its unused tokens.
 #[utoipa::path(post, path = "/v1/kill-switch", tag = "operator", request_body = KillBody,
@@ -105,11 +75,7 @@ pub async fn kill_switch(
     caller
         .require(&app, &[Role::Operator], "use the kill switch")
         .await?;
-    let all_tools = match body.tools.as_deref() {
-        None | Some("writes") => false,
-        Some("all") => true,
-        Some(_) => return Err(Problem::bad("tools", "`tools` is `writes` or `all`")),
-    };
+    let all_tools = body.tools == Some(KillTools::All);
     if body.reason.trim().is_empty() {
         return Err(Problem::bad("reason", "a reason is required"));
     }
@@ -133,7 +99,8 @@ pub async fn kill_switch(
         agent: body.agent,
         all_tools,
     };
-    app.gateway
+    app.host
+        .gateway
         .kill_switch(scope, body.engaged, caller.name(), &body.reason)
         .await?;
     Ok(Json(engaged(&app, &caller.0).await?))
@@ -199,7 +166,7 @@ pub async fn audit(
     caller
         .require(&app, &[Role::Operator], "read the audit journal")
         .await?;
-    let now = crate::now_ms();
+    let now = toolgate_runtime::host::now_ms();
     let since = q
         .since
         .as_deref()
@@ -208,7 +175,7 @@ pub async fn audit(
         .until
         .as_deref()
         .map_or(Ok(u64::MAX), |s| time_param("until", s, now))?;
-    let lines = data::read_audit(&app.data)
+    let lines = data::read_audit(&app.host.data)
         .map_err(|e| Problem::unavailable(format!("cannot read the journal: {e}")))?;
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
     let key = caller.0;
@@ -251,7 +218,7 @@ pub async fn audit_head(
     caller
         .require(&app, &[Role::Operator], "read the audit journal")
         .await?;
-    let head = data::audit_head(&app.data)
+    let head = data::audit_head(&app.host.data)
         .map_err(|e| Problem::unavailable(format!("cannot read the journal: {e}")))?;
     head.map(Json)
         .ok_or_else(|| Problem::not_found("the journal is empty"))
@@ -278,9 +245,9 @@ pub async fn policy(
     caller
         .require(&app, &[Role::Operator], "read the policy")
         .await?;
-    let shadow = app.shadow.read().unwrap_or_else(|p| p.into_inner()).clone();
+    let shadow = app.host.shadow();
     Ok(Json(PolicyView {
-        live: app.summary(),
+        live: app.host.summary(),
         shadow,
     }))
 }
@@ -288,35 +255,33 @@ pub async fn policy(
 /// Re-reads the policy file and swaps it in if it checks clean; otherwise
 /// journals the refusal and answers with its diagnostics (the old one keeps serving).
 pub async fn reload_policy(app: &App) -> Result<PolicySummary, Problem> {
-    let _one = app.reloading.lock().await;
-    match policy::load(&app.policy_path, crate::now_ms()) {
-        Ok(loaded) => {
-            app.gateway.reload(loaded.compiled).await?;
-            *app.summary.write().unwrap_or_else(|p| p.into_inner()) = loaded.summary.clone();
-            app.stats.reloads_ok.fetch_add(1, Ordering::Relaxed);
-            Ok(loaded.summary)
-        }
-        Err(refused) => {
-            let texts = refused
-                .diagnostics
-                .iter()
-                .map(|d| d["message"].as_str().unwrap_or("").to_string())
-                .collect();
-            app.gateway.refuse_policy(&refused.text, texts).await?;
-            app.stats.reloads_refused.fetch_add(1, Ordering::Relaxed);
+    let reloaded = app.host.reload().await;
+    count_reload(app, &reloaded);
+    match reloaded {
+        Ok(summary) => Ok(summary),
+        Err(ReloadError::Gateway(e)) => Err(e.into()),
+        Err(ReloadError::Refused { path, diagnostics }) => {
             let mut p = Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "policy_refused",
-                format!(
-                    "`{}` does not check clean; the old policy keeps serving",
-                    app.policy_path.display()
-                ),
+                format!("`{path}` does not check clean; the old policy keeps serving"),
             )
             .field("policy");
-            p.diagnostics = Some(refused.diagnostics);
+            p.diagnostics = Some(diagnostics);
             Err(p)
         }
     }
+}
+
+/// Counts a reload (from the API or SIGHUP) in `/metrics`.
+pub fn count_reload(app: &App, reloaded: &Result<PolicySummary, ReloadError>) {
+    match reloaded {
+        Ok(_) => app.stats.reloads_ok.fetch_add(1, Ordering::Relaxed),
+        Err(ReloadError::Refused { .. }) => {
+            app.stats.reloads_refused.fetch_add(1, Ordering::Relaxed)
+        }
+        Err(ReloadError::Gateway(_)) => 0,
+    };
 }
 
 /// Reloads the policy from its file (as SIGHUP does).
@@ -384,9 +349,9 @@ pub async fn status(State(app): State<Arc<App>>, caller: Caller) -> Result<Json<
     caller
         .require(&app, &[Role::Operator], "read the status")
         .await?;
-    let summary = app.summary();
+    let summary = app.host.summary();
     let key = &caller.0;
-    let waiting = app.gateway.waiting().await?;
+    let waiting = app.host.gateway.waiting().await?;
     let pending = waiting
         .iter()
         .filter(|p| key.allows_tenant(&p.key.tenant))
@@ -394,10 +359,10 @@ pub async fn status(State(app): State<Arc<App>>, caller: Caller) -> Result<Json<
     Ok(Json(Status {
         policy: summary.name,
         policy_sha256: summary.sha256,
-        uptime_secs: crate::now_ms().saturating_sub(app.started_at) / 1000,
+        uptime_secs: toolgate_runtime::host::now_ms().saturating_sub(app.host.started_at) / 1000,
         pending,
         kill_switch: engaged(&app, key).await?.engaged,
-        journal_head: data::audit_head(&app.data).ok().flatten(),
+        journal_head: data::audit_head(&app.host.data).ok().flatten(),
     }))
 }
 
@@ -426,15 +391,15 @@ pub async fn healthz() -> Json<Json_> {
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses((status = 200, description = "ready", body = Object), (status = 503, body = ProblemDoc, content_type = "application/problem+json")))]
 pub async fn readyz(State(app): State<Arc<App>>) -> Result<Json<Json_>, Problem> {
-    if !data::journal_writable(&app.data.0) {
+    if !data::journal_writable(&app.host.data.0) {
         return Err(Problem::unavailable("the journal is not writable"));
     }
-    if !app.gateway.store().healthy() {
+    if !app.host.gateway.store().healthy() {
         return Err(Problem::unavailable(
             "the state store (redis) does not answer: calls that need state are denied",
         ));
     }
     Ok(Json(
-        json!({"status": "ready", "policy": app.summary().sha256}),
+        json!({"status": "ready", "policy": app.host.summary().sha256}),
     ))
 }

@@ -6,17 +6,20 @@
 
 use crate::auth::Caller;
 use crate::extract::JsonBody;
-use crate::keys::Role;
-use crate::problem::{Problem, ProblemDoc};
+use crate::problem::Problem;
 use crate::App;
 use axum::extract::{Path, Query, State};
 use axum::Json;
-use serde::{Deserialize, Serialize};
-use serde_json::Value as Json_;
+use serde::Deserialize;
 use std::sync::Arc;
+use toolgate_api::{
+    ApprovalGiven, ApprovalItem, ApprovalList, ApprovalResult, ApproveBody, CallState, ProblemDoc,
+    RejectBody,
+};
 use toolgate_engine::Context;
+use toolgate_runtime::host::keys::Role;
 use toolgate_runtime::store::{CallKey, Pending};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 
 /// Filters of `GET /v1/approvals`.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -32,65 +35,13 @@ pub struct ListQuery {
     pub tool: Option<String>,
 }
 
-/// One held call, as an approver reviews it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ApprovalItem {
-    /// The approval id (the call id).
-    pub id: String,
-    /// The tenant.
-    pub tenant: String,
-    /// The env.
-    pub env: String,
-    /// The calling agent.
-    pub agent: String,
-    /// The tool.
-    pub tool: String,
-    /// The arguments as journaled (fields marked `redact` are redacted).
-    #[schema(value_type = Object)]
-    pub args: Json_,
-    /// The keyed digest of the arguments: approve with this.
-    pub args_digest: String,
-    /// The rule that requires the approval.
-    pub rule: Option<String>,
-    /// The policy's reason.
-    pub reason: Option<String>,
-    /// When it was requested (ms since the epoch).
-    pub requested_at: Option<u64>,
-    /// When the request expires (ms), if it does.
-    pub expires_at: Option<u64>,
-    /// The group approvers must belong to.
-    pub group: Option<String>,
-    /// Distinct approvals needed.
-    pub count: u32,
-    /// Approvals so far.
-    pub approvals: Vec<ApprovalGiven>,
-    /// `pending`, `approved`, `rejected`, `expired`, `cancelled` or `executed`.
-    pub state: String,
-}
-
-/// An approval given.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ApprovalGiven {
-    /// Who.
-    pub approver: String,
-    /// Why.
-    pub reason: String,
-}
-
-/// The list.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ApprovalList {
-    /// The held calls, oldest first.
-    pub approvals: Vec<ApprovalItem>,
-}
-
 async fn item(app: &App, p: Pending) -> Result<ApprovalItem, Problem> {
     let state = app
+        .host
         .gateway
         .call_state(&p.key)
         .await?
-        .map_or("expired", |s| s.as_str())
-        .to_string();
+        .map_or(CallState::Expired, |s| CallState::from(&s));
     // What approvers are shown travels with the pending call (store and snapshots).
     Ok(ApprovalItem {
         id: p.key.id.clone(),
@@ -133,6 +84,7 @@ pub async fn list(
     }
     let key = &caller.0;
     let mut waiting: Vec<Pending> = app
+        .host
         .gateway
         .waiting()
         .await?
@@ -163,6 +115,7 @@ async fn tenant_of(
         return caller.tenant(app, given, "approve").await;
     }
     let mut tenants: Vec<String> = app
+        .host
         .gateway
         .waiting()
         .await?
@@ -191,7 +144,7 @@ async fn reviewable(
     key: &CallKey,
     action: &str,
 ) -> Result<Option<Pending>, Problem> {
-    let Some(pending) = app.gateway.pending(key).await? else {
+    let Some(pending) = app.host.gateway.pending(key).await? else {
         return Ok(None);
     };
     let context = Context {
@@ -240,55 +193,17 @@ pub async fn show(
     Ok(Json(item(&app, pending).await?))
 }
 
-/// An approval.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ApproveBody {
-    /// The digest of the arguments the approver reviewed (from the listing).
-    pub args_digest: String,
-    /// The `requested_at` of the hold the approver reviewed (from the
-    /// listing), if given: the approval then applies to that hold only, and
-    /// is refused (409) if the id was held again since, even with the same arguments.
-    #[serde(default)]
-    pub requested_at: Option<u64>,
-    /// Why.
-    pub reason: String,
-}
-
-/// A rejection.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RejectBody {
-    /// Why.
-    pub reason: String,
-}
-
-/// Where an approval stands after an approver acted.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ApprovalResult {
-    /// The approval (call) id.
-    pub id: String,
-    /// Its tenant.
-    pub tenant: String,
-    /// `pending` (more approvals needed), `approved` or `rejected`.
-    pub state: String,
-    /// Approvals so far.
-    pub approvals: u32,
-    /// Approvals needed.
-    pub count: u32,
-}
-
 async fn result(app: &App, key: &CallKey) -> Result<ApprovalResult, Problem> {
-    let pending = app.gateway.pending(key).await?;
+    let pending = app.host.gateway.pending(key).await?;
     Ok(ApprovalResult {
         id: key.id.clone(),
         tenant: key.tenant.clone(),
         state: app
+            .host
             .gateway
             .call_state(key)
             .await?
-            .map_or("expired", |s| s.as_str())
-            .to_string(),
+            .map_or(CallState::Expired, |s| CallState::from(&s)),
         approvals: pending
             .as_ref()
             .map_or(0, |p| u32::try_from(p.approvals.len()).unwrap_or(u32::MAX)),
@@ -318,7 +233,8 @@ pub async fn approve(
     let key = CallKey::new(&tenant, &id);
     reviewable(&app, &caller, &key, "approve").await?;
     let who = caller.approver();
-    app.gateway
+    app.host
+        .gateway
         .approve_hold(
             &key,
             &who,
@@ -351,7 +267,8 @@ pub async fn reject(
     let tenant = tenant_of(&app, &caller, &id, q.tenant.as_deref()).await?;
     let key = CallKey::new(&tenant, &id);
     reviewable(&app, &caller, &key, "reject").await?;
-    app.gateway
+    app.host
+        .gateway
         .reject(&key, &caller.approver(), &body.reason)
         .await?;
     Ok(Json(result(&app, &key).await?))

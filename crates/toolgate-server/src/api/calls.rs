@@ -4,182 +4,48 @@
 
 use crate::auth::Caller;
 use crate::extract::{from_value, JsonBody};
-use crate::keys::Role;
-use crate::problem::{refusal, Problem, ProblemDoc};
+use crate::problem::{refusal, Problem};
 use crate::{App, LongPolls};
 use axum::extract::{Extension, Path, Query, State};
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Map, Value as Json_};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use toolgate_api::{
+    ApprovalNeeded, CallAnswer, CallRequest, CallState, CallStatus, DecideBody, ExecuteBody,
+    Outcome, ProblemDoc, Recorded, ResultBody,
+};
 use toolgate_engine::{Context, Request};
 use toolgate_runtime::gateway::{Call, Denial, GatewayError, Hold, Lease, Verdict};
+use toolgate_runtime::host::keys::Role;
 use toolgate_runtime::refusal::Refusal;
 use toolgate_runtime::store::CallKey;
 use utoipa::{IntoParams, ToSchema};
 
-/// What `POST /v1/calls` (and `/execute`) decided.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// Execute it once, then report the result.
-    Allowed,
-    /// Not let through.
-    Denied,
-    /// Held for approval.
-    Pending,
-}
-
-impl Outcome {
-    /// `allowed`, `denied` or `pending`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Allowed => "allowed",
-            Outcome::Denied => "denied",
-            Outcome::Pending => "pending",
-        }
+/// The wire state of a call that was not held, from the journal's index.
+fn recent(r: toolgate_runtime::host::index::Recent) -> CallState {
+    use toolgate_runtime::host::index::Recent as R;
+    match r {
+        R::Allowed => CallState::Allowed,
+        R::Denied => CallState::Denied,
+        R::Executed(true) => CallState::Executed,
+        R::Executed(false) => CallState::Failed,
+        R::ResultMissing => CallState::ResultMissing,
     }
 }
 
-/// Where a call stands (`GET /v1/calls/{id}`): a held call's state, or the
-/// outcome of a call that was not held.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum StateName {
-    /// Held, waiting for approvals.
-    Pending,
-    /// Approved: its token runs it once.
-    Approved,
-    /// Rejected by an approver.
-    Rejected,
-    /// Its request for approval or its token expired.
-    Expired,
-    /// Cancelled by a kill switch.
-    Cancelled,
-    /// Run (approved and its token used, or allowed and its result reported ok).
-    Executed,
-    /// Allowed; its result not reported yet.
-    Allowed,
-    /// Denied.
-    Denied,
-    /// Allowed and its result reported as failed.
-    Failed,
-    /// Allowed and its result never came.
-    ResultMissing,
-}
-
-impl StateName {
-    fn held(s: &toolgate_runtime::gateway::CallState) -> StateName {
-        use toolgate_runtime::gateway::CallState as S;
-        match s {
-            S::Pending => StateName::Pending,
-            S::Approved { .. } => StateName::Approved,
-            S::Rejected => StateName::Rejected,
-            S::Expired => StateName::Expired,
-            S::Cancelled => StateName::Cancelled,
-            S::Executed => StateName::Executed,
-        }
+/// A wire call that is not a call, as a 400 naming the field (or a 500
+/// when no id could be made).
+fn wire_problem(e: toolgate_api::WireError) -> Problem {
+    match e.field() {
+        Some(field) => Problem::bad(field, e.to_string()),
+        None => Problem::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "no_randomness",
+            e.to_string(),
+        ),
     }
-
-    fn recent(r: crate::index::Recent) -> StateName {
-        use crate::index::Recent as R;
-        match r {
-            R::Allowed => StateName::Allowed,
-            R::Denied => StateName::Denied,
-            R::Executed(true) => StateName::Executed,
-            R::Executed(false) => StateName::Failed,
-            R::ResultMissing => StateName::ResultMissing,
-        }
-    }
-}
-
-/// A proposed tool call.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CallRequest {
-    /// The call id (unique per tenant; also the approval id). Generated when absent.
-    #[serde(default)]
-    pub id: Option<String>,
-    /// The calling agent (within the key's agents).
-    pub agent: String,
-    /// The tool.
-    pub tool: String,
-    /// The arguments, as the model wrote them.
-    #[serde(default = "empty_object")]
-    #[schema(value_type = HashMap<String, serde_json::Value>)]
-    pub args: Json_,
-    /// The trusted context, from the service's own request (never the model).
-    pub context: ContextIn,
-}
-
-/// The trusted context: tenant and env (within the key's), and the policy's declared fields.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct ContextIn {
-    /// The tenant.
-    pub tenant: String,
-    /// The env.
-    pub env: String,
-    /// The policy's declared context fields.
-    #[serde(flatten)]
-    #[schema(value_type = HashMap<String, serde_json::Value>)]
-    pub fields: Map<String, Json_>,
-}
-
-fn empty_object() -> Json_ {
-    Json_::Object(Map::new())
-}
-
-impl CallRequest {
-    /// The call, with a generated id when none was given.
-    fn into_call(self) -> Result<Call, Problem> {
-        for (field, value) in [
-            ("agent", &self.agent),
-            ("tool", &self.tool),
-            ("context.tenant", &self.context.tenant),
-            ("context.env", &self.context.env),
-        ] {
-            if value.trim().is_empty() {
-                return Err(Problem::bad(field, format!("`{field}` must not be empty")));
-            }
-        }
-        let id = match self.id {
-            Some(id) if id.is_empty() || id.len() > 200 || id.chars().any(char::is_control) => {
-                return Err(Problem::bad(
-                    "id",
-                    "`id` must be 1 to 200 characters, none a control character",
-                ));
-            }
-            Some(id) => id,
-            None => new_id()?,
-        };
-        Ok(Call {
-            id,
-            agent: self.agent,
-            tool: self.tool,
-            args: self.args,
-            context: Context {
-                tenant: self.context.tenant,
-                env: self.context.env,
-                fields: self.context.fields,
-            },
-        })
-    }
-}
-
-fn new_id() -> Result<String, Problem> {
-    let token = toolgate_runtime::gateway::random_token().map_err(Problem::from)?;
-    Ok(format!("c_{}", token.get(..24).unwrap_or(&token)))
-}
-
-/// `POST /v1/decide`: one request or a list.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(untagged)]
-pub enum DecideBody {
-    /// One request.
-    One(CallRequest),
-    /// Several.
-    Many(Vec<CallRequest>),
 }
 
 /// `POST /v1/decide`'s answer: one decision (an object) for one request, a
@@ -214,7 +80,7 @@ pub async fn decide(
     JsonBody(body): JsonBody<Json_>,
 ) -> Result<Json<Json_>, Problem> {
     caller.require(&app, &[Role::Service], "decide").await?;
-    let policy = app.gateway.policy();
+    let policy = app.host.gateway.policy();
     let (items, many) = match body {
         Json_::Array(items) => (items, true),
         one => (vec![one], false),
@@ -228,7 +94,7 @@ pub async fn decide(
         };
         let call = from_value::<CallRequest>(item, &prefix)?
             .into_call()
-            .map_err(|p| prefixed(p, &prefix))?;
+            .map_err(|e| prefixed(wire_problem(e), &prefix))?;
         caller
             .within(&app, &call.agent, &call.context, "decide")
             .await?;
@@ -237,7 +103,7 @@ pub async fn decide(
             tool: &call.tool,
             args: &call.args,
             context: &call.context,
-            now: app.gateway.now(),
+            now: app.host.gateway.now(),
             session: None,
         };
         out.push(policy.engine().decide(&req).to_json(&req));
@@ -254,43 +120,6 @@ fn prefixed(mut p: Problem, prefix: &str) -> Problem {
         p.field = p.field.take().map(|f| format!("{prefix}.{f}"));
     }
     p
-}
-
-/// The gateway's answer to a call.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CallAnswer {
-    /// The call id.
-    pub call: String,
-    /// Its tenant.
-    pub tenant: String,
-    /// `allowed` (execute it once, then report the result), `denied` or `pending`.
-    pub outcome: Outcome,
-    /// Why (the policy's reason); absent for an allowed call.
-    pub reason: Option<String>,
-    /// The deciding rule (`file:line:column`).
-    pub rule: Option<String>,
-    /// The credential scope of an allowed call (load credentials for exactly this).
-    #[schema(value_type = HashMap<String, serde_json::Value>)]
-    pub scope: Map<String, Json_>,
-    /// The approval a pending call waits for.
-    pub approval: Option<ApprovalNeeded>,
-    /// Allowed: when an unreported result becomes `result_missing`; pending: when the request for approval expires (ms).
-    pub expires_at: Option<u64>,
-}
-
-/// What a pending call waits for.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ApprovalNeeded {
-    /// The approval id (the call id).
-    pub id: String,
-    /// The keyed digest of the arguments approvers approve.
-    pub args_digest: String,
-    /// The group approvers must belong to.
-    pub group: Option<String>,
-    /// Distinct approvals needed.
-    pub count: u32,
-    /// When the request expires (ms), if it does.
-    pub expires_at: Option<u64>,
 }
 
 fn allowed(lease: Lease) -> CallAnswer {
@@ -354,7 +183,7 @@ pub async fn create(
     JsonBody(body): JsonBody<CallRequest>,
 ) -> Result<Json<CallAnswer>, Problem> {
     caller.require(&app, &[Role::Service], "call").await?;
-    let call = body.into_call()?;
+    let call = body.into_call().map_err(wire_problem)?;
     caller
         .within(&app, &call.agent, &call.context, "call")
         .await?;
@@ -365,11 +194,11 @@ pub async fn create(
         })
         .field("id")
     };
-    if app.index.recent(&call.key()).is_some() {
+    if app.host.index.recent(&call.key()).is_some() {
         return Err(in_use("decided"));
     }
     let start = Instant::now();
-    let result = app.gateway.authorize(&call).await;
+    let result = app.host.gateway.authorize(&call).await;
     let answer = match result {
         Ok(Verdict::Allowed(lease)) => allowed(lease),
         Ok(Verdict::Pending(hold)) => held(&call, hold),
@@ -387,15 +216,14 @@ pub async fn create(
 }
 
 fn count(app: &App, call: &Call, outcome: &str, secs: f64) {
-    let (agent, tool) = {
-        let s = app.summary.read().unwrap_or_else(|p| p.into_inner());
+    let (agent, tool) = app.host.with_summary(|s| {
         let agent = s.agents.contains(&call.agent);
         let tool = s.tools.iter().any(|t| t.name == call.tool);
         (
             if agent { call.agent.as_str() } else { "other" },
             if tool { call.tool.as_str() } else { "other" },
         )
-    };
+    });
     app.stats.decision(outcome, agent, tool, secs);
 }
 
@@ -407,20 +235,6 @@ pub struct TenantQuery {
     pub tenant: Option<String>,
     /// Long poll: wait up to this long while the call is pending (`30s`, `500ms`, `2m`, or seconds).
     pub wait: Option<String>,
-}
-
-/// Where a call stands.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CallStatus {
-    /// The call id.
-    pub call: String,
-    /// Its tenant.
-    pub tenant: String,
-    /// `pending`, `approved`, `rejected`, `expired`, `cancelled`, `executed` (held calls);
-    /// `allowed`, `denied`, `executed`, `failed`, `result_missing` (calls that were not held).
-    pub state: StateName,
-    /// When approved: the single-use token for `POST /v1/calls/{id}/execute`.
-    pub token: Option<String>,
 }
 
 /// Parses `30s`, `500ms`, `2m` or a number of seconds.
@@ -448,17 +262,17 @@ async fn status_of(
     caller: &Caller,
     key: &CallKey,
 ) -> Result<Option<CallStatus>, Problem> {
-    let held = app.gateway.call_state(key).await?;
-    let ((state, token), agent, env) = match (held, app.gateway.pending(key).await?) {
+    let held = app.host.gateway.call_state(key).await?;
+    let ((state, token), agent, env) = match (held, app.host.gateway.pending(key).await?) {
         (Some(s), Some(p)) => {
             let token = match &s {
                 toolgate_runtime::gateway::CallState::Approved { token } => token.clone(),
                 _ => None,
             };
-            ((StateName::held(&s), token), p.binding.agent, p.binding.env)
+            ((CallState::from(&s), token), p.binding.agent, p.binding.env)
         }
-        _ => match app.index.recent(key) {
-            Some(r) => ((StateName::recent(r.outcome), None), r.agent, r.env),
+        _ => match app.host.index.recent(key) {
+            Some(r) => ((recent(r.outcome), None), r.agent, r.env),
             None => return Ok(None),
         },
     };
@@ -510,7 +324,7 @@ pub async fn state(
         let status = status_of(&app, &caller, &key)
             .await?
             .ok_or_else(|| Problem::not_found(format!("no call `{id}` for tenant `{tenant}`")))?;
-        if status.state != StateName::Pending || Instant::now() >= deadline {
+        if status.state != CallState::Pending || Instant::now() >= deadline {
             return Ok(Json(status));
         }
         // Waiting needs one of the long polls' places; without one, answer now.
@@ -522,28 +336,6 @@ pub async fn state(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// The result of an allowed call, as the service reports it.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ResultBody {
-    /// Whether the tool succeeded.
-    pub ok: bool,
-    /// Its error, when it failed.
-    #[serde(default)]
-    pub error: Option<String>,
-}
-
-/// A recorded result.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Recorded {
-    /// The call id.
-    pub call: String,
-    /// Its tenant.
-    pub tenant: String,
-    /// Always true: the result is journaled.
-    pub recorded: bool,
 }
 
 /// Reports an allowed call's result (journaled as `execution`).
@@ -569,7 +361,7 @@ pub async fn result(
         .tenant(&app, q.tenant.as_deref(), "report a result")
         .await?;
     let key = CallKey::new(&tenant, &id);
-    if let Some((agent, env)) = app.gateway.lease_holder(&key).await? {
+    if let Some((agent, env)) = app.host.gateway.lease_holder(&key).await? {
         let context = Context {
             tenant: tenant.clone(),
             env,
@@ -584,27 +376,12 @@ pub async fn result(
     } else {
         Err(body.error.unwrap_or_else(|| "failed".into()))
     };
-    app.gateway.complete(&key, outcome).await?;
+    app.host.gateway.complete(&key, outcome).await?;
     Ok(Json(Recorded {
         call: id,
         tenant,
         recorded: true,
     }))
-}
-
-/// The go-ahead request for an approved call.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ExecuteBody {
-    /// The single-use token (from `GET /v1/calls/{id}` once approved).
-    pub token: String,
-    /// The arguments, exactly as approved.
-    #[schema(value_type = Object)]
-    pub args: Json_,
-    /// The trusted context, as in the original call (its declared fields are bound too);
-    /// when absent, the tenant and env of the approved call with no other fields.
-    #[serde(default)]
-    pub context: Option<ContextIn>,
 }
 
 /// Executes an approved call: the token must match this exact call, be
@@ -637,7 +414,7 @@ pub async fn execute(
     let tenant = caller.tenant(&app, given, "execute a call").await?;
     let key = CallKey::new(&tenant, &id);
     let pending =
-        app.gateway.pending(&key).await?.ok_or_else(|| {
+        app.host.gateway.pending(&key).await?.ok_or_else(|| {
             Problem::not_found(format!("no held call `{id}` for tenant `{tenant}`"))
         })?;
     let context = match body.context {
@@ -662,7 +439,12 @@ pub async fn execute(
     caller
         .within(&app, &call.agent, &call.context, "execute a call")
         .await?;
-    match app.gateway.authorize_approved(&call, &body.token).await? {
+    match app
+        .host
+        .gateway
+        .authorize_approved(&call, &body.token)
+        .await?
+    {
         Verdict::Allowed(lease) => Ok(Json(allowed(lease))),
         Verdict::Denied(denial) => Ok(Json(denied(&call, denial))),
         Verdict::Pending(hold) => Ok(Json(held(&call, hold))),

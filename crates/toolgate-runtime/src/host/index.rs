@@ -3,14 +3,14 @@
 //! the outcome of recent calls that were not held. It is fed the journal's
 //! records (on open, and by a sink as each is committed); it decides nothing.
 
+use crate::journal::AuditSink;
+use crate::record::{Decision, Execution, Record};
+use crate::store::CallKey;
 use lru::LruCache;
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use toolgate_runtime::journal::AuditSink;
-use toolgate_runtime::record::{Decision, Execution, Record};
-use toolgate_runtime::store::CallKey;
 
 /// How many recent call outcomes are remembered.
 const RECENT: usize = 100_000;

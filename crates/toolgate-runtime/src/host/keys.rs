@@ -11,10 +11,10 @@ use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 use subtle::ConstantTimeEq as _;
 use thiserror::Error;
-use utoipa::ToSchema;
 
 /// What a key may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// An agent's service: `/v1/decide` and `/v1/calls` within its tenants, envs and agents.
@@ -37,7 +37,8 @@ impl Role {
 }
 
 /// One key as stored (and listed, without its hash).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Key {
     /// Its name (an approver's identity).
     pub name: String,
@@ -60,7 +61,7 @@ pub struct Key {
     pub created_at: u64,
     /// SHA-256 (hex) of the secret.
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    #[schema(ignore)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
     pub sha256: String,
 }
 
@@ -248,8 +249,7 @@ pub fn add(path: &Path, mut key: Key) -> Result<String, KeyError> {
     if file.keys.iter().any(|k| k.name == key.name) {
         return Err(KeyError::Exists(key.name));
     }
-    let token =
-        toolgate_runtime::gateway::random_token().map_err(|e| KeyError::Random(e.to_string()))?;
+    let token = crate::gateway::random_token().map_err(|e| KeyError::Random(e.to_string()))?;
     let secret = format!("tg_{}_{token}", key.role.as_str());
     key.sha256 = hash_secret(&secret);
     file.keys.push(key);

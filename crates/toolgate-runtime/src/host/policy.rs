@@ -1,16 +1,16 @@
 //! Loading a policy file for the server: parse, check and compile it, or
 //! refuse it with its diagnostics as JSON (for `POST /v1/policy/reload`).
 
+use crate::gateway::CompiledPolicy;
 use miette::Diagnostic;
 use serde::Serialize;
 use serde_json::{json, Value as Json};
 use std::path::Path;
 use toolgate_check::ir;
-use toolgate_runtime::gateway::CompiledPolicy;
-use utoipa::ToSchema;
 
 /// What `GET /v1/policy` shows of a policy.
-#[derive(Clone, Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PolicySummary {
     /// The `policy NAME;` name, if given.
     pub name: Option<String>,
@@ -31,7 +31,8 @@ pub struct PolicySummary {
 }
 
 /// A declared tool.
-#[derive(Clone, Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ToolSummary {
     /// Its dotted name.
     pub name: String,

@@ -4,12 +4,14 @@
 //! its own journal and replica id). Every front door that takes `--store`
 //! (`policyc serve`, `policyc mcp-proxy`) opens it through [`open_store`].
 
+#[cfg(feature = "redis")]
+use crate::store::redis::{RedisConfig, RedisDown, RedisStore};
+use crate::store::Store;
 use std::path::Path;
 use std::sync::Arc;
+#[cfg(feature = "redis")]
 use std::time::Duration;
 use thiserror::Error;
-use toolgate_runtime::store::redis::{RedisConfig, RedisDown, RedisStore};
-use toolgate_runtime::store::Store;
 
 /// The store flags, as given.
 #[derive(Clone, Debug, Default)]
@@ -47,6 +49,7 @@ pub enum StoreOpenError {
 pub const DEFAULT_PREFIX: &str = "toolgate";
 
 /// How long a replica waits for Redis to connect or answer.
+#[cfg(feature = "redis")]
 const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Opens the store the settings name; `data` is the replica's data
@@ -54,8 +57,8 @@ const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
 pub async fn open_store(settings: &StoreSettings, data: &Path) -> Result<Opened, StoreOpenError> {
     let url = settings.url.as_deref().unwrap_or("memory");
     let down = match settings.down.as_deref() {
-        None | Some("deny-all") => RedisDown::DenyAll,
-        Some("reads-only") => RedisDown::ReadsOnly,
+        None | Some("deny-all") => Down::DenyAll,
+        Some("reads-only") => Down::ReadsOnly,
         Some(other) => {
             return Err(StoreOpenError::Config(format!(
                 "`--redis-down` is `deny-all` or `reads-only`, not `{other}`"
@@ -74,6 +77,39 @@ pub async fn open_store(settings: &StoreSettings, data: &Path) -> Result<Opened,
             redact(url)
         )));
     }
+    open_redis(url, settings, down, data).await
+}
+
+/// `--redis-down`, parsed before the store is known.
+enum Down {
+    DenyAll,
+    ReadsOnly,
+}
+
+#[cfg(not(feature = "redis"))]
+async fn open_redis(
+    url: &str,
+    _: &StoreSettings,
+    _: Down,
+    _: &Path,
+) -> Result<Opened, StoreOpenError> {
+    Err(StoreOpenError::Config(format!(
+        "`--store {}`: this build has no Redis store (toolgate-runtime's `redis` feature)",
+        redact(url)
+    )))
+}
+
+#[cfg(feature = "redis")]
+async fn open_redis(
+    url: &str,
+    settings: &StoreSettings,
+    down: Down,
+    data: &Path,
+) -> Result<Opened, StoreOpenError> {
+    let down = match down {
+        Down::DenyAll => RedisDown::DenyAll,
+        Down::ReadsOnly => RedisDown::ReadsOnly,
+    };
     // rustls needs one process-wide crypto provider for `rediss://`.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = RedisConfig {
@@ -108,6 +144,7 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+#[cfg(feature = "redis")]
 /// This replica's id: kept in `DATA/replica.id`, made (random) on first start.
 fn replica_id(data: &Path) -> Result<String, StoreOpenError> {
     let path = data.join("replica.id");
@@ -119,8 +156,8 @@ fn replica_id(data: &Path) -> Result<String, StoreOpenError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(io(e)),
     }
-    let token = toolgate_runtime::gateway::random_token()
-        .map_err(|e| StoreOpenError::Config(e.to_string()))?;
+    let token =
+        crate::gateway::random_token().map_err(|e| StoreOpenError::Config(e.to_string()))?;
     let id = format!("r-{}", token.get(..12).unwrap_or(&token));
     std::fs::create_dir_all(data).map_err(io)?;
     std::fs::write(&path, format!("{id}\n")).map_err(io)?;

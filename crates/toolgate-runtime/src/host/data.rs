@@ -2,21 +2,17 @@
 //! `open_state` (journal, state rebuilt from it, digest key, gateway),
 //! `read_audit` (its records, for `GET /v1/audit`) and `audit_head`.
 
-use crate::index::{Index, IndexSink};
-use crate::Gate;
+use super::index::{Index, IndexSink};
+use crate::gateway::open_journal;
+use crate::gateway::{CompiledPolicy, DigestKey, Gateway, Limits, Services, SystemClock};
+use crate::journal::{
+    journal_files, read_checkpoint_lines, Checkpoint, Fsync, JournalConfig, SealConfig,
+    SigningKeySource,
+};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use thiserror::Error;
-use toolgate_runtime::gateway::open_journal;
-use toolgate_runtime::gateway::{
-    CompiledPolicy, DigestKey, Gateway, Limits, Services, SystemClock,
-};
-use toolgate_runtime::journal::{
-    journal_files, read_checkpoint_lines, Checkpoint, Fsync, JournalConfig, SealConfig,
-    SigningKeySource,
-};
-use utoipa::ToSchema;
 
 /// Where the server keeps its files.
 #[derive(Clone, Debug)]
@@ -108,8 +104,8 @@ pub async fn open_state(
     fsync: Fsync,
     limits: Limits,
     index: &Arc<Index>,
-    shared: crate::store::Opened,
-) -> Result<Gate, DataError> {
+    shared: super::store::Opened,
+) -> Result<Gateway, DataError> {
     data.create()?;
     let open = |e: String| DataError::Open(e);
     let sink = Box::new(IndexSink(index.clone()));
@@ -129,7 +125,7 @@ pub async fn open_state(
         .map_err(|e| open(e.to_string()))?;
     // With Redis, the state of record is Redis: the state rebuilt from this
     // replica's journal is not used.
-    let store: Arc<dyn toolgate_runtime::store::Store> = match shared.store {
+    let store: Arc<dyn crate::store::Store> = match shared.store {
         Some(shared) => shared,
         None => embedded,
     };
@@ -156,7 +152,7 @@ pub async fn open_state(
 /// answers, as it does for every outage) and says so.
 async fn same_digest_key(
     data: &DataDir,
-    store: &dyn toolgate_runtime::store::Store,
+    store: &dyn crate::store::Store,
     key: &DigestKey,
 ) -> Result<(), DataError> {
     let mine = key.fingerprint();
@@ -198,7 +194,8 @@ pub fn read_audit(
 
 /// The journal's head: its last record, and the latest signed checkpoint
 /// (what a verifier anchors to: `policyc audit verify --head SEQ:HASH`).
-#[derive(Clone, Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Head {
     /// The last record's sequence number.
     pub seq: u64,
@@ -211,7 +208,8 @@ pub struct Head {
 }
 
 /// A signed checkpoint.
-#[derive(Clone, Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SignedHead {
     /// The last record it covers.
     pub seq: u64,
@@ -234,7 +232,7 @@ pub fn audit_head(data: &DataDir) -> std::io::Result<Option<Head>> {
     let v: serde_json::Value = serde_json::from_str(last).unwrap_or_default();
     Ok(Some(Head {
         seq: v["seq"].as_u64().unwrap_or(0),
-        hash: toolgate_runtime::journal::sha256_hex(last.as_bytes()),
+        hash: crate::journal::sha256_hex(last.as_bytes()),
         ts_ms: v["ts_ms"].as_u64().unwrap_or(0),
         checkpoint: latest_checkpoint(data),
     }))
