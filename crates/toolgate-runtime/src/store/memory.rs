@@ -3,6 +3,8 @@
 //! runs under one mutex and changes the state exactly as applying its record
 //! does ([`MemoryStore::apply`]).
 
+mod leases;
+
 use super::{
     normalise_identity, Admitted, Approver, Binding, CallKey, KillScope, LeaseHolder, Pending,
     PendingState, Store, StoreError, StoreSizes, Subject, Token, TOKEN_TTL_MS,
@@ -54,7 +56,7 @@ pub struct MemoryStore {
     state: Mutex<State>,
     /// Ids in use (calls being decided, open leases): one process's, not
     /// journaled state (a restart forgets them, as it forgets its callers).
-    leases: Mutex<HashMap<CallKey, LeaseHolder>>,
+    leases: Mutex<leases::Leases>,
 }
 
 impl MemoryStore {
@@ -65,7 +67,7 @@ impl MemoryStore {
         s.now = s.now.max(ms);
     }
 
-    fn leases(&self) -> std::sync::MutexGuard<'_, HashMap<CallKey, LeaseHolder>> {
+    fn leases(&self) -> std::sync::MutexGuard<'_, leases::Leases> {
         // Each change is one insert or remove: a poisoned lock holds a whole map.
         self.leases.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -265,10 +267,10 @@ fn use_token_in(
 impl Store for MemoryStore {
     async fn reserve_lease(&self, key: &CallKey, holder: &LeaseHolder) -> Result<bool, StoreError> {
         let mut leases = self.leases();
-        if leases.contains_key(key) {
+        if leases.contains(key) {
             return Ok(false);
         }
-        leases.insert(key.clone(), holder.clone());
+        leases.insert(key, holder);
         Ok(true)
     }
 
@@ -278,7 +280,7 @@ impl Store for MemoryStore {
         holder: &LeaseHolder,
         _now: u64,
     ) -> Result<(), StoreError> {
-        self.leases().insert(key.clone(), holder.clone());
+        self.leases().insert(key, holder);
         Ok(())
     }
 
@@ -306,17 +308,7 @@ impl Store for MemoryStore {
         now: u64,
         max: usize,
     ) -> Result<Vec<(CallKey, u64)>, StoreError> {
-        let mut leases = self.leases();
-        let gone: Vec<(CallKey, u64)> = leases
-            .iter()
-            .filter_map(|(k, h)| Some((k.clone(), h.expires_at?)))
-            .filter(|(_, deadline)| *deadline <= now)
-            .take(max)
-            .collect();
-        for (k, _) in &gone {
-            leases.remove(k);
-        }
-        Ok(gone)
+        Ok(self.leases().take_expired(now, max))
     }
 
     async fn consume(
