@@ -67,6 +67,15 @@ impl MemoryStore {
         s.now = s.now.max(ms);
     }
 
+    /// A record that changes no state was applied at `ms`: the clock and the
+    /// pruning count move as for any record (what `apply` of it would do).
+    pub fn pass(&self, ms: u64) {
+        let mut s = self.state();
+        s.now = s.now.max(ms);
+        let now = s.now;
+        Self::tick(&mut s, now);
+    }
+
     fn leases(&self) -> std::sync::MutexGuard<'_, leases::Leases> {
         // Each change is one insert or remove: a poisoned lock holds a whole map.
         self.leases.lock().unwrap_or_else(|p| p.into_inner())
@@ -544,6 +553,10 @@ pub struct StoreState(MemoryStore);
 
 impl crate::journal::StateMachine for StoreState {
     fn apply(&mut self, line: &str) -> Result<(), String> {
+        if let Some(ts) = changes_nothing(line) {
+            self.0.pass(ts);
+            return Ok(());
+        }
         let record = Record::from_line(line)?;
         if let Some(ts) = Record::time_of_line(line) {
             self.0.observe_time(ts);
@@ -560,4 +573,45 @@ impl crate::journal::StateMachine for StoreState {
         self.0 = MemoryStore::restore(state)?;
         Ok(())
     }
+}
+
+/// The time of a record whose kind `apply_record` passes over (a decision
+/// that took no budget unit, the reports and refusals), read without
+/// building the record: most of a busy journal. `None` for every other
+/// record, and for anything that does not read as a record's head: those
+/// are parsed whole (and an unknown kind refused).
+fn changes_nothing(line: &str) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Head<'a> {
+        ts_ms: u64,
+        #[serde(borrow)]
+        kind: std::borrow::Cow<'a, str>,
+        body: Body,
+    }
+    #[derive(serde::Deserialize)]
+    struct Body {
+        /// Absent: not a decision as written (parsed whole, and refused);
+        /// `null`: no budget unit.
+        #[serde(default)]
+        budget: Option<Option<serde::de::IgnoredAny>>,
+    }
+    let head: Head<'_> = serde_json::from_str(line).ok()?;
+    let passes = match head.kind.as_ref() {
+        "decision" => matches!(head.body.budget, Some(None)),
+        "policy_load"
+        | "budget_exhausted"
+        | "approval_request_refused"
+        | "approval_refused"
+        | "rejection_refused"
+        | "token_refused"
+        | "execution"
+        | "result_refused"
+        | "result_missing"
+        | "policy_refused"
+        | "shadow_differs"
+        | "access_denied"
+        | "tool_notice" => true,
+        _ => false,
+    };
+    passes.then_some(head.ts_ms)
 }
