@@ -41,6 +41,36 @@ pub(super) enum Msg {
     Close,
 }
 
+/// A record's line: its fields in the order (alphabetical) that a
+/// `serde_json::Value` object writes them, so every line reads the same
+/// whether this or a `Value` wrote it; serialized straight from the parts.
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    body: &'a serde_json::Value,
+    kind: &'a str,
+    prev: &'a str,
+    seq: u64,
+    ts_ms: u64,
+}
+
+impl Line<'_> {
+    fn to_json(&self) -> String {
+        match serde_json::to_string(self) {
+            Ok(line) => line,
+            // Serializing strings, numbers and a `Value` does not fail; were
+            // it to, the same line is built through a `Value`.
+            Err(_) => self.as_value().to_string(),
+        }
+    }
+
+    fn as_value(&self) -> serde_json::Value {
+        serde_json::json!({
+            "seq": self.seq, "ts_ms": self.ts_ms, "kind": self.kind, "prev": self.prev,
+            "body": self.body,
+        })
+    }
+}
+
 /// A batch ready to write.
 struct Batch {
     text: String,
@@ -440,10 +470,14 @@ impl Writer {
         };
         for e in batch {
             b.seq += 1;
-            let line = serde_json::json!({
-                "seq": b.seq, "ts_ms": e.ts_ms, "kind": e.kind, "prev": b.prev, "body": e.body,
-            })
-            .to_string();
+            let line = Line {
+                body: &e.body,
+                kind: &e.kind,
+                prev: &b.prev,
+                seq: b.seq,
+                ts_ms: e.ts_ms,
+            }
+            .to_json();
             b.prev = sha256_hex(line.as_bytes());
             b.text.push_str(&line);
             b.text.push('\n');
@@ -559,4 +593,22 @@ pub(super) fn open_append(path: &Path) -> Result<File, JournalError> {
         fsutil::sync_dir(path)?;
     }
     Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Line;
+
+    #[test]
+    fn a_line_reads_as_the_value_of_its_parts_writes_it() {
+        let body = serde_json::json!({ "z": 1, "a": "é\n\"", "m": [null, 2.5, { "b": true }] });
+        let line = Line {
+            body: &body,
+            kind: "decision",
+            prev: "00ff",
+            seq: 7,
+            ts_ms: 1_800_000_000_000,
+        };
+        assert_eq!(line.to_json(), line.as_value().to_string());
+    }
 }
