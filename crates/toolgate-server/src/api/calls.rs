@@ -3,7 +3,7 @@
 //! approved, executed with its single-use token.
 
 use crate::auth::Caller;
-use crate::extract::{from_value, JsonBody};
+use crate::extract::{parse, JsonBody, JsonBytes};
 use crate::keys::Role;
 use crate::problem::{refusal, Problem, ProblemDoc};
 use crate::{App, LongPolls};
@@ -133,6 +133,16 @@ fn empty_object() -> Json_ {
 impl CallRequest {
     /// The call, with a generated id when none was given.
     fn into_call(self) -> Result<Call, Problem> {
+        self.into_call_or(new_id)
+    }
+
+    /// The call to decide for `/v1/decide`, which journals nothing and reads
+    /// no id: an absent id stays empty (no random id made for nothing).
+    fn into_decided(self) -> Result<Call, Problem> {
+        self.into_call_or(|| Ok(String::new()))
+    }
+
+    fn into_call_or(self, new_id: fn() -> Result<String, Problem>) -> Result<Call, Problem> {
         for (field, value) in [
             ("agent", &self.agent),
             ("tool", &self.tool),
@@ -211,13 +221,15 @@ impl ToSchema for DecideAnswer {}
 pub async fn decide(
     State(app): State<Arc<App>>,
     caller: Caller,
-    JsonBody(body): JsonBody<Json_>,
+    JsonBytes(body): JsonBytes,
 ) -> Result<Json<Json_>, Problem> {
     caller.require(&app, &[Role::Service], "decide").await?;
     let policy = app.gateway.policy();
-    let (items, many) = match body {
-        Json_::Array(items) => (items, true),
-        one => (vec![one], false),
+    // Parsed straight into requests (a list names its wrong field `[i].field`).
+    let many = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    let items: Vec<CallRequest> = match many {
+        true => parse(&body)?,
+        false => vec![parse(&body)?],
     };
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
@@ -226,9 +238,7 @@ pub async fn decide(
         } else {
             String::new()
         };
-        let call = from_value::<CallRequest>(item, &prefix)?
-            .into_call()
-            .map_err(|p| prefixed(p, &prefix))?;
+        let call = item.into_decided().map_err(|p| prefixed(p, &prefix))?;
         caller
             .within(&app, &call.agent, &call.context, "decide")
             .await?;
