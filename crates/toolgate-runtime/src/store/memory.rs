@@ -591,9 +591,14 @@ fn changes_nothing(line: &str) -> Option<u64> {
     #[derive(serde::Deserialize)]
     struct Body {
         /// Absent: not a decision as written (parsed whole, and refused);
-        /// `null`: no budget unit.
-        #[serde(default)]
+        /// `Some(None)`: `null`, no budget unit.
+        #[serde(default, deserialize_with = "present")]
         budget: Option<Option<serde::de::IgnoredAny>>,
+    }
+    fn present<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<serde::de::IgnoredAny>>, D::Error> {
+        <Option<serde::de::IgnoredAny> as serde::Deserialize>::deserialize(d).map(Some)
     }
     let head: Head<'_> = serde_json::from_str(line).ok()?;
     let passes = match head.kind.as_ref() {
@@ -614,4 +619,33 @@ fn changes_nothing(line: &str) -> Option<u64> {
         _ => false,
     };
     passes.then_some(head.ts_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::changes_nothing;
+
+    #[test]
+    fn only_records_that_change_nothing_skip_the_whole_parse() {
+        let line = |kind: &str, body: &str| {
+            format!(r#"{{"body":{body},"kind":"{kind}","prev":"00","seq":1,"ts_ms":42}}"#)
+        };
+        let read = line("decision", r#"{"budget":null,"call":"c1"}"#);
+        assert_eq!(changes_nothing(&read), Some(42));
+        assert_eq!(
+            changes_nothing(&line("execution", r#"{"ok":true}"#)),
+            Some(42)
+        );
+        let spent = line("decision", r#"{"budget":{"key":"k","window_ms":1}}"#);
+        assert_eq!(changes_nothing(&spent), None, "a budget unit is applied");
+        let unsure = line("decision", r#"{"call":"c1"}"#);
+        assert_eq!(
+            changes_nothing(&unsure),
+            None,
+            "no budget field: parsed whole"
+        );
+        assert_eq!(changes_nothing(&line("token_used", "{}")), None);
+        assert_eq!(changes_nothing(&line("no_such_kind", "{}")), None);
+        assert_eq!(changes_nothing("not a record"), None);
+    }
 }
