@@ -12,8 +12,8 @@
 //! MODE is any of `direct-stdio proxy-stdio direct-http proxy-http proxy-http-stdio`
 //! (default: all): `proxy-http` is an HTTP client, the proxy (`--listen`) and an HTTP
 //! upstream (`--upstream-url`); `proxy-http-stdio` the same with a stdio upstream.
-//! Needs the npm test peers (`bash scripts/setup-test-peers.sh npm`). `FSYNC=never`
-//! passes `--fsync=never` to the proxy (its journal default is `always`).
+//! Needs the npm test peers (`bash scripts/setup-test-peers.sh npm`). `FSYNC=always`
+//! or `FSYNC=never` passes `--fsync=...` to the proxy (its journal default is `writes`).
 
 use rmcp::model::CallToolRequestParams;
 use rmcp::service::RunningService;

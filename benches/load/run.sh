@@ -7,8 +7,9 @@
 #
 # Rows: GET /healthz (HTTP alone: no auth, no JSON, no engine), POST /v1/decide
 # (auth + JSON + engine), POST /v1/calls on an allowed read (+ state, journal)
-# with the journal at fsync always (the default) and never. The load generator
-# runs on the same machine as the server and shares its cores.
+# with the journal at fsync writes (the default), always and never. The load
+# generator runs on the same machine as the server and shares its cores.
+# benches/load/doors.sh is the side-by-side run with cedar-agent.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -80,10 +81,14 @@ echo "policyc serve, loopback, wrk $(wrk --version 2>&1 | awk 'NR==1 {print $2}'
 echo
 echo "| endpoint                           |   c |    req/s |       p50 |       p99 |"
 echo "|------------------------------------|-----|----------|-----------|-----------|"
-start always
+start writes
 row "GET /healthz" /healthz
 lua "$read_call"
 row "POST /v1/decide (allowed read)" /v1/decide "$work/post.lua"
+row "POST /v1/calls, fsync writes" /v1/calls "$work/post.lua"
+stop "fsync writes"
+start always
+lua "$read_call"
 row "POST /v1/calls, fsync always" /v1/calls "$work/post.lua"
 stop "fsync always"
 start never

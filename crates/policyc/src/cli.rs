@@ -229,7 +229,9 @@ pub(crate) struct ServeArgs {
     /// Connections open at once; more wait to be accepted (default 1024).
     #[arg(long)]
     pub max_connections: Option<usize>,
-    /// When the journal syncs to disk: `always` (default) or `never`.
+    /// When the journal syncs to disk: `writes` (default: every record before a
+    /// state change or a write's execution; a read's records within 10 ms),
+    /// `always` or `never`.
     #[arg(long)]
     pub fsync: Option<String>,
     /// Seconds a service has to report an allowed call's result before it is journaled as `result_missing` (default 300).

@@ -65,8 +65,10 @@ pub(crate) struct McpProxyArgs {
     /// The service key for `--gateway` (or `TOOLGATE_KEY`).
     #[arg(long, env = "TOOLGATE_KEY", hide_env_values = true)]
     pub key: Option<String>,
-    /// When the journal syncs to disk: `always` (default) or `never`.
-    #[arg(long, default_value = "always", value_parser = ["always", "never"])]
+    /// When the journal syncs to disk: `writes` (default: every record before a
+    /// state change or a write's execution; a read's records within 10 ms),
+    /// `always` or `never`.
+    #[arg(long, default_value = "writes", value_parser = ["always", "writes", "never"])]
     pub fsync: String,
     /// Forward the client's roots to the upstream (off: they would widen its reach).
     #[arg(long)]
@@ -116,11 +118,8 @@ pub(crate) fn run(args: McpProxyArgs) -> Exit {
         pass_env: args.pass_env,
         listen_elicitation: args.listen_elicitation,
         max_sessions_per_key: usize::try_from(args.max_sessions_per_key).unwrap_or(1),
-        fsync: if args.fsync == "never" {
-            Fsync::Never
-        } else {
-            Fsync::Always
-        },
+        // clap accepts only the three names.
+        fsync: Fsync::from_name(&args.fsync).unwrap_or(Fsync::Always),
         gateway: args.gateway.map(|url| RemoteGateway {
             url,
             key: args.key.unwrap_or_default(),

@@ -341,6 +341,16 @@ impl CallRequest {
     /// The gateway's call, with a generated id (`c_` and 24 random
     /// characters) when none was given. The one conversion of a wire call.
     pub fn into_call(self) -> Result<Call, WireError> {
+        self.into_call_or(new_id)
+    }
+
+    /// The call to decide without recording it (`/v1/decide`): the same
+    /// checks, but an absent id stays empty (no random id made for nothing).
+    pub fn into_decided(self) -> Result<Call, WireError> {
+        self.into_call_or(|| Ok(String::new()))
+    }
+
+    fn into_call_or(self, new_id: fn() -> Result<String, WireError>) -> Result<Call, WireError> {
         let id = match self.id {
             Some(id) => {
                 check_name("id", &id)?;

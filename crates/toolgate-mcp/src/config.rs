@@ -71,7 +71,8 @@ pub struct ProxyConfig {
     pub max_sessions_per_key: usize,
     /// Decide with a shared `policyc serve` instead of an embedded gateway.
     pub gateway: Option<RemoteGateway>,
-    /// Sync the embedded gateway's journal to disk on every commit (the default) or not.
+    /// When the embedded gateway's journal syncs to disk (`--fsync`; `policyc mcp-proxy`'s
+    /// default is `Writes`: see `journal::Fsync`).
     pub fsync: toolgate_runtime::journal::Fsync,
     /// Where the embedded gateway's state lives (`--store`; default: in
     /// memory, rebuilt from the journal under `--data`).

@@ -36,7 +36,7 @@ pub use metrics::Metrics;
 pub use policy::CompiledPolicy;
 pub use verdict::{Denial, DeniedBy, Hold, Verdict};
 
-use crate::journal::{sha256_hex, Journal, JournalError};
+use crate::journal::{sha256_hex, Durability, Journal, JournalError};
 use crate::record::{self, BudgetUnit, Record};
 use crate::refusal::Refusal;
 use crate::store::{CallKey, Store, Subject};
@@ -281,8 +281,12 @@ impl Gateway {
             metrics: Metrics::default(),
         };
         let current = g.policy();
-        g.record_with(&current, &Record::PolicyLoad(policy_load(&current)))
-            .await?;
+        g.record_with(
+            &current,
+            &Record::PolicyLoad(policy_load(&current)),
+            Durability::Durable,
+        )
+        .await?;
         Ok(g)
     }
 
@@ -290,8 +294,12 @@ impl Gateway {
     /// Calls already being decided finish under the policy they started with.
     pub async fn reload(&self, policy: CompiledPolicy) -> Result<(), GatewayError> {
         let policy = Arc::new(policy);
-        self.record_with(&policy, &Record::PolicyLoad(policy_load(&policy)))
-            .await?;
+        self.record_with(
+            &policy,
+            &Record::PolicyLoad(policy_load(&policy)),
+            Durability::Durable,
+        )
+        .await?;
         *self.policy.write().unwrap_or_else(|p| p.into_inner()) = policy;
         Ok(())
     }
@@ -350,16 +358,33 @@ impl Gateway {
         self.record(&Record::ToolNotice(notice)).await
     }
 
-    /// Journals a record (with the policy's hash); sealed records are covered
-    /// by a signed checkpoint before this returns.
+    /// Journals a record (with the policy's hash), as durable as
+    /// [`Record::durability`] asks: sealed records are covered by a signed
+    /// checkpoint before this returns.
     async fn record(&self, record: &Record) -> Result<(), GatewayError> {
-        self.record_with(&self.policy(), record).await
+        let policy = self.policy();
+        let durability = record.durability(|tool| policy.is_write(tool));
+        self.record_with(&policy, record, durability).await
+    }
+
+    /// Journals a call's decision: durable before the gateway acts on it when
+    /// the policy that decided calls the tool a write (or it took a budget
+    /// unit), written (and synced within `LAZY_SYNC`) for a read.
+    async fn record_decision(
+        &self,
+        decided_by: &CompiledPolicy,
+        decision: record::Decision,
+    ) -> Result<(), GatewayError> {
+        let record = Record::Decision(decision);
+        let durability = record.durability(|tool| decided_by.is_write(tool));
+        self.record_with(&self.policy(), &record, durability).await
     }
 
     async fn record_with(
         &self,
         policy: &CompiledPolicy,
         record: &Record,
+        durability: Durability,
     ) -> Result<(), GatewayError> {
         let (kind, mut body) = record.to_kind_body();
         body["policy"] = json!(policy.hash);
@@ -367,11 +392,9 @@ impl Gateway {
             body["replica"] = json!(replica);
         }
         let now = self.clock.now_ms();
-        if record.sealed() {
-            self.journal.append_sealed(&kind, now, body).await?;
-        } else {
-            self.journal.append(&kind, now, body).await?;
-        }
+        self.journal
+            .append_with(&kind, now, body, durability)
+            .await?;
         Ok(())
     }
 
@@ -479,7 +502,7 @@ impl Gateway {
             budget: settled.budget.clone(),
             at: now,
         };
-        self.record(&Record::Decision(decision)).await?;
+        self.record_decision(&policy, decision).await?;
         self.metrics.count(settled.outcome);
         match settled.outcome {
             Outcome::Deny => Ok(Verdict::Denied(Denial {

@@ -6,9 +6,10 @@
 //! the next one; the hash of the last line (the **head**) anchors the whole
 //! file, so a service that keeps the head elsewhere also detects a truncated
 //! tail. Records are written by one thread in batches (group commit): every
-//! record waiting when a batch starts is written with one `write` and made
-//! durable with one `fsync` (under [`Fsync::Always`]) before any of them is
-//! acknowledged. A record is acknowledged only once it is in the file.
+//! record waiting when a batch starts is written with one `write` and, when
+//! the [`Fsync`] mode and the records' [`Durability`] ask for it, made
+//! durable with one `fsync` before any of them is acknowledged. A record is
+//! acknowledged only once it is in the file (handed to the operating system).
 //!
 //! One writer at a time: [`Journal::open`] takes an exclusive lock
 //! (`<journal>.lock`, holding the writer's pid) for the writer's lifetime.
@@ -44,19 +45,75 @@ pub use verify::{
 };
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
+use std::time::Duration;
 use thiserror::Error;
 use tokio::sync::oneshot;
 
-/// When the journal makes written records durable.
+/// When the journal makes written records durable. Every mode writes a
+/// record into the file (hands it to the operating system) before it is
+/// acknowledged, so a crash of the process loses no acknowledged record; the
+/// modes differ in what survives a crash of the machine (a power loss).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fsync {
-    /// `fsync` every batch before acknowledging it: an acknowledged record
-    /// survives a crash of the process or of the machine.
+    /// `fsync` every batch before acknowledging it: every acknowledged record
+    /// survives a crash of the machine.
     Always,
+    /// `fsync` a batch before acknowledging it when one of its records asks
+    /// for [`Durability::Durable`] or [`Durability::Sealed`] (the gateway asks
+    /// for every record that precedes a state change or a write's execution);
+    /// a record appended with [`Durability::Written`] (a read's decision, a
+    /// result report) is acknowledged once written, and made durable by the
+    /// next `fsync`, at the latest [`JournalConfig::lazy_sync`] ([`LAZY_SYNC`],
+    /// 10 ms) after it was written. A crash of the machine loses at most the
+    /// `Written` records of that last window, never one that a `Durable` or
+    /// `Sealed` record followed.
+    Writes,
     /// Leave flushing to the operating system: an acknowledged record survives
-    /// a crash of the process, not of the machine. Faster.
+    /// a crash of the process, not of the machine (except records covered by
+    /// a signed checkpoint: sealing syncs first). Faster.
     Never,
+}
+
+impl Fsync {
+    /// `always`, `writes` or `never`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fsync::Always => "always",
+            Fsync::Writes => "writes",
+            Fsync::Never => "never",
+        }
+    }
+
+    /// The mode named `always`, `writes` or `never`.
+    pub fn from_name(name: &str) -> Option<Fsync> {
+        match name {
+            "always" => Some(Fsync::Always),
+            "writes" => Some(Fsync::Writes),
+            "never" => Some(Fsync::Never),
+            _ => None,
+        }
+    }
+}
+
+/// How long a record appended with [`Durability::Written`] may stay written
+/// but not durable under [`Fsync::Writes`] (the default of
+/// [`JournalConfig::lazy_sync`]).
+pub const LAZY_SYNC: Duration = Duration::from_millis(10);
+
+/// What one append waits for before it is acknowledged. The [`Fsync`] mode
+/// decides what "durable" costs: under `Always` every record is durable,
+/// under `Never` only sealed ones are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Durability {
+    /// In the file; made durable within [`LAZY_SYNC`] under [`Fsync::Writes`].
+    Written,
+    /// In the file and synced to disk (under `Always` and `Writes`).
+    Durable,
+    /// Synced and covered by a signed checkpoint (for a sealed journal; for
+    /// an unsealed one, the same as `Durable`).
+    Sealed,
 }
 
 /// What a committed record came to.
@@ -68,7 +125,8 @@ pub struct Ack {
     pub hash: String,
 }
 
-/// A service's own sink, told about every committed line (after it is durable).
+/// A service's own sink, told about every committed line (once it is as
+/// durable as its append asked).
 pub trait AuditSink: Send + 'static {
     /// Called once per committed record, in order.
     fn committed(&mut self, line: &str);
@@ -155,6 +213,10 @@ pub struct JournalConfig {
     /// The operator's reason to open a journal that is inconsistent with its
     /// checkpoints; journaled as the session's first record (`journal_override`).
     pub override_reason: Option<String>,
+    /// Under [`Fsync::Writes`], how long a record appended with
+    /// [`Durability::Written`] may stay written but not synced (default
+    /// [`LAZY_SYNC`], 10 ms; tests lengthen it to see the window).
+    pub lazy_sync: Duration,
 }
 
 impl Default for JournalConfig {
@@ -165,6 +227,7 @@ impl Default for JournalConfig {
             seal: None,
             segment_bytes: 64 << 20,
             override_reason: None,
+            lazy_sync: LAZY_SYNC,
         }
     }
 }
@@ -351,6 +414,8 @@ pub struct Journal {
 struct Inner {
     tx: mpsc::Sender<writer::Msg>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// The last seq the writer synced to disk (see [`Journal::durable_seq`]).
+    durable: Arc<AtomicU64>,
 }
 
 impl Drop for Inner {
@@ -379,7 +444,8 @@ impl Journal {
         let mut prepared = open::prepare(path, &config, state.as_mut())?;
         let set_aside = prepared.set_aside.take();
         let exported = state.export();
-        let writer = writer::Writer::create(path, config, prepared, state, lock)?;
+        let durable = Arc::new(AtomicU64::new(0));
+        let writer = writer::Writer::create(path, config, prepared, state, lock, durable.clone())?;
         let opened = Opened {
             state: exported,
             head: writer.head(),
@@ -393,6 +459,7 @@ impl Journal {
         let inner = Inner {
             tx,
             thread: Some(thread),
+            durable,
         };
         Ok((
             Journal {
@@ -402,42 +469,54 @@ impl Journal {
         ))
     }
 
-    /// Appends a record; resolves once it is in the file (and durable under
-    /// [`Fsync::Always`]). `ts_ms` is the record's time in milliseconds since the epoch.
+    /// Appends a record; resolves once it is in the file and durable
+    /// (synced, under [`Fsync::Always`] and [`Fsync::Writes`]): the same as
+    /// [`Journal::append_with`] with [`Durability::Durable`]. `ts_ms` is the
+    /// record's time in milliseconds since the epoch.
     pub async fn append(
         &self,
         kind: &str,
         ts_ms: u64,
         body: serde_json::Value,
     ) -> Result<Ack, JournalError> {
-        self.send(kind, ts_ms, body, false).await
+        self.append_with(kind, ts_ms, body, Durability::Durable)
+            .await
     }
 
-    /// Appends and writes a signed checkpoint covering this record (durably,
-    /// under [`Fsync::Always`]) before acknowledging. For an unsealed journal,
-    /// the same as [`Journal::append`].
+    /// Appends and writes a signed checkpoint covering this record (durably)
+    /// before acknowledging. For an unsealed journal, the same as
+    /// [`Journal::append`].
     pub async fn append_sealed(
         &self,
         kind: &str,
         ts_ms: u64,
         body: serde_json::Value,
     ) -> Result<Ack, JournalError> {
-        self.send(kind, ts_ms, body, true).await
+        self.append_with(kind, ts_ms, body, Durability::Sealed)
+            .await
     }
 
-    async fn send(
+    /// The seq of the last record synced to disk (0 before the first sync of
+    /// this session): every record up to it survives a crash of the machine.
+    pub fn durable_seq(&self) -> u64 {
+        self.inner.durable.load(Ordering::Acquire)
+    }
+
+    /// Appends a record; resolves once it is as durable as `durability`
+    /// asks under this journal's [`Fsync`] mode.
+    pub async fn append_with(
         &self,
         kind: &str,
         ts_ms: u64,
         body: serde_json::Value,
-        sealed: bool,
+        durability: Durability,
     ) -> Result<Ack, JournalError> {
         let (ack, rx) = oneshot::channel();
         let entry = writer::Entry {
             kind: kind.to_string(),
             body,
             ts_ms,
-            sealed,
+            durability,
             ack,
         };
         self.inner

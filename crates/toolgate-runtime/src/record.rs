@@ -6,6 +6,7 @@
 //! (docs/runtime.md lists every kind and field). A record of a kind this
 //! version does not know is an error, never skipped.
 
+use crate::journal::Durability;
 use crate::store::{Binding, CallKey, KillScope};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
@@ -106,21 +107,53 @@ impl Record {
         }
     }
 
-    /// Whether the record grants or spends state, so it must be covered by a
-    /// signed checkpoint before it is acknowledged (cutting it would re-open a
-    /// token, release a kill switch or restore a budget).
-    pub fn sealed(&self) -> bool {
+    /// What the gateway waits for before it acts on this record (under
+    /// [`Fsync::Writes`]; `Always` syncs every record, `Never` only sealed
+    /// ones): [`Durability::Sealed`] for the records that grant or spend (a
+    /// hold, an approval, a rejection, a token issued or used, a kill switch,
+    /// a budget unit, a restored restriction); [`Durability::Durable`] for the other records
+    /// that precede a state change or a write's execution (a write's
+    /// decision, a policy load); [`Durability::Written`] for the rest, which
+    /// grant nothing: a read's decision, results reported or missing,
+    /// refusals, notes. `is_write` says whether a tool is a write in the
+    /// policy that decided (only a decision asks it).
+    ///
+    /// [`Fsync::Writes`]: crate::journal::Fsync::Writes
+    pub fn durability(&self, is_write: impl Fn(&str) -> bool) -> Durability {
         match self {
-            Record::Decision(d) => d.budget.is_some(),
+            Record::Decision(d) if d.budget.is_some() => Durability::Sealed,
             Record::ApprovalRequested(_)
             | Record::ApprovalGranted(_)
             | Record::ApprovalRejected(_)
             | Record::TokenIssued(_)
             | Record::TokenUsed(_)
             | Record::KillSwitch(_)
-            | Record::Restored(_) => true,
-            _ => false,
+            | Record::Restored(_) => Durability::Sealed,
+            Record::Decision(d) if is_write(&d.tool) => Durability::Durable,
+            Record::PolicyLoad(_) | Record::JournalOverride(_) | Record::UnsealedSetAside(_) => {
+                Durability::Durable
+            }
+            Record::Decision(_)
+            | Record::BudgetExhausted(_)
+            | Record::ApprovalRequestRefused(_)
+            | Record::ApprovalRefused(_)
+            | Record::RejectionRefused(_)
+            | Record::TokenRefused(_)
+            | Record::Execution(_)
+            | Record::ResultRefused(_)
+            | Record::ResultMissing(_)
+            | Record::PolicyRefused(_)
+            | Record::ShadowDiffers(_)
+            | Record::AccessDenied(_)
+            | Record::ToolNotice(_) => Durability::Written,
         }
+    }
+
+    /// Whether the record grants or spends state, so it must be covered by a
+    /// signed checkpoint before it is acknowledged (cutting it would re-open a
+    /// token, release a kill switch or restore a budget).
+    pub fn sealed(&self) -> bool {
+        self.durability(|_| false) == Durability::Sealed
     }
 }
 

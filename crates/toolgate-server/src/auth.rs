@@ -35,17 +35,17 @@ impl FromRequestParts<Arc<App>> for Caller {
             .unwrap_or("")
             .trim();
         keys_valid(app).await?;
-        match app.keys.authenticate(secret) {
+        match app.keys.authenticate_loaded(secret) {
             Some(key) => Ok(Caller(key)),
             None => Err(Problem::unauthorized("unknown or revoked key").field("authorization")),
         }
     }
 }
 
-/// Re-reads a changed keys file; one that became invalid is logged and
-/// journaled (`access_denied`, action `reload keys`) once, and answers 503
-/// to every caller until it is fixed: a hand edit never leaves the last good
-/// keys (a revoked one among them) working.
+/// Re-reads a changed keys file (one `stat` when it did not change); one
+/// that became invalid is logged and journaled (`access_denied`, action
+/// `reload keys`) once, and answers 503 to every caller until it is fixed: a
+/// hand edit never leaves the last good keys (a revoked one among them) working.
 pub async fn keys_valid(app: &App) -> Result<(), Problem> {
     if let Change::Invalid(why) = app.keys.refresh() {
         eprintln!("toolgate: {why}; no key authenticates until it is fixed");
@@ -59,7 +59,7 @@ pub async fn keys_valid(app: &App) -> Result<(), Problem> {
             eprintln!("toolgate: cannot journal the invalid keys file: {e}");
         }
     }
-    match app.keys.keys() {
+    match app.keys.loaded() {
         Ok(_) => Ok(()),
         Err(why) => Err(Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -15,6 +15,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
+        let JsonBytes(bytes) = JsonBytes::from_request(req, state).await?;
+        parse(&bytes).map(JsonBody)
+    }
+}
+
+/// A JSON request body's bytes, checked as [`JsonBody`] checks them (415,
+/// 413) and parsed by the handler (which may pick the type from them).
+pub struct JsonBytes(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBytes {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
         let json = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -45,7 +58,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 Problem::new(StatusCode::BAD_REQUEST, "invalid_body", e.body_text()).field("body")
             }
         })?;
-        parse(&bytes).map(JsonBody)
+        Ok(JsonBytes(bytes))
     }
 }
 
@@ -65,21 +78,6 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
         } else {
             format!("`{field}`: {inner}")
         };
-        Problem::new(StatusCode::BAD_REQUEST, "invalid_body", detail).field(field)
-    })
-}
-
-/// Reads a JSON value as `T`, naming the wrong field under `prefix` (e.g. `[2]`).
-pub fn from_value<T: DeserializeOwned>(v: serde_json::Value, prefix: &str) -> Result<T, Problem> {
-    serde_path_to_error::deserialize(v).map_err(|e| {
-        let path = e.path().to_string();
-        let field = match (prefix.is_empty(), path == ".") {
-            (true, true) => "body".to_string(),
-            (true, false) => path,
-            (false, true) => prefix.to_string(),
-            (false, false) => format!("{prefix}.{path}"),
-        };
-        let detail = format!("`{field}`: {}", e.into_inner());
         Problem::new(StatusCode::BAD_REQUEST, "invalid_body", detail).field(field)
     })
 }

@@ -189,13 +189,12 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
         )),
     })?;
     let fsync = match settings.fsync.as_deref() {
-        None | Some("always") => Fsync::Always,
-        Some("never") => Fsync::Never,
-        Some(other) => {
-            return Err(ServeError::Config(format!(
-                "`fsync` is `always` or `never`, not `{other}`"
-            )))
-        }
+        None => Fsync::Writes,
+        Some(name) => Fsync::from_name(name).ok_or_else(|| {
+            ServeError::Config(format!(
+                "`fsync` is `always`, `writes` or `never`, not `{name}`"
+            ))
+        })?,
     };
     let limits = HttpLimits {
         max_body: settings.max_body.unwrap_or(HttpLimits::default().max_body),

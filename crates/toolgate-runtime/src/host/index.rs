@@ -94,6 +94,15 @@ impl Index {
         if !interesting.iter().any(|k| line.contains(k)) {
             return;
         }
+        if let Some(d) = Brief::of(line) {
+            let key = CallKey::new(&d.tenant, &d.call);
+            let outcome = match d.decision.as_str() {
+                "allow" => Recent::Allowed,
+                _ => Recent::Denied,
+            };
+            self.lock_held().remove(&key);
+            return self.set_recent(key, outcome, d.agent, d.env);
+        }
         match Record::from_line(line) {
             Ok(Record::Decision(d)) => self.decided(d),
             Ok(Record::Execution(e)) => self.executed(&e),
@@ -110,11 +119,11 @@ impl Index {
             }
             "allow" => {
                 self.lock_held().remove(&key);
-                self.set_recent(key, Recent::Allowed, &d);
+                self.set_recent(key, Recent::Allowed, d.agent, d.env);
             }
             _ => {
                 self.lock_held().remove(&key);
-                self.set_recent(key, Recent::Denied, &d);
+                self.set_recent(key, Recent::Denied, d.agent, d.env);
             }
         }
     }
@@ -126,11 +135,11 @@ impl Index {
         }
     }
 
-    fn set_recent(&self, key: CallKey, outcome: Recent, d: &Decision) {
+    fn set_recent(&self, key: CallKey, outcome: Recent, agent: String, env: String) {
         let call = RecentCall {
             outcome,
-            agent: d.agent.clone(),
-            env: d.env.clone(),
+            agent,
+            env,
         };
         self.lock_recent().put(key, call);
     }
@@ -182,6 +191,35 @@ impl Index {
     /// Forgets held calls the gateway no longer knows.
     pub fn retain_held(&self, keep: impl Fn(&CallKey) -> bool) {
         self.lock_held().retain(|k, _| keep(k));
+    }
+}
+
+/// What the recent view keeps of a decision that was not held, read
+/// without its arguments (most of a busy journal).
+#[derive(serde::Deserialize)]
+struct Brief {
+    kind: String,
+    body: BriefDecision,
+}
+
+#[derive(serde::Deserialize)]
+struct BriefDecision {
+    call: String,
+    tenant: String,
+    agent: String,
+    env: String,
+    decision: String,
+}
+
+impl Brief {
+    /// A decision's brief, unless the line may hold a call for approval
+    /// (then it is read whole, for the arguments the approvers see).
+    fn of(line: &str) -> Option<BriefDecision> {
+        if line.contains("\"approval_required\"") {
+            return None;
+        }
+        let brief: Brief = serde_json::from_str(line).ok()?;
+        (brief.kind == "decision").then_some(brief.body)
     }
 }
 

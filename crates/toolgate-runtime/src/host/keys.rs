@@ -190,8 +190,14 @@ fn io(path: &Path, e: impl std::fmt::Display) -> KeyError {
 
 /// SHA-256 (hex) of a secret.
 pub fn hash_secret(secret: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let d = Sha256::digest(secret.as_bytes());
-    d.iter().map(|b| format!("{b:02x}")).collect()
+    let mut out = String::with_capacity(64);
+    for b in d {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    out
 }
 
 /// Reads a keys file; a missing file has no keys. A key with a scope its
@@ -340,6 +346,12 @@ impl Keyring {
     /// none: a file that became invalid authenticates nobody.
     pub fn keys(&self) -> Loaded {
         self.refresh();
+        self.loaded()
+    }
+
+    /// The keys as last read, without looking at the file: for a caller
+    /// that has just called [`Keyring::refresh`] (one `stat` per request).
+    pub fn loaded(&self) -> Loaded {
         self.cached().keys
     }
 
@@ -347,9 +359,15 @@ impl Keyring {
     /// Every key's hash is compared, in constant time, whether or not an
     /// earlier one matched.
     pub fn authenticate(&self, secret: &str) -> Option<Key> {
+        self.refresh();
+        self.authenticate_loaded(secret)
+    }
+
+    /// [`Keyring::authenticate`] against the keys as last read (see [`Keyring::loaded`]).
+    pub fn authenticate_loaded(&self, secret: &str) -> Option<Key> {
         let presented = hash_secret(secret);
         let mut found = None;
-        for key in self.keys().ok()?.iter() {
+        for key in self.loaded().ok()?.iter() {
             let same: bool = presented.as_bytes().ct_eq(key.sha256.as_bytes()).into();
             if same && found.is_none() {
                 found = Some(key.clone());

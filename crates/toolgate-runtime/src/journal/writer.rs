@@ -1,19 +1,25 @@
 //! The writer thread: group commit of every record waiting when it is free,
-//! applied to the state machine and told to the sinks once written; and
-//! sealing: a signed checkpoint after every `every_records` records, `every`
-//! after the oldest unsealed record, before a sealed append is acknowledged,
-//! and when the journal is dropped.
+//! applied to the state machine and told to the sinks once written; syncing:
+//! a batch is synced before it is acknowledged when the `Fsync` mode and its
+//! records' `Durability` ask for it, and under `Fsync::Writes` a batch that
+//! was only written is synced at the latest `lazy_sync` later (with the next
+//! batch that syncs, or on its own when none comes); and sealing: a signed
+//! checkpoint after every `every_records` records, `every` after the oldest
+//! unsealed record, before a sealed append is acknowledged, and when the
+//! journal is dropped.
 
 use super::open::Prepared;
 use super::seal::{self, Checkpoint, SealConfig};
-use super::{fsutil, lock::Lock, sha256_hex, Ack, AuditSink, Fsync, JournalConfig, JournalError};
+use super::{fsutil, lock::Lock, sha256_hex, Ack, AuditSink, Durability, Fsync};
 use super::{segments, snapshot};
+use super::{JournalConfig, JournalError};
 use super::{StateMachine, GENESIS};
 use ed25519_dalek::SigningKey;
 use std::fs::File;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Instant;
 use tokio::sync::oneshot;
 
@@ -22,8 +28,8 @@ pub(super) struct Entry {
     pub kind: String,
     pub body: serde_json::Value,
     pub ts_ms: u64,
-    /// Acknowledge only after a checkpoint covers it.
-    pub sealed: bool,
+    /// What its acknowledgement waits for.
+    pub durability: Durability,
     pub ack: oneshot::Sender<Result<Ack, String>>,
 }
 
@@ -35,12 +41,44 @@ pub(super) enum Msg {
     Close,
 }
 
+/// A record's line: its fields in the order (alphabetical) that a
+/// `serde_json::Value` object writes them, so every line reads the same
+/// whether this or a `Value` wrote it; serialized straight from the parts.
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    body: &'a serde_json::Value,
+    kind: &'a str,
+    prev: &'a str,
+    seq: u64,
+    ts_ms: u64,
+}
+
+impl Line<'_> {
+    fn to_json(&self) -> String {
+        match serde_json::to_string(self) {
+            Ok(line) => line,
+            // Serializing strings, numbers and a `Value` does not fail; were
+            // it to, the same line is built through a `Value`.
+            Err(_) => self.as_value().to_string(),
+        }
+    }
+
+    fn as_value(&self) -> serde_json::Value {
+        serde_json::json!({
+            "seq": self.seq, "ts_ms": self.ts_ms, "kind": self.kind, "prev": self.prev,
+            "body": self.body,
+        })
+    }
+}
+
 /// A batch ready to write.
 struct Batch {
     text: String,
     acks: Vec<(oneshot::Sender<Result<Ack, String>>, Ack)>,
     lines: Vec<String>,
     wants_seal: bool,
+    /// The strongest durability one of its records asked for.
+    durability: Durability,
     seq: u64,
     prev: String,
 }
@@ -145,6 +183,12 @@ pub(super) struct Writer {
     sinks: Vec<Box<dyn AuditSink>>,
     state: Box<dyn StateMachine>,
     sealer: Option<Sealer>,
+    /// The last seq synced to disk, shared with the journal's handles.
+    durable: Arc<AtomicU64>,
+    /// When records written but not synced must be synced at the latest.
+    sync_deadline: Option<Instant>,
+    /// How long after it is written a record may wait for its sync (`Fsync::Writes`).
+    lazy_sync: std::time::Duration,
     _lock: Lock,
 }
 
@@ -157,6 +201,7 @@ impl Writer {
         prepared: Prepared,
         state: Box<dyn StateMachine>,
         lock: Lock,
+        durable: Arc<AtomicU64>,
     ) -> Result<Writer, JournalError> {
         let sealer = match (config.seal, prepared.key) {
             (Some(c), Some(key)) => Some(Sealer::open(c, key, prepared.sealed_seq)?),
@@ -176,6 +221,9 @@ impl Writer {
             sinks: config.sinks,
             state,
             sealer,
+            durable,
+            sync_deadline: None,
+            lazy_sync: config.lazy_sync,
             _lock: lock,
         };
         writer.seal_new()?;
@@ -219,7 +267,7 @@ impl Writer {
                 kind,
                 body,
                 ts_ms,
-                sealed: true,
+                durability: Durability::Sealed,
                 ack,
             }]);
             self.prelude_result(rx)?;
@@ -249,12 +297,16 @@ impl Writer {
     /// Runs until the journal is dropped.
     pub(super) fn run(mut self, rx: mpsc::Receiver<Msg>) {
         loop {
-            let deadline = self.sealer.as_ref().and_then(|s| s.deadline);
+            let seal_at = self.sealer.as_ref().and_then(|s| s.deadline);
+            let deadline = match (seal_at, self.sync_deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let msg = match deadline {
                 Some(d) => match rx.recv_timeout(d.saturating_duration_since(Instant::now())) {
                     Ok(m) => m,
                     Err(mpsc::RecvTimeoutError::Timeout) => {
-                        let _ = self.seal();
+                        self.on_deadline();
                         continue;
                     }
                     Err(mpsc::RecvTimeoutError::Disconnected) => Msg::Close,
@@ -275,8 +327,62 @@ impl Writer {
                 break;
             }
         }
-        // Clean shutdown leaves nothing unsealed.
+        // Clean shutdown leaves nothing unsealed or unsynced.
         let _ = self.seal();
+        if self.sync_deadline.is_some() {
+            let _ = self.sync();
+        }
+    }
+
+    /// A deadline passed with no batch to carry it: the records written but
+    /// not synced are synced; the unsealed ones are sealed.
+    fn on_deadline(&mut self) {
+        let now = Instant::now();
+        if self.sync_deadline.is_some_and(|d| d <= now) {
+            // A failed sync is retried at the next deadline or batch: the
+            // records are in the file, only their durability waits.
+            let _ = self.sync();
+        }
+        if self
+            .sealer
+            .as_ref()
+            .and_then(|s| s.deadline)
+            .is_some_and(|d| d <= now)
+        {
+            let _ = self.seal();
+        }
+    }
+
+    /// Whether a batch asking for `durability` is synced before it is
+    /// acknowledged: always under `Always`, never under `Never` (sealing
+    /// syncs on its own), under `Writes` when a record asks for it or the
+    /// records written before it are due.
+    fn syncs(&self, durability: Durability) -> bool {
+        match self.fsync {
+            Fsync::Always => true,
+            Fsync::Never => false,
+            Fsync::Writes => {
+                durability >= Durability::Durable
+                    || self.sync_deadline.is_some_and(|d| d <= Instant::now())
+            }
+        }
+    }
+
+    /// Makes every record written so far durable.
+    fn sync(&mut self) -> Result<(), String> {
+        if self.durable.load(Ordering::Relaxed) == self.seq {
+            self.sync_deadline = None;
+            return Ok(());
+        }
+        self.file.sync()?;
+        self.synced();
+        Ok(())
+    }
+
+    /// Every record written so far is durable.
+    fn synced(&mut self) {
+        self.durable.store(self.seq, Ordering::Release);
+        self.sync_deadline = None;
     }
 
     /// Writes a batch whole and acknowledges it, or refuses all of it (and
@@ -287,19 +393,24 @@ impl Writer {
             acks,
             lines,
             wants_seal,
+            durability,
             seq,
             prev,
         } = self.format(batch);
-        if let Err(reason) = self
-            .file
-            .write(text.as_bytes(), self.fsync == Fsync::Always)
-        {
+        let sync = self.syncs(durability);
+        if let Err(reason) = self.file.write(text.as_bytes(), sync) {
             for (ack, _) in acks {
                 let _ = ack.send(Err(reason.clone()));
             }
             return;
         }
         (self.seq, self.prev) = (seq, prev);
+        if sync {
+            self.synced();
+        } else if self.fsync == Fsync::Writes && self.sync_deadline.is_none() {
+            let now = Instant::now();
+            self.sync_deadline = Some(now.checked_add(self.lazy_sync).unwrap_or(now));
+        }
         self.committed(&lines);
         let sealed = self.after_commit(wants_seal);
         for (ack, a) in acks {
@@ -316,6 +427,10 @@ impl Writer {
     /// after the next batch).
     fn rotate(&mut self) -> Result<(), String> {
         self.seal()?;
+        // Records written but not synced are synced in the file they are in.
+        if self.sync_deadline.is_some() {
+            self.sync()?;
+        }
         if let (Some(s), true) = (&self.sealer, self.state_ok) {
             let head = (self.seq, self.prev.as_str());
             let state = self.state.export();
@@ -349,19 +464,25 @@ impl Writer {
             acks: Vec::with_capacity(batch.len()),
             lines: Vec::with_capacity(batch.len()),
             wants_seal: false,
+            durability: Durability::Written,
             seq: self.seq,
             prev: self.prev.clone(),
         };
         for e in batch {
             b.seq += 1;
-            let line = serde_json::json!({
-                "seq": b.seq, "ts_ms": e.ts_ms, "kind": e.kind, "prev": b.prev, "body": e.body,
-            })
-            .to_string();
+            let line = Line {
+                body: &e.body,
+                kind: &e.kind,
+                prev: &b.prev,
+                seq: b.seq,
+                ts_ms: e.ts_ms,
+            }
+            .to_json();
             b.prev = sha256_hex(line.as_bytes());
             b.text.push_str(&line);
             b.text.push('\n');
-            b.wants_seal |= e.sealed;
+            b.wants_seal |= e.durability == Durability::Sealed;
+            b.durability = b.durability.max(e.durability);
             b.acks.push((
                 e.ack,
                 Ack {
@@ -426,7 +547,11 @@ impl Writer {
             s.deadline = None;
             return Ok(());
         }
-        self.file.sync()?;
+        if self.durable.load(Ordering::Relaxed) != self.seq {
+            self.file.sync()?;
+        }
+        self.durable.store(self.seq, Ordering::Release);
+        self.sync_deadline = None;
         let (policy, replica) = (self.policy_hash.clone(), s.config.replica.clone());
         let c = Checkpoint::sign(&s.key, self.seq, &self.prev, policy, replica, "");
         let line = c.to_line();
@@ -468,4 +593,22 @@ pub(super) fn open_append(path: &Path) -> Result<File, JournalError> {
         fsutil::sync_dir(path)?;
     }
     Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Line;
+
+    #[test]
+    fn a_line_reads_as_the_value_of_its_parts_writes_it() {
+        let body = serde_json::json!({ "z": 1, "a": "é\n\"", "m": [null, 2.5, { "b": true }] });
+        let line = Line {
+            body: &body,
+            kind: "decision",
+            prev: "00ff",
+            seq: 7,
+            ts_ms: 1_800_000_000_000,
+        };
+        assert_eq!(line.to_json(), line.as_value().to_string());
+    }
 }

@@ -3,6 +3,8 @@
 //! runs under one mutex and changes the state exactly as applying its record
 //! does ([`MemoryStore::apply`]).
 
+mod leases;
+
 use super::{
     normalise_identity, Admitted, Approver, Binding, CallKey, KillScope, LeaseHolder, Pending,
     PendingState, Store, StoreError, StoreSizes, Subject, Token, TOKEN_TTL_MS,
@@ -54,7 +56,7 @@ pub struct MemoryStore {
     state: Mutex<State>,
     /// Ids in use (calls being decided, open leases): one process's, not
     /// journaled state (a restart forgets them, as it forgets its callers).
-    leases: Mutex<HashMap<CallKey, LeaseHolder>>,
+    leases: Mutex<leases::Leases>,
 }
 
 impl MemoryStore {
@@ -65,7 +67,16 @@ impl MemoryStore {
         s.now = s.now.max(ms);
     }
 
-    fn leases(&self) -> std::sync::MutexGuard<'_, HashMap<CallKey, LeaseHolder>> {
+    /// A record that changes no state was applied at `ms`: the clock and the
+    /// pruning count move as for any record (what `apply` of it would do).
+    pub fn pass(&self, ms: u64) {
+        let mut s = self.state();
+        s.now = s.now.max(ms);
+        let now = s.now;
+        Self::tick(&mut s, now);
+    }
+
+    fn leases(&self) -> std::sync::MutexGuard<'_, leases::Leases> {
         // Each change is one insert or remove: a poisoned lock holds a whole map.
         self.leases.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -264,10 +275,10 @@ fn use_token_in(
 impl Store for MemoryStore {
     async fn reserve_lease(&self, key: &CallKey, holder: &LeaseHolder) -> Result<bool, StoreError> {
         let mut leases = self.leases();
-        if leases.contains_key(key) {
+        if leases.contains(key) {
             return Ok(false);
         }
-        leases.insert(key.clone(), holder.clone());
+        leases.insert(key, holder);
         Ok(true)
     }
 
@@ -277,7 +288,7 @@ impl Store for MemoryStore {
         holder: &LeaseHolder,
         _now: u64,
     ) -> Result<(), StoreError> {
-        self.leases().insert(key.clone(), holder.clone());
+        self.leases().insert(key, holder);
         Ok(())
     }
 
@@ -305,17 +316,7 @@ impl Store for MemoryStore {
         now: u64,
         max: usize,
     ) -> Result<Vec<(CallKey, u64)>, StoreError> {
-        let mut leases = self.leases();
-        let gone: Vec<(CallKey, u64)> = leases
-            .iter()
-            .filter_map(|(k, h)| Some((k.clone(), h.expires_at?)))
-            .filter(|(_, deadline)| *deadline <= now)
-            .take(max)
-            .collect();
-        for (k, _) in &gone {
-            leases.remove(k);
-        }
-        Ok(gone)
+        Ok(self.leases().take_expired(now, max))
     }
 
     async fn consume(
@@ -551,6 +552,10 @@ pub struct StoreState(MemoryStore);
 
 impl crate::journal::StateMachine for StoreState {
     fn apply(&mut self, line: &str) -> Result<(), String> {
+        if let Some(ts) = changes_nothing(line) {
+            self.0.pass(ts);
+            return Ok(());
+        }
         let record = Record::from_line(line)?;
         if let Some(ts) = Record::time_of_line(line) {
             self.0.observe_time(ts);
@@ -567,5 +572,80 @@ impl crate::journal::StateMachine for StoreState {
         self.0 = MemoryStore::restore(state)
             .map_err(|e| format!("not a gateway state snapshot: {e}"))?;
         Ok(())
+    }
+}
+
+/// The time of a record whose kind `apply_record` passes over (a decision
+/// that took no budget unit, the reports and refusals), read without
+/// building the record: most of a busy journal. `None` for every other
+/// record, and for anything that does not read as a record's head: those
+/// are parsed whole (and an unknown kind refused).
+fn changes_nothing(line: &str) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Head<'a> {
+        ts_ms: u64,
+        #[serde(borrow)]
+        kind: std::borrow::Cow<'a, str>,
+        body: Body,
+    }
+    #[derive(serde::Deserialize)]
+    struct Body {
+        /// Absent: not a decision as written (parsed whole, and refused);
+        /// `Some(None)`: `null`, no budget unit.
+        #[serde(default, deserialize_with = "present")]
+        budget: Option<Option<serde::de::IgnoredAny>>,
+    }
+    fn present<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<serde::de::IgnoredAny>>, D::Error> {
+        <Option<serde::de::IgnoredAny> as serde::Deserialize>::deserialize(d).map(Some)
+    }
+    let head: Head<'_> = serde_json::from_str(line).ok()?;
+    let passes = match head.kind.as_ref() {
+        "decision" => matches!(head.body.budget, Some(None)),
+        "policy_load"
+        | "budget_exhausted"
+        | "approval_request_refused"
+        | "approval_refused"
+        | "rejection_refused"
+        | "token_refused"
+        | "execution"
+        | "result_refused"
+        | "result_missing"
+        | "policy_refused"
+        | "shadow_differs"
+        | "access_denied"
+        | "tool_notice" => true,
+        _ => false,
+    };
+    passes.then_some(head.ts_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::changes_nothing;
+
+    #[test]
+    fn only_records_that_change_nothing_skip_the_whole_parse() {
+        let line = |kind: &str, body: &str| {
+            format!(r#"{{"body":{body},"kind":"{kind}","prev":"00","seq":1,"ts_ms":42}}"#)
+        };
+        let read = line("decision", r#"{"budget":null,"call":"c1"}"#);
+        assert_eq!(changes_nothing(&read), Some(42));
+        assert_eq!(
+            changes_nothing(&line("execution", r#"{"ok":true}"#)),
+            Some(42)
+        );
+        let spent = line("decision", r#"{"budget":{"key":"k","window_ms":1}}"#);
+        assert_eq!(changes_nothing(&spent), None, "a budget unit is applied");
+        let unsure = line("decision", r#"{"call":"c1"}"#);
+        assert_eq!(
+            changes_nothing(&unsure),
+            None,
+            "no budget field: parsed whole"
+        );
+        assert_eq!(changes_nothing(&line("token_used", "{}")), None);
+        assert_eq!(changes_nothing(&line("no_such_kind", "{}")), None);
+        assert_eq!(changes_nothing("not a record"), None);
     }
 }

@@ -10,12 +10,13 @@ use serde_json::{json, Value as Json};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use toolgate_engine::Context;
 use toolgate_runtime::gateway::{
     Call, CallOutcome, CompiledPolicy, Denial, DigestKey, GatewayError, Hold, Limits, ManualClock,
-    Services,
+    Services, Verdict,
 };
-use toolgate_runtime::journal::{self, Fsync, Journal, JournalConfig};
+use toolgate_runtime::journal::{self, Fsync, Journal, JournalConfig, LAZY_SYNC};
 use toolgate_runtime::store::{Approver, CallKey, KillScope, MemoryStore, StoreState, TenantScope};
 
 /// The scope of every credential load, in order.
@@ -79,13 +80,19 @@ async fn gateway_over(
 }
 
 async fn setup(name: &str, policy_text: &str) -> Setup {
-    let path = scratch(name);
     let config = JournalConfig {
         fsync: Fsync::Never,
         ..JournalConfig::default()
     };
+    setup_with(name, policy_text, config).await.0
+}
+
+/// A gateway whose journal is opened with `config`, and a handle on that journal.
+async fn setup_with(name: &str, policy_text: &str, config: JournalConfig) -> (Setup, Journal) {
+    let path = scratch(name);
     let (journal, _) =
         Journal::open(&path, config, Box::new(StoreState::default())).expect("journal");
+    let handle = journal.clone();
     let clock = Arc::new(ManualClock::default());
     clock.set(1_800_000_000_000);
     let creds = Creds::default();
@@ -101,13 +108,14 @@ async fn setup(name: &str, policy_text: &str) -> Setup {
         exec,
     )
     .await;
-    Setup {
+    let setup = Setup {
         gateway: Arc::new(gateway),
         clock,
         creds,
         executed,
         journal: path,
-    }
+    };
+    (setup, handle)
 }
 
 fn acme(id: &str) -> CallKey {
@@ -942,5 +950,154 @@ async fn an_accepted_risk_is_recorded_with_the_calls_it_grants() {
             ("deny".to_string(), Json::Null)
         ],
         "the budget's second call is denied: no grant, no accepted risk"
+    );
+}
+
+const DURABILITY: &str = "tool kb.read read;\n\
+tool notes.add write;\n\
+tool ticket.close write;\n\
+tool db.write write;\n\
+writes enabled;\n\
+agent bot {\n  allow kb.read;\n  write notes.add auto-approve limit 1000 per hour;\n  \
+write ticket.close require approval from \"support-leads\";\n  \
+deny db.write reason \"never\";\n}\n";
+
+/// The seq of the record of `kind` about call `id`, read from the file by a
+/// fresh reader (the chain verified): the record is in the file.
+fn seq_in_file(path: &Path, kind: &str, id: &str) -> u64 {
+    let verified = journal::verify_file(path)
+        .expect("readable")
+        .expect("the journal verifies");
+    verified
+        .lines
+        .iter()
+        .map(|l| serde_json::from_str::<Json>(l).expect("JSON"))
+        .find(|r| r["kind"] == kind && (r["body"]["call"] == id || r["body"]["id"] == id))
+        .and_then(|r| r["seq"].as_u64())
+        .expect("the record is in the file")
+}
+
+/// A gateway over `DURABILITY` whose journal syncs as `fsync` says; under
+/// `writes`, records appended as `Written` wait `lazy_sync` for their sync.
+async fn durability_setup(name: &str, fsync: Fsync, lazy_sync: Duration) -> (Setup, Journal) {
+    let config = JournalConfig {
+        fsync,
+        lazy_sync,
+        ..JournalConfig::default()
+    };
+    setup_with(name, DURABILITY, config).await
+}
+
+/// Authorizes `bot`'s call `id` of `tool`: the verdict and the seq of its
+/// decision record, read from the file.
+async fn decided(s: &Setup, id: &str, tool: &str) -> (Verdict, u64) {
+    let c = call(id, "bot", tool, json!({}), ctx("acme", "prod"));
+    let verdict = s.gateway.authorize(&c).await.expect("decided and recorded");
+    (verdict, seq_in_file(&s.journal, "decision", id))
+}
+
+/// An hour: no `Written` record is synced by the timer while a test runs, so
+/// what is durable was made durable by a record that asked for it.
+const NO_TIMER: Duration = Duration::from_secs(3600);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fsync_writes_syncs_writes_and_holds_before_authorize_returns_and_reads_later() {
+    let (s, journal) = durability_setup("fsync-writes", Fsync::Writes, NO_TIMER).await;
+    assert!(journal.durable_seq() >= 1, "the policy load is durable");
+
+    let (v, r1) = decided(&s, "r1", "kb.read").await;
+    assert!(matches!(v, Verdict::Allowed(_)));
+    assert!(
+        journal.durable_seq() < r1,
+        "a read's decision is in the file, not synced"
+    );
+
+    let (v, w1) = decided(&s, "w1", "notes.add").await;
+    assert!(matches!(v, Verdict::Allowed(_)) && w1 > r1);
+    assert!(
+        journal.durable_seq() >= w1,
+        "a write's decision is durable when authorize returns, and the read's before it with it"
+    );
+
+    let (v, r2) = decided(&s, "r2", "kb.read").await;
+    assert!(matches!(v, Verdict::Allowed(_)));
+    assert!(journal.durable_seq() < r2, "the next read waits again");
+    let (v, d1) = decided(&s, "d1", "db.write").await;
+    assert!(matches!(v, Verdict::Denied(_)));
+    assert!(
+        journal.durable_seq() >= d1,
+        "a write's denied decision is durable too"
+    );
+
+    let (v, _) = decided(&s, "r3", "kb.read").await;
+    assert!(matches!(v, Verdict::Allowed(_)));
+    let reported = s.gateway.complete(&acme("r3"), Ok(())).await;
+    assert!(reported.is_ok(), "result recorded");
+    let done = seq_in_file(&s.journal, "execution", "r3");
+    assert!(
+        journal.durable_seq() < done,
+        "a read's result is written, not synced"
+    );
+
+    let (v, _) = decided(&s, "h1", "ticket.close").await;
+    assert!(matches!(v, Verdict::Pending(_)));
+    let held = seq_in_file(&s.journal, "approval_requested", "h1");
+    assert!(held > done);
+    assert!(
+        journal.durable_seq() >= held,
+        "a hold is durable when authorize returns"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fsync_writes_syncs_a_reads_record_by_the_next_group_commit() {
+    let (s, journal) = durability_setup("fsync-writes-timer", Fsync::Writes, LAZY_SYNC).await;
+    let (v, r1) = decided(&s, "r1", "kb.read").await;
+    assert!(matches!(v, Verdict::Allowed(_)));
+    // No other record comes: the writer's own deadline syncs it. Not a timed
+    // assertion: the bound only keeps a broken writer from hanging the test.
+    let give_up = std::time::Instant::now() + Duration::from_secs(60);
+    while journal.durable_seq() < r1 && std::time::Instant::now() < give_up {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        journal.durable_seq() >= r1,
+        "the read's decision was synced without another record"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fsync_always_syncs_every_record_and_never_syncs_none() {
+    let (s, journal) = durability_setup("fsync-always", Fsync::Always, NO_TIMER).await;
+    let (v, r1) = decided(&s, "r1", "kb.read").await;
+    assert!(matches!(v, Verdict::Allowed(_)));
+    assert!(
+        journal.durable_seq() >= r1,
+        "always: a read's decision is durable"
+    );
+
+    let (s, journal) = durability_setup("fsync-never", Fsync::Never, NO_TIMER).await;
+    let mut verdicts = Vec::new();
+    for (id, tool) in [
+        ("r1", "kb.read"),
+        ("w1", "notes.add"),
+        ("h1", "ticket.close"),
+    ] {
+        verdicts.push(decided(&s, id, tool).await.0);
+    }
+    assert!(matches!(
+        verdicts.as_slice(),
+        [
+            Verdict::Allowed(_),
+            Verdict::Allowed(_),
+            Verdict::Pending(_)
+        ]
+    ));
+    let held = seq_in_file(&s.journal, "approval_requested", "h1");
+    assert!(held > 0, "never: every record is in the file");
+    assert_eq!(
+        journal.durable_seq(),
+        0,
+        "never: an unsealed journal leaves every sync to the operating system"
     );
 }

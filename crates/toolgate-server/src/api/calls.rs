@@ -3,7 +3,7 @@
 //! approved, executed with its single-use token.
 
 use crate::auth::Caller;
-use crate::extract::{from_value, JsonBody};
+use crate::extract::{parse, JsonBody, JsonBytes};
 use crate::problem::{refusal, Problem};
 use crate::{App, LongPolls};
 use axum::extract::{Extension, Path, Query, State};
@@ -77,13 +77,15 @@ impl ToSchema for DecideAnswer {}
 pub async fn decide(
     State(app): State<Arc<App>>,
     caller: Caller,
-    JsonBody(body): JsonBody<Json_>,
+    JsonBytes(body): JsonBytes,
 ) -> Result<Json<Json_>, Problem> {
     caller.require(&app, &[Role::Service], "decide").await?;
     let policy = app.host.gateway.policy();
-    let (items, many) = match body {
-        Json_::Array(items) => (items, true),
-        one => (vec![one], false),
+    // Parsed straight into requests (a list names its wrong field `[i].field`).
+    let many = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    let items: Vec<CallRequest> = match many {
+        true => parse(&body)?,
+        false => vec![parse(&body)?],
     };
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
@@ -92,8 +94,8 @@ pub async fn decide(
         } else {
             String::new()
         };
-        let call = from_value::<CallRequest>(item, &prefix)?
-            .into_call()
+        let call = item
+            .into_decided()
             .map_err(|e| prefixed(wire_problem(e), &prefix))?;
         caller
             .within(&app, &call.agent, &call.context, "decide")
