@@ -351,6 +351,7 @@ impl CallRequest {
         present("agent", &self.agent)?;
         present("tool", &self.tool)?;
         Ok(Call {
+            session: None,
             id,
             agent: self.agent,
             tool: self.tool,

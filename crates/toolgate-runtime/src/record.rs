@@ -6,7 +6,7 @@
 //! (docs/runtime.md lists every kind and field). A record of a kind this
 //! version does not know is an error, never skipped.
 
-use crate::store::{Binding, CallKey, KillScope};
+use crate::store::{Binding, CallKey, KillScope, SessionKey};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
@@ -62,6 +62,14 @@ pub enum Record {
     UnsealedSetAside(Json),
     /// A set-aside record that only restricts, journaled again and applied.
     Restored(Restored),
+    /// A user turn in a session (keyed digests of its keys, never its text).
+    SessionTurn(SessionTurn),
+    /// A tool's output observed in a session (keyed digests, by label).
+    SessionObserved(SessionObserved),
+    /// Values endorsed in a session by a granted approval (keyed digests).
+    SessionEndorsed(SessionEndorsed),
+    /// A call allowed to run in a session (`session.calls(T)` counts it).
+    SessionCall(SessionCall),
 }
 
 impl Record {
@@ -118,8 +126,24 @@ impl Record {
             | Record::TokenIssued(_)
             | Record::TokenUsed(_)
             | Record::KillSwitch(_)
-            | Record::Restored(_) => true,
+            | Record::Restored(_)
+            | Record::SessionCall(_) => true,
+            // Cutting a taint or a tombstone would let a provenance grant apply.
+            Record::SessionObserved(o) => o.taints || o.capped,
+            Record::SessionTurn(t) => t.capped,
+            Record::SessionEndorsed(e) => e.capped,
             _ => false,
+        }
+    }
+
+    /// The session a session record changes, if it is one.
+    pub fn session(&self) -> Option<&SessionKey> {
+        match self {
+            Record::SessionTurn(r) => Some(&r.key),
+            Record::SessionObserved(r) => Some(&r.key),
+            Record::SessionEndorsed(r) => Some(&r.key),
+            Record::SessionCall(r) => Some(&r.key),
+            _ => None,
         }
     }
 }
@@ -423,4 +447,80 @@ pub struct Restored {
     pub from_seq: u64,
     /// The record.
     pub record: Box<Record>,
+}
+
+/// `session_turn`: what the user said, as the keyed digests of its keys
+/// (`provenance::text_keys`) and its length; never the text.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionTurn {
+    /// Tenant and session.
+    #[serde(flatten)]
+    pub key: SessionKey,
+    /// The turn's length in characters.
+    pub chars: u64,
+    /// Keyed digests of its keys, sorted, each once.
+    pub digests: Vec<String>,
+    /// It took the session over its cap: the session is tainted and
+    /// tombstoned (the digests are not journaled).
+    #[serde(default)]
+    pub capped: bool,
+    /// When (ms).
+    pub at: u64,
+}
+
+/// `session_observed`: a tool's output observed in a session, as keyed
+/// digests of the keys at its trusted and untrusted positions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionObserved {
+    /// Tenant and session.
+    #[serde(flatten)]
+    pub key: SessionKey,
+    /// The call whose result it is.
+    pub call: String,
+    /// Its tool.
+    pub tool: String,
+    /// The output's JSON length in bytes.
+    pub bytes: u64,
+    /// Digests at trusted positions, sorted, each once.
+    pub trusted: Vec<String>,
+    /// Digests at untrusted positions, sorted, each once.
+    pub untrusted: Vec<String>,
+    /// A non-empty value at an untrusted position: the session is tainted.
+    pub taints: bool,
+    /// Over the cap (see [`SessionTurn::capped`]).
+    #[serde(default)]
+    pub capped: bool,
+    /// When (ms).
+    pub at: u64,
+}
+
+/// `session_endorsed`: values an approval endorsed, as keyed digests.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionEndorsed {
+    /// Tenant and session.
+    #[serde(flatten)]
+    pub key: SessionKey,
+    /// The approved call.
+    pub call: String,
+    /// Digests of the endorsed values, sorted, each once.
+    pub digests: Vec<String>,
+    /// Over the cap (see [`SessionTurn::capped`]).
+    #[serde(default)]
+    pub capped: bool,
+    /// When (ms).
+    pub at: u64,
+}
+
+/// `session_call`: a call of `tool` allowed to run in a session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionCall {
+    /// Tenant and session.
+    #[serde(flatten)]
+    pub key: SessionKey,
+    /// The call id.
+    pub call: String,
+    /// Its tool.
+    pub tool: String,
+    /// When (ms).
+    pub at: u64,
 }

@@ -233,6 +233,7 @@ fn ctx(tenant: &str, env: &str) -> Context {
 
 fn call(id: &str, agent: &str, tool: &str, args: Json, context: Context) -> Call {
     Call {
+        session: None,
         id: id.into(),
         agent: agent.into(),
         tool: tool.into(),

@@ -192,6 +192,8 @@ async fn leases(store: &dyn Store, tenant: &str, op: &Op, now: u64) -> Option<St
         agent: "bot".into(),
         env: "prod".into(),
         expires_at,
+        tool: "pay".into(),
+        session: None,
     };
     Some(match op {
         Op::Reserve { id } => format!("{:?}", store.reserve_lease(&key(id), &holder(None)).await),

@@ -12,6 +12,7 @@ use crate::record::{self, Record};
 use crate::refusal::Refusal;
 use crate::store::{Approver, Binding, CallKey, KillScope, Pending, PendingState, Subject};
 use std::sync::atomic::Ordering;
+use toolgate_engine::provenance::SessionView;
 use toolgate_engine::{Decision, Outcome};
 
 impl Gateway {
@@ -290,7 +291,8 @@ impl Gateway {
         }
         self.record(&Record::TokenUsed(spent)).await?;
         self.lock_ready().remove(&key);
-        let req = request(call, now);
+        let lens = self.session_lens(call, now).await;
+        let req = request(call, now, lens.as_ref().map(|l| l as &dyn SessionView));
         let decision = policy.engine.decide(&req);
         let refused = match decision.outcome {
             Outcome::Deny => Some((decision.reason.to_string(), DeniedBy::Policy)),
@@ -308,6 +310,7 @@ impl Gateway {
             return Ok(Verdict::Denied(Denial { reason, rule, by }));
         }
         let rule = super::rule_text(&decision);
+        self.count_call(call, now).await?;
         let lease = self.lease(call, &req, &decision, rule, now).await;
         Ok(Verdict::Allowed(lease))
     }

@@ -376,7 +376,7 @@ pub async fn result(
     } else {
         Err(body.error.unwrap_or_else(|| "failed".into()))
     };
-    app.host.gateway.complete(&key, outcome).await?;
+    app.host.gateway.complete(&key, outcome, None).await?;
     Ok(Json(Recorded {
         call: id,
         tenant,
@@ -430,6 +430,7 @@ pub async fn execute(
         },
     };
     let call = Call {
+        session: None,
         id,
         agent: pending.binding.agent.clone(),
         tool: pending.binding.tool.clone(),
