@@ -239,6 +239,14 @@ pub struct ApprovalRequested {
     /// When the call was held (ms).
     #[serde(default)]
     pub requested_at: u64,
+    /// The held call's session, if it has one: the approved call runs in it
+    /// (counted there, its output observed there) whatever the door resends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// Keyed digests of the values the rule's `endorse` paths hold in this
+    /// call (endorsed in its session when the approval is granted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endorse: Vec<String>,
 }
 
 /// `approval_request_refused`.

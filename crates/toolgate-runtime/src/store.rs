@@ -136,6 +136,12 @@ pub struct Pending {
     /// When the call was held (ms).
     #[serde(default)]
     pub requested_at: u64,
+    /// The held call's session, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// Digests of the values its approval endorses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endorse: Vec<String>,
 }
 
 /// The state of a pending call.
@@ -167,6 +173,8 @@ impl Pending {
             rule: r.rule.clone(),
             reason: r.reason.clone(),
             requested_at: r.requested_at,
+            session: r.session.clone(),
+            endorse: r.endorse.clone(),
         }
     }
 

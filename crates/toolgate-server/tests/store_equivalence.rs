@@ -117,6 +117,8 @@ async fn run(store: &dyn Store, tenant: &str, ops: &[Op]) -> Vec<String> {
                     rule: None,
                     reason: "refunds need two leads".into(),
                     requested_at: now,
+                    session: None,
+                    endorse: Vec::new(),
                 };
                 format!("{:?}", store.hold(&request, who, now).await)
             }

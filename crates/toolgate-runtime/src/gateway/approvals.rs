@@ -52,6 +52,8 @@ impl Gateway {
             rule: rule.clone(),
             reason: d.reason.to_string(),
             requested_at: now,
+            session: call.session.clone(),
+            endorse: self.endorsed_digests(call, d),
         };
         let subject = Subject {
             tenant: &call.context.tenant,
@@ -157,7 +159,9 @@ impl Gateway {
         let Some(issued) = issued else {
             return Ok(None);
         };
-        self.issued(issued, token, now).await.map(Some)
+        let token = self.issued(issued, token, now).await?;
+        self.endorse(key, now).await;
+        Ok(Some(token))
     }
 
     /// Whether the pending call `key` runs a write tool (for the kill switch).
@@ -291,6 +295,14 @@ impl Gateway {
         }
         self.record(&Record::TokenUsed(spent)).await?;
         self.lock_ready().remove(&key);
+        // The approved call runs in the session it was held in.
+        let held = self.store.pending(&key).await.map_err(Refusal::from)?;
+        let call = &super::Call {
+            session: held
+                .and_then(|p| p.session)
+                .or_else(|| call.session.clone()),
+            ..call.clone()
+        };
         let lens = self.session_lens(call, now).await;
         let req = request(call, now, lens.as_ref().map(|l| l as &dyn SessionView));
         let decision = policy.engine.decide(&req);

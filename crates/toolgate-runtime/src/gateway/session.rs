@@ -11,7 +11,7 @@
 //! is journaled capped, without its digests).
 
 use super::{Call, DigestKey, Gateway, GatewayError};
-use crate::record::{SessionCall, SessionObserved, SessionTurn};
+use crate::record::{SessionCall, SessionEndorsed, SessionObserved, SessionTurn};
 use crate::refusal::Refusal;
 use crate::store::session::{source, MAX_SESSION_CHARS};
 use crate::store::{SessionChange, SessionKey, SessionRead, SessionWrite};
@@ -19,6 +19,7 @@ use serde_json::Value as Json;
 use std::collections::BTreeSet;
 use toolgate_check::ir;
 use toolgate_engine::provenance::{self, Key, SessionError, SessionView, Sources};
+use toolgate_engine::Decision;
 
 /// The largest user turn recorded (bytes of its text).
 pub const MAX_TURN_BYTES: usize = 64 * 1024;
@@ -162,6 +163,14 @@ impl Gateway {
     /// Applies a change in the store, then journals it as the store took it.
     async fn session_change(&self, change: SessionChange) -> Result<SessionWrite, GatewayError> {
         let _commit = self.commit.lock().await;
+        self.session_change_committing(change).await
+    }
+
+    /// [`Gateway::session_change`] for a caller holding `commit`.
+    async fn session_change_committing(
+        &self,
+        change: SessionChange,
+    ) -> Result<SessionWrite, GatewayError> {
         let written = self
             .store
             .session_change(&change)
@@ -206,6 +215,50 @@ impl Gateway {
         };
         self.session_change(SessionChange::Call(counted)).await?;
         Ok(())
+    }
+
+    /// The keyed digests of the values a held call's approval endorses
+    /// (the rule's `endorse` paths in its arguments), for a call of a session.
+    pub(super) fn endorsed_digests(&self, call: &Call, d: &Decision<'_>) -> Vec<String> {
+        let Some(rule) = d
+            .rule
+            .filter(|r| call.session.is_some() && !r.endorse.is_empty())
+        else {
+            return Vec::new();
+        };
+        let keys = provenance::endorsed_keys(&call.args, &rule.endorse);
+        let digests: BTreeSet<String> =
+            keys.iter().map(|k| self.digest.session_digest(k)).collect();
+        digests.into_iter().collect()
+    }
+
+    /// Endorses, in its session, the values of the call `key` whose approval
+    /// was just granted (precise point 11; the caller holds `commit`). A
+    /// store that cannot is reported and leaves them unendorsed (that only
+    /// restricts).
+    pub(super) async fn endorse(&self, key: &crate::store::CallKey, now: u64) {
+        let held = match self.store.pending(key).await {
+            Ok(Some(p)) => p,
+            Ok(None) => return,
+            Err(e) => {
+                eprintln!("toolgate: cannot endorse the values of `{}`: {e}", key.id);
+                return;
+            }
+        };
+        let Some(session) = held.session.filter(|_| !held.endorse.is_empty()) else {
+            return;
+        };
+        let endorsed = SessionEndorsed {
+            key: SessionKey::new(&key.tenant, &session),
+            call: key.id.clone(),
+            digests: held.endorse,
+            capped: false,
+            at: now,
+        };
+        let changed = self.session_change_committing(SessionChange::Endorsed(endorsed));
+        if let Err(e) = changed.await {
+            eprintln!("toolgate: cannot endorse the values of `{}`: {e}", key.id);
+        }
     }
 
     /// Observes the output of call `call` of `tool` in `session` (precise
