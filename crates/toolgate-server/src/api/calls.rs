@@ -374,9 +374,10 @@ pub async fn result(
     let outcome = if body.ok {
         Ok(())
     } else {
-        Err(body.error.unwrap_or_else(|| "failed".into()))
+        Err(body.error.clone().unwrap_or_else(|| "failed".into()))
     };
-    app.host.gateway.complete(&key, outcome, None).await?;
+    let output = body.output.as_ref();
+    app.host.gateway.complete(&key, outcome, output).await?;
     Ok(Json(Recorded {
         call: id,
         tenant,
