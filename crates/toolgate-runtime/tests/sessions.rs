@@ -51,7 +51,7 @@ fn scratch(name: &str) -> PathBuf {
     dir.join("audit.jsonl")
 }
 
-fn config() -> JournalConfig {
+fn config_() -> JournalConfig {
     JournalConfig {
         fsync: Fsync::Never,
         ..JournalConfig::default()
@@ -60,7 +60,7 @@ fn config() -> JournalConfig {
 
 /// A gateway over the journal at `path`, its state rebuilt from what is there.
 async fn open(path: &Path, clock: Arc<ManualClock>) -> (Gateway, Arc<MemoryStore>) {
-    let (journal, store, _) = gateway::open_journal(path, config())
+    let (journal, store, _) = gateway::open_journal(path, config_())
         .await
         .expect("journal");
     let services = Services {
@@ -438,4 +438,67 @@ async fn an_approval_endorses_in_the_held_session_and_the_approved_call_runs_the
         .await
         .expect("reported");
     assert!(!run(&g, &call("p2", "ping", json!({}), s), None).await);
+}
+
+/// Redis keeps no sessions yet: every session operation is the store's
+/// denial, so provenance conditions fail closed and a session's call is refused.
+#[cfg(feature = "redis")]
+#[path = "support/redis_server.rs"]
+mod redis_server;
+
+/// Redis keeps no sessions yet (see above).
+#[cfg(feature = "redis")]
+mod redis {
+    use super::redis_server;
+    use super::*;
+    use toolgate_runtime::store::redis::{RedisConfig, RedisDown, RedisStore};
+
+    #[tokio::test]
+    async fn the_redis_store_fails_closed_on_sessions() {
+        let server = redis_server::RedisServer::start("sessions");
+        let config = RedisConfig {
+            url: server.url(),
+            prefix: "sessions".into(),
+            down: RedisDown::DenyAll,
+            timeout: std::time::Duration::from_secs(2),
+        };
+        let store = RedisStore::open(config).await.expect("redis");
+        let path = scratch("redis");
+        let (journal, _, _) = gateway::open_journal(&path, config_())
+            .await
+            .expect("journal");
+        let clock = Arc::new(ManualClock::default());
+        clock.set(T0);
+        let services = Services {
+            journal,
+            store: Arc::new(store),
+            clock,
+            digest_key: DigestKey::from_bytes([3; 32]),
+            replica: None,
+            limits: Limits::default(),
+        };
+        let policy = CompiledPolicy::compile(POLICY, "sessions.policy").expect("compiles");
+        let g = Gateway::open(policy, services).await.expect("gateway");
+        assert!(g
+            .user_turn("acme", "s1", "write to bob@example.com")
+            .await
+            .is_err());
+        let s = Some("s1");
+        let mail = call("m1", "mail.send", json!({"to": "acme"}), s);
+        assert!(matches!(
+            g.authorize(&mail).await,
+            Ok(Verdict::Denied(_)) | Err(_)
+        ));
+        let ping = call("p1", "ping", json!({}), s);
+        assert!(matches!(
+            g.authorize(&ping).await,
+            Ok(Verdict::Denied(_)) | Err(_)
+        ));
+        // No session condition, but its count cannot be kept: refused.
+        let find = call("c1", "contacts.find", json!({"name": "x"}), s);
+        assert!(g.authorize(&find).await.is_err());
+        // Without a session, calls are decided as before.
+        let find = call("c2", "contacts.find", json!({"name": "x"}), None);
+        assert!(matches!(g.authorize(&find).await, Ok(Verdict::Allowed(_))));
+    }
 }
