@@ -16,7 +16,7 @@ use toolgate_runtime::gateway::{
 use toolgate_runtime::journal::{Fsync, JournalConfig};
 use toolgate_runtime::store::session::SESSION_TTL_MS;
 use toolgate_runtime::store::{
-    Approver, CallKey, MemoryStore, SessionLimits, SessionWrite, TenantScope,
+    Approver, CallKey, MemoryStore, SessionLimits, SessionWrite, Store, TenantScope,
 };
 
 const POLICY: &str = r#"policy sessions;
@@ -60,12 +60,21 @@ fn config_() -> JournalConfig {
 
 /// A gateway over the journal at `path`, its state rebuilt from what is there.
 async fn open(path: &Path, clock: Arc<ManualClock>) -> (Gateway, Arc<MemoryStore>) {
-    let (journal, store, _) = gateway::open_journal(path, config_())
+    open_with(path, clock, None).await
+}
+
+/// [`open`], on `store` when one is given.
+async fn open_with(
+    path: &Path,
+    clock: Arc<ManualClock>,
+    store: Option<Arc<dyn Store>>,
+) -> (Gateway, Arc<MemoryStore>) {
+    let (journal, memory, _) = gateway::open_journal(path, config_())
         .await
         .expect("journal");
     let services = Services {
         journal,
-        store: store.clone(),
+        store: store.unwrap_or_else(|| memory.clone()),
         clock,
         digest_key: DigestKey::from_bytes([3; 32]),
         replica: None,
@@ -73,7 +82,7 @@ async fn open(path: &Path, clock: Arc<ManualClock>) -> (Gateway, Arc<MemoryStore
     };
     let policy = CompiledPolicy::compile(POLICY, "sessions.policy").expect("compiles");
     let g = Gateway::open(policy, services).await.expect("gateway");
-    (g, store)
+    (g, memory)
 }
 
 async fn fresh(name: &str) -> (Gateway, Arc<MemoryStore>, Arc<ManualClock>, PathBuf) {
@@ -463,22 +472,9 @@ mod redis {
             timeout: std::time::Duration::from_secs(2),
         };
         let store = RedisStore::open(config).await.expect("redis");
-        let path = scratch("redis");
-        let (journal, _, _) = gateway::open_journal(&path, config_())
-            .await
-            .expect("journal");
         let clock = Arc::new(ManualClock::default());
         clock.set(T0);
-        let services = Services {
-            journal,
-            store: Arc::new(store),
-            clock,
-            digest_key: DigestKey::from_bytes([3; 32]),
-            replica: None,
-            limits: Limits::default(),
-        };
-        let policy = CompiledPolicy::compile(POLICY, "sessions.policy").expect("compiles");
-        let g = Gateway::open(policy, services).await.expect("gateway");
+        let (g, _) = open_with(&scratch("redis"), clock, Some(Arc::new(store))).await;
         assert!(g
             .user_turn("acme", "s1", "write to bob@example.com")
             .await
