@@ -422,6 +422,7 @@ fn parse_line(line: &str) -> Result<Step, String> {
                 .and_then(|t| t.as_str().map(String::from))
                 .ok_or("missing `context.env`")?;
             StepKind::Call(Call {
+                session: None,
                 id: text("id")?,
                 agent: text("agent")?,
                 tool: text("tool")?,

@@ -81,6 +81,11 @@ pub struct CallRequest {
     pub args: Json,
     /// The trusted context, from the service's own request (never the model).
     pub context: ContextIn,
+    /// The session the call belongs to (the host's id, at most 200
+    /// characters; never model output): provenance and session conditions
+    /// read it, and fail closed without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
 }
 
 /// The trusted context: tenant and env (within the key's), and the policy's declared fields.
@@ -172,6 +177,11 @@ pub struct ResultBody {
     /// Its error, when it failed.
     #[serde(default)]
     pub error: Option<String>,
+    /// What the tool returned (any JSON; a string for text), observed in the
+    /// call's session. Absent for a call of a session: the session is
+    /// tainted unless the tool's whole output is labelled trusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Json>,
 }
 
 /// A recorded result.
@@ -366,6 +376,7 @@ impl CallRequest {
             tool: self.tool,
             args: self.args,
             context: self.context.into_context()?,
+            session: self.session,
         })
     }
 }
@@ -378,6 +389,7 @@ impl From<&Call> for CallRequest {
             tool: call.tool.clone(),
             args: call.args.clone(),
             context: ContextIn::from(&call.context),
+            session: call.session.clone(),
         }
     }
 }
@@ -590,7 +602,10 @@ mod tests {
 
     #[test]
     fn a_call_goes_to_the_wire_and_back_unchanged() {
-        let call = request(Some("c1"), "bot").into_call().expect("a call");
+        let mut wire = request(Some("c1"), "bot");
+        wire.session = Some("s-1".into());
+        let call = wire.into_call().expect("a call");
+        assert_eq!(call.session.as_deref(), Some("s-1"));
         let back = serde_json::from_value::<CallRequest>(
             serde_json::to_value(CallRequest::from(&call)).expect("serializes"),
         )
@@ -598,8 +613,8 @@ mod tests {
         .into_call()
         .expect("a call");
         assert_eq!(
-            (back.id, back.args, back.context),
-            (call.id, call.args, call.context)
+            (back.id, back.args, back.context, back.session),
+            (call.id, call.args, call.context, call.session)
         );
     }
 

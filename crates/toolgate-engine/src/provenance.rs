@@ -12,7 +12,8 @@
 pub(crate) mod decide;
 mod session;
 
-pub use session::{label_at, MemorySession, SessionError, SessionView, Sources, Witness};
+pub use session::{has_value, label_at, leaf_keys};
+pub use session::{MemorySession, SessionError, SessionView, Sources, Witness};
 
 use serde_json::Value as Json;
 use unicode_normalization::UnicodeNormalization as _;

@@ -140,7 +140,7 @@ impl Decider for Local {
 
     fn complete<'a>(&'a self, key: &'a CallKey, outcome: Result<(), String>) -> Fut<'a, ()> {
         Box::pin(async move {
-            if let Err(e) = self.0.complete(key, outcome).await {
+            if let Err(e) = self.0.complete(key, outcome, None).await {
                 eprintln!("toolgate: cannot journal the result of `{}`: {e}", key.id);
             }
         })

@@ -97,10 +97,12 @@ impl Decider for Remote {
             Ok(()) => ResultBody {
                 ok: true,
                 error: None,
+                output: None,
             },
             Err(e) => ResultBody {
                 ok: false,
                 error: Some(e),
+                output: None,
             },
         };
         let key = key.clone();

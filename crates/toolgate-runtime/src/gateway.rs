@@ -26,6 +26,7 @@ mod digest;
 mod lease;
 mod metrics;
 mod policy;
+mod session;
 mod verdict;
 
 /// The attribute an [`Executor`] implementation carries (re-exported: no extra dependency).
@@ -34,6 +35,8 @@ pub use digest::{canonical, random_token, DigestKey};
 pub use lease::{CallState, Lease};
 pub use metrics::Metrics;
 pub use policy::CompiledPolicy;
+pub use session::{check_session_id, SessionInputError, MAX_CHANGE_DIGESTS};
+pub use session::{MAX_OBSERVED_BYTES, MAX_TURN_BYTES};
 pub use verdict::{Denial, DeniedBy, Hold, Verdict};
 
 use crate::journal::{sha256_hex, Durability, Journal, JournalError};
@@ -45,6 +48,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use thiserror::Error;
+use toolgate_engine::provenance::SessionView;
 use toolgate_engine::{Context, Decision, Outcome, Request};
 
 /// Milliseconds since the epoch, from a clock the gateway is given.
@@ -111,6 +115,10 @@ pub struct Call {
     pub args: Json,
     /// The trusted context.
     pub context: Context,
+    /// The session it belongs to (trusted context from the host, never
+    /// model output; at most [`MAX_SESSION_CHARS`] characters): provenance
+    /// and session conditions read it. `None`: they are evaluation errors.
+    pub session: Option<String>,
 }
 
 impl Call {
@@ -182,6 +190,9 @@ pub enum GatewayError {
     /// The journal could not record: nothing happens without a record.
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// A session change past the limits (an id, a turn); nothing was recorded.
+    #[error(transparent)]
+    Session(#[from] SessionInputError),
 }
 
 /// The longest call id, agent or tool name a call may bring (bytes).
@@ -481,7 +492,8 @@ impl Gateway {
         if let Some(reason) = self.oversized(call, args_bytes) {
             return self.deny_oversized(call, args_bytes, reason, now).await;
         }
-        let req = request(call, now);
+        let lens = self.session_lens(call, now).await;
+        let req = request(call, now, lens.as_ref().map(|l| l as &dyn SessionView));
         let settled = self.settle(&policy, call, &req, now).await?;
         self.compare_shadow(&policy, call, &req).await?;
         let rule = rule_text(&settled.decision);
@@ -514,6 +526,7 @@ impl Gateway {
                 self.hold(call, binding, &settled.decision, now, rule).await
             }
             Outcome::Allow => {
+                self.count_call(call, now).await?;
                 let lease = self.lease(call, &req, &settled.decision, rule, now);
                 Ok(Verdict::Allowed(lease.await))
             }
@@ -542,6 +555,10 @@ impl Gateway {
                 "the {what} is {} bytes, over the limit of {MAX_NAME_BYTES} bytes",
                 v.len()
             )
+        })
+        .or_else(|| {
+            let id = call.session.as_deref()?;
+            check_session_id(id).err().map(|e| e.to_string())
         })
     }
 
@@ -696,7 +713,8 @@ impl Gateway {
             Err(e) => Err(GatewayError::Credentials(e)),
         };
         let reported = result.as_ref().map(|_| ()).map_err(ToString::to_string);
-        self.complete(&lease.key, reported).await?;
+        self.complete(&lease.key, reported, result.as_ref().ok())
+            .await?;
         result
     }
 
@@ -749,16 +767,17 @@ fn policy_load(policy: &CompiledPolicy) -> record::PolicyLoad {
 /// The engine's view of a call, decided at the gateway clock's `now_ms`
 /// (what a policy's `now` reads; a clock beyond jiff's range gives no `now`,
 /// so conditions reading it fail closed).
-fn request(call: &Call, now_ms: u64) -> Request<'_> {
+/// `session` is the call's session as the store holds it (`None` for a
+/// call without one: provenance and session conditions are then
+/// evaluation errors, which fail closed).
+fn request<'a>(call: &'a Call, now_ms: u64, session: Option<&'a dyn SessionView>) -> Request<'a> {
     Request {
         agent: &call.agent,
         tool: &call.tool,
         args: &call.args,
         context: &call.context,
         now: timestamp(now_ms),
-        // Sessions are not wired into the gateway yet: provenance and
-        // session conditions fail closed (an evaluation error).
-        session: None,
+        session,
     }
 }
 

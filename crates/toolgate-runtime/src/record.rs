@@ -7,7 +7,7 @@
 //! version does not know is an error, never skipped.
 
 use crate::journal::Durability;
-use crate::store::{Binding, CallKey, KillScope};
+use crate::store::{Binding, CallKey, KillScope, SessionKey};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
@@ -63,6 +63,14 @@ pub enum Record {
     UnsealedSetAside(Json),
     /// A set-aside record that only restricts, journaled again and applied.
     Restored(Restored),
+    /// A user turn in a session (keyed digests of its keys, never its text).
+    SessionTurn(SessionTurn),
+    /// A tool's output observed in a session (keyed digests, by label).
+    SessionObserved(SessionObserved),
+    /// Values endorsed in a session by a granted approval (keyed digests).
+    SessionEndorsed(SessionEndorsed),
+    /// A call allowed to run in a session (`session.calls(T)` counts it).
+    SessionCall(SessionCall),
 }
 
 impl Record {
@@ -128,10 +136,19 @@ impl Record {
             | Record::TokenIssued(_)
             | Record::TokenUsed(_)
             | Record::KillSwitch(_)
-            | Record::Restored(_) => Durability::Sealed,
+            | Record::Restored(_)
+            | Record::SessionCall(_) => Durability::Sealed,
+            // Cutting a taint or a tombstone would let a provenance grant apply.
+            Record::SessionObserved(o) if o.taints || o.capped => Durability::Sealed,
+            Record::SessionTurn(t) if t.capped => Durability::Sealed,
+            Record::SessionEndorsed(e) if e.capped => Durability::Sealed,
             Record::Decision(d) if is_write(&d.tool) => Durability::Durable,
             Record::PolicyLoad(_) | Record::JournalOverride(_) | Record::UnsealedSetAside(_) => {
                 Durability::Durable
+            }
+            // Losing one of these only restricts: a value stays untrusted, a turn unheard.
+            Record::SessionObserved(_) | Record::SessionTurn(_) | Record::SessionEndorsed(_) => {
+                Durability::Written
             }
             Record::Decision(_)
             | Record::BudgetExhausted(_)
@@ -151,9 +168,20 @@ impl Record {
 
     /// Whether the record grants or spends state, so it must be covered by a
     /// signed checkpoint before it is acknowledged (cutting it would re-open a
-    /// token, release a kill switch or restore a budget).
+    /// token, release a kill switch, restore a budget or lift a taint).
     pub fn sealed(&self) -> bool {
         self.durability(|_| false) == Durability::Sealed
+    }
+
+    /// The session a session record changes, if it is one.
+    pub fn session(&self) -> Option<&SessionKey> {
+        match self {
+            Record::SessionTurn(r) => Some(&r.key),
+            Record::SessionObserved(r) => Some(&r.key),
+            Record::SessionEndorsed(r) => Some(&r.key),
+            Record::SessionCall(r) => Some(&r.key),
+            _ => None,
+        }
     }
 }
 
@@ -248,6 +276,14 @@ pub struct ApprovalRequested {
     /// When the call was held (ms).
     #[serde(default)]
     pub requested_at: u64,
+    /// The held call's session, if it has one: the approved call runs in it
+    /// (counted there, its output observed there) whatever the door resends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// Keyed digests of the values the rule's `endorse` paths hold in this
+    /// call (endorsed in its session when the approval is granted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endorse: Vec<String>,
 }
 
 /// `approval_request_refused`.
@@ -456,4 +492,80 @@ pub struct Restored {
     pub from_seq: u64,
     /// The record.
     pub record: Box<Record>,
+}
+
+/// `session_turn`: what the user said, as the keyed digests of its keys
+/// (`provenance::text_keys`) and its length; never the text.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionTurn {
+    /// Tenant and session.
+    #[serde(flatten)]
+    pub key: SessionKey,
+    /// The turn's length in characters.
+    pub chars: u64,
+    /// Keyed digests of its keys, sorted, each once.
+    pub digests: Vec<String>,
+    /// It took the session over its cap: the session is tainted and
+    /// tombstoned (the digests are not journaled).
+    #[serde(default)]
+    pub capped: bool,
+    /// When (ms).
+    pub at: u64,
+}
+
+/// `session_observed`: a tool's output observed in a session, as keyed
+/// digests of the keys at its trusted and untrusted positions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionObserved {
+    /// Tenant and session.
+    #[serde(flatten)]
+    pub key: SessionKey,
+    /// The call whose result it is.
+    pub call: String,
+    /// Its tool.
+    pub tool: String,
+    /// The output's JSON length in bytes.
+    pub bytes: u64,
+    /// Digests at trusted positions, sorted, each once.
+    pub trusted: Vec<String>,
+    /// Digests at untrusted positions, sorted, each once.
+    pub untrusted: Vec<String>,
+    /// A non-empty value at an untrusted position: the session is tainted.
+    pub taints: bool,
+    /// Over the cap (see [`SessionTurn::capped`]).
+    #[serde(default)]
+    pub capped: bool,
+    /// When (ms).
+    pub at: u64,
+}
+
+/// `session_endorsed`: values an approval endorsed, as keyed digests.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionEndorsed {
+    /// Tenant and session.
+    #[serde(flatten)]
+    pub key: SessionKey,
+    /// The approved call.
+    pub call: String,
+    /// Digests of the endorsed values, sorted, each once.
+    pub digests: Vec<String>,
+    /// Over the cap (see [`SessionTurn::capped`]).
+    #[serde(default)]
+    pub capped: bool,
+    /// When (ms).
+    pub at: u64,
+}
+
+/// `session_call`: a call of `tool` allowed to run in a session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionCall {
+    /// Tenant and session.
+    #[serde(flatten)]
+    pub key: SessionKey,
+    /// The call id.
+    pub call: String,
+    /// Its tool.
+    pub tool: String,
+    /// When (ms).
+    pub at: u64,
 }

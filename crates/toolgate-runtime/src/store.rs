@@ -17,8 +17,10 @@
 mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
+pub mod session;
 
 pub use memory::{replay, MemoryStore, ReplayError, StoreState};
+pub use session::{SessionChange, SessionKey, SessionLimits, SessionRead, SessionWrite};
 
 use crate::record::{ApprovalGranted, ApprovalRejected, ApprovalRequested, KillSwitch};
 use crate::record::{TokenIssued, TokenUsed};
@@ -134,6 +136,12 @@ pub struct Pending {
     /// When the call was held (ms).
     #[serde(default)]
     pub requested_at: u64,
+    /// The held call's session, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// Digests of the values its approval endorses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endorse: Vec<String>,
 }
 
 /// The state of a pending call.
@@ -165,6 +173,8 @@ impl Pending {
             rule: r.rule.clone(),
             reason: r.reason.clone(),
             requested_at: r.requested_at,
+            session: r.session.clone(),
+            endorse: r.endorse.clone(),
         }
     }
 
@@ -333,6 +343,10 @@ pub struct StoreSizes {
     pub kill_scopes: usize,
 }
 
+/// What a store that keeps no sessions (Redis, for now) answers to session
+/// operations: the store's denial, so provenance conditions fail closed.
+pub const NO_SESSIONS: &str = "this state store keeps no sessions: session operations fail closed";
+
 /// Tokens of approvals with no expiry expire this long after they are issued.
 pub const TOKEN_TTL_MS: u64 = 15 * 60 * 1000;
 
@@ -369,6 +383,12 @@ pub struct LeaseHolder {
     pub env: String,
     /// When an unreported result becomes `result_missing` (ms); none while the call is decided.
     pub expires_at: Option<u64>,
+    /// The call's tool (its output's labels, when the result is observed).
+    #[serde(default)]
+    pub tool: String,
+    /// The call's session, if it has one (its result is observed there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
 }
 
 /// The gateway's state operations. Each changing operation is atomic and
@@ -492,6 +512,21 @@ pub trait Store: Send + Sync {
     /// Forgets what can no longer matter at `now` (a store with expiry of its
     /// own may do nothing).
     async fn prune(&self, now: u64) -> Result<(), StoreError>;
+    /// Applies a session change ([`session`]: a user turn, an observed
+    /// output, endorsed values, an allowed call) in one step, creating the
+    /// session when first named; says whether it was recorded, took the
+    /// session over its cap, or found a tombstone. A store that keeps no
+    /// sessions answers [`StoreError`]: session operations fail closed.
+    async fn session_change(&self, change: &SessionChange) -> Result<SessionWrite, StoreError> {
+        let _ = change;
+        Err(StoreError(NO_SESSIONS.to_string()))
+    }
+    /// What a decision at `now` reads of a session (an id never seen is an
+    /// empty session; an evicted or capped one is [`SessionRead::Gone`]).
+    async fn session(&self, key: &SessionKey, now: u64) -> Result<SessionRead, StoreError> {
+        let _ = (key, now);
+        Err(StoreError(NO_SESSIONS.to_string()))
+    }
     /// Whether the store answers now (for `/readyz`); an embedded store always does.
     fn healthy(&self) -> bool {
         true

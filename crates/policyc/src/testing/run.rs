@@ -366,6 +366,7 @@ fn step_of(
         let owned = request(&c.agent, &c.tool, &c.args, ctx)
             .map_err(|e| Broken::at(spanned, format!("invalid call: {e}")))?;
         let call = Call {
+            session: None,
             id: c.id.clone(),
             agent: owned.agent,
             tool: owned.tool,

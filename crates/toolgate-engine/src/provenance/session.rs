@@ -243,7 +243,7 @@ impl SessionView for MemorySession {
 }
 
 /// The keys of one JSON leaf: a string's ([`text_keys`]), a number's value.
-fn leaf_keys(leaf: &Json, f: &mut dyn FnMut(Key)) {
+pub fn leaf_keys(leaf: &Json, f: &mut dyn FnMut(Key)) {
     match leaf {
         Json::String(s) => text_keys(s, f),
         Json::Number(n) => {
@@ -255,8 +255,9 @@ fn leaf_keys(leaf: &Json, f: &mut dyn FnMut(Key)) {
     }
 }
 
-/// A leaf that carries content: a string with a non-space character, a number, a boolean.
-fn has_value(leaf: &Json) -> bool {
+/// A leaf that carries content: a string with a non-space character, a
+/// number, a boolean (at an untrusted position, it taints: precise point 6).
+pub fn has_value(leaf: &Json) -> bool {
     match leaf {
         Json::String(s) => !s.trim().is_empty(),
         Json::Number(_) | Json::Bool(_) => true,

@@ -90,6 +90,7 @@ pub(super) fn call_of(trusted: &Trusted, params: Option<&Json>) -> Result<Call, 
     };
     let id = random_token().map_err(|e| e.to_string())?;
     Ok(Call {
+        session: None,
         id: format!("mcp-{}", id.get(..24).unwrap_or(&id)),
         agent: trusted.agent.clone(),
         tool: tool.to_string(),

@@ -131,6 +131,7 @@ async fn main() -> std::process::ExitCode {
                         ..Default::default()
                     };
                     let call = Call {
+                        session: None,
                         id: id.clone(),
                         agent: "bot".into(),
                         tool: "t.close".into(),

@@ -12,6 +12,7 @@ use crate::record::{self, Record};
 use crate::refusal::Refusal;
 use crate::store::{Approver, Binding, CallKey, KillScope, Pending, PendingState, Subject};
 use std::sync::atomic::Ordering;
+use toolgate_engine::provenance::SessionView;
 use toolgate_engine::{Decision, Outcome};
 
 impl Gateway {
@@ -51,6 +52,8 @@ impl Gateway {
             rule: rule.clone(),
             reason: d.reason.to_string(),
             requested_at: now,
+            session: call.session.clone(),
+            endorse: self.endorsed_digests(call, d),
         };
         let subject = Subject {
             tenant: &call.context.tenant,
@@ -156,7 +159,9 @@ impl Gateway {
         let Some(issued) = issued else {
             return Ok(None);
         };
-        self.issued(issued, token, now).await.map(Some)
+        let token = self.issued(issued, token, now).await?;
+        self.endorse(key, now).await;
+        Ok(Some(token))
     }
 
     /// Whether the pending call `key` runs a write tool (for the kill switch).
@@ -290,7 +295,16 @@ impl Gateway {
         }
         self.record(&Record::TokenUsed(spent)).await?;
         self.lock_ready().remove(&key);
-        let req = request(call, now);
+        // The approved call runs in the session it was held in.
+        let held = self.store.pending(&key).await.map_err(Refusal::from)?;
+        let call = &super::Call {
+            session: held
+                .and_then(|p| p.session)
+                .or_else(|| call.session.clone()),
+            ..call.clone()
+        };
+        let lens = self.session_lens(call, now).await;
+        let req = request(call, now, lens.as_ref().map(|l| l as &dyn SessionView));
         let decision = policy.engine.decide(&req);
         let refused = match decision.outcome {
             Outcome::Deny => Some((decision.reason.to_string(), DeniedBy::Policy)),
@@ -308,6 +322,7 @@ impl Gateway {
             return Ok(Verdict::Denied(Denial { reason, rule, by }));
         }
         let rule = super::rule_text(&decision);
+        self.count_call(call, now).await?;
         let lease = self.lease(call, &req, &decision, rule, now).await;
         Ok(Verdict::Allowed(lease))
     }

@@ -12,7 +12,7 @@
 use super::{Gateway, GatewayError};
 use crate::record::{self, Record};
 use crate::refusal::Refusal;
-use crate::store::{CallKey, LeaseHolder, PendingState};
+use crate::store::{CallKey, LeaseHolder, PendingState, SessionKey};
 use serde_json::Value as Json;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -87,6 +87,8 @@ impl Gateway {
             agent: call.agent.clone(),
             env: call.context.env.clone(),
             expires_at: Some(expires_at),
+            tool: call.tool.clone(),
+            session: call.session.clone(),
         };
         if let Err(e) = self.store.open_lease(&key, &holder, now).await {
             eprintln!(
@@ -122,6 +124,8 @@ impl Gateway {
             agent: call.agent.clone(),
             env: call.context.env.clone(),
             expires_at: None,
+            tool: call.tool.clone(),
+            session: call.session.clone(),
         };
         const LEASED: &str = "allowed and its result not yet reported";
         // The reason the id is in use, and whether this call reserved it first.
@@ -188,11 +192,7 @@ impl Gateway {
         &self,
         key: &CallKey,
     ) -> Result<Option<(String, String)>, GatewayError> {
-        let local = self.lock_local().get(key).cloned();
-        let holder = match local.filter(|h| h.expires_at.is_some()) {
-            Some(h) => Some(h),
-            None => self.store.lease(key).await.map_err(Refusal::from)?,
-        };
+        let holder = self.open_holder(key).await?;
         Ok(holder.map(|h| (h.agent, h.env)))
     }
 
@@ -209,14 +209,20 @@ impl Gateway {
     }
 
     /// Reports an allowed call's result (journaled as `execution`), to this
-    /// or any replica sharing the store. A result for a call with no open
-    /// lease is refused and journaled.
+    /// or any replica sharing the store, with the tool's output when the
+    /// caller has it. A result for a call with no open lease is refused and
+    /// journaled. A call of a session has its output observed there
+    /// (precise point 5); a result without one taints the session unless
+    /// every position of the tool's output is labelled trusted (what the
+    /// agent read is unknown: fail closed).
     pub async fn complete(
         &self,
         key: &CallKey,
         result: Result<(), String>,
+        output: Option<&Json>,
     ) -> Result<(), GatewayError> {
-        if !self.take_lease(key).await? {
+        let holder = self.open_holder(key).await?;
+        if holder.is_none() || !self.take_lease(key).await? {
             let refusal = Refusal::NoSuchLease { id: key.id.clone() };
             self.metrics.refusals.fetch_add(1, Ordering::Relaxed);
             let refused = record::ResultRefused {
@@ -232,7 +238,27 @@ impl Gateway {
             ok: result.is_ok(),
             error: result.err(),
         };
-        self.record(&Record::Execution(execution)).await
+        self.record(&Record::Execution(execution)).await?;
+        let Some(LeaseHolder {
+            tool,
+            session: Some(session),
+            ..
+        }) = holder
+        else {
+            return Ok(());
+        };
+        let session = SessionKey::new(&key.tenant, &session);
+        self.observe(session, &key.id, &tool, output).await?;
+        Ok(())
+    }
+
+    /// The holder of the open lease of `key`, here or in the store.
+    async fn open_holder(&self, key: &CallKey) -> Result<Option<LeaseHolder>, GatewayError> {
+        let local = self.lock_local().get(key).cloned();
+        match local.filter(|h| h.expires_at.is_some()) {
+            Some(h) => Ok(Some(h)),
+            None => Ok(self.store.lease(key).await.map_err(Refusal::from)?),
+        }
     }
 
     /// Leases expired at `now`: this process's, then the store's (each

@@ -32,6 +32,8 @@ pub struct CompiledPolicy {
     pub(super) hash: String,
     pub(super) name: Option<String>,
     tools: HashMap<String, ToolFacts>,
+    /// The tools as declared (their output labels, for observations).
+    declared: HashMap<String, ir::Tool>,
 }
 
 impl CompiledPolicy {
@@ -60,6 +62,11 @@ impl CompiledPolicy {
             hash: sha256_hex(text.as_bytes()),
             name: policy.name.clone(),
             tools,
+            declared: policy
+                .tools
+                .iter()
+                .map(|t| (t.name.clone(), t.clone()))
+                .collect(),
         })
     }
 
@@ -92,6 +99,11 @@ impl CompiledPolicy {
     /// SHA-256 of the policy text.
     pub fn hash(&self) -> &str {
         &self.hash
+    }
+
+    /// The tool as the policy declares it (its output labels), if it does.
+    pub fn tool(&self, name: &str) -> Option<&ir::Tool> {
+        self.declared.get(name)
     }
 
     /// Whether `tool` is a declared write tool (an undeclared tool counts as a write: fail closed).

@@ -5,6 +5,9 @@
 
 mod leases;
 
+use super::session::{
+    Session, SessionChange, SessionKey, SessionLimits, SessionRead, SessionWrite,
+};
 use super::{
     normalise_identity, Admitted, Approver, Binding, CallKey, KillScope, LeaseHolder, Pending,
     PendingState, Store, StoreError, StoreSizes, Subject, Token, TOKEN_TTL_MS,
@@ -14,7 +17,7 @@ use crate::record::{TokenIssued, TokenUsed};
 use crate::refusal::Refusal;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Window {
@@ -28,6 +31,12 @@ struct State {
     pending: HashMap<String, Pending>,
     tokens: HashMap<String, Token>,
     kill: Vec<KillScope>,
+    /// Sessions by [`SessionKey::slot`]; a decision reads one without copying it.
+    #[serde(default)]
+    sessions: HashMap<String, Arc<Session>>,
+    /// Their TTL and cap (the defaults unless a test sets others).
+    #[serde(skip)]
+    session_limits: SessionLimits,
     /// Operations since the last prune.
     #[serde(skip)]
     ops: u64,
@@ -112,6 +121,12 @@ impl MemoryStore {
         Self::tick(&mut s, now);
     }
 
+    /// Sets the sessions' TTL and cap (tests; a journal replayed with other
+    /// limits rebuilds other sessions, so a live store keeps the defaults).
+    pub fn set_session_limits(&self, limits: SessionLimits) {
+        self.state().session_limits = limits;
+    }
+
     /// How many entries it holds.
     pub fn sizes(&self) -> StoreSizes {
         let s = self.state();
@@ -146,7 +161,15 @@ fn prune_state(s: &mut State, now: u64) {
         .retain(|_, p| state_of(p, tokens, now) != PendingState::Finished);
     s.tokens
         .retain(|_, t| !t.used && !t.revoked && now < t.expires_at);
-    s.live = (s.windows.len() + s.pending.len() + s.tokens.len()) as u64;
+    let limits = s.session_limits;
+    s.sessions.retain(|_, x| !x.expired(now, limits));
+    for x in s.sessions.values_mut() {
+        if matches!(Session::read_at(x, now, limits), SessionRead::Gone) && !x.is_gone() {
+            // An idle session's index goes now; its tombstone stays.
+            Arc::make_mut(x).age(now, limits);
+        }
+    }
+    s.live = (s.windows.len() + s.pending.len() + s.tokens.len() + s.sessions.len()) as u64;
 }
 
 fn add_unit(s: &mut State, key: &str, window_ms: u64, at: u64) {
@@ -429,6 +452,20 @@ impl Store for MemoryStore {
         prune_state(&mut self.state(), now);
         Ok(())
     }
+
+    async fn session_change(&self, change: &SessionChange) -> Result<SessionWrite, StoreError> {
+        let mut s = self.state();
+        Self::tick(&mut s, change.at());
+        Ok(session_in(&mut s, change))
+    }
+
+    async fn session(&self, key: &SessionKey, now: u64) -> Result<SessionRead, StoreError> {
+        let s = self.state();
+        Ok(match s.sessions.get(&key.slot()) {
+            Some(x) => Session::read_at(x, now, s.session_limits),
+            None => SessionRead::Live(Arc::default()),
+        })
+    }
 }
 
 /// The one place a record changes state. Records that change nothing (a
@@ -485,11 +522,26 @@ fn apply_record(s: &mut State, record: &Record) {
             }
         }
         Record::KillSwitch(k) => apply_kill_switch(s, k),
+        Record::SessionTurn(_)
+        | Record::SessionObserved(_)
+        | Record::SessionEndorsed(_)
+        | Record::SessionCall(_) => {
+            if let Some(change) = SessionChange::from_record(record) {
+                session_in(s, &change);
+            }
+        }
         // Only what restricts is ever restored (a forged `restored` granting
         // anything changes nothing).
         Record::Restored(r) if r.record.restricts() => apply_record(s, &r.record),
         _ => {}
     }
+}
+
+/// Applies a session change (creating the session when first named).
+fn session_in(s: &mut State, change: &SessionChange) -> SessionWrite {
+    let limits = s.session_limits;
+    let session = s.sessions.entry(change.key().slot()).or_default();
+    Arc::make_mut(session).apply(change, limits)
 }
 
 fn apply_kill_switch(s: &mut State, k: &crate::record::KillSwitch) {

@@ -92,6 +92,7 @@ fn call(id: &str, agent: &str, tool: &str, args: Json, tenant: &str) -> Call {
         ..Default::default()
     };
     Call {
+        session: None,
         id: id.into(),
         agent: agent.into(),
         tool: tool.into(),

@@ -194,6 +194,7 @@ fn ctx(tenant: &str, env: &str) -> Context {
 
 fn call(id: &str, agent: &str, tool: &str, args: Json, context: Context) -> Call {
     Call {
+        session: None,
         id: id.into(),
         agent: agent.into(),
         tool: tool.into(),
@@ -1031,7 +1032,7 @@ async fn fsync_writes_syncs_writes_and_holds_before_authorize_returns_and_reads_
 
     let (v, _) = decided(&s, "r3", "kb.read").await;
     assert!(matches!(v, Verdict::Allowed(_)));
-    let reported = s.gateway.complete(&acme("r3"), Ok(())).await;
+    let reported = s.gateway.complete(&acme("r3"), Ok(()), None).await;
     assert!(reported.is_ok(), "result recorded");
     let done = seq_in_file(&s.journal, "execution", "r3");
     assert!(

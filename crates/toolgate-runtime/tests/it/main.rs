@@ -7,5 +7,6 @@ mod support;
 mod findings;
 mod gateway;
 mod journal;
+mod sessions;
 mod sidecar;
 mod tamper;

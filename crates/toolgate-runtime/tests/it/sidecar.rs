@@ -57,6 +57,7 @@ fn call(id: &str, agent: &str, tool: &str, args: Json, env: &str) -> Call {
     };
     context.fields.insert("account_id".into(), json!("A1"));
     Call {
+        session: None,
         id: id.into(),
         agent: agent.into(),
         tool: tool.into(),
@@ -100,8 +101,10 @@ async fn a_lease_carries_the_trusted_scope_and_its_result_is_journaled_once() {
             ("env".to_string(), json!("dev"))
         ]
     );
-    g.complete(&lease.key, Ok(())).await.expect("reported");
-    let again = g.complete(&lease.key, Ok(())).await;
+    g.complete(&lease.key, Ok(()), None)
+        .await
+        .expect("reported");
+    let again = g.complete(&lease.key, Ok(()), None).await;
     assert!(
         matches!(
             again,
@@ -125,7 +128,7 @@ async fn a_result_that_never_comes_is_journaled_as_missing() {
     assert_eq!(g.metrics().results_missing.load(Ordering::Relaxed), 1);
     assert!(kinds(&path).contains(&"result_missing".to_string()));
     assert!(
-        g.complete(&c.key(), Ok(())).await.is_err(),
+        g.complete(&c.key(), Ok(()), None).await.is_err(),
         "a late result is refused"
     );
 }
@@ -171,7 +174,9 @@ async fn a_held_call_can_be_polled_until_it_runs() {
     let Verdict::Allowed(lease) = g.authorize_approved(&c, &token).await.expect("go ahead") else {
         panic!("the approved call is denied")
     };
-    g.complete(&lease.key, Ok(())).await.expect("reported");
+    g.complete(&lease.key, Ok(()), None)
+        .await
+        .expect("reported");
     assert_eq!(
         g.call_state(&c.key()).await.unwrap(),
         Some(CallState::Executed)

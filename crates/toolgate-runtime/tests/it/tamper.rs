@@ -82,6 +82,7 @@ fn pay(id: &str, to: &str) -> Call {
         ..Default::default()
     };
     Call {
+        session: None,
         id: id.into(),
         agent: "bot".into(),
         tool: "pay.send".into(),

@@ -376,9 +376,10 @@ pub async fn result(
     let outcome = if body.ok {
         Ok(())
     } else {
-        Err(body.error.unwrap_or_else(|| "failed".into()))
+        Err(body.error.clone().unwrap_or_else(|| "failed".into()))
     };
-    app.host.gateway.complete(&key, outcome).await?;
+    let output = body.output.as_ref();
+    app.host.gateway.complete(&key, outcome, output).await?;
     Ok(Json(Recorded {
         call: id,
         tenant,
@@ -432,6 +433,7 @@ pub async fn execute(
         },
     };
     let call = Call {
+        session: None,
         id,
         agent: pending.binding.agent.clone(),
         tool: pending.binding.tool.clone(),

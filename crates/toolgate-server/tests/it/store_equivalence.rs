@@ -115,6 +115,8 @@ async fn run(store: &dyn Store, tenant: &str, ops: &[Op]) -> Vec<String> {
                     rule: None,
                     reason: "refunds need two leads".into(),
                     requested_at: now,
+                    session: None,
+                    endorse: Vec::new(),
                 };
                 format!("{:?}", store.hold(&request, who, now).await)
             }
@@ -190,6 +192,8 @@ async fn leases(store: &dyn Store, tenant: &str, op: &Op, now: u64) -> Option<St
         agent: "bot".into(),
         env: "prod".into(),
         expires_at,
+        tool: "pay".into(),
+        session: None,
     };
     Some(match op {
         Op::Reserve { id } => format!("{:?}", store.reserve_lease(&key(id), &holder(None)).await),

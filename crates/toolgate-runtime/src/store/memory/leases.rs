@@ -76,6 +76,8 @@ mod tests {
             agent: "a".into(),
             env: "prod".into(),
             expires_at,
+            tool: "t".into(),
+            session: None,
         }
     }
 
