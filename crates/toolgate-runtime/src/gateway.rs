@@ -116,7 +116,7 @@ pub struct Call {
     /// The trusted context.
     pub context: Context,
     /// The session it belongs to (trusted context from the host, never
-    /// model output; at most [`MAX_SESSION_CHARS`] characters): provenance
+    /// model output; at most [`MAX_SESSION_CHARS`](crate::store::session::MAX_SESSION_CHARS) characters): provenance
     /// and session conditions read it. `None`: they are evaluation errors.
     pub session: Option<String>,
 }
