@@ -98,10 +98,8 @@ pub async fn open_host(config: &ProxyConfig) -> Result<Arc<Host>, McpError> {
         toolgate_runtime::host::HostError::Data(_) => McpError::Gateway(e.to_string()),
     })?;
     let host = Arc::new(host);
-    host.spawn_background(|reloaded| match reloaded {
-        Ok(s) => eprintln!("toolgate: SIGHUP: loaded `{}` sha256 {}", s.file, s.sha256),
-        Err(e) => eprintln!("toolgate: SIGHUP: {e}"),
-    });
+    // No SIGHUP reload: the tool list (`Visibility`) is computed once at start.
+    host.spawn_sweeps();
     Ok(host)
 }
 

@@ -2,9 +2,10 @@
 //! directory, opens the journal and restores the state from it, opens the
 //! store (memory, or Redis with the `redis` feature), checks the digest key
 //! against the other replicas', loads the policy (and a shadow), and opens
-//! the gateway. [`Host::spawn_background`] runs what a serving gateway needs
+//! the gateway. [`Host::spawn_sweeps`] runs what a serving gateway needs
 //! beside its requests (leases past their deadline journaled
-//! `result_missing`, finished holds forgotten, SIGHUP reloads), and
+//! `result_missing`, finished holds forgotten), [`Host::spawn_reload_on_hangup`]
+//! reloads on SIGHUP, and
 //! [`shutdown_signal`] is the one SIGINT/SIGTERM future. `policyc serve` and
 //! `policyc mcp-proxy` both start here; neither depends on the other.
 //!
@@ -189,13 +190,9 @@ impl Host {
     }
 
     /// Every second: leases past their deadline journaled `result_missing`,
-    /// held calls that are no longer waiting dropped from the index; on
-    /// SIGHUP, a reload (`on_reload` hears how it went). The tasks end when
-    /// the last `Arc<Host>` is dropped.
-    pub fn spawn_background(
-        self: &Arc<Self>,
-        on_reload: impl Fn(&Result<PolicySummary, ReloadError>) + Send + Sync + 'static,
-    ) {
+    /// held calls that are no longer waiting dropped from the index. The
+    /// task ends when the last `Arc<Host>` is dropped.
+    pub fn spawn_sweeps(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -205,6 +202,15 @@ impl Host {
                 host.sweep().await;
             }
         });
+    }
+
+    /// On SIGHUP, a reload (`on_reload` hears how it went). Only a door whose
+    /// every view of the policy follows [`Host::reload`] asks for it (`serve`;
+    /// the MCP proxy's tool list is computed once at start, so it does not).
+    pub fn spawn_reload_on_hangup(
+        self: &Arc<Self>,
+        on_reload: impl Fn(&Result<PolicySummary, ReloadError>) + Send + Sync + 'static,
+    ) {
         #[cfg(unix)]
         {
             let weak = Arc::downgrade(self);
@@ -220,6 +226,8 @@ impl Host {
                 }
             });
         }
+        #[cfg(not(unix))]
+        let _ = on_reload;
     }
 
     async fn sweep(&self) {

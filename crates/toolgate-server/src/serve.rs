@@ -329,7 +329,8 @@ fn banner(app: &App, url: &str, data: &DataDir) -> Result<(), ServeError> {
 /// second, so an invalid one is reported even when no request comes.
 fn background(app: Arc<App>) {
     let counted = Arc::downgrade(&app);
-    app.host.spawn_background(move |reloaded| {
+    app.host.spawn_sweeps();
+    app.host.spawn_reload_on_hangup(move |reloaded| {
         if let Some(app) = counted.upgrade() {
             crate::api::admin::count_reload(&app, reloaded);
         }
