@@ -33,7 +33,14 @@ impl Key {
     /// The key of a string value, if it can occur at all (its normalised
     /// form has at least [`MIN_CHARS`] characters).
     pub fn text(value: &str) -> Option<Key> {
-        normalize(value).map(|n| Key(format!("t:{n}")))
+        let folded = fold(value);
+        let mut key = String::with_capacity(folded.len() + 2);
+        key.push_str("t:");
+        match iban(&folded).or_else(|| phone(&folded)) {
+            Some(shaped) => key.push_str(&shaped),
+            None => push_generic(&folded, &mut key),
+        }
+        (key[2..].chars().count() >= MIN_CHARS).then_some(Key(key))
     }
 
     /// The key of a number value (by value: `250`, `250.0` and `2.5e2` are one key).
@@ -78,11 +85,20 @@ fn long_enough(text: String) -> Option<String> {
 
 /// A folded text that is no IBAN or phone number: its pieces shaped, joined by spaces.
 fn generic(folded: &str) -> String {
-    pieces(folded)
-        .map(piece_shape)
-        .filter(|p| !p.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
+    let mut out = String::with_capacity(folded.len());
+    push_generic(folded, &mut out);
+    out
+}
+
+/// [`generic`], appended to `out` (one buffer, no piece allocated).
+fn push_generic(folded: &str, out: &mut String) {
+    let start = out.len();
+    for piece in pieces(folded).map(piece_shape).filter(|p| !p.is_empty()) {
+        if out.len() > start {
+            out.push(' ');
+        }
+        out.push_str(piece);
+    }
 }
 
 /// NFKC, lower case, NFKC again (lower-casing may leave a non-NFKC string),
@@ -130,9 +146,9 @@ fn phone(folded: &str) -> Option<String> {
 }
 
 /// One piece: an email as it is, a URL without scheme, `www.` and trailing `/`.
-fn piece_shape(piece: &str) -> String {
+fn piece_shape(piece: &str) -> &str {
     if is_email(piece) || !is_url(piece) {
-        return piece.to_string();
+        return piece;
     }
     let mut s = piece;
     loop {
@@ -142,7 +158,7 @@ fn piece_shape(piece: &str) -> String {
         }
         s = s.trim_end_matches('/');
         if s == before {
-            return s.to_string();
+            return s;
         }
     }
 }
@@ -193,12 +209,13 @@ pub fn is_url(piece: &str) -> bool {
 
 /// `a.b.tld`: labels of letters, digits and `-`, a last label of 2+ letters.
 fn host_like(host: &str) -> bool {
-    let labels: Vec<&str> = host.split('.').collect();
-    let label_ok = |l: &&str| !l.is_empty() && l.chars().all(|c| c.is_alphanumeric() || c == '-');
-    let tld_ok = labels
-        .last()
-        .is_some_and(|t| t.chars().count() >= 2 && t.chars().all(char::is_alphabetic));
-    labels.len() >= 2 && labels.iter().all(label_ok) && tld_ok
+    let label_ok = |l: &str| !l.is_empty() && l.chars().all(|c| c.is_alphanumeric() || c == '-');
+    let Some((_, tld)) = host.rsplit_once('.') else {
+        return false;
+    };
+    tld.chars().count() >= 2
+        && tld.chars().all(char::is_alphabetic)
+        && host.split('.').all(label_ok)
 }
 
 /// `urls(x)`: the pieces of `text` that are URLs, as written.
@@ -269,9 +286,9 @@ pub fn numeric_token(piece: &str) -> Option<f64> {
 /// from the pieces' folded forms (folding and shaping work piece by piece),
 /// and normalised whole only where the run could be an IBAN or a phone
 /// number (`tests.rs` holds this equal to normalising each run).
-pub fn text_keys(text: &str, f: &mut dyn FnMut(Key)) {
+pub fn text_keys(text: &str, f: &mut dyn FnMut(&Key)) {
     if let Some(k) = Key::text(text) {
-        f(k);
+        f(&k);
     }
     let parts: Vec<&str> = pieces(text).collect();
     let folded: Vec<String> = parts.iter().map(|p| fold(p)).collect();
@@ -287,12 +304,15 @@ pub fn text_keys(text: &str, f: &mut dyn FnMut(Key)) {
         .iter()
         .map(|p| p.chars().all(|c| c.is_ascii_alphanumeric() || c == ' '))
         .collect();
+    let mut run = String::with_capacity(64);
     for i in 0..parts.len() {
         if let Some(v) = numeric_token(parts[i]) {
-            f(Key::number(v));
+            f(&Key::number(v));
         }
-        // The run's key as it grows: `t:` and the pieces' forms.
-        let mut run = String::from("t:");
+        // The run's key as it grows: `t:` and the pieces' forms (one
+        // buffer, lent to `f` as a key and taken back).
+        run.clear();
+        run.push_str("t:");
         for j in i..parts.len().min(i + MAX_RUN) {
             if run.len() > 2 && !forms[j].is_empty() {
                 run.push(' ');
@@ -301,10 +321,12 @@ pub fn text_keys(text: &str, f: &mut dyn FnMut(Key)) {
             let iban_like = starts_like_iban(&folded[i]) && alnum[i..=j].iter().all(|c| *c);
             if iban_like || phone_like[i..=j].iter().all(|c| *c) {
                 if let Some(k) = Key::text(&parts[i..=j].join(" ")) {
-                    f(k);
+                    f(&k);
                 }
             } else if run[2..].chars().count() >= MIN_CHARS {
-                f(Key(run.clone()));
+                let key = Key(std::mem::take(&mut run));
+                f(&key);
+                run = key.0;
             }
         }
     }
@@ -320,18 +342,18 @@ fn starts_like_iban(piece: &str) -> bool {
 
 /// [`text_keys`] as the semantics say it, each run normalised whole (tests).
 #[cfg(test)]
-pub(crate) fn text_keys_plainly(text: &str, f: &mut dyn FnMut(Key)) {
+pub(crate) fn text_keys_plainly(text: &str, f: &mut dyn FnMut(&Key)) {
     if let Some(k) = Key::text(text) {
-        f(k);
+        f(&k);
     }
     let parts: Vec<&str> = pieces(text).collect();
     for i in 0..parts.len() {
         if let Some(v) = numeric_token(parts[i]) {
-            f(Key::number(v));
+            f(&Key::number(v));
         }
         for j in i..parts.len().min(i + MAX_RUN) {
             if let Some(k) = Key::text(&parts[i..=j].join(" ")) {
-                f(k);
+                f(&k);
             }
         }
     }
@@ -339,13 +361,13 @@ pub(crate) fn text_keys_plainly(text: &str, f: &mut dyn FnMut(Key)) {
 
 /// Every key of a JSON value's leaves: strings as texts ([`text_keys`]),
 /// numbers by value; `f` gets each with the leaf's path.
-pub fn json_keys(value: &Json, f: &mut dyn FnMut(&[PathStep<'_>], Key)) {
+pub fn json_keys(value: &Json, f: &mut dyn FnMut(&[PathStep<'_>], &Key)) {
     let mut path = Vec::new();
     walk(value, &mut path, &mut |path, leaf| match leaf {
         Json::String(s) => text_keys(s, &mut |k| f(path, k)),
         Json::Number(n) => {
             if let Some(v) = n.as_f64().filter(|v| v.is_finite()) {
-                f(path, Key::number(v));
+                f(path, &Key::number(v));
             }
         }
         _ => {}
@@ -389,14 +411,14 @@ pub fn walk<'a>(
 /// Whether `key` occurs in `text`.
 pub fn occurs_in_text(key: &Key, text: &str) -> bool {
     let mut found = false;
-    text_keys(text, &mut |k| found |= k == *key);
+    text_keys(text, &mut |k| found |= k == key);
     found
 }
 
 /// Whether `key` occurs in a JSON value (a leaf equal to it, or in a string leaf's text).
 pub fn occurs_in_json(key: &Key, value: &Json) -> bool {
     let mut found = false;
-    json_keys(value, &mut |_, k| found |= k == *key);
+    json_keys(value, &mut |_, k| found |= k == key);
     found
 }
 

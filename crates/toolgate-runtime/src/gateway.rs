@@ -526,6 +526,10 @@ impl Gateway {
                 self.hold(call, binding, &settled.decision, now, rule).await
             }
             Outcome::Allow => {
+                // Counting changes the session: the decision's view of it
+                // ends first, or the memory store would copy the session.
+                let req = request(call, now, None);
+                drop(lens);
                 self.count_call(call, now).await?;
                 let lease = self.lease(call, &req, &settled.decision, rule, now);
                 Ok(Verdict::Allowed(lease.await))

@@ -188,7 +188,7 @@ impl MemorySession {
             call: call.to_string(),
         };
         for key in keys {
-            self.note(key, Sources::ENDORSED, None, &witness);
+            self.note(&key, Sources::ENDORSED, None, &witness);
         }
     }
 
@@ -202,8 +202,13 @@ impl MemorySession {
         self.tainted = true;
     }
 
-    fn note(&mut self, key: Key, sources: Sources, tool: Option<&str>, witness: &Witness) {
-        let entry = self.index.entry(key).or_default();
+    fn note(&mut self, key: &Key, sources: Sources, tool: Option<&str>, witness: &Witness) {
+        if !self.index.contains_key(key) {
+            self.index.insert(key.clone(), Entry::default());
+        }
+        let Some(entry) = self.index.get_mut(key) else {
+            return;
+        };
         entry.sources = entry.sources.with(sources);
         if let Some(t) = tool.filter(|t| !entry.tools.iter().any(|x| x == t)) {
             entry.tools.push(t.to_string());
@@ -243,12 +248,12 @@ impl SessionView for MemorySession {
 }
 
 /// The keys of one JSON leaf: a string's ([`text_keys`]), a number's value.
-pub fn leaf_keys(leaf: &Json, f: &mut dyn FnMut(Key)) {
+pub fn leaf_keys(leaf: &Json, f: &mut dyn FnMut(&Key)) {
     match leaf {
         Json::String(s) => text_keys(s, f),
         Json::Number(n) => {
             if let Some(v) = n.as_f64().filter(|v| v.is_finite()) {
-                f(Key::number(v));
+                f(&Key::number(v));
             }
         }
         _ => {}

@@ -322,6 +322,9 @@ impl Gateway {
             return Ok(Verdict::Denied(Denial { reason, rule, by }));
         }
         let rule = super::rule_text(&decision);
+        // The view ends before counting changes the session (see `decide_reserved`).
+        let req = request(call, now, None);
+        drop(lens);
         self.count_call(call, now).await?;
         let lease = self.lease(call, &req, &decision, rule, now).await;
         Ok(Verdict::Allowed(lease))

@@ -8,7 +8,6 @@ use crate::store::Binding;
 use hmac::{Hmac, Mac as _};
 use serde_json::Value as Json;
 use sha2::Sha256;
-use std::fmt::Write as _;
 use std::path::Path;
 
 /// Canonical JSON: object keys sorted, no whitespace (the digests' input).
@@ -53,7 +52,17 @@ fn write_canonical(v: &Json, out: &mut String) {
 /// The key of the argument and context digests. Keep it outside the journal
 /// and stable across restarts (bindings rebuilt from the journal must match).
 #[derive(Clone)]
-pub struct DigestKey([u8; 32]);
+pub struct DigestKey {
+    bytes: [u8; 32],
+    /// HMAC-SHA-256 keyed with `bytes`, its key pads already absorbed (a
+    /// digest clones it: two compressions fewer than keying anew).
+    mac: Hmac<Sha256>,
+    /// `mac` with the session label absorbed too ([`Self::session_text_digest`]).
+    session: Hmac<Sha256>,
+}
+
+/// What every session digest starts with (domain separation from the other digests).
+const SESSION_LABEL: &[u8] = b"toolgate-session-v1\n";
 
 impl std::fmt::Debug for DigestKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -64,14 +73,28 @@ impl std::fmt::Debug for DigestKey {
 impl DigestKey {
     /// A key from its bytes.
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        DigestKey(bytes)
+        // A key shorter than SHA-256's 64-byte block is zero-padded to it
+        // (RFC 2104), so the padded block keys the same HMAC; `new` takes
+        // a block and cannot fail, where `new_from_slice` returns a `Result`.
+        let mut block = [0u8; 64];
+        block[..32].copy_from_slice(&bytes);
+        let mac = <Hmac<Sha256> as hmac::digest::KeyInit>::new(
+            &hmac::digest::generic_array::GenericArray::from(block),
+        );
+        let mut session = mac.clone();
+        session.update(SESSION_LABEL);
+        DigestKey {
+            bytes,
+            mac,
+            session,
+        }
     }
 
     /// A new random key (from the operating system's CSPRNG).
     pub fn random() -> Result<Self, GatewayError> {
         let mut bytes = [0u8; 32];
         getrandom::fill(&mut bytes).map_err(GatewayError::Random)?;
-        Ok(DigestKey(bytes))
+        Ok(DigestKey::from_bytes(bytes))
     }
 
     /// The key in the file at `path` (64 hex digits), created with mode 0600
@@ -92,7 +115,7 @@ impl DigestKey {
                 #[cfg(unix)]
                 std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
                 let mut file = opts.open(path).map_err(io)?;
-                std::io::Write::write_all(&mut file, format!("{}\n", hex(&key.0)).as_bytes())
+                std::io::Write::write_all(&mut file, format!("{}\n", hex(&key.bytes)).as_bytes())
                     .and_then(|()| file.sync_all())
                     .map_err(io)?;
                 Ok(key)
@@ -109,7 +132,7 @@ impl DigestKey {
         for (i, b) in bytes.iter_mut().enumerate() {
             *b = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
         }
-        Some(DigestKey(bytes))
+        Some(DigestKey::from_bytes(bytes))
     }
 
     /// A fingerprint of the key that tells keys apart without revealing
@@ -120,14 +143,18 @@ impl DigestKey {
 
     /// HMAC-SHA-256 of `bytes` under this key, in hex.
     pub fn digest(&self, bytes: &[u8]) -> String {
-        // HMAC takes keys of any length: `new_from_slice` cannot fail here.
-        match Hmac::<Sha256>::new_from_slice(&self.0) {
-            Ok(mut mac) => {
-                mac.update(bytes);
-                hex(&mac.finalize().into_bytes())
-            }
-            Err(_) => sha256_hex(bytes),
-        }
+        let mut mac = self.mac.clone();
+        mac.update(bytes);
+        hex(&mac.finalize().into_bytes())
+    }
+
+    /// The keyed digest a session indexes a provenance key's text under:
+    /// HMAC-SHA-256 of `toolgate-session-v1\n` and `text`, its first 128
+    /// bits in hex (the label is absorbed once, at construction).
+    pub fn session_text_digest(&self, text: &str) -> String {
+        let mut mac = self.session.clone();
+        mac.update(text.as_bytes());
+        hex(&mac.finalize().into_bytes()[..16])
     }
 
     /// A token sealed for the other replicas (which share this key): each hex
@@ -167,9 +194,11 @@ impl DigestKey {
 }
 
 fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        let _ = write!(out, "{b:02x}");
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
     }
     out
 }
@@ -203,6 +232,34 @@ pub(super) fn json_len(v: &Json) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Journals hold these digests: the keyed state absorbed once must give
+    /// exactly what keying anew gives (HMAC-SHA-256, lower-case hex), and a
+    /// session digest the first 128 bits of the labelled digest.
+    #[test]
+    fn digests_are_hmac_sha256_whatever_state_is_reused() {
+        let key = DigestKey::from_bytes([7; 32]);
+        for text in ["", "a", "t:someone@example.com", &"x".repeat(200)] {
+            let mut fresh = Hmac::<Sha256>::new_from_slice(&[7; 32]).unwrap();
+            fresh.update(text.as_bytes());
+            let expected: String = fresh
+                .finalize()
+                .into_bytes()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            assert_eq!(key.digest(text.as_bytes()), expected);
+            let labelled = key.digest(format!("toolgate-session-v1\n{text}").as_bytes());
+            assert_eq!(key.session_text_digest(text), labelled[..32]);
+        }
+        // A known answer (RFC 4231 test case 2: key "Jefe").
+        let mut jefe = Hmac::<Sha256>::new_from_slice(b"Jefe").unwrap();
+        jefe.update(b"what do ya want for nothing?");
+        assert_eq!(
+            hex(&jefe.finalize().into_bytes()),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
 
     #[test]
     fn a_sealed_token_opens_only_with_the_key_and_for_its_digest() {

@@ -69,9 +69,7 @@ pub fn check_session_id(id: &str) -> Result<(), SessionInputError> {
 impl DigestKey {
     /// The keyed digest a session indexes `key` under (128 bits, in hex).
     pub fn session_digest(&self, key: &Key) -> String {
-        let mut d = self.digest(format!("toolgate-session-v1\n{}", key.as_str()).as_bytes());
-        d.truncate(32);
-        d
+        self.session_text_digest(key.as_str())
     }
 }
 
@@ -143,7 +141,7 @@ impl Gateway {
         }
         let mut digests = BTreeSet::new();
         provenance::text_keys(text, &mut |k| {
-            digests.insert(self.digest.session_digest(&k));
+            digests.insert(self.digest.session_digest(k));
         });
         let capped = digests.len() > MAX_CHANGE_DIGESTS;
         let turn = SessionTurn {
@@ -333,7 +331,7 @@ impl Digests {
                 &mut out.trusted
             };
             provenance::leaf_keys(leaf, &mut |k| {
-                set.insert(key.session_digest(&k));
+                set.insert(key.session_digest(k));
             });
         });
         out
