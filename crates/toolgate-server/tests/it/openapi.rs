@@ -16,4 +16,13 @@ fn checked_in_openapi_matches_the_code() {
     let doc: serde_json::Value = serde_json::from_str(&generated).unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
     assert!(doc["paths"]["/v1/calls"]["post"].is_object());
+    // Generators name a method per operation id (`sessions::show` beside
+    // `approvals::show` broke the TypeScript types).
+    let mut ids = std::collections::BTreeSet::new();
+    for path in doc["paths"].as_object().unwrap().values() {
+        for op in path.as_object().unwrap().values() {
+            let id = op["operationId"].as_str().unwrap();
+            assert!(ids.insert(id.to_string()), "operation id `{id}` twice");
+        }
+    }
 }
