@@ -1,6 +1,6 @@
 //! The request handlers, by area: calls and decisions, approvals, and the
 //! operator's endpoints.
 
-pub mod admin;
-pub mod approvals;
-pub mod calls;
+pub(crate) mod admin;
+pub(crate) mod approvals;
+pub(crate) mod calls;

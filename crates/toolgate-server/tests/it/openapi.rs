@@ -1,17 +1,17 @@
 //! The checked-in docs/openapi.json is the document the code generates
-//! (`UPDATE_GOLDEN=1 cargo test -p toolgate-server --test openapi` rewrites it).
+//! (`UPDATE_GOLDEN=1 cargo test -p toolgate-server --test it -- openapi::` rewrites it).
 
 #[test]
 fn checked_in_openapi_matches_the_code() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json");
-    let generated = toolgate_server::openapi::document();
+    let generated = toolgate_server::openapi_document();
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, &generated).unwrap();
     }
     let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         checked_in == generated,
-        "docs/openapi.json is stale: run `UPDATE_GOLDEN=1 cargo test -p toolgate-server --test openapi`"
+        "docs/openapi.json is stale: run `UPDATE_GOLDEN=1 cargo test -p toolgate-server --test it -- openapi::`"
     );
     let doc: serde_json::Value = serde_json::from_str(&generated).unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
