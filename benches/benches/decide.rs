@@ -48,21 +48,21 @@ fn toolgate(c: &mut Criterion) {
         for (kind, owned, expect) in requests(mix) {
             let req = owned.as_request();
             assert_eq!(
-                engine.decide(&req).outcome.as_str(),
+                engine.decide(&req).outcome().as_str(),
                 expect,
                 "{name} {kind}"
             );
             assert_eq!(
-                cached.decide(&req).outcome.as_str(),
+                cached.decide(&req).outcome().as_str(),
                 expect,
                 "{name} {kind} cached"
             );
             group.bench_function(BenchmarkId::new(format!("{name}/{kind}"), "request"), |b| {
-                b.iter(|| black_box(engine.decide(black_box(&req))).outcome)
+                b.iter(|| black_box(engine.decide(black_box(&req))).outcome())
             });
             group.bench_function(
                 BenchmarkId::new(format!("{name}/{kind}"), "request, cache hit"),
-                |b| b.iter(|| black_box(cached.decide(black_box(&req))).outcome),
+                |b| b.iter(|| black_box(cached.decide(black_box(&req))).outcome()),
             );
         }
         let json = &mix
@@ -76,7 +76,7 @@ fn toolgate(c: &mut Criterion) {
                     b.iter(|| {
                         let owned = OwnedRequest::from_json(black_box(json))
                             .unwrap_or_else(|e| panic!("{e}"));
-                        engine.decide(&owned.as_request()).outcome
+                        engine.decide(&owned.as_request()).outcome()
                     })
                 },
             );
@@ -110,7 +110,7 @@ fn cache_misses(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement
             |b| {
                 b.iter(|| {
                     i = (i + 1) % owned.len();
-                    black_box(e.decide(&owned[i].as_request())).outcome
+                    black_box(e.decide(&owned[i].as_request())).outcome()
                 })
             },
         );
@@ -137,14 +137,14 @@ fn peers(c: &mut Criterion) {
             // Peers have no approvals: Toolgate's allow and approval_required are their permit.
             let permit = expect != "deny";
             assert_eq!(
-                engine.decide(&req).outcome.as_str(),
+                engine.decide(&req).outcome().as_str(),
                 expect,
                 "toolgate {n} {kind}"
             );
             assert_eq!(cedar.permits(&cedar_req), permit, "cedar {n} {kind}");
             assert_eq!(rego.permits(&rego_req), permit, "rego {n} {kind}");
             group.bench_function(BenchmarkId::new(format!("{n}/{kind}"), "toolgate"), |b| {
-                b.iter(|| black_box(engine.decide(black_box(&req))).outcome)
+                b.iter(|| black_box(engine.decide(black_box(&req))).outcome())
             });
             group.bench_function(BenchmarkId::new(format!("{n}/{kind}"), "cedar"), |b| {
                 b.iter(|| cedar.permits(black_box(&cedar_req)))

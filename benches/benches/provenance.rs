@@ -140,7 +140,7 @@ fn engine(c: &mut Criterion) {
         session: Some(&session),
     };
     let d = engine.decide(&req);
-    assert_eq!(d.outcome.as_str(), "allow", "{}", d.reason);
+    assert_eq!(d.outcome().as_str(), "allow", "{}", d.reason());
     group.bench_function("decide, 5 from conditions, 10k values", |b| {
         b.iter(|| black_box(engine.decide(black_box(&req))))
     });
@@ -151,7 +151,7 @@ fn engine(c: &mut Criterion) {
         session: None,
         ..req
     };
-    assert_eq!(engine.decide(&read).outcome.as_str(), "allow");
+    assert_eq!(engine.decide(&read).outcome().as_str(), "allow");
     group.bench_function("decide, no session conditions", |b| {
         b.iter(|| black_box(engine.decide(black_box(&read))))
     });

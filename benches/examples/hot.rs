@@ -24,7 +24,7 @@ fn main() {
     let req = owned.as_request();
     let mut allowed = 0;
     for _ in 0..n {
-        if black_box(engine.decide(black_box(&req))).outcome == toolgate_engine::Outcome::Allow {
+        if black_box(engine.decide(black_box(&req))).outcome() == toolgate_engine::Outcome::Allow {
             allowed += 1;
         }
     }

@@ -3,7 +3,6 @@
 //! message and an exit status.
 
 use crate::Exit;
-use serde_json::Value;
 use std::time::Duration;
 
 /// Why a request to the server failed.
@@ -89,21 +88,6 @@ impl Client {
             },
             other => other,
         }
-    }
-
-    /// `GET path` returning the body as text.
-    pub(crate) fn get_text(&self, path: &str) -> Result<String, Failure> {
-        self.0.get_text(path).map_err(|e| self.failed(e))
-    }
-
-    /// `GET path` returning JSON.
-    pub(crate) fn get(&self, path: &str) -> Result<Value, Failure> {
-        self.0.get(path).map_err(|e| self.failed(e))
-    }
-
-    /// `POST path` with a JSON body, returning JSON.
-    pub(crate) fn post(&self, path: &str, body: &Value) -> Result<Value, Failure> {
-        self.0.post(path, body).map_err(|e| self.failed(e))
     }
 }
 

@@ -412,10 +412,10 @@ fn explanation(loaded: &Loaded, engine: &Engine, req: &toolgate_engine::Request<
     }
     out.push_str(&format!(
         "\ndecision: {} ({})\n",
-        decision.outcome.as_str(),
-        decision.reason
+        decision.outcome().as_str(),
+        decision.reason()
     ));
-    if let Some(r) = decision.rule {
+    if let Some(r) = decision.rule() {
         out.push_str(&format!("  by rule {r}\n"));
     }
     for key in ["scope", "approval", "budget", "fallback"] {

@@ -8,6 +8,11 @@ use crate::eval::escape_controls;
 use crate::Exit;
 use serde_json::{json, Value};
 use std::time::Duration;
+use toolgate_api::client::audit_records;
+use toolgate_api::{
+    ApprovalItem, ApprovalResult, AuditRecord, KillBody, KillScopeView, KillStatus, KillTools,
+    ServerStatus,
+};
 use toolgate_runtime::journal::sha256_hex;
 
 fn client(conn: &Conn) -> Client {
@@ -140,37 +145,34 @@ fn list(
         .api()
         .approvals(&[("tenant", tenant), ("agent", agent), ("tool", tool)])
         .map_err(|e| c.failed(e))?;
-    let mut answer = as_json(&list)?;
-    if let Some(items) = answer["approvals"].as_array_mut() {
-        items.iter_mut().for_each(with_hold_digest);
-    }
     if conn.json {
-        print_json(&answer);
+        let items: Vec<Value> = list
+            .approvals
+            .iter()
+            .map(held_json)
+            .collect::<Result<_, _>>()?;
+        print_json(&json!({ "approvals": items }));
         return Ok(());
     }
-    let items = answer["approvals"].as_array().cloned().unwrap_or_default();
-    if items.is_empty() {
+    if list.approvals.is_empty() {
         println!("no calls wait for approval");
         return Ok(());
     }
-    let rows: Vec<Vec<String>> = items
+    let rows: Vec<Vec<String>> = list
+        .approvals
         .iter()
         .map(|a| {
             vec![
-                cell(&a["id"]),
-                cell(&a["hold_digest"]).chars().take(12).collect(),
-                cell(&a["tenant"]),
-                cell(&a["agent"]),
-                cell(&a["tool"]),
-                cell(&a["group"]),
-                format!(
-                    "{}/{}",
-                    a["approvals"].as_array().map_or(0, Vec::len),
-                    cell(&a["count"])
-                ),
-                time(&a["requested_at"]),
-                time(&a["expires_at"]),
-                cell(&a["args"]),
+                text(&a.id),
+                hold_digest(a).chars().take(12).collect(),
+                text(&a.tenant),
+                text(&a.agent),
+                text(&a.tool),
+                opt(a.group.as_deref()),
+                format!("{}/{}", a.approvals.len(), a.count),
+                at(a.requested_at),
+                at(a.expires_at),
+                cell(&a.args),
             ]
         })
         .collect();
@@ -192,15 +194,27 @@ fn list(
     Ok(())
 }
 
-/// The held call `id`, with its `hold_digest`.
-fn fetch(client: &Client, id: &str, tenant: Option<&str>) -> Result<Value, Failure> {
-    let held = client
+/// A string as a table cell.
+fn text(s: &str) -> String {
+    cell(&Value::String(s.to_string()))
+}
+
+/// An optional string as a table cell (`-` when absent).
+fn opt(s: Option<&str>) -> String {
+    s.map_or_else(|| "-".into(), text)
+}
+
+/// An optional time in ms as a UTC time (`-` when absent).
+fn at(ms: Option<u64>) -> String {
+    time(&json!(ms))
+}
+
+/// The held call `id`.
+fn fetch(client: &Client, id: &str, tenant: Option<&str>) -> Result<ApprovalItem, Failure> {
+    client
         .api()
         .approval(id, tenant)
-        .map_err(|e| client.failed(e))?;
-    let mut item = as_json(&held)?;
-    with_hold_digest(&mut item);
-    Ok(item)
+        .map_err(|e| client.failed(e))
 }
 
 /// An answer read through the API's types, as JSON for printing.
@@ -208,33 +222,38 @@ fn as_json(answer: &impl serde::Serialize) -> Result<Value, Failure> {
     serde_json::to_value(answer).map_err(|e| Failure::Transport(e.to_string()))
 }
 
-/// Adds `hold_digest` to a held call as the server lists it: the digest
-/// `list` and `show` print and `approve --digest` takes. SHA-256 of what the
-/// approver reviews (tenant, id, agent, tool, env, the server's keyed digest
-/// of the arguments) and of when the call was held, so a later hold of the
-/// same id (after this one expired, was rejected or cancelled) has another
-/// digest, even with the same arguments.
-fn with_hold_digest(item: &mut Value) {
-    let fields = [
-        "tenant",
-        "id",
-        "agent",
-        "tool",
-        "env",
-        "args_digest",
-        "requested_at",
-    ];
-    let text: Vec<String> = fields.iter().map(|f| item[*f].to_string()).collect();
-    let digest = sha256_hex(format!("toolgate-hold-v1\n{}", text.join("\n")).as_bytes());
-    if let Some(map) = item.as_object_mut() {
-        map.insert("hold_digest".into(), Value::String(digest));
+/// A held call as `--json` prints it: as the server lists it, with its `hold_digest`.
+fn held_json(item: &ApprovalItem) -> Result<Value, Failure> {
+    let mut out = as_json(item)?;
+    if let Some(map) = out.as_object_mut() {
+        map.insert("hold_digest".into(), Value::String(hold_digest(item)));
     }
+    Ok(out)
+}
+
+/// The digest `list` and `show` print and `approve --digest` takes. SHA-256
+/// of what the approver reviews (tenant, id, agent, tool, env, the server's
+/// keyed digest of the arguments) and of when the call was held, each as
+/// JSON, so a later hold of the same id (after this one expired, was rejected
+/// or cancelled) has another digest, even with the same arguments.
+fn hold_digest(item: &ApprovalItem) -> String {
+    let fields = [
+        json!(item.tenant),
+        json!(item.id),
+        json!(item.agent),
+        json!(item.tool),
+        json!(item.env),
+        json!(item.args_digest),
+        json!(item.requested_at),
+    ];
+    let text: Vec<String> = fields.iter().map(Value::to_string).collect();
+    sha256_hex(format!("toolgate-hold-v1\n{}", text.join("\n")).as_bytes())
 }
 
 fn show(conn: &Conn, id: &str, tenant: Option<&str>) -> Result<(), Failure> {
     let item = fetch(&client(conn), id, tenant)?;
     if conn.json {
-        print_json(&item);
+        print_json(&held_json(&item)?);
         return Ok(());
     }
     print_held(&item);
@@ -242,36 +261,35 @@ fn show(conn: &Conn, id: &str, tenant: Option<&str>) -> Result<(), Failure> {
 }
 
 /// A held call as an approver reviews it.
-fn print_held(item: &Value) {
-    println!("{:<13}{}", "digest", cell(&item["hold_digest"]));
-    for (label, field) in [
-        ("id", "id"),
-        ("state", "state"),
-        ("tenant", "tenant"),
-        ("env", "env"),
-        ("agent", "agent"),
-        ("tool", "tool"),
-        ("rule", "rule"),
-        ("reason", "reason"),
-        ("group", "group"),
-        ("args digest", "args_digest"),
+fn print_held(item: &ApprovalItem) {
+    println!("{:<13}{}", "digest", hold_digest(item));
+    for (label, value) in [
+        ("id", text(&item.id)),
+        ("state", text(item.state.as_str())),
+        ("tenant", text(&item.tenant)),
+        ("env", text(&item.env)),
+        ("agent", text(&item.agent)),
+        ("tool", text(&item.tool)),
+        ("rule", opt(item.rule.as_deref())),
+        ("reason", opt(item.reason.as_deref())),
+        ("group", opt(item.group.as_deref())),
+        ("args digest", text(&item.args_digest)),
     ] {
-        println!("{label:<13}{}", cell(&item[field]));
+        println!("{label:<13}{value}");
     }
-    println!("{:<13}{}", "requested", time(&item["requested_at"]));
-    println!("{:<13}{}", "expires", time(&item["expires_at"]));
-    let given = item["approvals"].as_array().cloned().unwrap_or_default();
+    println!("{:<13}{}", "requested", at(item.requested_at));
+    println!("{:<13}{}", "expires", at(item.expires_at));
     println!(
         "{:<13}{} of {}",
         "approvals",
-        given.len(),
-        cell(&item["count"])
+        item.approvals.len(),
+        item.count
     );
-    for a in &given {
-        println!("  - {}: {}", cell(&a["approver"]), cell(&a["reason"]));
+    for a in &item.approvals {
+        println!("  - {}: {}", text(&a.approver), text(&a.reason));
     }
     println!("args (as journaled; redacted fields redacted):");
-    let args = serde_json::to_string_pretty(&item["args"]).unwrap_or_default();
+    let args = serde_json::to_string_pretty(&item.args).unwrap_or_default();
     for l in escape_controls(&args).lines() {
         println!("  {l}");
     }
@@ -291,7 +309,7 @@ fn approve(
 ) -> Result<(), Failure> {
     let given = digest.map(digest_prefix).transpose()?;
     let item = fetch(&client(conn), id, tenant)?;
-    let held = item["hold_digest"].as_str().unwrap_or_default();
+    let held = hold_digest(&item);
     match given {
         Some(given) if held.starts_with(&given) => {}
         Some(given) => {
@@ -301,15 +319,14 @@ fn approve(
                  was approved: review it again with `policyc approvals show {id}`"
             )))
         }
-        None => confirm(&item, held)?,
+        None => confirm(&item, &held)?,
     }
-    let tenant = item["tenant"].as_str().map(str::to_string);
     let body = toolgate_api::ApproveBody {
-        args_digest: item["args_digest"].as_str().unwrap_or_default().to_string(),
-        requested_at: item["requested_at"].as_u64(),
+        args_digest: item.args_digest.clone(),
+        requested_at: item.requested_at,
         reason: reason.to_string(),
     };
-    decide(conn, id, tenant.as_deref(), "approve", as_json(&body)?)
+    decide(conn, id, Some(&item.tenant), "approve", as_json(&body)?)
 }
 
 /// `--digest` as lower-case hex: 12 to 64 hex digits.
@@ -328,7 +345,7 @@ fn digest_prefix(text: &str) -> Result<String, Failure> {
 
 /// Without `--digest`: shows the held call and asks the approver on a
 /// terminal; never approves unasked in a script.
-fn confirm(item: &Value, held: &str) -> Result<(), Failure> {
+fn confirm(item: &ApprovalItem, held: &str) -> Result<(), Failure> {
     use std::io::{BufRead as _, IsTerminal as _, Write as _};
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
         return Err(Failure::Usage(
@@ -360,9 +377,10 @@ fn decide(
 ) -> Result<(), Failure> {
     let q = query(&[("tenant", tenant)]);
     let path = format!("/v1/approvals/{}/{action}{q}", encode(id));
-    let answer = client(conn).post(&path, &body)?;
+    let c = client(conn);
+    let answer: ApprovalResult = c.api().post(&path, &body).map_err(|e| c.failed(e))?;
     if conn.json {
-        print_json(&answer);
+        print_json(&as_json(&answer)?);
         return Ok(());
     }
     println!(
@@ -372,11 +390,11 @@ fn decide(
         } else {
             "rejected"
         },
-        cell(&answer["id"]),
-        cell(&answer["tenant"]),
-        cell(&answer["state"]),
-        cell(&answer["approvals"]),
-        cell(&answer["count"]),
+        text(&answer.id),
+        text(&answer.tenant),
+        answer.state.as_str(),
+        answer.approvals,
+        answer.count,
     );
     Ok(())
 }
@@ -386,21 +404,30 @@ pub(crate) fn kill_switch(cmd: KillSwitchCommand) -> Exit {
     finish(match cmd {
         KillSwitchCommand::Engage(args) => set_kill(&args, true),
         KillSwitchCommand::Release(args) => set_kill(&args, false),
-        KillSwitchCommand::Status(conn) => client(&conn)
-            .get("/v1/kill-switch")
-            .map(|answer| print_kill(&conn, &answer)),
+        KillSwitchCommand::Status(conn) => {
+            let c = client(&conn);
+            c.api()
+                .kill_status()
+                .map_err(|e| c.failed(e))
+                .and_then(|answer| print_kill(&conn, &answer))
+        }
     })
 }
 
 fn set_kill(args: &KillArgs, engaged: bool) -> Result<(), Failure> {
-    let body = json!({
-        "engaged": engaged,
-        "tenant": args.tenant,
-        "agent": args.agent,
-        "tools": if args.all_tools { "all" } else { "writes" },
-        "reason": args.reason,
-    });
-    let answer = client(&args.conn).post("/v1/kill-switch", &body)?;
+    let body = KillBody {
+        engaged,
+        tenant: args.tenant.clone(),
+        agent: args.agent.clone(),
+        tools: Some(if args.all_tools {
+            KillTools::All
+        } else {
+            KillTools::Writes
+        }),
+        reason: args.reason.clone(),
+    };
+    let c = client(&args.conn);
+    let answer = c.api().kill_switch(&body).map_err(|e| c.failed(e))?;
     if !args.conn.json {
         println!(
             "kill switch {} for tenant {}, agent {}, {}",
@@ -414,79 +441,81 @@ fn set_kill(args: &KillArgs, engaged: bool) -> Result<(), Failure> {
             },
         );
     }
-    print_kill(&args.conn, &answer);
-    Ok(())
+    print_kill(&args.conn, &answer)
 }
 
-fn kill_rows(scopes: &Value) -> Vec<Vec<String>> {
-    let star = |v: &Value| match v {
-        Value::Null => "*".to_string(),
-        v => cell(v),
-    };
+/// TENANT, AGENT, STOPS of each engaged scope (`*` for every tenant or agent).
+fn kill_rows(scopes: &[KillScopeView]) -> Vec<Vec<String>> {
     scopes
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|s| vec![star(&s["tenant"]), star(&s["agent"]), cell(&s["tools"])])
+        .iter()
+        .map(|s| {
+            let stops = match s.tools {
+                KillTools::All => "all",
+                KillTools::Writes => "writes",
+            };
+            vec![
+                s.tenant.as_deref().map_or_else(|| "*".into(), text),
+                s.agent.as_deref().map_or_else(|| "*".into(), text),
+                stops.to_string(),
+            ]
+        })
         .collect()
 }
 
-fn print_kill(conn: &Conn, answer: &Value) {
+fn print_kill(conn: &Conn, answer: &KillStatus) -> Result<(), Failure> {
     if conn.json {
-        print_json(answer);
-        return;
+        print_json(&as_json(answer)?);
+        return Ok(());
     }
-    let rows = kill_rows(&answer["engaged"]);
+    let rows = kill_rows(&answer.engaged);
     if rows.is_empty() {
         println!("no kill switch is engaged");
     } else {
         table(&["TENANT", "AGENT", "STOPS"], &rows);
     }
+    Ok(())
 }
 
 /// `policyc status`.
 pub(crate) fn status(conn: &Conn) -> Exit {
-    finish(client(conn).get("/v1/status").map(|s| {
-        if conn.json {
-            print_json(&s);
-            return;
-        }
-        let sha = cell(&s["policy_sha256"]);
+    let c = client(conn);
+    let answer = c.api().server_status().map_err(|e| c.failed(e));
+    finish(answer.and_then(|s| print_status(conn, &s)))
+}
+
+fn print_status(conn: &Conn, s: &ServerStatus) -> Result<(), Failure> {
+    if conn.json {
+        print_json(&as_json(s)?);
+        return Ok(());
+    }
+    let sha = text(&s.policy_sha256);
+    println!(
+        "policy        {} (sha256 {})",
+        opt(s.policy.as_deref()),
+        sha.get(..12).unwrap_or(&sha)
+    );
+    println!("uptime        {}", uptime(s.uptime_secs));
+    println!("pending       {} call(s) wait for approval", s.pending);
+    let kills = kill_rows(&s.kill_switch);
+    if kills.is_empty() {
+        println!("kill switch   none engaged");
+    }
+    for k in kills {
         println!(
-            "policy        {} (sha256 {})",
-            cell(&s["policy"]),
-            sha.get(..12).unwrap_or(&sha)
+            "kill switch   engaged: tenant {}, agent {}, stops {}",
+            k[0], k[1], k[2]
         );
-        println!(
-            "uptime        {}",
-            uptime(s["uptime_secs"].as_u64().unwrap_or(0))
-        );
-        println!(
-            "pending       {} call(s) wait for approval",
-            cell(&s["pending"])
-        );
-        let kills = kill_rows(&s["kill_switch"]);
-        if kills.is_empty() {
-            println!("kill switch   none engaged");
-        }
-        for k in kills {
-            println!(
-                "kill switch   engaged: tenant {}, agent {}, stops {}",
-                k[0], k[1], k[2]
-            );
-        }
-        let head = &s["journal_head"];
-        if head.is_null() {
-            println!("journal head  (empty journal)");
-        } else {
-            println!(
-                "journal head  seq {} sha256 {} at {}",
-                cell(&head["seq"]),
-                cell(&head["hash"]),
-                time(&head["ts_ms"])
-            );
-        }
-    }))
+    }
+    match &s.journal_head {
+        None => println!("journal head  (empty journal)"),
+        Some(head) => println!(
+            "journal head  seq {} sha256 {} at {}",
+            head.seq,
+            text(&head.hash),
+            at(Some(head.ts_ms))
+        ),
+    }
+    Ok(())
 }
 
 fn uptime(secs: u64) -> String {
@@ -507,27 +536,26 @@ fn tail(args: &AuditTailArgs) -> Result<(), Failure> {
         return tail_journals(args);
     }
     let client = client(&args.conn);
-    let filters = |after: Option<String>| {
-        query(&[
+    let read = |after: Option<String>| {
+        let filters = [
             ("since", args.since.as_deref()),
             ("kind", args.kind.as_deref()),
             ("call", args.call.as_deref()),
             ("tenant", args.tenant.as_deref()),
             ("after", after.as_deref()),
-        ])
+        ];
+        client.api().audit(&filters).map_err(|e| client.failed(e))
     };
-    let records = records(&client.get_text(&format!("/v1/audit{}", filters(None)))?);
-    let mut last = records.last().and_then(|r| r["seq"].as_u64());
+    let records = read(None)?;
+    let mut last = records.last().map(|r| r.seq);
     print_last(args, records.iter());
     if !args.follow {
         return Ok(());
     }
     loop {
         std::thread::sleep(Duration::from_millis(500));
-        let after = last.unwrap_or(0).to_string();
-        let text = client.get_text(&format!("/v1/audit{}", filters(Some(after))))?;
-        for r in records_of(&text) {
-            last = r["seq"].as_u64().or(last);
+        for r in read(Some(last.unwrap_or(0).to_string()))? {
+            last = Some(r.seq);
             print_record(args.conn.json, &r);
         }
     }
@@ -537,7 +565,7 @@ fn tail(args: &AuditTailArgs) -> Result<(), Failure> {
 /// sealed segments, then the live file), merged by time, then by journal and
 /// seq (the order each journal gives its records of one millisecond).
 fn tail_journals(args: &AuditTailArgs) -> Result<(), Failure> {
-    let mut merged: Vec<(u64, usize, u64, Value)> = Vec::new();
+    let mut merged: Vec<(usize, AuditRecord)> = Vec::new();
     for (n, path) in args.journals.iter().enumerate() {
         let files = toolgate_runtime::journal::journal_files(path)
             .map_err(|e| Failure::Transport(format!("`{}`: {e}", path.display())))?;
@@ -547,22 +575,17 @@ fn tail_journals(args: &AuditTailArgs) -> Result<(), Failure> {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(Failure::Transport(format!("`{}`: {e}", file.display()))),
             };
-            for r in records_of(&text).filter(|r| wanted(args, r)) {
-                let (ts, seq) = (
-                    r["ts_ms"].as_u64().unwrap_or(0),
-                    r["seq"].as_u64().unwrap_or(0),
-                );
-                merged.push((ts, n, seq, r));
-            }
+            let records = audit_records(&text).filter(|r| wanted(args, r));
+            merged.extend(records.map(|r| (n, r)));
         }
     }
-    merged.sort_by_key(|a| (a.0, a.1, a.2));
-    print_last(args, merged.iter().map(|(_, _, _, r)| r));
+    merged.sort_by_key(|(n, r)| (r.ts_ms, *n, r.seq));
+    print_last(args, merged.iter().map(|(_, r)| r));
     Ok(())
 }
 
 /// The header (unless `--json`), then the last `--lines` records (all for 0).
-fn print_last<'a>(args: &AuditTailArgs, records: impl ExactSizeIterator<Item = &'a Value>) {
+fn print_last<'a>(args: &AuditTailArgs, records: impl ExactSizeIterator<Item = &'a AuditRecord>) {
     let skip = match args.lines {
         0 => 0,
         n => records.len().saturating_sub(n),
@@ -578,43 +601,38 @@ fn print_last<'a>(args: &AuditTailArgs, records: impl ExactSizeIterator<Item = &
     }
 }
 
-fn wanted(args: &AuditTailArgs, r: &Value) -> bool {
-    let body = &r["body"];
-    let is = |want: &Option<String>, got: &Value| {
-        want.as_deref().is_none_or(|w| got.as_str() == Some(w))
-    };
-    is(&args.kind, &r["kind"]) && is(&args.call, &body["call"]) && is(&args.tenant, &body["tenant"])
+fn wanted(args: &AuditTailArgs, r: &AuditRecord) -> bool {
+    let is =
+        |want: &Option<String>, got: Option<&str>| want.as_deref().is_none_or(|w| got == Some(w));
+    is(&args.kind, Some(&r.kind))
+        && is(&args.call, r.field("call"))
+        && is(&args.tenant, r.field("tenant"))
 }
 
-fn records(text: &str) -> Vec<Value> {
-    records_of(text).collect()
-}
-
-fn records_of(text: &str) -> impl Iterator<Item = Value> + '_ {
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-}
-
-fn print_record(json: bool, r: &Value) {
+fn print_record(json: bool, r: &AuditRecord) {
     if json {
-        println!("{r}");
+        match serde_json::to_string(r) {
+            Ok(line) => println!("{line}"),
+            Err(e) => eprintln!("error: cannot print record {}: {e}", r.seq),
+        }
         return;
     }
-    let body = &r["body"];
     let detail: Vec<String> = [
         "replica", "tenant", "agent", "tool", "decision", "outcome", "approver", "caller",
         "action", "reason", "why", "error",
     ]
     .iter()
-    .filter(|k| !body[**k].is_null())
-    .map(|k| format!("{k}={}", cell(&body[*k])))
+    .filter_map(|k| match r.body.get(*k) {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(format!("{k}={}", cell(v))),
+    })
     .collect();
     println!(
         "{:<6}  {:<19}  {:<22}  {:<14}  {}",
-        cell(&r["seq"]),
-        time(&r["ts_ms"]),
-        cell(&r["kind"]),
-        cell(&body["call"]),
+        r.seq,
+        at(Some(r.ts_ms)),
+        text(&r.kind),
+        opt(r.field("call")),
         detail.join(" ")
     );
 }

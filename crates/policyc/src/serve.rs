@@ -4,7 +4,7 @@ use crate::cli::{KeysCommand, KeysFile, ServeArgs};
 use crate::Exit;
 use std::path::PathBuf;
 use toolgate_runtime::host::keys::{self, Key, Role};
-use toolgate_server::serve::{Settings, DEFAULT_DATA};
+use toolgate_server::{Settings, DEFAULT_DATA};
 
 /// `policyc serve`.
 pub(crate) fn serve(args: ServeArgs) -> Exit {
@@ -43,7 +43,7 @@ pub(crate) fn serve(args: ServeArgs) -> Exit {
         eprintln!("error: cannot start the async runtime");
         return Exit::Usage;
     };
-    match rt.block_on(toolgate_server::serve::run(settings)) {
+    match rt.block_on(toolgate_server::run(settings)) {
         Ok(()) => Exit::Ok,
         Err(e) => fail(&e),
     }

@@ -338,14 +338,14 @@ fn decide(
         now,
         ..req.as_request()
     });
-    let new = d.outcome.as_str();
+    let new = d.outcome().as_str();
     let flip = if level(new) != level(old) {
         if level(new) > level(old) {
             report.more_permissive += 1;
         }
         Some(format!("{old} -> {new}"))
     } else if new == "approval_required" {
-        approval_flip(approvals.get(&key_of(body)), d.approval.as_deref(), report)
+        approval_flip(approvals.get(&key_of(body)), d.approval(), report)
     } else {
         None
     };
@@ -357,10 +357,10 @@ fn decide(
 
 fn approval_flip(
     old: Option<&(Option<String>, u64)>,
-    new: Option<&ir::Approval>,
+    new: Option<&ir::HumanApproval>,
     report: &mut Report,
 ) -> Option<String> {
-    let (Some((og, oc)), Some(ir::Approval::Human { group, count, .. })) = (old, new) else {
+    let (Some((og, oc)), Some(ir::HumanApproval { group, count, .. })) = (old, new) else {
         return None;
     };
     let weaker = u64::from(*count) < *oc || (og.is_some() && group != og);

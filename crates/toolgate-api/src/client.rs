@@ -3,8 +3,8 @@
 //! an error status is a [`ClientError::Server`] with the problem's text.
 
 use crate::{
-    ApprovalItem, ApprovalList, ApprovalResult, ApproveBody, CallAnswer, CallRequest, CallStatus,
-    ExecuteBody, KillBody, KillStatus, Recorded, RejectBody, ResultBody,
+    ApprovalItem, ApprovalList, ApprovalResult, ApproveBody, AuditRecord, CallAnswer, CallRequest,
+    CallStatus, ExecuteBody, KillBody, KillStatus, Recorded, RejectBody, ResultBody, ServerStatus,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -190,10 +190,28 @@ impl Client {
         self.get("/v1/kill-switch")
     }
 
+    /// `GET /v1/status`.
+    pub fn server_status(&self) -> Result<ServerStatus, ClientError> {
+        self.get("/v1/status")
+    }
+
+    /// `GET /v1/audit` with its filters, one record per line as written
+    /// (a line that is not a record is skipped).
+    pub fn audit(&self, filters: &[(&str, Option<&str>)]) -> Result<Vec<AuditRecord>, ClientError> {
+        let text = self.get_text(&format!("/v1/audit{}", query(filters)))?;
+        Ok(audit_records(&text).collect())
+    }
+
     /// `POST /v1/kill-switch`.
     pub fn kill_switch(&self, body: &KillBody) -> Result<KillStatus, ClientError> {
         self.post("/v1/kill-switch", body)
     }
+}
+
+/// The records of journal lines (NDJSON), skipping lines that are not records.
+pub fn audit_records(text: &str) -> impl Iterator<Item = AuditRecord> + '_ {
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<AuditRecord>(l).ok())
 }
 
 fn finish(

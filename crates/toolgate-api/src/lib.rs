@@ -586,6 +586,52 @@ pub struct KillStatus {
     pub engaged: Vec<KillScopeView>,
 }
 
+/// The server at a glance (`GET /v1/status`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = Status))]
+pub struct ServerStatus {
+    /// The live policy's name.
+    pub policy: Option<String>,
+    /// Its SHA-256.
+    pub policy_sha256: String,
+    /// Seconds since the server started.
+    pub uptime_secs: u64,
+    /// Calls waiting for approval (within the key's tenants).
+    pub pending: usize,
+    /// Engaged kill switches (within the key's tenants).
+    pub kill_switch: Vec<KillScopeView>,
+    /// The journal head.
+    pub journal_head: Option<toolgate_runtime::host::data::Head>,
+}
+
+/// One journal record, as `GET /v1/audit` streams it: one per line, exactly
+/// as the journal wrote it (docs/formats.md lists every kind and its body).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+// Fields in the journal's (alphabetical) order, so a record serialized
+// again reads as its line.
+pub struct AuditRecord {
+    /// Its fields, which depend on its kind.
+    #[cfg_attr(feature = "openapi", schema(value_type = HashMap<String, serde_json::Value>))]
+    pub body: Map<String, Json>,
+    /// Its kind (`decision`, `approval_granted`, `kill_switch`, ...).
+    pub kind: String,
+    /// The hash of the previous record's line (the chain).
+    pub prev: String,
+    /// Its sequence number in its journal.
+    pub seq: u64,
+    /// When it was written (ms since the epoch).
+    pub ts_ms: u64,
+}
+
+impl AuditRecord {
+    /// A string field of the body (`call`, `tenant`, ...), if it has one.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.body.get(name).and_then(Json::as_str)
+    }
+}
+
 /// Engage or release a kill switch.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -213,8 +213,8 @@ pub enum Effect {
     /// Denies; overrides every grant.
     Deny,
     /// An approval floor (`require ... on TOOLS`): whichever grant matched,
-    /// the decision needs at least this approval (always `Approval::Human`).
-    Floor(Approval),
+    /// the decision needs at least this human approval.
+    Floor(HumanApproval),
 }
 
 impl Effect {
@@ -228,16 +228,20 @@ impl Effect {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Approval {
     /// A human must approve (the default for `write`).
-    Human {
-        /// The approvers' group, if named.
-        group: Option<String>,
-        /// How many distinct approvers.
-        count: u32,
-        /// How long an approval stays valid, in seconds.
-        expires_secs: Option<u64>,
-    },
+    Human(HumanApproval),
     /// Approved automatically within a budget.
     Auto(Budget),
+}
+
+/// Who must approve a call, how many of them, and for how long.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HumanApproval {
+    /// The approvers' group, if named.
+    pub group: Option<String>,
+    /// How many distinct approvers.
+    pub count: u32,
+    /// How long an approval stays valid, in seconds.
+    pub expires_secs: Option<u64>,
 }
 
 /// An auto-approval budget: at most `limit` calls per sliding `window_secs`.

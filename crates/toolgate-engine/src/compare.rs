@@ -15,7 +15,7 @@
 mod provenance;
 
 use crate::matrix::{self, Cell, Grant, GrantKind};
-use crate::{search, Decision, Engine, Outcome, OwnedRequest};
+use crate::{search, Budgeted, Decision, Engine, Outcome, OwnedRequest};
 use serde_json::{Map, Value as Json};
 use toolgate_check::ir;
 
@@ -212,7 +212,7 @@ fn find(
         let r = req.as_request();
         let (da, db) = (a.engine.decide(&r), b.engine.decide(&r));
         if strict {
-            level(da.outcome) > level(db.outcome)
+            level(da.outcome()) > level(db.outcome())
         } else {
             more_permissive(&da, &db)
         }
@@ -521,34 +521,27 @@ fn level(o: Outcome) -> u8 {
 /// approvers, a group dropped or changed, a longer or no expiry), a higher
 /// or no budget, or a credential scope that drops a dimension.
 pub fn more_permissive(a: &Decision<'_>, b: &Decision<'_>) -> bool {
-    if level(a.outcome) != level(b.outcome) {
-        return level(a.outcome) > level(b.outcome);
+    if level(a.outcome()) != level(b.outcome()) {
+        return level(a.outcome()) > level(b.outcome());
     }
-    let dropped = b.scope.iter().any(|s| !a.scope.contains(s));
-    match (a.outcome, a.approval.as_deref(), b.approval.as_deref()) {
+    let dropped = b.scope().iter().any(|s| !a.scope().contains(s));
+    match (a, b) {
         (
-            Outcome::ApprovalRequired,
-            Some(ir::Approval::Human {
-                group: ga,
-                count: ca,
-                expires_secs: ea,
-            }),
-            Some(ir::Approval::Human {
-                group: gb,
-                count: cb,
-                expires_secs: eb,
-            }),
+            Decision::ApprovalRequired { approval: x, .. },
+            Decision::ApprovalRequired { approval: y, .. },
         ) => {
-            let longer = match (ea, eb) {
-                (Some(x), Some(y)) => x > y,
+            let longer = match (x.expires_secs, y.expires_secs) {
+                (Some(ex), Some(ey)) => ex > ey,
                 (None, Some(_)) => true,
                 _ => false,
             };
-            ca < cb || (gb.is_some() && ga != gb) || longer || dropped
+            x.count < y.count || (y.group.is_some() && x.group != y.group) || longer || dropped
         }
-        (Outcome::Allow, _, _) => {
-            let rate = |d: &Decision<'_>| d.budget.map(|b| (b.limit, b.window_secs));
-            let higher = match (rate(a), rate(b)) {
+        (Decision::Allow { budget: ba, .. }, Decision::Allow { budget: bb, .. }) => {
+            let rate = |b: &Option<Budgeted<'_>>| {
+                b.as_ref().map(|b| (b.budget.limit, b.budget.window_secs))
+            };
+            let higher = match (rate(ba), rate(bb)) {
                 (None, Some(_)) => true,
                 (Some((la, wa)), Some((lb, wb))) => {
                     u128::from(la) * u128::from(wb) > u128::from(lb) * u128::from(wa)
@@ -563,23 +556,23 @@ pub fn more_permissive(a: &Decision<'_>, b: &Decision<'_>) -> bool {
 
 /// A decision in a few words.
 pub fn summary(d: &Decision<'_>) -> String {
-    match (d.outcome, d.approval.as_deref(), d.budget) {
-        (
-            Outcome::ApprovalRequired,
-            Some(ir::Approval::Human {
-                group,
-                count,
-                expires_secs,
-            }),
-            _,
-        ) => format!(
-            "approval_required ({} × {count}, {})",
-            group.as_deref().unwrap_or("anyone"),
-            expires_secs.map_or("no expiry".to_string(), |s| format!("{s}s"))
+    match d {
+        Decision::ApprovalRequired { approval, .. } => format!(
+            "approval_required ({} × {}, {})",
+            approval.group.as_deref().unwrap_or("anyone"),
+            approval.count,
+            approval
+                .expires_secs
+                .map_or("no expiry".to_string(), |s| format!("{s}s"))
         ),
-        (Outcome::Allow, _, Some(b)) => {
-            format!("allow (budget {} per {}s)", b.limit, b.window_secs)
+        Decision::Allow {
+            budget: Some(b), ..
+        } => {
+            format!(
+                "allow (budget {} per {}s)",
+                b.budget.limit, b.budget.window_secs
+            )
         }
-        (o, _, _) => o.as_str().to_string(),
+        _ => d.outcome().as_str().to_string(),
     }
 }

@@ -64,24 +64,52 @@ impl std::fmt::Display for RuleInfo {
     }
 }
 
-/// A decision and everything needed to enforce it.
+/// A decision and everything needed to enforce it: each outcome carries
+/// exactly the data its enforcement reads, so a granted call always names
+/// its rule and an approval-required one always names its approval.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Decision<'e> {
-    /// Allow, deny or approval required.
-    pub outcome: Outcome,
-    /// Why, for humans.
-    pub reason: Cow<'e, str>,
-    /// The deciding rule, if a rule decided.
-    pub rule: Option<&'e RuleInfo>,
-    /// The credential scope (empty for a deny).
-    pub scope: &'e [ir::ScopeItem],
-    /// For `approval_required`: who must approve, how many, for how long
-    /// (owned when an approval floor raised the grant's approval).
-    pub approval: Option<Cow<'e, ir::Approval>>,
-    /// For a budgeted allow: the budget that must still have room.
-    pub budget: Option<&'e ir::Budget>,
-    /// For a budgeted allow: what applies when the budget is exhausted.
-    pub fallback: Option<Box<Decision<'e>>>,
+pub enum Decision<'e> {
+    /// Call the tool (within the budget, if one is named).
+    Allow {
+        /// Why, for humans.
+        reason: Cow<'e, str>,
+        /// The granting rule.
+        rule: &'e RuleInfo,
+        /// The credential scope.
+        scope: &'e [ir::ScopeItem],
+        /// For a budgeted allow: the budget that must still have room, and
+        /// what applies when it has none.
+        budget: Option<Budgeted<'e>>,
+    },
+    /// Do not call it.
+    Deny {
+        /// Why, for humans.
+        reason: Cow<'e, str>,
+        /// The deciding rule, if a rule decided.
+        rule: Option<&'e RuleInfo>,
+    },
+    /// Call it only after this approval.
+    ApprovalRequired {
+        /// Why, for humans.
+        reason: Cow<'e, str>,
+        /// The granting rule, or the approval floor that raised it.
+        rule: &'e RuleInfo,
+        /// The credential scope of the approved call.
+        scope: &'e [ir::ScopeItem],
+        /// Who must approve, how many, for how long (owned when an approval
+        /// floor raised the grant's approval).
+        approval: Cow<'e, ir::HumanApproval>,
+    },
+}
+
+/// A budgeted allow's budget and the decision when it is exhausted.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Budgeted<'e> {
+    /// The budget that must still have room.
+    pub budget: &'e ir::Budget,
+    /// What applies when the budget is exhausted (the next matching grant,
+    /// or a deny).
+    pub fallback: Box<Decision<'e>>,
 }
 
 /// `{file, line, column}`, `id` for a rule with an `@id`, and
@@ -114,20 +142,65 @@ pub struct BudgetKey {
 
 impl<'e> Decision<'e> {
     pub(crate) fn deny(reason: impl Into<Cow<'e, str>>, rule: Option<&'e RuleInfo>) -> Self {
-        Decision {
-            outcome: Outcome::Deny,
+        Decision::Deny {
             reason: reason.into(),
             rule,
-            scope: &[],
-            approval: None,
-            budget: None,
-            fallback: None,
+        }
+    }
+
+    /// Allow, deny or approval required.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Decision::Allow { .. } => Outcome::Allow,
+            Decision::Deny { .. } => Outcome::Deny,
+            Decision::ApprovalRequired { .. } => Outcome::ApprovalRequired,
+        }
+    }
+
+    /// Why, for humans.
+    pub fn reason(&self) -> &str {
+        match self {
+            Decision::Allow { reason, .. }
+            | Decision::Deny { reason, .. }
+            | Decision::ApprovalRequired { reason, .. } => reason,
+        }
+    }
+
+    /// The deciding rule (always one for a grant; a deny may have none).
+    pub fn rule(&self) -> Option<&'e RuleInfo> {
+        match self {
+            Decision::Allow { rule, .. } | Decision::ApprovalRequired { rule, .. } => Some(rule),
+            Decision::Deny { rule, .. } => *rule,
+        }
+    }
+
+    /// The credential scope (empty for a deny).
+    pub fn scope(&self) -> &'e [ir::ScopeItem] {
+        match self {
+            Decision::Allow { scope, .. } | Decision::ApprovalRequired { scope, .. } => scope,
+            Decision::Deny { .. } => &[],
+        }
+    }
+
+    /// For an approval-required decision: the approval it needs.
+    pub fn approval(&self) -> Option<&ir::HumanApproval> {
+        match self {
+            Decision::ApprovalRequired { approval, .. } => Some(approval),
+            _ => None,
+        }
+    }
+
+    /// For a budgeted allow: its budget and fallback.
+    pub fn budgeted(&self) -> Option<&Budgeted<'e>> {
+        match self {
+            Decision::Allow { budget, .. } => budget.as_ref(),
+            _ => None,
         }
     }
 
     /// The credential scope's values, from the trusted context only.
     pub fn scope_values(&self, req: &Request<'_>) -> Vec<(String, Json)> {
-        self.scope
+        self.scope()
             .iter()
             .map(|item| match item {
                 ir::ScopeItem::Tenant => (
@@ -143,56 +216,57 @@ impl<'e> Decision<'e> {
             .collect()
     }
 
-    /// The budget key for this request, for a budgeted allow.
-    pub fn budget_key(&self, req: &Request<'_>) -> Option<BudgetKey> {
-        let budget = self.budget?;
-        let info = self.rule?;
-        let rule = info.id;
-        let (agent, tenant) = match budget.key {
-            ir::BudgetKey::AgentToolTenant => (Some(req.agent), Some(req.context.tenant.as_str())),
-            ir::BudgetKey::ToolTenant => (None, Some(req.context.tenant.as_str())),
-            ir::BudgetKey::AgentTool => (Some(req.agent), None),
-        };
-        Some(BudgetKey {
-            rule,
-            rule_identity: info.identity.clone(),
-            agent: agent.map(String::from),
-            tool: req.tool.to_string(),
-            tenant: tenant.map(String::from),
-        })
-    }
-
     /// The decision as `policyc eval` prints it.
     pub fn to_json(&self, req: &Request<'_>) -> Json {
         let scope: serde_json::Map<String, Json> = self.scope_values(req).into_iter().collect();
-        let approval = match self.approval.as_deref() {
-            Some(ir::Approval::Human {
-                group,
-                count,
-                expires_secs,
-            }) => {
-                json!({ "group": group, "count": count, "expires_secs": expires_secs })
-            }
-            _ => Json::Null,
+        let (approval, budgeted) = match self {
+            Decision::ApprovalRequired { approval, .. } => (
+                json!({ "group": approval.group, "count": approval.count, "expires_secs": approval.expires_secs }),
+                None,
+            ),
+            Decision::Allow {
+                rule,
+                budget: Some(b),
+                ..
+            } => (Json::Null, Some((rule, b))),
+            _ => (Json::Null, None),
         };
-        let budget = match (self.budget, self.budget_key(req)) {
-            (Some(b), Some(key)) => json!({
-                "limit": b.limit, "window_secs": b.window_secs,
+        let budget = budgeted.map_or(Json::Null, |(rule, b)| {
+            let key = b.key(rule, req);
+            json!({
+                "limit": b.budget.limit, "window_secs": b.budget.window_secs,
                 "key": { "rule": key.rule.0, "agent": key.agent, "tool": key.tool, "tenant": key.tenant },
-            }),
-            _ => Json::Null,
-        };
+            })
+        });
         let mut out = json!({
-            "decision": self.outcome.as_str(),
-            "reason": self.reason,
-            "rule": self.rule.map(rule_json),
+            "decision": self.outcome().as_str(),
+            "reason": self.reason(),
+            "rule": self.rule().map(rule_json),
             "scope": scope,
             "approval": approval,
             "budget": budget,
         });
-        if let Some(f) = &self.fallback {
-            out["fallback"] = f.to_json(req);
+        if let Some((_, b)) = budgeted {
+            out["fallback"] = b.fallback.to_json(req);
         }
         out
+    }
+}
+
+impl Budgeted<'_> {
+    /// The key this budget is counted under for one request granted by `rule`.
+    pub fn key(&self, rule: &RuleInfo, req: &Request<'_>) -> BudgetKey {
+        let (agent, tenant) = match self.budget.key {
+            ir::BudgetKey::AgentToolTenant => (Some(req.agent), Some(req.context.tenant.as_str())),
+            ir::BudgetKey::ToolTenant => (None, Some(req.context.tenant.as_str())),
+            ir::BudgetKey::AgentTool => (Some(req.agent), None),
+        };
+        BudgetKey {
+            rule: rule.id,
+            rule_identity: rule.identity.clone(),
+            agent: agent.map(String::from),
+            tool: req.tool.to_string(),
+            tenant: tenant.map(String::from),
+        }
     }
 }

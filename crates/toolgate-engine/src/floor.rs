@@ -11,42 +11,38 @@ pub(crate) enum Raised {
     /// The grant's approval is already at least as strict.
     Unchanged,
     /// The decision needs this approval instead.
-    To(ir::Approval),
+    To(ir::HumanApproval),
     /// Two floors name different groups: no one approval satisfies both.
     Conflict(String),
 }
 
-/// `grant`: the approval of the chosen grant (`None` for an allow, `Auto` for
-/// a budgeted allow); `floors`: the approvals of the floors that apply.
-pub(crate) fn raise(grant: Option<&ir::Approval>, floors: &[&ir::Approval]) -> Raised {
+/// `grant`: the human approval of the chosen grant (`None` for an allow,
+/// budgeted or not); `floors`: the approvals of the floors that apply.
+pub(crate) fn raise(grant: Option<&ir::HumanApproval>, floors: &[&ir::HumanApproval]) -> Raised {
     let mut floor: Option<(Option<&String>, u32, Option<u64>)> = None;
     for f in floors {
-        let ir::Approval::Human {
-            group,
-            count,
-            expires_secs,
-        } = f
-        else {
-            continue;
-        };
         floor = Some(match floor {
-            None => (group.as_ref(), *count, *expires_secs),
+            None => (f.group.as_ref(), f.count, f.expires_secs),
             Some((g, c, e)) => {
-                if let (Some(a), Some(b)) = (g, group) {
+                if let (Some(a), Some(b)) = (g, &f.group) {
                     if a != b {
                         let why =
                             format!("approval floors name different groups (`{a}` and `{b}`)");
                         return Raised::Conflict(why);
                     }
                 }
-                (g.or(group.as_ref()), c.max(*count), min(e, *expires_secs))
+                (
+                    g.or(f.group.as_ref()),
+                    c.max(f.count),
+                    min(e, f.expires_secs),
+                )
             }
         });
     }
     let Some((group, count, expires)) = floor else {
         return Raised::Unchanged;
     };
-    let Some(ir::Approval::Human {
+    let Some(ir::HumanApproval {
         group: g,
         count: c,
         expires_secs: e,
@@ -64,8 +60,8 @@ pub(crate) fn raise(grant: Option<&ir::Approval>, floors: &[&ir::Approval]) -> R
     Raised::To(human(group, count.max(*c), min(expires, *e)))
 }
 
-fn human(group: Option<String>, count: u32, expires_secs: Option<u64>) -> ir::Approval {
-    ir::Approval::Human {
+fn human(group: Option<String>, count: u32, expires_secs: Option<u64>) -> ir::HumanApproval {
+    ir::HumanApproval {
         group,
         count,
         expires_secs,
@@ -85,7 +81,7 @@ fn min(a: Option<u64>, b: Option<u64>) -> Option<u64> {
 mod tests {
     use super::*;
 
-    fn h(group: Option<&str>, count: u32, expires: Option<u64>) -> ir::Approval {
+    fn h(group: Option<&str>, count: u32, expires: Option<u64>) -> ir::HumanApproval {
         human(group.map(String::from), count, expires)
     }
 

@@ -28,7 +28,7 @@ mod table;
 pub mod urls;
 mod value;
 
-pub use decision::{BudgetKey, Decision, Outcome, RuleInfo};
+pub use decision::{BudgetKey, Budgeted, Decision, Outcome, RuleInfo};
 pub use explain::{
     explain, provenance as explain_provenance, Finding, ProvenanceTrace, RuleTrace, Verdict,
 };

@@ -104,11 +104,11 @@ pub fn cell(policy: &ir::Policy, agent: ir::AgentId, tool: ir::ToolId) -> Cell {
             } => (GrantKind::Budget(b.clone()), scope),
             ir::Effect::Write {
                 approval:
-                    ir::Approval::Human {
+                    ir::Approval::Human(ir::HumanApproval {
                         group,
                         count,
                         expires_secs,
-                    },
+                    }),
                 scope,
             } => (
                 GrantKind::Approval {

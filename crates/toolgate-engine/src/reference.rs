@@ -4,50 +4,94 @@
 
 use crate::request::Request;
 use crate::value::EvalError;
-use crate::{ireval, schema, Outcome};
+use crate::{ireval, schema};
 use toolgate_check::ir;
 
 /// A decision as the reference sees it: outcome, deciding rule, reason, and
 /// the fallback of a budgeted allow.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RefDecision {
-    /// Allow, deny or approval required.
-    pub outcome: Outcome,
-    /// The deciding rule.
-    pub rule: Option<ir::RuleId>,
-    /// Why.
-    pub reason: String,
-    /// Whether a budget must have room.
-    pub budgeted: bool,
-    /// For approval required: the approval.
-    pub approval: Option<ir::Approval>,
-    /// What applies when the budget is exhausted.
-    pub fallback: Option<Box<RefDecision>>,
+pub enum RefDecision {
+    /// Call the tool.
+    Allow {
+        /// The granting rule.
+        rule: ir::RuleId,
+        /// Why.
+        reason: String,
+        /// For a budgeted allow: what applies when the budget is exhausted.
+        fallback: Option<Box<RefDecision>>,
+    },
+    /// Do not call it.
+    Deny {
+        /// The deciding rule, if a rule decided.
+        rule: Option<ir::RuleId>,
+        /// Why.
+        reason: String,
+    },
+    /// Call it after this approval.
+    ApprovalRequired {
+        /// The granting rule or the floor that raised it.
+        rule: ir::RuleId,
+        /// Why.
+        reason: String,
+        /// The approval.
+        approval: ir::HumanApproval,
+    },
 }
 
 /// Whether the engine's decision is the reference's: outcome, deciding rule,
-/// reason, budget, and the same recursively for the fallback.
+/// reason, budget, approval, and the same recursively for the fallback.
 pub fn agrees(d: &crate::Decision<'_>, r: &RefDecision) -> bool {
-    d.outcome == r.outcome
-        && d.rule.map(|i| i.id) == r.rule
-        && d.reason == r.reason
-        && d.budget.is_some() == r.budgeted
-        && d.approval.as_deref() == r.approval.as_ref()
-        && match (&d.fallback, &r.fallback) {
-            (None, None) => true,
-            (Some(a), Some(b)) => agrees(a, b),
-            _ => false,
+    use crate::Decision as D;
+    match (d, r) {
+        (
+            D::Allow {
+                rule,
+                reason,
+                budget,
+                ..
+            },
+            RefDecision::Allow {
+                rule: r_rule,
+                reason: r_reason,
+                fallback,
+            },
+        ) => {
+            rule.id == *r_rule
+                && reason == r_reason
+                && match (budget, fallback) {
+                    (None, None) => true,
+                    (Some(b), Some(f)) => agrees(&b.fallback, f),
+                    _ => false,
+                }
         }
+        (
+            D::Deny { rule, reason },
+            RefDecision::Deny {
+                rule: r_rule,
+                reason: r_reason,
+            },
+        ) => rule.map(|i| i.id) == *r_rule && reason == r_reason,
+        (
+            D::ApprovalRequired {
+                rule,
+                reason,
+                approval,
+                ..
+            },
+            RefDecision::ApprovalRequired {
+                rule: r_rule,
+                reason: r_reason,
+                approval: r_approval,
+            },
+        ) => rule.id == *r_rule && reason == r_reason && **approval == *r_approval,
+        _ => false,
+    }
 }
 
 fn deny(reason: impl Into<String>, rule: Option<ir::RuleId>) -> RefDecision {
-    RefDecision {
-        outcome: Outcome::Deny,
+    RefDecision::Deny {
         rule,
         reason: reason.into(),
-        budgeted: false,
-        approval: None,
-        fallback: None,
     }
 }
 
@@ -122,10 +166,10 @@ fn with_floors(d: RefDecision, grant: Option<&ir::Rule>, floors: &[&ir::Rule]) -
     let Some(first) = floors.first() else {
         return d;
     };
-    if d.outcome == Outcome::Deny {
+    if let RefDecision::Deny { .. } = d {
         return d;
     }
-    let approvals: Vec<&ir::Approval> = floors
+    let approvals: Vec<&ir::HumanApproval> = floors
         .iter()
         .filter_map(|f| match &f.effect {
             ir::Effect::Floor(a) => Some(a),
@@ -133,22 +177,22 @@ fn with_floors(d: RefDecision, grant: Option<&ir::Rule>, floors: &[&ir::Rule]) -
         })
         .collect();
     let granted = grant.and_then(|g| match &g.effect {
-        ir::Effect::Write { approval, .. } => Some(approval),
+        ir::Effect::Write {
+            approval: ir::Approval::Human(approval),
+            ..
+        } => Some(approval),
         _ => None,
     });
     match crate::floor::raise(granted, &approvals) {
         crate::floor::Raised::Unchanged => d,
         crate::floor::Raised::Conflict(why) => deny(why, Some(first.id)),
-        crate::floor::Raised::To(approval) => RefDecision {
-            outcome: Outcome::ApprovalRequired,
-            rule: Some(first.id),
+        crate::floor::Raised::To(approval) => RefDecision::ApprovalRequired {
+            rule: first.id,
             reason: first
                 .reason
                 .clone()
                 .unwrap_or_else(|| "needs approval: raised by an approval floor".into()),
-            budgeted: false,
-            approval: Some(approval),
-            fallback: None,
+            approval,
         },
     }
 }
@@ -161,7 +205,7 @@ fn rank(effect: &ir::Effect) -> (u8, u32) {
             ..
         } => (1, 0),
         ir::Effect::Write {
-            approval: ir::Approval::Human { count, .. },
+            approval: ir::Approval::Human(ir::HumanApproval { count, .. }),
             ..
         } => (2, *count),
         ir::Effect::Deny | ir::Effect::Floor(_) => (3, 0),
@@ -174,12 +218,9 @@ fn chain(grants: &[&ir::Rule]) -> RefDecision {
     };
     let said = |default: &str| r.reason.clone().unwrap_or_else(|| default.to_string());
     match &r.effect {
-        ir::Effect::Allow { .. } => RefDecision {
-            outcome: Outcome::Allow,
-            rule: Some(r.id),
+        ir::Effect::Allow { .. } => RefDecision::Allow {
+            rule: r.id,
             reason: said("allowed by rule"),
-            budgeted: false,
-            approval: None,
             fallback: None,
         },
         ir::Effect::Write {
@@ -187,27 +228,24 @@ fn chain(grants: &[&ir::Rule]) -> RefDecision {
             ..
         } => {
             let mut next = chain(rest);
-            if next.outcome == Outcome::Deny {
-                next.reason =
+            if let RefDecision::Deny { reason, .. } = &mut next {
+                *reason =
                     "the auto-approval budget is exhausted and no other rule grants this call"
                         .into();
             }
-            RefDecision {
-                outcome: Outcome::Allow,
-                rule: Some(r.id),
+            RefDecision::Allow {
+                rule: r.id,
                 reason: said("auto-approved within budget"),
-                budgeted: true,
-                approval: None,
                 fallback: Some(Box::new(next)),
             }
         }
-        ir::Effect::Write { approval, .. } => RefDecision {
-            outcome: Outcome::ApprovalRequired,
-            rule: Some(r.id),
+        ir::Effect::Write {
+            approval: ir::Approval::Human(approval),
+            ..
+        } => RefDecision::ApprovalRequired {
+            rule: r.id,
             reason: said("needs human approval"),
-            budgeted: false,
-            approval: Some(approval.clone()),
-            fallback: None,
+            approval: approval.clone(),
         },
         ir::Effect::Deny | ir::Effect::Floor(_) => deny(said("denied by rule"), Some(r.id)),
     }

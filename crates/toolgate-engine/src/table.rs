@@ -11,7 +11,7 @@
 //! never looks further than the shared cell.
 
 use crate::cache::{self, Cache, CellOutcome};
-use crate::decision::{Decision, Outcome, RuleInfo};
+use crate::decision::{Budgeted, Decision, RuleInfo};
 use crate::eval::{Cond, Scope};
 use crate::floor;
 use crate::request::Request;
@@ -195,7 +195,7 @@ pub(crate) fn grant_rank(effect: &ir::Effect) -> (u8, u32) {
             ..
         } => (1, 0),
         ir::Effect::Write {
-            approval: ir::Approval::Human { count, .. },
+            approval: ir::Approval::Human(ir::HumanApproval { count, .. }),
             ..
         } => (2, *count),
         ir::Effect::Deny | ir::Effect::Floor(_) => (3, 0),
@@ -478,37 +478,44 @@ pub(crate) fn grant_chain<'e>(
         return Decision::deny("no rule grants this call", None);
     };
     match &rule.effect {
-        ir::Effect::Allow { scope } => {
-            granted(rule, Outcome::Allow, scope, None, "allowed by rule")
-        }
+        ir::Effect::Allow { scope } => Decision::Allow {
+            reason: reason(rule, "allowed by rule"),
+            rule: &rule.info,
+            scope,
+            budget: None,
+        },
         ir::Effect::Write {
             approval: ir::Approval::Auto(budget),
             scope,
         } => {
-            let mut d = granted(
-                rule,
-                Outcome::Allow,
+            let fallback = match grant_chain(matching) {
+                Decision::Deny { rule, .. } => Decision::Deny {
+                    reason: Cow::Borrowed(
+                        "the auto-approval budget is exhausted and no other rule grants this call",
+                    ),
+                    rule,
+                },
+                next => next,
+            };
+            Decision::Allow {
+                reason: reason(rule, "auto-approved within budget"),
+                rule: &rule.info,
                 scope,
-                None,
-                "auto-approved within budget",
-            );
-            d.budget = Some(budget);
-            let mut next = grant_chain(matching);
-            if next.outcome == Outcome::Deny {
-                next.reason = Cow::Borrowed(
-                    "the auto-approval budget is exhausted and no other rule grants this call",
-                );
+                budget: Some(Budgeted {
+                    budget,
+                    fallback: Box::new(fallback),
+                }),
             }
-            d.fallback = Some(Box::new(next));
-            d
         }
-        ir::Effect::Write { approval, scope } => granted(
-            rule,
-            Outcome::ApprovalRequired,
+        ir::Effect::Write {
+            approval: ir::Approval::Human(approval),
             scope,
-            Some(approval),
-            "needs human approval",
-        ),
+        } => Decision::ApprovalRequired {
+            reason: reason(rule, "needs human approval"),
+            rule: &rule.info,
+            scope,
+            approval: Cow::Borrowed(approval),
+        },
         ir::Effect::Deny | ir::Effect::Floor(_) => {
             Decision::deny(reason(rule, "denied by rule"), Some(&rule.info))
         }
@@ -521,55 +528,27 @@ fn apply_floors<'e>(d: Decision<'e>, floors: &[&'e CompiledRule]) -> Decision<'e
     let Some(first) = floors.first() else {
         return d;
     };
-    if d.outcome == Outcome::Deny {
-        return d;
-    }
-    let approvals: Vec<&ir::Approval> = floors
+    let granted = match &d {
+        Decision::Deny { .. } => return d,
+        Decision::ApprovalRequired { approval, .. } => Some(&**approval),
+        Decision::Allow { .. } => None,
+    };
+    let approvals: Vec<&ir::HumanApproval> = floors
         .iter()
         .filter_map(|f| match &f.effect {
             ir::Effect::Floor(a) => Some(a),
             _ => None,
         })
         .collect();
-    let grant = d.approval.as_deref().or(d.budget.map(|_| &AUTO));
-    match floor::raise(grant, &approvals) {
+    match floor::raise(granted, &approvals) {
         floor::Raised::Unchanged => d,
         floor::Raised::Conflict(why) => Decision::deny(why, Some(&first.info)),
-        floor::Raised::To(approval) => Decision {
-            outcome: Outcome::ApprovalRequired,
+        floor::Raised::To(approval) => Decision::ApprovalRequired {
             reason: reason(first, "needs approval: raised by an approval floor"),
-            rule: Some(&first.info),
-            scope: d.scope,
-            approval: Some(Cow::Owned(approval)),
-            budget: None,
-            fallback: None,
+            rule: &first.info,
+            scope: d.scope(),
+            approval: Cow::Owned(approval),
         },
-    }
-}
-
-/// Stands for a budgeted allow's approval when floors are combined.
-static AUTO: ir::Approval = ir::Approval::Auto(ir::Budget {
-    limit: 0,
-    window_secs: 0,
-    key: ir::BudgetKey::AgentToolTenant,
-});
-
-fn granted<'e>(
-    rule: &'e CompiledRule,
-    outcome: Outcome,
-    scope: &'e [ir::ScopeItem],
-    approval: Option<&'e ir::Approval>,
-    default: &'static str,
-) -> Decision<'e> {
-    let approval = approval.map(Cow::Borrowed);
-    Decision {
-        outcome,
-        reason: reason(rule, default),
-        rule: Some(&rule.info),
-        scope,
-        approval,
-        budget: None,
-        fallback: None,
     }
 }
 
@@ -642,7 +621,7 @@ mod tests {
         );
         let owned = OwnedRequest::from_json(&json).unwrap_or_else(|e| panic!("{e}"));
         let d = table.decide(&owned.as_request());
-        (d.outcome, d.reason.into_owned())
+        (d.outcome(), d.reason().to_string())
     }
 
     #[test]

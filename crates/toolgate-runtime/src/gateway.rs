@@ -49,7 +49,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use thiserror::Error;
 use toolgate_engine::provenance::SessionView;
-use toolgate_engine::{Context, Decision, Outcome, Request};
+use toolgate_engine::{Context, Decision, Outcome, Request, RuleInfo};
 
 /// Milliseconds since the epoch, from a clock the gateway is given.
 pub trait Clock: Send + Sync {
@@ -263,12 +263,12 @@ pub struct Gateway {
     metrics: Metrics,
 }
 
-/// A decision after the kill switch, the credential scope and the budget.
+/// A decision after the kill switch, the credential scope and the budget. A
+/// deny the gateway makes (kill switch, scope, store) is a `Decision::Deny`
+/// citing the grant it overrode, if any.
 struct Settled<'e> {
     decision: Decision<'e>,
-    outcome: Outcome,
-    reason: String,
-    /// What decided, when the outcome is a deny.
+    /// What decided, when the decision is a deny.
     by: DeniedBy,
     budget: Option<BudgetUnit>,
 }
@@ -507,25 +507,26 @@ impl Gateway {
             args_digest: binding.args_digest.clone(),
             args: policy.journal_args(&call.tool, &call.args),
             args_bytes,
-            decision: settled.outcome.as_str().to_string(),
-            reason: settled.reason.clone(),
+            decision: settled.decision.outcome().as_str().to_string(),
+            reason: settled.decision.reason().to_string(),
             rule: rule.clone(),
             accepted_risk: accepted_risk(&settled),
             budget: settled.budget.clone(),
             at: now,
         };
         self.record_decision(&policy, decision).await?;
-        self.metrics.count(settled.outcome);
-        match settled.outcome {
-            Outcome::Deny => Ok(Verdict::Denied(Denial {
-                reason: settled.reason,
+        self.metrics.count(settled.decision.outcome());
+        match &settled.decision {
+            Decision::Deny { reason, .. } => Ok(Verdict::Denied(Denial {
+                reason: reason.to_string(),
                 rule,
                 by: settled.by,
             })),
-            Outcome::ApprovalRequired => {
-                self.hold(call, binding, &settled.decision, now, rule).await
+            Decision::ApprovalRequired { approval, .. } => {
+                let d = &settled.decision;
+                self.hold(call, binding, d, approval, now, rule).await
             }
-            Outcome::Allow => {
+            Decision::Allow { .. } => {
                 // Counting changes the session: the decision's view of it
                 // ends first, or the memory store would copy the session.
                 let req = request(call, now, None);
@@ -613,63 +614,68 @@ impl Gateway {
     ) -> Result<Settled<'e>, GatewayError> {
         let mut decision = policy.engine.decide(req);
         let write = policy.is_write(&call.tool);
-        let settled = |decision: Decision<'e>, outcome, reason: String| Settled {
+        let settled = |decision: Decision<'e>, by| Settled {
             decision,
-            outcome,
-            reason,
-            by: DeniedBy::Policy,
+            by,
             budget: None,
         };
-        let denied = |decision: Decision<'e>, by, reason: String| Settled {
+        // A deny the gateway makes cites the rule it overrode, if any.
+        let denied = |rule: Option<&'e RuleInfo>, by, reason: String| Settled {
+            decision: Decision::Deny {
+                reason: reason.into(),
+                rule,
+            },
             by,
-            ..settled(decision, Outcome::Deny, reason)
+            budget: None,
         };
-        if decision.outcome == Outcome::Deny {
-            let reason = decision.reason.to_string();
-            return Ok(settled(decision, Outcome::Deny, reason));
+        if let Decision::Deny { .. } = decision {
+            return Ok(settled(decision, DeniedBy::Policy));
         }
         if let Some(refusal) = self.stopped_by(call, write).await {
             // The kill switch (or a store that cannot say) decided, not the
             // grant it overrode: cite no rule.
-            decision.rule = None;
             let by = match refusal {
                 Refusal::KillSwitch => DeniedBy::KillSwitch,
                 _ => DeniedBy::Store,
             };
-            return Ok(denied(decision, by, refusal.to_string()));
+            return Ok(denied(None, by, refusal.to_string()));
         }
+        // What decides a deny reached from here: the policy, or an exhausted budget.
+        let mut by = DeniedBy::Policy;
         loop {
             if let Some(why) = missing_scope(&decision, req) {
-                return Ok(denied(decision, DeniedBy::Scope, why));
+                return Ok(denied(decision.rule(), DeniedBy::Scope, why));
             }
-            let (Some(budget), true) = (decision.budget, decision.outcome == Outcome::Allow) else {
-                let (outcome, reason) = (decision.outcome, decision.reason.to_string());
-                return Ok(settled(decision, outcome, reason));
+            let Decision::Allow {
+                rule,
+                budget: Some(budgeted),
+                ..
+            } = &decision
+            else {
+                return Ok(settled(decision, by));
             };
-            let Some(key) = decision.budget_key(req) else {
-                let why = "internal error: the budget has no key".to_string();
-                return Ok(denied(decision, DeniedBy::Policy, why));
-            };
+            let key = budgeted.key(rule, req);
             // A budget shared by every tenant (`per agent`) is kept apart from any one tenant's.
             let tenant = key.tenant.clone().unwrap_or_default();
             let key = window_key(&key);
-            let window_ms = budget.window_secs.saturating_mul(1000);
+            let window_ms = budgeted.budget.window_secs.saturating_mul(1000);
             let taken = self
                 .store
-                .consume(&tenant, &key, budget.limit, window_ms, now)
+                .consume(&tenant, &key, budgeted.budget.limit, window_ms, now)
                 .await;
             let taken = match taken {
                 Ok(taken) => taken,
                 Err(e) => {
                     let why = Refusal::from(e).to_string();
-                    return Ok(denied(decision, DeniedBy::Store, why));
+                    return Ok(denied(Some(*rule), DeniedBy::Store, why));
                 }
             };
             if taken {
-                let reason = decision.reason.to_string();
-                let mut s = settled(decision, Outcome::Allow, reason);
-                s.budget = Some(BudgetUnit { key, window_ms });
-                return Ok(s);
+                let unit = Some(BudgetUnit { key, window_ms });
+                return Ok(Settled {
+                    budget: unit,
+                    ..settled(decision, by)
+                });
             }
             let exhausted = record::BudgetExhausted {
                 call: call.id.clone(),
@@ -677,13 +683,8 @@ impl Gateway {
                 key,
             };
             self.record(&Record::BudgetExhausted(exhausted)).await?;
-            decision = match decision.fallback.take() {
-                Some(next) => *next,
-                None => {
-                    let why = "the budget is exhausted and no other grant applies".to_string();
-                    return Ok(denied(decision, DeniedBy::Budget, why));
-                }
-            };
+            by = DeniedBy::Budget;
+            decision = budgeted.fallback.as_ref().clone();
         }
     }
 
@@ -734,8 +735,8 @@ impl Gateway {
             return Ok(());
         };
         let theirs = shadow.engine.decide(req);
-        let live_engine = live.engine.decide(req).outcome;
-        if theirs.outcome == live_engine {
+        let live_engine = live.engine.decide(req).outcome();
+        if theirs.outcome() == live_engine {
             return Ok(());
         }
         self.metrics.shadow_differs.fetch_add(1, Ordering::Relaxed);
@@ -743,7 +744,7 @@ impl Gateway {
             call: call.id.clone(),
             tenant: call.context.tenant.clone(),
             live: live_engine.as_str().to_string(),
-            shadow: theirs.outcome.as_str().to_string(),
+            shadow: theirs.outcome().as_str().to_string(),
             shadow_rule: rule_text(&theirs),
             shadow_policy: shadow.hash.clone(),
         };
@@ -793,21 +794,21 @@ fn timestamp(ms: u64) -> Option<toolgate_engine::Timestamp> {
 /// The granting rule's `@accepted_risk`, for the decision record of a call
 /// it grants (allowed, or held for approval).
 fn accepted_risk(s: &Settled<'_>) -> Option<String> {
-    let rule = s.decision.rule.filter(|_| s.outcome != Outcome::Deny)?;
+    let rule = match &s.decision {
+        Decision::Deny { .. } => return None,
+        Decision::Allow { rule, .. } | Decision::ApprovalRequired { rule, .. } => rule,
+    };
     rule.accepted_risk.as_deref().map(String::from)
 }
 
 /// `NAME (file:line:col)` for a rule with an `@id`, else `file:line:col`.
 fn rule_text(d: &Decision<'_>) -> Option<String> {
-    d.rule.map(ToString::to_string)
+    d.rule().map(ToString::to_string)
 }
 
 /// Why a granted call cannot get credentials: a scope value the trusted
 /// context does not give (an absent optional `ctx` field) must not widen them.
 fn missing_scope(d: &Decision<'_>, req: &Request<'_>) -> Option<String> {
-    if d.outcome == Outcome::Deny {
-        return None;
-    }
     let scope = d.scope_values(req);
     let (name, _) = scope.iter().find(|(_, v)| v.is_null())?;
     Some(format!(

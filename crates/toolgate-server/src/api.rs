@@ -1,7 +1,7 @@
 //! The request handlers, by area: calls and decisions, sessions, approvals,
 //! and the operator's endpoints.
 
-pub mod admin;
-pub mod approvals;
-pub mod calls;
-pub mod sessions;
+pub(crate) mod admin;
+pub(crate) mod approvals;
+pub(crate) mod calls;
+pub(crate) mod sessions;

@@ -3,20 +3,25 @@
 //! check and journal record happens in the gateway; this crate turns
 //! requests into its calls and its answers into JSON.
 //!
-//! - [`router`]: the axum router (other front doors can mount it);
-//! - [`serve`]: `policyc serve` (config, listening, TLS, SIGHUP, background tasks);
-//! - [`auth`]: who is calling and what they may do (keys: the runtime's `host::keys`);
-//! - [`problem`]: RFC 9457 errors; [`openapi`]: the OpenAPI document.
+//! Its surface is small: [`run`] (`policyc serve`: config, listening, TLS,
+//! SIGHUP, background tasks) with its [`Settings`]; [`App`] and [`router`]
+//! (the axum router, which other front doors mount: `mcp-proxy
+//! --admin-listen`); and [`openapi_document`]. Inside: `api` (the handlers),
+//! `auth` (who is calling and what they may do; keys are the runtime's
+//! `host::keys`), `extract`, `metrics`, `problem` (RFC 9457 errors), `openapi`.
 
 #![deny(missing_docs)]
 
-pub mod api;
-pub mod auth;
-pub mod extract;
-pub mod metrics;
-pub mod openapi;
-pub mod problem;
-pub mod serve;
+mod api;
+mod auth;
+mod extract;
+mod metrics;
+mod openapi;
+mod problem;
+mod serve;
+
+pub use openapi::document as openapi_document;
+pub use serve::{run, ServeError, Settings, DEFAULT_DATA};
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -30,13 +35,13 @@ use toolgate_runtime::host::Host;
 /// Everything a request handler may use.
 pub struct App {
     /// The gateway and what it was opened with (data, journal view, policy).
-    pub host: Arc<Host>,
+    pub(crate) host: Arc<Host>,
     /// The API keys.
-    pub keys: Keyring,
+    pub(crate) keys: Keyring,
     /// Counters and histograms of the HTTP layer.
-    pub stats: metrics::Stats,
+    pub(crate) stats: metrics::Stats,
     /// The longest `?wait=` a long poll may ask for.
-    pub max_wait: Duration,
+    pub(crate) max_wait: Duration,
 }
 
 impl App {
@@ -56,7 +61,7 @@ impl App {
 /// How many long polls (`GET /v1/calls/{id}?wait=`) may wait at once; one
 /// over it answers at once with the call's state.
 #[derive(Clone)]
-pub struct LongPolls(pub Arc<tokio::sync::Semaphore>);
+pub(crate) struct LongPolls(pub(crate) Arc<tokio::sync::Semaphore>);
 
 /// The API's router over `app`. Reads of a call's state (long polls among
 /// them) have their own concurrency budget, so that waiting polls never hold

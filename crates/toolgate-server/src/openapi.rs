@@ -27,7 +27,7 @@ use utoipa::{Modify, OpenApi};
         api::TurnBody, api::TurnRecorded, api::SessionSummary,
         api::ApprovalItem, api::ApprovalGiven, api::ApprovalList, api::ApproveBody,
         api::RejectBody, api::ApprovalResult, api::KillScopeView, api::KillStatus,
-        api::KillBody, admin::PolicyView, admin::KeyList, admin::Status, data::Head, data::SignedHead,
+        api::KillBody, admin::PolicyView, admin::KeyList, api::ServerStatus, api::AuditRecord, data::Head, data::SignedHead,
         policy::PolicySummary, policy::ToolSummary, keys::Key, keys::Role,
     )),
     modifiers(&Bearer),

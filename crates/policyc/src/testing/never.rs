@@ -122,7 +122,7 @@ fn cell(
     let forbidden =
         |o: Outcome| o == Outcome::Allow || (with_human && o == Outcome::ApprovalRequired);
     let example = toolgate_engine::search::search(&[p], agent_name, tool_name, context, |req| {
-        forbidden(engine.decide(&req.as_request()).outcome)
+        forbidden(engine.decide(&req.as_request()).outcome())
     });
     let example = example.map_or_else(
         || "no granted request was found by the bounded search".to_string(),

@@ -133,11 +133,11 @@ fn compare(loaded: &Loaded, d: &Decision<'_>, want: &CaseExpect) -> Result<Vec<S
             format!("`decision` must be `allow`, `deny` or `approval_required`, not `{decision}`");
         return Err(Broken::at(&want.decision, msg));
     }
-    if d.outcome.as_str() != decision {
+    if d.outcome().as_str() != decision {
         failures.push(format!(
             "expected `{decision}`, got `{}` ({})",
-            d.outcome.as_str(),
-            d.reason
+            d.outcome().as_str(),
+            d.reason()
         ));
     }
     if let Some(rule) = &want.rule {
@@ -152,18 +152,18 @@ fn compare(loaded: &Loaded, d: &Decision<'_>, want: &CaseExpect) -> Result<Vec<S
                 let msg = format!("`{id}` is not a rule reference: no rule has `@id(\"{id}\")`; name a rule by its `@id`, `file:line` or `line`");
                 return Err(Broken::at(rule, msg));
             }
-            RuleRef::Id(id) => d.rule.and_then(|r| r.name.as_deref()) == Some(id),
-            RuleRef::At(file, line) => d.rule.is_some_and(|r| {
+            RuleRef::Id(id) => d.rule().and_then(|r| r.name.as_deref()) == Some(id),
+            RuleRef::At(file, line) => d.rule().is_some_and(|r| {
                 r.line == line && file.is_none_or(|file| same_file(&r.file, file, &loaded.file))
             }),
         };
         if !same {
-            let got = d.rule.map_or("no rule".to_string(), ToString::to_string);
+            let got = d.rule().map_or("no rule".to_string(), ToString::to_string);
             failures.push(format!("expected rule `{}`, got {got}", rule.get_ref()));
         }
     }
     if let Some(a) = &want.approval {
-        failures.extend(approval_differs(d.approval.as_deref(), a));
+        failures.extend(approval_differs(d.approval(), a));
     }
     if let Some(b) = &want.budget {
         let secs = match b.get_ref().per.as_str() {
@@ -177,7 +177,7 @@ fn compare(loaded: &Loaded, d: &Decision<'_>, want: &CaseExpect) -> Result<Vec<S
                 ))
             }
         };
-        let got = d.budget.map(|g| (g.limit, g.window_secs));
+        let got = d.budgeted().map(|g| (g.budget.limit, g.budget.window_secs));
         if got != Some((b.get_ref().limit, secs)) {
             let got = got.map_or("no budget".to_string(), |(l, w)| {
                 format!("a budget of {l} per {w}s")
@@ -220,8 +220,11 @@ fn same_file(got: &str, named: &str, policy: &str) -> bool {
         || (got == policy && name(got) == name(named))
 }
 
-fn approval_differs(got: Option<&ir::Approval>, want: &super::spec::ApprovalExpect) -> Vec<String> {
-    let Some(ir::Approval::Human {
+fn approval_differs(
+    got: Option<&ir::HumanApproval>,
+    want: &super::spec::ApprovalExpect,
+) -> Vec<String> {
+    let Some(ir::HumanApproval {
         group,
         count,
         expires_secs,

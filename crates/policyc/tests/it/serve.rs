@@ -248,7 +248,7 @@ fn trusted_context_and_roles_are_the_keys() {
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(
             repo("docs/openapi.json"),
-            toolgate_server::openapi::document(),
+            toolgate_server::openapi_document(),
         )
         .unwrap();
     }

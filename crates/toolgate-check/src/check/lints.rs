@@ -102,7 +102,7 @@ impl Checker<'_> {
         let mut candidates = Vec::new();
         for strict in &self.rules {
             let ir::Effect::Write {
-                approval: strict_approval @ ir::Approval::Human { .. },
+                approval: strict_approval @ ir::Approval::Human(_),
                 ..
             } = &strict.effect
             else {
@@ -126,10 +126,9 @@ impl Checker<'_> {
                             // The engine tries human approvals by fewest approvers, then source order.
                             let first = |r: &ir::Rule, count: u32| (count, r.id);
                             let chosen_first = match (approval, strict_approval) {
-                                (
-                                    ir::Approval::Human { count: cw, .. },
-                                    ir::Approval::Human { count: cs, .. },
-                                ) => first(weak, *cw) < first(strict, *cs),
+                                (ir::Approval::Human(w), ir::Approval::Human(s)) => {
+                                    first(weak, w.count) < first(strict, s.count)
+                                }
                                 _ => false,
                             };
                             chosen_first && weaker_approval(approval, strict_approval)
@@ -244,7 +243,7 @@ fn approvals_by_tool(rules: &[ir::Rule]) -> HashMap<ir::ToolId, Vec<usize>> {
             &r.effect,
             ir::Effect::Allow { .. }
                 | ir::Effect::Write {
-                    approval: ir::Approval::Human { .. },
+                    approval: ir::Approval::Human(_),
                     ..
                 }
         );
@@ -267,16 +266,16 @@ fn overlap(a: &ir::Rule, b: &ir::Rule) -> bool {
 /// (fewer approvers, another or no group, a longer or no expiry).
 pub(super) fn weaker_approval(a: &ir::Approval, b: &ir::Approval) -> bool {
     let (
-        ir::Approval::Human {
+        ir::Approval::Human(ir::HumanApproval {
             group: ga,
             count: ca,
             expires_secs: ea,
-        },
-        ir::Approval::Human {
+        }),
+        ir::Approval::Human(ir::HumanApproval {
             group: gb,
             count: cb,
             expires_secs: eb,
-        },
+        }),
     ) = (a, b)
     else {
         // A budget falling back to an approval is the intended pattern, not a shadow.

@@ -53,11 +53,11 @@ impl Checker<'_> {
     fn open_irreversible(&self, r: &ir::Rule) -> Vec<&ir::Tool> {
         let ir::Effect::Write {
             approval:
-                ir::Approval::Human {
+                ir::Approval::Human(ir::HumanApproval {
                     group: None,
                     expires_secs: None,
                     ..
-                },
+                }),
             ..
         } = &r.effect
         else {
@@ -76,7 +76,7 @@ impl Checker<'_> {
     /// does, names a group or an expiry.
     fn bounded_by_floor(&self, grant: &ir::Rule, tool: ir::ToolId) -> bool {
         self.rules.iter().any(|f| {
-            let ir::Effect::Floor(ir::Approval::Human {
+            let ir::Effect::Floor(ir::HumanApproval {
                 group,
                 expires_secs,
                 ..

@@ -71,7 +71,7 @@ impl Checker<'_> {
         let needs_human = matches!(
             effect,
             ir::Effect::Write {
-                approval: ir::Approval::Human { .. },
+                approval: ir::Approval::Human(_),
                 ..
             }
         );
@@ -359,7 +359,7 @@ impl Checker<'_> {
             ast::RuleKind::Floor => match c.require.map(|r| &r.node) {
                 Some(ast::Clause::Require(r)) => ir::Effect::Floor(self.require(r)),
                 // The parser puts the floor's `require` first; kept total.
-                _ => ir::Effect::Floor(ir::Approval::Human {
+                _ => ir::Effect::Floor(ir::HumanApproval {
                     group: None,
                     count: 1,
                     expires_secs: None,
@@ -388,16 +388,16 @@ impl Checker<'_> {
                     node: ast::Clause::Require(r),
                     ..
                 }),
-            ) => self.require(r),
-            _ => ir::Approval::Human {
+            ) => ir::Approval::Human(self.require(r)),
+            _ => ir::Approval::Human(ir::HumanApproval {
                 group: None,
                 count: 1,
                 expires_secs: None,
-            },
+            }),
         }
     }
 
-    fn require(&mut self, r: &ast::Require) -> ir::Approval {
+    fn require(&mut self, r: &ast::Require) -> ir::HumanApproval {
         let mut count = 1;
         if let Some(n) = &r.count {
             if n.node == 0 {
@@ -449,7 +449,7 @@ impl Checker<'_> {
                 }
             }
         }
-        ir::Approval::Human {
+        ir::HumanApproval {
             group,
             count,
             expires_secs,
@@ -479,11 +479,11 @@ impl Checker<'_> {
                     span: clause.span.into(),
                 });
                 // Never reached in a returned IR: the error above withholds it.
-                return ir::Approval::Human {
+                return ir::Approval::Human(ir::HumanApproval {
                     group: None,
                     count: 1,
                     expires_secs: None,
-                };
+                });
             }
         };
         if budget.limit.node == 0 {

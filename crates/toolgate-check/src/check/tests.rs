@@ -81,11 +81,11 @@ fn support_desk_checks_clean_and_lowers_every_default() {
         writes,
         [
             &ir::Effect::Write {
-                approval: ir::Approval::Human {
+                approval: ir::Approval::Human(ir::HumanApproval {
                     group: Some("support-leads".into()),
                     count: 1,
                     expires_secs: Some(900)
-                },
+                }),
                 scope: vec![ir::ScopeItem::Tenant, ir::ScopeItem::Env],
             },
             &ir::Effect::Write {
@@ -361,7 +361,7 @@ fn approval_floors_name_any_tool_and_stricter_shadowed_approvals_warn() {
     let p = policy(&format!("{head}write refund.issue;\n{floor}\n"));
     assert_eq!(
         p.rules[1].effect,
-        ir::Effect::Floor(ir::Approval::Human {
+        ir::Effect::Floor(ir::HumanApproval {
             group: Some("finance".into()),
             count: 2,
             expires_secs: None
@@ -411,11 +411,11 @@ fn reads_take_budgets_approvals_and_floors_like_writes() {
     assert_eq!(
         p.rules[1].effect,
         ir::Effect::Write {
-            approval: ir::Approval::Human {
+            approval: ir::Approval::Human(ir::HumanApproval {
                 group: Some("ops".into()),
                 count: 2,
                 expires_secs: Some(3600)
-            },
+            }),
             scope: vec![ir::ScopeItem::Tenant]
         }
     );

@@ -43,11 +43,12 @@ fn decision_json(src: &str, tool: &str, args: Json) -> (Json, Option<String>, Op
     let req = support::request(tool, args);
     let d = engine.decide(&req.as_request());
     let key = d
-        .budget_key(&req.as_request())
-        .map(|k| k.rule_identity.to_string());
+        .rule()
+        .zip(d.budgeted())
+        .map(|(rule, b)| b.key(rule, &req.as_request()).rule_identity.to_string());
     (
         d.to_json(&req.as_request()),
-        d.rule.map(ToString::to_string),
+        d.rule().map(ToString::to_string),
         key,
     )
 }
@@ -95,20 +96,26 @@ fn an_approval_floor_raises_whichever_grant_matched() {
     let ask = |cents: i64| support::request("refund.issue", json!({ "amount_cents": cents }));
     let small = ask(1500);
     let d = engine.decide(&small.as_request());
-    assert_eq!((d.outcome, d.budget.is_some()), (Outcome::Allow, true));
+    assert_eq!(
+        (d.outcome(), d.budgeted().is_some()),
+        (Outcome::Allow, true)
+    );
     // 9,000 dollars: one approval from support was enough before the floor.
     let big = ask(900_000);
     let d = engine.decide(&big.as_request());
-    assert_eq!(d.outcome, Outcome::ApprovalRequired);
+    assert_eq!(d.outcome(), Outcome::ApprovalRequired);
     assert_eq!(
-        d.approval.as_deref(),
-        Some(&toolgate_check::ir::Approval::Human {
+        d.approval(),
+        Some(&toolgate_check::ir::HumanApproval {
             group: Some("finance".into()),
             count: 2,
             expires_secs: None
         })
     );
-    assert_eq!(d.rule.and_then(|r| r.name.as_deref()), Some("big-refunds"));
+    assert_eq!(
+        d.rule().and_then(|r| r.name.as_deref()),
+        Some("big-refunds")
+    );
     let want = reference::decide(&ir, &big.as_request());
     assert!(reference::agrees(&d, &want), "{d:?} vs {want:?}");
     // A floor whose condition cannot be evaluated applies (fail closed).
@@ -145,7 +152,7 @@ fn element_wise_quantifiers_read_fields_of_each_element() {
         let d = engine.decide(&req.as_request());
         let want = reference::decide(&ir, &req.as_request());
         assert!(reference::agrees(&d, &want), "{d:?} vs {want:?}");
-        d.outcome
+        d.outcome()
     };
     let ann = json!({ "email": "ann@acme.com" });
     let bob = json!({ "email": "bob@gmail.com", "name": "Bob" });
@@ -172,7 +179,7 @@ fn undeclared_context_fields_are_ignored() {
             context[k] = v.clone();
         }
         let req = support::request_in("t.r", json!({}), context);
-        assert_eq!(engine.decide(&req.as_request()).outcome, Outcome::Allow);
+        assert_eq!(engine.decide(&req.as_request()).outcome(), Outcome::Allow);
     }
 }
 
@@ -194,7 +201,7 @@ type Shape = (
     Outcome,
     Option<u64>,
     Option<Outcome>,
-    Option<toolgate_check::ir::Approval>,
+    Option<toolgate_check::ir::HumanApproval>,
 );
 
 fn shape(src: &str, tool: &str, args: Json) -> Shape {
@@ -203,16 +210,17 @@ fn shape(src: &str, tool: &str, args: Json) -> Shape {
     let d = engine.decide(&req.as_request());
     let want = reference::decide(&ir, &req.as_request());
     assert!(reference::agrees(&d, &want), "{d:?} vs {want:?}");
-    let fallback = d.fallback.as_ref().map(|f| f.outcome);
-    let approval = d.approval.map(|a| a.into_owned());
-    (d.outcome, d.budget.map(|b| b.limit), fallback, approval)
+    let fallback = d.budgeted().map(|b| b.fallback.outcome());
+    let approval = d.approval().cloned();
+    let limit = d.budgeted().map(|b| b.budget.limit);
+    (d.outcome(), limit, fallback, approval)
 }
 
 #[test]
 fn reads_take_budgets_approvals_and_floors_like_writes() {
     // No `writes` statement: it switches writes only.
     let human = |group: Option<&str>, count| {
-        Some(toolgate_check::ir::Approval::Human {
+        Some(toolgate_check::ir::HumanApproval {
             group: group.map(String::from),
             count,
             expires_secs: None,

@@ -629,7 +629,7 @@ proptest! {
             let req = r.as_request();
             let (d, want) = (engine.decide(&req), reference::decide(&ir, &req));
             prop_assert!(reference::agrees(&d, &want), "engine {d:?}\nreference {want:?}\nrequest {r:?}\n{text}");
-            if let Some(info) = d.rule {
+            if let Some(info) = d.rule() {
                 let named = ir.rules.get(info.id.0 as usize).and_then(|r| r.name.as_deref());
                 prop_assert_eq!(info.name.as_deref(), named, "the decision names its rule's @id");
             }
@@ -649,15 +649,15 @@ proptest! {
             && g.agent.is_none_or(|a| a == r.agent)
             && g.tools.contains(&r.tool));
         if !granted || r.agent == "a3" || r.tool == "t.nope" {
-            prop_assert_eq!(d.outcome, Outcome::Deny);
+            prop_assert_eq!(d.outcome(), Outcome::Deny);
         }
         let grants: Vec<usize> = (0..p.rules.len()).filter(|i| !["deny", "floor"].contains(&p.rules[*i].kind)).collect();
-        if d.outcome == Outcome::Deny && !grants.is_empty() {
+        if d.outcome() == Outcome::Deny && !grants.is_empty() {
             let mut smaller = p.clone();
             smaller.rules.remove(grants[drop.index(grants.len())]);
             if let Some(ir2) = compile(&smaller.text()) {
                 let engine2 = Engine::new(&ir2, "p.policy").expect("compiles");
-                prop_assert_eq!(engine2.decide(&req).outcome, Outcome::Deny);
+                prop_assert_eq!(engine2.decide(&req).outcome(), Outcome::Deny);
             }
         }
     }
@@ -671,7 +671,7 @@ proptest! {
         let engine = Engine::new(&ir, "p.policy").expect("compiles");
         let mut r = r;
         r.tool = tool;
-        prop_assert_eq!(engine.decide(&r.as_request()).outcome, Outcome::Deny);
+        prop_assert_eq!(engine.decide(&r.as_request()).outcome(), Outcome::Deny);
     }
 
     #[test]
@@ -681,7 +681,7 @@ proptest! {
         let Some(ir) = compile(&p.text()) else { return Ok(()) };
         let engine = Engine::new(&ir, "p.policy").expect("compiles");
         if WRITE_TOOLS.contains(&r.tool) {
-            prop_assert_eq!(engine.decide(&r.as_request()).outcome, Outcome::Deny);
+            prop_assert_eq!(engine.decide(&r.as_request()).outcome(), Outcome::Deny);
         }
     }
 
@@ -696,7 +696,8 @@ proptest! {
             map.insert("env".into(), evil);
         }
         let req = r.as_request();
-        let mut d = Some(engine.decide(&req));
+        let decided = engine.decide(&req);
+        let mut d = Some(&decided);
         while let Some(decision) = d {
             for (name, value) in decision.scope_values(&req) {
                 match name.as_str() {
@@ -705,7 +706,7 @@ proptest! {
                     other => prop_assert_eq!(Some(&value), r.context.fields.get(other.trim_start_matches("ctx.")).or(Some(&Json::Null))),
                 }
             }
-            d = decision.fallback.map(|b| *b);
+            d = decision.budgeted().map(|b| &*b.fallback);
         }
     }
 }
@@ -727,23 +728,25 @@ fn generators_reach_every_kind_of_decision() {
         for _ in 0..4 {
             let r = request().new_tree(&mut runner).expect("request").current();
             let d = engine.decide(&r.as_request());
-            if READ_TOOLS.contains(&r.tool) && d.outcome != Outcome::Deny {
-                seen.insert(match (d.outcome, d.budget.is_some()) {
+            if READ_TOOLS.contains(&r.tool) && d.outcome() != Outcome::Deny {
+                seen.insert(match (d.outcome(), d.budgeted().is_some()) {
                     (Outcome::Allow, true) => "budgeted read",
                     (Outcome::ApprovalRequired, _) => "read needing approval",
                     _ => "plain read",
                 });
             }
-            seen.insert(match (d.outcome, d.rule.is_some(), d.budget.is_some()) {
-                (Outcome::Deny, true, _) => "deny by rule",
-                (Outcome::Deny, false, _) => "deny by default",
-                (Outcome::Allow, _, true) => "budgeted allow",
-                (Outcome::Allow, _, false) => "allow",
-                (Outcome::ApprovalRequired, _, _) if d.reason.contains("floor") => {
-                    "raised by a floor"
-                }
-                (Outcome::ApprovalRequired, _, _) => "approval required",
-            });
+            seen.insert(
+                match (d.outcome(), d.rule().is_some(), d.budgeted().is_some()) {
+                    (Outcome::Deny, true, _) => "deny by rule",
+                    (Outcome::Deny, false, _) => "deny by default",
+                    (Outcome::Allow, _, true) => "budgeted allow",
+                    (Outcome::Allow, _, false) => "allow",
+                    (Outcome::ApprovalRequired, _, _) if d.reason().contains("floor") => {
+                        "raised by a floor"
+                    }
+                    (Outcome::ApprovalRequired, _, _) => "approval required",
+                },
+            );
         }
     }
     assert!(

@@ -214,11 +214,11 @@ fn an_approval_decision_carries_the_paths_its_grant_endorses() {
     );
     let d = engine.decide(&req.as_request());
     assert_eq!(
-        d.outcome,
+        d.outcome(),
         Outcome::ApprovalRequired,
         "no session: the budget does not apply"
     );
-    let endorse = d.rule.map(|r| r.endorse.to_vec()).unwrap_or_default();
+    let endorse = d.rule().map(|r| r.endorse.to_vec()).unwrap_or_default();
     assert_eq!(endorse, [vec!["iban".to_string()]]);
     let keys = endorsed_keys(&req.args, &endorse);
     let mut s = MemorySession::new();

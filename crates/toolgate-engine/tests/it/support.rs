@@ -88,7 +88,7 @@ fn decide_full(
         let c = cached.decide(&req);
         assert!(reference::agrees(&c, &want), "cached {c:?} vs {want:?}");
     }
-    (d.outcome, d.reason.to_string())
+    (d.outcome(), d.reason().to_string())
 }
 
 /// [`decide_in`] for tenant `acme` in env `prod`, with no clock.

@@ -58,7 +58,7 @@ fn decide(engine: &Engine, url: &str) -> Outcome {
         now: None,
         session: None,
     };
-    engine.decide(&req).outcome
+    engine.decide(&req).outcome()
 }
 
 /// URLs that do go to `docs.example.com`.

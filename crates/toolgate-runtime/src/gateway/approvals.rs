@@ -12,8 +12,9 @@ use crate::record::{self, Record};
 use crate::refusal::Refusal;
 use crate::store::{Approver, Binding, CallKey, KillScope, Pending, PendingState, Subject};
 use std::sync::atomic::Ordering;
+use toolgate_check::ir::HumanApproval;
 use toolgate_engine::provenance::SessionView;
-use toolgate_engine::{Decision, Outcome};
+use toolgate_engine::Decision;
 
 impl Gateway {
     /// Holds a call for approval. The id is reserved (for this tenant) and
@@ -24,33 +25,24 @@ impl Gateway {
         call: &super::Call,
         binding: Binding,
         d: &Decision<'_>,
+        approval: &HumanApproval,
         now: u64,
         rule: Option<String>,
     ) -> Result<Verdict, GatewayError> {
-        let (group, count, expires_at) = match d.approval.as_deref() {
-            Some(toolgate_check::ir::Approval::Human {
-                group,
-                count,
-                expires_secs,
-            }) => (
-                group.clone(),
-                *count,
-                expires_secs.map(|s| now.saturating_add(s.saturating_mul(1000))),
-            ),
-            // An approval-required decision always names its approval; fail closed.
-            _ => (Some(String::new()), u32::MAX, Some(now)),
-        };
+        let expires_at = approval
+            .expires_secs
+            .map(|s| now.saturating_add(s.saturating_mul(1000)));
         let key = call.key();
         let args_digest = binding.args_digest.clone();
         let requested = record::ApprovalRequested {
             key,
             binding,
-            group,
-            count,
+            group: approval.group.clone(),
+            count: approval.count,
             expires_at,
             args: self.policy().journal_args(&call.tool, &call.args),
             rule: rule.clone(),
-            reason: d.reason.to_string(),
+            reason: d.reason().to_string(),
             requested_at: now,
             session: call.session.clone(),
             endorse: self.endorsed_digests(call, d),
@@ -78,7 +70,7 @@ impl Gateway {
             rule,
             reason: requested.reason.clone(),
             group: requested.group.clone(),
-            count,
+            count: approval.count,
             args_digest,
             expires_at,
         };
@@ -306,8 +298,8 @@ impl Gateway {
         let lens = self.session_lens(call, now).await;
         let req = request(call, now, lens.as_ref().map(|l| l as &dyn SessionView));
         let decision = policy.engine.decide(&req);
-        let refused = match decision.outcome {
-            Outcome::Deny => Some((decision.reason.to_string(), DeniedBy::Policy)),
+        let refused = match &decision {
+            Decision::Deny { reason, .. } => Some((reason.to_string(), DeniedBy::Policy)),
             _ => super::missing_scope(&decision, &req).map(|why| (why, DeniedBy::Scope)),
         };
         if let Some((reason, by)) = refused {

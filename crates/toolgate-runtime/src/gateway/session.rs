@@ -256,7 +256,7 @@ impl Gateway {
     /// (the rule's `endorse` paths in its arguments), for a call of a session.
     pub(super) fn endorsed_digests(&self, call: &Call, d: &Decision<'_>) -> Vec<String> {
         let Some(rule) = d
-            .rule
+            .rule()
             .filter(|r| call.session.is_some() && !r.endorse.is_empty())
         else {
             return Vec::new();

@@ -9,7 +9,7 @@ use crate::journal::{
     journal_files, read_checkpoint_lines, Checkpoint, Fsync, JournalConfig, SealConfig,
     SigningKeySource,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use thiserror::Error;
@@ -194,7 +194,7 @@ pub fn read_audit(
 
 /// The journal's head: its last record, and the latest signed checkpoint
 /// (what a verifier anchors to: `policyc audit verify --head SEQ:HASH`).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Head {
     /// The last record's sequence number.
@@ -208,7 +208,7 @@ pub struct Head {
 }
 
 /// A signed checkpoint.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SignedHead {
     /// The last record it covers.

@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use toolgate_engine::Context;
 use toolgate_runtime::gateway::{
-    Call, CallOutcome, CompiledPolicy, Denial, DigestKey, GatewayError, Hold, Limits, ManualClock,
-    Services, Verdict,
+    Call, CallOutcome, CompiledPolicy, Denial, DeniedBy, DigestKey, GatewayError, Hold, Limits,
+    ManualClock, Services, Verdict,
 };
 use toolgate_runtime::journal::{self, Fsync, Journal, JournalConfig, LAZY_SYNC};
 use toolgate_runtime::store::{Approver, CallKey, KillScope, MemoryStore, StoreState, TenantScope};
@@ -247,13 +247,18 @@ async fn many_tasks_racing_on_one_budget_never_exceed_it() {
             .await
         }));
     }
-    let mut ok = 0;
+    let (mut ok, mut spent) = (0, 0);
     for t in tasks {
-        if matches!(t.await.expect("task"), Ok(CallOutcome::Executed { .. })) {
-            ok += 1;
+        match t.await.expect("task") {
+            Ok(CallOutcome::Executed { .. }) => ok += 1,
+            // No other grant: the exhausted budget decided, not a rule.
+            Ok(CallOutcome::Denied(d)) if d.by == DeniedBy::Budget && d.rule.is_none() => {
+                spent += 1
+            }
+            other => panic!("{other:?}"),
         }
     }
-    assert_eq!((ok, s.executed.load(Ordering::SeqCst)), (5, 5));
+    assert_eq!((ok, spent, s.executed.load(Ordering::SeqCst)), (5, 59, 5));
     // The window slides: an hour later the budget has room again.
     s.clock.set(1_800_000_000_000 + 3_600_000);
     let again = s

@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json_};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use toolgate_api::{KillBody, KillScopeView, KillStatus, KillTools, ProblemDoc};
+use toolgate_api::{
+    AuditRecord, KillBody, KillScopeView, KillStatus, KillTools, ProblemDoc, ServerStatus,
+};
 use toolgate_runtime::host::data::{self, Head};
 use toolgate_runtime::host::keys::{Key, Role};
 use toolgate_runtime::host::policy::PolicySummary;
@@ -139,23 +141,21 @@ fn time_param(field: &str, text: &str, now: u64) -> Result<u64, Problem> {
 
 /// Whether one journal record passes the filters and is within the key's
 /// tenants (a key limited to some tenants sees only records of them).
-fn passes(record: &Json_, q: &AuditQuery, key: &Key, since: u64, until: u64) -> bool {
-    let ts = record["ts_ms"].as_u64().unwrap_or(0);
-    let body = &record["body"];
-    let tenant = body["tenant"].as_str();
+fn passes(record: &AuditRecord, q: &AuditQuery, key: &Key, since: u64, until: u64) -> bool {
+    let tenant = record.field("tenant");
     (key.tenants.is_empty() || tenant.is_some_and(|t| key.allows_tenant(t)))
-        && ts >= since
-        && ts <= until
-        && q.after
-            .is_none_or(|a| record["seq"].as_u64().unwrap_or(0) > a)
-        && q.kind.as_deref().is_none_or(|k| record["kind"] == k)
-        && q.call.as_deref().is_none_or(|c| body["call"] == c)
-        && q.tenant.as_deref().is_none_or(|t| body["tenant"] == t)
+        && (since..=until).contains(&record.ts_ms)
+        && q.after.is_none_or(|a| record.seq > a)
+        && q.kind.as_deref().is_none_or(|k| record.kind == k)
+        && q.call
+            .as_deref()
+            .is_none_or(|c| record.field("call") == Some(c))
+        && q.tenant.as_deref().is_none_or(|t| tenant == Some(t))
 }
 
 /// The journal's records, filtered, streamed as NDJSON (one record per line, as written).
 #[utoipa::path(get, path = "/v1/audit", tag = "operator", params(AuditQuery),
-    responses((status = 200, description = "NDJSON: one journal record per line", content_type = "application/x-ndjson", body = String),
+    responses((status = 200, description = "NDJSON: one journal record (an `AuditRecord`) per line, exactly as written", content_type = "application/x-ndjson", body = String),
         (status = 400, body = ProblemDoc, content_type = "application/problem+json"), (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn audit(
@@ -183,7 +183,7 @@ pub async fn audit(
         let mut chunk = String::new();
         for line in lines {
             let Ok(line) = line else { break };
-            let keep = serde_json::from_str::<Json_>(&line)
+            let keep = serde_json::from_str::<AuditRecord>(&line)
                 .is_ok_and(|r| passes(&r, &q, &key, since, until));
             if keep {
                 chunk.push_str(&line);
@@ -324,28 +324,14 @@ pub async fn keys(State(app): State<Arc<App>>, caller: Caller) -> Result<Json<Ke
     Ok(Json(KeyList { keys }))
 }
 
-/// The server at a glance.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Status {
-    /// The live policy's name.
-    pub policy: Option<String>,
-    /// Its SHA-256.
-    pub policy_sha256: String,
-    /// Seconds since the server started.
-    pub uptime_secs: u64,
-    /// Calls waiting for approval.
-    pub pending: usize,
-    /// Engaged kill switches.
-    pub kill_switch: Vec<KillScopeView>,
-    /// The journal head.
-    pub journal_head: Option<Head>,
-}
-
 /// Policy, uptime, pending count, kill switch and journal head.
 #[utoipa::path(get, path = "/v1/status", tag = "operator",
-    responses((status = 200, body = Status), (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json")),
+    responses((status = 200, body = ServerStatus), (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
-pub async fn status(State(app): State<Arc<App>>, caller: Caller) -> Result<Json<Status>, Problem> {
+pub async fn status(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+) -> Result<Json<ServerStatus>, Problem> {
     caller
         .require(&app, &[Role::Operator], "read the status")
         .await?;
@@ -356,7 +342,7 @@ pub async fn status(State(app): State<Arc<App>>, caller: Caller) -> Result<Json<
         .iter()
         .filter(|p| key.allows_tenant(&p.key.tenant))
         .count();
-    Ok(Json(Status {
+    Ok(Json(ServerStatus {
         policy: summary.name,
         policy_sha256: summary.sha256,
         uptime_secs: toolgate_runtime::host::now_ms().saturating_sub(app.host.started_at) / 1000,

@@ -4,7 +4,7 @@
 #[test]
 fn checked_in_openapi_matches_the_code() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json");
-    let generated = toolgate_server::openapi::document();
+    let generated = toolgate_server::openapi_document();
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, &generated).unwrap();
     }
