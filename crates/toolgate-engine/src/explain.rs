@@ -48,6 +48,17 @@ pub struct RuleTrace {
 /// floors in source order, then grants most permissive first), each with its verdict. Empty when the
 /// agent or tool is unknown.
 pub fn explain(policy: &ir::Policy, req: &Request<'_>) -> Vec<RuleTrace> {
+    cell_rules(policy, req)
+        .iter()
+        .map(|r| RuleTrace {
+            rule: r.id,
+            verdict: verdict(policy, r.condition.as_ref(), req),
+        })
+        .collect()
+}
+
+/// The rules of the request's cell in decision order (see [`explain`]).
+fn cell_rules<'p>(policy: &'p ir::Policy, req: &Request<'_>) -> Vec<&'p ir::Rule> {
     let (Some(agent), Some(tool)) = (policy.agent_id(req.agent), policy.tool_id(req.tool)) else {
         return Vec::new();
     };
@@ -64,12 +75,31 @@ pub fn explain(policy: &ir::Policy, req: &Request<'_>) -> Vec<RuleTrace> {
         )
     });
     rules
+}
+
+/// Every `x from SOURCE` condition of the request's cell, each with what it
+/// found: what the runtime writes into a decision record, so the audit says
+/// which source satisfied a provenance condition or where the value was
+/// seen instead. Empty when the cell has none.
+pub fn cell_provenance(policy: &ir::Policy, req: &Request<'_>) -> Vec<ProvenanceTrace> {
+    let ids: Vec<ir::RuleId> = cell_rules(policy, req)
         .iter()
-        .map(|r| RuleTrace {
-            rule: r.id,
-            verdict: verdict(policy, r.condition.as_ref(), req),
-        })
-        .collect()
+        .filter(|r| r.condition.as_ref().is_some_and(has_from))
+        .map(|r| r.id)
+        .collect();
+    provenance(policy, req, &ids)
+}
+
+/// Whether a condition reads provenance (`x from SOURCE` anywhere in it).
+pub fn has_from(e: &ir::Expr) -> bool {
+    use ir::ExprKind as K;
+    match &e.kind {
+        K::From(..) => true,
+        K::Quant(_, list, pred) => has_from(list) || has_from(pred),
+        K::Not(x) => has_from(x),
+        K::And(xs) | K::Or(xs) => xs.iter().any(has_from),
+        _ => false,
+    }
 }
 
 fn verdict(policy: &ir::Policy, cond: Option<&ir::Expr>, req: &Request<'_>) -> Verdict {

@@ -512,6 +512,7 @@ impl Gateway {
             rule: rule.clone(),
             accepted_risk: accepted_risk(&settled),
             budget: settled.budget.clone(),
+            provenance: policy.provenance_notes(&req),
             at: now,
         };
         self.record_decision(&policy, decision).await?;
@@ -589,6 +590,7 @@ impl Gateway {
             rule: None,
             accepted_risk: None,
             budget: None,
+            provenance: Vec::new(),
             at: now,
         };
         self.record(&Record::Decision(decision)).await?;

@@ -234,8 +234,30 @@ pub struct Decision {
     pub accepted_risk: Option<String>,
     /// The budget unit taken, if any.
     pub budget: Option<BudgetUnit>,
+    /// Every `x from SOURCE` condition of the call's cell and what it found
+    /// (which source satisfied it, or where the value was seen instead);
+    /// absent when the cell has none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub provenance: Vec<ProvenanceNote>,
     /// Decision time (ms).
     pub at: u64,
+}
+
+/// One provenance condition of a decision (`decision.provenance`). Never
+/// the value itself: the arguments are in `args`, redacted as the policy says.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProvenanceNote {
+    /// The condition's rule (`file:line:column`, `@id` first when written).
+    pub rule: String,
+    /// The condition (`line:column` in the policy file).
+    pub at: String,
+    /// `true` it holds, `false` it does not, `null` it cannot be evaluated.
+    pub holds: Option<bool>,
+    /// Holds: the sources that satisfy it ("a user turn", "the call's
+    /// context", ...). Does not hold: where the value was seen instead
+    /// ("an untrusted output of the session"; empty: nowhere). Cannot be
+    /// evaluated: why.
+    pub found: Vec<String>,
 }
 
 /// `budget_exhausted`.

@@ -132,6 +132,9 @@ fn describe(req: &Request<'_>, key: &Key, src: Src<'_>, holds: bool, own: Vec<St
     let mut seen: Vec<Witness> = req.session.map(|s| s.witnesses(key)).unwrap_or_default();
     if !holds {
         let mut all: Vec<String> = seen.iter().map(ToString::to_string).collect();
+        if all.is_empty() {
+            all.extend(kinds_seen(req, key));
+        }
         all.extend(own);
         return Finding::Fails(all);
     }
@@ -157,6 +160,28 @@ fn satisfies(w: &Witness, src: Src<'_>) -> bool {
         (Witness::Endorsed { .. }, Src::Trusted) => true,
         _ => false,
     }
+}
+
+/// Where a session that keeps no witnesses (a store of digests) saw a
+/// value, by kind: a failed condition still says "untrusted output".
+fn kinds_seen(req: &Request<'_>, key: &Key) -> Vec<String> {
+    let sources = req
+        .session
+        .and_then(|s| s.sources(key).ok())
+        .unwrap_or(Sources::NONE);
+    [
+        (Sources::USER, "a user turn"),
+        (Sources::TRUSTED_OUTPUT, "a trusted output of the session"),
+        (
+            Sources::UNTRUSTED_OUTPUT,
+            "an untrusted output of the session",
+        ),
+        (Sources::ENDORSED, "an endorsement"),
+    ]
+    .into_iter()
+    .filter(|(s, _)| sources.any_of(*s))
+    .map(|(_, word)| word.to_string())
+    .collect()
 }
 
 /// The session's own word when it keeps no witnesses (a store of digests).

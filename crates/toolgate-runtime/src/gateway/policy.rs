@@ -34,6 +34,23 @@ pub struct CompiledPolicy {
     tools: HashMap<String, ToolFacts>,
     /// The tools as declared (their output labels, for observations).
     declared: HashMap<String, ir::Tool>,
+    /// What decision records need to say what each `from` condition found;
+    /// `None` for a policy without one (nothing is computed per call).
+    provenance: Option<Arc<Sources>>,
+}
+
+/// The checked policy and its text, kept for [`CompiledPolicy::provenance_notes`].
+struct Sources {
+    policy: ir::Policy,
+    text: String,
+    lines: toolgate_syntax::LineIndex,
+    file: String,
+}
+
+impl std::fmt::Debug for Sources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sources(..)")
+    }
 }
 
 impl CompiledPolicy {
@@ -67,7 +84,58 @@ impl CompiledPolicy {
                 .iter()
                 .map(|t| (t.name.clone(), t.clone()))
                 .collect(),
+            provenance: policy
+                .rules
+                .iter()
+                .any(|r| r.condition.as_ref().is_some_and(toolgate_engine::has_from))
+                .then(|| {
+                    Arc::new(Sources {
+                        policy: policy.clone(),
+                        text: text.to_string(),
+                        lines: toolgate_syntax::LineIndex::new(text),
+                        file: file.to_string(),
+                    })
+                }),
         })
+    }
+
+    /// What each `x from SOURCE` condition of the request's cell found, for
+    /// its decision record (`record::Decision::provenance`); empty for a
+    /// policy or a cell without one.
+    pub fn provenance_notes(
+        &self,
+        req: &toolgate_engine::Request<'_>,
+    ) -> Vec<crate::record::ProvenanceNote> {
+        let Some(p) = &self.provenance else {
+            return Vec::new();
+        };
+        toolgate_engine::cell_provenance(&p.policy, req)
+            .into_iter()
+            .map(|t| {
+                let rule = p.policy.rules.get(t.rule.0 as usize);
+                let (line, column) = p.lines.line_col(&p.text, t.at.start);
+                let (holds, found) = match t.finding {
+                    toolgate_engine::Finding::Holds(by) => (Some(true), by),
+                    toolgate_engine::Finding::Fails(seen) => (Some(false), seen),
+                    toolgate_engine::Finding::Error(why) => (None, vec![why]),
+                };
+                crate::record::ProvenanceNote {
+                    rule: match rule {
+                        Some(r) => {
+                            let place = format!("{}:{}:{}", p.file, r.line, r.column);
+                            match &r.name {
+                                Some(name) => format!("{name} ({place})"),
+                                None => place,
+                            }
+                        }
+                        None => p.file.clone(),
+                    },
+                    at: format!("{line}:{column}"),
+                    holds,
+                    found,
+                }
+            })
+            .collect()
     }
 
     /// Parses, checks and compiles policy text; an error names the first problem.
