@@ -3,7 +3,7 @@
 and the shipped policies, and prints per suite what it measured.
 
     python3 benches/agentdojo/run.py TRACES [--policies policies/agentdojo]
-        [--policyc target/release/policyc] [--suite NAME ...] [--json OUT]
+        [--policyc target/debug/policyc] [--suite NAME ...] [--json OUT]
         [--jobs N] [--fixture DIR --fixture-per-suite N]
 
 For each trace the replay runs as a deployment would: a user call held for
@@ -151,6 +151,31 @@ def summarize(suite: str, results: list[dict], writes: set) -> dict:
     return s
 
 
+def pick_fixture(results: list[dict], per_suite: int) -> list[dict]:
+    """A few traces of a suite: user sessions (one that needed a human first, if
+    any) and attack cases of distinct injection tasks that have calls."""
+    users = [r for r in results if "__" not in r["trace"]]
+    attacks = [r for r in results if "__" in r["trace"] and any(c["id"].startswith("i") for c in r["calls"])]
+    chosen = [r for r in users if r["approved"]][:1]
+    chosen += [r for r in users if not r["approved"]][: max(per_suite - len(chosen), 0)]
+    seen = set()
+    for r in attacks:
+        injection = r["trace"].split("__", 1)[1]
+        if injection not in seen and len(seen) < per_suite:
+            seen.add(injection)
+            chosen.append(r)
+    return chosen
+
+
+def write_fixture(folder: str, suite: str, chosen: list[dict], expected: dict) -> None:
+    os.makedirs(os.path.join(folder, suite), exist_ok=True)
+    for r in chosen:
+        with open(os.path.join(folder, suite, r["trace"]), "w", encoding="utf-8") as fh:
+            for line in r["lines"]:
+                fh.write(json.dumps(line, ensure_ascii=False, sort_keys=True) + "\n")
+        expected[f"{suite}/{r['trace']}"] = {"approved": r["approved"]}
+
+
 def table(summaries: dict) -> str:
     head = "| suite | user tasks | done without a human | need a human | denied | attack cases | with injection calls | an injection call ran without a human | of which a write ran |"
     rows = [head, "|" + "---|" * 9]
@@ -170,7 +195,7 @@ def main() -> int:
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(root, "target"))
     ap.add_argument("--policies", default=os.path.join(root, "policies", "agentdojo"))
-    ap.add_argument("--policyc", default=os.path.join(target, "release", "policyc"))
+    ap.add_argument("--policyc", default=os.path.join(target, "debug", "policyc"))
     ap.add_argument("--suite", action="append", choices=SUITES)
     ap.add_argument("--json", help="write every trace's outcomes here")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
@@ -178,7 +203,7 @@ def main() -> int:
     ap.add_argument("--fixture-per-suite", type=int, default=3)
     args = ap.parse_args()
 
-    summaries, everything = {}, {}
+    summaries, everything, expected = {}, {}, {}
     for suite in args.suite or SUITES:
         policy = os.path.join(args.policies, f"{suite}.policy")
         folder = os.path.join(args.traces, suite)
@@ -187,6 +212,8 @@ def main() -> int:
             results = list(pool.map(lambda p: drive(args.policyc, policy, p), paths))
         summaries[suite] = summarize(suite, results, write_tools(policy))
         everything[suite] = [{k: v for k, v in r.items() if k != "lines"} for r in results]
+        if args.fixture:
+            write_fixture(args.fixture, suite, pick_fixture(results, args.fixture_per_suite), expected)
         s = summaries[suite]
         print(f"{suite}: {s['user_tasks']} user tasks: {s['done_without_human']} without a human, "
               f"{s['needs_human']} need a human, {s['denied']} denied; {s['attack_cases']} attack cases: "
@@ -202,6 +229,10 @@ def main() -> int:
             print(f"  injection call ran without a human in {n} case(s): {call}")
         if s["user_denied_under_attack"]:
             print(f"  attack cases where a user call was denied: {s['user_denied_under_attack']}")
+    if args.fixture:
+        with open(os.path.join(args.fixture, "expected.json"), "w", encoding="utf-8") as fh:
+            json.dump(expected, fh, indent=1, sort_keys=True)
+            fh.write("\n")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump({"summaries": summaries, "traces": everything}, fh, indent=1, sort_keys=True, default=dict)
