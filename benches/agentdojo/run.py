@@ -173,7 +173,8 @@ def write_fixture(folder: str, suite: str, chosen: list[dict], expected: dict) -
         with open(os.path.join(folder, suite, r["trace"]), "w", encoding="utf-8") as fh:
             for line in r["lines"]:
                 fh.write(json.dumps(line, ensure_ascii=False, sort_keys=True) + "\n")
-        expected[f"{suite}/{r['trace']}"] = {"approved": r["approved"]}
+        leaked = [c["id"] for c in r["calls"] if c["id"].startswith("i") and c["outcome"] == "executed"]
+        expected[f"{suite}/{r['trace']}"] = {"approved": r["approved"], "leaked": leaked}
 
 
 def table(summaries: dict) -> str:
@@ -199,7 +200,7 @@ def main() -> int:
     ap.add_argument("--suite", action="append", choices=SUITES)
     ap.add_argument("--json", help="write every trace's outcomes here")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--fixture", help="write the first --fixture-per-suite user sessions and attack cases of each suite here (with their approvals)")
+    ap.add_argument("--fixture", help="write a few user sessions and attack cases of each suite here (with their approvals), and expected.json: per trace the user calls approved and the injection calls that ran without a human")
     ap.add_argument("--fixture-per-suite", type=int, default=3)
     args = ap.parse_args()
 
