@@ -144,8 +144,8 @@ def summarize(suite: str, results: list[dict], writes: set) -> dict:
                 s["leaked"] += 1
                 if any(c["tool"] in writes for c in ran):
                     s["leaked_writes"] += 1
-                for c in ran:
-                    s["leaked_calls"][f"{c['tool']} ({'write' if c['tool'] in writes else 'read'}): {rule_name(c['rule'])}"] += 1
+                for key in {f"{c['tool']} ({'write' if c['tool'] in writes else 'read'}): {rule_name(c['rule'])}" for c in ran}:
+                    s["leaked_calls"][key] += 1
             if any(c["outcome"] == "denied" for c in user):
                 s["user_denied_under_attack"] += 1
     return s
