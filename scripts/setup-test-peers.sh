@@ -3,7 +3,8 @@
 # Idempotent (a stamp of the inputs skips an install when nothing changed);
 # a missing prerequisite exits non-zero saying what to install, never skips.
 #
-#   scripts/setup-test-peers.sh [python] [npm] [redis]   (no argument: all of them)
+#   scripts/setup-test-peers.sh [python] [npm] [redis] [agentdojo]
+#   (no argument: python, npm and redis, the peers of `cargo test`)
 #
 # Each section prints one `NAME: PATH` line:
 # - python: `venv: PATH`, target/test-peers/venv (so `cargo clean` removes it)
@@ -17,6 +18,11 @@
 #   conformance suite, and openapi-typescript + typescript (the test that
 #   docs/openapi.json types a call). Needs node (20 or newer) and npm. To change a version:
 #   edit package.json there and run `npm install --package-lock-only`.
+# - agentdojo (only when named; `cargo test` does not need it): `agentdojo: PATH`,
+#   target/test-peers/agentdojo-venv with agentdojo==0.1.35 and everything it
+#   pulls in, pinned and hash-checked by benches/agentdojo/requirements.txt
+#   (scripts/pin-test-peers.py --set agentdojo). The full AgentDojo evaluation
+#   runs in it (benches/agentdojo/README.md). Needs python3 (3.10 or newer).
 # - redis: `redis-server: PATH`, Debian's redis-server at the version pinned in
 #   scripts/test-peers/redis-server.version (scripts/setup-redis.sh; apt-get
 #   install when it is missing, which needs root).
@@ -33,19 +39,25 @@ if command -v flock >/dev/null 2>&1; then flock 9; fi
 
 hash_stdin() { sha256sum | cut -d" " -f1; }
 
-setup_python() {
-    local venv="$peers/venv" reqs="$root/clients/python/requirements-test.txt" python="${PYTHON:-python3}"
+# Checks that $python (3.10 or newer, with venv and pip) can build a venv for
+# $1 (what needs it, for the message); `missing` exits saying what to install.
+need_python() {
+    need_for="$1"
     missing() {
         echo "setup-test-peers: $1" >&2
-        echo "setup-test-peers: the Python tests of \`cargo test\` need python3 (3.10 or newer) with venv and pip;" >&2
+        echo "setup-test-peers: $need_for need python3 (3.10 or newer) with venv and pip;" >&2
         echo "setup-test-peers: on Debian/Ubuntu: apt-get install python3 python3-venv python3-pip (or set PYTHON=/path/to/python3.10+)" >&2
         exit 1
     }
-
     command -v "$python" >/dev/null 2>&1 || missing "\`$python\` is not on PATH"
     "$python" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' 2>/dev/null \
         || missing "\`$python\` is $("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || echo unknown), older than 3.10"
     "$python" -c 'import venv, ensurepip' 2>/dev/null || missing "\`$python\` has no venv/ensurepip module"
+}
+
+setup_python() {
+    local venv="$peers/venv" reqs="$root/clients/python/requirements-test.txt" python="${PYTHON:-python3}"
+    need_python "the Python tests of \`cargo test\`"
 
     stamp_of() {
         cat "$reqs" "$root/clients/python/pyproject.toml" "$0"
@@ -80,6 +92,31 @@ setup_python() {
     echo "$stamp" >"$venv/.stamp"
     echo "venv: $venv"
 
+}
+
+# A venv at $1 with the hash-locked requirements $2 (the AgentDojo
+# evaluation's), rebuilt only when the requirements or the interpreter change.
+setup_pinned_venv() {
+    local venv="$1" reqs="$2" python="${PYTHON:-python3}"
+    need_python "$3"
+    local stamp
+    stamp="$({ cat "$reqs" "$0"; "$python" -c 'import sys; print(sys.version)'; } | hash_stdin)"
+    if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.stamp" 2>/dev/null)" = "$stamp" ]; then
+        return 0
+    fi
+    rm -rf "$venv"
+    "$python" -m venv "$venv" || missing "\`$python -m venv\` failed"
+    "$venv/bin/python" -m pip --version >/dev/null 2>&1 || missing "the venv has no pip"
+    PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/python" -m pip install --quiet --require-hashes --only-binary=:all: -r "$reqs" || {
+        echo "setup-test-peers: \`pip install --require-hashes -r $reqs\` failed (is PyPI reachable? is this CPython 3.10-3.14 on x86_64 Linux?)" >&2
+        exit 1
+    }
+    echo "$stamp" >"$venv/.stamp"
+}
+
+setup_agentdojo() {
+    setup_pinned_venv "$peers/agentdojo-venv" "$root/benches/agentdojo/requirements.txt" "the AgentDojo evaluation (benches/agentdojo) and its tools"
+    echo "agentdojo: $peers/agentdojo-venv"
 }
 
 setup_npm() {
@@ -123,6 +160,7 @@ for part in "$@"; do
         python) setup_python ;;
         npm) setup_npm ;;
         redis) setup_redis ;;
-        *) echo "setup-test-peers: unknown part \`$part\` (python, npm, redis)" >&2; exit 2 ;;
+        agentdojo) setup_agentdojo ;;
+        *) echo "setup-test-peers: unknown part \`$part\` (python, npm, redis, agentdojo)" >&2; exit 2 ;;
     esac
 done

@@ -1,6 +1,7 @@
 //! `policyc eval` and `policyc explain`.
 
 use crate::cli::{Color, EvalArgs, ExplainArgs};
+use crate::lines::LineError;
 use crate::{diag, lines, Exit};
 use serde_json::json;
 use std::io::Write as _;
@@ -8,7 +9,8 @@ use std::path::Path;
 use toolgate_check::ir;
 use toolgate_check::time;
 use toolgate_engine::provenance::SessionView;
-use toolgate_engine::{Engine, Finding, OwnedRequest, Timestamp, Verdict};
+use toolgate_engine::{Engine, Finding, Timestamp, Verdict};
+use toolgate_runtime::gateway::Call;
 
 /// A policy that checked clean, with its text.
 pub(crate) struct Loaded {
@@ -52,15 +54,24 @@ pub(crate) fn engine(loaded: &Loaded) -> Result<Engine, Exit> {
     })
 }
 
-fn read_request(path: &Path) -> Result<OwnedRequest, Exit> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+/// A request file: one wire call (`POST /v1/decide`'s body), its id optional.
+fn read_request(path: &Path) -> Result<Call, Exit> {
+    let bytes = std::fs::read(path).map_err(|e| {
         eprintln!("error: cannot read `{}`: {e}", path.display());
         Exit::Usage
     })?;
-    OwnedRequest::from_json(&text).map_err(|e| {
-        eprintln!("error: invalid request in `{}`: {e}", path.display());
-        Exit::Findings
-    })
+    let fits = bytes.len() <= lines::MAX_LINE;
+    lines::object(fits, bytes.trim_ascii_end())
+        .and_then(|obj| lines::call(obj, false))
+        .map_err(|e| {
+            let at = e.field.map_or(String::new(), |f| format!(" (`{f}`)"));
+            eprintln!(
+                "error: invalid request in `{}`{at}: {}",
+                path.display(),
+                e.message
+            );
+            Exit::Findings
+        })
 }
 
 pub(crate) fn run(args: &EvalArgs) -> Exit {
@@ -89,16 +100,16 @@ fn eval(args: &EvalArgs) -> Result<Exit, Exit> {
     let loaded = load(&args.policy)?;
     let engine = engine(&loaded)?;
     if let Some(path) = &args.request {
-        let owned = read_request(path)?;
-        let req = owned.as_request().at(now());
+        let call = read_request(path)?;
+        let req = call.as_request().at(now());
         println!("{}", engine.decide(&req).to_json(&req));
         return Ok(Exit::Ok);
     }
     let Some(path) = &args.requests else {
         return Err(Exit::Usage);
     };
-    each_request(path, |id, owned| {
-        let req = owned.as_request().at(now());
+    each_request(path, |id, call| {
+        let req = call.as_request().at(now());
         let mut decided = engine.decide(&req).to_json(&req);
         if let (Some(id), Some(obj)) = (id, decided.as_object_mut()) {
             obj.insert("id".into(), id);
@@ -113,7 +124,7 @@ fn eval(args: &EvalArgs) -> Result<Exit, Exit> {
 /// not a request prints `{"line": N, "error": ...}` (with its `id` if it had one).
 fn each_request(
     path: &Path,
-    mut show: impl FnMut(Option<serde_json::Value>, OwnedRequest) -> String,
+    mut show: impl FnMut(Option<serde_json::Value>, Call) -> String,
 ) -> Result<Exit, Exit> {
     let mut input: Box<dyn std::io::BufRead> = if path.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
@@ -137,10 +148,10 @@ fn each_request(
         n += 1;
         let (id, request) = request_of(fits, &line);
         let printed = match request {
-            Ok(owned) => show(id, owned),
+            Ok(call) => show(id, call),
             Err(error) => {
                 failed += 1;
-                let mut shown = json!({ "line": n, "error": error });
+                let mut shown = error.to_json(n);
                 if let Some(id) = id {
                     shown["id"] = id;
                 }
@@ -159,45 +170,24 @@ fn each_request(
 }
 
 /// One request line (`fits`: it was no longer than [`lines::MAX_LINE`]) ->
-/// its `id` (any JSON value but an object or array, echoed back) and the request.
-fn request_of(
-    fits: bool,
-    line: &[u8],
-) -> (Option<serde_json::Value>, Result<OwnedRequest, String>) {
-    if !fits {
-        let error = format!(
-            "line is longer than 1 MiB ({} bytes); it was skipped",
-            lines::MAX_LINE
-        );
-        return (None, Err(error));
-    }
-    let text = match std::str::from_utf8(line) {
-        Ok(text) => text.trim_end_matches('\r'),
-        Err(e) => {
-            return (
-                None,
-                Err(format!("line is not UTF-8 (byte {})", e.valid_up_to() + 1)),
-            )
-        }
+/// its `id` (echoed back: a string, or on an error any scalar it was) and
+/// the call, read as the HTTP API reads one (toolgate-api's conversion).
+fn request_of(fits: bool, line: &[u8]) -> (Option<serde_json::Value>, Result<Call, LineError>) {
+    let obj = match lines::object(fits, line) {
+        Ok(obj) => obj,
+        Err(e) => return (None, Err(e)),
     };
-    let Ok(serde_json::Value::Object(mut obj)) = serde_json::from_str(text) else {
-        return (
-            None,
-            OwnedRequest::from_json(text).map_err(|e| e.to_string()),
-        );
+    let id = obj
+        .get("id")
+        .filter(|v| !v.is_object() && !v.is_array())
+        .cloned();
+    let call = lines::call(obj, false);
+    let id = match &call {
+        Ok(c) if c.id.is_empty() => None,
+        Ok(c) => Some(serde_json::Value::String(c.id.clone())),
+        Err(_) => id,
     };
-    let id = obj.remove("id");
-    if id.as_ref().is_some_and(|v| v.is_object() || v.is_array()) {
-        return (
-            None,
-            Err("`id` must be a string, number, boolean or null".into()),
-        );
-    }
-    let text = serde_json::Value::Object(obj).to_string();
-    (
-        id,
-        OwnedRequest::from_json(&text).map_err(|e| e.to_string()),
-    )
+    (id, call)
 }
 
 pub(crate) fn explain(args: &ExplainArgs) -> Exit {
@@ -212,10 +202,10 @@ pub(crate) fn explain(args: &ExplainArgs) -> Exit {
         let view = session.as_ref().map(|s| s as &dyn SessionView);
         if let Some(path) = &args.requests {
             let mut first = true;
-            return each_request(path, |id, owned| {
+            return each_request(path, |id, call| {
                 let req = toolgate_engine::Request {
                     session: view,
-                    ..owned.as_request().at(now())
+                    ..call.as_request().at(now())
                 };
                 let mut text = if first { String::new() } else { "\n".into() };
                 first = false;
@@ -229,10 +219,10 @@ pub(crate) fn explain(args: &ExplainArgs) -> Exit {
         let Some(path) = &args.request else {
             return Err(Exit::Usage);
         };
-        let owned = read_request(path)?;
+        let call = read_request(path)?;
         let req = toolgate_engine::Request {
             session: view,
-            ..owned.as_request().at(now())
+            ..call.as_request().at(now())
         };
         print!("{}", escape_controls(&explanation(&loaded, &engine, &req)));
         Ok(Exit::Ok)
@@ -313,8 +303,24 @@ fn provenance_lines(
     rule: ir::RuleId,
 ) -> String {
     let mut out = String::new();
-    for t in toolgate_engine::explain_provenance(&loaded.policy, req, &[rule]) {
-        let cond = loaded.src.get(t.at.start..t.at.end).unwrap_or("");
+    for line in provenance_findings(&loaded.policy, &loaded.src, req, &[rule]) {
+        out.push_str(&format!("         {line}\n"));
+    }
+    out
+}
+
+/// For each `x from SOURCE` of `rules` (`src`: the policy's text): "`cond`
+/// with `value` holds: SOURCES" (or "fails: found only in ...", "cannot be
+/// evaluated: ..."). `explain` and `replay` word provenance alike.
+pub(crate) fn provenance_findings(
+    policy: &ir::Policy,
+    src: &str,
+    req: &toolgate_engine::Request<'_>,
+    rules: &[ir::RuleId],
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in toolgate_engine::explain_provenance(policy, req, rules) {
+        let cond = src.get(t.at.start..t.at.end).unwrap_or("");
         let cond = cond.split_whitespace().collect::<Vec<_>>().join(" ");
         let value = t.value.map_or(String::new(), |v| format!(" with `{v}`"));
         let found = match t.finding {
@@ -323,7 +329,7 @@ fn provenance_lines(
             Finding::Fails(seen) => format!("fails: found only in {}", seen.join("; ")),
             Finding::Error(why) => format!("cannot be evaluated: {why}"),
         };
-        out.push_str(&format!("         `{cond}`{value} {found}\n"));
+        out.push(format!("`{cond}`{value} {found}"));
     }
     out
 }

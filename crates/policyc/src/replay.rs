@@ -1,41 +1,32 @@
 //! `policyc replay`: a recorded trace through the full gateway, with a
-//! simulated clock and simulated tool executions.
+//! simulated clock and simulated tool executions: a call that runs
+//! "returns" its line's `output`, reported to the gateway with `complete` as
+//! a real tool's result would be (observed in the call's session).
+
+mod line;
+mod witness;
+
+pub(crate) use line::parse_time;
 
 use crate::cli::ReplayArgs;
 use crate::eval::load;
-use crate::{lines, Exit};
-use serde_json::{json, Map, Value as Json};
+use crate::lines::{self, LineError};
+use crate::Exit;
+use serde_json::{json, Value as Json};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, Write as _};
 use std::path::Path;
 use std::sync::Arc;
-use toolgate_engine::Context;
+use toolgate_engine::provenance::Key;
 use toolgate_runtime::gateway::{
-    Call, CallOutcome, CompiledPolicy, DigestKey, Executor, Gateway, GatewayError, Limits,
-    ManualClock, Services, ToolError,
+    Call, CompiledPolicy, DigestKey, Gateway, GatewayError, Limits, ManualClock, Services, Verdict,
 };
 use toolgate_runtime::journal::{Fsync, Journal, JournalConfig};
 use toolgate_runtime::refusal::Refusal;
-use toolgate_runtime::store::{Approver, KillScope, MemoryStore, StoreState, TenantScope};
-
-/// Tools are not called and credentials not loaded in a replay.
-struct Simulated;
-
-#[toolgate_runtime::gateway::async_trait]
-impl Executor for Simulated {
-    fn credentials(&self, _tool: &str, scope: &[(String, Json)]) -> Result<Json, ToolError> {
-        Ok(json!({ "simulated": true, "scope": scope.len() }))
-    }
-
-    async fn execute(
-        &self,
-        _tool: &str,
-        _args: &Json,
-        _credentials: &Json,
-    ) -> Result<Json, ToolError> {
-        Ok(json!({ "simulated": true }))
-    }
-}
+use toolgate_runtime::store::{
+    Approver, CallKey, KillScope, MemoryStore, SessionKey, SessionRead, Store, StoreState,
+};
+use witness::Witnesses;
 
 /// One call of the trace and what became of it.
 pub(crate) struct Traced {
@@ -51,15 +42,35 @@ pub(crate) struct Traced {
     pub reason: String,
     /// When a pending call's approval expires (milliseconds since the epoch).
     pub expires_at: Option<u64>,
+    /// What the simulated tool returns when the call runs (kept while it waits).
+    output: Option<Json>,
+    /// What a pending call's approval endorses in its session, once granted.
+    endorse: Vec<Key>,
+    /// For a call of a session: whether the session was tainted when the
+    /// call was decided (`None`: the store no longer holds it), and each
+    /// provenance condition of the rules considered with what it found.
+    why: Option<SessionWhy>,
+}
+
+/// The session-relevant part of a call's reason.
+struct SessionWhy {
+    tainted: Option<bool>,
+    provenance: Vec<String>,
 }
 
 impl Traced {
     fn to_json(&self) -> Json {
-        json!({
+        let mut shown = json!({
             "id": self.call.id, "agent": self.call.agent, "tool": self.call.tool,
             "tenant": self.call.context.tenant, "outcome": self.outcome, "rule": self.rule,
             "reason": self.reason,
-        })
+        });
+        if let (Some(session), Some(why)) = (&self.call.session, &self.why) {
+            shown["session"] = json!(session);
+            shown["tainted"] = json!(why.tainted);
+            shown["provenance"] = json!(why.provenance);
+        }
+        shown
     }
 }
 
@@ -108,6 +119,8 @@ struct Output {
 pub(crate) struct Session {
     gateway: Gateway,
     clock: Arc<ManualClock>,
+    store: Arc<MemoryStore>,
+    witnesses: Witnesses,
     pending: HashMap<String, Traced>,
     calls: u64,
     last_at: u64,
@@ -116,10 +129,12 @@ pub(crate) struct Session {
 impl Session {
     /// A gateway for `loaded` over a new journal at `audit`.
     pub(crate) async fn open(loaded: &crate::eval::Loaded, audit: &Path) -> Result<Self, String> {
-        let (gateway, clock) = open_gateway(loaded, audit).await?;
+        let (gateway, clock, store) = open_gateway(loaded, audit).await?;
         Ok(Session {
             gateway,
             clock,
+            store,
+            witnesses: Witnesses::new(loaded)?,
             pending: HashMap::new(),
             calls: 0,
             last_at: 0,
@@ -127,11 +142,12 @@ impl Session {
     }
 
     /// Sets the clock to the step's time and applies it: the calls it made
-    /// final, or the refusal of its event (`Err`: the journal failed).
-    pub(crate) async fn step(&mut self, step: Step) -> Result<Stepped, String> {
+    /// final, or the refusal of its event (`Err`: a user turn past the
+    /// limits, or the journal failed).
+    pub(crate) async fn step(&mut self, step: Step) -> Result<Stepped, LineError> {
         self.clock.set(step.at);
         self.last_at = self.last_at.max(step.at);
-        apply(&self.gateway, &mut self.pending, &mut self.calls, step.kind).await
+        self.apply(step).await
     }
 
     /// The call `id` if it is waiting for approval, as `expired` when the
@@ -160,9 +176,9 @@ impl Session {
 }
 
 impl Output {
-    fn error(&mut self, line: usize, error: String) -> std::io::Result<()> {
+    fn error(&mut self, line: usize, error: &LineError) -> std::io::Result<()> {
         self.bad += 1;
-        writeln!(self.out, "{}", json!({ "line": line, "error": error }))
+        writeln!(self.out, "{}", error.to_json(line))
     }
 
     /// An approval or rejection the gateway refused: an outcome of that
@@ -291,7 +307,7 @@ async fn replay(
 async fn open_gateway(
     loaded: &crate::eval::Loaded,
     audit: &Path,
-) -> Result<(Gateway, Arc<ManualClock>), String> {
+) -> Result<(Gateway, Arc<ManualClock>, Arc<MemoryStore>), String> {
     let config = JournalConfig {
         fsync: Fsync::Never,
         ..JournalConfig::default()
@@ -299,9 +315,10 @@ async fn open_gateway(
     let (journal, _) =
         Journal::open(audit, config, Box::new(StoreState::default())).map_err(|e| e.to_string())?;
     let clock = Arc::new(ManualClock::default());
+    let store = Arc::new(MemoryStore::default());
     let services = Services {
         journal,
-        store: Arc::new(MemoryStore::default()),
+        store: store.clone(),
         clock: clock.clone(),
         digest_key: DigestKey::random().map_err(|e| e.to_string())?,
         replica: None,
@@ -312,7 +329,7 @@ async fn open_gateway(
     let gateway = Gateway::open(policy, services)
         .await
         .map_err(|e| e.to_string())?;
-    Ok((gateway, clock))
+    Ok((gateway, clock, store))
 }
 
 /// Replays the trace line by line, printing each outcome once it is final.
@@ -333,7 +350,7 @@ async fn stream(
         .map_err(|e| format!("cannot read `{}`: {e}", trace_path.display()))?
     {
         n += 1;
-        let result = match step_of(fits, &line) {
+        let result = match line::step_of(fits, &line) {
             Ok(step) => session.step(step).await,
             Err(error) => Err(error),
         };
@@ -344,23 +361,10 @@ async fn stream(
                 }
             }
             Ok(Err(refused)) => output.refused(n, &refused).map_err(written)?,
-            Err(error) => output.error(n, error).map_err(written)?,
+            Err(error) => output.error(n, &error).map_err(written)?,
         }
     }
     output.end(session.drain()).map_err(written)
-}
-
-/// One trace line (`fits`: no longer than [`lines::MAX_LINE`]) -> a step.
-fn step_of(fits: bool, line: &[u8]) -> Result<Step, String> {
-    if !fits {
-        return Err(format!(
-            "line is longer than 1 MiB ({} bytes); it was skipped",
-            lines::MAX_LINE
-        ));
-    }
-    let text = std::str::from_utf8(line)
-        .map_err(|e| format!("line is not UTF-8 (byte {})", e.valid_up_to() + 1))?;
-    parse_line(text.trim_end_matches('\r'))
 }
 
 /// An approval or rejection the gateway refused (or of no waiting call).
@@ -382,9 +386,16 @@ pub(crate) struct Step {
     pub kind: StepKind,
 }
 
-/// A call, an approval or rejection, or a kill switch.
+/// A call, a user turn, an approval or rejection, or a kill switch.
 pub(crate) enum StepKind {
-    Call(Call),
+    /// A call, and what the simulated tool returns if it runs.
+    Call { call: Call, output: Option<Json> },
+    /// What the user said in a session.
+    Turn {
+        tenant: String,
+        session: String,
+        text: String,
+    },
     Approve {
         call: String,
         approver: Approver,
@@ -401,127 +412,248 @@ pub(crate) enum StepKind {
     Check,
 }
 
-fn parse_line(line: &str) -> Result<Step, String> {
-    let v: Json = serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
-    let text = |k: &str| {
-        v[k].as_str()
-            .map(String::from)
-            .ok_or_else(|| format!("missing string `{k}`"))
-    };
-    let at = parse_time(&text("at")?)?;
-    let kind = match v.get("event").and_then(Json::as_str) {
-        None => {
-            let ctx = v["context"].as_object().ok_or("missing object `context`")?;
-            let mut fields: Map<String, Json> = ctx.clone();
-            let tenant = fields
-                .remove("tenant")
-                .and_then(|t| t.as_str().map(String::from))
-                .ok_or("missing `context.tenant`")?;
-            let env = fields
-                .remove("env")
-                .and_then(|t| t.as_str().map(String::from))
-                .ok_or("missing `context.env`")?;
-            StepKind::Call(Call {
-                session: None,
-                id: text("id")?,
-                agent: text("agent")?,
-                tool: text("tool")?,
-                args: v.get("args").cloned().unwrap_or_else(|| json!({})),
-                context: Context {
-                    tenant,
-                    env,
-                    fields,
-                },
-            })
-        }
-        Some(e @ ("approve" | "reject")) => StepKind::Approve {
-            call: text("call")?,
-            approver: Approver {
-                name: text("approver")?,
-                groups: strings(&v["groups"]),
-                // A trace's approver approves for the tenants it lists, or any.
-                tenants: match v.get("tenants") {
-                    Some(t) => TenantScope::Only(strings(t)),
-                    None => TenantScope::Any,
-                },
-            },
-            reason: v["reason"].as_str().unwrap_or("").to_string(),
-            reject: e == "reject",
-        },
-        Some("kill_switch") => StepKind::KillSwitch {
-            tenant: v["tenant"].as_str().map(String::from),
-            engaged: v["engaged"].as_bool().ok_or("missing boolean `engaged`")?,
-            by: text("by")?,
-            reason: text("reason")?,
-        },
-        Some(other) => return Err(format!("unknown event `{other}`")),
-    };
-    Ok(Step { at, kind })
-}
-
-/// Applies one step; returns the calls it made final (a call that waits for
-/// approval is kept in `output.pending` instead).
-async fn apply(
-    gateway: &Gateway,
-    pending: &mut HashMap<String, Traced>,
-    calls: &mut u64,
-    kind: StepKind,
-) -> Result<Stepped, String> {
-    match kind {
-        StepKind::Call(call) => {
-            *calls += 1;
-            let t = call_once(gateway, call, *calls).await;
-            if t.outcome == "pending" && !pending.contains_key(&t.call.id) {
-                pending.insert(t.call.id.clone(), t);
-                return Ok(Ok(Vec::new()));
+impl Session {
+    /// Applies one step; returns the calls it made final (a call that waits
+    /// for approval is kept in `pending` instead).
+    async fn apply(&mut self, step: Step) -> Result<Stepped, LineError> {
+        match step.kind {
+            StepKind::Call { call, output } => {
+                self.calls += 1;
+                let t = self.call_once(call, output, step.at).await;
+                if t.outcome == "pending" && !self.pending.contains_key(&t.call.id) {
+                    self.pending.insert(t.call.id.clone(), t);
+                    return Ok(Ok(Vec::new()));
+                }
+                Ok(Ok(vec![t]))
             }
-            Ok(Ok(vec![t]))
-        }
-        StepKind::Approve {
-            call,
-            approver,
-            reason,
-            reject: true,
-        } => {
-            let key = match waiting(pending, &call, "reject") {
-                Ok(t) => t.call.key(),
-                Err(refused) => return Ok(Err(refused)),
-            };
-            if let Err(e) = gateway.reject(&key, &approver, &reason).await {
-                return refusal_or_error(e, "reject", &call);
-            }
-            let done = pending.remove(&call).into_iter().map(|mut t| {
-                t.outcome = "rejected";
-                t.reason = format!("rejected by {}: {reason}", approver.name);
-                t
-            });
-            Ok(Ok(done.collect()))
-        }
-        StepKind::Approve {
-            call,
-            approver,
-            reason,
-            reject: false,
-        } => approve(gateway, pending, &call, &approver, &reason).await,
-        StepKind::Check => Ok(Ok(Vec::new())),
-        StepKind::KillSwitch {
-            tenant,
-            engaged,
-            by,
-            reason,
-        } => {
-            let scope = KillScope {
+            StepKind::Turn {
                 tenant,
-                agent: None,
-                all_tools: false,
-            };
-            gateway
-                .kill_switch(scope, engaged, &by, &reason)
+                session,
+                text,
+            } => {
+                self.gateway
+                    .user_turn(&tenant, &session, &text)
+                    .await
+                    .map_err(turn_error)?;
+                self.witnesses.turn(&tenant, &session, &text);
+                Ok(Ok(Vec::new()))
+            }
+            StepKind::Approve {
+                call,
+                approver,
+                reason,
+                reject: true,
+            } => self
+                .reject(&call, &approver, &reason)
                 .await
-                .map_err(|e| e.to_string())?;
-            Ok(Ok(cancelled(gateway, pending).await))
+                .map_err(journal),
+            StepKind::Approve {
+                call,
+                approver,
+                reason,
+                reject: false,
+            } => self
+                .approve(&call, &approver, &reason)
+                .await
+                .map_err(journal),
+            StepKind::Check => Ok(Ok(Vec::new())),
+            StepKind::KillSwitch {
+                tenant,
+                engaged,
+                by,
+                reason,
+            } => {
+                let scope = KillScope {
+                    tenant,
+                    agent: None,
+                    all_tools: false,
+                };
+                self.gateway
+                    .kill_switch(scope, engaged, &by, &reason)
+                    .await
+                    .map_err(|e| LineError::line(e.to_string()))?;
+                Ok(Ok(cancelled(&self.gateway, &mut self.pending).await))
+            }
         }
     }
+
+    /// A call through the gateway: decided, and if allowed, run (its
+    /// `output` reported with `complete`, observed in its session).
+    async fn call_once(&mut self, call: Call, output: Option<Json>, now: u64) -> Traced {
+        let why = self.why(&call, now).await;
+        let mut t = Traced {
+            seq: self.calls,
+            call,
+            outcome: "error",
+            rule: None,
+            reason: String::new(),
+            expires_at: None,
+            output: None,
+            endorse: Vec::new(),
+            why,
+        };
+        match self.gateway.authorize(&t.call).await {
+            Ok(Verdict::Allowed(lease)) => {
+                t.rule = lease.rule.clone();
+                t.outcome = self.run(&t.call, &lease.key, output.as_ref()).await;
+                if t.outcome == "error" {
+                    t.reason = "the result could not be recorded".into();
+                }
+            }
+            Ok(Verdict::Pending(hold)) => {
+                t.outcome = "pending";
+                t.rule = hold.rule;
+                t.reason = "waiting for approval".into();
+                t.expires_at = hold.expires_at;
+                t.endorse = self.witnesses.endorsable(&t.call, now);
+                t.output = output;
+            }
+            Ok(Verdict::Denied(denial)) => {
+                t.outcome = "denied";
+                t.rule = denial.rule;
+                t.reason = denial.reason;
+            }
+            // Not a decision: the gateway could not decide or record (a journal failure).
+            Err(e) => t.reason = e.to_string(),
+        }
+        t
+    }
+
+    /// The session-relevant part of the reason of `call`, decided at `now`.
+    async fn why(&self, call: &Call, now: u64) -> Option<SessionWhy> {
+        let id = call.session.as_deref()?;
+        let key = SessionKey::new(&call.context.tenant, id);
+        let tainted = match self.store.session(&key, now).await {
+            Ok(SessionRead::Live(s)) => Some(s.tainted()),
+            _ => None,
+        };
+        let provenance = self.witnesses.explain(call, now);
+        Some(SessionWhy {
+            tainted,
+            provenance,
+        })
+    }
+
+    /// Runs an allowed call (the simulated tool returns `output`) and reports
+    /// its result: `executed`, or `error` when it could not be recorded.
+    async fn run(&mut self, call: &Call, key: &CallKey, output: Option<&Json>) -> &'static str {
+        match self.gateway.complete(key, Ok(()), output).await {
+            Ok(()) => {
+                self.witnesses.allowed(call);
+                self.witnesses.observed(call, output);
+                "executed"
+            }
+            Err(_) => "error",
+        }
+    }
+
+    async fn reject(
+        &mut self,
+        call: &str,
+        approver: &Approver,
+        reason: &str,
+    ) -> Result<Stepped, String> {
+        let key = match waiting(&self.pending, call, "reject") {
+            Ok(t) => t.call.key(),
+            Err(refused) => return Ok(Err(refused)),
+        };
+        if let Err(e) = self.gateway.reject(&key, approver, reason).await {
+            return refusal_or_error(e, "reject", call);
+        }
+        let done = self.pending.remove(call).into_iter().map(|mut t| {
+            t.outcome = "rejected";
+            t.reason = format!("rejected by {}: {reason}", approver.name);
+            t
+        });
+        Ok(Ok(done.collect()))
+    }
+
+    /// An approval (of the arguments as the call is pending: the trace's
+    /// approver reviewed them); once the call has all it needs, its values
+    /// are endorsed and it runs with its token.
+    async fn approve(
+        &mut self,
+        call: &str,
+        approver: &Approver,
+        reason: &str,
+    ) -> Result<Stepped, String> {
+        let t = match waiting(&self.pending, call, "approve") {
+            Ok(t) => t,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        let key = t.call.key();
+        let digest = self.gateway.binding(&t.call).args_digest;
+        let token = match self.gateway.approve(&key, approver, &digest, reason).await {
+            Ok(token) => token,
+            // Approving a call a kill switch cancelled: too late, the call's outcome.
+            Err(GatewayError::Refused(Refusal::Cancelled { by })) => {
+                let mut t = self.pending.remove(call).into_iter().collect::<Vec<_>>();
+                for t in &mut t {
+                    t.outcome = "cancelled";
+                    t.reason = format!(
+                        "cancelled by the kill switch (engaged by {by}); approved too late by {}",
+                        approver.name
+                    );
+                }
+                return Ok(Ok(t));
+            }
+            Err(e) => return refusal_or_error(e, "approve", call),
+        };
+        let Some(token) = token else {
+            return Ok(Ok(Vec::new()));
+        };
+        let mut t = self.pending.remove(call).ok_or(format!(
+            "no call `{call}` waiting for approval in the trace"
+        ))?;
+        self.witnesses
+            .endorse(&t.call, std::mem::take(&mut t.endorse));
+        let output = t.output.take();
+        match self.gateway.authorize_approved(&t.call, &token).await {
+            Ok(Verdict::Allowed(lease)) => {
+                t.outcome = match self.run(&t.call, &lease.key, output.as_ref()).await {
+                    "executed" => "approved_executed",
+                    other => other,
+                };
+                t.reason = format!("approved by {}: {reason}", approver.name);
+            }
+            Ok(Verdict::Denied(denial)) => {
+                t.outcome = "denied";
+                t.reason = denial.reason;
+            }
+            Ok(Verdict::Pending(_)) => {
+                t.outcome = "error";
+                t.reason = "the approved call was held again".into();
+            }
+            // A token refused (spent, revoked, expired): not run.
+            Err(GatewayError::Refused(r)) => {
+                t.outcome = "denied";
+                t.reason = r.to_string();
+            }
+            Err(e) => {
+                t.outcome = "error";
+                t.reason = e.to_string();
+            }
+        }
+        Ok(Ok(vec![t]))
+    }
+}
+
+/// A user turn the gateway did not record: past a limit (naming the
+/// field), or the journal failed.
+fn turn_error(e: GatewayError) -> LineError {
+    use toolgate_runtime::gateway::SessionInputError as E;
+    match e {
+        GatewayError::Session(e @ (E::EmptyId | E::IdTooLong { .. })) => {
+            LineError::at("session", e.to_string())
+        }
+        GatewayError::Session(e @ E::TurnTooLong { .. }) => LineError::at("text", e.to_string()),
+        other => LineError::line(other.to_string()),
+    }
+}
+
+/// A failure to record (the journal): an error of the step's line.
+fn journal(e: String) -> LineError {
+    LineError::line(e)
 }
 
 /// The trace's call `id` waiting for approval.
@@ -572,180 +704,4 @@ async fn cancelled(gateway: &Gateway, pending: &mut HashMap<String, Traced>) -> 
     }
     done.sort_by_key(|t| t.seq);
     done
-}
-
-/// A call through the gateway.
-async fn call_once(gateway: &Gateway, call: Call, seq: u64) -> Traced {
-    let (outcome, rule, reason, expires_at) = match gateway.call(&call, &Simulated).await {
-        Ok(CallOutcome::Executed { rule, .. }) => ("executed", rule, String::new(), None),
-        Ok(CallOutcome::Pending(hold)) => (
-            "pending",
-            hold.rule,
-            "waiting for approval".into(),
-            hold.expires_at,
-        ),
-        Ok(CallOutcome::Denied(denial)) => ("denied", denial.rule, denial.reason, None),
-        // Not a decision: the gateway could not decide or record (a journal failure).
-        Err(e) => ("error", None, e.to_string(), None),
-    };
-    Traced {
-        seq,
-        call,
-        outcome,
-        rule,
-        reason,
-        expires_at,
-    }
-}
-
-/// An approval (of the arguments as the call is pending: the trace's
-/// approver reviewed them); once the call has all it needs, it runs with its token.
-async fn approve(
-    gateway: &Gateway,
-    pending: &mut HashMap<String, Traced>,
-    call: &str,
-    approver: &Approver,
-    reason: &str,
-) -> Result<Stepped, String> {
-    let t = match waiting(pending, call, "approve") {
-        Ok(t) => t,
-        Err(refused) => return Ok(Err(refused)),
-    };
-    let key = t.call.key();
-    let digest = gateway.binding(&t.call).args_digest;
-    let token = match gateway.approve(&key, approver, &digest, reason).await {
-        Ok(token) => token,
-        // Approving a call a kill switch cancelled: too late, the call's outcome.
-        Err(GatewayError::Refused(Refusal::Cancelled { by })) => {
-            let mut t = pending.remove(call).into_iter().collect::<Vec<_>>();
-            for t in &mut t {
-                t.outcome = "cancelled";
-                t.reason = format!(
-                    "cancelled by the kill switch (engaged by {by}); approved too late by {}",
-                    approver.name
-                );
-            }
-            return Ok(Ok(t));
-        }
-        Err(e) => return refusal_or_error(e, "approve", call),
-    };
-    let Some(token) = token else {
-        return Ok(Ok(Vec::new()));
-    };
-    let mut t = pending.remove(call).ok_or(format!(
-        "no call `{call}` waiting for approval in the trace"
-    ))?;
-    match gateway.execute_approved(&t.call, &token, &Simulated).await {
-        Ok(CallOutcome::Executed { .. }) => {
-            t.outcome = "approved_executed";
-            t.reason = format!("approved by {}: {reason}", approver.name);
-        }
-        Ok(CallOutcome::Denied(denial)) => {
-            t.outcome = "denied";
-            t.reason = denial.reason;
-        }
-        Ok(CallOutcome::Pending(_)) => {
-            t.outcome = "error";
-            t.reason = "the approved call was held again".into();
-        }
-        // A token refused (spent, revoked, expired): not run.
-        Err(GatewayError::Refused(r)) => {
-            t.outcome = "denied";
-            t.reason = r.to_string();
-        }
-        Err(e) => {
-            t.outcome = "error";
-            t.reason = e.to_string();
-        }
-    }
-    Ok(Ok(vec![t]))
-}
-
-fn strings(v: &Json) -> Vec<String> {
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|g| g.as_str().map(String::from))
-        .collect()
-}
-
-/// `YYYY-MM-DDTHH:MM:SS[.fff](Z|±HH:MM)` -> milliseconds since the epoch.
-pub(crate) fn parse_time(s: &str) -> Result<u64, String> {
-    let bad = || format!("`at` must be an RFC 3339 time such as 2026-11-21T10:00:00Z, not `{s}`");
-    let num =
-        |r: std::ops::Range<usize>| s.get(r).and_then(|t| t.parse::<i64>().ok()).ok_or_else(bad);
-    if s.len() < 20
-        || s.as_bytes()
-            .get(10)
-            .is_none_or(|c| *c != b'T' && *c != b't')
-    {
-        return Err(bad());
-    }
-    let (y, mo, d, h, mi, sec) = (
-        num(0..4)?,
-        num(5..7)?,
-        num(8..10)?,
-        num(11..13)?,
-        num(14..16)?,
-        num(17..19)?,
-    );
-    let mut rest = &s[19..];
-    let mut millis = 0;
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(frac.len());
-        let ms = format!("{:0<3}", &frac[..digits.min(3)]);
-        millis = ms.parse::<i64>().map_err(|_| bad())?;
-        rest = &frac[digits..];
-    }
-    let offset = match rest {
-        "Z" | "z" => 0,
-        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) => {
-            let sign = if o.starts_with('-') { -1 } else { 1 };
-            let part = |r: std::ops::Range<usize>| {
-                o.get(r).and_then(|t| t.parse::<i64>().ok()).ok_or_else(bad)
-            };
-            let (oh, om) = (part(1..3)?, part(4..6)?);
-            sign * (oh * 3600 + om * 60)
-        }
-        _ => return Err(bad()),
-    };
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
-        return Err(bad());
-    }
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let (yy, m) = if mo <= 2 {
-        (y - 1, mo + 9)
-    } else {
-        (y, mo - 3)
-    };
-    let era = yy.div_euclid(400);
-    let yoe = yy - era * 400;
-    let doy = (153 * m + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset;
-    u64::try_from(secs * 1000 + millis).map_err(|_| bad())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_time;
-
-    #[test]
-    fn rfc3339_times_parse_to_epoch_millis() {
-        assert_eq!(parse_time("1970-01-01T00:00:00Z"), Ok(0));
-        assert_eq!(parse_time("2026-11-21T10:00:00Z"), Ok(1_795_255_200_000));
-        assert_eq!(
-            parse_time("2026-11-21T11:00:00.5+01:00"),
-            Ok(1_795_255_200_500)
-        );
-        assert!(parse_time("yesterday").is_err());
-        assert!(parse_time("2026-13-01T00:00:00Z").is_err());
-        assert!(
-            parse_time("2026-11-21T10:00:00+0é00").is_err(),
-            "a multi-byte offset is an error, not a panic"
-        );
-    }
 }

@@ -1,6 +1,7 @@
-//! `policyc explain --session FILE`: a session written as JSON (what the user
-//! said, the outputs the agent read, endorsed values, allowed calls), loaded
-//! into the engine's in-memory session so `explain` can say which source
+//! A session written out (what the user said, the outputs the agent read,
+//! endorsed values, allowed calls), loaded into the engine's in-memory
+//! session: `policyc explain --session FILE` (JSON) and a `policyc test`
+//! case's `session` (the same shape in TOML), so both can say which source
 //! satisfied each provenance condition.
 //!
 //! ```json
@@ -18,19 +19,25 @@ use std::path::Path;
 use toolgate_check::ir;
 use toolgate_engine::provenance::{Key, MemorySession};
 
+/// The most calls of one tool a written session may count.
+const MAX_CALLS: u64 = 100_000;
+
+/// A whole session, every part optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-struct SessionFile {
+pub(crate) struct SessionFile {
     turns: Vec<String>,
     outputs: Vec<Output>,
     endorsed: Vec<Endorsed>,
     calls: BTreeMap<String, u64>,
 }
 
+/// An output the agent read: the call (default `output N`, its place in
+/// the list), a tool the policy declares (its labels apply), the value.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Output {
-    call: String,
+    call: Option<String>,
     tool: String,
     output: Json,
 }
@@ -53,13 +60,22 @@ pub(crate) fn read(path: &Path, policy: &ir::Policy) -> Result<MemorySession, Ex
         Exit::Usage
     })?;
     let file: SessionFile = serde_json::from_str(&text).map_err(|e| fail(e.to_string()))?;
+    build(&file, policy).map_err(fail)
+}
+
+/// The session `file` describes; the outputs' tools must be the policy's.
+pub(crate) fn build(file: &SessionFile, policy: &ir::Policy) -> Result<MemorySession, String> {
     let mut session = MemorySession::new();
     file.turns.iter().for_each(|t| session.user_turn(t));
-    for o in &file.outputs {
+    for (i, o) in file.outputs.iter().enumerate() {
         let Some(tool) = policy.tools.iter().find(|t| t.name == o.tool) else {
-            return Err(fail(format!("the policy declares no tool `{}`", o.tool)));
+            return Err(format!("the policy declares no tool `{}`", o.tool));
         };
-        session.observe(&o.call, tool, &o.output);
+        let call = o
+            .call
+            .clone()
+            .unwrap_or_else(|| format!("output {}", i + 1));
+        session.observe(&call, tool, &o.output);
     }
     for e in &file.endorsed {
         let keys = e.values.iter().filter_map(|v| match v {
@@ -70,6 +86,11 @@ pub(crate) fn read(path: &Path, policy: &ir::Policy) -> Result<MemorySession, Ex
         session.endorse(&e.call, keys);
     }
     for (tool, n) in &file.calls {
+        if *n > MAX_CALLS {
+            return Err(format!(
+                "`calls.{tool}` is {n}, over the limit of {MAX_CALLS}"
+            ));
+        }
         for _ in 0..*n {
             session.allowed_call(tool);
         }

@@ -12,7 +12,7 @@
 pub(crate) mod decide;
 mod session;
 
-pub use session::{has_value, label_at, leaf_keys};
+pub use session::{all_trusted, has_value, label_at, leaf_keys};
 pub use session::{MemorySession, SessionError, SessionView, Sources, Witness};
 
 use serde_json::Value as Json;

@@ -126,6 +126,20 @@ impl Call {
     pub fn key(&self) -> CallKey {
         CallKey::new(&self.context.tenant, &self.id)
     }
+
+    /// The engine's view of it, without a time or a session (set them with
+    /// struct update: a condition reading either is otherwise an evaluation
+    /// error, which fails closed).
+    pub fn as_request(&self) -> Request<'_> {
+        Request {
+            agent: &self.agent,
+            tool: &self.tool,
+            args: &self.args,
+            context: &self.context,
+            now: None,
+            session: None,
+        }
+    }
 }
 
 /// What became of a call.
@@ -779,12 +793,9 @@ fn policy_load(policy: &CompiledPolicy) -> record::PolicyLoad {
 /// evaluation errors, which fail closed).
 fn request<'a>(call: &'a Call, now_ms: u64, session: Option<&'a dyn SessionView>) -> Request<'a> {
     Request {
-        agent: &call.agent,
-        tool: &call.tool,
-        args: &call.args,
-        context: &call.context,
         now: timestamp(now_ms),
         session,
+        ..call.as_request()
     }
 }
 

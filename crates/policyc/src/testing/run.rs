@@ -1,15 +1,17 @@
 //! Running a test file's cases, scenarios and nevers.
 
-use super::spec::{Case, CaseExpect, Scenario, StepSpec, TestFile};
+use super::spec::{CallSpec, Case, CaseExpect, Scenario, StepSpec, TestFile};
 use super::{never, Broken, TestResult};
 use crate::eval::{self, Loaded};
 use crate::replay::{self, Session, Step, StepKind};
+use crate::{lines, session_file};
 use serde_json::{json, Map, Value as Json};
 use std::collections::HashMap;
 use std::path::Path;
 use toml::Spanned;
 use toolgate_check::{ir, time};
-use toolgate_engine::{Decision, Engine, OwnedRequest, Request, Timestamp};
+use toolgate_engine::provenance::SessionView;
+use toolgate_engine::{Decision, Engine, Request, Timestamp};
 use toolgate_runtime::gateway::Call;
 use toolgate_runtime::store::{Approver, TenantScope};
 
@@ -63,6 +65,14 @@ pub(crate) fn file(path: &Path, file: &TestFile) -> Result<Vec<TestResult>, Brok
     Ok(out)
 }
 
+/// A JSON value's object (empty for anything else).
+fn object(v: Json) -> Map<String, Json> {
+    match v {
+        Json::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
 /// A TOML table as a JSON object.
 fn to_json(t: &toml::Table) -> Map<String, Json> {
     match serde_json::to_value(t) {
@@ -80,14 +90,16 @@ fn merged(base: &toml::Table, over: &[Option<&toml::Table>]) -> Map<String, Json
     ctx
 }
 
-fn request(
-    agent: &str,
-    tool: &str,
-    args: &toml::Table,
-    ctx: Map<String, Json>,
-) -> Result<OwnedRequest, String> {
-    let text = json!({ "agent": agent, "tool": tool, "args": to_json(args), "context": ctx });
-    OwnedRequest::from_json(&text.to_string()).map_err(|e| e.to_string())
+/// A test's call, read as the HTTP API reads one (toolgate-api's
+/// conversion, one set of limits): `call` holds `agent`, `tool`, `args`
+/// (TOML) and whatever else the wire call has (`id`, `session`).
+fn wire_call(mut call: Map<String, Json>, ctx: Map<String, Json>) -> Result<Call, String> {
+    call.insert("context".into(), Json::Object(ctx));
+    let id_required = call.contains_key("id");
+    lines::call(call, id_required).map_err(|e| match e.field {
+        Some(field) => format!("`{field}`: {}", e.message),
+        None => e.message,
+    })
 }
 
 /// A case's `now`: a string or TOML date-time, RFC 3339 with an offset.
@@ -113,12 +125,21 @@ fn run_case(
 ) -> Result<Vec<String>, Broken> {
     let r = case.request.get_ref();
     let ctx = merged(defaults, &[case.context.as_ref(), r.context.as_ref()]);
-    let owned = request(&r.agent, &r.tool, &r.args, ctx)
+    let wire = json!({ "agent": r.agent, "tool": r.tool, "args": to_json(&r.args) });
+    let call = wire_call(object(wire), ctx)
         .map_err(|e| Broken::at(&case.request, format!("invalid request: {e}")))?;
     let now = case.now.as_ref().map(now_of).transpose()?.or(default_now);
+    let session = match &case.session {
+        Some(s) => Some(
+            session_file::build(s.get_ref(), &loaded.policy)
+                .map_err(|e| Broken::at(s, format!("invalid session: {e}")))?,
+        ),
+        None => None,
+    };
     let req = Request {
         now,
-        ..owned.as_request()
+        session: session.as_ref().map(|s| s as &dyn SessionView),
+        ..call.as_request()
     };
     let decision = engine.decide(&req);
     compare(loaded, &decision, case.expect.get_ref())
@@ -289,7 +310,7 @@ async fn run_scenario(
         let s = spanned.get_ref();
         let (step, subject) = step_of(spanned, &base)?;
         let stepped = session.step(step).await.map_err(|e| Broken {
-            message: format!("step {}: {e}", i + 1),
+            message: format!("step {}: {}", i + 1, e.message),
             span: Some(spanned.span()),
         })?;
         let refused = match stepped {
@@ -303,9 +324,14 @@ async fn run_scenario(
         };
         let Some(want) = &s.expect else { continue };
         let Some(id) = subject else {
+            let kind = if s.turn.is_some() {
+                "turn"
+            } else {
+                "kill switch"
+            };
             return Err(Broken::at(
                 want,
-                "a kill switch step has no outcome to expect".into(),
+                format!("a {kind} step has no outcome to expect"),
             ));
         };
         let (got, why) = match (&refused, finals.get(&id), session.waiting(&id)) {
@@ -339,6 +365,7 @@ fn step_of(
     let at = replay::parse_time(&at_text).map_err(|e| Broken::at(&s.at, e))?;
     let given = [
         s.call.is_some(),
+        s.turn.is_some(),
         s.approve.is_some(),
         s.reject.is_some(),
         s.kill_switch.is_some(),
@@ -347,7 +374,14 @@ fn step_of(
     if given.iter().filter(|g| **g).count() != 1 {
         return Err(Broken::at(
             spanned,
-            "a step has exactly one of `call`, `approve`, `reject`, `kill_switch`, `check`".into(),
+            "a step has exactly one of `call`, `turn`, `approve`, `reject`, `kill_switch`, `check`"
+                .into(),
+        ));
+    }
+    if s.session.is_some() && s.turn.is_none() {
+        return Err(Broken::at(
+            spanned,
+            "`session` belongs to a `turn` step (a call's session is written in the call: `call = { ..., session = \"s1\" }`)".into(),
         ));
     }
     let approver = || {
@@ -364,19 +398,10 @@ fn step_of(
     };
     let reason = s.reason.clone().unwrap_or_default();
     let (kind, subject) = if let Some(c) = &s.call {
-        let mut ctx = base.clone();
-        ctx.extend(c.context.as_ref().map(to_json).unwrap_or_default());
-        let owned = request(&c.agent, &c.tool, &c.args, ctx)
-            .map_err(|e| Broken::at(spanned, format!("invalid call: {e}")))?;
-        let call = Call {
-            session: None,
-            id: c.id.clone(),
-            agent: owned.agent,
-            tool: owned.tool,
-            args: owned.args,
-            context: owned.context,
-        };
-        (StepKind::Call(call), Some(c.id.clone()))
+        let (call, output) = scenario_call(spanned, c, base)?;
+        (StepKind::Call { call, output }, Some(c.id.clone()))
+    } else if let Some(text) = &s.turn {
+        turn_step(spanned, text, base)?
     } else if let Some(id) = s.approve.as_ref().or(s.reject.as_ref()) {
         let kind = StepKind::Approve {
             call: id.clone(),
@@ -405,4 +430,66 @@ fn step_of(
         (StepKind::Check, Some(id))
     };
     Ok((Step { at, kind }, subject))
+}
+
+/// A scenario's call (laid over the scenario's context) and what its tool
+/// returns; an `output` needs a `session` to be observed in.
+fn scenario_call(
+    spanned: &Spanned<StepSpec>,
+    c: &CallSpec,
+    base: &Map<String, Json>,
+) -> Result<(Call, Option<Json>), Broken> {
+    if c.output.is_some() && c.session.is_none() {
+        return Err(Broken::at(
+            spanned,
+            "a call's `output` is observed in its session: give the call a `session`".into(),
+        ));
+    }
+    let mut ctx = base.clone();
+    ctx.extend(c.context.as_ref().map(to_json).unwrap_or_default());
+    let wire = json!({
+        "id": c.id, "agent": c.agent, "tool": c.tool, "args": to_json(&c.args), "session": c.session,
+    });
+    let mut wire = object(wire);
+    if c.session.is_none() {
+        wire.remove("session");
+    }
+    let call =
+        wire_call(wire, ctx).map_err(|e| Broken::at(spanned, format!("invalid call: {e}")))?;
+    let output = c
+        .output
+        .as_ref()
+        .map(serde_json::to_value)
+        .transpose()
+        .map_err(|e| Broken::at(spanned, format!("invalid `output`: {e}")))?;
+    Ok((call, output))
+}
+
+/// A user turn in `session`, for `tenant` (default: the context's); it has
+/// no outcome to expect.
+fn turn_step(
+    spanned: &Spanned<StepSpec>,
+    text: &str,
+    base: &Map<String, Json>,
+) -> Result<(StepKind, Option<String>), Broken> {
+    let s = spanned.get_ref();
+    let Some(session) = s.session.clone() else {
+        return Err(Broken::at(spanned, "a turn step needs `session`".into()));
+    };
+    let tenant = s
+        .tenant
+        .clone()
+        .or_else(|| base.get("tenant").and_then(Json::as_str).map(String::from));
+    let Some(tenant) = tenant else {
+        return Err(Broken::at(
+            spanned,
+            "a turn step needs `tenant` (or one in the context)".into(),
+        ));
+    };
+    let kind = StepKind::Turn {
+        tenant,
+        session,
+        text: text.to_string(),
+    };
+    Ok((kind, None))
 }

@@ -39,6 +39,10 @@ pub(crate) struct Case {
     /// it and `[defaults] now`, `now` has no value (conditions reading it fail closed).
     pub now: Option<Spanned<toml::Value>>,
     pub request: Spanned<Request>,
+    /// The session the request belongs to (what the user said, the outputs
+    /// the agent read, ...); without it, provenance and session conditions
+    /// fail closed.
+    pub session: Option<Spanned<crate::session_file::SessionFile>>,
     pub expect: Spanned<CaseExpect>,
 }
 
@@ -92,13 +96,16 @@ pub(crate) struct Scenario {
     pub steps: Vec<Spanned<StepSpec>>,
 }
 
-/// One step: exactly one of `call`, `approve`, `reject`, `kill_switch`, `check`.
+/// One step: exactly one of `call`, `turn`, `approve`, `reject`, `kill_switch`, `check`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct StepSpec {
     /// An RFC 3339 time (a string or a TOML date-time).
     pub at: Spanned<toml::Value>,
     pub call: Option<CallSpec>,
+    /// What the user said (with `session`, and `tenant` over the context's).
+    pub turn: Option<String>,
+    pub session: Option<String>,
     pub approve: Option<String>,
     pub reject: Option<String>,
     pub approver: Option<String>,
@@ -123,6 +130,10 @@ pub(crate) struct CallSpec {
     #[serde(default)]
     pub args: toml::Table,
     pub context: Option<toml::Table>,
+    /// The session it belongs to.
+    pub session: Option<String>,
+    /// What the simulated tool returns when the call runs (observed in its session).
+    pub output: Option<toml::Value>,
 }
 
 /// `[[never]]`: a static guarantee over the compiled policy.

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod agentdojo;
 mod ci;
 mod cli;
 mod dates;

@@ -270,6 +270,12 @@ pub fn has_value(leaf: &Json) -> bool {
     }
 }
 
+/// Whether every position of a tool's output is labelled trusted (then an
+/// output reported without its value does not taint).
+pub fn all_trusted(tool: &ir::Tool) -> bool {
+    tool.trust == ir::Trust::Trusted && tool.outputs.iter().all(|l| l.trust == ir::Trust::Trusted)
+}
+
 /// The label of the output position `path`: the longest output label whose
 /// path is a prefix of it, else the tool's label.
 pub fn label_at(tool: &ir::Tool, path: &[PathStep<'_>]) -> ir::Trust {

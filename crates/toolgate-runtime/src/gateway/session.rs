@@ -324,7 +324,7 @@ impl Gateway {
             at: self.clock.now_ms(),
         };
         match output {
-            None => observed.taints = !declared.is_some_and(all_trusted),
+            None => observed.taints = !declared.is_some_and(provenance::all_trusted),
             Some(_) if bytes > MAX_OBSERVED_BYTES => observed.capped = true,
             Some(output) => {
                 let digests = Digests::of(&self.digest, declared, output);
@@ -339,11 +339,6 @@ impl Gateway {
         }
         self.session_change(SessionChange::Observed(observed)).await
     }
-}
-
-/// Whether every position of a tool's output is labelled trusted.
-fn all_trusted(tool: &ir::Tool) -> bool {
-    tool.trust == ir::Trust::Trusted && tool.outputs.iter().all(|l| l.trust == ir::Trust::Trusted)
 }
 
 /// An output's keyed digests by label, and whether it taints.
