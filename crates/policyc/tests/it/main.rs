@@ -18,6 +18,7 @@ mod mcp_proxy;
 mod openapi_typescript;
 mod ops;
 mod python_client;
+mod replay;
 mod replicas;
 mod serve;
 mod shadow;
