@@ -386,7 +386,29 @@ fn assert_session(t: &Tree, out: &Value) {
     let held = decisions[5]["body"]["call"].as_str().unwrap();
     assert_eq!(count(&records, "token_used", held), 1);
     assert_eq!(count(&records, "execution", held), 1);
+    assert_one_session(&records, decisions[0]["body"]["call"].as_str().unwrap());
     audit_verifies(&t.data);
+}
+
+/// The client's connection is one Toolgate session: every call counted and
+/// every output observed is in it; the first call's output was observed
+/// (with its content: the file's text) before the next call was decided.
+fn assert_one_session(records: &[Value], first: &str) {
+    let sessions: std::collections::BTreeSet<&str> = records
+        .iter()
+        .filter(|r| r["kind"] == "session_call" || r["kind"] == "session_observed")
+        .map(|r| r["body"]["session"].as_str().unwrap())
+        .collect();
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    assert!(sessions.iter().all(|s| s.starts_with("s_")), "{sessions:?}");
+    let observed = records
+        .iter()
+        .find(|r| r["kind"] == "session_observed" && r["body"]["call"] == first)
+        .unwrap_or_else(|| panic!("the output of `{first}` was not observed"));
+    assert!(
+        observed["body"]["bytes"].as_u64().unwrap() > 0,
+        "{observed}"
+    );
 }
 
 /// The embedded gateway journals the upstream tools it hides, once each.
