@@ -4,6 +4,7 @@ directory, keys made with `policyc keys add`; stopped at the end."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -58,8 +59,11 @@ class Server:
             return [json.loads(line) for line in resp.read().decode().splitlines() if line.strip()]
 
 
-@pytest.fixture(scope="session")
-def server() -> Iterator[Server]:
+@contextlib.contextmanager
+def serve(policy: str) -> Iterator[Server]:
+    """`policyc serve --policy POLICY` (a path from the repository's root) over
+    a fresh data directory with a service key for `acme`, one for `globex`, an
+    approver and an operator."""
     with tempfile.TemporaryDirectory(prefix="toolgate-py-") as tmp:
         data = Path(tmp)
         service = add_key(data, "svc", "service", "--tenants", "acme")
@@ -67,7 +71,7 @@ def server() -> Iterator[Server]:
         approver = add_key(data, "kim", "approver", "--groups", "support-leads")
         operator = add_key(data, "ops", "operator")
         proc = subprocess.Popen(
-            [policyc_bin(), "serve", "--policy", "policies/support-desk.policy", "--data", str(data), "--listen", "127.0.0.1:0"],
+            [policyc_bin(), "serve", "--policy", policy, "--data", str(data), "--listen", "127.0.0.1:0"],
             cwd=REPO,
             stdout=subprocess.PIPE,
             text=True,
@@ -92,3 +96,16 @@ def server() -> Iterator[Server]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[Server]:
+    with serve("policies/support-desk.policy") as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
+def assistant_server() -> Iterator[Server]:
+    """A server over tests/assistant.policy: provenance and session conditions."""
+    with serve("clients/python/tests/assistant.policy") as s:
+        yield s

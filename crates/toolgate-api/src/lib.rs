@@ -83,7 +83,8 @@ pub struct CallRequest {
     pub context: ContextIn,
     /// The session the call belongs to (the host's id, at most 200
     /// characters; never model output): provenance and session conditions
-    /// read it, and fail closed without it.
+    /// read it, and fail closed without it. `/v1/decide` reads the session
+    /// as it is and changes nothing in it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<String>,
 }
@@ -251,6 +252,74 @@ impl From<&toolgate_runtime::gateway::CallState> for CallState {
             S::Expired => CallState::Expired,
             S::Cancelled => CallState::Cancelled,
             S::Executed => CallState::Executed,
+        }
+    }
+}
+
+/// `POST /v1/sessions/{session}/turns`: what the user said, as the host
+/// received it (never model output).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TurnBody {
+    /// The user's words (at most 64 KiB). Only keyed digests of its tokens
+    /// and its length are kept, never the text.
+    pub text: String,
+    /// The session's tenant: needed when the key has more than one, and
+    /// within the key's tenants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+}
+
+/// A recorded user turn.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TurnRecorded {
+    /// The tenant.
+    pub tenant: String,
+    /// The session.
+    pub session: String,
+    /// The turn's length in characters (what the journal keeps of it, with
+    /// keyed digests of its tokens).
+    pub chars: u64,
+}
+
+/// What may be shown of a session (`GET /v1/sessions/{session}`): counts
+/// and the taint flag, never a value, a digest or a length.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SessionSummary {
+    /// The tenant.
+    pub tenant: String,
+    /// The session.
+    pub session: String,
+    /// Whether untrusted content reached the agent in this session.
+    pub tainted: bool,
+    /// User turns recorded.
+    pub turns: u64,
+    /// Tool outputs observed.
+    pub observations: u64,
+    /// Approvals whose values were endorsed in this session.
+    pub endorsed: u64,
+    /// Calls allowed to run in this session, by tool.
+    pub calls: std::collections::BTreeMap<String, u64>,
+}
+
+impl SessionSummary {
+    /// The wire form of the runtime's summary of `session` of `tenant`.
+    pub fn new(
+        tenant: String,
+        session: String,
+        s: toolgate_runtime::store::SessionSummary,
+    ) -> SessionSummary {
+        SessionSummary {
+            tenant,
+            session,
+            tainted: s.tainted,
+            turns: s.turns,
+            observations: s.observations,
+            endorsed: s.endorsed,
+            calls: s.calls,
         }
     }
 }

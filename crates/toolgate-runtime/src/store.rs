@@ -20,7 +20,9 @@ pub mod redis;
 pub mod session;
 
 pub use memory::{replay, MemoryStore, ReplayError, StoreState};
-pub use session::{SessionChange, SessionKey, SessionLimits, SessionRead, SessionWrite};
+pub use session::{
+    SessionChange, SessionKey, SessionLimits, SessionRead, SessionSummary, SessionWrite,
+};
 
 use crate::record::{ApprovalGranted, ApprovalRejected, ApprovalRequested, KillSwitch};
 use crate::record::{TokenIssued, TokenUsed};
@@ -526,6 +528,20 @@ pub trait Store: Send + Sync {
     async fn session(&self, key: &SessionKey, now: u64) -> Result<SessionRead, StoreError> {
         let _ = (key, now);
         Err(StoreError(NO_SESSIONS.to_string()))
+    }
+    /// What may be shown of a session at `now` (its counts and taint, for
+    /// `GET /v1/sessions/{id}`); `None` for a tombstone (evicted or over its
+    /// cap). Read through [`Store::session`] unless a store answers it more
+    /// cheaply; a store that keeps no sessions answers [`StoreError`].
+    async fn session_summary(
+        &self,
+        key: &SessionKey,
+        now: u64,
+    ) -> Result<Option<SessionSummary>, StoreError> {
+        Ok(match self.session(key, now).await? {
+            SessionRead::Live(s) => Some(s.summary()),
+            SessionRead::Gone => None,
+        })
     }
     /// Whether the store answers now (for `/readyz`); an embedded store always does.
     fn healthy(&self) -> bool {

@@ -62,7 +62,7 @@ pub struct LongPolls(pub Arc<tokio::sync::Semaphore>);
 /// them) have their own concurrency budget, so that waiting polls never hold
 /// up calls; at most half of it waits at once.
 pub fn router(app: Arc<App>, limits: HttpLimits) -> Router {
-    use api::{admin, approvals, calls};
+    use api::{admin, approvals, calls, sessions};
     let waiting = LongPolls(Arc::new(tokio::sync::Semaphore::new(
         (limits.concurrency / 2).max(1),
     )));
@@ -77,6 +77,8 @@ pub fn router(app: Arc<App>, limits: HttpLimits) -> Router {
         .route("/v1/calls", post(calls::create))
         .route("/v1/calls/{id}/result", post(calls::result))
         .route("/v1/calls/{id}/execute", post(calls::execute))
+        .route("/v1/sessions/{session}", get(sessions::show))
+        .route("/v1/sessions/{session}/turns", post(sessions::turn))
         .route("/v1/approvals", get(approvals::list))
         .route("/v1/approvals/{id}", get(approvals::show))
         .route("/v1/approvals/{id}/approve", post(approvals::approve))

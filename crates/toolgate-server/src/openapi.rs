@@ -1,7 +1,7 @@
 //! The OpenAPI 3.1 document, generated from the handlers and types
 //! (`utoipa`), served at `/v1/openapi.json` and checked in as docs/openapi.json.
 
-use crate::api::{admin, approvals, calls};
+use crate::api::{admin, approvals, calls, sessions};
 use axum::Json;
 use toolgate_api as api;
 use toolgate_runtime::host::{data, keys, policy};
@@ -11,9 +11,10 @@ use utoipa::{Modify, OpenApi};
 /// The API's document.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Toolgate gateway API", description = "Decisions, calls, approvals, kill switch and audit over HTTP (`policyc serve`). See docs/server.md."),
+    info(title = "Toolgate gateway API", description = "Decisions, calls, sessions, approvals, kill switch and audit over HTTP (`policyc serve`). See docs/server.md."),
     paths(
         calls::decide, calls::create, calls::state, calls::result, calls::execute,
+        sessions::turn, sessions::show,
         approvals::list, approvals::show, approvals::approve, approvals::reject,
         admin::kill_status, admin::kill_switch, admin::audit, admin::audit_head,
         admin::policy, admin::reload, admin::keys, admin::status, admin::metrics,
@@ -23,6 +24,7 @@ use utoipa::{Modify, OpenApi};
         api::ProblemDoc, api::CallRequest, api::ContextIn, api::DecideBody, calls::DecideAnswer, api::CallAnswer,
         api::ApprovalNeeded, api::CallStatus, api::ResultBody, api::Recorded, api::ExecuteBody,
         api::Outcome, api::CallState, api::KillTools,
+        api::TurnBody, api::TurnRecorded, api::SessionSummary,
         api::ApprovalItem, api::ApprovalGiven, api::ApprovalList, api::ApproveBody,
         api::RejectBody, api::ApprovalResult, api::KillScopeView, api::KillStatus,
         api::KillBody, admin::PolicyView, admin::KeyList, admin::Status, data::Head, data::SignedHead,
@@ -31,6 +33,7 @@ use utoipa::{Modify, OpenApi};
     modifiers(&Bearer),
     tags(
         (name = "calls", description = "a service asks before each tool call (service keys)"),
+        (name = "sessions", description = "the host records user turns and reads a session's summary (service keys; operators read)"),
         (name = "approvals", description = "humans approve or reject held calls (approver keys)"),
         (name = "operator", description = "kill switch, policy, audit, metrics (operator keys)"),
         (name = "health", description = "unauthenticated health checks"),

@@ -5,7 +5,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 pub use toolgate_api::ProblemDoc;
-use toolgate_runtime::gateway::GatewayError;
+use toolgate_runtime::gateway::{GatewayError, SessionInputError};
 use toolgate_runtime::refusal::Refusal;
 
 /// The media type of problems.
@@ -114,10 +114,22 @@ pub fn refusal(r: &Refusal) -> Problem {
     }
 }
 
+/// A session id or a user turn past the limits: 400 naming it, with the
+/// gateway's code (nothing was recorded).
+fn session_input(e: &SessionInputError) -> Problem {
+    let code = miette::Diagnostic::code(e).map_or_else(String::new, |c| c.to_string());
+    let field = match e {
+        SessionInputError::EmptyId | SessionInputError::IdTooLong { .. } => "session",
+        SessionInputError::TurnTooLong { .. } => "text",
+    };
+    Problem::new(StatusCode::BAD_REQUEST, &code, e.to_string()).field(field)
+}
+
 impl From<GatewayError> for Problem {
     fn from(e: GatewayError) -> Self {
         match e {
             GatewayError::Refused(r) => refusal(&r),
+            GatewayError::Session(e) => session_input(&e),
             GatewayError::Journal(e) => {
                 Problem::unavailable(format!("the audit journal could not record: {e}"))
             }
@@ -201,5 +213,19 @@ mod tests {
             "urn:toolgate:problem:toolgate::gateway::digest_mismatch"
         );
         assert_eq!(refusal(&Refusal::ReasonRequired).status, 400);
+    }
+
+    #[test]
+    fn session_input_past_the_limits_is_a_400_naming_the_field() {
+        let long = Problem::from(GatewayError::Session(SessionInputError::IdTooLong {
+            chars: 201,
+        }));
+        assert_eq!((long.status, long.field.as_deref()), (400, Some("session")));
+        assert_eq!(long.code, "toolgate::gateway::session_id");
+        let turn = Problem::from(GatewayError::Session(SessionInputError::TurnTooLong {
+            bytes: 70_000,
+        }));
+        assert_eq!((turn.status, turn.field.as_deref()), (400, Some("text")));
+        assert_eq!(turn.code, "toolgate::gateway::turn_too_long");
     }
 }

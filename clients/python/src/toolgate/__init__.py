@@ -7,7 +7,7 @@ tool call, run the tool only when allowed, report the result.
 """
 
 from ._async import AsyncToolgate
-from ._client import Toolgate
+from ._client import Toolgate, output_of
 from ._errors import (
     ApprovalPending,
     ApprovalRejected,
@@ -24,4 +24,5 @@ __all__ = [
     "PermissionDenied",
     "Toolgate",
     "ToolgateError",
+    "output_of",
 ]

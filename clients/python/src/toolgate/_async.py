@@ -7,7 +7,7 @@ import asyncio
 import inspect
 from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Union
 
-from ._client import Toolgate
+from ._client import NO_OUTPUT, Held, Toolgate, output_of
 from ._errors import ApprovalPending, PermissionDenied
 
 AsyncRunner = Callable[[Dict[str, Any], Dict[str, Any]], Union[Any, Awaitable[Any]]]
@@ -19,15 +19,33 @@ class AsyncToolgate:
     def __init__(self, url: str, key: str, *, timeout: float = 30.0) -> None:
         self.sync = Toolgate(url, key, timeout=timeout)
 
-    async def decide(self, agent: str, tool: str, args: Mapping[str, Any], context: Mapping[str, Any]) -> Dict[str, Any]:
+    async def decide(
+        self,
+        agent: str,
+        tool: str,
+        args: Mapping[str, Any],
+        context: Mapping[str, Any],
+        *,
+        session: Optional[str] = None,
+    ) -> Dict[str, Any]:
         """See :meth:`Toolgate.decide`."""
-        return await asyncio.to_thread(self.sync.decide, agent, tool, args, context)
+        return await asyncio.to_thread(self.sync.decide, agent, tool, args, context, session=session)
+
+    async def user_turn(self, session: str, text: str, *, tenant: Optional[str] = None) -> Dict[str, Any]:
+        """See :meth:`Toolgate.user_turn`."""
+        return await asyncio.to_thread(self.sync.user_turn, session, text, tenant=tenant)
+
+    async def session(self, session: str, *, tenant: Optional[str] = None) -> Dict[str, Any]:
+        """See :meth:`Toolgate.session`."""
+        return await asyncio.to_thread(self.sync.session, session, tenant=tenant)
 
     async def decide_many(self, requests: List[Mapping[str, Any]]) -> List[Dict[str, Any]]:
         """See :meth:`Toolgate.decide_many`."""
         return await asyncio.to_thread(self.sync.decide_many, requests)
 
-    async def _run(self, answer: Mapping[str, Any], args: Dict[str, Any], run: AsyncRunner) -> Any:
+    async def _run(
+        self, answer: Mapping[str, Any], args: Dict[str, Any], run: AsyncRunner, session: Optional[str]
+    ) -> Any:
         call_id, tenant = answer["call"], answer["tenant"]
         try:
             result = run(args, dict(answer.get("scope") or {}))
@@ -36,7 +54,8 @@ class AsyncToolgate:
         except BaseException as e:
             await asyncio.to_thread(self.sync.report, call_id, tenant, False, f"{type(e).__name__}: {e}"[:1000])
             raise
-        await asyncio.to_thread(self.sync.report, call_id, tenant, True)
+        output = NO_OUTPUT if session is None else output_of(result)
+        await asyncio.to_thread(self.sync.report, call_id, tenant, True, output=output)
         return result
 
     async def call_tool(
@@ -48,15 +67,17 @@ class AsyncToolgate:
         run: AsyncRunner,
         *,
         call_id: Optional[str] = None,
+        session: Optional[str] = None,
     ) -> Any:
-        """See :meth:`Toolgate.call_tool`."""
-        answer = await asyncio.to_thread(self.sync.authorize, agent, tool, args, context, call_id=call_id)
+        """See :meth:`Toolgate.call_tool` (``session`` too: ``run``'s return value,
+        awaited, is reported as the output)."""
+        answer = await asyncio.to_thread(
+            self.sync.authorize, agent, tool, args, context, call_id=call_id, session=session
+        )
         if answer.get("outcome") == "allowed":
-            return await self._run(answer, dict(args), run)
+            return await self._run(answer, dict(args), run, session)
         if answer.get("outcome") == "pending":
-            from ._client import Held
-
-            self.sync._held[answer["call"]] = Held(agent, tool, dict(args), dict(context))
+            self.sync._held[answer["call"]] = Held(agent, tool, dict(args), dict(context), session)
             raise ApprovalPending(answer["call"], answer.get("approval") or {}, answer["tenant"], answer.get("reason") or "")
         raise PermissionDenied(answer.get("reason") or "denied", answer.get("rule"), answer.get("call"))
 
@@ -88,4 +109,4 @@ class AsyncToolgate:
         self.sync._held.pop(call_id, None)
         if answer.get("outcome") != "allowed":
             raise PermissionDenied(answer.get("reason") or "denied", answer.get("rule"), call_id)
-        return await self._run(answer, dict(args), run)
+        return await self._run(answer, dict(args), run, held.session if held else None)

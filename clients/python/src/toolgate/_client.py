@@ -26,6 +26,26 @@ class Held:
     tool: str
     args: Dict[str, Any]
     context: Dict[str, Any]
+    session: Optional[str] = None
+
+
+class _Absent:
+    """No output to report (a call outside a session)."""
+
+
+#: ``report``'s default: no ``output`` is sent.
+NO_OUTPUT: Any = _Absent()
+
+
+def output_of(value: Any) -> Json:
+    """What ``call_tool`` reports as a tool's output: ``value`` itself when it
+    is JSON-serialisable (strictly: no NaN or infinity), else ``str(value)``.
+    The gateway observes it in the call's session (keyed digests only)."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return str(value)
+    return value
 
 
 def _problem_error(status: int, body: bytes) -> ToolgateError:
@@ -85,6 +105,24 @@ class Toolgate:
     def _id(call_id: str) -> str:
         return urllib.parse.quote(call_id, safe="")
 
+    # -- sessions -------------------------------------------------------------
+
+    def user_turn(self, session: str, text: str, *, tenant: Optional[str] = None) -> Dict[str, Any]:
+        """``POST /v1/sessions/{session}/turns``: records what the user said (the
+        user's own words, never model output) so that later calls of the session
+        may pass ``x from user``. ``tenant`` is needed when the key has several.
+        Returns ``{tenant, session, chars}``; a closed session raises
+        :class:`ToolgateError` with ``code`` ``session_gone`` (start a new one)."""
+        body: Dict[str, Any] = {"text": text}
+        if tenant is not None:
+            body["tenant"] = tenant
+        return self.request("POST", f"/v1/sessions/{self._id(session)}/turns", body)
+
+    def session(self, session: str, *, tenant: Optional[str] = None) -> Dict[str, Any]:
+        """``GET /v1/sessions/{session}``: ``{tenant, session, tainted, turns,
+        observations, endorsed, calls: {tool: n}}``, never a value."""
+        return self.request("GET", f"/v1/sessions/{self._id(session)}{self._q(tenant=tenant)}")
+
     # -- decisions ------------------------------------------------------------
 
     def decide(
@@ -93,9 +131,15 @@ class Toolgate:
         tool: str,
         args: Mapping[str, Any],
         context: Mapping[str, Any],
+        *,
+        session: Optional[str] = None,
     ) -> Dict[str, Any]:
-        """A pure decision (nothing journaled, no budget charged): the ``policyc eval`` JSON."""
-        body = {"agent": agent, "tool": tool, "args": dict(args), "context": dict(context)}
+        """A pure decision (nothing journaled, no budget charged): the ``policyc eval`` JSON.
+
+        With ``session``, decided against that session as it is now (nothing in it changes)."""
+        body: Dict[str, Any] = {"agent": agent, "tool": tool, "args": dict(args), "context": dict(context)}
+        if session is not None:
+            body["session"] = session
         return self.request("POST", "/v1/decide", body)
 
     def decide_many(self, requests: List[Mapping[str, Any]]) -> List[Dict[str, Any]]:
@@ -112,29 +156,49 @@ class Toolgate:
         context: Mapping[str, Any],
         *,
         call_id: Optional[str] = None,
+        session: Optional[str] = None,
     ) -> Dict[str, Any]:
         """``POST /v1/calls``: the gateway's answer (``outcome`` allowed, denied or pending)."""
         body: Dict[str, Any] = {"agent": agent, "tool": tool, "args": dict(args), "context": dict(context)}
         if call_id is not None:
             body["id"] = call_id
+        if session is not None:
+            body["session"] = session
         return self.request("POST", "/v1/calls", body)
 
-    def report(self, call_id: str, tenant: str, ok: bool, error: Optional[str] = None) -> None:
-        """``POST /v1/calls/{id}/result``: journals an allowed call's result."""
+    def report(
+        self, call_id: str, tenant: str, ok: bool, error: Optional[str] = None, *, output: Any = NO_OUTPUT
+    ) -> None:
+        """``POST /v1/calls/{id}/result``: journals an allowed call's result; ``output``
+        (any JSON) is what the tool returned, observed in the call's session.
+
+        An output the gateway refuses as too large (413) is reported without it,
+        which the gateway treats as unknown (the session is tainted unless the
+        tool's whole output is labelled trusted): the lease is never left open."""
         body: Dict[str, Any] = {"ok": ok}
         if error is not None:
             body["error"] = error
-        self.request("POST", f"/v1/calls/{self._id(call_id)}/result{self._q(tenant=tenant)}", body)
+        path = f"/v1/calls/{self._id(call_id)}/result{self._q(tenant=tenant)}"
+        if isinstance(output, _Absent):
+            self.request("POST", path, body)
+            return
+        try:
+            self.request("POST", path, dict(body, output=output))
+        except ToolgateError as e:
+            if e.status != 413:
+                raise
+            self.request("POST", path, body)
 
-    def _run(self, answer: Mapping[str, Any], args: Dict[str, Any], run: Runner[T]) -> T:
-        """Runs an allowed call once and reports its result, also when ``run`` raises."""
+    def _run(self, answer: Mapping[str, Any], args: Dict[str, Any], run: Runner[T], session: Optional[str]) -> T:
+        """Runs an allowed call once and reports its result, also when ``run`` raises;
+        in a session, ``run``'s return value is reported as the output (:func:`output_of`)."""
         call_id, tenant = answer["call"], answer["tenant"]
         try:
             result = run(args, dict(answer.get("scope") or {}))
         except BaseException as e:
             self.report(call_id, tenant, False, f"{type(e).__name__}: {e}"[:1000])
             raise
-        self.report(call_id, tenant, True)
+        self.report(call_id, tenant, True, output=NO_OUTPUT if session is None else output_of(result))
         return result
 
     def call_tool(
@@ -146,18 +210,26 @@ class Toolgate:
         run: Runner[T],
         *,
         call_id: Optional[str] = None,
+        session: Optional[str] = None,
     ) -> T:
         """Asks the gateway, runs ``run(args, scope)`` only when allowed, reports the result.
+
+        ``session`` (the host's id for the user's conversation, never model
+        output) puts the call in that session: provenance conditions read it,
+        and ``run``'s return value is reported as the tool's output by itself,
+        as JSON when it is JSON-serialisable, else as ``str()`` of it
+        (:func:`output_of`), so what the agent reads is observed. Without a
+        session no output is sent.
 
         Raises :class:`PermissionDenied` (the tool did not run) or
         :class:`ApprovalPending` (it waits for a human; see :meth:`execute_approved`).
         """
-        answer = self.authorize(agent, tool, args, context, call_id=call_id)
+        answer = self.authorize(agent, tool, args, context, call_id=call_id, session=session)
         outcome = answer.get("outcome")
         if outcome == "allowed":
-            return self._run(answer, dict(args), run)
+            return self._run(answer, dict(args), run, session)
         if outcome == "pending":
-            self._held[answer["call"]] = Held(agent, tool, dict(args), dict(context))
+            self._held[answer["call"]] = Held(agent, tool, dict(args), dict(context), session)
             raise ApprovalPending(answer["call"], answer.get("approval") or {}, answer["tenant"], answer.get("reason") or "")
         raise PermissionDenied(answer.get("reason") or "denied", answer.get("rule"), answer.get("call"))
 
@@ -201,7 +273,9 @@ class Toolgate:
         ``POST /v1/calls/{id}/execute`` (bound to the same arguments and context,
         single-use, kill-switch checked), runs ``run(args, scope)`` and reports the result.
 
-        ``args`` and ``context`` default to those of the :meth:`call_tool` that was held.
+        ``args`` and ``context`` default to those of the :meth:`call_tool` that was held;
+        a call held in a session runs there, and ``run``'s return value is reported as
+        its output, as :meth:`call_tool` does.
         """
         held = self._held.get(call_id)
         if args is None or context is None:
@@ -216,7 +290,7 @@ class Toolgate:
         self._held.pop(call_id, None)
         if answer.get("outcome") != "allowed":
             raise PermissionDenied(answer.get("reason") or "denied", answer.get("rule"), call_id)
-        return self._run(answer, dict(args), run)
+        return self._run(answer, dict(args), run, held.session if held else None)
 
 
-__all__ = ["Held", "Runner", "Toolgate"]
+__all__ = ["Held", "NO_OUTPUT", "Runner", "Toolgate", "output_of"]

@@ -130,6 +130,7 @@ fn schemathesis_finds_no_server_error_and_no_schema_mismatch() {
     // `POST /v1/decide` answers an object for one request and a list for a
     // list (`DecideAnswer`, a oneOf): found by this test, fixed in the document.
     schemathesis(&s, &spec, &s.service, &["--include-tag", "calls"], both);
+    schemathesis(&s, &spec, &s.service, &["--include-tag", "sessions"], both);
     schemathesis(
         &s,
         &spec,

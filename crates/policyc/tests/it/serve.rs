@@ -8,6 +8,7 @@
 
 pub mod harness;
 mod security;
+mod sessions;
 
 use harness::{add_key, call, repo, temp_dir, Server, BIN, POLICY};
 use serde_json::{json, Value};

@@ -10,16 +10,16 @@
 //! decides what is journaled: a change that took the session over its cap
 //! is journaled capped, without its digests).
 
-use super::{Call, DigestKey, Gateway, GatewayError};
+use super::{Call, CompiledPolicy, DigestKey, Gateway, GatewayError};
 use crate::record::{SessionCall, SessionEndorsed, SessionObserved, SessionTurn};
 use crate::refusal::Refusal;
 use crate::store::session::{source, MAX_SESSION_CHARS};
-use crate::store::{SessionChange, SessionKey, SessionRead, SessionWrite};
+use crate::store::{SessionChange, SessionKey, SessionRead, SessionSummary, SessionWrite};
 use serde_json::Value as Json;
 use std::collections::BTreeSet;
 use toolgate_check::ir;
 use toolgate_engine::provenance::{self, Key, SessionError, SessionView, Sources};
-use toolgate_engine::Decision;
+use toolgate_engine::{Decision, Request};
 
 /// The largest user turn recorded (bytes of its text).
 pub const MAX_TURN_BYTES: usize = 64 * 1024;
@@ -158,6 +158,43 @@ impl Gateway {
             at: self.clock.now_ms(),
         };
         self.session_change(SessionChange::Turn(turn)).await
+    }
+
+    /// What may be shown of `session` of `tenant` now: its counts and taint
+    /// flag, never a value (`None`: a tombstone, evicted or over its cap).
+    /// Reads only: a session never seen is empty and is not started.
+    pub async fn session_summary(
+        &self,
+        tenant: &str,
+        session: &str,
+    ) -> Result<Option<SessionSummary>, GatewayError> {
+        check_session_id(session)?;
+        let key = SessionKey::new(tenant, session);
+        let now = self.clock.now_ms();
+        let read = self.store.session_summary(&key, now).await;
+        Ok(read.map_err(Refusal::from)?)
+    }
+
+    /// A pure decision on `call` (`/v1/decide`) against its session as the
+    /// store holds it now: `decide` gets the live policy and the engine's
+    /// request. Nothing is journaled, no budget is charged, the session is
+    /// not changed (the call is not counted). A session id past the limits
+    /// is refused; a store that cannot answer makes every provenance and
+    /// session condition fail closed, as for a call; a call without a
+    /// session has none (they are evaluation errors).
+    pub async fn evaluate<T>(
+        &self,
+        call: &Call,
+        decide: impl FnOnce(&CompiledPolicy, &Request<'_>) -> T,
+    ) -> Result<T, GatewayError> {
+        if let Some(id) = call.session.as_deref() {
+            check_session_id(id)?;
+        }
+        let now = self.clock.now_ms();
+        let policy = self.policy();
+        let lens = self.session_lens(call, now).await;
+        let req = super::request(call, now, lens.as_ref().map(|l| l as &dyn SessionView));
+        Ok(decide(&policy, &req))
     }
 
     /// Applies a change in the store, then journals it as the store took it.

@@ -12,7 +12,7 @@
 
 use crate::record::{SessionCall, SessionEndorsed, SessionObserved, SessionTurn};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// A session: its tenant and the host's session id.
@@ -101,6 +101,22 @@ pub struct Session {
     last_seen: u64,
     /// Evicted or over its cap at this time: a tombstone.
     gone_at: Option<u64>,
+}
+
+/// What may be shown of a session (`GET /v1/sessions/{id}`): counts and the
+/// taint flag, never a value, a digest or a length.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionSummary {
+    /// Whether untrusted content reached the agent (a tombstone is tainted).
+    pub tainted: bool,
+    /// User turns recorded.
+    pub turns: u64,
+    /// Tool outputs observed.
+    pub observations: u64,
+    /// Approvals whose values were endorsed.
+    pub endorsed: u64,
+    /// Calls allowed to run in the session, by tool.
+    pub calls: BTreeMap<String, u64>,
 }
 
 /// A session as a decision reads it.
@@ -241,6 +257,17 @@ impl Session {
     /// User turns, observed outputs and endorsements recorded.
     pub fn counts(&self) -> (u64, u64, u64) {
         (self.turns, self.observations, self.endorsements)
+    }
+
+    /// Its counts and taint flag.
+    pub fn summary(&self) -> SessionSummary {
+        SessionSummary {
+            tainted: self.tainted,
+            turns: self.turns,
+            observations: self.observations,
+            endorsed: self.endorsements,
+            calls: self.calls.iter().map(|(t, n)| (t.clone(), *n)).collect(),
+        }
     }
 
     /// Whether it is a tombstone.

@@ -16,7 +16,7 @@ use toolgate_api::{
     ApprovalNeeded, CallAnswer, CallRequest, CallState, CallStatus, DecideBody, ExecuteBody,
     Outcome, ProblemDoc, Recorded, ResultBody,
 };
-use toolgate_engine::{Context, Request};
+use toolgate_engine::Context;
 use toolgate_runtime::gateway::{Call, Denial, GatewayError, Hold, Lease, Verdict};
 use toolgate_runtime::host::keys::Role;
 use toolgate_runtime::refusal::Refusal;
@@ -65,7 +65,9 @@ impl utoipa::PartialSchema for DecideAnswer {
 impl ToSchema for DecideAnswer {}
 
 /// A pure decision (the same JSON as `policyc eval`): nothing is journaled,
-/// no budget is charged, no kill switch is consulted.
+/// no budget is charged, no kill switch is consulted. A request with a
+/// `session` is decided against that session as it is now, and changes
+/// nothing in it.
 #[utoipa::path(post, path = "/v1/decide", tag = "calls",
     request_body(content = DecideBody, description = "one request or a list"),
     responses(
@@ -80,7 +82,6 @@ pub async fn decide(
     JsonBytes(body): JsonBytes,
 ) -> Result<Json<Json_>, Problem> {
     caller.require(&app, &[Role::Service], "decide").await?;
-    let policy = app.host.gateway.policy();
     // Parsed straight into requests (a list names its wrong field `[i].field`).
     let many = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
     let items: Vec<CallRequest> = match many {
@@ -100,15 +101,14 @@ pub async fn decide(
         caller
             .within(&app, &call.agent, &call.context, "decide")
             .await?;
-        let req = Request {
-            agent: &call.agent,
-            tool: &call.tool,
-            args: &call.args,
-            context: &call.context,
-            now: app.host.gateway.now(),
-            session: None,
-        };
-        out.push(policy.engine().decide(&req).to_json(&req));
+        let decided = app
+            .host
+            .gateway
+            .evaluate(&call, |policy, req| {
+                policy.engine().decide(req).to_json(req)
+            })
+            .await;
+        out.push(decided.map_err(|e| prefixed(e.into(), &prefix))?);
     }
     Ok(Json(if many {
         Json_::Array(out)
