@@ -77,7 +77,7 @@ pub fn router(app: Arc<App>, limits: HttpLimits) -> Router {
         .route("/v1/calls", post(calls::create))
         .route("/v1/calls/{id}/result", post(calls::result))
         .route("/v1/calls/{id}/execute", post(calls::execute))
-        .route("/v1/sessions/{session}", get(sessions::show))
+        .route("/v1/sessions/{session}", get(sessions::summary))
         .route("/v1/sessions/{session}/turns", post(sessions::turn))
         .route("/v1/approvals", get(approvals::list))
         .route("/v1/approvals/{id}", get(approvals::show))

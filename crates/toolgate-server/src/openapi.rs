@@ -14,7 +14,7 @@ use utoipa::{Modify, OpenApi};
     info(title = "Toolgate gateway API", description = "Decisions, calls, sessions, approvals, kill switch and audit over HTTP (`policyc serve`). See docs/server.md."),
     paths(
         calls::decide, calls::create, calls::state, calls::result, calls::execute,
-        sessions::turn, sessions::show,
+        sessions::turn, sessions::summary,
         approvals::list, approvals::show, approvals::approve, approvals::reject,
         admin::kill_status, admin::kill_switch, admin::audit, admin::audit_head,
         admin::policy, admin::reload, admin::keys, admin::status, admin::metrics,

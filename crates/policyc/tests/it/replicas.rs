@@ -278,6 +278,23 @@ fn a_kill_switch_through_one_replica_stops_writes_on_the_others_at_once() {
     assert_eq!(r.json["outcome"], "allowed", "{}", r.text);
 }
 
+/// A session's turn or summary while Redis does not answer: 503 with the
+/// store's code, never a 5xx panic or a made-up empty session.
+#[test]
+fn sessions_while_redis_is_down_are_a_store_unavailable_problem() {
+    let mut c = cluster("sessions-down", 1, &[]);
+    c.redis.kill();
+    let r = &c.replicas[0];
+    let turn = json!({"text": "mail bob@example.com"});
+    r.post("/v1/sessions/s1/turns", &c.keys.service, turn)
+        .problem(503, "toolgate::gateway::store_unavailable", None);
+    r.get("/v1/sessions/s1", &c.keys.service).problem(
+        503,
+        "toolgate::gateway::store_unavailable",
+        None,
+    );
+}
+
 #[test]
 fn redis_killed_denies_state_and_restarted_with_aof_keeps_every_spent_unit() {
     let mut c = cluster("sigkill", 2, &[]);

@@ -262,6 +262,77 @@ async fn an_evicted_session_is_a_tombstone_for_one_more_ttl() {
     assert!(!run(&g, &mail("c4"), None).await);
 }
 
+/// `Gateway::evaluate` (`/v1/decide`): the decision a call would get in its
+/// session now, with nothing journaled or counted.
+async fn evaluated(g: &Gateway, c: &Call) -> Json {
+    let decided = g.evaluate(c, |p, req| p.engine().decide(req).to_json(req));
+    decided.await.expect("decided")["decision"].clone()
+}
+
+#[tokio::test]
+async fn a_pure_decision_reads_the_session_and_the_summary_shows_only_counts() {
+    let (g, _, clock, path) = fresh("evaluate").await;
+    g.user_turn("acme", "s1", "write to bob@example.com")
+        .await
+        .expect("turn");
+    let lines = || {
+        std::fs::read_to_string(&path)
+            .expect("journal")
+            .lines()
+            .count()
+    };
+    let journaled = lines();
+    let s = Some("s1");
+    let mail = |to: &str| call("", "mail.send", json!({ "to": to }), s);
+    assert_eq!(evaluated(&g, &mail("bob@example.com")).await, "allow");
+    assert_eq!(evaluated(&g, &mail("eve@example.com")).await, "deny");
+    let search = call("", "search", json!({"q": "x"}), s);
+    for _ in 0..3 {
+        // session.calls(search) < 2 keeps holding: evaluating counts nothing.
+        assert_eq!(evaluated(&g, &search).await, "allow");
+    }
+    assert_eq!(lines(), journaled, "evaluating journals nothing");
+    assert!(
+        run(
+            &g,
+            &call("q1", "search", json!({"q": "x"}), s),
+            Some(json!("ok"))
+        )
+        .await
+    );
+    assert!(lines() > journaled, "a call is journaled");
+    let summary = g.session_summary("acme", "s1").await.expect("read");
+    let summary = summary.expect("live");
+    assert_eq!(
+        (
+            summary.tainted,
+            summary.turns,
+            summary.observations,
+            summary.endorsed
+        ),
+        (true, 1, 1, 0)
+    );
+    assert_eq!(
+        summary.calls.into_iter().collect::<Vec<_>>(),
+        [("search".to_string(), 1)]
+    );
+    // Another tenant's `s1` is another, empty session; a long id is refused.
+    let other = g.session_summary("globex", "s1").await.expect("read");
+    assert_eq!(other.expect("live").turns, 0);
+    let long = "x".repeat(201);
+    assert!(g.session_summary("acme", &long).await.is_err());
+    let c = call("", "search", json!({"q": "x"}), Some(&long));
+    assert!(g.evaluate(&c, |_, _| ()).await.is_err());
+    // Evicted: a tombstone, which the summary says (`None`) and a decision fails closed on.
+    clock.set(T0 + SESSION_TTL_MS + 1);
+    assert!(g
+        .session_summary("acme", "s1")
+        .await
+        .expect("read")
+        .is_none());
+    assert_eq!(evaluated(&g, &mail("bob@example.com")).await, "deny");
+}
+
 #[tokio::test]
 async fn a_session_over_its_cap_is_tainted_and_fails_closed() {
     let (g, store, ..) = fresh("capped").await;

@@ -101,7 +101,7 @@ pub async fn turn(
         (status = 401, body = ProblemDoc, content_type = "application/problem+json"), (status = 403, body = ProblemDoc, content_type = "application/problem+json"),
         (status = 409, body = ProblemDoc, content_type = "application/problem+json"), (status = 503, body = ProblemDoc, content_type = "application/problem+json")),
     security(("bearer" = [])))]
-pub async fn show(
+pub async fn summary(
     State(app): State<Arc<App>>,
     caller: Caller,
     Path(session): Path<String>,
