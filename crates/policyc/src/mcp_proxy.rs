@@ -108,6 +108,8 @@ pub(crate) fn run(args: McpProxyArgs) -> Exit {
             tenant: args.tenant,
             env: args.env,
             fields: args.ctx.into_iter().collect(),
+            // One per downstream connection, made by the transport.
+            session: None,
         },
         data: args.data,
         upstream: match args.upstream_url {

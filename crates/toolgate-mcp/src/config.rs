@@ -17,6 +17,22 @@ pub struct Trusted {
     pub env: String,
     /// The policy's declared `context` fields (`--ctx KEY=VALUE`).
     pub fields: Map<String, Json>,
+    /// The Toolgate session of one downstream connection (provenance and
+    /// session conditions read it; every `tools/call` result is observed in
+    /// it): set by the transport for each connection ([`new_session_id`]:
+    /// the stdio process, each `--listen` MCP session). `None` in the
+    /// proxy's configuration, before any connection: a call without a
+    /// session fails every provenance condition closed.
+    pub session: Option<String>,
+}
+
+/// A new Toolgate session id: `s_` and 24 random hex digits (96 bits), so
+/// that nobody can name another connection's session by guessing. It is not
+/// a secret (it is journaled and printed): a user turn for it still needs a
+/// service key of its tenant.
+pub fn new_session_id() -> Result<String, toolgate_runtime::gateway::GatewayError> {
+    let token = toolgate_runtime::gateway::random_token()?;
+    Ok(format!("s_{}", token.get(..24).unwrap_or(&token)))
 }
 
 /// Where the upstream MCP server is.

@@ -136,6 +136,7 @@ mod tests {
             tenant: tenant.into(),
             env: "prod".into(),
             fields,
+            session: None,
         }
     }
 

@@ -4,6 +4,7 @@
 //! decisions, approvals, kill switch and journal. Either way the relay makes
 //! the same calls: `authorize`, `complete`, `held`, `execute`.
 
+use serde_json::Value as Json;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -59,8 +60,16 @@ pub enum Held {
 pub trait Decider: Send + Sync {
     /// Decides a call (journaled by the gateway).
     fn authorize<'a>(&'a self, call: &'a Call) -> Fut<'a, Decided>;
-    /// Reports an allowed call's outcome.
-    fn complete<'a>(&'a self, key: &'a CallKey, outcome: Result<(), String>) -> Fut<'a, ()>;
+    /// Reports an allowed call's outcome with what the agent read of it
+    /// (`output`, observed in the call's session; `None`: nothing the
+    /// gateway can index, so the session is tainted unless the tool's whole
+    /// output is labelled trusted).
+    fn complete<'a>(
+        &'a self,
+        key: &'a CallKey,
+        outcome: Result<(), String>,
+        output: Option<&'a Json>,
+    ) -> Fut<'a, ()>;
     /// Where a held call stands; with `wait`, waits up to that long for its approval.
     fn held<'a>(&'a self, key: &'a CallKey, wait: Option<Duration>) -> Fut<'a, Held>;
     /// The go-ahead for an approved call with its token.
@@ -138,9 +147,14 @@ impl Decider for Local {
         })
     }
 
-    fn complete<'a>(&'a self, key: &'a CallKey, outcome: Result<(), String>) -> Fut<'a, ()> {
+    fn complete<'a>(
+        &'a self,
+        key: &'a CallKey,
+        outcome: Result<(), String>,
+        output: Option<&'a Json>,
+    ) -> Fut<'a, ()> {
         Box::pin(async move {
-            if let Err(e) = self.0.complete(key, outcome, None).await {
+            if let Err(e) = self.0.complete(key, outcome, output).await {
                 eprintln!("toolgate: cannot journal the result of `{}`: {e}", key.id);
             }
         })

@@ -30,8 +30,12 @@ pub const TOKEN: &str = "fake-token";
 pub struct Seen {
     /// Every call decided: its tool, arguments and the decision.
     pub decided: Vec<(String, Json, Decided)>,
+    /// The session of every call decided (`authorize` and `execute`), in order.
+    pub sessions: Vec<Option<String>>,
     /// Every reported result, by call id.
     pub completed: Vec<(String, Result<(), String>)>,
+    /// The output reported with every result (what the gateway observes), by call id.
+    pub outputs: Vec<(String, Option<Json>)>,
     /// Approvals given through the user (elicitation), by call id.
     pub user_approvals: Vec<String>,
     /// Refused callers.
@@ -129,6 +133,14 @@ impl FakeDecider {
         approved.contains(id)
     }
 
+    /// Records a call decided.
+    fn saw(&self, call: &Call, decided: &Decided) {
+        let mut seen = self.seen();
+        let record = (call.tool.clone(), call.args.clone(), decided.clone());
+        seen.decided.push(record);
+        seen.sessions.push(call.session.clone());
+    }
+
     fn decide(call: &Call) -> Decided {
         if call.tool.starts_with("allow") {
             Decided::Allowed(call.key())
@@ -151,15 +163,21 @@ impl FakeDecider {
 impl Decider for FakeDecider {
     fn authorize<'a>(&'a self, call: &'a Call) -> Fut<'a, Decided> {
         let decided = Self::decide(call);
-        let record = (call.tool.clone(), call.args.clone(), decided.clone());
-        self.seen().decided.push(record);
+        self.saw(call, &decided);
         Box::pin(async move { decided })
     }
 
-    fn complete<'a>(&'a self, key: &'a CallKey, outcome: Result<(), String>) -> Fut<'a, ()> {
+    fn complete<'a>(
+        &'a self,
+        key: &'a CallKey,
+        outcome: Result<(), String>,
+        output: Option<&'a Json>,
+    ) -> Fut<'a, ()> {
         Box::pin(async move {
             self.journal_open().await;
-            self.seen().completed.push((key.id.clone(), outcome));
+            let mut seen = self.seen();
+            seen.completed.push((key.id.clone(), outcome));
+            seen.outputs.push((key.id.clone(), output.cloned()));
         })
     }
 
@@ -185,8 +203,7 @@ impl Decider for FakeDecider {
                 denial: true,
             }),
         };
-        let record = (call.tool.clone(), call.args.clone(), decided.clone());
-        self.seen().decided.push(record);
+        self.saw(call, &decided);
         Box::pin(async move { decided })
     }
 
@@ -228,27 +245,35 @@ pub struct Session {
     pub client: Receiver<Outgoing>,
 }
 
-/// A relay for agent `a`, tenant `t`, env `dev` over a fake gateway (call
-/// it inside a tokio runtime). `user_group`: held calls wait for the user.
+/// The Toolgate session of the relays [`session`] starts.
+pub const SESSION: &str = "s_fake";
+
+/// A relay for agent `a`, tenant `t`, env `dev`, session [`SESSION`], over
+/// a fake gateway (call it inside a tokio runtime). `user_group`: held
+/// calls wait for the user.
 pub fn session(options: Options, user_group: bool) -> Session {
     let fake = FakeDecider {
         user_group,
         ..FakeDecider::default()
     };
-    session_over(options, Arc::new(fake), crate::tools::Visibility::default())
+    let visibility = crate::tools::Visibility::default();
+    session_over(options, Arc::new(fake), visibility, SESSION)
 }
 
-/// A relay over `fake`, with the agent's tools as `visibility` says.
+/// A relay over `fake` in Toolgate session `session_id`, with the agent's
+/// tools as `visibility` says.
 pub fn session_over(
     options: Options,
     fake: Arc<FakeDecider>,
     visibility: crate::tools::Visibility,
+    session_id: &str,
 ) -> Session {
     let trusted = crate::config::Trusted {
         agent: "a".into(),
         tenant: "t".into(),
         env: "dev".into(),
         fields: serde_json::Map::new(),
+        session: Some(session_id.to_string()),
     };
     let (to_upstream, upstream) = crate::relay::outbox();
     let (to_client, client) = crate::relay::outbox();

@@ -1,9 +1,12 @@
 //! Streamable HTTP downstream (`--listen`): MCP clients POST JSON-RPC to
 //! `/mcp` with a service key (`Authorization: Bearer`, from keys.toml).
-//! Each `initialize` opens a session (`Mcp-Session-Id`) with its own relay
-//! and its own upstream child; the session's trusted context is the proxy's
-//! `--agent`/`--env` and the caller key's tenant (its only tenant, or
-//! `--tenant` when the key allows it). A request is answered as an SSE
+//! Each `initialize` opens a session (`Mcp-Session-Id`) with its own relay,
+//! its own upstream child and its own Toolgate session (a new random id,
+//! never the `Mcp-Session-Id`: that one addresses the MCP session, this one
+//! is journaled and shown; sent back as `Toolgate-Session` on every
+//! answer, so the host can record the user's turns); the session's trusted
+//! context is the proxy's `--agent`/`--env` and the caller key's tenant
+//! (its only tenant, or `--tenant` when the key allows it). A request is answered as an SSE
 //! stream that carries the upstream's messages until its response; a GET
 //! opens the session's stream for the upstream's own requests and
 //! notifications; DELETE ends the session. Answers are `Cache-Control:
@@ -14,7 +17,7 @@
 //! routed by its kind, from bounded queues ([`crate::relay::QUEUE`] messages
 //! per stream: a stream its client does not read stalls its own session).
 
-use crate::config::{Trusted, Upstream};
+use crate::config::{new_session_id, Trusted, Upstream};
 use crate::connect::{connect, Connection};
 use crate::credentials::Credentials;
 use crate::decider::Decider;
@@ -39,6 +42,11 @@ use toolgate_api::listen::{serve_http, HttpLimits};
 use toolgate_runtime::host::keys::{Change, Key, Keyring, Role};
 
 const SESSION: &str = "mcp-session-id";
+
+/// The response header naming an MCP session's Toolgate session (the id
+/// its user turns are posted to: `POST /v1/sessions/{id}/turns`), on every
+/// answer to a request of that session.
+pub const TOOLGATE_SESSION: &str = "toolgate-session";
 
 /// Open sessions at most (each has its own upstream child or HTTP session).
 pub const MAX_SESSIONS: usize = 64;
@@ -72,6 +80,8 @@ pub struct Listener {
 /// One client session.
 struct Session {
     relay: Relay,
+    /// Its Toolgate session id (the `Toolgate-Session` header).
+    toolgate_session: String,
     key: String,
     /// Responses awaited by open POSTs, by request id; other messages go to
     /// the GET stream, or the latest open POST stream.
@@ -245,16 +255,21 @@ async fn on_post(
             StatusCode::ACCEPTED.into_response()
         }
     };
-    with_headers(response, new_id)
+    with_headers(response, &session, new_id)
 }
 
-fn with_headers(mut response: Response, session: Option<String>) -> Response {
+/// An answer's headers: never cached, the session's Toolgate session, and
+/// the new `Mcp-Session-Id` on the answer that opened it.
+fn with_headers(mut response: Response, session: &Session, new: Option<String>) -> Response {
     let h = response.headers_mut();
     h.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("private, no-store"),
     );
-    if let Some(id) = session.and_then(|s| HeaderValue::from_str(&s).ok()) {
+    if let Ok(id) = HeaderValue::from_str(&session.toolgate_session) {
+        h.insert(TOOLGATE_SESSION, id);
+    }
+    if let Some(id) = new.and_then(|s| HeaderValue::from_str(&s).ok()) {
         h.insert(SESSION, id);
     }
     response
@@ -292,12 +307,22 @@ async fn open_session(shared: &Arc<Shared>, key: &Key) -> Result<(Arc<Session>, 
         let why = format!("the proxy has {MAX_SESSIONS} open sessions: end one (DELETE) first");
         return Err(rpc_error(StatusCode::SERVICE_UNAVAILABLE, -32000, &why));
     }
+    let internal = |e: toolgate_runtime::gateway::GatewayError| {
+        rpc_error(StatusCode::INTERNAL_SERVER_ERROR, -32603, &e.to_string())
+    };
+    let id = toolgate_runtime::gateway::random_token().map_err(internal)?;
+    // Its own id, not the `Mcp-Session-Id`: that one addresses the MCP
+    // session (with the key), this one is journaled and shown to operators.
+    let toolgate_session = new_session_id().map_err(internal)?;
+    eprintln!(
+        "toolgate: session {toolgate_session} of tenant `{tenant}` for key `{}`",
+        key.name
+    );
     let trusted = Trusted {
         tenant,
+        session: Some(toolgate_session.clone()),
         ..l.trusted.clone()
     };
-    let id = toolgate_runtime::gateway::random_token()
-        .map_err(|e| rpc_error(StatusCode::INTERNAL_SERVER_ERROR, -32603, &e.to_string()))?;
     let fail = |e: McpError| rpc_error(StatusCode::BAD_GATEWAY, -32603, &e.to_string());
     let (to_client, inbox) = relay::outbox();
     let secrets = l.secrets.for_scope(&trusted);
@@ -315,6 +340,7 @@ async fn open_session(shared: &Arc<Shared>, key: &Key) -> Result<(Arc<Session>, 
     .map_err(fail)?;
     let session = Arc::new(Session {
         relay,
+        toolgate_session,
         key: key.name.clone(),
         routes: Mutex::new(Routes::default()),
         connection: Mutex::new(Some(connection)),
@@ -420,7 +446,7 @@ async fn on_get(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respon
         let event = Event::default().data(message.line.into_string());
         Some((Ok::<_, Infallible>(event), rx))
     });
-    with_headers(Sse::new(stream).into_response(), None)
+    with_headers(Sse::new(stream).into_response(), &session, None)
 }
 
 async fn on_delete(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {

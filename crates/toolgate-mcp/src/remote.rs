@@ -1,7 +1,8 @@
 //! `--gateway URL --key K`: decisions, approvals, kill switch and journal in
 //! a shared `policyc serve` (docs/server.md's calls API), so many proxies
-//! share one policy and one set of approvals. `POST /v1/calls` decides,
-//! `POST /v1/calls/{id}/result` reports, `GET /v1/calls/{id}?wait=` follows a
+//! share one policy and one set of approvals. `POST /v1/calls` decides (in
+//! the connection's session), `POST /v1/calls/{id}/result` reports (with
+//! the output, observed in that session), `GET /v1/calls/{id}?wait=` follows a
 //! held call, `POST /v1/calls/{id}/execute` runs an approved one. A server
 //! that cannot be reached or refuses is a refusal: the call does not run.
 //! The server has no endpoint for tool notices or refused MCP callers: those
@@ -9,6 +10,7 @@
 
 use crate::config::RemoteGateway;
 use crate::decider::{Decided, Decider, Fut, Held, Refused};
+use serde_json::Value as Json;
 use std::time::{Duration, Instant};
 use toolgate_api::client::{Client, ClientError};
 use toolgate_api::{
@@ -92,18 +94,16 @@ impl Decider for Remote {
         Box::pin(async move { decided(self.ask(move |c| c.call(&body)).await) })
     }
 
-    fn complete<'a>(&'a self, key: &'a CallKey, outcome: Result<(), String>) -> Fut<'a, ()> {
-        let body = match outcome {
-            Ok(()) => ResultBody {
-                ok: true,
-                error: None,
-                output: None,
-            },
-            Err(e) => ResultBody {
-                ok: false,
-                error: Some(e),
-                output: None,
-            },
+    fn complete<'a>(
+        &'a self,
+        key: &'a CallKey,
+        outcome: Result<(), String>,
+        output: Option<&'a Json>,
+    ) -> Fut<'a, ()> {
+        let body = ResultBody {
+            ok: outcome.is_ok(),
+            error: outcome.err(),
+            output: output.cloned(),
         };
         let key = key.clone();
         Box::pin(async move {

@@ -4,7 +4,7 @@
 //! admin API (`--admin-listen`) is the HTTP door's router over the same host,
 //! composed by `policyc`: this crate does not depend on the HTTP door.
 
-use crate::config::ProxyConfig;
+use crate::config::{new_session_id, ProxyConfig, Trusted};
 use crate::connect::connect;
 use crate::credentials::Credentials;
 use crate::decider::{Decider, Local};
@@ -63,8 +63,17 @@ pub async fn run(config: ProxyConfig, host: Option<Arc<Host>>) -> Result<(), Mcp
     }
     let (to_client, client_inbox) = crate::relay::outbox();
     let scoped = secrets.for_scope(&config.trusted);
+    let session = new_session_id().map_err(|e| McpError::Gateway(e.to_string()))?;
+    eprintln!(
+        "toolgate: session {session} of tenant `{}` ({})",
+        config.trusted.tenant,
+        turns_hint(&config, &session)
+    );
     let (relay, connection) = connect(&config.upstream, &scoped, |to_upstream| {
-        let trusted = config.trusted.clone();
+        let trusted = Trusted {
+            session: Some(session),
+            ..config.trusted.clone()
+        };
         Relay::new(
             decider,
             trusted,
@@ -75,6 +84,17 @@ pub async fn run(config: ProxyConfig, host: Option<Arc<Host>>) -> Result<(), Mcp
         )
     })?;
     stdio::serve(relay, connection, client_inbox).await
+}
+
+/// Where the user's turns of `session` are recorded, for the line the
+/// proxy prints at start.
+fn turns_hint(config: &ProxyConfig, session: &str) -> String {
+    let route = format!("POST /v1/sessions/{session}/turns");
+    match (&config.gateway, &config.admin_listen) {
+        (Some(remote), _) => format!("user turns: {route} on {}", remote.url),
+        (None, Some(_)) => format!("user turns: {route} on --admin-listen"),
+        (None, None) => "no user turns without --admin-listen".into(),
+    }
 }
 
 /// The embedded gateway under `--data`, with its background tasks (leases

@@ -13,6 +13,8 @@
 
 use crate::serve::harness;
 
+mod sessions;
+
 use harness::{add_key, repo, temp_dir, BIN};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -91,10 +93,17 @@ fn tree(name: &str) -> Tree {
 }
 
 fn proxy_args(t: &Tree, admin: &str, upstream: &[String]) -> Vec<String> {
+    let policy = repo("policies/mcp-filesystem.policy");
+    proxy_args_with(&policy, t, admin, upstream)
+}
+
+/// `mcp-proxy` for agent `fs-assistant` (tenant `local`, env `dev`, `--ctx
+/// root=` the tree's root) under `policy`, with its admin API on `admin`.
+fn proxy_args_with(policy: &Path, t: &Tree, admin: &str, upstream: &[String]) -> Vec<String> {
     let mut args: Vec<String> = [
         "mcp-proxy",
         "--policy",
-        &repo("policies/mcp-filesystem.policy").display().to_string(),
+        &policy.display().to_string(),
         "--agent",
         "fs-assistant",
         "--tenant",
@@ -377,7 +386,29 @@ fn assert_session(t: &Tree, out: &Value) {
     let held = decisions[5]["body"]["call"].as_str().unwrap();
     assert_eq!(count(&records, "token_used", held), 1);
     assert_eq!(count(&records, "execution", held), 1);
+    assert_one_session(&records, decisions[0]["body"]["call"].as_str().unwrap());
     audit_verifies(&t.data);
+}
+
+/// The client's connection is one Toolgate session: every call counted and
+/// every output observed is in it; the first call's output was observed
+/// (with its content: the file's text) before the next call was decided.
+fn assert_one_session(records: &[Value], first: &str) {
+    let sessions: std::collections::BTreeSet<&str> = records
+        .iter()
+        .filter(|r| r["kind"] == "session_call" || r["kind"] == "session_observed")
+        .map(|r| r["body"]["session"].as_str().unwrap())
+        .collect();
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    assert!(sessions.iter().all(|s| s.starts_with("s_")), "{sessions:?}");
+    let observed = records
+        .iter()
+        .find(|r| r["kind"] == "session_observed" && r["body"]["call"] == first)
+        .unwrap_or_else(|| panic!("the output of `{first}` was not observed"));
+    assert!(
+        observed["body"]["bytes"].as_u64().unwrap() > 0,
+        "{observed}"
+    );
 }
 
 /// The embedded gateway journals the upstream tools it hides, once each.
@@ -938,6 +969,24 @@ fn post_mcp(
     session: Option<&str>,
     body: &str,
 ) -> (u16, Option<String>, String) {
+    let resp = post_mcp_response(url, key, session, body);
+    let status = resp.status().as_u16();
+    let session = resp
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let text = resp.into_body().read_to_string().unwrap_or_default();
+    (status, session, text)
+}
+
+/// One POST to a `--listen` proxy in MCP session `session` (`None`: none yet), as `key`.
+fn post_mcp_response(
+    url: &str,
+    key: &str,
+    session: Option<&str>,
+    body: &str,
+) -> ureq::http::Response<ureq::Body> {
     let mut req = ureq::post(url)
         .header("accept", "application/json, text/event-stream")
         .header("content-type", "application/json")
@@ -950,15 +999,7 @@ fn post_mcp(
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(20)))
         .build();
-    let resp = config.send(body).unwrap();
-    let status = resp.status().as_u16();
-    let session = resp
-        .headers()
-        .get("mcp-session-id")
-        .and_then(|v| v.to_str().ok())
-        .map(String::from);
-    let text = resp.into_body().read_to_string().unwrap_or_default();
-    (status, session, text)
+    config.send(body).unwrap()
 }
 
 /// Security review 2026-12, C1 through `--listen`: one POST body the proxy
@@ -1055,6 +1096,37 @@ fn py_upstream_args(policy: &str, data: &Path, marker: &Path) -> Vec<String> {
     assistant_args(policy, data, &upstream)
 }
 
+/// A `--listen` proxy in front of tests/mcp/py_upstream.py.
+struct PyListen {
+    proxy: Listening,
+    /// A scratch directory: `WIPED` appears there when `wipe` runs.
+    dir: PathBuf,
+    /// The proxy's `--data` (under `dir`).
+    data: PathBuf,
+    /// A service key for tenant `t`.
+    service: String,
+    /// The MCP endpoint.
+    url: String,
+}
+
+/// Starts a [`PyListen`] under the policy `policy` of tests/mcp/.
+fn py_listen(name: &str, policy: &str) -> PyListen {
+    let dir = temp_dir(name).canonicalize().unwrap();
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let service = add_key(&data, "agent-service", "service", &["--tenants", "t"]);
+    let endpoint = format!("127.0.0.1:{}", free_port());
+    let mut args = py_upstream_args(policy, &data, &dir.join("WIPED"));
+    args.splice(1..1, ["--listen".to_string(), endpoint.clone()]);
+    PyListen {
+        proxy: listen(args),
+        url: format!("http://{endpoint}/mcp"),
+        dir,
+        data,
+        service,
+    }
+}
+
 /// Security review 2026-12, M7: over `--listen` the HTTP client is the
 /// agent's own process; asked to approve its own call "as the user", its
 /// answer would be the agent approving itself. Failed before the fix (the
@@ -1062,15 +1134,13 @@ fn py_upstream_args(policy: &str, data: &Path, marker: &Path) -> Vec<String> {
 /// the approvals API unless `--listen-elicitation` says the client is the user's.
 #[test]
 fn over_listen_the_agent_is_never_asked_to_approve_as_the_user() {
-    let dir = temp_dir("listen-user").canonicalize().unwrap();
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let service = add_key(&data, "agent-service", "service", &["--tenants", "t"]);
-    let endpoint = format!("127.0.0.1:{}", free_port());
-    let mut args = py_upstream_args("py_upstream_user.policy", &data, &dir.join("WIPED"));
-    args.splice(1..1, ["--listen".to_string(), endpoint.clone()]);
-    let proxy = listen(args);
-    let url = format!("http://{endpoint}/mcp");
+    let PyListen {
+        proxy,
+        dir,
+        data,
+        service,
+        url,
+    } = py_listen("listen-user", "py_upstream_user.policy");
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {"elicitation": {}},
         "clientInfo": {"name": "agent", "version": "1"}}});

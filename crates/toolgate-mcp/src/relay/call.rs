@@ -5,6 +5,7 @@
 //! applies (forward the request, or answer it; remember or forget a held call).
 
 use super::reply;
+use super::session::Barrier;
 use super::Options;
 use crate::config::Trusted;
 use crate::decider::{Decided, Decider, Held, Refused};
@@ -73,6 +74,8 @@ pub(super) struct CallTask {
     /// The client declared the `elicitation` capability.
     pub elicits: bool,
     pub asks: mpsc::Sender<Ask>,
+    /// The observations of outputs the client already has: decided after them.
+    pub after: Barrier,
 }
 
 /// The gateway's call for a `tools/call`'s parameters; the id is new, the
@@ -90,7 +93,7 @@ pub(super) fn call_of(trusted: &Trusted, params: Option<&Json>) -> Result<Call, 
     };
     let id = random_token().map_err(|e| e.to_string())?;
     Ok(Call {
-        session: None,
+        session: trusted.session.clone(),
         id: format!("mcp-{}", id.get(..24).unwrap_or(&id)),
         agent: trusted.agent.clone(),
         tool: tool.to_string(),
@@ -120,12 +123,13 @@ enum Step {
 impl CallTask {
     /// Decides `call` (made again after `before` was held in this session, if it was).
     pub(super) async fn run(
-        self,
+        mut self,
         id: Id,
         request: Envelope,
         call: Call,
         before: Option<Call>,
     ) -> Done {
+        std::mem::take(&mut self.after).wait().await;
         let (outcome, held) = match before {
             Some(held) => self.again(&call, held).await,
             None => self.decide(&call).await,

@@ -27,6 +27,44 @@ pub(super) fn call_outcome(answer: &Envelope) -> Result<(), String> {
     }
 }
 
+/// What the agent reads of an upstream's answer to a `tools/call`, as the
+/// gateway observes it in the call's session:
+/// - a result's `structuredContent`, when it has one (not `null`): the
+///   tool's output labels (`output { PATH: ... }`) apply to its fields;
+/// - otherwise its text: the `text` of every `text` item and of every
+///   embedded text `resource`, joined by a line feed into one string (a
+///   text output takes the tool's label; one string, as the HTTP door's
+///   `output`, so the same text gives the same keys through either door);
+///   a result with content that is not text (an image, audio, a blob, a
+///   resource link) gives `None`: the agent read something the gateway
+///   cannot index, which taints the session unless the tool's whole output
+///   is labelled trusted (fail closed);
+/// - an `isError` result likewise (the model reads its text too);
+/// - a JSON-RPC error: its `message`, as text (the client shows it to the model);
+/// - anything else (no `content` list, no error message): `None`.
+pub(super) fn call_output(answer: &Envelope) -> Option<Json> {
+    if let Kind::Error { .. } = answer.kind() {
+        return answer.get("error")?.get("message").cloned();
+    }
+    let result = answer.get("result")?.as_object()?;
+    match result.get("structuredContent") {
+        None | Some(Json::Null) => {}
+        Some(structured) => return Some(structured.clone()),
+    }
+    let content = result.get("content")?.as_array()?;
+    let texts: Option<Vec<&str>> = content.iter().map(item_text).collect();
+    Some(Json::String(texts?.join("\n")))
+}
+
+/// The text of one content item; `None` for content that is not text.
+fn item_text(item: &Json) -> Option<&str> {
+    match item.get("type").and_then(Json::as_str)? {
+        "text" => item.get("text")?.as_str(),
+        "resource" => item.get("resource")?.get("text")?.as_str(),
+        _ => None,
+    }
+}
+
 /// A call held for approval.
 pub(super) struct Pending {
     pub id: String,

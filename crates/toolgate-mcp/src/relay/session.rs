@@ -2,7 +2,9 @@
 //! flight, held calls, questions asked of the user), takes one [`Event`] at
 //! a time and acts on it with one `match`. It never awaits the gateway: a
 //! `tools/call` is decided in a task of its `calls` set, a journal write (an
-//! `execution` record, a tool notice) in a task of its `records` set, so
+//! `execution` record with the observation of the output, a tool notice) in
+//! a task of its `records` set (a later `tools/call` waits for the
+//! observations of the outputs the client already has: [`Observing`]), so
 //! the upstream's next messages (progress, notifications, other results)
 //! are never stuck behind a decision or a journal write. Both sets are the
 //! session's: when it ends, its calls are dropped and its records get
@@ -82,6 +84,46 @@ struct State {
     elicits: bool,
     /// The proxy's own questions to the client, by id, awaiting answers.
     asked: HashMap<Id, oneshot::Sender<Envelope>>,
+    /// Results sent to the client whose outputs are still being observed.
+    observing: Observing,
+}
+
+/// Results already sent to the client whose `complete` (the `execution`
+/// record and the observation of what the agent read) is still being
+/// written. A `tools/call` that comes after them is decided only once they
+/// are written: the agent may have read those outputs, so the decision
+/// must see them (a `session.tainted` guard must not race the write).
+#[derive(Default)]
+struct Observing(Vec<watch::Receiver<()>>);
+
+impl Observing {
+    /// Starts an observation: in progress until the sender is dropped.
+    fn start(&mut self) -> watch::Sender<()> {
+        self.0.retain(|rx| rx.has_changed().is_ok());
+        let (tx, rx) = watch::channel(());
+        self.0.push(rx);
+        tx
+    }
+
+    /// What a decision starting now waits for: the observations in progress.
+    fn barrier(&mut self) -> Barrier {
+        self.0.retain(|rx| rx.has_changed().is_ok());
+        Barrier(self.0.clone())
+    }
+}
+
+/// Observations a call's decision waits for (see [`Observing`]).
+#[derive(Debug, Default)]
+pub(super) struct Barrier(Vec<watch::Receiver<()>>);
+
+impl Barrier {
+    /// Waits until each has been written (or abandoned: its session stopped).
+    pub(super) async fn wait(self) {
+        for mut rx in self.0 {
+            // `()` is never sent: this ends when the sender is dropped.
+            while rx.changed().await.is_ok() {}
+        }
+    }
 }
 
 /// The session was stopped while the loop waited.
@@ -281,6 +323,7 @@ impl Session {
             options: self.setup.options,
             elicits: self.state.elicits,
             asks: self.asks.0.clone(),
+            after: self.state.observing.barrier(),
         };
         let handle = self
             .calls
@@ -348,12 +391,18 @@ impl Session {
             }
             Some(Inflight::Call(key)) => {
                 // The result goes to the client first; its `execution` record
-                // is written beside it, off this loop.
+                // and the observation of its output are written beside it,
+                // off this loop (the session's next decisions wait for them).
                 let outcome = reply::call_outcome(&envelope);
+                let output = reply::call_output(&envelope);
+                let observing = self.state.observing.start();
                 self.send(To::Client, envelope).await?;
                 let decider = self.setup.decider.clone();
-                self.record(async move { decider.complete(&key, outcome).await })
-                    .await
+                self.record(async move {
+                    decider.complete(&key, outcome, output.as_ref()).await;
+                    drop(observing);
+                })
+                .await
             }
             None => self.send(To::Client, envelope).await,
         }

@@ -14,6 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::Receiver;
 
+mod sessions;
+
 /// Every message the relay queued on `rx` so far, parsed.
 fn drain(rx: &mut Receiver<Outgoing>) -> Vec<Json> {
     let mut out = Vec::new();
@@ -521,7 +523,7 @@ agent a {
     let checked = toolgate_check::check(&parsed.file, policy);
     let visibility = Visibility::of(&checked.policy.unwrap(), "a").unwrap();
     let fake = Arc::new(FakeDecider::default());
-    let mut s = session_over(Options::default(), fake, visibility);
+    let mut s = session_over(Options::default(), fake, visibility, "s_1");
     let tools = json!([{"name": "read_file"}, {"name": "stat"}, {"name": "rm_rf"}]);
     client(
         &s.relay,
