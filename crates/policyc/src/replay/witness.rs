@@ -75,7 +75,7 @@ impl Witnesses {
             return Vec::new();
         };
         let req = request(call, now, Some(session));
-        match self.engine.decide(&req).rule {
+        match self.engine.decide(&req).rule() {
             Some(rule) => provenance::endorsed_keys(&call.args, &rule.endorse),
             None => Vec::new(),
         }
