@@ -98,45 +98,17 @@ fn push_json(text: &mut String, v: &serde_json::Value) {
 
 /// Every request value `cond` reads, added to `out` once each.
 pub(crate) fn reads(cond: &Cond, out: &mut Vec<Read>) {
-    let mut add = |r: Read| {
-        if !out.contains(&r) {
-            out.push(r);
-        }
+    let read = match cond {
+        Cond::Arg(p) | Cond::HasArg(p) => Some(Read::Arg(p.clone())),
+        Cond::Ctx(f) | Cond::HasCtx(f) => Some(Read::Ctx(f.clone())),
+        Cond::Tenant => Some(Read::Tenant),
+        Cond::Env => Some(Read::Env),
+        Cond::Now => Some(Read::Now),
+        Cond::Tainted | Cond::Calls(_) | Cond::From(..) => Some(Read::Session),
+        _ => None,
     };
-    match cond {
-        Cond::Arg(p) | Cond::HasArg(p) => add(Read::Arg(p.clone())),
-        Cond::Ctx(f) | Cond::HasCtx(f) => add(Read::Ctx(f.clone())),
-        Cond::Tenant => add(Read::Tenant),
-        Cond::Env => add(Read::Env),
-        Cond::Now => add(Read::Now),
-        Cond::Tainted | Cond::Calls(_) => add(Read::Session),
-        Cond::From(x, _) => {
-            add(Read::Session);
-            reads(x, out);
-        }
-        Cond::Const(_)
-        | Cond::Dur(_)
-        | Cond::Agent
-        | Cond::Tool
-        | Cond::Elem
-        | Cond::ElemField(_)
-        | Cond::HasElem(_) => {}
-        Cond::Len(x)
-        | Cond::Lower(x)
-        | Cond::Text(_, x)
-        | Cond::Time(_, x)
-        | Cond::Url(_, x)
-        | Cond::Not(x)
-        | Cond::Match(x, _)
-        | Cond::Extract(_, x)
-        | Cond::IsNull(x) => reads(x, out),
-        Cond::And(xs) | Cond::Or(xs) => xs.iter().for_each(|x| reads(x, out)),
-        Cond::Binary(_, l, r)
-        | Cond::Quant(_, l, r)
-        | Cond::Within(l, r)
-        | Cond::Arith(_, l, r) => {
-            reads(l, out);
-            reads(r, out);
-        }
+    if let Some(r) = read.filter(|r| !out.contains(r)) {
+        out.push(r);
     }
+    cond.each_operand(&mut |x| reads(x, out));
 }

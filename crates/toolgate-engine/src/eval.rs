@@ -193,7 +193,47 @@ impl Cond {
         }
     }
 
-    fn value<'a>(&'a self, env: &Scope<'a>) -> Result<Val<'a>, EvalError> {
+    /// Calls `f` on each condition or operand directly under this one.
+    pub(crate) fn each_operand<'a>(&'a self, f: &mut dyn FnMut(&'a Cond)) {
+        match self {
+            Cond::Len(x)
+            | Cond::Lower(x)
+            | Cond::Text(_, x)
+            | Cond::Time(_, x)
+            | Cond::Url(_, x)
+            | Cond::Not(x)
+            | Cond::Match(x, _)
+            | Cond::Extract(_, x)
+            | Cond::IsNull(x)
+            | Cond::From(x, _) => f(x),
+            Cond::And(xs) | Cond::Or(xs) => xs.iter().for_each(f),
+            Cond::Binary(_, l, r)
+            | Cond::Quant(_, l, r)
+            | Cond::Within(l, r)
+            | Cond::Arith(_, l, r) => {
+                f(l);
+                f(r);
+            }
+            Cond::Const(_)
+            | Cond::Arg(_)
+            | Cond::Ctx(_)
+            | Cond::Tenant
+            | Cond::Env
+            | Cond::Agent
+            | Cond::Tool
+            | Cond::Elem
+            | Cond::ElemField(_)
+            | Cond::HasElem(_)
+            | Cond::HasArg(_)
+            | Cond::HasCtx(_)
+            | Cond::Now
+            | Cond::Dur(_)
+            | Cond::Tainted
+            | Cond::Calls(_) => {}
+        }
+    }
+
+    pub(crate) fn value<'a>(&'a self, env: &Scope<'a>) -> Result<Val<'a>, EvalError> {
         let ctx = env.req.context;
         match self {
             Cond::Const(v) => Ok(Val::from_const(v)),

@@ -82,6 +82,12 @@ impl Engine {
     pub fn decide(&self, req: &Request<'_>) -> Decision<'_> {
         self.table.decide(req)
     }
+
+    /// What deciding `req` may ask its session: a superset of the lookups
+    /// [`Engine::decide`] makes, for a store that answers them in one trip.
+    pub fn session_asks(&self, req: &Request<'_>) -> provenance::SessionAsks {
+        self.table.session_asks(req)
+    }
 }
 
 #[cfg(test)]

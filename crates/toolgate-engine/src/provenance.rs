@@ -12,6 +12,7 @@
 pub(crate) mod decide;
 mod session;
 
+pub use crate::table::SessionAsks;
 pub use session::{all_trusted, has_value, label_at, leaf_keys};
 pub use session::{MemorySession, SessionError, SessionView, Sources, Witness};
 

@@ -10,6 +10,9 @@
 //! agent's, in the same order as before). An agent without rules of its own
 //! never looks further than the shared cell.
 
+mod asks;
+pub use asks::SessionAsks;
+
 use crate::cache::{self, Cache, CellOutcome};
 use crate::decision::{Budgeted, Decision, RuleInfo};
 use crate::eval::{Cond, Scope};

@@ -506,7 +506,7 @@ impl Gateway {
         if let Some(reason) = self.oversized(call, args_bytes) {
             return self.deny_oversized(call, args_bytes, reason, now).await;
         }
-        let lens = self.session_lens(call, now).await;
+        let lens = self.session_lens(call, &policy, now).await;
         let req = request(call, now, lens.as_ref().map(|l| l as &dyn SessionView));
         let settled = self.settle(&policy, call, &req, now).await?;
         self.compare_shadow(&policy, call, &req).await?;

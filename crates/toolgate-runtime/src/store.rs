@@ -21,7 +21,8 @@ pub mod session;
 
 pub use memory::{replay, MemoryStore, ReplayError, StoreState};
 pub use session::{
-    SessionChange, SessionKey, SessionLimits, SessionRead, SessionSummary, SessionWrite,
+    SessionAnswers, SessionChange, SessionKey, SessionLimits, SessionLookup, SessionQuery,
+    SessionRead, SessionSummary, SessionWrite,
 };
 
 use crate::record::{ApprovalGranted, ApprovalRejected, ApprovalRequested, KillSwitch};
@@ -345,8 +346,8 @@ pub struct StoreSizes {
     pub kill_scopes: usize,
 }
 
-/// What a store that keeps no sessions (Redis, for now) answers to session
-/// operations: the store's denial, so provenance conditions fail closed.
+/// What a store that keeps no sessions answers to session operations: the
+/// store's denial, so provenance conditions fail closed.
 pub const NO_SESSIONS: &str = "this state store keeps no sessions: session operations fail closed";
 
 /// Tokens of approvals with no expiry expire this long after they are issued.
@@ -523,8 +524,9 @@ pub trait Store: Send + Sync {
         let _ = change;
         Err(StoreError(NO_SESSIONS.to_string()))
     }
-    /// What a decision at `now` reads of a session (an id never seen is an
-    /// empty session; an evicted or capped one is [`SessionRead::Gone`]).
+    /// The whole session at `now` (an id never seen is an empty session; an
+    /// evicted or capped one is [`SessionRead::Gone`]): for inspection, not
+    /// for decisions, which read [`Store::session_lookup`].
     async fn session(&self, key: &SessionKey, now: u64) -> Result<SessionRead, StoreError> {
         let _ = (key, now);
         Err(StoreError(NO_SESSIONS.to_string()))
@@ -541,6 +543,20 @@ pub trait Store: Send + Sync {
         Ok(match self.session(key, now).await? {
             SessionRead::Live(s) => Some(s.summary()),
             SessionRead::Gone => None,
+        })
+    }
+    /// What one decision at `now` asks of a session ([`SessionQuery`]), and
+    /// nothing more: a networked store answers it in one round trip. By
+    /// default answered from [`Store::session`].
+    async fn session_lookup(
+        &self,
+        key: &SessionKey,
+        query: &SessionQuery,
+        now: u64,
+    ) -> Result<SessionLookup, StoreError> {
+        Ok(match self.session(key, now).await? {
+            SessionRead::Live(s) => SessionLookup::Live(s.answer(query)),
+            SessionRead::Gone => SessionLookup::Gone,
         })
     }
     /// Whether the store answers now (for `/readyz`); an embedded store always does.

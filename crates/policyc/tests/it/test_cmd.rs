@@ -29,7 +29,11 @@ fn the_shipped_test_files_pass() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let run = policyc(&root, &["test", "policies/"]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    assert!(run.stdout.contains(" 0 failed (10 files)"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(" 0 failed (10 files)"),
+        "{}",
+        run.stdout
+    );
     assert!(
         run.stdout
             .contains("ok   policies/support-desk.test.toml: scenario the incident"),

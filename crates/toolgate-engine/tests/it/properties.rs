@@ -29,11 +29,12 @@ tool t.w3 write { l: list<string>, o?: { x: int }, p?: list<{ e: string, n?: int
 const READ_TOOLS: [&str; 2] = ["t.r1", "t.r2"];
 const WRITE_TOOLS: [&str; 3] = ["t.w1", "t.w2", "t.w3"];
 
-const CONDITIONS: [&str; 50] = [
+const CONDITIONS: [&str; 51] = [
     "has args.s and args.s from user",
     "has args.s and args.s from trusted",
     "has args.n and args.n from tool t.r1",
     "has args.l and all x in args.l: x from ctx",
+    "has args.p and any x in args.p: x.e from tool t.r2 or x.e from user",
     "has args.s and not (args.s from tool t.r2)",
     "session.tainted",
     "session.calls(t.r1) > 1",
@@ -638,6 +639,40 @@ proptest! {
         }
     }
 
+    /// What a store is asked before deciding covers every lookup the
+    /// decision makes (a store that answers only the asks answers it all).
+    #[test]
+    fn session_asks_cover_every_lookup(p in policy(), reqs in prop::collection::vec(request(), 1..8)) {
+        let Some(ir) = compile(&p.text()) else { return Ok(()) };
+        let engine = Engine::new(&ir, "p.policy").expect("compiles");
+        // Every agent and tool, so that the cells with session conditions are reached.
+        let every = reqs.iter().flat_map(|r| {
+            ["a1", "a2"].into_iter().flat_map(move |agent| {
+                READ_TOOLS.into_iter().chain(WRITE_TOOLS).map(move |tool| (r, agent, tool))
+            })
+        });
+        for (r, agent, tool) in every {
+            let Some(session) = &r.session else { continue };
+            let mut req = r.as_request();
+            (req.agent, req.tool) = (agent, tool);
+            let asks = engine.session_asks(&req);
+            let recorder = Recorder { inner: session, seen: Default::default() };
+            req.session = Some(&recorder);
+            engine.decide(&req);
+            let seen = recorder.seen.into_inner().unwrap_or_else(|p| p.into_inner());
+            for (key, tool) in &seen.keys {
+                prop_assert!(asks.keys.contains(key), "{key:?} not asked: {asks:?}\n{}", p.text());
+                if let Some(t) = tool {
+                    prop_assert!(asks.tools.contains(t), "tool {t} not asked: {asks:?}");
+                }
+            }
+            for t in &seen.calls {
+                prop_assert!(asks.calls.contains(t), "calls of {t} not asked: {asks:?}");
+            }
+            prop_assert!(!seen.tainted || asks.tainted, "taint not asked: {asks:?}");
+        }
+    }
+
     #[test]
     fn default_deny_and_monotonic(p in policy(), r in request(), drop in any::<prop::sample::Index>()) {
         let text = p.text();
@@ -754,4 +789,54 @@ fn generators_reach_every_kind_of_decision() {
         "only {clean} of 1000 generated policies check clean"
     );
     assert_eq!(seen.len(), 9, "decisions seen: {seen:?}");
+}
+
+/// A session that notes every lookup made of it.
+#[derive(Debug)]
+struct Recorder<'a> {
+    inner: &'a MemorySession,
+    seen: std::sync::Mutex<Lookups>,
+}
+
+#[derive(Debug, Default)]
+struct Lookups {
+    keys: Vec<(Key, Option<String>)>,
+    calls: Vec<String>,
+    tainted: bool,
+}
+
+impl Recorder<'_> {
+    fn note(&self, f: impl FnOnce(&mut Lookups)) {
+        f(&mut self.seen.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+}
+
+impl SessionView for Recorder<'_> {
+    fn sources(
+        &self,
+        key: &Key,
+    ) -> Result<toolgate_engine::provenance::Sources, toolgate_engine::provenance::SessionError>
+    {
+        self.note(|l| l.keys.push((key.clone(), None)));
+        self.inner.sources(key)
+    }
+
+    fn in_output_of(
+        &self,
+        key: &Key,
+        tool: &str,
+    ) -> Result<bool, toolgate_engine::provenance::SessionError> {
+        self.note(|l| l.keys.push((key.clone(), Some(tool.to_string()))));
+        self.inner.in_output_of(key, tool)
+    }
+
+    fn tainted(&self) -> Result<bool, toolgate_engine::provenance::SessionError> {
+        self.note(|l| l.tainted = true);
+        self.inner.tainted()
+    }
+
+    fn calls(&self, tool: &str) -> Result<u64, toolgate_engine::provenance::SessionError> {
+        self.note(|l| l.calls.push(tool.to_string()));
+        self.inner.calls(tool)
+    }
 }

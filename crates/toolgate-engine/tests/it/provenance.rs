@@ -231,3 +231,40 @@ fn an_approval_decision_carries_the_paths_its_grant_endorses() {
         "endorsed is trusted, never `from user`"
     );
 }
+
+/// What a decision asks its session, found before deciding: every element
+/// of every quantifier, both sides of `and`, the counts and the taint of
+/// the cell's rules, and nothing for a cell without session conditions.
+#[test]
+fn session_asks_name_every_value_count_and_flag_the_cell_reads() {
+    use toolgate_engine::provenance::Key;
+    let (_, engine) = compiled(BANK);
+    let context = json!({ "tenant": "acme", "env": "prod" });
+    let args = mail(
+        &["ann@acme.com", "bob@acme.com"],
+        "see https://a.example/x and www.b.example",
+    );
+    let owned = support::request_in("mail.send", args, context.clone());
+    let asks = engine.session_asks(&owned.as_request());
+    let keys = |vs: &[&str]| -> std::collections::BTreeSet<Key> {
+        vs.iter().map(|v| Key::text(v).expect("a key")).collect()
+    };
+    let want = keys(&[
+        "ann@acme.com",
+        "bob@acme.com",
+        "https://a.example/x",
+        "www.b.example",
+    ]);
+    assert_eq!(asks.keys, want);
+    assert!(asks.tools.is_empty());
+    assert_eq!(asks.calls.iter().collect::<Vec<_>>(), ["mail.send"]);
+    assert!(asks.tainted);
+    let pay = json!({ "iban": "DE89 3704 0044 0532 0130 00", "amount": 250 });
+    let owned = support::request_in("pay", pay, context.clone());
+    let asks = engine.session_asks(&owned.as_request());
+    let mut want = keys(&["DE89 3704 0044 0532 0130 00"]);
+    want.insert(Key::number(250.0));
+    assert_eq!(asks.keys, want);
+    let owned = support::request_in("contacts.find", json!({ "name": "ann" }), context);
+    assert!(engine.session_asks(&owned.as_request()).is_empty());
+}

@@ -295,7 +295,7 @@ impl Gateway {
                 .or_else(|| call.session.clone()),
             ..call.clone()
         };
-        let lens = self.session_lens(call, now).await;
+        let lens = self.session_lens(call, &policy, now).await;
         let req = request(call, now, lens.as_ref().map(|l| l as &dyn SessionView));
         let decision = policy.engine.decide(&req);
         let refused = match &decision {

@@ -14,9 +14,11 @@ use super::{Call, CompiledPolicy, DigestKey, Gateway, GatewayError};
 use crate::record::{SessionCall, SessionEndorsed, SessionObserved, SessionTurn};
 use crate::refusal::Refusal;
 use crate::store::session::{source, MAX_SESSION_CHARS};
-use crate::store::{SessionChange, SessionKey, SessionRead, SessionSummary, SessionWrite};
+use crate::store::{SessionAnswers, SessionChange, SessionKey, SessionLookup, SessionQuery};
+use crate::store::{SessionSummary, SessionWrite};
 use serde_json::Value as Json;
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use toolgate_check::ir;
 use toolgate_engine::provenance::{self, Key, SessionError, SessionView, Sources};
 use toolgate_engine::{Decision, Request};
@@ -73,20 +75,22 @@ impl DigestKey {
     }
 }
 
-/// A session as the engine reads it for one decision: the store's answer,
-/// looked up by keyed digests. A store that could not answer, a tombstone:
-/// every lookup is an error (the condition fails closed).
+/// A session as the engine reads it for one decision: the store's answers
+/// to what the decision asks ([`Engine::session_asks`](toolgate_engine::Engine::session_asks)),
+/// looked up by keyed digests. A store that could not answer, a tombstone,
+/// a lookup that was not asked (it cannot happen: the asks are a superset):
+/// an error (the condition fails closed).
 #[derive(Debug)]
 pub(super) struct SessionLens<'a> {
-    read: Result<SessionRead, SessionError>,
+    read: Result<SessionLookup, SessionError>,
     key: &'a DigestKey,
 }
 
 impl SessionLens<'_> {
-    fn live(&self) -> Result<&crate::store::session::Session, SessionError> {
+    fn live(&self) -> Result<&SessionAnswers, SessionError> {
         match &self.read {
-            Ok(SessionRead::Live(s)) => Ok(s),
-            Ok(SessionRead::Gone) => Err(SessionError::Gone),
+            Ok(SessionLookup::Live(s)) => Ok(s),
+            Ok(SessionLookup::Gone) => Err(SessionError::Gone),
             Err(e) => Err(e.clone()),
         }
     }
@@ -94,7 +98,10 @@ impl SessionLens<'_> {
 
 impl SessionView for SessionLens<'_> {
     fn sources(&self, key: &Key) -> Result<Sources, SessionError> {
-        let bits = self.live()?.sources(&self.key.session_digest(key));
+        let bits = self
+            .live()?
+            .sources(&self.key.session_digest(key))
+            .ok_or(SessionError::Unavailable)?;
         let mut out = Sources::NONE;
         for (bit, s) in [
             (source::USER, Sources::USER),
@@ -110,17 +117,48 @@ impl SessionView for SessionLens<'_> {
     }
 
     fn in_output_of(&self, key: &Key, tool: &str) -> Result<bool, SessionError> {
-        Ok(self
-            .live()?
-            .in_output_of(&self.key.session_digest(key), tool))
+        self.live()?
+            .in_output_of(&self.key.session_digest(key), tool)
+            .ok_or(SessionError::Unavailable)
     }
 
     fn tainted(&self) -> Result<bool, SessionError> {
-        Ok(self.live()?.tainted())
+        Ok(self.live()?.tainted)
     }
 
     fn calls(&self, tool: &str) -> Result<u64, SessionError> {
-        Ok(self.live()?.calls(tool))
+        self.live()?.calls(tool).ok_or(SessionError::Unavailable)
+    }
+}
+
+/// The session as the engine's walk over `from` operands sees it: only the
+/// call counts already read (`session.calls(T)` used as a value), noting
+/// any it lacks; every other lookup is an error (no operand makes one).
+#[derive(Debug, Default)]
+struct CountsProbe {
+    known: std::collections::BTreeMap<String, u64>,
+    missed: AtomicBool,
+}
+
+impl SessionView for CountsProbe {
+    fn sources(&self, _: &Key) -> Result<Sources, SessionError> {
+        Err(SessionError::Unavailable)
+    }
+
+    fn in_output_of(&self, _: &Key, _: &str) -> Result<bool, SessionError> {
+        Err(SessionError::Unavailable)
+    }
+
+    fn tainted(&self) -> Result<bool, SessionError> {
+        Err(SessionError::Unavailable)
+    }
+
+    fn calls(&self, tool: &str) -> Result<u64, SessionError> {
+        let known = self.known.get(tool).copied();
+        if known.is_none() {
+            self.missed.store(true, Ordering::Relaxed);
+        }
+        known.ok_or(SessionError::Unavailable)
     }
 }
 
@@ -190,7 +228,7 @@ impl Gateway {
         }
         let now = self.clock.now_ms();
         let policy = self.policy();
-        let lens = self.session_lens(call, now).await;
+        let lens = self.session_lens(call, &policy, now).await;
         let req = super::request(call, now, lens.as_ref().map(|l| l as &dyn SessionView));
         Ok(decide(&policy, &req))
     }
@@ -219,19 +257,77 @@ impl Gateway {
         Ok(written)
     }
 
-    /// The session a decision on `call` reads, if the call has one (a store
-    /// that cannot answer gives a view whose every lookup fails closed).
-    pub(super) async fn session_lens(&self, call: &Call, now: u64) -> Option<SessionLens<'_>> {
+    /// The session a decision on `call` by `policy` (and by the shadow
+    /// policy, which decides with the same view) reads, if the call has one:
+    /// what their cells may ask, read in one store lookup (a `from` whose
+    /// operand reads `session.calls(T)` needs the counts first: a second
+    /// one). A store that cannot answer gives a view whose every lookup
+    /// fails closed.
+    pub(super) async fn session_lens(
+        &self,
+        call: &Call,
+        policy: &CompiledPolicy,
+        now: u64,
+    ) -> Option<SessionLens<'_>> {
         let id = call.session.as_deref()?;
         let key = SessionKey::new(&call.context.tenant, id);
-        let read = self
-            .store
-            .session(&key, now)
-            .await
-            .map_err(|_| SessionError::Unavailable);
+        let shadow = self.shadow();
+        let mut probe = CountsProbe::default();
+        let mut read = Ok(SessionLookup::Live(SessionAnswers::default()));
+        for _ in 0..2 {
+            let Some(query) = self.session_query(call, now, policy, shadow.as_deref(), &probe)
+            else {
+                break;
+            };
+            read = self
+                .store
+                .session_lookup(&key, &query, now)
+                .await
+                .map_err(|_| SessionError::Unavailable);
+            match &read {
+                Ok(SessionLookup::Live(answers)) if *probe.missed.get_mut() => {
+                    probe = CountsProbe {
+                        known: answers.calls.clone(),
+                        missed: AtomicBool::new(false),
+                    };
+                }
+                _ => break,
+            }
+        }
         Some(SessionLens {
             read,
             key: &self.digest,
+        })
+    }
+
+    /// What deciding `call` by `policy` and `shadow` may ask its session, as
+    /// a store query of keyed digests (`None`: nothing, the store is not read).
+    fn session_query(
+        &self,
+        call: &Call,
+        now: u64,
+        policy: &CompiledPolicy,
+        shadow: Option<&CompiledPolicy>,
+        probe: &CountsProbe,
+    ) -> Option<SessionQuery> {
+        let req = super::request(call, now, Some(probe as &dyn SessionView));
+        let mut asks = policy.engine.session_asks(&req);
+        if let Some(shadow) = shadow {
+            let theirs = shadow.engine.session_asks(&req);
+            asks.keys.extend(theirs.keys);
+            asks.tools.extend(theirs.tools);
+            asks.calls.extend(theirs.calls);
+            asks.tainted |= theirs.tainted;
+        }
+        let digests: BTreeSet<String> = asks
+            .keys
+            .iter()
+            .map(|k| self.digest.session_digest(k))
+            .collect();
+        (!asks.is_empty()).then(|| SessionQuery {
+            digests: digests.into_iter().collect(),
+            tools: asks.tools.into_iter().collect(),
+            calls: asks.calls.into_iter().collect(),
         })
     }
 

@@ -11,8 +11,12 @@
 //! while it is exact (subscribed without a break since it was read); otherwise
 //! (a replica that may have missed a message) a write reads the hash itself.
 //!
+//! Sessions (`sessions.rs`): a hash per session, changed by one script,
+//! read by one `HMGET` of what the decision asks.
+//!
 //! Layout (prefix `P`, tenant `T` escaped): `P:{t:T}:budget:<sha256>` (sorted
 //! set), `P:{t:T}:pending:<id>` and `P:{t:T}:token:<sha256>` (JSON strings),
+//! `P:{t:T}:session:<id>` (hash),
 //! `P:{kill}:scopes` (hash), channel `P:kill`. The braces are Redis Cluster
 //! hash tags: each tenant's keys share one slot, so each script touches one
 //! slot. Everything expires with a Redis TTL.
@@ -21,6 +25,8 @@ use super::{
     Admitted, Approver, Binding, CallKey, KillScope, LeaseHolder, Pending, PendingState, Store,
     StoreError, Subject, Token, TOKEN_TTL_MS,
 };
+use super::{SessionChange, SessionKey, SessionLimits, SessionLookup, SessionQuery};
+use super::{SessionRead, SessionWrite};
 use crate::record::{ApprovalGranted, ApprovalRejected, ApprovalRequested, KillSwitch};
 use crate::record::{TokenIssued, TokenUsed};
 use crate::refusal::Refusal;
@@ -30,6 +36,7 @@ use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 mod layout;
+mod sessions;
 use layout::{valid_prefix, Keys, CAS, CONSUME, DUE, TAKE};
 
 /// What a replica does while Redis does not answer.
@@ -87,6 +94,10 @@ struct Inner {
     cas: redis::Script,
     take: redis::Script,
     due: redis::Script,
+    /// A session change ([`sessions::CHANGE`]).
+    session: redis::Script,
+    /// The sessions' TTL and cap.
+    session_limits: RwLock<SessionLimits>,
     /// Makes budget units unique across replicas.
     nonce: String,
     units: AtomicU64,
@@ -153,6 +164,8 @@ impl RedisStore {
             cas: redis::Script::new(CAS),
             take: redis::Script::new(TAKE),
             due: redis::Script::new(DUE),
+            session: redis::Script::new(sessions::CHANGE),
+            session_limits: RwLock::new(SessionLimits::default()),
             nonce: nonce.iter().map(|b| format!("{b:02x}")).collect(),
             units: AtomicU64::new(0),
         });
@@ -862,6 +875,23 @@ impl Store for RedisStore {
     async fn prune(&self, _now: u64) -> Result<(), StoreError> {
         // Every key carries its own TTL.
         Ok(())
+    }
+
+    async fn session_change(&self, change: &SessionChange) -> Result<SessionWrite, StoreError> {
+        self.inner.session_change(change).await
+    }
+
+    async fn session(&self, key: &SessionKey, now: u64) -> Result<SessionRead, StoreError> {
+        self.inner.session(key, now).await
+    }
+
+    async fn session_lookup(
+        &self,
+        key: &SessionKey,
+        query: &SessionQuery,
+        now: u64,
+    ) -> Result<SessionLookup, StoreError> {
+        self.inner.session_lookup(key, query, now).await
     }
 
     fn healthy(&self) -> bool {

@@ -80,27 +80,102 @@ pub mod source {
 
 /// What a session knows of one digest.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct Entry {
+pub(crate) struct Entry {
     /// [`source`] bits.
-    s: u8,
+    pub(crate) s: u8,
     /// Indices into `Session::tools` of the tools whose outputs held it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    t: Vec<u32>,
+    pub(crate) t: Vec<u32>,
 }
 
-/// One session's state.
+/// One session's state (the Redis store rebuilds it from its hash).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
-    index: HashMap<String, Entry>,
-    tools: Vec<String>,
-    calls: HashMap<String, u64>,
-    tainted: bool,
-    turns: u64,
-    observations: u64,
-    endorsements: u64,
-    last_seen: u64,
+    pub(crate) index: HashMap<String, Entry>,
+    pub(crate) tools: Vec<String>,
+    pub(crate) calls: HashMap<String, u64>,
+    pub(crate) tainted: bool,
+    pub(crate) turns: u64,
+    pub(crate) observations: u64,
+    pub(crate) endorsements: u64,
+    pub(crate) last_seen: u64,
     /// Evicted or over its cap at this time: a tombstone.
-    gone_at: Option<u64>,
+    pub(crate) gone_at: Option<u64>,
+}
+
+/// What one decision asks a session: the keyed digests of the values its
+/// `from` conditions read, the tools of its `from tool T` (asked about each
+/// digest), the tools of its `session.calls(T)`, and `session.tainted`.
+/// A store answers exactly these (Redis: one `HMGET`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionQuery {
+    /// Keyed digests, each once.
+    pub digests: Vec<String>,
+    /// Tools asked about each digest (`from tool T`).
+    pub tools: Vec<String>,
+    /// Tools whose allowed calls are counted.
+    pub calls: Vec<String>,
+}
+
+/// A session's answers to a [`SessionQuery`]; a digest or tool not asked
+/// is not answered (the decision's lookup fails closed).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionAnswers {
+    /// [`source`] bits of each digest asked (0: nowhere).
+    pub sources: BTreeMap<String, u8>,
+    /// The tools asked whose outputs held each digest asked.
+    pub outputs: BTreeMap<String, Vec<String>>,
+    /// The tools asked.
+    pub tools: Vec<String>,
+    /// Allowed calls of each tool asked.
+    pub calls: BTreeMap<String, u64>,
+    /// Whether untrusted content reached the agent.
+    pub tainted: bool,
+}
+
+impl SessionAnswers {
+    /// A new (or forgotten) session's answers: nothing seen, nothing counted.
+    pub fn empty(query: &SessionQuery) -> SessionAnswers {
+        SessionAnswers {
+            sources: query.digests.iter().map(|d| (d.clone(), 0)).collect(),
+            outputs: query
+                .digests
+                .iter()
+                .map(|d| (d.clone(), Vec::new()))
+                .collect(),
+            tools: query.tools.clone(),
+            calls: query.calls.iter().map(|t| (t.clone(), 0)).collect(),
+            tainted: false,
+        }
+    }
+
+    /// Where `digest` occurs; `None` when it was not asked.
+    pub fn sources(&self, digest: &str) -> Option<u8> {
+        self.sources.get(digest).copied()
+    }
+
+    /// Whether `digest` occurs in an output of `tool`; `None` when either was not asked.
+    pub fn in_output_of(&self, digest: &str, tool: &str) -> Option<bool> {
+        let held = self.outputs.get(digest)?;
+        self.tools
+            .iter()
+            .any(|t| t == tool)
+            .then(|| held.iter().any(|t| t == tool))
+    }
+
+    /// Allowed calls of `tool`; `None` when it was not asked.
+    pub fn calls(&self, tool: &str) -> Option<u64> {
+        self.calls.get(tool).copied()
+    }
+}
+
+/// A session as one decision reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionLookup {
+    /// Held (an id never seen is an empty session): the answers.
+    Live(SessionAnswers),
+    /// Evicted or over its cap: conditions on it are evaluation errors.
+    Gone,
 }
 
 /// What may be shown of a session (`GET /v1/sessions/{id}`): counts and the
@@ -126,6 +201,38 @@ pub enum SessionRead {
     Live(Arc<Session>),
     /// Evicted or over its cap: conditions on it are evaluation errors.
     Gone,
+}
+
+/// Where a session stands at a time (every store ages sessions by this).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Standing {
+    /// Held (or never seen).
+    Live,
+    /// A tombstone: evicted or over its cap less than one TTL ago.
+    Gone,
+    /// A tombstone one TTL old: the id is a new, empty session.
+    Forgotten,
+}
+
+impl Standing {
+    /// Where a session last changed at `seen` (`None`: never changed, or a
+    /// tombstone) and tombstoned at `gone_at` stands at `now`: idle for a
+    /// TTL, it became a tombstone when it went idle.
+    pub fn at(
+        seen: Option<u64>,
+        gone_at: Option<u64>,
+        now: u64,
+        limits: SessionLimits,
+    ) -> Standing {
+        let idle = seen
+            .map(|s| s.saturating_add(limits.ttl_ms))
+            .filter(|t| *t <= now);
+        match gone_at.or(idle) {
+            Some(g) if g.saturating_add(limits.ttl_ms) <= now => Standing::Forgotten,
+            Some(_) => Standing::Gone,
+            None => Standing::Live,
+        }
+    }
 }
 
 /// What became of a session change.
@@ -270,6 +377,26 @@ impl Session {
         }
     }
 
+    /// Its answers to `query`.
+    pub fn answer(&self, query: &SessionQuery) -> SessionAnswers {
+        let mut out = SessionAnswers::empty(query);
+        for d in &query.digests {
+            out.sources.insert(d.clone(), self.sources(d));
+            let held: Vec<String> = query
+                .tools
+                .iter()
+                .filter(|t| self.in_output_of(d, t))
+                .cloned()
+                .collect();
+            out.outputs.insert(d.clone(), held);
+        }
+        for t in &query.calls {
+            out.calls.insert(t.clone(), self.calls(t));
+        }
+        out.tainted = self.tainted;
+        out
+    }
+
     /// Whether it is a tombstone.
     pub fn is_gone(&self) -> bool {
         self.gone_at.is_some()
@@ -301,16 +428,11 @@ impl Session {
     /// The session as a decision at `now` reads it (what [`Session::age`]
     /// would make of it, without changing it).
     pub fn read_at(this: &Arc<Session>, now: u64, limits: SessionLimits) -> SessionRead {
-        let mut gone = this.gone_at;
-        if let Some(idle) = this.idle_since(limits).filter(|t| *t <= now) {
-            gone = Some(idle);
-        }
-        match gone {
-            Some(g) if g.saturating_add(limits.ttl_ms) <= now => {
-                SessionRead::Live(Arc::new(Session::default()))
-            }
-            Some(_) => SessionRead::Gone,
-            None => SessionRead::Live(Arc::clone(this)),
+        let seen = this.idle_since(limits).map(|_| this.last_seen);
+        match Standing::at(seen, this.gone_at, now, limits) {
+            Standing::Forgotten => SessionRead::Live(Arc::new(Session::default())),
+            Standing::Gone => SessionRead::Gone,
+            Standing::Live => SessionRead::Live(Arc::clone(this)),
         }
     }
 

@@ -1,16 +1,22 @@
 //! The memory store and the Redis store are one store: the same random
 //! sequence of budget consumes and clock steps (and of holds, approvals,
-//! token uses and kill switches) gets the same answers from both, against a real redis-server
-//! (installed by `scripts/setup-redis.sh`, started on its own port).
+//! token uses, kill switches, leases, and session changes and reads: turns,
+//! observations with labels, endorsements, counted calls, taint, the cap,
+//! eviction and tombstones) gets the same answers from both, against a real
+//! redis-server (installed by `scripts/setup-redis.sh`, started on its own port).
 
 use proptest::prelude::*;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use toolgate_runtime::record::{ApprovalGranted, ApprovalRequested, KillSwitch, TokenUsed};
+use toolgate_runtime::record::{SessionCall, SessionEndorsed, SessionObserved, SessionTurn};
 use toolgate_runtime::refusal::Refusal;
 use toolgate_runtime::store::redis::{RedisConfig, RedisDown, RedisStore};
 use toolgate_runtime::store::{
     Approver, Binding, CallKey, KillScope, LeaseHolder, MemoryStore, Store, Subject, TenantScope,
+};
+use toolgate_runtime::store::{
+    SessionChange, SessionKey, SessionLimits, SessionQuery, SessionRead,
 };
 use toolgate_testkit::redis::RedisServer;
 
@@ -38,6 +44,53 @@ enum Op {
     Take { id: u8 },
     /// Take the leases expired now.
     Expire,
+    /// A change to session `s` (turns, outputs, endorsements, calls).
+    Session { s: u8, change: Change },
+    /// What a decision asks session `s`, and the whole session.
+    Read {
+        s: u8,
+        digests: Vec<u8>,
+        tools: Vec<u8>,
+    },
+}
+
+/// A session change, its digests drawn from a small alphabet so that
+/// changes overlap and the cap (8 digests) is reached.
+#[derive(Clone, Debug)]
+enum Change {
+    Turn(Vec<u8>),
+    Observed {
+        tool: u8,
+        trusted: Vec<u8>,
+        untrusted: Vec<u8>,
+        taints: bool,
+    },
+    Endorsed(Vec<u8>),
+    Call(u8),
+    /// A change journaled over the cap (its digests dropped).
+    Capped,
+}
+
+/// The sessions' TTL (ms) and cap in this test: clock steps reach both.
+const SESSION_LIMITS: SessionLimits = SessionLimits {
+    ttl_ms: 100,
+    max_digests: 8,
+};
+
+fn digests() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(0u8..12, 0..5)
+}
+
+fn change() -> impl Strategy<Value = Change> {
+    prop_oneof![
+        2 => digests().prop_map(Change::Turn),
+        3 => (0u8..3, digests(), digests(), any::<bool>()).prop_map(|(tool, trusted, untrusted, taints)| {
+            Change::Observed { tool, trusted, untrusted, taints }
+        }),
+        1 => digests().prop_map(Change::Endorsed),
+        2 => (0u8..3).prop_map(Change::Call),
+        1 => Just(Change::Capped),
+    ]
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -54,6 +107,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0u8..3).prop_map(|id| Op::Release { id }),
         2 => (0u8..3).prop_map(|id| Op::Take { id }),
         1 => Just(Op::Expire),
+        6 => (0u8..2, change()).prop_map(|(s, change)| Op::Session { s, change }),
+        3 => (0u8..2, digests(), prop::collection::vec(0u8..3, 0..3))
+            .prop_map(|(s, digests, tools)| Op::Read { s, digests, tools }),
     ]
 }
 
@@ -90,6 +146,10 @@ async fn run(store: &dyn Store, tenant: &str, ops: &[Op]) -> Vec<String> {
     for op in ops {
         if let Some(leased) = leases(store, tenant, op, now).await {
             out.push(leased);
+            continue;
+        }
+        if let Some(answer) = sessions(store, tenant, op, now).await {
+            out.push(answer);
             continue;
         }
         let answer = match op {
@@ -173,12 +233,14 @@ async fn run(store: &dyn Store, tenant: &str, ops: &[Op]) -> Vec<String> {
                     r.map(|r| r.map_err(|e| matches!(e, Refusal::TokenUnknown)))
                 )
             }
-            // Answered by `leases` above.
+            // Answered by `leases` and `sessions` above.
             Op::Reserve { .. }
             | Op::Open { .. }
             | Op::Release { .. }
             | Op::Take { .. }
-            | Op::Expire => continue,
+            | Op::Expire
+            | Op::Session { .. }
+            | Op::Read { .. } => continue,
         };
         out.push(answer);
     }
@@ -221,6 +283,118 @@ async fn leases(store: &dyn Store, tenant: &str, op: &Op, now: u64) -> Option<St
     })
 }
 
+fn digest(d: u8) -> String {
+    format!("{d:02}{}", "ab".repeat(15))
+}
+
+fn tool(t: u8) -> String {
+    format!("tool.{t}")
+}
+
+/// A session operation's answer (`None` for the other operations).
+async fn sessions(store: &dyn Store, tenant: &str, op: &Op, now: u64) -> Option<String> {
+    let key = |s: &u8| SessionKey::new(tenant, &format!("s{s}"));
+    let all = |ds: &[u8]| {
+        let set: std::collections::BTreeSet<String> = ds.iter().map(|d| digest(*d)).collect();
+        set.into_iter().collect::<Vec<String>>()
+    };
+    Some(match op {
+        Op::Session { s, change } => {
+            let (key, call, at) = (key(s), format!("c{now}"), now);
+            let change = match change {
+                Change::Turn(ds) => SessionChange::Turn(SessionTurn {
+                    key,
+                    chars: 10,
+                    digests: all(ds),
+                    capped: false,
+                    at,
+                }),
+                Change::Observed {
+                    tool: t,
+                    trusted,
+                    untrusted,
+                    taints,
+                } => SessionChange::Observed(SessionObserved {
+                    key,
+                    call,
+                    tool: tool(*t),
+                    bytes: 10,
+                    trusted: all(trusted),
+                    untrusted: all(untrusted),
+                    taints: *taints,
+                    capped: false,
+                    at,
+                }),
+                Change::Endorsed(ds) => SessionChange::Endorsed(SessionEndorsed {
+                    key,
+                    call,
+                    digests: all(ds),
+                    capped: false,
+                    at,
+                }),
+                Change::Call(t) => SessionChange::Call(SessionCall {
+                    key,
+                    call,
+                    tool: tool(*t),
+                    at,
+                }),
+                Change::Capped => SessionChange::Turn(SessionTurn {
+                    key,
+                    chars: 10,
+                    digests: Vec::new(),
+                    capped: true,
+                    at,
+                }),
+            };
+            format!("{:?}", store.session_change(&change).await)
+        }
+        Op::Read { s, digests, tools } => {
+            let query = SessionQuery {
+                digests: all(digests),
+                tools: {
+                    let set: std::collections::BTreeSet<String> =
+                        tools.iter().map(|t| tool(*t)).collect();
+                    set.into_iter().collect()
+                },
+                calls: (0..3).map(tool).collect(),
+            };
+            let lookup = store.session_lookup(&key(s), &query, now).await;
+            let whole = store.session(&key(s), now).await.map(|read| whole(&read));
+            format!("{lookup:?} {whole:?}")
+        }
+        _ => return None,
+    })
+}
+
+/// Everything a whole session says, in a fixed order.
+fn whole(read: &SessionRead) -> String {
+    let SessionRead::Live(s) = read else {
+        return "gone".into();
+    };
+    let mut out = format!(
+        "tainted {} counts {:?} digests {} gone {}",
+        s.tainted(),
+        s.counts(),
+        s.digests(),
+        s.is_gone()
+    );
+    for d in 0..12 {
+        let d = digest(d);
+        out.push_str(&format!(" {}", s.sources(&d)));
+        for t in 0..3 {
+            out.push_str(if s.in_output_of(&d, &tool(t)) {
+                "+"
+            } else {
+                "-"
+            });
+        }
+    }
+    for t in 0..3 {
+        out.push_str(&format!(" calls {}", s.calls(&tool(t))));
+    }
+    out
+}
+
 #[test]
 fn the_memory_and_redis_stores_answer_alike() {
     let server = RedisServer::start("equivalence");
@@ -236,12 +410,14 @@ fn the_memory_and_redis_stores_answer_alike() {
         timeout: Duration::from_secs(2),
     };
     let redis = rt.block_on(RedisStore::open(config)).unwrap();
+    redis.set_session_limits(SESSION_LIMITS);
     static CASE: AtomicU32 = AtomicU32::new(0);
     let cases = ProptestConfig::with_cases(48);
     proptest!(cases, |(ops in prop::collection::vec(op(), 1..60))| {
         // A tenant per case: each case starts from an empty state in both.
         let tenant = format!("case-{}", CASE.fetch_add(1, Ordering::SeqCst));
         let memory = MemoryStore::default();
+        memory.set_session_limits(SESSION_LIMITS);
         let (mine, theirs) = rt.block_on(async {
             (run(&memory, &tenant, &ops).await, run(&redis, &tenant, &ops).await)
         });

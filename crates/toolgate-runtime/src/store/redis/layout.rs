@@ -1,7 +1,7 @@
 //! The Redis store's layout: key names (prefix, tenant hash tags, escaping)
 //! and the server-side scripts.
 
-use crate::store::CallKey;
+use crate::store::{CallKey, SessionKey};
 
 /// The sliding window: drop units at or before `now - window`, take one if
 /// fewer than `limit` remain.
@@ -91,6 +91,10 @@ impl Keys {
             Some(t) => format!("{}:{kind}:*", self.tenant(t)),
             None => format!("{}:{{t:*}}:{kind}:*", self.prefix),
         }
+    }
+    /// A session's hash (`sessions.rs`).
+    pub(super) fn session(&self, key: &SessionKey) -> String {
+        format!("{}:session:{}", self.tenant(&key.tenant), esc(&key.session))
     }
     pub(super) fn lease(&self, key: &CallKey) -> String {
         format!("{}:lease:{}", self.tenant(&key.tenant), esc(&key.id))
