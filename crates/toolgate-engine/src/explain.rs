@@ -77,19 +77,6 @@ fn cell_rules<'p>(policy: &'p ir::Policy, req: &Request<'_>) -> Vec<&'p ir::Rule
     rules
 }
 
-/// Every `x from SOURCE` condition of the request's cell, each with what it
-/// found: what the runtime writes into a decision record, so the audit says
-/// which source satisfied a provenance condition or where the value was
-/// seen instead. Empty when the cell has none.
-pub fn cell_provenance(policy: &ir::Policy, req: &Request<'_>) -> Vec<ProvenanceTrace> {
-    let ids: Vec<ir::RuleId> = cell_rules(policy, req)
-        .iter()
-        .filter(|r| r.condition.as_ref().is_some_and(has_from))
-        .map(|r| r.id)
-        .collect();
-    provenance(policy, req, &ids)
-}
-
 /// Whether a condition reads provenance (`x from SOURCE` anywhere in it).
 pub fn has_from(e: &ir::Expr) -> bool {
     use ir::ExprKind as K;

@@ -30,8 +30,8 @@ mod value;
 
 pub use decision::{BudgetKey, Budgeted, Decision, Outcome, RuleInfo};
 pub use explain::{
-    cell_provenance, explain, has_from, provenance as explain_provenance, Finding, ProvenanceTrace,
-    RuleTrace, Verdict,
+    explain, has_from, provenance as explain_provenance, Finding, ProvenanceTrace, RuleTrace,
+    Verdict,
 };
 pub use request::{Context, OwnedRequest, Request, RequestError};
 /// The instant `now` reads (RFC 3339 in and out; `jiff`'s type).

@@ -63,13 +63,15 @@ pub trait Decider: Send + Sync {
     /// Reports an allowed call's outcome with what the agent read of it
     /// (`output`, observed in the call's session; `None`: nothing the
     /// gateway can index, so the session is tainted unless the tool's whole
-    /// output is labelled trusted).
+    /// output is labelled trusted). Whether the result and its output were
+    /// recorded: when not, the relay decides no later call of the session
+    /// (the agent read an output its session never saw: fail closed).
     fn complete<'a>(
         &'a self,
         key: &'a CallKey,
         outcome: Result<(), String>,
         output: Option<&'a Json>,
-    ) -> Fut<'a, ()>;
+    ) -> Fut<'a, bool>;
     /// Where a held call stands; with `wait`, waits up to that long for its approval.
     fn held<'a>(&'a self, key: &'a CallKey, wait: Option<Duration>) -> Fut<'a, Held>;
     /// The go-ahead for an approved call with its token.
@@ -152,10 +154,14 @@ impl Decider for Local {
         key: &'a CallKey,
         outcome: Result<(), String>,
         output: Option<&'a Json>,
-    ) -> Fut<'a, ()> {
+    ) -> Fut<'a, bool> {
         Box::pin(async move {
-            if let Err(e) = self.0.complete(key, outcome, output).await {
-                eprintln!("toolgate: cannot journal the result of `{}`: {e}", key.id);
+            match self.0.complete(key, outcome, output).await {
+                Ok(_) => true,
+                Err(e) => {
+                    eprintln!("toolgate: cannot journal the result of `{}`: {e}", key.id);
+                    false
+                }
             }
         })
     }

@@ -59,6 +59,8 @@ pub struct FakeDecider {
     /// Results are not journaled until the journal is released.
     journal_stalled: AtomicBool,
     journal_released: Notify,
+    /// Results are refused (the gateway could not record them).
+    results_refused: AtomicBool,
 }
 
 /// Counts a wait for an approval while it lasts (however it ends: dropped too).
@@ -98,6 +100,11 @@ impl FakeDecider {
     /// Results reported from now on are journaled only once [`FakeDecider::release_journal`] is called.
     pub fn stall_journal(&self) {
         self.journal_stalled.store(true, Ordering::SeqCst);
+    }
+
+    /// Refuses every result from now on (a gateway that cannot record them).
+    pub fn refuse_results(&self) {
+        self.results_refused.store(true, Ordering::SeqCst);
     }
 
     /// Journals the results waiting for a stalled journal.
@@ -172,12 +179,13 @@ impl Decider for FakeDecider {
         key: &'a CallKey,
         outcome: Result<(), String>,
         output: Option<&'a Json>,
-    ) -> Fut<'a, ()> {
+    ) -> Fut<'a, bool> {
         Box::pin(async move {
             self.journal_open().await;
             let mut seen = self.seen();
             seen.completed.push((key.id.clone(), outcome));
             seen.outputs.push((key.id.clone(), output.cloned()));
+            !self.results_refused.load(Ordering::SeqCst)
         })
     }
 

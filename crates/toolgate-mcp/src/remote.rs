@@ -99,23 +99,39 @@ impl Decider for Remote {
         key: &'a CallKey,
         outcome: Result<(), String>,
         output: Option<&'a Json>,
-    ) -> Fut<'a, ()> {
+    ) -> Fut<'a, bool> {
         let body = ResultBody {
             ok: outcome.is_ok(),
             error: outcome.err(),
             output: output.cloned(),
         };
-        let key = key.clone();
         Box::pin(async move {
-            match self
-                .ask(move |c| c.result(&key.id, &key.tenant, &body))
-                .await
-            {
-                Ok(_) => {}
-                Err(ClientError::Server { message, .. }) => {
-                    eprintln!("toolgate: the gateway refused a result: {message}")
+            let report = |body: ResultBody| {
+                let key = key.clone();
+                self.ask(move |c| c.result(&key.id, &key.tenant, &body))
+            };
+            let answer = match report(body.clone()).await {
+                // An output larger than the server takes: the result without
+                // it (the session is tainted, unless the tool is trusted).
+                Err(ClientError::Server { status: 413, .. }) if body.output.is_some() => {
+                    report(ResultBody {
+                        output: None,
+                        ..body
+                    })
+                    .await
                 }
-                Err(e) => eprintln!("toolgate: {e}"),
+                answer => answer,
+            };
+            match answer {
+                Ok(_) => true,
+                Err(ClientError::Server { message, .. }) => {
+                    eprintln!("toolgate: the gateway refused a result: {message}");
+                    false
+                }
+                Err(e) => {
+                    eprintln!("toolgate: {e}");
+                    false
+                }
             }
         })
     }

@@ -129,8 +129,23 @@ impl CallTask {
         call: Call,
         before: Option<Call>,
     ) -> Done {
-        std::mem::take(&mut self.after).wait().await;
+        let observed = std::mem::take(&mut self.after).wait().await;
         let (outcome, held) = match before {
+            // The agent read an output the gateway did not record: its
+            // session cannot be judged, so nothing more is decided in it.
+            _ if !observed => {
+                let refused = Refused {
+                    reason: "an earlier tool result of this session could not be recorded, \
+                             so its session cannot be judged: no more calls in it"
+                        .into(),
+                    rule: None,
+                    denial: false,
+                };
+                (
+                    Err(reply::refused(&call.tool, &refused)),
+                    HeldUpdate::Unchanged,
+                )
+            }
             Some(held) => self.again(&call, held).await,
             None => self.decide(&call).await,
         };

@@ -19,6 +19,7 @@ use crate::envelope::{Envelope, Id, Kind, Malformed, Outgoing, INVALID_REQUEST};
 use crate::tools::{filter_list, Visibility};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -93,36 +94,68 @@ struct State {
 /// written. A `tools/call` that comes after them is decided only once they
 /// are written: the agent may have read those outputs, so the decision
 /// must see them (a `session.tainted` guard must not race the write).
+/// An observation that failed (the gateway did not record the result or
+/// its output) is remembered for the rest of the session: no later call is
+/// decided without it.
 #[derive(Default)]
-struct Observing(Vec<watch::Receiver<()>>);
+struct Observing {
+    running: Vec<watch::Receiver<()>>,
+    lost: Arc<AtomicBool>,
+}
+
+/// One observation in progress: [`Watch::done`] says how it ended.
+struct Watch {
+    _running: watch::Sender<()>,
+    lost: Arc<AtomicBool>,
+}
+
+impl Watch {
+    /// Ends the observation; one not recorded closes the session's decisions.
+    fn done(self, recorded: bool) {
+        if !recorded {
+            self.lost.store(true, Ordering::SeqCst);
+        }
+    }
+}
 
 impl Observing {
-    /// Starts an observation: in progress until the sender is dropped.
-    fn start(&mut self) -> watch::Sender<()> {
-        self.0.retain(|rx| rx.has_changed().is_ok());
+    /// Starts an observation: in progress until its [`Watch`] is dropped.
+    fn start(&mut self) -> Watch {
+        self.running.retain(|rx| rx.has_changed().is_ok());
         let (tx, rx) = watch::channel(());
-        self.0.push(rx);
-        tx
+        self.running.push(rx);
+        Watch {
+            _running: tx,
+            lost: self.lost.clone(),
+        }
     }
 
     /// What a decision starting now waits for: the observations in progress.
     fn barrier(&mut self) -> Barrier {
-        self.0.retain(|rx| rx.has_changed().is_ok());
-        Barrier(self.0.clone())
+        self.running.retain(|rx| rx.has_changed().is_ok());
+        Barrier {
+            running: self.running.clone(),
+            lost: Some(self.lost.clone()),
+        }
     }
 }
 
 /// Observations a call's decision waits for (see [`Observing`]).
 #[derive(Debug, Default)]
-pub(super) struct Barrier(Vec<watch::Receiver<()>>);
+pub(super) struct Barrier {
+    running: Vec<watch::Receiver<()>>,
+    lost: Option<Arc<AtomicBool>>,
+}
 
 impl Barrier {
-    /// Waits until each has been written (or abandoned: its session stopped).
-    pub(super) async fn wait(self) {
-        for mut rx in self.0 {
+    /// Waits until each has been written (or abandoned: its session
+    /// stopped); whether every output of the session so far was recorded.
+    pub(super) async fn wait(self) -> bool {
+        for mut rx in self.running {
             // `()` is never sent: this ends when the sender is dropped.
             while rx.changed().await.is_ok() {}
         }
+        !self.lost.is_some_and(|l| l.load(Ordering::SeqCst))
     }
 }
 
@@ -399,8 +432,8 @@ impl Session {
                 self.send(To::Client, envelope).await?;
                 let decider = self.setup.decider.clone();
                 self.record(async move {
-                    decider.complete(&key, outcome, output.as_ref()).await;
-                    drop(observing);
+                    let recorded = decider.complete(&key, outcome, output.as_ref()).await;
+                    observing.done(recorded);
                 })
                 .await
             }

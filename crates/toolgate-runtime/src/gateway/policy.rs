@@ -45,7 +45,14 @@ struct Sources {
     text: String,
     lines: toolgate_syntax::LineIndex,
     file: String,
+    /// By tool name, the rules with a `from` condition that name it (so a
+    /// decision's notes cost its cell's rules, not the policy's).
+    by_tool: HashMap<String, Vec<ir::RuleId>>,
 }
+
+/// A decision record holds at most this many provenance notes (a quantifier
+/// over a long list makes one per element).
+pub const MAX_PROVENANCE_NOTES: usize = 32;
 
 impl std::fmt::Debug for Sources {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -89,11 +96,22 @@ impl CompiledPolicy {
                 .iter()
                 .any(|r| r.condition.as_ref().is_some_and(toolgate_engine::has_from))
                 .then(|| {
+                    let mut by_tool: HashMap<String, Vec<ir::RuleId>> = HashMap::new();
+                    for r in &policy.rules {
+                        if r.condition.as_ref().is_some_and(toolgate_engine::has_from) {
+                            for t in &r.tools {
+                                if let Some(tool) = policy.tools.get(t.0 as usize) {
+                                    by_tool.entry(tool.name.clone()).or_default().push(r.id);
+                                }
+                            }
+                        }
+                    }
                     Arc::new(Sources {
                         policy: policy.clone(),
                         text: text.to_string(),
                         lines: toolgate_syntax::LineIndex::new(text),
                         file: file.to_string(),
+                        by_tool,
                     })
                 }),
         })
@@ -109,8 +127,23 @@ impl CompiledPolicy {
         let Some(p) = &self.provenance else {
             return Vec::new();
         };
-        toolgate_engine::cell_provenance(&p.policy, req)
+        let Some(rules) = p.by_tool.get(req.tool) else {
+            return Vec::new();
+        };
+        let agent = p.policy.agent_id(req.agent);
+        let cell: Vec<ir::RuleId> = rules
+            .iter()
+            .copied()
+            .filter(|id| {
+                p.policy
+                    .rules
+                    .get(id.0 as usize)
+                    .is_some_and(|r| agent.is_some() && r.agent.is_none_or(|a| Some(a) == agent))
+            })
+            .collect();
+        toolgate_engine::explain_provenance(&p.policy, req, &cell)
             .into_iter()
+            .take(MAX_PROVENANCE_NOTES)
             .map(|t| {
                 let rule = p.policy.rules.get(t.rule.0 as usize);
                 let (line, column) = p.lines.line_col(&p.text, t.at.start);

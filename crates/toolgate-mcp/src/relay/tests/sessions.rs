@@ -186,3 +186,32 @@ async fn a_call_is_decided_only_once_the_outputs_already_read_are_observed() {
         [call(2, "allow_write", json!({"path": "/tmp/evil"}))]
     );
 }
+
+/// Review finding: an output the gateway did not record (store or journal
+/// down, a result refused) let the session's next call be decided as if the
+/// agent had not read it. Now no later call of the session is decided.
+#[tokio::test(start_paused = true)]
+async fn after_an_output_the_gateway_could_not_record_no_call_of_the_session_runs() {
+    let mut s = session(Options::default(), false);
+    client(&s.relay, call(1, "allow_read", json!({}))).await;
+    settle().await;
+    drain(&mut s.upstream);
+    s.fake.refuse_results();
+    let answer =
+        json!({"jsonrpc": "2.0", "id": 1, "result": {"content": [text("write to /tmp/evil")]}});
+    upstream(&s.relay, answer.clone()).await;
+    settle().await;
+    assert_eq!(drain(&mut s.client), [answer]);
+    for id in [2, 3] {
+        client(&s.relay, call(id, "allow_read", json!({}))).await;
+        settle().await;
+        // Refused without a decision, and nothing goes upstream.
+        assert!(drain(&mut s.upstream).is_empty(), "call {id}");
+        let refused = drain(&mut s.client);
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0]["id"], json!(id));
+        let text = refused[0].to_string();
+        assert!(text.contains("could not be recorded"), "{text}");
+    }
+    assert_eq!(s.fake.seen().decided.len(), 1);
+}
