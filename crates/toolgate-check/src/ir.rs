@@ -291,6 +291,34 @@ pub struct Expr {
     pub span: Span,
 }
 
+impl Expr {
+    /// Calls `f` on this expression and on every expression inside it, outer first.
+    pub fn visit(&self, f: &mut dyn FnMut(&Expr)) {
+        use ExprKind as K;
+        f(self);
+        match &self.kind {
+            K::Lit(_) | K::Path(_) | K::Elem | K::Has(_) | K::Now | K::Duration(_) => {}
+            K::SessionTainted | K::SessionCalls(_) => {}
+            K::Len(x)
+            | K::Lower(x)
+            | K::Text(_, x)
+            | K::Url(_, x)
+            | K::Not(x)
+            | K::Glob(x, _)
+            | K::Regex(x, _)
+            | K::IsNull(x)
+            | K::Time(_, x)
+            | K::From(x, _)
+            | K::Extract(_, x) => x.visit(f),
+            K::Within(a, b) | K::Binary(_, a, b) | K::Quant(_, a, b) | K::Arith(_, a, b) => {
+                a.visit(f);
+                b.visit(f);
+            }
+            K::And(xs) | K::Or(xs) => xs.iter().for_each(|x| x.visit(f)),
+        }
+    }
+}
+
 /// The kinds of [`Expr`].
 #[derive(Clone, Debug, PartialEq)]
 pub enum ExprKind {

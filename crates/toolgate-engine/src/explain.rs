@@ -79,14 +79,9 @@ fn cell_rules<'p>(policy: &'p ir::Policy, req: &Request<'_>) -> Vec<&'p ir::Rule
 
 /// Whether a condition reads provenance (`x from SOURCE` anywhere in it).
 pub fn has_from(e: &ir::Expr) -> bool {
-    use ir::ExprKind as K;
-    match &e.kind {
-        K::From(..) => true,
-        K::Quant(_, list, pred) => has_from(list) || has_from(pred),
-        K::Not(x) => has_from(x),
-        K::And(xs) | K::Or(xs) => xs.iter().any(has_from),
-        _ => false,
-    }
+    let mut found = false;
+    e.visit(&mut |x| found |= matches!(x.kind, ir::ExprKind::From(..)));
+    found
 }
 
 fn verdict(policy: &ir::Policy, cond: Option<&ir::Expr>, req: &Request<'_>) -> Verdict {

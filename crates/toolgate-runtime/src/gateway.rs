@@ -388,8 +388,30 @@ impl Gateway {
     /// checkpoint before this returns.
     async fn record(&self, record: &Record) -> Result<(), GatewayError> {
         let policy = self.policy();
-        let durability = record.durability(|tool| policy.is_write(tool));
+        let durability = match self.unread_session_state(&policy, record) {
+            true => Durability::Written,
+            false => record.durability(|tool| policy.is_write(tool)),
+        };
         self.record_with(&policy, record, durability).await
+    }
+
+    /// Whether `record` changes only session state no rule of the live or the
+    /// shadow policy reads: a count of `session.calls(T)` no rule asks, a
+    /// taint no `session.tainted` reads. Such a record is written before the
+    /// gateway acts (a crash of the process loses none) rather than sealed
+    /// (an fdatasync and a signed checkpoint per call).
+    fn unread_session_state(&self, live: &CompiledPolicy, record: &Record) -> bool {
+        let shadow = self.shadow();
+        let none_reads = |reads: &dyn Fn(&CompiledPolicy) -> bool| {
+            std::iter::once(live)
+                .chain(shadow.as_deref())
+                .all(|p| !reads(p))
+        };
+        match record {
+            Record::SessionCall(c) => none_reads(&|p| p.reads_calls(&c.tool)),
+            Record::SessionObserved(o) if !o.capped => none_reads(&|p| p.reads_taint()),
+            _ => false,
+        }
     }
 
     /// Journals a call's decision: durable before the gateway acts on it when

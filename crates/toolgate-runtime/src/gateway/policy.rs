@@ -37,6 +37,10 @@ pub struct CompiledPolicy {
     /// What decision records need to say what each `from` condition found;
     /// `None` for a policy without one (nothing is computed per call).
     provenance: Option<Arc<Sources>>,
+    /// Whether a rule reads `session.tainted`.
+    reads_taint: bool,
+    /// The tools whose `session.calls(T)` a rule reads.
+    reads_calls: std::collections::HashSet<String>,
 }
 
 /// The checked policy and its text, kept for [`CompiledPolicy::provenance_notes`].
@@ -91,6 +95,19 @@ impl CompiledPolicy {
                 .iter()
                 .map(|t| (t.name.clone(), t.clone()))
                 .collect(),
+            reads_taint: reads(policy, &mut |k| matches!(k, ir::ExprKind::SessionTainted)),
+            reads_calls: policy
+                .tools
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| {
+                    reads(
+                        policy,
+                        &mut |k| matches!(k, ir::ExprKind::SessionCalls(t) if t.0 as usize == *i),
+                    )
+                })
+                .map(|(_, t)| t.name.clone())
+                .collect(),
             provenance: policy
                 .rules
                 .iter()
@@ -115,6 +132,17 @@ impl CompiledPolicy {
                     })
                 }),
         })
+    }
+
+    /// Whether a rule reads `session.tainted` (a taint it never reads need
+    /// not be sealed before the gateway acts: `Gateway::record`).
+    pub fn reads_taint(&self) -> bool {
+        self.reads_taint
+    }
+
+    /// Whether a rule reads `session.calls(tool)`.
+    pub fn reads_calls(&self, tool: &str) -> bool {
+        self.reads_calls.contains(tool)
     }
 
     /// What each `x from SOURCE` condition of the request's cell found, for
@@ -273,4 +301,13 @@ fn type_paths(ty: &ir::Type, prefix: &mut Vec<Step>, out: &mut Vec<Vec<Step>>) {
         }
         _ => {}
     }
+}
+
+/// Whether any rule's condition holds an expression of the kind `is`.
+fn reads(policy: &ir::Policy, is: &mut dyn FnMut(&ir::ExprKind) -> bool) -> bool {
+    let mut found = false;
+    for cond in policy.rules.iter().filter_map(|r| r.condition.as_ref()) {
+        cond.visit(&mut |e| found |= is(&e.kind));
+    }
+    found
 }
