@@ -293,7 +293,7 @@ pub struct Expr {
 
 impl Expr {
     /// Calls `f` on this expression and on every expression inside it, outer first.
-    pub fn visit(&self, f: &mut dyn FnMut(&Expr)) {
+    pub fn visit<'a>(&'a self, f: &mut dyn FnMut(&'a Expr)) {
         use ExprKind as K;
         f(self);
         match &self.kind {

@@ -164,7 +164,7 @@ impl Checker<'_> {
         let mut used: Vec<&str> = Vec::new();
         for r in &self.rules {
             if let Some(c) = &r.condition {
-                super::urls::walk(c, &mut |e| match &e.kind {
+                c.visit(&mut |e| match &e.kind {
                     ir::ExprKind::Path(ir::Path::Ctx(f)) | ir::ExprKind::Has(ir::Path::Ctx(f)) => {
                         used.push(f)
                     }

@@ -88,7 +88,7 @@ fn name_tests<'a>(e: &'a ir::Expr, out: &mut Vec<(&'a str, ast::Span)>) {
 /// Whether `e` reads the value of `args.PATH` (or a field under it).
 fn reads(e: &ir::Expr, path: &[String]) -> bool {
     let mut found = false;
-    super::urls::walk(e, &mut |x| {
+    e.visit(&mut |x| {
         if let ir::ExprKind::Path(ir::Path::Args(p)) = &x.kind {
             found |= p.starts_with(path);
         }

@@ -244,7 +244,7 @@ impl Checker<'_> {
     pub(super) fn reads_from_trusted(&self) -> bool {
         let mut found = false;
         for cond in self.rules.iter().filter_map(|r| r.condition.as_ref()) {
-            super::urls::walk(cond, &mut |e| {
+            cond.visit(&mut |e| {
                 found |= matches!(e.kind, ir::ExprKind::From(_, ir::Source::Trusted));
             });
         }

@@ -19,7 +19,7 @@ impl Checker<'_> {
         let mut url_args = Vec::new();
         for rule in &self.rules {
             if let Some(cond) = &rule.condition {
-                walk(cond, &mut |e| {
+                cond.visit(&mut |e| {
                     if let ir::ExprKind::Url(_, x) = &e.kind {
                         if let Some(path) = raw_arg(x) {
                             url_args.push(UrlArg {
@@ -35,7 +35,7 @@ impl Checker<'_> {
         let mut found = Vec::new();
         for rule in &self.rules {
             if let Some(cond) = &rule.condition {
-                walk(cond, &mut |e| {
+                cond.visit(&mut |e| {
                     found.extend(raw_match(e, &rule.tools, &url_args));
                     found.extend(suffix_without_dot(e));
                 });
@@ -100,38 +100,5 @@ fn raw_arg(e: &ir::Expr) -> Option<&[String]> {
         ir::ExprKind::Path(ir::Path::Args(path)) => Some(path),
         ir::ExprKind::Lower(x) => raw_arg(x),
         _ => None,
-    }
-}
-
-/// Calls `f` on `e` and every expression inside it (depth bounded by the
-/// parser's nesting limit; `and`/`or` chains are flat).
-pub(super) fn walk<'a>(e: &'a ir::Expr, f: &mut impl FnMut(&'a ir::Expr)) {
-    use ir::ExprKind as K;
-    f(e);
-    match &e.kind {
-        K::Lit(_)
-        | K::Path(_)
-        | K::Elem
-        | K::Has(_)
-        | K::Now
-        | K::Duration(_)
-        | K::SessionTainted
-        | K::SessionCalls(_) => {}
-        K::From(x, _)
-        | K::Extract(_, x)
-        | K::Len(x)
-        | K::Time(_, x)
-        | K::Lower(x)
-        | K::Text(_, x)
-        | K::Url(_, x)
-        | K::Not(x)
-        | K::Glob(x, _)
-        | K::Regex(x, _)
-        | K::IsNull(x) => walk(x, f),
-        K::And(xs) | K::Or(xs) => xs.iter().for_each(|x| walk(x, f)),
-        K::Binary(_, l, r) | K::Quant(_, l, r) | K::Within(l, r) | K::Arith(_, l, r) => {
-            walk(l, f);
-            walk(r, f);
-        }
     }
 }
